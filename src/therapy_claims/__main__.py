@@ -1,0 +1,5 @@
+import sys
+
+from therapy_claims.cli import main
+
+sys.exit(main())

@@ -1,0 +1,178 @@
+"""Reference data: clinics, payers, CPT code properties, NCCI PTP pairs and MUEs.
+
+Loaded from a folder (``--reference``), defaulting to the sample folder shipped in the package.
+Every file is recorded with its sha256 and row count for the manifest. Unknown setting values
+are a start-up error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from therapy_claims import storage
+
+DEFAULT_DIR = str(resources.files("therapy_claims") / "reference_data")
+
+CLINIC_COLUMNS = (
+    "clinic_id", "billing_name", "billing_npi", "tax_id", "taxonomy", "address", "city", "state",
+    "zip", "claim_type", "type_of_bill", "submitter_id", "submitter_name", "contact_phone",
+)
+PAYER_COLUMNS = (
+    "payer_id", "payer_name", "payer_class", "claim_filing_indicator", "receiver_id",
+    "unit_method", "distinct_modifier", "max_timed_units_per_day", "requires_prior_auth",
+    "requires_therapy_modifiers",
+)
+CPT_COLUMNS = ("code", "timed", "one_on_one", "always_therapy", "category")
+NCCI_COLUMNS = ("column1", "column2", "effective_date", "deletion_date", "modifier_indicator")
+MUE_COLUMNS = ("code", "mue_value", "mai", "effective_date")
+
+PAYER_CLASSES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "auto")
+UNIT_METHODS = ("cms", "per_code")
+DISTINCT_MODIFIERS = ("x", "59")
+CLAIM_TYPES = ("professional", "institutional")
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+class ReferenceError(ValueError):
+    """A reference file is missing, malformed or holds an unknown setting value."""
+
+
+@dataclass
+class Reference:
+    directory: str
+    clinics: pd.DataFrame
+    payers: pd.DataFrame
+    cpt: pd.DataFrame
+    ncci: pd.DataFrame
+    mue: pd.DataFrame
+    files: list[dict] = field(default_factory=list)  # path, sha256, rows (for the manifest)
+
+    def version(self, name: str) -> str:
+        """Short version tag of one reference file, for a finding's evidence."""
+        for f in self.files:
+            if f["name"] == name:
+                return f"{name}@{f['sha256'][:12]}"
+        return name
+
+
+def _read(directory: str, name: str, required: tuple[str, ...], files: list[dict]) -> pd.DataFrame:
+    path = storage.join(directory, name)
+    try:
+        data = storage.read_bytes(path)
+    except FileNotFoundError as exc:
+        raise ReferenceError(f"reference file {path} not found") from exc
+    from io import BytesIO
+
+    df = pd.read_csv(BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ReferenceError(f"{path}: missing column(s) {', '.join(missing)}")
+    for c in df.columns:
+        df[c] = df[c].str.strip()
+    files.append(
+        {"name": name, "path": path, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(df)}
+    )
+    return df
+
+
+def _check_values(df: pd.DataFrame, path: str, column: str, allowed, *, allow_empty=False):
+    vals = df[column]
+    bad = ~vals.isin(list(allowed))
+    if allow_empty:
+        bad &= vals != ""
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise ReferenceError(
+            f"{path} row {i + 2} column {column}: unknown value {vals.iloc[i]!r} "
+            f"(allowed: {', '.join(map(str, allowed))})"
+        )
+
+
+def _bool(df: pd.DataFrame, path: str, column: str) -> pd.Series:
+    low = df[column].str.lower()
+    _check_values(pd.DataFrame({column: low}), path, column, BOOLEANS)
+    return low.map(BOOLEANS).astype(bool)
+
+
+def _dates(df: pd.DataFrame, path: str, column: str, *, allow_empty: bool) -> pd.Series:
+    raw = df[column].replace({"*": ""})
+    # documented CSV layout is YYYY-MM-DD; CMS quarterly files use YYYYMMDD
+    iso = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
+    compact = pd.to_datetime(raw, format="%Y%m%d", errors="coerce")
+    out = iso.fillna(compact)
+    bad = out.isna() & (raw != "") if allow_empty else out.isna()
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise ReferenceError(f"{path} row {i + 2} column {column}: not a date: {raw.iloc[i]!r}")
+    return out.dt.date
+
+
+def load(directory: str | None = None) -> Reference:
+    directory = str(directory or DEFAULT_DIR)
+    files: list[dict] = []
+    clinics = _read(directory, "clinics.csv", CLINIC_COLUMNS, files)
+    payers = _read(directory, "payers.csv", PAYER_COLUMNS, files)
+    cpt = _read(directory, "cpt_codes.csv", CPT_COLUMNS, files)
+    ncci = _read(directory, "ncci_ptp.csv", NCCI_COLUMNS, files)
+    mue = _read(directory, "mue.csv", MUE_COLUMNS, files)
+
+    p = storage.join(directory, "clinics.csv")
+    _check_values(clinics, p, "claim_type", CLAIM_TYPES)
+    if clinics["clinic_id"].duplicated().any():
+        raise ReferenceError(f"{p}: duplicate clinic_id {clinics['clinic_id'][clinics['clinic_id'].duplicated()].iloc[0]!r}")
+
+    p = storage.join(directory, "payers.csv")
+    _check_values(payers, p, "payer_class", PAYER_CLASSES)
+    _check_values(payers, p, "unit_method", UNIT_METHODS)
+    _check_values(payers, p, "distinct_modifier", DISTINCT_MODIFIERS)
+    payers["requires_prior_auth"] = _bool(payers, p, "requires_prior_auth")
+    payers["requires_therapy_modifiers"] = _bool(payers, p, "requires_therapy_modifiers")
+    cap = pd.to_numeric(payers["max_timed_units_per_day"].replace("", None), errors="coerce")
+    bad = cap.isna() & (payers["max_timed_units_per_day"] != "")
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise ReferenceError(f"{p} row {i + 2} column max_timed_units_per_day: not a number: "
+                             f"{payers['max_timed_units_per_day'].iloc[i]!r}")
+    payers["max_timed_units_per_day"] = cap.astype("Int64")
+    if "receiver_name" not in payers.columns:
+        payers["receiver_name"] = payers["receiver_id"]
+    if payers["payer_id"].duplicated().any():
+        raise ReferenceError(f"{p}: duplicate payer_id")
+
+    p = storage.join(directory, "cpt_codes.csv")
+    for c in ("timed", "one_on_one", "always_therapy"):
+        cpt[c] = _bool(cpt, p, c)
+
+    p = storage.join(directory, "ncci_ptp.csv")
+    ncci["effective_date"] = _dates(ncci, p, "effective_date", allow_empty=False)
+    ncci["deletion_date"] = _dates(ncci, p, "deletion_date", allow_empty=True)
+    _check_values(ncci, p, "modifier_indicator", ("0", "1", "9"))
+
+    p = storage.join(directory, "mue.csv")
+    mue["effective_date"] = _dates(mue, p, "effective_date", allow_empty=False)
+    _check_values(mue, p, "mai", ("1", "2", "3"))
+    mue["mue_value"] = pd.to_numeric(mue["mue_value"], errors="raise").astype(int)
+
+    return Reference(
+        directory=directory,
+        clinics=clinics.set_index("clinic_id", drop=False),
+        payers=payers.set_index("payer_id", drop=False),
+        cpt=cpt.set_index("code", drop=False),
+        ncci=ncci,
+        mue=mue,
+        files=files,
+    )
+
+
+def copy_default(dest: str | Path) -> None:
+    """Write the shipped sample reference folder to ``dest`` (for users to edit)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("clinics.csv", "payers.csv", "cpt_codes.csv", "ncci_ptp.csv", "mue.csv", "README.md"):
+        (dest / name).write_bytes((Path(DEFAULT_DIR) / name).read_bytes())
