@@ -85,6 +85,8 @@ _SPECS = (
              "Obtain the authorization number and add it to the visit."),
     RuleSpec("VISIT_LIMIT_EXCEEDED", ERROR, "visit_number > authorized_visits",
              "Request more authorized visits before billing this visit."),
+    RuleSpec("CLAIM_TYPE_UNSUPPORTED", ERROR, "the clinic bills institutional claims (837I), not yet written",
+             "Hold for manual billing on a UB-04 until 837I output is enabled."),
     RuleSpec("POC_EXPIRED", ERROR, "date of service outside the plan-of-care period",
              "Obtain a recertified plan of care covering the date of service."),
 )

@@ -163,3 +163,32 @@ def local_path(path: str) -> Path:
     if is_s3(path):
         raise ValueError(f"{path} is not local")
     return Path(path)
+
+
+def write_parquet(df, path: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="zstd")
+    write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def read_parquet(path: str, columns: list[str] | None = None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
+    return table.to_pandas(types_mapper={pa.string(): __import__("pandas").StringDtype()}.get)
+
+
+def write_json(path: str, obj) -> None:
+    import json
+
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+
+
+def read_json(path: str):
+    import json
+
+    return json.loads(read_bytes(path))

@@ -1,0 +1,62 @@
+# therapy-claims: the two commands a newcomer runs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
+export GX_ANALYTICS_ENABLED := false
+export THERAPY_CLAIMS_LANDING ?= $(CURDIR)/demo-data/landing
+export THERAPY_CLAIMS_OUT ?= $(CURDIR)/demo-data/out
+BENCH_LINES ?= 100000
+
+.PHONY: help venv airflow-home demo test lint format airflow bench clean
+
+help:
+	@echo "make demo   - set up and run the nightly job on a synthetic demo night (Airflow on SQLite)"
+	@echo "make test   - set up and run the test suite"
+	@echo "make airflow- start Airflow standalone (UI on http://localhost:8080) over the same home"
+	@echo "make bench  - end-to-end benchmark (BENCH_LINES=$(BENCH_LINES))"
+	@echo "make lint   - ruff check + format check"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+airflow-home: $(AIRFLOW_HOME)/airflow.db
+
+demo: airflow-home
+	$(BIN)/therapy-claims demo --dir demo-data
+
+test: venv
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check src tests dags plugins
+	$(BIN)/ruff format --check src tests dags plugins
+
+format: venv
+	$(BIN)/ruff format src tests dags plugins
+	$(BIN)/ruff check --fix src tests dags plugins
+
+airflow: airflow-home
+	AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
+
+bench: venv
+	$(BIN)/python -m therapy_claims.bench --lines $(BENCH_LINES) --dir bench-out
+
+clean:
+	rm -rf demo-data bench-out .pytest_cache .ruff_cache

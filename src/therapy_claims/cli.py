@@ -1,0 +1,163 @@
+"""Command line: ``therapy-claims run | generate | demo | summary``.
+
+Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
+rejected as a whole; 2 usage error or a run that could not start (one line on stderr saying
+what and where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from therapy_claims import pipeline, storage
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors exit 2 with one line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"therapy-claims: error: {message}\n")
+
+
+def _progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cmd_run(args) -> int:
+    cfg = pipeline.RunConfig(
+        inputs=args.input, out=args.out, run_date=pipeline.parse_run_date(args.run_date),
+        reference=args.reference, usage=args.usage,
+    )
+    manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
+    if not args.quiet:
+        from therapy_claims.reports import summary_text
+
+        print(summary_text(manifest))
+    return EXIT_REJECTED if any(not i["accepted"] for i in manifest["inputs"]) else EXIT_OK
+
+
+def cmd_generate(args) -> int:
+    from therapy_claims import generate
+
+    rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
+    t0 = time.perf_counter()
+    df = generate.generate(args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate,
+                           reference_dir=args.reference)
+    generate.write(df, args.out)
+    _progress(f"wrote {len(df)} service lines ({args.encounters} encounters) to {args.out} "
+              f"in {time.perf_counter() - t0:.1f}s")
+    return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    cfg = pipeline.RunConfig(inputs=[], out=args.out, run_date=pipeline.parse_run_date(args.run_date))
+    if not storage.exists(cfg.manifest_path):
+        raise pipeline.RunError(f"no manifest at {cfg.manifest_path}: has this night run?")
+    from therapy_claims.reports import summary_text
+
+    print(summary_text(storage.read_json(cfg.manifest_path)))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    """Generate a demo night and run it through the real Airflow DAG (``airflow dags test``)."""
+    from therapy_claims import generate
+
+    root = Path(args.dir).resolve()
+    landing, out = root / "landing", root / "out"
+    rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
+    df = generate.generate(args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate)
+    landing.mkdir(parents=True, exist_ok=True)
+    for old in landing.glob("*"):
+        old.unlink()
+    # two clinics' files, as practice-management systems drop them
+    for clinic, part in df.groupby("clinic_id", sort=True):
+        name = clinic if clinic in ("CLN01", "CLN02") else "misc"
+        generate.write(part, str(landing / f"encounters_{name}_{rd.isoformat()}.csv"))
+    _progress(f"demo night {rd}: {len(df)} service lines in {landing}")
+    if args.no_airflow:
+        cfg = pipeline.RunConfig(inputs=[str(landing)], out=str(out), run_date=rd)
+        pipeline.run(cfg, progress=_progress)
+    else:
+        conf = json.dumps({"input": str(landing), "out": str(out), "run_date": rd.isoformat()})
+        airflow = Path(sys.executable).with_name("airflow")
+        cmd = [str(airflow), "dags", "test", "therapy_claims_nightly", rd.isoformat(), "-c", conf]
+        _progress("running the Airflow DAG: airflow dags test therapy_claims_nightly " + rd.isoformat())
+        proc = subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True)
+        log_path = root / "airflow-dags-test.log"
+        log_path.write_text(proc.stdout + proc.stderr)
+        cfg = pipeline.RunConfig(inputs=[], out=str(out), run_date=rd)
+        if proc.returncode != 0 or not storage.exists(cfg.manifest_path):
+            raise pipeline.RunError(f"the DAG run failed (exit {proc.returncode}); its log is in {log_path}")
+        states = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "state=" in ln.lower()][-1:]
+        _progress(f"DAG run finished; log in {log_path}" + (f" ({states[0].strip()[:120]})" if states else ""))
+    from therapy_claims.reports import summary_text
+
+    print(summary_text(storage.read_json(cfg.manifest_path)))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="therapy-claims", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log each stage's details")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run one night: extracts -> scored lines, exceptions, 837 files")
+    r.add_argument("--input", action="append", required=True, metavar="PATH",
+                   help="extract file or folder (CSV, Parquet, JSON Lines); local or s3://; repeatable")
+    r.add_argument("--out", required=True, metavar="PATH", help="output root (local folder or s3://bucket/prefix)")
+    r.add_argument("--run-date", required=True, metavar="YYYY-MM-DD")
+    r.add_argument("--reference", metavar="DIR", help="reference data folder (default: the shipped samples)")
+    r.add_argument("--usage", choices=("T", "P"), default="T", help="ISA15: T test (default) or P production")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    r.set_defaults(fn=cmd_run)
+
+    g = sub.add_parser("generate", help="write a synthetic night of extracts (no real patients)")
+    g.add_argument("--encounters", type=int, required=True, metavar="N")
+    g.add_argument("--out", required=True, metavar="FILE", help=".csv, .parquet or .jsonl")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--problem-rate", type=float, default=0.08, help="share of encounters with a problem")
+    g.add_argument("--run-date", metavar="YYYY-MM-DD", help="dates of service fall in the week before")
+    g.add_argument("--reference", metavar="DIR")
+    g.set_defaults(fn=cmd_generate)
+
+    d = sub.add_parser("demo", help="generate a demo night and run it through the Airflow DAG")
+    d.add_argument("--dir", default="demo-data", help="where the demo landing zone and outputs go")
+    d.add_argument("--encounters", type=int, default=300)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--problem-rate", type=float, default=0.1)
+    d.add_argument("--run-date", metavar="YYYY-MM-DD")
+    d.add_argument("--no-airflow", action="store_true", help="run the same stages in-process instead")
+    d.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("summary", help="print the biller summary of a night that has run")
+    s.add_argument("--out", required=True)
+    s.add_argument("--run-date", required=True)
+    s.set_defaults(fn=cmd_summary)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.fn(args)
+    except pipeline.RunError as exc:
+        print(f"therapy-claims: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

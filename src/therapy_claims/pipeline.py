@@ -1,0 +1,409 @@
+"""The nightly run, stage by stage: ingest -> validate -> score -> publish -> manifest.
+
+The CLI (``therapy-claims run``) calls ``run``; the Airflow DAG calls each stage as a task.
+Stages hand over through a staging area under the output root
+(``<out>/.staging/run_date=YYYY-MM-DD/``), so each task can run in its own process and
+returns only a small summary. Nothing outside the staging area changes until ``publish``
+swaps the night's staged outputs into place; ``manifest`` is written last. A run that fails
+before that leaves the previous good outputs of the night untouched, and re-running a night
+replaces its outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from therapy_claims import __version__, extract, findings, reference, reports, rules, storage
+from therapy_claims.catalogue import CATALOGUE, ERROR
+
+log = logging.getLogger("therapy_claims")
+
+PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "validation", "reports")
+SCORED_COLUMNS = [
+    "line_id", "encounter_id", "claim_id", "patient_id", "payer_id", "clinic_id",
+    "date_of_service", "discipline", "rendering_npi", "cpt_code", "modifiers", "minutes",
+    "units_charted", "units", "charge_amount", "status", "exception_codes", "changes",
+    "claim_type", "receiver_id", "unit_method", "source_file", "source_row",
+]
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or go on (bad arguments, bad reference data, missing stage)."""
+
+
+@dataclass
+class RunConfig:
+    inputs: list[str]
+    out: str
+    run_date: date
+    reference: str | None = None
+    usage: str = "T"  # ISA15: T test, P production
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rd(self) -> str:
+        return self.run_date.isoformat()
+
+    @property
+    def staging(self) -> str:
+        return storage.join(self.out, ".staging", f"run_date={self.rd}")
+
+    def staged(self, *parts: str) -> str:
+        return storage.join(self.staging, *parts)
+
+    def final(self, kind: str) -> str:
+        return storage.join(self.out, kind, f"run_date={self.rd}")
+
+    @property
+    def manifest_path(self) -> str:
+        return storage.join(self.out, "manifest", f"run_date={self.rd}.json")
+
+
+def parse_run_date(value: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise RunError(f"run date {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _require(path: str, stage: str) -> None:
+    if not storage.exists(path):
+        raise RunError(f"{path} is missing: run the '{stage}' stage for this run date first")
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def ingest(cfg: RunConfig) -> dict:
+    if not cfg.inputs:
+        raise RunError("no input given (--input PATH)")
+    started = _now()
+    t0 = time.perf_counter()
+    try:
+        files = extract.discover(cfg.inputs)
+    except FileNotFoundError as exc:
+        raise RunError(str(exc)) from exc
+    storage.delete_tree(cfg.staging)
+    got = extract.ingest(files, ingested_at=started)
+    storage.write_parquet(got.raw, cfg.staged("raw", "raw.parquet"))
+    storage.write_parquet(got.findings, cfg.staged("work", "ingest_findings.parquet"))
+    storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
+    summary = {
+        "run_date": cfg.rd,
+        "started_at": started,
+        "files": len(got.inputs),
+        "files_rejected": sum(not i.accepted for i in got.inputs),
+        "rows_in": got.rows_in,
+        "rows_quarantined": len(got.quarantined),
+        "rows_accepted": len(got.raw),
+        "rows_in_rejected_files": sum(i.rows for i in got.inputs if not i.accepted),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    storage.write_json(cfg.staged("work", "ingest.json"), {**summary, "inputs": got.inputs_dicts()})
+    log.info("ingest: %(files)s file(s), %(rows_in)s rows, %(rows_quarantined)s quarantined, "
+             "%(files_rejected)s file(s) rejected", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate(cfg: RunConfig) -> dict:
+    from therapy_claims import gx_checks
+
+    _require(cfg.staged("raw", "raw.parquet"), "ingest")
+    t0 = time.perf_counter()
+    raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"))
+    with tempfile.TemporaryDirectory(prefix="tc-gx-") as tmp:
+        found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
+        base = Path(tmp)
+        for f in sorted(p for p in base.rglob("*") if p.is_file()):
+            storage.write_bytes(cfg.staged("validation", *f.relative_to(base).parts), f.read_bytes())
+    storage.write_parquet(found, cfg.staged("work", "gx_findings.parquet"))
+    out = {"suites": summary, "findings": len(found), "seconds": round(time.perf_counter() - t0, 3)}
+    storage.write_json(cfg.staged("work", "validate.json"), out)
+    log.info("validate: %s suite(s), %s failing row finding(s)", len(summary), len(found))
+    return out
+
+
+# --------------------------------------------------------------------------- score
+
+
+def claim_ids(lines: pd.DataFrame) -> pd.Series:
+    """CLM01: a claim is one encounter for one payer at one clinic. Deterministic, 17 chars
+    ('TC' + 15 hex of a SHA-256), leaving room for a split suffix within X12's 20."""
+    key = (lines["clinic_id"].fillna("") + "|" + lines["encounter_id"].fillna("") + "|"
+           + lines["payer_id"].fillna(""))
+    uniq = pd.Series(key.unique())
+    ids = uniq.map(lambda k: "TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper())
+    return key.map(dict(zip(uniq, ids, strict=True))).astype("string")
+
+
+def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
+    lines = raw.copy()
+    payers = ref.payers.drop(columns=["payer_id"])
+    lines = lines.join(payers, on="payer_id")
+    clinics = ref.clinics[["billing_npi", "claim_type"]]
+    lines = lines.join(clinics, on="clinic_id")
+    cpt = ref.cpt[["timed", "one_on_one", "always_therapy", "category"]]
+    lines = lines.join(cpt, on="cpt_code")
+    for c in ("timed", "one_on_one", "always_therapy"):
+        lines[c] = lines[c].astype("boolean").fillna(False).astype(bool)
+    lines["claim_id"] = claim_ids(lines)
+    return lines
+
+
+def _split_list(s: pd.Series) -> pd.Series:
+    return s.fillna("").map(lambda v: v.split(";") if v else [])
+
+
+def score(cfg: RunConfig) -> dict:
+    _require(cfg.staged("raw", "raw.parquet"), "ingest")
+    t0 = time.perf_counter()
+    try:
+        ref = reference.load(cfg.reference)
+    except reference.ReferenceError as exc:
+        raise RunError(str(exc)) from exc
+    raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"))
+    earlier = [storage.read_parquet(cfg.staged("work", "ingest_findings.parquet"))]
+    gx_path = cfg.staged("work", "gx_findings.parquet")
+    if storage.exists(gx_path):
+        earlier.append(storage.read_parquet(gx_path))
+    lines = _enrich(raw, ref)
+    night = rules.Night(lines=lines, ref=ref, run_date=cfg.run_date)
+    found = rules.run_all(night)
+
+    # institutional clinics: 837I is not written yet, so hold rather than mis-bill
+    inst = lines["claim_type"] == "institutional"
+    found = findings.concat([found, findings.make(
+        "CLAIM_TYPE_UNSUPPORTED", lines[inst],
+        "clinic " + lines.loc[inst, "clinic_id"] + " bills institutional claims (837I)",
+        evidence=ref.version("clinics.csv"))])
+    all_found = findings.concat([*earlier, found])
+
+    # hold every claim with an error on any of its lines
+    line_claim = dict(zip(lines["line_id"], lines["claim_id"], strict=True))
+    errors = all_found[(all_found["severity"] == ERROR) & all_found["line_id"].notna()]
+    held_claims = set(errors["line_id"].map(line_claim).dropna())
+    held = lines["claim_id"].isin(held_claims)
+    status = np.where(held, "held", np.where(lines["units"] > 0, "billed", "not_billed"))
+    lines["status"] = status
+    by_line = all_found[all_found["line_id"].notna()].groupby("line_id")["code"].agg(list)
+    lines["exception_codes"] = lines["line_id"].map(by_line).map(lambda v: v if isinstance(v, list) else [])
+    lines["changes"] = night.change_lists()
+    lines["modifiers"] = _split_list(lines["modifiers"])
+
+    scored = lines.reindex(columns=SCORED_COLUMNS)
+    storage.write_parquet(scored, cfg.staged("scored", "scored.parquet"))
+
+    # the exception report: every finding, with the claim it belongs to
+    exc = all_found.copy()
+    exc.insert(0, "run_date", cfg.rd)
+    info = lines.set_index("line_id")[["claim_id", "cpt_code", "date_of_service"]]
+    exc = exc.join(info, on="line_id")
+    sev_order = {"error": 0, "warning": 1, "info": 2}
+    exc = exc.sort_values(
+        by=["severity", "claim_id", "line_id", "code"], key=lambda s: s.map(sev_order) if s.name == "severity" else s,
+        na_position="first", kind="mergesort",
+    ).reset_index(drop=True)
+    storage.write_parquet(exc, cfg.staged("exceptions", "exceptions.parquet"))
+    storage.write_bytes(cfg.staged("exceptions", "exceptions.csv"), reports.spreadsheet_safe_csv(exc))
+
+    ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
+    counts = scored["status"].value_counts()
+    claims = lines.groupby("claim_id")["status"].agg(lambda s: "held" if (s == "held").any()
+                                                     else ("billed" if (s == "billed").any() else "not_billed"))
+    summary = {
+        "rows_scored": len(scored),
+        "lines_billed": int(counts.get("billed", 0)),
+        "lines_held": int(counts.get("held", 0)),
+        "lines_not_billed": int(counts.get("not_billed", 0)),
+        "claims_billed": int((claims == "billed").sum()),
+        "claims_held": int((claims == "held").sum()),
+        "findings": len(exc),
+        "exceptions_by_code": {k: int(v) for k, v in exc["code"].value_counts().sort_index().items()},
+        "reference_files": [{k: f[k] for k in ("path", "sha256", "rows")} for f in ref.files],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    rows_in, quarantined = ingest_info["rows_in"], ingest_info["rows_quarantined"]
+    if rows_in != quarantined + summary["rows_scored"] or summary["rows_scored"] != (
+        summary["lines_billed"] + summary["lines_held"] + summary["lines_not_billed"]
+    ):
+        raise RunError(f"the night does not balance: rows_in={rows_in}, quarantined={quarantined}, "
+                       f"scored={summary['rows_scored']}, status counts={dict(counts)}")
+    storage.write_json(cfg.staged("work", "score.json"), summary)
+    log.info("score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
+             "%(lines_not_billed)s not billed; %(findings)s finding(s)", summary)
+    return {k: v for k, v in summary.items() if k != "reference_files"}
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def control_number(run_date: date, sequence: int) -> int:
+    """ISA13/GS06: YYDDD of the run date then a 4-digit sequence. The same inputs give the same
+    numbers; another run date never reuses them (until the two-digit year wraps in 100 years)."""
+    if not 1 <= sequence <= 9999:
+        raise RunError(f"too many claim files for one night ({sequence})")
+    return int(run_date.strftime("%y%j")) * 10000 + sequence
+
+
+CLAIM_FIELDS = [
+    "line_id", "clinic_id", "payer_id", "date_of_service", "patient_last_name", "patient_first_name",
+    "patient_dob", "patient_sex", "patient_address", "patient_city", "patient_state", "patient_zip",
+    "member_id", "subscriber_relationship", "subscriber_last_name", "subscriber_first_name",
+    "subscriber_dob", "group_number", "prior_auth_number", "rendering_npi", "rendering_last_name",
+    "rendering_first_name", "diagnosis_codes", "diagnosis_pointers", "place_of_service", "injury_date",
+]
+
+
+def publish(cfg: RunConfig) -> dict:
+    from therapy_claims import x12
+
+    _require(cfg.staged("work", "score.json"), "score")
+    t0 = time.perf_counter()
+    ref = reference.load(cfg.reference)
+    scored = storage.read_parquet(cfg.staged("scored", "scored.parquet"))
+    billed = scored[scored["status"] == "billed"]
+    files: list[dict] = []
+    if not billed.empty:
+        raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
+        lines = billed[["line_id", "claim_id", "cpt_code", "modifiers", "units", "charge_amount",
+                        "receiver_id", "claim_type"]].merge(raw, on="line_id", how="left")
+        lines["modifiers"] = lines["modifiers"].map(list)
+        lines["diagnosis_codes"] = _split_list(lines["diagnosis_codes"])
+        lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1").map(
+            lambda v: [int(x) for x in v.split(";")])
+        lines = lines.sort_values(["receiver_id", "claim_id", "date_of_service", "line_id"], kind="mergesort")
+        created = datetime.combine(cfg.run_date, datetime.min.time())
+        for seq, ((receiver, claim_type), group) in enumerate(
+            lines.groupby(["receiver_id", "claim_type"], sort=True), start=1
+        ):
+            icn = control_number(cfg.run_date, seq)
+            text = x12.build_837p(
+                group, clinics=ref.clinics, payers=ref.payers, receiver_id=receiver,
+                receiver_name=str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
+                interchange_control_number=icn, created=created, usage=cfg.usage,
+            )
+            data = text.encode("ascii")
+            fname = f"{receiver}_837P_{icn:09d}.x12"
+            storage.write_bytes(cfg.staged("claims", fname), data)
+            files.append({
+                "path": cfg.final("claims") + "/" + fname if storage.is_s3(cfg.out)
+                else str(Path(cfg.final("claims")) / fname),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "claims": int(group["claim_id"].nunique()),
+                "lines": len(group),
+                "receiver_id": receiver,
+                "claim_type": "837P",
+                "interchange_control_number": f"{icn:09d}",
+                "charges": round(float(group["charge_amount"].sum()), 2),
+            })
+    storage.write_json(cfg.staged("work", "claim_files.json"), files)
+
+    ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
+    score_info = storage.read_json(cfg.staged("work", "score.json"))
+    exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
+    storage.write_bytes(cfg.staged("reports", "report.html"),
+                        reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"))
+    # swap the night's staged outputs into place
+    for kind in PUBLISHED_DIRS:
+        src = cfg.staged(kind)
+        if storage.exists(src):
+            storage.replace_tree(src, cfg.final(kind))
+        else:
+            storage.delete_tree(cfg.final(kind))
+    out = {"claim_files": len(files), "claims": sum(f["claims"] for f in files),
+           "lines": sum(f["lines"] for f in files), "seconds": round(time.perf_counter() - t0, 3)}
+    log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
+    return out
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def manifest(cfg: RunConfig) -> dict:
+    _require(cfg.staged("work", "claim_files.json"), "publish")
+    ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
+    score_info = storage.read_json(cfg.staged("work", "score.json"))
+    files = storage.read_json(cfg.staged("work", "claim_files.json"))
+    validate_path = cfg.staged("work", "validate.json")
+    validation = storage.read_json(validate_path) if storage.exists(validate_path) else None
+    m = {
+        "run_date": cfg.rd,
+        "version": __version__,
+        "started_at": ingest_info["started_at"],
+        "finished_at": _now(),
+        "inputs": ingest_info["inputs"],
+        "rows_in": ingest_info["rows_in"],
+        "rows_quarantined": ingest_info["rows_quarantined"],
+        "rows_scored": score_info["rows_scored"],
+        "rows_in_rejected_files": ingest_info["rows_in_rejected_files"],
+        "lines_billed": score_info["lines_billed"],
+        "lines_held": score_info["lines_held"],
+        "lines_not_billed": score_info["lines_not_billed"],
+        "claims_billed": score_info["claims_billed"],
+        "claims_held": score_info["claims_held"],
+        "claim_files": files,
+        "reference_files": score_info["reference_files"],
+        "exceptions_by_code": score_info["exceptions_by_code"],
+        "validation": validation["suites"] if validation else None,
+        "outputs": {kind: cfg.final(kind) for kind in PUBLISHED_DIRS},
+    }
+    m["balanced"] = (m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
+                     and m["rows_scored"] == m["lines_billed"] + m["lines_held"] + m["lines_not_billed"])
+    storage.write_json(cfg.manifest_path, m)
+    storage.delete_tree(cfg.staging)
+    log.info("manifest: %s", cfg.manifest_path)
+    return {"manifest": cfg.manifest_path, "balanced": m["balanced"]}
+
+
+# --------------------------------------------------------------------------- whole run
+
+STAGES = ("ingest", "validate", "score", "publish", "manifest")
+
+
+def run(cfg: RunConfig, *, progress=None) -> dict:
+    """The whole night in one process (the CLI). Returns the manifest."""
+    say = progress or (lambda msg: None)
+    for name in STAGES:
+        t0 = time.perf_counter()
+        say(f"{name} ...")
+        result = globals()[name](cfg)
+        say(f"{name} done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
+    return storage.read_json(cfg.manifest_path)
+
+
+def _short(result: dict) -> str:
+    keep = {k: v for k, v in result.items() if not isinstance(v, dict | list) and k != "seconds"}
+    return ", ".join(f"{k}={v}" for k, v in keep.items())
+
+
+def config_from(params: dict, *, default_run_date: date | None = None) -> RunConfig:
+    """RunConfig from a dict (DAG params / run conf): input (str or list), out, run_date, reference."""
+    inputs = params.get("input") or params.get("inputs") or []
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not params.get("out"):
+        raise RunError("no output root given (out)")
+    rd = params.get("run_date") or (default_run_date.isoformat() if default_run_date else None)
+    if not rd:
+        raise RunError("no run date given (run_date)")
+    return RunConfig(inputs=list(inputs), out=str(params["out"]), run_date=parse_run_date(rd),
+                     reference=params.get("reference") or None, usage=params.get("usage", "T"))
+
+
+__all__ = ["RunConfig", "RunError", "run", "config_from", *STAGES, "CATALOGUE"]

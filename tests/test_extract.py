@@ -1,0 +1,173 @@
+"""Reading and typing extracts: bad input gets a clear message and nothing is lost."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from factories import row, to_csv, write_csv
+
+from therapy_claims import extract
+from therapy_claims.layout import COLUMN_NAMES, REQUIRED_COLUMNS
+
+
+def ingest(*paths):
+    return extract.ingest([str(p) for p in paths], ingested_at="2026-11-28T02:00:00Z")
+
+
+def codes(got):
+    return sorted(got.findings["code"].tolist())
+
+
+def accounted(got) -> bool:
+    return got.rows_in == len(got.raw) + len(got.quarantined)
+
+
+def test_clean_file_types_every_column(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [row(), row(line_id="L2", cpt_code="97140", minutes="8",
+                                                 start_time="9:30", end_time="09:38")])
+    got = ingest(p)
+    assert codes(got) == [] and len(got.raw) == 2 and got.inputs[0].accepted
+    r = got.raw.iloc[1]
+    assert r["date_of_service"] == pd.Timestamp("2026-11-20")
+    assert r["minutes"] == 8 and str(got.raw["minutes"].dtype) == "Int64"
+    assert r["start_time"] == "09:30" and r["start_minute"] == 570 and r["end_minute"] == 578
+    assert r["charge_amount"] == 90.0
+    assert got.raw["source_row"].tolist() == [2, 3]
+    assert set(COLUMN_NAMES) <= set(got.raw.columns)
+    assert {"source_file", "source_row", "ingested_at"} <= set(got.raw.columns)
+
+
+def test_missing_required_column_rejects_file(tmp_path):
+    cols = [c for c in COLUMN_NAMES if c != "payer_id"]
+    p = write_csv(tmp_path / "nopayer.csv", [row()], columns=cols)
+    got = ingest(p)
+    assert codes(got) == ["FILE_REJECTED"]
+    msg = got.findings["message"].iloc[0]
+    assert "nopayer.csv" in msg and "payer_id" in msg
+    assert not got.inputs[0].accepted and got.raw.empty
+
+
+def test_bad_date_and_negative_minutes_quarantine_with_column_and_value(tmp_path):
+    p = write_csv(tmp_path / "x.csv", [
+        row(), row(line_id="L2", date_of_service="2026-13-45"), row(line_id="L3", minutes="-5"),
+    ])
+    got = ingest(p)
+    f = got.findings.set_index("line_id")
+    assert f.loc["L2", "code"] == "ROW_INVALID"
+    assert "x.csv row 3, column date_of_service: '2026-13-45' is not a date" in f.loc["L2", "message"]
+    assert "column minutes: '-5' is below the minimum 0" in f.loc["L3", "message"]
+    assert f.loc["L2", "source_row"] == 3
+    assert sorted(got.quarantined["line_id"]) == ["L2", "L3"]
+    # L1 shares encounter E1 with the quarantined lines -> held whole
+    assert f.loc["L1", "code"] == "ENCOUNTER_INCOMPLETE"
+    assert accounted(got) and got.rows_in == 3
+
+
+def test_broken_quoting_quarantines_the_record_and_keeps_the_rest(tmp_path):
+    text = to_csv([row(), row(line_id="L2", encounter_id="E2")])
+    text += 'L3,E3,"CLN01,2026-11-20,broken\n'
+    p = tmp_path / "q.csv"
+    p.write_text(text)
+    got = ingest(p)
+    assert sorted(got.raw["line_id"]) == ["L1", "L2"]
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert len(bad) == 1 and "q.csv row 4" in bad["message"].iloc[0] and "fields" in bad["message"].iloc[0]
+    assert accounted(got) and got.rows_in == 3
+
+
+def test_bom_is_tolerated(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + to_csv([row()]).encode("utf-8"))
+    got = ingest(p)
+    assert codes(got) == [] and got.raw["line_id"].tolist() == ["L1"]
+
+
+def test_duplicate_line_ids_keep_first_held_quarantine_rest(tmp_path):
+    p = write_csv(tmp_path / "d.csv", [row(), row(encounter_id="E2"), row(encounter_id="E3")])
+    got = ingest(p)
+    assert codes(got) == ["DUPLICATE_LINE"] * 3
+    assert got.raw["line_id"].tolist() == ["L1"] and got.raw["encounter_id"].tolist() == ["E1"]
+    assert len(got.quarantined) == 2 and accounted(got)
+    assert got.raw["line_id"].is_unique
+
+
+def test_empty_file_is_rejected(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_bytes(b"")
+    got = ingest(p)
+    assert codes(got) == ["FILE_REJECTED"] and "empty" in got.findings["message"].iloc[0]
+
+
+def test_header_only_file_is_accepted_with_no_rows(tmp_path):
+    p = write_csv(tmp_path / "h.csv", [])
+    got = ingest(p)
+    assert codes(got) == [] and got.inputs[0].accepted and got.rows_in == 0
+
+
+def test_not_csv_at_all_is_rejected(tmp_path):
+    p = tmp_path / "photo.csv"
+    p.write_bytes(bytes(range(256)) * 4)
+    got = ingest(p)
+    assert codes(got) == ["FILE_REJECTED"]
+    assert "photo.csv" in got.findings["message"].iloc[0]
+    p2 = tmp_path / "notes.csv"
+    p2.write_text("Dear billing team,\nplease find attached\n")
+    got2 = ingest(p2)
+    assert codes(got2) == ["FILE_REJECTED"] and "missing required column" in got2.findings["message"].iloc[0]
+
+
+def test_missing_required_value_and_enum(tmp_path):
+    p = write_csv(tmp_path / "m.csv", [row(patient_last_name=""), row(line_id="L2", encounter_id="E2",
+                                                                      patient_sex="X")])
+    got = ingest(p)
+    msgs = " | ".join(got.findings["message"])
+    assert "column patient_last_name: required value is missing" in msgs
+    assert "column patient_sex: 'X' is not one of M/F/U" in msgs
+    assert got.raw.empty and len(got.quarantined) == 2
+
+
+def test_unknown_extra_columns_are_kept(tmp_path):
+    r = row()
+    r["pm_system_note"] = "hello"
+    p = write_csv(tmp_path / "e.csv", [r], columns=[*COLUMN_NAMES, "pm_system_note"])
+    got = ingest(p)
+    assert got.raw["pm_system_note"].tolist() == ["hello"]
+
+
+def test_parquet_and_jsonl_inputs(tmp_path):
+    df = pd.DataFrame([row(), row(line_id="L2")])
+    df["minutes"] = [30, 8]  # typed column in Parquet
+    df.to_parquet(tmp_path / "a.parquet")
+    (tmp_path / "b.jsonl").write_text(
+        json.dumps(row(line_id="L3", encounter_id="E9")) + "\n{not json\n", encoding="utf-8")
+    got = ingest(tmp_path)
+    assert sorted(got.raw["line_id"]) == ["L1", "L2", "L3"]
+    assert got.raw.set_index("line_id").loc["L2", "minutes"] == 8
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert len(bad) == 1 and "b.jsonl row 2" in bad["message"].iloc[0]
+    assert accounted(got) and got.rows_in == 4
+
+
+def test_folder_discovery_and_missing_input(tmp_path):
+    write_csv(tmp_path / "in" / "a.csv", [row()])
+    (tmp_path / "in" / "readme.txt").write_text("not an extract")
+    assert [p.rsplit("/", 1)[-1] for p in extract.discover([str(tmp_path / "in")])] == ["a.csv"]
+    with pytest.raises(FileNotFoundError):
+        extract.discover([str(tmp_path / "nope")])
+
+
+def test_non_utf8_file_rejected_with_offset(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes(to_csv([row(patient_last_name="MÜLLER")]).encode("latin-1"))
+    got = ingest(p)
+    assert codes(got) == ["FILE_REJECTED"] and "UTF-8" in got.findings["message"].iloc[0]
+
+
+def test_required_columns_match_spec():
+    # spot check against the contract table
+    for c in ("line_id", "payer_id", "charge_amount", "diagnosis_codes", "place_of_service"):
+        assert c in REQUIRED_COLUMNS
+    for c in ("modifiers", "minutes", "body_region", "group_size"):
+        assert c not in REQUIRED_COLUMNS
