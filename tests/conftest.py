@@ -25,6 +25,8 @@ os.environ["GX_ANALYTICS_ENABLED"] = "false"
 def airflow_db() -> Path:
     """An initialised Airflow metadata DB (SQLite) in the session's Airflow home."""
     airflow = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return _AF_HOME

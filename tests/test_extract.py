@@ -25,8 +25,13 @@ def accounted(got) -> bool:
 
 
 def test_clean_file_types_every_column(tmp_path):
-    p = write_csv(tmp_path / "a.csv", [row(), row(line_id="L2", cpt_code="97140", minutes="8",
-                                                 start_time="9:30", end_time="09:38")])
+    p = write_csv(
+        tmp_path / "a.csv",
+        [
+            row(),
+            row(line_id="L2", cpt_code="97140", minutes="8", start_time="9:30", end_time="09:38"),
+        ],
+    )
     got = ingest(p)
     assert codes(got) == [] and len(got.raw) == 2 and got.inputs[0].accepted
     r = got.raw.iloc[1]
@@ -50,13 +55,20 @@ def test_missing_required_column_rejects_file(tmp_path):
 
 
 def test_bad_date_and_negative_minutes_quarantine_with_column_and_value(tmp_path):
-    p = write_csv(tmp_path / "x.csv", [
-        row(), row(line_id="L2", date_of_service="2026-13-45"), row(line_id="L3", minutes="-5"),
-    ])
+    p = write_csv(
+        tmp_path / "x.csv",
+        [
+            row(),
+            row(line_id="L2", date_of_service="2026-13-45"),
+            row(line_id="L3", minutes="-5"),
+        ],
+    )
     got = ingest(p)
     f = got.findings.set_index("line_id")
     assert f.loc["L2", "code"] == "ROW_INVALID"
-    assert "x.csv row 3, column date_of_service: '2026-13-45' is not a date" in f.loc["L2", "message"]
+    assert (
+        "x.csv row 3, column date_of_service: '2026-13-45' is not a date" in f.loc["L2", "message"]
+    )
     assert "column minutes: '-5' is below the minimum 0" in f.loc["L3", "message"]
     assert f.loc["L2", "source_row"] == 3
     assert sorted(got.quarantined["line_id"]) == ["L2", "L3"]
@@ -73,7 +85,11 @@ def test_broken_quoting_quarantines_the_record_and_keeps_the_rest(tmp_path):
     got = ingest(p)
     assert sorted(got.raw["line_id"]) == ["L1", "L2"]
     bad = got.findings[got.findings["code"] == "ROW_INVALID"]
-    assert len(bad) == 1 and "q.csv row 4" in bad["message"].iloc[0] and "fields" in bad["message"].iloc[0]
+    assert (
+        len(bad) == 1
+        and "q.csv row 4" in bad["message"].iloc[0]
+        and "fields" in bad["message"].iloc[0]
+    )
     assert accounted(got) and got.rows_in == 3
 
 
@@ -115,12 +131,17 @@ def test_not_csv_at_all_is_rejected(tmp_path):
     p2 = tmp_path / "notes.csv"
     p2.write_text("Dear billing team,\nplease find attached\n")
     got2 = ingest(p2)
-    assert codes(got2) == ["FILE_REJECTED"] and "missing required column" in got2.findings["message"].iloc[0]
+    assert (
+        codes(got2) == ["FILE_REJECTED"]
+        and "missing required column" in got2.findings["message"].iloc[0]
+    )
 
 
 def test_missing_required_value_and_enum(tmp_path):
-    p = write_csv(tmp_path / "m.csv", [row(patient_last_name=""), row(line_id="L2", encounter_id="E2",
-                                                                      patient_sex="X")])
+    p = write_csv(
+        tmp_path / "m.csv",
+        [row(patient_last_name=""), row(line_id="L2", encounter_id="E2", patient_sex="X")],
+    )
     got = ingest(p)
     msgs = " | ".join(got.findings["message"])
     assert "column patient_last_name: required value is missing" in msgs
@@ -141,7 +162,8 @@ def test_parquet_and_jsonl_inputs(tmp_path):
     df["minutes"] = [30, 8]  # typed column in Parquet
     df.to_parquet(tmp_path / "a.parquet")
     (tmp_path / "b.jsonl").write_text(
-        json.dumps(row(line_id="L3", encounter_id="E9")) + "\n{not json\n", encoding="utf-8")
+        json.dumps(row(line_id="L3", encounter_id="E9")) + "\n{not json\n", encoding="utf-8"
+    )
     got = ingest(tmp_path)
     assert sorted(got.raw["line_id"]) == ["L1", "L2", "L3"]
     assert got.raw.set_index("line_id").loc["L2", "minutes"] == 8

@@ -11,22 +11,45 @@ from therapy_claims import units
 
 
 def compute(pairs, method="cms", discipline="PT"):
-    df = pd.DataFrame({
-        "line_id": [f"L{i}" for i in range(len(pairs))],
-        "payer_id": "P", "patient_id": "X", "date_of_service": pd.Timestamp("2026-11-20"),
-        "discipline": discipline,
-        "cpt_code": [c for c, _ in pairs],
-        "minutes": pd.array([m for _, m in pairs], dtype="Int64"),
-        "timed": [m is not None for _, m in pairs],
-        "unit_method": method,
-    })
+    df = pd.DataFrame(
+        {
+            "line_id": [f"L{i}" for i in range(len(pairs))],
+            "payer_id": "P",
+            "patient_id": "X",
+            "date_of_service": pd.Timestamp("2026-11-20"),
+            "discipline": discipline,
+            "cpt_code": [c for c, _ in pairs],
+            "minutes": pd.array([m for _, m in pairs], dtype="Int64"),
+            "timed": [m is not None for _, m in pairs],
+            "unit_method": method,
+        }
+    )
     return dict(zip(df["cpt_code"], units.compute(df).tolist(), strict=True))
 
 
-@pytest.mark.parametrize(("minutes", "expected"), [
-    (0, 0), (7, 0), (8, 1), (22, 1), (23, 2), (37, 2), (38, 3), (52, 3), (53, 4), (67, 4),
-    (68, 5), (82, 5), (83, 6), (97, 6), (98, 7), (112, 7), (113, 8), (127, 8),
-])
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [
+        (0, 0),
+        (7, 0),
+        (8, 1),
+        (22, 1),
+        (23, 2),
+        (37, 2),
+        (38, 3),
+        (52, 3),
+        (53, 4),
+        (67, 4),
+        (68, 5),
+        (82, 5),
+        (83, 6),
+        (97, 6),
+        (98, 7),
+        (112, 7),
+        (113, 8),
+        (127, 8),
+    ],
+)
 def test_cms_table(minutes, expected):
     assert units.units_for_minutes([minutes])[0] == expected
 
@@ -48,7 +71,10 @@ def test_cms_example_3_seven_minutes_of_97140_billed():
 
 def test_cms_example_4_four_codes_49_minutes():
     assert compute([("97110", 18), ("97140", 13), ("97116", 10), ("97035", 8)]) == {
-        "97110": 1, "97140": 1, "97116": 1, "97035": 0,
+        "97110": 1,
+        "97140": 1,
+        "97116": 1,
+        "97035": 0,
     }
 
 
@@ -60,13 +86,16 @@ def test_two_short_codes_pool_to_one_unit_for_the_larger():
     assert compute([("97112", 5), ("97140", 7)]) == {"97112": 0, "97140": 1}
 
 
-@pytest.mark.parametrize(("pairs", "cms_total", "ama"), [
-    ([("97110", 33), ("97140", 7)], 3, {"97110": 2, "97140": 0}),
-    ([("97110", 8), ("97140", 8)], 1, {"97110": 1, "97140": 1}),
-    ([("97112", 20), ("97110", 20)], 3, {"97112": 1, "97110": 1}),
-    ([("97112", 24), ("97110", 23)], 3, {"97112": 2, "97110": 2}),
-    ([("97140", 7)], 0, {"97140": 0}),
-])
+@pytest.mark.parametrize(
+    ("pairs", "cms_total", "ama"),
+    [
+        ([("97110", 33), ("97140", 7)], 3, {"97110": 2, "97140": 0}),
+        ([("97110", 8), ("97140", 8)], 1, {"97110": 1, "97140": 1}),
+        ([("97112", 20), ("97110", 20)], 3, {"97112": 1, "97110": 1}),
+        ([("97112", 24), ("97110", 23)], 3, {"97112": 2, "97110": 2}),
+        ([("97140", 7)], 0, {"97140": 0}),
+    ],
+)
 def test_ama_comparison_table(pairs, cms_total, ama):
     assert sum(compute(pairs, "cms").values()) == cms_total
     assert compute(pairs, "per_code") == ama
@@ -78,16 +107,27 @@ def test_untimed_codes_bill_one_unit_and_add_no_minutes():
 
 
 def test_pools_are_per_discipline_patient_and_date():
-    df = pd.DataFrame({
-        "line_id": ["a", "b", "c"], "payer_id": "P", "patient_id": ["X", "X", "Y"],
-        "date_of_service": pd.Timestamp("2026-11-20"), "discipline": ["PT", "OT", "PT"],
-        "cpt_code": ["97110", "97530", "97110"], "minutes": pd.array([7, 7, 7], dtype="Int64"),
-        "timed": True, "unit_method": "cms",
-    })
+    df = pd.DataFrame(
+        {
+            "line_id": ["a", "b", "c"],
+            "payer_id": "P",
+            "patient_id": ["X", "X", "Y"],
+            "date_of_service": pd.Timestamp("2026-11-20"),
+            "discipline": ["PT", "OT", "PT"],
+            "cpt_code": ["97110", "97530", "97110"],
+            "minutes": pd.array([7, 7, 7], dtype="Int64"),
+            "timed": True,
+            "unit_method": "cms",
+        }
+    )
     # 7 + 7 minutes in different disciplines or patients do not pool into a unit
     assert units.compute(df).tolist() == [0, 0, 0]
 
 
 def test_largest_remainder_never_exceeds_pool():
     # leftovers 14, 14, 0 over 58 min total -> 4 units: 1 full for 97110 plus two remainders
-    assert compute([("97110", 29), ("97112", 14), ("97116", 15)]) == {"97110": 2, "97112": 1, "97116": 1}
+    assert compute([("97110", 29), ("97112", 14), ("97116", 15)]) == {
+        "97110": 2,
+        "97112": 1,
+        "97116": 1,
+    }

@@ -34,8 +34,11 @@ def _progress(msg: str) -> None:
 
 def cmd_run(args) -> int:
     cfg = pipeline.RunConfig(
-        inputs=args.input, out=args.out, run_date=pipeline.parse_run_date(args.run_date),
-        reference=args.reference, usage=args.usage,
+        inputs=args.input,
+        out=args.out,
+        run_date=pipeline.parse_run_date(args.run_date),
+        reference=args.reference,
+        usage=args.usage,
     )
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
@@ -50,16 +53,25 @@ def cmd_generate(args) -> int:
 
     rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
     t0 = time.perf_counter()
-    df = generate.generate(args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate,
-                           reference_dir=args.reference)
+    df = generate.generate(
+        args.encounters,
+        seed=args.seed,
+        run_date=rd,
+        problem_rate=args.problem_rate,
+        reference_dir=args.reference,
+    )
     generate.write(df, args.out)
-    _progress(f"wrote {len(df)} service lines ({args.encounters} encounters) to {args.out} "
-              f"in {time.perf_counter() - t0:.1f}s")
+    _progress(
+        f"wrote {len(df)} service lines ({args.encounters} encounters) to {args.out} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     return EXIT_OK
 
 
 def cmd_summary(args) -> int:
-    cfg = pipeline.RunConfig(inputs=[], out=args.out, run_date=pipeline.parse_run_date(args.run_date))
+    cfg = pipeline.RunConfig(
+        inputs=[], out=args.out, run_date=pipeline.parse_run_date(args.run_date)
+    )
     if not storage.exists(cfg.manifest_path):
         raise pipeline.RunError(f"no manifest at {cfg.manifest_path}: has this night run?")
     from therapy_claims.reports import summary_text
@@ -75,7 +87,9 @@ def cmd_demo(args) -> int:
     root = Path(args.dir).resolve()
     landing, out = root / "landing", root / "out"
     rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
-    df = generate.generate(args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate)
+    df = generate.generate(
+        args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate
+    )
     landing.mkdir(parents=True, exist_ok=True)
     for old in landing.glob("*"):
         old.unlink()
@@ -91,15 +105,24 @@ def cmd_demo(args) -> int:
         conf = json.dumps({"input": str(landing), "out": str(out), "run_date": rd.isoformat()})
         airflow = Path(sys.executable).with_name("airflow")
         cmd = [str(airflow), "dags", "test", "therapy_claims_nightly", rd.isoformat(), "-c", conf]
-        _progress("running the Airflow DAG: airflow dags test therapy_claims_nightly " + rd.isoformat())
+        _progress(
+            "running the Airflow DAG: airflow dags test therapy_claims_nightly " + rd.isoformat()
+        )
         proc = subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True)
         log_path = root / "airflow-dags-test.log"
         log_path.write_text(proc.stdout + proc.stderr)
         cfg = pipeline.RunConfig(inputs=[], out=str(out), run_date=rd)
         if proc.returncode != 0 or not storage.exists(cfg.manifest_path):
-            raise pipeline.RunError(f"the DAG run failed (exit {proc.returncode}); its log is in {log_path}")
-        states = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "state=" in ln.lower()][-1:]
-        _progress(f"DAG run finished; log in {log_path}" + (f" ({states[0].strip()[:120]})" if states else ""))
+            raise pipeline.RunError(
+                f"the DAG run failed (exit {proc.returncode}); its log is in {log_path}"
+            )
+        states = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "state=" in ln.lower()][
+            -1:
+        ]
+        _progress(
+            f"DAG run finished; log in {log_path}"
+            + (f" ({states[0].strip()[:120]})" if states else "")
+        )
     from therapy_claims.reports import summary_text
 
     print(summary_text(storage.read_json(cfg.manifest_path)))
@@ -112,12 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run one night: extracts -> scored lines, exceptions, 837 files")
-    r.add_argument("--input", action="append", required=True, metavar="PATH",
-                   help="extract file or folder (CSV, Parquet, JSON Lines); local or s3://; repeatable")
-    r.add_argument("--out", required=True, metavar="PATH", help="output root (local folder or s3://bucket/prefix)")
+    r.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="extract file or folder (CSV, Parquet, JSON Lines); local or s3://; repeatable",
+    )
+    r.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="output root (local folder or s3://bucket/prefix)",
+    )
     r.add_argument("--run-date", required=True, metavar="YYYY-MM-DD")
-    r.add_argument("--reference", metavar="DIR", help="reference data folder (default: the shipped samples)")
-    r.add_argument("--usage", choices=("T", "P"), default="T", help="ISA15: T test (default) or P production")
+    r.add_argument(
+        "--reference", metavar="DIR", help="reference data folder (default: the shipped samples)"
+    )
+    r.add_argument(
+        "--usage", choices=("T", "P"), default="T", help="ISA15: T test (default) or P production"
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     r.set_defaults(fn=cmd_run)
 
@@ -125,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--encounters", type=int, required=True, metavar="N")
     g.add_argument("--out", required=True, metavar="FILE", help=".csv, .parquet or .jsonl")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--problem-rate", type=float, default=0.08, help="share of encounters with a problem")
-    g.add_argument("--run-date", metavar="YYYY-MM-DD", help="dates of service fall in the week before")
+    g.add_argument(
+        "--problem-rate", type=float, default=0.08, help="share of encounters with a problem"
+    )
+    g.add_argument(
+        "--run-date", metavar="YYYY-MM-DD", help="dates of service fall in the week before"
+    )
     g.add_argument("--reference", metavar="DIR")
     g.set_defaults(fn=cmd_generate)
 
@@ -136,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--problem-rate", type=float, default=0.1)
     d.add_argument("--run-date", metavar="YYYY-MM-DD")
-    d.add_argument("--no-airflow", action="store_true", help="run the same stages in-process instead")
+    d.add_argument(
+        "--no-airflow", action="store_true", help="run the same stages in-process instead"
+    )
     d.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("summary", help="print the biller summary of a night that has run")
@@ -148,8 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return args.fn(args)
     except pipeline.RunError as exc:

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from therapy_claims import findings, storage
-from therapy_claims.layout import BY_NAME, COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS
+from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS
 
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "list")
@@ -83,7 +83,9 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         text_head = data[:65536].decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         if exc.start < 65536 - 4:
-            raise FileRejected(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from exc
+            raise FileRejected(
+                f"not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
+            ) from exc
         text_head = data[:65532].decode("utf-8", errors="ignore")
     try:
         data.decode("utf-8")
@@ -101,7 +103,9 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise FileRejected(f"header repeats column(s) {', '.join(dupes)}")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        shown = ", ".join(missing[:8]) + (
+            f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        )
         raise FileRejected(f"missing required column(s): {shown}")
     bad: list[tuple[int | None, str, int, int]] = []
 
@@ -112,9 +116,12 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=1,
-                                           block_size=64 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            read_options=pacsv.ReadOptions(
+                use_threads=False, column_names=header, skip_rows=1, block_size=64 << 20
+            ),
+            parse_options=pacsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
                 strings_can_be_null=False,
@@ -128,7 +135,9 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad_numbers = {b[0] for b in bad if b[0] is not None}
     # record numbers: header is 1; pyarrow reports the record number of each skipped row
     numbers = [n for n in range(2, n_total + 2) if n not in bad_numbers] if bad else None
-    df["source_row"] = pd.array(numbers if numbers is not None else range(2, len(df) + 2), dtype="Int64")
+    df["source_row"] = pd.array(
+        numbers if numbers is not None else range(2, len(df) + 2), dtype="Int64"
+    )
     bad_df = pd.DataFrame(
         {
             "source_row": pd.array([b[0] for b in bad], dtype="Int64"),
@@ -147,9 +156,15 @@ def _stringify(df: pd.DataFrame) -> pd.DataFrame:
             out[c] = s.dt.strftime("%Y-%m-%d")
         elif pd.api.types.is_float_dtype(s):
             # 15.0 -> "15", 87.5 -> "87.5"
-            out[c] = s.map(lambda v: "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+            out[c] = s.map(
+                lambda v: (
+                    "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+                )
+            )
         elif s.dtype == object:
-            out[c] = s.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+            out[c] = s.map(
+                lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+            )
         else:
             out[c] = s.astype("string")
         out[c] = out[c].astype("string").fillna("")
@@ -194,12 +209,17 @@ def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if records and missing:
-        raise FileRejected(f"missing required column(s): {', '.join(missing)}", rows=len(records) + len(bad))
+        raise FileRejected(
+            f"missing required column(s): {', '.join(missing)}", rows=len(records) + len(bad)
+        )
     df = _stringify(df)
     df["source_row"] = pd.array(numbers, dtype="Int64")
     bad_df = pd.DataFrame(
-        {"source_row": pd.array([b[0] for b in bad], dtype="Int64"), "text": [b[1] for b in bad],
-         "problem": [b[2] for b in bad]}
+        {
+            "source_row": pd.array([b[0] for b in bad], dtype="Int64"),
+            "text": [b[1] for b in bad],
+            "problem": [b[2] for b in bad],
+        }
     )
     return df, bad_df
 
@@ -264,7 +284,9 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
                 _problem(low, col.name, shown + f" is below the minimum {col.minimum}", problems)
             typed[col.name] = num.where(~bad).round().astype("Int64")
         elif col.kind == "decimal":
-            num = pd.to_numeric(s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce")
+            num = pd.to_numeric(
+                s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce"
+            )
             bad = ~empty & num.isna()
             _problem(bad, col.name, shown + " is not an amount", problems)
             _problem(~bad & ~empty & (num < 0), col.name, shown + " is negative", problems)
@@ -279,13 +301,19 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
                 minute = pd.Series(pd.NA, index=s.index)
             minute = minute.astype("Int64")
             typed[col.name] = (
-                (minute // 60).astype("string").str.zfill(2) + ":" + (minute % 60).astype("string").str.zfill(2)
+                (minute // 60).astype("string").str.zfill(2)
+                + ":"
+                + (minute % 60).astype("string").str.zfill(2)
             ).astype("string")
             typed[col.name.replace("_time", "_minute")] = minute
         elif col.kind == "enum":
             norm = s.str.lower() if col.name == "subscriber_relationship" else s.str.upper()
-            _problem(~empty & ~norm.isin(col.allowed), col.name,
-                     shown + " is not one of " + "/".join(col.allowed), problems)
+            _problem(
+                ~empty & ~norm.isin(col.allowed),
+                col.name,
+                shown + " is not one of " + "/".join(col.allowed),
+                problems,
+            )
             typed[col.name] = norm.where(~empty).astype("string")
         elif col.kind == "list":
             parts = s.str.replace(" ", "", regex=False)
@@ -296,12 +324,21 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
             parts = parts.str.replace(r";{2,}", ";", regex=True).str.strip(";")
             if col.name == "diagnosis_pointers":
                 ok = parts.str.fullmatch(r"\d+(;\d+)*").fillna(False).astype(bool)
-                _problem(~empty & ~ok, col.name, shown + " is not a ;-separated list of numbers", problems)
+                _problem(
+                    ~empty & ~ok,
+                    col.name,
+                    shown + " is not a ;-separated list of numbers",
+                    problems,
+                )
             typed[col.name] = parts.where(parts != "").astype("string")
         else:  # str
             if col.max_len:
-                _problem(s.str.len() > col.max_len, col.name,
-                         shown + f" is longer than {col.max_len} characters", problems)
+                _problem(
+                    s.str.len() > col.max_len,
+                    col.name,
+                    shown + f" is longer than {col.max_len} characters",
+                    problems,
+                )
             if col.pattern:
                 ok = s.str.fullmatch(col.pattern).fillna(False).astype(bool)
                 _problem(~empty & ~ok, col.name, shown + " has the wrong format", problems)
@@ -316,14 +353,26 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
 
     bad_mask = pd.Series(False, index=df.index)
     frames = []
-    where = df["source_file"].map(storage.name).astype("string") + " row " + df["source_row"].astype("string")
+    where = (
+        df["source_file"].map(storage.name).astype("string")
+        + " row "
+        + df["source_row"].astype("string")
+    )
     for mask, col, text in problems:
         bad_mask |= mask
         rows = typed.loc[mask, ["line_id", "encounter_id", "source_file", "source_row"]]
-        rows = rows.assign(line_id=s_all["line_id"][mask].replace("", pd.NA),
-                           encounter_id=s_all["encounter_id"][mask].replace("", pd.NA))
-        msg = where[mask] + f", column {col}: " + (text[mask] if isinstance(text, pd.Series) else text)
-        frames.append(findings.make("ROW_INVALID", rows, msg, evidence=f"extract contract: column {col}"))
+        rows = rows.assign(
+            line_id=s_all["line_id"][mask].replace("", pd.NA),
+            encounter_id=s_all["encounter_id"][mask].replace("", pd.NA),
+        )
+        msg = (
+            where[mask]
+            + f", column {col}: "
+            + (text[mask] if isinstance(text, pd.Series) else text)
+        )
+        frames.append(
+            findings.make("ROW_INVALID", rows, msg, evidence=f"extract contract: column {col}")
+        )
     return typed, findings.concat(frames), bad_mask
 
 
@@ -341,15 +390,30 @@ def ingest(paths: list[str], ingested_at: str) -> Ingested:
     for info in infos:
         if not info.accepted:
             rows = pd.DataFrame({"source_file": [info.path]})
-            file_findings.append(findings.make(
-                "FILE_REJECTED", rows, f"{storage.name(info.path)}: {info.message}; nothing in it was billed",
-                evidence="extract contract (extract-format.md)"))
+            file_findings.append(
+                findings.make(
+                    "FILE_REJECTED",
+                    rows,
+                    f"{storage.name(info.path)}: {info.message}; nothing in it was billed",
+                    evidence="extract contract (extract-format.md)",
+                )
+            )
     record_findings = []
     for bad in bads:
         rows = bad.assign(line_id=pd.NA, encounter_id=pd.NA)
-        msg = (bad["source_file"].map(storage.name) + " row " + bad["source_row"].astype("string").fillna("?")
-               + ": record " + bad["problem"] + ": '" + bad["text"].str.slice(0, 80) + "'")
-        record_findings.append(findings.make("ROW_INVALID", rows, msg, evidence="RFC 4180 CSV / JSON Lines"))
+        msg = (
+            bad["source_file"].map(storage.name)
+            + " row "
+            + bad["source_row"].astype("string").fillna("?")
+            + ": record "
+            + bad["problem"]
+            + ": '"
+            + bad["text"].str.slice(0, 80)
+            + "'"
+        )
+        record_findings.append(
+            findings.make("ROW_INVALID", rows, msg, evidence="RFC 4180 CSV / JSON Lines")
+        )
 
     if raws:
         strings = pd.concat(raws, ignore_index=True)
@@ -365,38 +429,71 @@ def ingest(paths: list[str], ingested_at: str) -> Ingested:
     dup_any = ok["line_id"].duplicated(keep=False)
     first_of_dup = dup_any & ~dup_later
     counts = ok["line_id"].map(ok["line_id"].value_counts())
-    where = ok["source_file"].map(storage.name).astype("string") + " row " + ok["source_row"].astype("string")
+    where = (
+        ok["source_file"].map(storage.name).astype("string")
+        + " row "
+        + ok["source_row"].astype("string")
+    )
     firsts = ok[first_of_dup]
     dup_findings = [
-        findings.make("DUPLICATE_LINE", firsts,
-                      "line_id " + firsts["line_id"] + " appears " + counts[first_of_dup].astype("string")
-                      + " times tonight; this first occurrence (" + where[first_of_dup]
-                      + ") is held, the others are quarantined"),
-        findings.make("DUPLICATE_LINE", ok[dup_later],
-                      "line_id " + ok.loc[dup_later, "line_id"] + " was already seen tonight; this copy ("
-                      + where[dup_later] + ") is quarantined"),
+        findings.make(
+            "DUPLICATE_LINE",
+            firsts,
+            "line_id "
+            + firsts["line_id"]
+            + " appears "
+            + counts[first_of_dup].astype("string")
+            + " times tonight; this first occurrence ("
+            + where[first_of_dup]
+            + ") is held, the others are quarantined",
+        ),
+        findings.make(
+            "DUPLICATE_LINE",
+            ok[dup_later],
+            "line_id "
+            + ok.loc[dup_later, "line_id"]
+            + " was already seen tonight; this copy ("
+            + where[dup_later]
+            + ") is quarantined",
+        ),
     ]
     quarantine_mask = bad_mask.copy()
     quarantine_mask.loc[ok.index[dup_later.to_numpy()]] = True
 
     accepted = typed[~quarantine_mask].copy()
-    quarantined = typed.loc[quarantine_mask, ["line_id", "encounter_id", "source_file", "source_row"]]
-    quarantined = quarantined.assign(line_id=strings.loc[quarantine_mask, "line_id"].astype("string"),
-                                     encounter_id=strings.loc[quarantine_mask, "encounter_id"].astype("string"))
+    quarantined = typed.loc[
+        quarantine_mask, ["line_id", "encounter_id", "source_file", "source_row"]
+    ]
+    quarantined = quarantined.assign(
+        line_id=strings.loc[quarantine_mask, "line_id"].astype("string"),
+        encounter_id=strings.loc[quarantine_mask, "encounter_id"].astype("string"),
+    )
     # records that did not even parse count as quarantined rows too
     for bad in bads:
-        quarantined = pd.concat([quarantined, bad[["source_file", "source_row"]].assign(
-            line_id=pd.NA, encounter_id=pd.NA)], ignore_index=True)
+        quarantined = pd.concat(
+            [
+                quarantined,
+                bad[["source_file", "source_row"]].assign(line_id=pd.NA, encounter_id=pd.NA),
+            ],
+            ignore_index=True,
+        )
 
     # siblings of quarantined rows (same encounter) are held
-    q_enc = set(strings.loc[bad_mask, "encounter_id"].astype("string").fillna("").str.strip()) - {""}
+    q_enc = set(strings.loc[bad_mask, "encounter_id"].astype("string").fillna("").str.strip()) - {
+        ""
+    }
     sib = accepted["encounter_id"].isin(q_enc)
     sib_rows = accepted[sib]
     enc_findings = findings.make(
-        "ENCOUNTER_INCOMPLETE", sib_rows,
-        "encounter " + sib_rows["encounter_id"] + " has a line that could not be read; the whole visit is held",
+        "ENCOUNTER_INCOMPLETE",
+        sib_rows,
+        "encounter "
+        + sib_rows["encounter_id"]
+        + " has a line that could not be read; the whole visit is held",
     )
     accepted["ingested_at"] = ingested_at
     accepted = accepted.reset_index(drop=True)
-    all_findings = findings.concat(file_findings + record_findings + [row_findings] + dup_findings + [enc_findings])
+    all_findings = findings.concat(
+        file_findings + record_findings + [row_findings] + dup_findings + [enc_findings]
+    )
     return Ingested(accepted, quarantined.reset_index(drop=True), all_findings, infos)

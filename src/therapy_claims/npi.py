@@ -29,9 +29,9 @@ def valid_mask(values: pd.Series) -> pd.Series:
     s = values.astype("string").fillna("")
     shape_ok = s.str.fullmatch(r"[12]\d{9}").fillna(False).astype(bool)
     padded = s.where(shape_ok, "1000000000")
-    digits = np.frombuffer(
-        "".join(padded.tolist()).encode("ascii"), dtype=np.uint8
-    ).reshape(-1, 10) - ord("0")
+    digits = np.frombuffer("".join(padded.tolist()).encode("ascii"), dtype=np.uint8).reshape(
+        -1, 10
+    ) - ord("0")
     doubled = digits[:, [8, 6, 4, 2, 0]] * 2
     doubled = np.where(doubled > 9, doubled - 9, doubled)
     total = 24 + doubled.sum(axis=1) + digits[:, [7, 5, 3, 1]].sum(axis=1)

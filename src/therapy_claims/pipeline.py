@@ -29,10 +29,29 @@ log = logging.getLogger("therapy_claims")
 
 PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "validation", "reports")
 SCORED_COLUMNS = [
-    "line_id", "encounter_id", "claim_id", "patient_id", "payer_id", "clinic_id",
-    "date_of_service", "discipline", "rendering_npi", "cpt_code", "modifiers", "minutes",
-    "units_charted", "units", "charge_amount", "status", "exception_codes", "changes",
-    "claim_type", "receiver_id", "unit_method", "source_file", "source_row",
+    "line_id",
+    "encounter_id",
+    "claim_id",
+    "patient_id",
+    "payer_id",
+    "clinic_id",
+    "date_of_service",
+    "discipline",
+    "rendering_npi",
+    "cpt_code",
+    "modifiers",
+    "minutes",
+    "units_charted",
+    "units",
+    "charge_amount",
+    "status",
+    "exception_codes",
+    "changes",
+    "claim_type",
+    "receiver_id",
+    "unit_method",
+    "source_file",
+    "source_row",
 ]
 
 
@@ -113,8 +132,11 @@ def ingest(cfg: RunConfig) -> dict:
         "seconds": round(time.perf_counter() - t0, 3),
     }
     storage.write_json(cfg.staged("work", "ingest.json"), {**summary, "inputs": got.inputs_dicts()})
-    log.info("ingest: %(files)s file(s), %(rows_in)s rows, %(rows_quarantined)s quarantined, "
-             "%(files_rejected)s file(s) rejected", summary)
+    log.info(
+        "ingest: %(files)s file(s), %(rows_in)s rows, %(rows_quarantined)s quarantined, "
+        "%(files_rejected)s file(s) rejected",
+        summary,
+    )
     return summary
 
 
@@ -131,7 +153,9 @@ def validate(cfg: RunConfig) -> dict:
         found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
         base = Path(tmp)
         for f in sorted(p for p in base.rglob("*") if p.is_file()):
-            storage.write_bytes(cfg.staged("validation", *f.relative_to(base).parts), f.read_bytes())
+            storage.write_bytes(
+                cfg.staged("validation", *f.relative_to(base).parts), f.read_bytes()
+            )
     storage.write_parquet(found, cfg.staged("work", "gx_findings.parquet"))
     out = {"suites": summary, "findings": len(found), "seconds": round(time.perf_counter() - t0, 3)}
     storage.write_json(cfg.staged("work", "validate.json"), out)
@@ -145,8 +169,13 @@ def validate(cfg: RunConfig) -> dict:
 def claim_ids(lines: pd.DataFrame) -> pd.Series:
     """CLM01: a claim is one encounter for one payer at one clinic. Deterministic, 17 chars
     ('TC' + 15 hex of a SHA-256), leaving room for a split suffix within X12's 20."""
-    key = (lines["clinic_id"].fillna("") + "|" + lines["encounter_id"].fillna("") + "|"
-           + lines["payer_id"].fillna(""))
+    key = (
+        lines["clinic_id"].fillna("")
+        + "|"
+        + lines["encounter_id"].fillna("")
+        + "|"
+        + lines["payer_id"].fillna("")
+    )
     uniq = pd.Series(key.unique())
     ids = uniq.map(lambda k: "TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper())
     return key.map(dict(zip(uniq, ids, strict=True))).astype("string")
@@ -188,10 +217,17 @@ def score(cfg: RunConfig) -> dict:
 
     # institutional clinics: 837I is not written yet, so hold rather than mis-bill
     inst = lines["claim_type"] == "institutional"
-    found = findings.concat([found, findings.make(
-        "CLAIM_TYPE_UNSUPPORTED", lines[inst],
-        "clinic " + lines.loc[inst, "clinic_id"] + " bills institutional claims (837I)",
-        evidence=ref.version("clinics.csv"))])
+    found = findings.concat(
+        [
+            found,
+            findings.make(
+                "CLAIM_TYPE_UNSUPPORTED",
+                lines[inst],
+                "clinic " + lines.loc[inst, "clinic_id"] + " bills institutional claims (837I)",
+                evidence=ref.version("clinics.csv"),
+            ),
+        ]
+    )
     all_found = findings.concat([*earlier, found])
 
     # hold every claim with an error on any of its lines
@@ -201,53 +237,115 @@ def score(cfg: RunConfig) -> dict:
     held = lines["claim_id"].isin(held_claims)
     status = np.where(held, "held", np.where(lines["units"] > 0, "billed", "not_billed"))
     lines["status"] = status
-    by_line = all_found[all_found["line_id"].notna()].groupby("line_id")["code"].agg(list)
-    lines["exception_codes"] = lines["line_id"].map(by_line).map(lambda v: v if isinstance(v, list) else [])
+    with_line = all_found[all_found["line_id"].notna()]
+    by_line: dict[str, list[str]] = {}
+    for line_id, code in zip(
+        with_line["line_id"].tolist(), with_line["code"].tolist(), strict=True
+    ):
+        by_line.setdefault(line_id, []).append(code)
+    lines["exception_codes"] = [by_line.get(x, []) for x in lines["line_id"].tolist()]
     lines["changes"] = night.change_lists()
     lines["modifiers"] = _split_list(lines["modifiers"])
 
     scored = lines.reindex(columns=SCORED_COLUMNS)
-    storage.write_parquet(scored, cfg.staged("scored", "scored.parquet"))
-
-    # the exception report: every finding, with the claim it belongs to
     exc = all_found.copy()
     exc.insert(0, "run_date", cfg.rd)
     info = lines.set_index("line_id")[["claim_id", "cpt_code", "date_of_service"]]
     exc = exc.join(info, on="line_id")
+    summary = _write_scored(
+        cfg,
+        scored,
+        exc,
+        [{k: f[k] for k in ("path", "sha256", "rows")} for f in ref.files],
+        seconds=time.perf_counter() - t0,
+    )
+    log.info(
+        "score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
+        "%(lines_not_billed)s not billed; %(findings)s finding(s)",
+        summary,
+    )
+    return {k: v for k, v in summary.items() if k != "reference_files"}
+
+
+def _write_scored(
+    cfg: RunConfig,
+    scored: pd.DataFrame,
+    exc: pd.DataFrame,
+    reference_files: list[dict],
+    seconds: float,
+) -> dict:
+    """Write the staged scored lines and exception report, check the night balances and
+    record the counts the manifest reports."""
+    storage.write_parquet(scored, cfg.staged("scored", "scored.parquet"))
     sev_order = {"error": 0, "warning": 1, "info": 2}
     exc = exc.sort_values(
-        by=["severity", "claim_id", "line_id", "code"], key=lambda s: s.map(sev_order) if s.name == "severity" else s,
-        na_position="first", kind="mergesort",
+        by=["severity", "claim_id", "line_id", "code"],
+        key=lambda s: s.map(sev_order) if s.name == "severity" else s,
+        na_position="first",
+        kind="mergesort",
     ).reset_index(drop=True)
     storage.write_parquet(exc, cfg.staged("exceptions", "exceptions.parquet"))
-    storage.write_bytes(cfg.staged("exceptions", "exceptions.csv"), reports.spreadsheet_safe_csv(exc))
+    storage.write_bytes(
+        cfg.staged("exceptions", "exceptions.csv"), reports.spreadsheet_safe_csv(exc)
+    )
 
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     counts = scored["status"].value_counts()
-    claims = lines.groupby("claim_id")["status"].agg(lambda s: "held" if (s == "held").any()
-                                                     else ("billed" if (s == "billed").any() else "not_billed"))
+    claim_status = scored.groupby("claim_id")["status"].agg(
+        lambda s: (
+            "held" if (s == "held").any() else ("billed" if (s == "billed").any() else "not_billed")
+        )
+    )
     summary = {
         "rows_scored": len(scored),
         "lines_billed": int(counts.get("billed", 0)),
         "lines_held": int(counts.get("held", 0)),
         "lines_not_billed": int(counts.get("not_billed", 0)),
-        "claims_billed": int((claims == "billed").sum()),
-        "claims_held": int((claims == "held").sum()),
+        "claims_billed": int((claim_status == "billed").sum()),
+        "claims_held": int((claim_status == "held").sum()),
         "findings": len(exc),
-        "exceptions_by_code": {k: int(v) for k, v in exc["code"].value_counts().sort_index().items()},
-        "reference_files": [{k: f[k] for k in ("path", "sha256", "rows")} for f in ref.files],
-        "seconds": round(time.perf_counter() - t0, 3),
+        "exceptions_by_code": {
+            k: int(v) for k, v in exc["code"].value_counts().sort_index().items()
+        },
+        "reference_files": reference_files,
+        "seconds": round(seconds, 3),
     }
     rows_in, quarantined = ingest_info["rows_in"], ingest_info["rows_quarantined"]
     if rows_in != quarantined + summary["rows_scored"] or summary["rows_scored"] != (
         summary["lines_billed"] + summary["lines_held"] + summary["lines_not_billed"]
     ):
-        raise RunError(f"the night does not balance: rows_in={rows_in}, quarantined={quarantined}, "
-                       f"scored={summary['rows_scored']}, status counts={dict(counts)}")
+        raise RunError(
+            f"the night does not balance: rows_in={rows_in}, quarantined={quarantined}, "
+            f"scored={summary['rows_scored']}, status counts={dict(counts)}"
+        )
     storage.write_json(cfg.staged("work", "score.json"), summary)
-    log.info("score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
-             "%(lines_not_billed)s not billed; %(findings)s finding(s)", summary)
-    return {k: v for k, v in summary.items() if k != "reference_files"}
+    return summary
+
+
+def _hold_unwritable(cfg: RunConfig, rejected: dict[str, str]) -> None:
+    """Claims the 837 writer could not carry are held, with CLAIM_DATA_INVALID on each line."""
+    scored = storage.read_parquet(cfg.staged("scored", "scored.parquet"))
+    exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
+    score_info = storage.read_json(cfg.staged("work", "score.json"))
+    hit = scored["claim_id"].isin(list(rejected))
+    scored.loc[hit, "status"] = "held"
+    scored["exception_codes"] = [
+        [*list(codes), "CLAIM_DATA_INVALID"] if h else list(codes)
+        for codes, h in zip(scored["exception_codes"], hit, strict=True)
+    ]
+    rows = scored[hit]
+    new = findings.make(
+        "CLAIM_DATA_INVALID",
+        rows,
+        rows["claim_id"].map(rejected).astype("string"),
+        evidence="X12 837P 005010X222A1 element rules",
+    )
+    new.insert(0, "run_date", cfg.rd)
+    new["claim_id"] = rows["claim_id"].to_numpy()
+    new["cpt_code"] = rows["cpt_code"].to_numpy()
+    new["date_of_service"] = rows["date_of_service"].to_numpy()
+    exc = pd.concat([exc, new], ignore_index=True)
+    _write_scored(cfg, scored, exc, score_info["reference_files"], score_info["seconds"])
 
 
 # --------------------------------------------------------------------------- publish
@@ -262,11 +360,32 @@ def control_number(run_date: date, sequence: int) -> int:
 
 
 CLAIM_FIELDS = [
-    "line_id", "clinic_id", "payer_id", "date_of_service", "patient_last_name", "patient_first_name",
-    "patient_dob", "patient_sex", "patient_address", "patient_city", "patient_state", "patient_zip",
-    "member_id", "subscriber_relationship", "subscriber_last_name", "subscriber_first_name",
-    "subscriber_dob", "group_number", "prior_auth_number", "rendering_npi", "rendering_last_name",
-    "rendering_first_name", "diagnosis_codes", "diagnosis_pointers", "place_of_service", "injury_date",
+    "line_id",
+    "clinic_id",
+    "payer_id",
+    "date_of_service",
+    "patient_last_name",
+    "patient_first_name",
+    "patient_dob",
+    "patient_sex",
+    "patient_address",
+    "patient_city",
+    "patient_state",
+    "patient_zip",
+    "member_id",
+    "subscriber_relationship",
+    "subscriber_last_name",
+    "subscriber_first_name",
+    "subscriber_dob",
+    "group_number",
+    "prior_auth_number",
+    "rendering_npi",
+    "rendering_last_name",
+    "rendering_first_name",
+    "diagnosis_codes",
+    "diagnosis_pointers",
+    "place_of_service",
+    "injury_date",
 ]
 
 
@@ -281,44 +400,79 @@ def publish(cfg: RunConfig) -> dict:
     files: list[dict] = []
     if not billed.empty:
         raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
-        lines = billed[["line_id", "claim_id", "cpt_code", "modifiers", "units", "charge_amount",
-                        "receiver_id", "claim_type"]].merge(raw, on="line_id", how="left")
+        lines = billed[
+            [
+                "line_id",
+                "claim_id",
+                "cpt_code",
+                "modifiers",
+                "units",
+                "charge_amount",
+                "receiver_id",
+                "claim_type",
+            ]
+        ].merge(raw, on="line_id", how="left")
         lines["modifiers"] = lines["modifiers"].map(list)
         lines["diagnosis_codes"] = _split_list(lines["diagnosis_codes"])
-        lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1").map(
-            lambda v: [int(x) for x in v.split(";")])
-        lines = lines.sort_values(["receiver_id", "claim_id", "date_of_service", "line_id"], kind="mergesort")
+        lines["diagnosis_pointers"] = (
+            lines["diagnosis_pointers"].fillna("1").map(lambda v: [int(x) for x in v.split(";")])
+        )
+        lines = lines.sort_values(
+            ["receiver_id", "claim_id", "date_of_service", "line_id"], kind="mergesort"
+        )
+        # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         created = datetime.combine(cfg.run_date, datetime.min.time())
-        for seq, ((receiver, claim_type), group) in enumerate(
+        rejected: dict[str, str] = {}
+        for seq, ((receiver, _claim_type), group) in enumerate(
             lines.groupby(["receiver_id", "claim_type"], sort=True), start=1
         ):
             icn = control_number(cfg.run_date, seq)
+            dropped: dict[str, str] = {}
             text = x12.build_837p(
-                group, clinics=ref.clinics, payers=ref.payers, receiver_id=receiver,
+                group,
+                clinics=ref.clinics,
+                payers=ref.payers,
+                receiver_id=receiver,
                 receiver_name=str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
-                interchange_control_number=icn, created=created, usage=cfg.usage,
+                interchange_control_number=icn,
+                created=created,
+                usage=cfg.usage,
+                rejected=dropped,
             )
+            rejected.update(dropped)
+            sent = group[~group["claim_id"].isin(list(dropped))]
+            if not text:
+                continue
             data = text.encode("ascii")
             fname = f"{receiver}_837P_{icn:09d}.x12"
             storage.write_bytes(cfg.staged("claims", fname), data)
-            files.append({
-                "path": cfg.final("claims") + "/" + fname if storage.is_s3(cfg.out)
-                else str(Path(cfg.final("claims")) / fname),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "claims": int(group["claim_id"].nunique()),
-                "lines": len(group),
-                "receiver_id": receiver,
-                "claim_type": "837P",
-                "interchange_control_number": f"{icn:09d}",
-                "charges": round(float(group["charge_amount"].sum()), 2),
-            })
+            files.append(
+                {
+                    "path": storage.join(cfg.final("claims"), fname),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "claims": int(sent["claim_id"].nunique()),
+                    "lines": len(sent),
+                    "receiver_id": receiver,
+                    "claim_type": "837P",
+                    "interchange_control_number": f"{icn:09d}",
+                    "charges": round(float(sent["charge_amount"].sum()), 2),
+                }
+            )
+        if rejected:
+            log.warning(
+                "publish: %s claim(s) could not be written and are held (CLAIM_DATA_INVALID)",
+                len(rejected),
+            )
+            _hold_unwritable(cfg, rejected)
     storage.write_json(cfg.staged("work", "claim_files.json"), files)
 
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
-    storage.write_bytes(cfg.staged("reports", "report.html"),
-                        reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"))
+    storage.write_bytes(
+        cfg.staged("reports", "report.html"),
+        reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
+    )
     # swap the night's staged outputs into place
     for kind in PUBLISHED_DIRS:
         src = cfg.staged(kind)
@@ -326,8 +480,12 @@ def publish(cfg: RunConfig) -> dict:
             storage.replace_tree(src, cfg.final(kind))
         else:
             storage.delete_tree(cfg.final(kind))
-    out = {"claim_files": len(files), "claims": sum(f["claims"] for f in files),
-           "lines": sum(f["lines"] for f in files), "seconds": round(time.perf_counter() - t0, 3)}
+    out = {
+        "claim_files": len(files),
+        "claims": sum(f["claims"] for f in files),
+        "lines": sum(f["lines"] for f in files),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
     return out
 
@@ -363,8 +521,10 @@ def manifest(cfg: RunConfig) -> dict:
         "validation": validation["suites"] if validation else None,
         "outputs": {kind: cfg.final(kind) for kind in PUBLISHED_DIRS},
     }
-    m["balanced"] = (m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
-                     and m["rows_scored"] == m["lines_billed"] + m["lines_held"] + m["lines_not_billed"])
+    m["balanced"] = (
+        m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
+        and m["rows_scored"] == m["lines_billed"] + m["lines_held"] + m["lines_not_billed"]
+    )
     storage.write_json(cfg.manifest_path, m)
     storage.delete_tree(cfg.staging)
     log.info("manifest: %s", cfg.manifest_path)
@@ -402,8 +562,13 @@ def config_from(params: dict, *, default_run_date: date | None = None) -> RunCon
     rd = params.get("run_date") or (default_run_date.isoformat() if default_run_date else None)
     if not rd:
         raise RunError("no run date given (run_date)")
-    return RunConfig(inputs=list(inputs), out=str(params["out"]), run_date=parse_run_date(rd),
-                     reference=params.get("reference") or None, usage=params.get("usage", "T"))
+    return RunConfig(
+        inputs=list(inputs),
+        out=str(params["out"]),
+        run_date=parse_run_date(rd),
+        reference=params.get("reference") or None,
+        usage=params.get("usage", "T"),
+    )
 
 
 __all__ = ["RunConfig", "RunError", "run", "config_from", *STAGES, "CATALOGUE"]

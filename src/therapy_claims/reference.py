@@ -19,12 +19,31 @@ from therapy_claims import storage
 DEFAULT_DIR = str(resources.files("therapy_claims") / "reference_data")
 
 CLINIC_COLUMNS = (
-    "clinic_id", "billing_name", "billing_npi", "tax_id", "taxonomy", "address", "city", "state",
-    "zip", "claim_type", "type_of_bill", "submitter_id", "submitter_name", "contact_phone",
+    "clinic_id",
+    "billing_name",
+    "billing_npi",
+    "tax_id",
+    "taxonomy",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "claim_type",
+    "type_of_bill",
+    "submitter_id",
+    "submitter_name",
+    "contact_phone",
 )
 PAYER_COLUMNS = (
-    "payer_id", "payer_name", "payer_class", "claim_filing_indicator", "receiver_id",
-    "unit_method", "distinct_modifier", "max_timed_units_per_day", "requires_prior_auth",
+    "payer_id",
+    "payer_name",
+    "payer_class",
+    "claim_filing_indicator",
+    "receiver_id",
+    "unit_method",
+    "distinct_modifier",
+    "max_timed_units_per_day",
+    "requires_prior_auth",
     "requires_therapy_modifiers",
 )
 CPT_COLUMNS = ("code", "timed", "one_on_one", "always_therapy", "category")
@@ -125,7 +144,9 @@ def load(directory: str | None = None) -> Reference:
     p = storage.join(directory, "clinics.csv")
     _check_values(clinics, p, "claim_type", CLAIM_TYPES)
     if clinics["clinic_id"].duplicated().any():
-        raise ReferenceError(f"{p}: duplicate clinic_id {clinics['clinic_id'][clinics['clinic_id'].duplicated()].iloc[0]!r}")
+        raise ReferenceError(
+            f"{p}: duplicate clinic_id {clinics['clinic_id'][clinics['clinic_id'].duplicated()].iloc[0]!r}"
+        )
 
     p = storage.join(directory, "payers.csv")
     _check_values(payers, p, "payer_class", PAYER_CLASSES)
@@ -137,8 +158,10 @@ def load(directory: str | None = None) -> Reference:
     bad = cap.isna() & (payers["max_timed_units_per_day"] != "")
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
-        raise ReferenceError(f"{p} row {i + 2} column max_timed_units_per_day: not a number: "
-                             f"{payers['max_timed_units_per_day'].iloc[i]!r}")
+        raise ReferenceError(
+            f"{p} row {i + 2} column max_timed_units_per_day: not a number: "
+            f"{payers['max_timed_units_per_day'].iloc[i]!r}"
+        )
     payers["max_timed_units_per_day"] = cap.astype("Int64")
     if "receiver_name" not in payers.columns:
         payers["receiver_name"] = payers["receiver_id"]
@@ -174,5 +197,12 @@ def copy_default(dest: str | Path) -> None:
     """Write the shipped sample reference folder to ``dest`` (for users to edit)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("clinics.csv", "payers.csv", "cpt_codes.csv", "ncci_ptp.csv", "mue.csv", "README.md"):
+    for name in (
+        "clinics.csv",
+        "payers.csv",
+        "cpt_codes.csv",
+        "ncci_ptp.csv",
+        "mue.csv",
+        "README.md",
+    ):
         (dest / name).write_bytes((Path(DEFAULT_DIR) / name).read_bytes())

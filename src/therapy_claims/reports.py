@@ -35,7 +35,10 @@ def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
 
 def top_codes(exceptions_by_code: dict[str, int], n: int = 10) -> list[tuple[str, str, int]]:
     items = sorted(exceptions_by_code.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    return [(code, CATALOGUE[code].severity if code in CATALOGUE else "?", count) for code, count in items]
+    return [
+        (code, CATALOGUE[code].severity if code in CATALOGUE else "?", count)
+        for code, count in items
+    ]
 
 
 def summary_text(manifest: dict) -> str:
@@ -55,12 +58,16 @@ def summary_text(manifest: dict) -> str:
     if m["exceptions_by_code"]:
         lines.append("Top exception codes:")
         for code, sev, count in top_codes(m["exceptions_by_code"]):
-            lines.append(f"  {code:<26} {sev:<8} {count:>7}   {CATALOGUE[code].suggested_fix if code in CATALOGUE else ''}")
+            lines.append(
+                f"  {code:<26} {sev:<8} {count:>7}   {CATALOGUE[code].suggested_fix if code in CATALOGUE else ''}"
+            )
     lines.append("Outputs:")
     for kind, path in m["outputs"].items():
         lines.append(f"  {kind:<11} {path}")
     for f in m["claim_files"]:
-        lines.append(f"  claim file  {f['path']}  ({f['claims']} claims, {f['lines']} lines, ${f['charges']:,.2f})")
+        lines.append(
+            f"  claim file  {f['path']}  ({f['claims']} claims, {f['lines']} lines, ${f['charges']:,.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -77,35 +84,54 @@ def _bar_rows(items: list[tuple[str, str, int]]) -> str:
             f"<td><svg width='{width}' height='14'><rect width='{width}' height='14' fill='{colour}'/></svg></td>"
             f"<td>{html.escape(CATALOGUE[code].suggested_fix if code in CATALOGUE else '')}</td></tr>"
         )
-    return ("<table><tr><th>code</th><th>severity</th><th>count</th><th></th><th>what to do</th></tr>"
-            + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th>code</th><th>severity</th><th>count</th><th></th><th>what to do</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
-def html_report(run_date: str, ingest: dict, score: dict, files: list[dict], exc: pd.DataFrame) -> str:
+def html_report(
+    run_date: str, ingest: dict, score: dict, files: list[dict], exc: pd.DataFrame
+) -> str:
     """A self-contained HTML page (no scripts, no PHI: counts and codes only)."""
-    status = [("billed", score["lines_billed"]), ("held", score["lines_held"]),
-              ("not billed", score["lines_not_billed"]), ("quarantined", ingest["rows_quarantined"])]
+    status = [
+        ("billed", score["lines_billed"]),
+        ("held", score["lines_held"]),
+        ("not billed", score["lines_not_billed"]),
+        ("quarantined", ingest["rows_quarantined"]),
+    ]
     total = max(1, sum(v for _, v in status))
-    colours = {"billed": "#27ae60", "held": "#c0392b", "not billed": "#95a5a6", "quarantined": "#8e44ad"}
+    colours = {
+        "billed": "#27ae60",
+        "held": "#c0392b",
+        "not billed": "#95a5a6",
+        "quarantined": "#8e44ad",
+    }
     x, segs = 0.0, []
     for name, v in status:
         w = 600 * v / total
-        segs.append(f"<rect x='{x:.1f}' width='{w:.1f}' height='24' fill='{colours[name]}'>"
-                    f"<title>{name}: {v}</title></rect>")
+        segs.append(
+            f"<rect x='{x:.1f}' width='{w:.1f}' height='24' fill='{colours[name]}'>"
+            f"<title>{name}: {v}</title></rect>"
+        )
         x += w
-    legend = " &nbsp; ".join(f"<span style='color:{colours[n]}'>&#9632;</span> {n} {v}" for n, v in status)
+    legend = " &nbsp; ".join(
+        f"<span style='color:{colours[n]}'>&#9632;</span> {n} {v}" for n, v in status
+    )
     file_rows = "".join(
         f"<tr><td>{html.escape(f['path'].rsplit('/', 1)[-1])}</td><td>{f['receiver_id']}</td>"
-        f"<td>{f['claims']}</td><td>{f['lines']}</td><td>${f['charges']:,.2f}</td></tr>" for f in files
+        f"<td>{f['claims']}</td><td>{f['lines']}</td><td>${f['charges']:,.2f}</td></tr>"
+        for f in files
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>therapy-claims night {run_date}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}}</style></head>
 <body><h1>Night {run_date}</h1>
-<p>{ingest['rows_in']} service lines from {ingest['files']} file(s)
-({ingest['files_rejected']} rejected). {score['claims_billed']} claims billed, {score['claims_held']} held.</p>
-<svg width="600" height="24">{''.join(segs)}</svg><p>{legend}</p>
-<h2>Exceptions by code</h2>{_bar_rows(top_codes(score['exceptions_by_code'], 40))}
+<p>{ingest["rows_in"]} service lines from {ingest["files"]} file(s)
+({ingest["files_rejected"]} rejected). {score["claims_billed"]} claims billed, {score["claims_held"]} held.</p>
+<svg width="600" height="24">{"".join(segs)}</svg><p>{legend}</p>
+<h2>Exceptions by code</h2>{_bar_rows(top_codes(score["exceptions_by_code"], 40))}
 <h2>Claim files</h2><table><tr><th>file</th><th>receiver</th><th>claims</th><th>lines</th><th>charges</th></tr>
 {file_rows}</table></body></html>
 """

@@ -75,7 +75,8 @@ def unknown_payer(night: Night) -> pd.DataFrame:
     bad = night.lines["payer_name"].isna()
     rows = night.lines[bad]
     return findings.make(
-        "UNKNOWN_PAYER", rows,
+        "UNKNOWN_PAYER",
+        rows,
         "payer_id '" + rows["payer_id"] + "' is not in payers.csv (" + _where(rows) + ")",
         evidence=night.ref.version("payers.csv"),
     )
@@ -86,7 +87,8 @@ def unknown_clinic(night: Night) -> pd.DataFrame:
     bad = night.lines["billing_npi"].isna()
     rows = night.lines[bad]
     return findings.make(
-        "UNKNOWN_CLINIC", rows,
+        "UNKNOWN_CLINIC",
+        rows,
         "clinic_id '" + rows["clinic_id"] + "' is not in clinics.csv",
         evidence=night.ref.version("clinics.csv"),
     )
@@ -99,16 +101,30 @@ def npi_invalid(night: Night) -> pd.DataFrame:
     known_clinic = lines["billing_npi"].notna()
     bad_b = known_clinic & ~npi.valid_mask(lines["billing_npi"].fillna(""))
     r, b = lines[bad_r], lines[bad_b]
-    return findings.concat([
-        findings.make("NPI_INVALID", r,
-                      "rendering NPI " + r["rendering_npi"] + " of " + r["rendering_last_name"].fillna("")
-                      + " fails the NPI check digit (Luhn with prefix 80840)",
-                      evidence="CMS NPI check-digit algorithm"),
-        findings.make("NPI_INVALID", b,
-                      "billing NPI " + b["billing_npi"] + " of clinic " + b["clinic_id"]
-                      + " fails the NPI check digit (Luhn with prefix 80840)",
-                      evidence=night.ref.version("clinics.csv")),
-    ])
+    return findings.concat(
+        [
+            findings.make(
+                "NPI_INVALID",
+                r,
+                "rendering NPI "
+                + r["rendering_npi"]
+                + " of "
+                + r["rendering_last_name"].fillna("")
+                + " fails the NPI check digit (Luhn with prefix 80840)",
+                evidence="CMS NPI check-digit algorithm",
+            ),
+            findings.make(
+                "NPI_INVALID",
+                b,
+                "billing NPI "
+                + b["billing_npi"]
+                + " of clinic "
+                + b["clinic_id"]
+                + " fails the NPI check digit (Luhn with prefix 80840)",
+                evidence=night.ref.version("clinics.csv"),
+            ),
+        ]
+    )
 
 
 @rule("DIAGNOSIS_INVALID")
@@ -124,25 +140,47 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
     too_many = n > 12
     ptrs = lines["diagnosis_pointers"].fillna("1").str.split(";").explode()
     ptr_num = pd.to_numeric(ptrs, errors="coerce")
-    ptr_bad_row = (ptr_num.isna() | (ptr_num < 1) | (ptr_num > n.reindex(ptr_num.index))).groupby(level=0).any()
+    ptr_bad_row = (
+        (ptr_num.isna() | (ptr_num < 1) | (ptr_num > n.reindex(ptr_num.index)))
+        .groupby(level=0)
+        .any()
+    )
     ptr_count = lines["diagnosis_pointers"].fillna("1").str.count(";") + 1
     ptr_bad = ptr_bad_row.reindex(lines.index).fillna(False).astype(bool) | (ptr_count > 4)
     a = lines[shape_bad]
     b = lines[too_many & ~shape_bad]
     c = lines[ptr_bad & ~shape_bad & ~too_many]
-    return findings.concat([
-        findings.make("DIAGNOSIS_INVALID", a,
-                      "diagnosis code '" + first_bad.reindex(a.index).astype("string")
-                      + "' is not an ICD-10-CM code (" + _where(a) + ")",
-                      evidence="ICD-10-CM code shape"),
-        findings.make("DIAGNOSIS_INVALID", b,
-                      n[too_many & ~shape_bad].astype("string") + " diagnosis codes; a claim holds at most 12",
-                      evidence="X12 837 HI segment: 12 codes"),
-        findings.make("DIAGNOSIS_INVALID", c,
-                      "diagnosis pointers '" + c["diagnosis_pointers"].fillna("1") + "' point outside the "
-                      + n[c.index].astype("string") + " diagnosis code(s) or are more than 4",
-                      evidence="X12 837 SV107: 1-4 pointers into HI"),
-    ])
+    return findings.concat(
+        [
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                a,
+                "diagnosis code '"
+                + first_bad.reindex(a.index).astype("string")
+                + "' is not an ICD-10-CM code ("
+                + _where(a)
+                + ")",
+                evidence="ICD-10-CM code shape",
+            ),
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                b,
+                n[too_many & ~shape_bad].astype("string")
+                + " diagnosis codes; a claim holds at most 12",
+                evidence="X12 837 HI segment: 12 codes",
+            ),
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                c,
+                "diagnosis pointers '"
+                + c["diagnosis_pointers"].fillna("1")
+                + "' point outside the "
+                + n[c.index].astype("string")
+                + " diagnosis code(s) or are more than 4",
+                evidence="X12 837 SV107: 1-4 pointers into HI",
+            ),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- time and units
@@ -154,9 +192,12 @@ def time_missing(night: Night) -> pd.DataFrame:
     bad = lines["timed"] & lines["minutes"].isna()
     rows = lines[bad]
     return findings.make(
-        "TIME_MISSING", rows,
-        rows["cpt_code"] + " is a timed 15-minute code but no minutes were charted ("
-        + _where(rows) + ")",
+        "TIME_MISSING",
+        rows,
+        rows["cpt_code"]
+        + " is a timed 15-minute code but no minutes were charted ("
+        + _where(rows)
+        + ")",
         evidence=night.ref.version("cpt_codes.csv") + ": timed=true",
     )
 
@@ -169,33 +210,77 @@ def compute_units(night: Night) -> pd.DataFrame:
     lines["units"] = computed
     timed_min = lines["timed"] & lines["minutes"].notna() & known
     keys = [lines[k] for k in units.POOL_KEYS]
-    pool_min = lines["minutes"].where(timed_min, 0).fillna(0).groupby(keys, dropna=False).transform("sum")
-    method_txt = np.where(lines["unit_method"] == "cms", "CMS 8-minute rule, pooled", "AMA per-code rule")
-    basis = (
-        lines["minutes"].astype("string") + " min; " + method_txt
-        + np.where(lines["unit_method"] == "cms",
-                   " timed minutes for " + lines["discipline"].fillna("") + " that day = "
-                   + pool_min.astype("Int64").astype("string"), "")
+    pool_min = (
+        lines["minutes"].where(timed_min, 0).fillna(0).groupby(keys, dropna=False).transform("sum")
     )
-    evidence = ("payers.csv " + lines["payer_id"] + " unit_method=" + lines["unit_method"].fillna("")
-                + " (" + night.ref.version("payers.csv") + ")")
+    method_txt = np.where(
+        lines["unit_method"] == "cms", "CMS 8-minute rule, pooled", "AMA per-code rule"
+    )
+    basis = (
+        lines["minutes"].astype("string")
+        + " min; "
+        + method_txt
+        + np.where(
+            lines["unit_method"] == "cms",
+            " timed minutes for "
+            + lines["discipline"].fillna("")
+            + " that day = "
+            + pool_min.astype("Int64").astype("string"),
+            "",
+        )
+    )
+    evidence = (
+        "payers.csv "
+        + lines["payer_id"]
+        + " unit_method="
+        + lines["unit_method"].fillna("")
+        + " ("
+        + night.ref.version("payers.csv")
+        + ")"
+    )
 
     zero = timed_min & (computed == 0)
     z = lines[zero]
-    out = [findings.make("UNITS_ZERO", z, z["cpt_code"] + " gets 0 units: " + basis[zero] + " (" + _where(z) + ")",
-                         evidence=evidence[zero])]
+    out = [
+        findings.make(
+            "UNITS_ZERO",
+            z,
+            z["cpt_code"] + " gets 0 units: " + basis[zero] + " (" + _where(z) + ")",
+            evidence=evidence[zero],
+        )
+    ]
     charted = lines["units_charted"]
-    diff = known & charted.notna() & (charted != computed) & ~(lines["timed"] & lines["minutes"].isna())
+    diff = (
+        known
+        & charted.notna()
+        & (charted != computed)
+        & ~(lines["timed"] & lines["minutes"].isna())
+    )
     d = lines[diff]
     before = charted[diff].astype("string")
     after = computed[diff].astype("string")
-    out.append(findings.make(
-        "UNITS_CORRECTED", d,
-        d["cpt_code"] + ": charted " + before + " unit(s), computed " + after + " from " + basis[diff]
-        + " (" + _where(d) + ")",
-        evidence=evidence[diff], before=before, after=after,
-    ))
-    night.record_change(diff, "units " + charted.astype("string") + "->" + computed.astype("string"))
+    out.append(
+        findings.make(
+            "UNITS_CORRECTED",
+            d,
+            d["cpt_code"]
+            + ": charted "
+            + before
+            + " unit(s), computed "
+            + after
+            + " from "
+            + basis[diff]
+            + " ("
+            + _where(d)
+            + ")",
+            evidence=evidence[diff],
+            before=before,
+            after=after,
+        )
+    )
+    night.record_change(
+        diff, "units " + charted.astype("string") + "->" + computed.astype("string")
+    )
     return findings.concat(out)
 
 
@@ -220,21 +305,37 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
     r = lines[room]
     before = mods[room].replace("", "(none)")
     out = findings.make(
-        "THERAPY_MODIFIER_ADDED", r,
-        r["cpt_code"] + " had no therapy modifier; added " + wanted[room] + " from discipline "
-        + r["discipline"] + " (" + _where(r) + ")",
-        evidence="payers.csv " + r["payer_id"] + " requires_therapy_modifiers=true ("
-        + night.ref.version("payers.csv") + ")",
-        before=before, after=after[room],
+        "THERAPY_MODIFIER_ADDED",
+        r,
+        r["cpt_code"]
+        + " had no therapy modifier; added "
+        + wanted[room]
+        + " from discipline "
+        + r["discipline"]
+        + " ("
+        + _where(r)
+        + ")",
+        evidence="payers.csv "
+        + r["payer_id"]
+        + " requires_therapy_modifiers=true ("
+        + night.ref.version("payers.csv")
+        + ")",
+        before=before,
+        after=after[room],
     )
     night.record_change(room, "modifiers +" + wanted.astype("string"))
     lines.loc[room, "modifiers"] = after[room]
     full = need & ~room
     f = lines[full]
     out2 = findings.make(
-        "MODIFIER_INVALID", f,
-        f["cpt_code"] + " needs therapy modifier " + wanted[full] + " but already carries 4 modifiers ("
-        + f["modifiers"] + ")",
+        "MODIFIER_INVALID",
+        f,
+        f["cpt_code"]
+        + " needs therapy modifier "
+        + wanted[full]
+        + " but already carries 4 modifiers ("
+        + f["modifiers"]
+        + ")",
         evidence="X12 837 SV101: at most 4 modifiers",
     )
     return findings.concat([out, out2])

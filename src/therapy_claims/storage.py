@@ -170,7 +170,9 @@ def write_parquet(df, path: str) -> None:
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="zstd")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    # no pandas-specific metadata: any Parquet reader (DuckDB, pandas, Spark) sees plain Arrow types
+    pq.write_table(table.replace_schema_metadata(None), sink, compression="zstd")
     write_bytes(path, sink.getvalue().to_pybytes())
 
 
@@ -179,13 +181,22 @@ def read_parquet(path: str, columns: list[str] | None = None):
     import pyarrow.parquet as pq
 
     table = pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
-    return table.to_pandas(types_mapper={pa.string(): __import__("pandas").StringDtype()}.get)
+    import pandas as pd
+
+    mapping = {
+        pa.string(): pd.StringDtype(),
+        pa.large_string(): pd.StringDtype(),
+        pa.int64(): pd.Int64Dtype(),
+    }
+    return table.to_pandas(types_mapper=mapping.get, ignore_metadata=True)
 
 
 def write_json(path: str, obj) -> None:
     import json
 
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+    write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8")
+    )
 
 
 def read_json(path: str):

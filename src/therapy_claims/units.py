@@ -37,9 +37,12 @@ def allocate(
     pool_units = units_for_minutes(total.to_numpy())
     full = (m // 15).to_numpy()
     leftover = (m % 15).to_numpy()
-    full_sum = pd.Series(full, index=frame.index).groupby(
-        [frame[k] for k in keys], sort=False, dropna=False
-    ).transform("sum").to_numpy()
+    full_sum = (
+        pd.Series(full, index=frame.index)
+        .groupby([frame[k] for k in keys], sort=False, dropna=False)
+        .transform("sum")
+        .to_numpy()
+    )
     remaining = pool_units - full_sum  # >= 0 always
     order = pd.DataFrame(
         {

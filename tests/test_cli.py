@@ -1,0 +1,131 @@
+"""The command line: exit codes 0 / 1 / 2 and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from factories import row, write_csv
+
+from therapy_claims.cli import main
+from therapy_claims.layout import COLUMN_NAMES
+
+
+def test_run_clean_exit_0(tmp_path, capsys):
+    inp = write_csv(tmp_path / "in" / "a.csv", [row()])
+    rc = main(
+        ["run", "--input", str(inp), "--out", str(tmp_path / "out"), "--run-date", "2026-11-28"]
+    )
+    assert rc == 0
+    out = capsys.readouterr()
+    assert "billed" in out.out and "balanced: yes" in out.out
+    assert "ingest done" in out.err  # progress
+
+
+def test_run_with_rejected_file_exit_1(tmp_path, capsys):
+    write_csv(tmp_path / "in" / "a.csv", [row()])
+    write_csv(
+        tmp_path / "in" / "b.csv",
+        [row(line_id="L9")],
+        columns=[c for c in COLUMN_NAMES if c != "line_id"],
+    )
+    rc = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "out"),
+            "--run-date",
+            "2026-11-28",
+        ]
+    )
+    assert rc == 1
+    assert "REJECTED FILE" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(tmp_path / "missing"),
+                "--out",
+                str(tmp_path / "o"),
+                "--run-date",
+                "2026-11-28",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(tmp_path / "missing") in err
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--run-date",
+                "28/11/2026",
+            ]
+        )
+        == 2
+    )
+    assert "not a date" in capsys.readouterr().err
+    try:
+        main(["run", "--input", str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 2
+
+
+def test_bad_reference_exit_2(tmp_path, capsys):
+    from therapy_claims import reference
+
+    ref = tmp_path / "ref"
+    reference.copy_default(ref)
+    p = ref / "payers.csv"
+    p.write_text(p.read_text().replace(",cms,x,", ",eight_minute,x,", 1))
+    inp = write_csv(tmp_path / "in" / "a.csv", [row()])
+    rc = main(
+        [
+            "run",
+            "--input",
+            str(inp),
+            "--out",
+            str(tmp_path / "o"),
+            "--run-date",
+            "2026-11-28",
+            "--reference",
+            str(ref),
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "payers.csv row 2 column unit_method" in err and "eight_minute" in err
+
+
+def test_python_dash_m(tmp_path):
+    inp = write_csv(tmp_path / "in" / "a.csv", [row()])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "therapy_claims",
+            "run",
+            "--input",
+            str(inp),
+            "--out",
+            str(tmp_path / "out"),
+            "--run-date",
+            "2026-11-28",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "manifest" / "run_date=2026-11-28.json").exists()

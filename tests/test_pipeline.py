@@ -1,0 +1,326 @@
+"""A mixed night end to end: the manifest, scored lines, exception report and claim files agree
+with each other and with counts worked out by hand; every 837 passes pyx12."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from factories import row, write_csv
+from x12_validate import independent_checks, pyx12_validate
+
+from therapy_claims import pipeline, storage
+
+RD = date(2026, 11, 28)
+
+
+def mixed_rows() -> list[dict]:
+    return [
+        # E1: Medicare, 97110 33 min + 97140 7 min -> 2 + 1 units (CMS example 3), billed
+        row(
+            line_id="L1",
+            encounter_id="E1",
+            cpt_code="97110",
+            minutes="33",
+            units_charted="2",
+            start_time="09:00",
+            end_time="09:33",
+            charge_amount="90.00",
+        ),
+        row(
+            line_id="L2",
+            encounter_id="E1",
+            cpt_code="97140",
+            minutes="7",
+            units_charted="1",
+            start_time="09:33",
+            end_time="09:40",
+            charge_amount="45.50",
+            modifiers="",
+            body_region="lumbar",
+            technique="joint_mobilization",
+        ),
+        # E2: commercial (per-code), dependent child, 97140 7 min alone -> 0 units, not billed;
+        #     97110 20 min -> 1 unit billed
+        row(
+            line_id="L3",
+            encounter_id="E2",
+            patient_id="P2",
+            payer_id="COM01",
+            cpt_code="97140",
+            minutes="7",
+            units_charted="",
+            start_time="10:00",
+            end_time="10:07",
+            charge_amount="40",
+            subscriber_relationship="child",
+            subscriber_last_name="O*BRIEN~",
+            subscriber_first_name="MÁRIA",
+            subscriber_dob="1980-05-05",
+            patient_first_name="JOSÉ",
+            patient_last_name="MÜLLER",
+        ),
+        row(
+            line_id="L4",
+            encounter_id="E2",
+            patient_id="P2",
+            payer_id="COM01",
+            cpt_code="97110",
+            minutes="20",
+            units_charted="1",
+            start_time="10:07",
+            end_time="10:27",
+            charge_amount="60",
+            subscriber_relationship="child",
+            subscriber_last_name="O*BRIEN~",
+            subscriber_first_name="MÁRIA",
+            subscriber_dob="1980-05-05",
+            patient_first_name="JOSÉ",
+            patient_last_name="MÜLLER",
+            patient_address="12 MAIN ST:APT^4",
+        ),
+        # E3: unknown payer -> held
+        row(
+            line_id="L5",
+            encounter_id="E3",
+            patient_id="P3",
+            payer_id="NOPE",
+            start_time="11:00",
+            end_time="11:30",
+        ),
+        # E4: one line with a bad date -> quarantined; its sibling held (ENCOUNTER_INCOMPLETE)
+        row(
+            line_id="L6",
+            encounter_id="E4",
+            patient_id="P4",
+            date_of_service="2026-02-30",
+            start_time="12:00",
+            end_time="12:30",
+        ),
+        row(
+            line_id="L7",
+            encounter_id="E4",
+            patient_id="P4",
+            cpt_code="97161",
+            minutes="",
+            units_charted="1",
+            start_time="",
+            end_time="",
+        ),
+        # E5: timed code without minutes -> TIME_MISSING, held
+        row(
+            line_id="L8", encounter_id="E5", patient_id="P5", minutes="", start_time="", end_time=""
+        ),
+        # E6: end before start -> TIME_INCONSISTENT (Great Expectations), held
+        row(line_id="L9", encounter_id="E6", patient_id="P6", start_time="14:30", end_time="14:00"),
+        # E7: Medicare, units charted 3 for 33 minutes -> corrected to 2 (warning, still billed)
+        row(
+            line_id="L10",
+            encounter_id="E7",
+            patient_id="P7",
+            minutes="33",
+            units_charted="3",
+            start_time="15:00",
+            end_time="15:40",
+            charge_amount="135",
+        ),
+    ]
+
+
+@pytest.fixture
+def night(tmp_path):
+    inp = write_csv(tmp_path / "landing" / "clinic1.csv", mixed_rows())
+    cfg = pipeline.RunConfig(inputs=[str(inp.parent)], out=str(tmp_path / "out"), run_date=RD)
+    return cfg, pipeline.run(cfg)
+
+
+def test_manifest_balances_with_hand_counts(night):
+    cfg, m = night
+    assert m["rows_in"] == 10 and m["rows_quarantined"] == 1 and m["rows_scored"] == 9
+    # billed: L1, L2, L4, L10; not billed: L3; held: L5 (E3), L7 (E4), L8 (E5), L9 (E6)
+    assert (m["lines_billed"], m["lines_not_billed"], m["lines_held"]) == (4, 1, 4)
+    assert (m["claims_billed"], m["claims_held"]) == (3, 4)
+    assert m["balanced"] is True
+    assert m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
+    assert m["inputs"][0]["accepted"] and m["inputs"][0]["rows"] == 10
+    assert len(m["inputs"][0]["sha256"]) == 64
+    assert {Path(f["path"]).name for f in m["reference_files"]} >= {
+        "payers.csv",
+        "clinics.csv",
+        "ncci_ptp.csv",
+    }
+    for key in ("run_date", "started_at", "finished_at", "version", "claim_files"):
+        assert key in m
+
+
+def test_scored_lines(night):
+    cfg, m = night
+    s = storage.read_parquet(storage.join(cfg.final("scored"), "scored.parquet")).set_index(
+        "line_id"
+    )
+    assert s.loc["L1", "units"] == 2 and s.loc["L2", "units"] == 1 and s.loc["L3", "units"] == 0
+    assert s.loc["L3", "status"] == "not_billed" and "UNITS_ZERO" in list(
+        s.loc["L3", "exception_codes"]
+    )
+    assert list(s.loc["L2", "modifiers"]) == ["GP"] and list(s.loc["L2", "changes"]) == [
+        "modifiers +GP"
+    ]
+    assert list(s.loc["L10", "changes"]) == ["units 3->2"]
+    assert s.loc["L7", "status"] == "held" and "ENCOUNTER_INCOMPLETE" in list(
+        s.loc["L7", "exception_codes"]
+    )
+    assert s.loc["L9", "status"] == "held" and "TIME_INCONSISTENT" in list(
+        s.loc["L9", "exception_codes"]
+    )
+    assert s.loc["L1", "claim_id"] == s.loc["L2", "claim_id"] != s.loc["L10", "claim_id"]
+    assert "L6" not in s.index
+    for col in (
+        "claim_id",
+        "patient_id",
+        "payer_id",
+        "date_of_service",
+        "cpt_code",
+        "modifiers",
+        "minutes",
+        "units_charted",
+        "units",
+        "charge_amount",
+        "status",
+        "exception_codes",
+        "changes",
+    ):
+        assert col in s.columns
+    # no names or addresses in the scored layer
+    assert not {"patient_last_name", "patient_address", "member_id"} & set(s.columns)
+
+
+def test_exception_report(night):
+    cfg, m = night
+    e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
+    for col in (
+        "run_date",
+        "line_id",
+        "encounter_id",
+        "code",
+        "severity",
+        "message",
+        "suggested_fix",
+        "evidence",
+        "before",
+        "after",
+        "source_file",
+        "source_row",
+    ):
+        assert col in e.columns
+    by = e.groupby("code")["line_id"].agg(sorted).to_dict()
+    assert by["ROW_INVALID"] == ["L6"] and by["ENCOUNTER_INCOMPLETE"] == ["L7"]
+    assert by["UNKNOWN_PAYER"] == ["L5"] and by["TIME_MISSING"] == ["L8"]
+    assert by["TIME_INCONSISTENT"] == ["L9"] and by["UNITS_CORRECTED"] == ["L10"]
+    assert "L2" in by["THERAPY_MODIFIER_ADDED"]
+    assert m["exceptions_by_code"] == e["code"].value_counts().to_dict()
+    csv = (Path(cfg.final("exceptions")) / "exceptions.csv").read_bytes()
+    assert csv.startswith(b"\xef\xbb\xbf") and len(
+        pd.read_csv(Path(cfg.final("exceptions")) / "exceptions.csv")
+    ) == len(e)
+
+
+def test_claim_files_validate_and_agree_with_scored(night):
+    cfg, m = night
+    files = sorted(Path(cfg.final("claims")).glob("*.x12"))
+    assert [f.name for f in files] == sorted(Path(f["path"]).name for f in m["claim_files"])
+    s = pd.read_parquet(Path(cfg.final("scored")) / "scored.parquet")
+    billed = s[s["status"] == "billed"]
+    clm_ids, total, texts = set(), 0.0, ""
+    for f in files:
+        ok, report = pyx12_validate(str(f))
+        assert ok, report
+        text = f.read_text(encoding="ascii")
+        assert independent_checks(text) == []
+        for seg in text.split("~"):
+            el = seg.strip().split("*")
+            if el[0] == "CLM":
+                clm_ids.add(el[1])
+                total += float(el[2])
+        texts += text
+    # hostile free text arrives cleaned: no delimiters inside data, transliterated to ASCII
+    assert (
+        "NM1*IL*1*OBRIEN*MARIA" in texts
+        and "N3*12 MAIN STAPT4~" in texts
+        and "MULLER*JOSE" in texts
+    )
+    assert clm_ids == set(billed["claim_id"])
+    assert round(total, 2) == round(billed["charge_amount"].sum(), 2)
+    assert sum(f["claims"] for f in m["claim_files"]) == m["claims_billed"]
+    assert sum(f["lines"] for f in m["claim_files"]) == m["lines_billed"]
+
+
+def test_rerun_is_identical_and_replaces(night, tmp_path):
+    cfg, m1 = night
+    before = {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")}
+    stray = Path(cfg.final("claims")) / "stray.x12"
+    stray.write_text("left over")
+    m2 = pipeline.run(cfg)
+    after = {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")}
+    assert after == before  # byte-identical, and the stray file is gone
+    assert {k: m2[k] for k in ("rows_in", "lines_billed", "claims_billed")} == {
+        k: m1[k] for k in ("rows_in", "lines_billed", "claims_billed")
+    }
+    assert not Path(cfg.staging).exists()
+
+
+def test_failure_halfway_keeps_previous_outputs(night, monkeypatch):
+    cfg, _ = night
+    before = {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")}
+    manifest_before = Path(cfg.manifest_path).read_bytes()
+    from therapy_claims import x12
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(x12, "build_837p", boom)
+    with pytest.raises(RuntimeError):
+        pipeline.run(cfg)
+    assert {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")} == before
+    assert Path(cfg.manifest_path).read_bytes() == manifest_before
+
+
+def test_control_numbers_differ_across_run_dates():
+    assert pipeline.control_number(date(2026, 11, 28), 1) != pipeline.control_number(
+        date(2026, 11, 29), 1
+    )
+    assert pipeline.control_number(date(2026, 11, 28), 1) == 263320001
+    assert len(str(pipeline.control_number(date(2026, 12, 31), 9999))) == 9
+
+
+def test_unwritable_claim_is_held_not_lost(tmp_path):
+    # a patient name made only of characters X12 cannot carry: the claim is held with
+    # CLAIM_DATA_INVALID and the rest of the night is still billed
+    rows = [
+        row(),
+        row(
+            line_id="L2",
+            encounter_id="E2",
+            patient_id="P2",
+            patient_last_name="🙂🙂",
+            start_time="10:00",
+            end_time="10:30",
+        ),
+    ]
+    inp = write_csv(tmp_path / "in" / "a.csv", rows)
+    cfg = pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
+    m = pipeline.run(cfg)
+    assert m["balanced"] and (m["lines_billed"], m["lines_held"]) == (1, 1)
+    assert m["exceptions_by_code"].get("CLAIM_DATA_INVALID") == 1
+    s = pd.read_parquet(Path(cfg.final("scored")) / "scored.parquet").set_index("line_id")
+    assert s.loc["L2", "status"] == "held" and "CLAIM_DATA_INVALID" in list(
+        s.loc["L2", "exception_codes"]
+    )
+    e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
+    msg = e.loc[e["code"] == "CLAIM_DATA_INVALID", "message"].iloc[0]
+    assert "patient_last_name" in msg
+    (f,) = Path(cfg.final("claims")).glob("*.x12")
+    ok, report = pyx12_validate(str(f))
+    assert ok, report
+    assert m["claim_files"][0]["claims"] == 1 and m["claim_files"][0]["lines"] == 1

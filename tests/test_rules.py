@@ -1,0 +1,144 @@
+"""Each rule: a firing case, a non-firing case and its boundary. Reference data is the shipped
+sample folder unless a test writes its own."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+from factories import OTHER_NPI, row
+
+from therapy_claims import extract, pipeline, reference, rules
+from therapy_claims.layout import COLUMN_NAMES
+
+REF = reference.load()
+
+
+def night(rows: list[dict], ref=REF) -> rules.Night:
+    strings = pd.DataFrame([{c: r.get(c, "") for c in COLUMN_NAMES} for r in rows]).astype("string")
+    strings["source_file"] = "t.csv"
+    strings["source_row"] = pd.array(range(2, len(rows) + 2), dtype="Int64")
+    typed, found, bad = extract.type_rows(strings)
+    assert not bad.any(), found["message"].tolist()
+    return rules.Night(lines=pipeline._enrich(typed, ref), ref=ref, run_date=date(2026, 11, 28))
+
+
+def fired(n: rules.Night, code: str) -> pd.DataFrame:
+    f = rules.run_all(n)
+    return f[f["code"] == code]
+
+
+def test_unknown_payer_and_clinic():
+    n = night([row(), row(line_id="L2", payer_id="NOPE"), row(line_id="L3", clinic_id="CLN99")])
+    up, uc = fired(n, "UNKNOWN_PAYER"), fired(n, "UNKNOWN_CLINIC")
+    assert (
+        up["line_id"].tolist() == ["L2"] and "'NOPE' is not in payers.csv" in up["message"].iloc[0]
+    )
+    assert up["evidence"].iloc[0].startswith("payers.csv@")
+    assert uc["line_id"].tolist() == ["L3"] and "CLN99" in uc["message"].iloc[0]
+
+
+def test_time_missing_only_for_timed_codes():
+    n = night([row(minutes=""), row(line_id="L2", cpt_code="97161", minutes="", modifiers="GP")])
+    f = fired(n, "TIME_MISSING")
+    assert f["line_id"].tolist() == ["L1"] and f["severity"].iloc[0] == "error"
+
+
+@pytest.mark.parametrize(("minutes", "zero"), [(7, True), (8, False)])
+def test_units_zero_boundary_7_vs_8_minutes(minutes, zero):
+    n = night([row(cpt_code="97140", minutes=str(minutes), units_charted="")])
+    f = fired(n, "UNITS_ZERO")
+    assert (len(f) == 1) is zero
+    assert n.lines["units"].tolist() == [0 if zero else 1]
+    if zero:
+        assert f["severity"].iloc[0] == "info" and "7 min" in f["message"].iloc[0]
+
+
+def test_units_corrected_records_before_after_and_change():
+    n = night([row(minutes="33", units_charted="3")])  # 33 min alone -> 2 units
+    f = fired(n, "UNITS_CORRECTED")
+    assert len(f) == 1 and f["before"].iloc[0] == "3" and f["after"].iloc[0] == "2"
+    assert "charted 3 unit(s), computed 2" in f["message"].iloc[0]
+    assert n.change_lists().tolist() == [["units 3->2"]]
+    assert fired(night([row(minutes="33", units_charted="2")]), "UNITS_CORRECTED").empty
+
+
+def test_units_use_payer_method():
+    rows = [
+        row(cpt_code="97110", minutes="8", units_charted=""),
+        row(line_id="L2", cpt_code="97140", minutes="8", units_charted=""),
+    ]
+    cms = night(rows)
+    rules.run_all(cms)
+    assert cms.lines["units"].tolist() == [1, 0]  # 16 pooled minutes -> 1 unit (tie -> lower code)
+    ama = night([{**r, "payer_id": "COM01"} for r in rows])
+    rules.run_all(ama)
+    assert ama.lines["units"].tolist() == [1, 1]
+
+
+def test_therapy_modifier_added_when_payer_requires():
+    n = night(
+        [row(modifiers=""), row(line_id="L2", modifiers="59"), row(line_id="L3", modifiers="GP")]
+    )
+    f = fired(n, "THERAPY_MODIFIER_ADDED")
+    assert f["line_id"].tolist() == ["L1", "L2"]
+    assert f.set_index("line_id").loc["L2", ["before", "after"]].tolist() == ["59", "59;GP"]
+    assert f["severity"].iloc[0] == "warning"
+    assert n.lines["modifiers"].tolist() == ["GP", "59;GP", "GP"]
+    assert n.change_lists().tolist()[:2] == [["modifiers +GP"], ["modifiers +GP"]]
+
+
+def test_therapy_modifier_not_added_when_payer_does_not_require_or_chiro():
+    n = night(
+        [
+            row(payer_id="COM01", modifiers=""),
+            row(
+                line_id="L2",
+                cpt_code="98940",
+                discipline="CHIRO",
+                rendering_credential="DC",
+                modifiers="",
+                minutes="",
+                body_region="lumbar",
+            ),
+        ]
+    )
+    assert fired(n, "THERAPY_MODIFIER_ADDED").empty
+
+
+def test_therapy_modifier_for_ot_is_go():
+    n = night([row(discipline="OT", rendering_credential="OT", modifiers="", cpt_code="97530")])
+    rules.run_all(n)
+    assert n.lines["modifiers"].tolist() == ["GO"]
+
+
+def test_npi_invalid_rendering():
+    n = night([row(rendering_npi="1234567898"), row(line_id="L2", rendering_npi=OTHER_NPI)])
+    f = fired(n, "NPI_INVALID")
+    assert f["line_id"].tolist() == ["L1"] and "1234567898" in f["message"].iloc[0]
+
+
+def test_diagnosis_invalid_shape_and_pointer():
+    n = night(
+        [
+            row(diagnosis_codes="M54.50;XYZ"),
+            row(line_id="L2", diagnosis_pointers="3"),
+            row(line_id="L3", diagnosis_pointers="1;2"),
+            row(line_id="L4", diagnosis_codes="M5450"),
+        ]
+    )
+    f = fired(n, "DIAGNOSIS_INVALID").set_index("line_id")
+    assert sorted(f.index) == ["L1", "L2"]
+    assert "'XYZ'" in f.loc["L1", "message"] and "'3'" in f.loc["L2", "message"]
+
+
+def test_every_finding_has_fix_and_catalogue_severity():
+    from therapy_claims.catalogue import CATALOGUE
+
+    n = night([row(minutes="", payer_id="NOPE", modifiers="", rendering_npi="1234567898")])
+    f = rules.run_all(n)
+    assert not f.empty
+    for _, x in f.iterrows():
+        assert x["severity"] == CATALOGUE[x["code"]].severity
+        assert x["suggested_fix"] and x["message"]

@@ -1,0 +1,515 @@
+"""Tests for the 837P writer (therapy_claims.x12), checked by pyx12 and by independent checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from x12_validate import independent_checks, pyx12_validate
+
+from therapy_claims import reference, x12
+
+SAMPLES = Path("/work/shared/reference/samples")
+CREATED = datetime(2024, 1, 15, 12, 30)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return reference.load()
+
+
+def line(**overrides) -> dict:
+    row = {
+        "claim_id": "PCN0001",
+        "line_id": "L1",
+        "clinic_id": "CLN01",
+        "payer_id": "COM01",
+        "date_of_service": pd.Timestamp("2024-01-10"),
+        "patient_last_name": "Doe",
+        "patient_first_name": "John",
+        "patient_dob": pd.Timestamp("1980-01-01"),
+        "patient_sex": "M",
+        "patient_address": "456 Oak Ave",
+        "patient_city": "Springfield",
+        "patient_state": "IL",
+        "patient_zip": "62702",
+        "member_id": "MEMBER123",
+        "subscriber_relationship": pd.NA,
+        "subscriber_last_name": pd.NA,
+        "subscriber_first_name": pd.NA,
+        "subscriber_dob": pd.NaT,
+        "group_number": "GRP123",
+        "prior_auth_number": pd.NA,
+        "rendering_npi": "1245319599",
+        "rendering_last_name": "Smith",
+        "rendering_first_name": "Robert",
+        "cpt_code": "97110",
+        "modifiers": ["GP"],
+        "units": 4,
+        "charge_amount": 100.0,
+        "diagnosis_codes": ["M54.50", "M62.81"],
+        "diagnosis_pointers": [1, 2],
+        "place_of_service": "11",
+        "injury_date": pd.NaT,
+    }
+    row.update(overrides)
+    return row
+
+
+def frame(*rows: dict) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    for c in ("date_of_service", "patient_dob", "subscriber_dob", "injury_date"):
+        df[c] = pd.to_datetime(df[c])
+    for c in df.columns:
+        if df[c].dtype == object and c not in (
+            "modifiers",
+            "diagnosis_codes",
+            "diagnosis_pointers",
+        ):
+            df[c] = df[c].astype("string")
+    return df
+
+
+def build(ref, df: pd.DataFrame, **kw) -> str:
+    args = {
+        "clinics": ref.clinics,
+        "payers": ref.payers,
+        "receiver_id": "CLEARHOUSE1",
+        "receiver_name": "Sample Clearinghouse",
+        "interchange_control_number": 17,
+        "created": CREATED,
+    }
+    args.update(kw)
+    return x12.build_837p(df, **args)
+
+
+def segments(text: str) -> list[str]:
+    return [s for s in text.split("~\n") if s]
+
+
+def assert_valid(text: str) -> None:
+    ok, report = pyx12_validate(text)
+    assert ok, report
+    assert "IK5*A" in report
+    assert independent_checks(text) == []
+
+
+# ---- the helper itself ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["p_self.x12", "p_dep.x12"])
+def test_helper_accepts_known_good_samples(name):
+    ok, report = pyx12_validate(SAMPLES / name)
+    assert ok, report
+    assert independent_checks((SAMPLES / name).read_text()) == []
+    ok_text, _ = pyx12_validate((SAMPLES / name).read_text())
+    assert ok_text
+
+
+def test_helper_rejects_broken_se_count():
+    good = (SAMPLES / "p_self.x12").read_text()
+    bad = good.replace("SE*31*0001~", "SE*32*0001~")
+    assert bad != good
+    ok, report = pyx12_validate(bad)
+    assert not ok
+    assert "SE" in report
+    assert any("SE01" in p for p in independent_checks(bad))
+
+
+def test_independent_checks_catch_business_errors():
+    good = (SAMPLES / "p_self.x12").read_text()
+    problems = independent_checks(
+        good.replace("CLM*PCN0001*150*", "CLM*PCN0001*140*")
+        .replace("XX*1245319599", "XX*1245319598")
+        .replace("N4*SPRINGFIELD*IL*627011234", "N4*SPRINGFIELD*IL*62701")
+        .replace("N3*456 OAK AVE", "N3*456 OAK AVE#")
+        .replace("HL*2*1*22*0", "HL*2*9*22*0")
+        .replace("GE*1*1~", "GE*1*2~")
+    )
+    text = "\n".join(problems)
+    for expected in ("CLM02", "NPI", "ZIP", "charset", "parent", "GE02"):
+        assert expected in text, (expected, problems)
+
+
+def test_helper_reports_pyx12_crash_on_non_ascii(tmp_path):
+    path = tmp_path / "bad.x12"
+    good = (SAMPLES / "p_self.x12").read_text()
+    path.write_bytes(good.replace("DOE*JOHN", "DOÉ*JOHN").encode("utf-8"))
+    ok, report = pyx12_validate(path)
+    assert not ok
+    assert "EXCEPTION" in report
+
+
+# ---- clean_text ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "max_len", "expected"),
+    [
+        ("José Müller", None, "JOSE MULLER"),
+        ("O*BRIEN~", None, "OBRIEN"),
+        ("12 MAIN ST:APT^4", None, "12 MAIN STAPT4"),
+        ("Straße", None, "STRASSE"),
+        ("Ærø Øster Œuvre Łódź", None, "AERO OSTER OEUVRE LODZ"),
+        ("  a \t b\n\nc  ", None, "A B C"),
+        ("Ann 😀 Lee", None, "ANN LEE"),
+        ("שלום Dana", None, "DANA"),
+        ("O’Neil — Smith", None, "O'NEIL - SMITH"),
+        ("a@b#c$%d|e\\f", None, "ABCDEF"),
+        ("ok !\"&'()+,-./;?=", None, "OK !\"&'()+,-./;?="),
+        ("ABCDEFGHIJ", 5, "ABCDE"),
+        ("ABCD FGH", 5, "ABCD"),
+        (None, None, ""),
+        (pd.NA, 10, ""),
+        (float("nan"), None, ""),
+        (12345, None, "12345"),
+    ],
+)
+def test_clean_text(raw, max_len, expected):
+    assert x12.clean_text(raw, max_len) == expected
+
+
+def test_money_format():
+    assert [x12._money(c) for c in (15000, 8750, 8725, 5, 0, 123456789)] == [
+        "150",
+        "87.5",
+        "87.25",
+        "0.05",
+        "0",
+        "1234567.89",
+    ]
+
+
+# ---- build_837p ------------------------------------------------------------------------------
+
+
+def test_self_subscriber_claim_validates(ref):
+    text = build(
+        ref,
+        frame(
+            line(prior_auth_number="AUTH12345", injury_date=pd.Timestamp("2024-01-02")),
+            line(
+                line_id="L2",
+                cpt_code="97140",
+                modifiers=["GP", "59"],
+                units=1,
+                charge_amount=50.0,
+                diagnosis_pointers=[1],
+            ),
+        ),
+    )
+    assert_valid(text)
+    segs = segments(text)
+    assert "SBR*P*18*GRP123******CI" in segs
+    assert "NM1*IL*1*DOE*JOHN****MI*MEMBER123" in segs
+    assert "DMG*D8*19800101*M" in segs
+    assert "CLM*PCN0001*150***11:B:1*Y*A*Y*Y" in segs
+    assert "DTP*431*D8*20240102" in segs
+    assert "REF*G1*AUTH12345" in segs
+    assert "HI*ABK:M5450*ABF:M6281" in segs
+    assert "NM1*82*1*SMITH*ROBERT****XX*1245319599" in segs
+    assert "SV1*HC:97110:GP*100*UN*4***1:2" in segs
+    assert "SV1*HC:97140:GP:59*50*UN*1***1" in segs
+    assert "NM1*85*2*RIVERSIDE PHYSICAL THERAPY*****XX*1500123454" in segs
+    assert "N4*SPRINGFIELD*IL*627011234" in segs
+    assert not any(s.startswith("HL*3") or s.startswith("PAT") for s in segs)
+
+
+def test_dependent_patient_claim_validates(ref):
+    text = build(
+        ref,
+        frame(
+            line(
+                subscriber_relationship="child",
+                subscriber_last_name="Doe",
+                subscriber_first_name="Mary",
+                subscriber_dob=pd.Timestamp("1975-05-05"),
+                patient_first_name="Jane",
+                patient_sex="F",
+                patient_dob=pd.Timestamp("2010-01-01"),
+                patient_zip="62702-1234",
+            )
+        ),
+    )
+    assert_valid(text)
+    segs = segments(text)
+    i = segs.index("HL*2*1*22*1")
+    assert segs[i : i + 10] == [
+        "HL*2*1*22*1",
+        "SBR*P**GRP123******CI",
+        "NM1*IL*1*DOE*MARY****MI*MEMBER123",
+        "NM1*PR*2*SAMPLE COMMERCIAL PPO*****PI*COM01",
+        "HL*3*2*23*0",
+        "PAT*19",
+        "NM1*QC*1*DOE*JANE",
+        "N3*456 OAK AVE",
+        "N4*SPRINGFIELD*IL*627021234",
+        "DMG*D8*20100101*F",
+    ]
+
+
+@pytest.mark.parametrize(("relationship", "pat01"), [("spouse", "01"), ("other", "G8")])
+def test_other_relationships(ref, relationship, pat01):
+    text = build(
+        ref,
+        frame(
+            line(
+                subscriber_relationship=relationship,
+                subscriber_last_name="Roe",
+                subscriber_first_name="Pat",
+            )
+        ),
+    )
+    assert_valid(text)
+    assert f"PAT*{pat01}" in segments(text)
+
+
+def test_several_claims_and_clinics(ref):
+    df = frame(
+        line(claim_id="A1"),
+        line(claim_id="B1", clinic_id="CLN02", payer_id="MCR01", line_id="B1L1"),
+        line(
+            claim_id="A2",
+            payer_id="MCD01",
+            subscriber_relationship="spouse",
+            subscriber_last_name="Doe",
+            subscriber_first_name="Ann",
+        ),
+        line(claim_id="B1", clinic_id="CLN02", payer_id="MCR01", line_id="B1L2", cpt_code="97112"),
+        line(claim_id="A1", line_id="A1L2", cpt_code="97530", modifiers=["GP", "KX", "59", "XU"]),
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    # one 2000A per clinic; claims grouped under their clinic in first-appearance order
+    assert [s for s in segs if s.endswith("**20*1")] == ["HL*1**20*1", "HL*5**20*1"]
+    clms = [s.split("*")[1] for s in segs if s.startswith("CLM")]
+    assert clms == ["A1", "A2", "B1"]
+    assert "SBR*P*18*GRP123******MB" in segs
+    assert "SV1*HC:97530:GP:KX:59:XU*100*UN*4***1:2" in segs
+    # lines of B1 in input order
+    b1 = segs[segs.index("CLM*B1*200***11:B:1*Y*A*Y*Y") :]
+    assert [s for s in b1 if s.startswith("SV1")] == [
+        "SV1*HC:97110:GP*100*UN*4***1:2",
+        "SV1*HC:97112:GP*100*UN*4***1:2",
+    ]
+    assert segs[0][35:50] == "RIVERSIDEPT01  "  # ISA06: the first claim's clinic submits
+
+
+def test_pointers_and_many_diagnoses(ref):
+    codes = ["M54.50", "M62.81", "M25.511", "S13.4XXA", "G89.29", "M79.1", "R26.89"]
+    df = frame(
+        line(diagnosis_codes=codes, diagnosis_pointers=[7, 3, 1, 4]),
+        line(line_id="L2", diagnosis_codes=codes, diagnosis_pointers=[2]),
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert "HI*ABK:M5450*ABF:M6281*ABF:M25511*ABF:S134XXA*ABF:G8929*ABF:M791*ABF:R2689" in segs
+    assert "SV1*HC:97110:GP*100*UN*4***7:3:1:4" in segs
+
+
+def test_clm02_is_exact_sum_of_lines(ref):
+    df = frame(
+        line(charge_amount=100.00),
+        line(line_id="L2", charge_amount=50.50),
+        line(line_id="L3", charge_amount=0.25),
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert "CLM*PCN0001*150.75***11:B:1*Y*A*Y*Y" in segs
+    assert [s.split("*")[2] for s in segs if s.startswith("SV1")] == ["100", "50.5", "0.25"]
+
+
+def test_float_noise_is_summed_in_cents(ref):
+    df = frame(*[line(line_id=f"L{i}", charge_amount=0.1) for i in range(3)])
+    text = build(ref, df)
+    assert "CLM*PCN0001*0.3***11:B:1*Y*A*Y*Y" in segments(text)
+    assert independent_checks(text) == []
+
+
+def test_hostile_text_is_cleaned_and_validates(ref):
+    df = frame(
+        line(
+            patient_last_name="O*BRIEN~",
+            patient_first_name="JOSÉ",
+            patient_address="12 MAIN ST:APT^4 😀",
+            patient_city="שלום Chicago",
+            subscriber_relationship="spouse",
+            subscriber_last_name="MÜLLER",
+            subscriber_first_name="Zoë\tŁucja",
+            group_number="grp 1",
+            prior_auth_number="auth-1/a",
+            rendering_last_name="مرحبا Nguyễn",
+            rendering_first_name="Bảo",
+        )
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    text.encode("ascii")
+    segs = segments(text)
+    assert "NM1*QC*1*OBRIEN*JOSE" in segs
+    assert "N3*12 MAIN STAPT4" in segs
+    assert "N4*CHICAGO*IL*62702" in segs
+    assert "NM1*IL*1*MULLER*ZOE LUCJA****MI*MEMBER123" in segs
+    assert "SBR*P**GRP 1******CI" in segs
+    assert "REF*G1*AUTH-1/A" in segs
+    assert "NM1*82*1*NGUYEN*BAO****XX*1245319599" in segs
+
+
+def test_long_text_is_cut_to_element_length(ref):
+    df = frame(line(patient_last_name="X" * 80, patient_address="Y" * 70, patient_city="Z" * 40))
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert f"NM1*IL*1*{'X' * 60}*JOHN****MI*MEMBER123" in segs
+    assert f"N3*{'Y' * 55}" in segs
+    assert f"N4*{'Z' * 30}*IL*62702" in segs
+
+
+def test_rendering_same_as_billing_omits_2310b(ref):
+    text = build(ref, frame(line(rendering_npi="1500123454")))
+    assert_valid(text)
+    assert not any(s.startswith("NM1*82") for s in segments(text))
+
+
+def test_line_renderer_differs_gets_2420a(ref):
+    df = frame(
+        line(),
+        line(line_id="L2", rendering_npi="1558598797", rendering_last_name="Jones"),
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    nm1_82 = [i for i, s in enumerate(segs) if s.startswith("NM1*82")]
+    assert [segs[i] for i in nm1_82] == [
+        "NM1*82*1*SMITH*ROBERT****XX*1245319599",
+        "NM1*82*1*JONES*ROBERT****XX*1558598797",
+    ]
+    assert segs[nm1_82[1] - 1] == "DTP*472*D8*20240110"  # 2420A follows the line's 2400 DTP
+
+
+def test_line_place_of_service_differs(ref):
+    df = frame(line(), line(line_id="L2", place_of_service="12"))
+    text = build(ref, df)
+    assert_valid(text)
+    assert "SV1*HC:97110:GP*100*UN*4*12**1:2" in segments(text)
+
+
+def test_isa_is_106_chars_and_envelope(ref):
+    text = build(ref, frame(line()), interchange_control_number=123, usage="P")
+    isa = text.split("\n")[0]
+    assert len(isa) == 106
+    assert isa == (
+        "ISA*00*          *00*          *ZZ*RIVERSIDEPT01  *ZZ*CLEARHOUSE1    "
+        "*240115*1230*^*00501*000000123*0*P*:~"
+    )
+    segs = segments(text)
+    assert segs[1] == "GS*HC*RIVERSIDEPT01*CLEARHOUSE1*20240115*1230*123*X*005010X222A1"
+    assert segs[-2:] == ["GE*1*123", "IEA*1*000000123"]
+    assert text.endswith("~\n")
+    assert not text.startswith("\ufeff")
+
+
+def test_several_transaction_sets(ref, monkeypatch):
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
+    df = frame(*[line(claim_id=f"C{i}", clinic_id="CLN01" if i % 2 else "CLN02") for i in range(5)])
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert [s for s in segs if s.startswith("ST*")] == [
+        "ST*837*0001*005010X222A1",
+        "ST*837*0002*005010X222A1",
+        "ST*837*0003*005010X222A1",
+    ]
+    assert "GE*3*17" in segs
+
+
+def test_deterministic(ref):
+    df = frame(line(), line(line_id="L2", claim_id="X2", clinic_id="CLN02"))
+    a = build(ref, df).encode("ascii")
+    b = build(ref, df.copy()).encode("ascii")
+    assert a == b
+
+
+def test_accepts_numpy_lists_and_plain_object_columns(ref):
+    import numpy as np
+
+    df = pd.DataFrame(
+        [
+            line(
+                modifiers=np.array(["GP"], dtype=object),
+                diagnosis_pointers=np.array([1, 2]),
+                diagnosis_codes=np.array(["M54.50", "M62.81"], dtype=object),
+            )
+        ]
+    )
+    text = build(ref, df)
+    assert_valid(text)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"patient_last_name": "😀 ~*"}, "patient_last_name"),
+        ({"patient_first_name": "שלום"}, "patient_first_name"),
+        ({"patient_address": pd.NA}, "patient_address"),
+        ({"patient_zip": "6270"}, "patient_zip"),
+        ({"patient_state": "Illinois"}, "patient_state"),
+        (
+            {"subscriber_relationship": "child", "subscriber_last_name": pd.NA},
+            "subscriber_last_name",
+        ),
+        ({"subscriber_relationship": "cousin"}, "subscriber_relationship"),
+        ({"rendering_last_name": "***"}, "rendering_last_name"),
+        ({"diagnosis_codes": []}, "diagnosis_codes"),
+        ({"diagnosis_codes": [f"M{i:02d}" for i in range(13)]}, "diagnosis_codes"),
+        ({"diagnosis_pointers": [3]}, "diagnosis_pointers"),
+        ({"diagnosis_pointers": [1, 2, 1, 2, 1]}, "diagnosis_pointers"),
+        ({"modifiers": ["GP", "59", "KX", "XU", "CQ"]}, "modifiers"),
+        ({"units": 0}, "units"),
+        ({"charge_amount": -5.0}, "charge_amount"),
+        ({"claim_id": "pcn*1"}, "claim_id"),
+        ({"claim_id": "X" * 21}, "claim_id"),
+        ({"clinic_id": "NOPE"}, "clinic_id"),
+        ({"payer_id": "NOPE"}, "payer_id"),
+        ({"rendering_npi": "1245319598"}, "rendering_npi"),
+        ({"patient_sex": "X"}, "patient_sex"),
+        ({"patient_dob": pd.NaT}, "patient_dob"),
+        ({"member_id": "~"}, "member_id"),
+        ({"member_id": "AB*12"}, "member_id"),
+        ({"member_id": "M" * 81}, "member_id"),
+        ({"group_number": "G:1"}, "group_number"),
+        ({"prior_auth_number": "AUTH~1"}, "prior_auth_number"),
+        ({"prior_auth_number": "A" * 51}, "prior_auth_number"),
+        ({"cpt_code": "9711"}, "cpt_code"),
+        ({"place_of_service": "1"}, "place_of_service"),
+    ],
+)
+def test_invalid_input_raises_value_error_naming_claim_and_field(ref, overrides, field):
+    with pytest.raises(ValueError) as info:
+        build(ref, frame(line(**overrides)))
+    message = str(info.value)
+    assert field in message
+    if "claim_id" not in overrides:
+        assert "PCN0001" in message
+
+
+def test_phi_is_not_in_error_messages(ref):
+    with pytest.raises(ValueError) as info:
+        build(ref, frame(line(patient_zip="99")))
+    assert "99" not in str(info.value).replace("PCN0001", "")
+
+
+def test_envelope_arguments_are_checked(ref):
+    with pytest.raises(ValueError):
+        build(ref, frame(line()), interchange_control_number=0)
+    with pytest.raises(ValueError):
+        build(ref, frame(line()), usage="X")
+    with pytest.raises(ValueError):
+        build(ref, frame(line()), receiver_id="A" * 16)
+    with pytest.raises(ValueError):
+        build(ref, frame(line()).iloc[:0])
