@@ -486,6 +486,7 @@ def publish(cfg: RunConfig) -> dict:
         "lines": sum(f["lines"] for f in files),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    storage.write_json(cfg.staged("work", "publish.json"), out)
     log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
     return out
 
@@ -520,6 +521,11 @@ def manifest(cfg: RunConfig) -> dict:
         "exceptions_by_code": score_info["exceptions_by_code"],
         "validation": validation["suites"] if validation else None,
         "outputs": {kind: cfg.final(kind) for kind in PUBLISHED_DIRS},
+        "stage_seconds": {
+            name: storage.read_json(cfg.staged("work", f"{name}.json")).get("seconds")
+            for name in ("ingest", "validate", "score", "publish")
+            if storage.exists(cfg.staged("work", f"{name}.json"))
+        },
     }
     m["balanced"] = (
         m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
