@@ -16,6 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def is_s3(path: str) -> bool:
     return str(path).startswith("s3://")
 
@@ -64,6 +68,7 @@ def write_bytes(path: str, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are for analysts too
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

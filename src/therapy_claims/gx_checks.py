@@ -1,0 +1,451 @@
+"""Great Expectations (GX Core 1.x, pandas) checks on the night's raw rows.
+
+The suites live as GX ExpectationSuite JSON in the repo's top-level ``expectations/`` folder;
+every expectation carries ``meta.rule_code``, the catalogue code a failing row becomes.
+``run_suites`` validates a frame with each suite, writes one results JSON per suite and the GX
+Data Docs under ``validation/run_date=YYYY-MM-DD/``, and returns findings + a small summary.
+
+How it runs (and why):
+
+- GX is imported inside functions only: Airflow parses DAG files that import this package, and
+  ``import great_expectations`` takes seconds. ``GX_ANALYTICS_ENABLED`` is forced to false.
+- An in-memory (ephemeral) GX context per run; nothing is written to a ``gx/`` project folder.
+  Data Docs are built once per run straight into ``<validation_dir>/data_docs``.
+- Every expectation first runs with ``SUMMARY``; only the expectations that failed are run again
+  with ``COMPLETE`` + ``unexpected_index_column_names=["line_id"]`` (and
+  ``exclude_unexpected_values``) to get the failing ``line_id``s. If line_id is not unique (or
+  missing somewhere), the re-run uses GX's positional labels instead, so a duplicated id never
+  smears a finding onto its twin.
+- Each suite sees only the columns it names (GX md5-hashes the whole batch frame on every run),
+  and nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
+  ``column_values.between`` is vectorised only for numpy int/float and otherwise calls a Python
+  function per row (about 0.8 s per column per 1M rows). Values and NA-ness are unchanged.
+- Messages are built from the original typed rows, vectorised, never per row in Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from therapy_claims import findings, storage
+from therapy_claims.catalogue import CATALOGUE
+
+SUITES: tuple[str, ...] = ("extract_schema", "time_consistency")
+
+ENV_EXPECTATIONS = "THERAPY_CLAIMS_EXPECTATIONS"
+CUSTOM_EXPECTATIONS_MODULE = "therapy_claims.gx_expectations"
+ID_COLUMN = "line_id"
+DOCS_DIR = "data_docs"
+
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+_LIST_KWARGS = ("column_list",)
+
+
+class SuiteError(RuntimeError):
+    """A suite cannot be loaded as written (missing file, unknown expectation type, bad meta)."""
+
+
+# --------------------------------------------------------------------------- loading suites
+
+
+def expectations_dir() -> Path:
+    """The folder holding ``<suite>.json``: env ``THERAPY_CLAIMS_EXPECTATIONS``, else the repo's
+    top-level ``expectations/`` (``src/therapy_claims/../../expectations``)."""
+    env = os.environ.get(ENV_EXPECTATIONS)
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "expectations"
+    if not path.is_dir():
+        how = f"{ENV_EXPECTATIONS}={env!r}" if env else f"default {path} (set {ENV_EXPECTATIONS})"
+        raise SuiteError(f"GX expectations folder not found: {how}")
+    return path
+
+
+def _gx_env() -> None:
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+
+def _import_custom_expectations() -> None:
+    # GX registers a custom expectation class when it is defined; a suite naming an
+    # unregistered type loads with that expectation silently dropped.
+    try:
+        importlib.import_module(CUSTOM_EXPECTATIONS_MODULE)
+    except Exception as exc:  # ImportError, or an error while defining the classes
+        raise SuiteError(
+            f"cannot import the custom GX expectations ({CUSTOM_EXPECTATIONS_MODULE}): {exc!r}; "
+            "suites naming them would load empty and pass vacuously"
+        ) from exc
+
+
+def load_suite(name: str):
+    """Load ``expectations/<name>.json`` as a GX ``ExpectationSuite``.
+
+    Imports the custom expectations first. Raises ``SuiteError`` if the file is missing, if GX
+    kept fewer expectations than the JSON lists (unknown type or bad kwargs: GX only logs
+    those), if the suite is empty, or if an expectation lacks a known ``meta.rule_code``."""
+    _gx_env()
+    _import_custom_expectations()
+    import great_expectations as gx
+
+    path = expectations_dir() / f"{name}.json"
+    if not path.is_file():
+        raise SuiteError(f"GX suite {name!r}: {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SuiteError(f"GX suite {name!r}: {path} is not valid JSON: {exc}") from exc
+    if data.get("name") != name:
+        raise SuiteError(f"GX suite {name!r}: {path} names the suite {data.get('name')!r}")
+    listed = list(data.get("expectations") or [])
+    suite = gx.ExpectationSuite(**data)
+    loaded = len(suite.expectations)
+    if loaded == 0 or loaded < len(listed):
+        kept = [e.expectation_type for e in suite.expectations]
+        lost = [e.get("type") for e in listed]
+        for t in kept:
+            if t in lost:
+                lost.remove(t)
+        raise SuiteError(
+            f"GX suite {name!r} ({path}): {len(listed)} expectations listed, {loaded} loaded; "
+            f"not loaded: {lost or 'none listed'} (unknown expectation type or invalid kwargs; "
+            f"is {CUSTOM_EXPECTATIONS_MODULE} defining it?)"
+        )
+    for exp in suite.expectations:
+        code = (exp.meta or {}).get("rule_code")
+        if code not in CATALOGUE:
+            raise SuiteError(
+                f"GX suite {name!r}: {exp.expectation_type} {_kwargs(exp)} has meta.rule_code "
+                f"{code!r}, not a catalogue code"
+            )
+    return suite
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_suites(
+    df: pd.DataFrame,
+    validation_dir: str,
+    run_date: str,
+    suites: tuple[str, ...] | list[str] = SUITES,
+) -> tuple[pd.DataFrame, dict]:
+    """Validate ``df`` (the night's typed raw rows) with every suite.
+
+    Writes ``<validation_dir>/<suite>.json`` (SUMMARY-level results plus the failing line_ids of
+    each failing expectation) and ``<validation_dir>/data_docs/index.html``. Returns
+    ``(findings, summary)``: one finding per (failing row, expectation) with the expectation's
+    ``meta.rule_code``, and ``{suite: {success, evaluated, failed_expectations, failing_rows}}``.
+    """
+    _gx_env()
+    loaded = {name: load_suite(name) for name in suites}  # fail before any work
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    out_dir = storage.local_path(validation_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    docs_dir = out_dir / DOCS_DIR
+    if docs_dir.exists():  # a rerun of the run date replaces, never accumulates, the docs
+        shutil.rmtree(docs_dir)
+
+    frame = df.reset_index(drop=True)
+    if ID_COLUMN not in frame.columns:
+        raise ValueError(f"GX checks need a {ID_COLUMN} column")
+
+    ctx = _context(docs_dir)
+    scratch = _context(None)  # COMPLETE re-runs stay out of the Data Docs
+    batch = _batch_definition(ctx)
+    scratch_batch = _batch_definition(scratch)
+    run_id = RunIdentifier(run_name=f"run_date={run_date}")
+
+    all_findings: list[pd.DataFrame] = []
+    summary: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for name, suite in loaded.items():
+        gx_frame = _gx_frame(frame, _suite_columns(suite), name)
+        suite = ctx.suites.add(suite)
+        vd = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        result = vd.run(
+            batch_parameters={"dataframe": gx_frame}, result_format="SUMMARY", run_id=run_id
+        )
+        raised = {
+            r.expectation_config.id: msg for r in result.results if (msg := _exception_message(r))
+        }
+        errors += [
+            f"{name}: {r.expectation_config.type} {_kwargs(r.expectation_config)}: {raised[i]}"
+            for r in result.results
+            if (i := r.expectation_config.id) in raised
+        ]
+        failing = _failing_rows(scratch, scratch_batch, name, result, gx_frame, set(raised))
+
+        all_findings += [_findings(name, exp_result, frame, rows) for exp_result, rows in failing]
+        positions = [rows for _, rows in failing]
+        failing_positions = np.unique(np.concatenate(positions)) if positions else []
+        stats = result.statistics
+        summary[name] = {
+            "success": bool(result.success),
+            "evaluated": int(stats.get("evaluated_expectations", 0)),
+            "failed_expectations": int(stats.get("unsuccessful_expectations", 0)),
+            "failing_rows": len(failing_positions),
+        }
+        _write_results(out_dir / f"{name}.json", name, run_date, result, failing, frame)
+
+    ctx.build_data_docs()
+    if errors:  # a check that could not run must not pass as "no findings"
+        raise SuiteError("GX could not evaluate: " + "; ".join(errors) + f" (results in {out_dir})")
+    return findings.concat(all_findings), summary
+
+
+def _exception_message(exp_result) -> str | None:
+    """GX's exception_info is either one dict or a dict of them keyed by metric id."""
+    info = exp_result.exception_info or {}
+    entries = [info] if "raised_exception" in info else list(info.values())
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "exception")
+    return None
+
+
+def _context(docs_dir: Path | None):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    for site in list((ctx.get_config().data_docs_sites or {}).keys()):
+        ctx.delete_data_docs_site(site)
+    if docs_dir is not None:
+        ctx.add_data_docs_site(
+            site_name="therapy_claims",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return ctx
+
+
+def _batch_definition(ctx):
+    return (
+        ctx.data_sources.add_pandas(name="raw")
+        .add_dataframe_asset(name="raw_rows")
+        .add_batch_definition_whole_dataframe("night")
+    )
+
+
+def _suite_columns(suite) -> list[str]:
+    cols: list[str] = []
+    for exp in suite.expectations:
+        kw = exp.configuration.kwargs
+        cols.extend(kw[k] for k in _COLUMN_KWARGS if kw.get(k))
+        for k in _LIST_KWARGS:
+            cols.extend(kw.get(k) or [])
+    return list(dict.fromkeys(cols))
+
+
+def _gx_frame(frame: pd.DataFrame, columns: list[str], suite_name: str) -> pd.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"GX suite {suite_name!r} names columns not in the frame: {missing}")
+    keep = list(dict.fromkeys([ID_COLUMN, *columns]))
+    sub = frame[keep].copy(deep=False)
+    for c in keep:
+        if pd.api.types.is_integer_dtype(sub[c].dtype) and isinstance(
+            sub[c].dtype, pd.api.extensions.ExtensionDtype
+        ):
+            sub[c] = sub[c].astype("float64")  # NA -> NaN; exact for |x| < 2**53
+    return sub
+
+
+def _failing_rows(scratch, batch, name, result, gx_frame, skip: set) -> list[tuple[Any, Any]]:
+    """For each failing expectation: (its SUMMARY result, numpy array of failing row positions).
+
+    Re-runs only the failing expectations, with COMPLETE and ``line_id`` as the index column.
+    If line_id is not unique or has gaps, the ids cannot say which row failed, so
+    GX's positional index labels are used instead (the frame has a fresh RangeIndex)."""
+    import great_expectations as gx
+
+    failed = [r for r in result.results if not r.success and r.expectation_config.id not in skip]
+    if not failed:
+        return []
+    ids = gx_frame[ID_COLUMN]
+    by_id = bool(ids.notna().all()) and ids.is_unique
+    sub_suite = gx.ExpectationSuite(
+        name=f"{name}__failing",
+        expectations=[_config_without_batch_id(r.expectation_config) for r in failed],
+    )
+    sub_suite = scratch.suites.add_or_update(sub_suite)
+    vd = scratch.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{name}__failing", data=batch, suite=sub_suite)
+    )
+    result_format: dict[str, Any] = {
+        "result_format": "COMPLETE",
+        "return_unexpected_index_query": False,
+        "exclude_unexpected_values": True,
+    }
+    if by_id:
+        result_format["unexpected_index_column_names"] = [ID_COLUMN]
+    complete = vd.run(batch_parameters={"dataframe": gx_frame}, result_format=result_format)
+    out = []
+    for summary_result, complete_result in zip(failed, complete.results, strict=True):
+        if _exception_message(complete_result):
+            raise SuiteError(
+                f"GX suite {name!r}: {complete_result.expectation_config.type} failed to "
+                f"evaluate with COMPLETE: {_exception_message(complete_result)}"
+            )
+        index_list = complete_result.result.get("unexpected_index_list")
+        out.append((summary_result, _positions(index_list, ids if by_id else None)))
+    return out
+
+
+def _config_without_batch_id(config) -> dict:
+    d = config.to_json_dict()
+    d.get("kwargs", {}).pop("batch_id", None)
+    d.pop("id", None)
+    return d
+
+
+def _positions(index_list, ids: pd.Series | None) -> np.ndarray:
+    """Row positions from GX's ``unexpected_index_list``.
+
+    Its shape depends on the result format: positional labels without index columns; with
+    them, a list of ``{line_id: .., <checked columns>: ..}`` per row, or, when
+    ``exclude_unexpected_values`` is set, a single ``{line_id: [..all ids..]}``."""
+    if not index_list:
+        return np.array([], dtype="int64")
+    if isinstance(index_list, dict):
+        index_list = [index_list]
+    first = index_list[0]
+    if not isinstance(first, dict):
+        return np.unique(np.asarray(index_list, dtype="int64"))
+    if len(index_list) == 1 and isinstance(first.get(ID_COLUMN), list):
+        failing_ids = first[ID_COLUMN]
+    else:
+        failing_ids = [d[ID_COLUMN] for d in index_list]
+    if ids is None:
+        raise ValueError("GX returned line_ids but the frame's line_id is not unique")
+    pos = pd.Index(ids).get_indexer(pd.Index(failing_ids, dtype=ids.dtype))
+    if (pos < 0).any():
+        raise ValueError("GX reported line_ids that are not in the frame")
+    return np.unique(pos.astype("int64"))
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _kwargs(exp) -> dict:
+    kw = dict(exp.configuration.kwargs if hasattr(exp, "configuration") else exp.kwargs)
+    kw.pop("batch_id", None)
+    return kw
+
+
+def _text(rows: pd.DataFrame, col: str) -> pd.Series:
+    s = rows[col]
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.dt.strftime("%Y-%m-%d")
+    return s.astype("string").fillna("<missing>")
+
+
+def _display(rows: pd.DataFrame, col: str) -> tuple[str, pd.Series]:
+    """``start_minute`` is shown as ``start_time`` (HH:MM) when the frame has it."""
+    if col.endswith("_minute") and (alt := col[: -len("_minute")] + "_time") in rows.columns:
+        return alt, _text(rows, alt)
+    return col, _text(rows, col)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _message(etype: str, kw: dict, rows: pd.DataFrame) -> pd.Series | str:
+    col = kw.get("column")
+    if etype == "expect_column_values_to_not_be_null":
+        return f"required column {col} is empty"
+    if etype == "expect_column_values_to_be_in_set":
+        allowed = ", ".join(map(str, kw.get("value_set") or []))
+        return f"{col} '" + _text(rows, col) + f"' is not one of {allowed}"
+    if etype == "expect_column_values_to_match_regex":
+        return f"{col} '" + _text(rows, col) + f"' does not match {kw.get('regex')}"
+    if etype == "expect_column_value_lengths_to_be_between":
+        lengths = rows[col].astype("string").str.len().astype("string").fillna("?")
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        return (
+            f"{col} '"
+            + _text(rows, col)
+            + "' has length "
+            + lengths
+            + f", allowed {_fmt(lo) if lo is not None else 0}-{_fmt(hi) if hi is not None else 'any'}"
+        )
+    if etype == "expect_column_values_to_be_unique":
+        return f"{col} '" + _text(rows, col) + "' occurs more than once in the night"
+    if etype == "expect_column_values_to_be_between":
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        values = pd.to_numeric(rows[col], errors="coerce")
+        below = (values < lo).fillna(False) if lo is not None else False
+        bound = pd.Series(
+            f"above the maximum {_fmt(hi)}" if hi is not None else "out of range", index=rows.index
+        )
+        if lo is not None:
+            bound = bound.mask(below, f"below the minimum {_fmt(lo)}")
+        return f"{col} " + _text(rows, col) + " is " + bound
+    if etype == "expect_column_pair_values_a_to_be_greater_than_b":
+        (a, av), (b, bv) = _display(rows, kw["column_A"]), _display(rows, kw["column_B"])
+        verb = "before" if kw.get("or_equal") else "after"
+        return f"{a} " + av + f" is not {verb} {b} " + bv
+    if etype == "expect_multicolumn_value_to_be_at_most_span":
+        v, s, e = kw["column_list"][:3]
+        span = (pd.to_numeric(rows[e]) - pd.to_numeric(rows[s])).astype("string").fillna("?")
+        (sn, sv), (en, ev) = _display(rows, s), _display(rows, e)
+        return (
+            f"{v} " + _text(rows, v) + f" exceed {en} - {sn} = " + span + " (" + sv + "-" + ev + ")"
+        )
+    cols = [c for k in _COLUMN_KWARGS if (c := kw.get(k))] + list(kw.get("column_list") or [])
+    msg = pd.Series(f"{etype} failed:", index=rows.index, dtype="string")
+    for c in cols:
+        msg = msg + f" {c}=" + _text(rows, c)
+    return msg
+
+
+def _findings(suite_name: str, exp_result, frame: pd.DataFrame, positions) -> pd.DataFrame:
+    config = exp_result.expectation_config
+    etype = config.type
+    kw = _kwargs(config)
+    code = (config.meta or {}).get("rule_code")
+    if len(positions) == 0:
+        return findings.empty()
+    rows = frame.iloc[positions]
+    evidence = f"GX suite {suite_name}: {etype} {json.dumps(kw, sort_keys=True, default=str)}"
+    return findings.make(code, rows, _message(etype, kw, rows), evidence=evidence)
+
+
+# --------------------------------------------------------------------------- results JSON
+
+
+def _write_results(path: Path, name, run_date, result, failing, frame) -> None:
+    doc = result.to_json_dict()
+    doc.setdefault("meta", {})
+    doc["meta"]["run_date"] = run_date
+    ids_by_id = {
+        exp_result.expectation_config.id: frame[ID_COLUMN].iloc[rows].astype("string").tolist()
+        for exp_result, rows in failing
+    }
+    for entry in doc.get("results", []):
+        cfg = entry.get("expectation_config") or {}
+        if cfg.get("id") in ids_by_id:
+            entry["failing_line_ids"] = ids_by_id[cfg["id"]]
+            entry["rule_code"] = (cfg.get("meta") or {}).get("rule_code")
+    data = json.dumps(doc, indent=2, sort_keys=True, default=str).encode("utf-8")
+    storage.write_bytes(str(path), data)
