@@ -1,0 +1,1196 @@
+"""Synthetic nightly encounter extracts (../shared/spec/extract-format.md) for demos, tests and
+benchmarks. Nothing here describes a real person: names, addresses, member ids and NPIs are
+drawn at random (NPIs pass the check digit but are picked at random).
+
+Everything is built column-wise with numpy (no Python loop per row or per encounter):
+
+1. Teams: each clinic of the reference folder gets a PT and an OT team, or one chiropractic
+   team when the clinic is chiropractic (taxonomy 111N..., or "CHIRO" in its name).
+2. Encounters are spread over the 7 days before ``run_date`` (fewer at weekends). Within a
+   team and day, encounter ``r`` goes to clinician ``r mod n`` as that clinician's slot
+   ``r div n``, and to patient ``(r + offset[day]) mod P``, so a patient is seen at most once
+   a day and a clinician sees at most 7 patients a day. Each clinician's encounters are then
+   scheduled one after the other from 07:00-08:00, so one clinician's one-on-one intervals
+   never overlap.
+3. Each encounter has up to 6 line slots (evaluation or CMT, three timed codes, a modality,
+   group therapy); present slots become the encounter's lines (1-5). Minutes are drawn so that
+   every timed line earns >= 1 unit under the payer's unit method, there are no leftover-minute
+   ties, and timed units stay within min(4, the payer's daily cap); ``units_charted`` is then
+   exactly what the pipeline will compute.
+4. Modifiers: GP/GO per discipline on always-therapy lines (missing on ~3% to exercise the
+   automatic add), CQ/CO on assistants' lines, 59 or XS on the column-2 code of every active
+   indicator-1 NCCI pair of ``ncci_ptp.csv`` present in the encounter (XS when the column-1
+   code is a CMT and the payer prefers X modifiers), AT on CMT for Medicare/MA.
+5. ``problem_rate`` of the encounters then get exactly one problem each (``PROBLEM_KINDS``);
+   ``generate_labelled`` returns which encounter/line got which.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from therapy_claims import layout, npi, reference, storage
+
+PROBLEM_KINDS: tuple[str, ...] = (
+    "missing_minutes",  # a timed line with minutes ""
+    "units_off",  # units_charted one off the computed units (charge follows the charted units)
+    "missing_therapy_modifier",  # GP/GO removed from a line of a payer requiring them
+    "unknown_payer",  # payer_id not in payers.csv (all lines of the encounter)
+    "unknown_clinic",  # clinic_id not in clinics.csv (all lines of the encounter)
+    "bad_date",  # date_of_service not a date, e.g. 2026-13-45 (all lines of the encounter)
+    "negative_minutes",  # a timed line with minutes "-N"
+    "duplicate_line_id",  # a line copied verbatim (same line_id) right after itself
+    "lone_timed_under_8",  # the encounter's only timed line has 3-7 minutes, charted 1 unit
+    "non_numeric_charge",  # charge_amount like "$45.00", "45,00", "N/A", "TBD"
+    "end_before_start",  # start_time and end_time swapped on a timed line
+    "manual_without_technique",  # a 97140 line with technique ""
+    "missing_required_field",  # a required column emptied on one line
+)
+
+# ----------------------------------------------------------------------------- code tables
+
+# code -> (timed, charge per unit (timed) or per service (untimed), USD)
+CODES: dict[str, tuple[bool, float]] = {
+    "97161": (False, 120.00),
+    "97162": (False, 135.00),
+    "97163": (False, 150.00),
+    "97165": (False, 125.00),
+    "97166": (False, 140.00),
+    "97167": (False, 155.00),
+    "98940": (False, 55.00),
+    "98941": (False, 70.00),
+    "98942": (False, 85.00),
+    "97110": (True, 42.00),
+    "97112": (True, 44.00),
+    "97140": (True, 45.00),
+    "97530": (True, 48.00),
+    "97116": (True, 40.00),
+    "97535": (True, 46.00),
+    "97010": (False, 18.00),
+    "97012": (False, 28.00),
+    "97014": (False, 20.00),
+    "G0283": (False, 20.00),
+    "97018": (False, 22.00),
+    "97150": (False, 30.00),
+}
+_CODE_LIST = list(CODES)
+_CI = {c: i for i, c in enumerate(_CODE_LIST)}
+_CODE_ARR = np.array(_CODE_LIST, dtype=object)
+_TIMED = np.array([CODES[c][0] for c in _CODE_LIST])
+_FEE_CENTS = np.array([round(CODES[c][1] * 100) for c in _CODE_LIST], dtype=np.int64)
+_CMT = np.array([c in ("98940", "98941", "98942") for c in _CODE_LIST])
+_CMT_BY_REGIONS = {1: "98940", 2: "98940", 3: "98941", 4: "98941", 5: "98942"}
+
+# candidate timed codes and their weights per discipline (index 0 = PT, 1 = OT)
+_TIMED_CAND = np.array(
+    [
+        [_CI["97110"], _CI["97112"], _CI["97140"], _CI["97530"], _CI["97116"]],
+        [_CI["97110"], _CI["97530"], _CI["97535"], _CI["97112"], _CI["97140"]],
+    ]
+)
+_TIMED_W = np.array([[0.32, 0.18, 0.25, 0.17, 0.08], [0.25, 0.30, 0.20, 0.10, 0.15]])
+
+_SPINAL = ("cervical", "thoracic", "lumbar", "sacral", "pelvic")
+_M99_REGION = {
+    "M99.00": "head",
+    "M99.01": "cervical",
+    "M99.02": "thoracic",
+    "M99.03": "lumbar",
+    "M99.04": "sacral",
+    "M99.05": "pelvic",
+    "M99.08": "rib_cage",
+}
+
+# Case profiles: (discipline, weight, diagnosis codes, 97140 region(s), 97140 technique
+# override, traction allowed, CMT spinal regions, 97140 diagnosis pointer at the chiro clinic)
+_PROFILES: tuple[tuple, ...] = (
+    ("PT", 10, "M54.50;M62.81", "lumbar", "", True, "", ""),
+    ("PT", 6, "S33.5XXA;M54.50;M62.830", "lumbar;pelvic", "", True, "", ""),
+    ("PT", 7, "M54.2;M62.81", "cervical", "", True, "", ""),
+    ("PT", 4, "S13.4XXA;M54.2;G89.29", "cervical;thoracic", "", True, "", ""),
+    ("PT", 6, "M25.511;M62.81", "upper_extremity", "", False, "", ""),
+    ("PT", 5, "M75.101;M25.511;M62.81", "upper_extremity", "", False, "", ""),
+    ("PT", 6, "M25.561;M62.81;R26.89", "lower_extremity", "", False, "", ""),
+    ("PT", 5, "Z47.1;Z96.651;M25.561;R26.89", "lower_extremity", "", False, "", ""),
+    ("PT", 4, "M17.11;M25.561", "lower_extremity", "", False, "", ""),
+    ("PT", 4, "M79.604;G89.29", "lower_extremity", "", False, "", ""),
+    ("PT", 3, "M54.6;G89.29", "thoracic;rib_cage", "", False, "", ""),
+    ("PT", 3, "M25.551;M62.81;R26.89", "lower_extremity;pelvic", "", False, "", ""),
+    ("PT", 2, "I89.0;M79.89", "upper_extremity", "manual_lymphatic_drainage", False, "", ""),
+    ("OT", 6, "S52.501D;M25.631;M62.81", "upper_extremity", "", False, "", ""),
+    ("OT", 5, "G56.01;M79.641", "upper_extremity", "", False, "", ""),
+    ("OT", 5, "I69.351;M62.81;R27.8", "upper_extremity", "", False, "", ""),
+    ("OT", 5, "M25.511;M75.101", "upper_extremity", "", False, "", ""),
+    ("OT", 4, "M19.041;M25.641", "upper_extremity", "", False, "", ""),
+    ("OT", 3, "M62.81;R26.89;Z91.81", "upper_extremity", "", False, "", ""),
+    ("OT", 2, "I89.0", "upper_extremity", "manual_lymphatic_drainage", False, "", ""),
+    ("CHIRO", 14, "M99.03;M54.50;M79.604", "lower_extremity", "", True, "lumbar", "3"),
+    ("CHIRO", 12, "M99.01;M54.2;M25.511", "upper_extremity", "", True, "cervical", "3"),
+    (
+        "CHIRO",
+        10,
+        "M99.01;M99.02;M54.2;M25.512",
+        "upper_extremity",
+        "",
+        True,
+        "cervical;thoracic",
+        "4",
+    ),
+    (
+        "CHIRO",
+        10,
+        "M99.03;M99.04;S33.5XXA;M25.551",
+        "lower_extremity",
+        "",
+        True,
+        "lumbar;sacral",
+        "4",
+    ),
+    ("CHIRO", 8, "M99.02;M99.03;M54.6;M99.08", "rib_cage", "", True, "thoracic;lumbar", "4"),
+    ("CHIRO", 6, "M99.01;M54.2;M99.00;G44.209", "head", "", True, "cervical", "3;4"),
+    (
+        "CHIRO",
+        9,
+        "M99.01;M99.02;M99.03;M25.561",
+        "lower_extremity",
+        "",
+        True,
+        "cervical;thoracic;lumbar",
+        "4",
+    ),
+    (
+        "CHIRO",
+        7,
+        "M99.03;M99.04;M99.05;M25.551",
+        "lower_extremity",
+        "",
+        True,
+        "lumbar;sacral;pelvic",
+        "4",
+    ),
+    (
+        "CHIRO",
+        6,
+        "M99.01;M99.02;M99.03;M99.04",
+        "",
+        "",
+        True,
+        "cervical;thoracic;lumbar;sacral",
+        "",
+    ),
+    ("CHIRO", 4, "M99.01;M99.02;M99.03;M99.05", "", "", True, ";".join(_SPINAL), ""),
+)
+_PR_DISC = np.array([p[0] for p in _PROFILES], dtype=object)
+_PR_W = np.array([p[1] for p in _PROFILES], dtype=float)
+_PR_DX = np.array([p[2] for p in _PROFILES], dtype=object)
+_PR_NDX = np.array([p[2].count(";") + 1 for p in _PROFILES])
+_PR_REGION = np.array([p[3] for p in _PROFILES], dtype=object)
+_PR_TECH = np.array([p[4] for p in _PROFILES], dtype=object)
+_PR_TRACTION = np.array([p[5] for p in _PROFILES])
+_PR_CMT_REG = np.array([p[6] for p in _PROFILES], dtype=object)
+_PR_CMT_CODE = np.array(
+    [_CI[_CMT_BY_REGIONS[p[6].count(";") + 1]] if p[6] else -1 for p in _PROFILES]
+)
+_PR_CMT_PTR = np.array(
+    [
+        ";".join(
+            str(i + 1)
+            for i, d in enumerate(p[2].split(";"))
+            if _M99_REGION.get(d) in p[6].split(";")
+        )[:7]
+        or "1"
+        for p in _PROFILES
+    ],
+    dtype=object,
+)
+_PR_140_PTR = np.array([p[7] for p in _PROFILES], dtype=object)
+_PR_ALLOW140 = np.array([bool(p[3]) for p in _PROFILES])
+
+_TECH_PT = np.array(
+    [
+        "soft_tissue_mobilization",
+        "joint_mobilization",
+        "myofascial_release",
+        "soft_tissue_mobilization;joint_mobilization",
+        "myofascial_release;soft_tissue_mobilization",
+        "manual_traction",
+        "joint_mobilization;manual_traction",
+        "manipulation",
+    ],
+    dtype=object,
+)
+_TECH_PT_W = np.array([0.28, 0.22, 0.16, 0.14, 0.08, 0.05, 0.04, 0.03])
+_TECH_CHIRO = np.array(
+    ["soft_tissue_mobilization", "myofascial_release", "joint_mobilization"], dtype=object
+)
+
+# ----------------------------------------------------------------------------- people
+
+_LAST = np.array(
+    "SMITH JOHNSON WILLIAMS BROWN JONES GARCIA MILLER DAVIS RODRIGUEZ MARTINEZ HERNANDEZ LOPEZ "
+    "GONZALEZ WILSON ANDERSON THOMAS TAYLOR MOORE JACKSON MARTIN LEE PEREZ THOMPSON WHITE HARRIS "
+    "SANCHEZ CLARK RAMIREZ LEWIS ROBINSON WALKER YOUNG ALLEN KING WRIGHT SCOTT TORRES NGUYEN HILL "
+    "FLORES GREEN ADAMS NELSON BAKER HALL RIVERA CAMPBELL MITCHELL CARTER ROBERTS KOWALSKI NOWAK "
+    "SCHMIDT PATEL SHAH KIM PARK CHEN WANG O'BRIEN MCDONALD SMITH-JONES".split()
+    + ["VAN DER BERG", "DE LA CRUZ"],
+    dtype=object,
+)
+_LAST_SPECIAL = np.array(
+    [
+        "MÜLLER",
+        "NGUYỄN",
+        "GARCÍA",
+        "PEÑA",
+        "BJÖRK",
+        "O*BRIEN~",
+        "ŁUKASZEWICZ",
+        "SØRENSEN",
+        "D'ANGELO",
+        "JOHNSON:SMITH",
+    ],
+    dtype=object,
+)
+_FIRST = np.array(
+    "JAMES MARY ROBERT PATRICIA JOHN JENNIFER MICHAEL LINDA DAVID ELIZABETH WILLIAM BARBARA "
+    "RICHARD SUSAN JOSEPH JESSICA THOMAS SARAH CHARLES KAREN CHRISTOPHER LISA DANIEL NANCY "
+    "MATTHEW BETTY ANTHONY MARGARET MARK SANDRA DONALD ASHLEY STEVEN KIMBERLY PAUL EMILY ANDREW "
+    "DONNA JOSHUA MICHELLE KENNETH CAROL KEVIN AMANDA BRIAN MELISSA GEORGE DEBORAH MARIA LUIS "
+    "MEI PRIYA".split(),
+    dtype=object,
+)
+_FIRST_SPECIAL = np.array(
+    [
+        "JOSÉ",
+        "ZOË",
+        "FRANÇOIS",
+        "RENÉE",
+        "JÜRGEN",
+        "NGỌC",
+        "SIÂN",
+        "ÅSA",
+        "ANN^MARIE",
+        'MARY "MAE"',
+    ],
+    dtype=object,
+)
+_STREETS = np.array(
+    [
+        "MAIN ST",
+        "OAK AVE",
+        "MAPLE DR",
+        "ELM ST",
+        "WASHINGTON BLVD",
+        "LINCOLN AVE",
+        "CEDAR LN",
+        "PARK RD",
+        "LAKE SHORE DR",
+        "JEFFERSON ST",
+        "2ND ST",
+        "MONROE ST",
+        "WALNUT ST",
+        "HICKORY CT",
+        "PRAIRIE VIEW RD",
+        "CALLE SAN JOSÉ",
+    ],
+    dtype=object,
+)
+_ADDR_SPECIAL = np.array(
+    [
+        "12 MAIN ST:APT^4",
+        "400 ELM ST*UNIT~2",
+        "77 OAK AVE, APT 3B",
+        '9 "THE OAKS" LN',
+        "1600 N LAKE ST; REAR",
+        "=1+2 CEDAR LN",
+    ],
+    dtype=object,
+)
+_CITIES = (
+    ("SPRINGFIELD", "IL", "62701"),
+    ("SPRINGFIELD", "IL", "62704"),
+    ("CHATHAM", "IL", "62629"),
+    ("ROCHESTER", "IL", "62563"),
+    ("PEORIA", "IL", "61602"),
+    ("PEORIA", "IL", "61614"),
+    ("EAST PEORIA", "IL", "61611"),
+    ("PEKIN", "IL", "61554"),
+    ("BLOOMINGTON", "IL", "61701"),
+    ("NORMAL", "IL", "61761"),
+    ("DECATUR", "IL", "62521"),
+    ("CHAMPAIGN", "IL", "61820"),
+    ("JACKSONVILLE", "IL", "62650"),
+    ("LINCOLN", "IL", "62656"),
+    ("WASHINGTON", "IL", "61571"),
+    ("CANTON", "IL", "61520"),
+    ("ST. LOUIS", "MO", "63101"),
+    ("DAVENPORT", "IA", "52801"),
+)
+_RESPONSES = np.array(
+    [
+        "Tolerated well",
+        "Decreased pain 6/10 to 3/10",
+        "Improved ROM, flexion 120° → 140°",
+        "Pt reports less stiffness",
+        "Mild soreness, resolved by end of session",
+        "Good response; HEP updated",
+        "Increased standing tolerance to 15 min",
+        "Reduced guarding, improved mobility",
+        "No adverse reaction",
+        "Pain unchanged, will reassess",
+    ],
+    dtype=object,
+)
+_RESPONSES_SPECIAL = np.array(
+    [
+        '=HYPERLINK("http://example.invalid","notes")',
+        "+1 level improvement in gait",
+        "@SUM(A1:A2) tolerated",
+        "-2 points on pain scale",
+        'Pt said "much better", continue POC',
+        "Ça va mieux — moins de douleur",
+        "tolerated*no adverse~reaction^noted:ok",
+    ],
+    dtype=object,
+)
+_GOALS = np.array(["STG1", "STG2", "STG3", "LTG1", "LTG2"], dtype=object)
+
+_CLASS_WEIGHT = {
+    "medicare": 0.35,
+    "commercial": 0.35,
+    "medicare_advantage": 0.10,
+    "medicaid": 0.08,
+    "workers_comp": 0.07,
+    "auto": 0.05,
+}
+_MEDICARE_LIKE = ("medicare", "medicare_advantage")
+
+_DIGITS = b"0123456789"
+_MBI_ALPHA = b"ACDEFGHJKMNPQRTUVWXY"
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TIMES = np.array([f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)], dtype=object)
+_SMALL_INTS = np.array([str(i) for i in range(400)], dtype=object)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _to_str(buf: np.ndarray) -> np.ndarray:
+    """(n, w) uint8 ASCII matrix -> object array of n str."""
+    n, w = buf.shape
+    if n == 0:
+        return np.empty(0, dtype=object)
+    return np.ascontiguousarray(buf).view(f"S{w}").ravel().astype(f"U{w}").astype(object)
+
+
+def _fixed(prefix: str, values: np.ndarray, width: int) -> np.ndarray:
+    """prefix + zero-padded decimal of each value (values >= 0)."""
+    v = np.asarray(values, dtype=np.int64)
+    p = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    buf = np.empty((len(v), len(p) + width), dtype=np.uint8)
+    buf[:, : len(p)] = p
+    pw = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    buf[:, len(p) :] = (v[:, None] // pw) % 10 + 48
+    return _to_str(buf)
+
+
+def _pattern(rng: np.random.Generator, n: int, alphabets: list[bytes]) -> np.ndarray:
+    """Random strings, position i drawn from alphabets[i]."""
+    buf = np.empty((n, len(alphabets)), dtype=np.uint8)
+    for i, a in enumerate(alphabets):
+        arr = np.frombuffer(a, dtype=np.uint8)
+        buf[:, i] = arr[rng.integers(0, len(arr), n)]
+    return _to_str(buf)
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """Join object arrays of str with ';', skipping empty strings."""
+    out = parts[0].copy()
+    for p in parts[1:]:
+        has = p != ""
+        empty = out == ""
+        both = has & ~empty
+        out[both] = out[both] + ";" + p[both]
+        only = has & empty
+        out[only] = p[only]
+    return out
+
+
+def _ints(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64)
+    if len(v) and (v.min() < 0 or v.max() >= len(_SMALL_INTS)):
+        return v.astype(str).astype(object)
+    return _SMALL_INTS[v]
+
+
+def _date_strings(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 -> YYYY-MM-DD."""
+    d = np.asarray(days, dtype=np.int64)
+    if len(d) == 0:
+        return np.empty(0, dtype=object)
+    lo = d.min()
+    uniq = np.datetime_as_string(np.arange(lo, d.max() + 1).astype("datetime64[D]"), unit="D")
+    return uniq.astype(object)[d - lo]
+
+
+def _money(cents: np.ndarray) -> np.ndarray:
+    c = np.asarray(cents, dtype=np.int64)
+    if len(c) == 0:
+        return np.empty(0, dtype=object)
+    uniq, inv = np.unique(c, return_inverse=True)
+    txt = np.array([f"{u // 100}.{u % 100:02d}" for u in uniq], dtype=object)
+    return txt[inv]
+
+
+def _epoch_day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def _group_first(keys: np.ndarray) -> np.ndarray:
+    """For an array sorted by keys: index of the first element of each element's group."""
+    n = len(keys)
+    first = np.ones(n, dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return np.maximum.accumulate(np.where(first, np.arange(n), 0))
+
+
+def _units(m: np.ndarray, mask: np.ndarray, cms: np.ndarray) -> np.ndarray:
+    """Units per timed slot (E x K) under the CMS total-time rule (cms) or per code."""
+    m = np.where(mask, m, 0)
+    per_code = np.where(mask, m // 15 + (m % 15 >= 8), 0)
+    total = m.sum(axis=1)
+    pool = total // 15 + (total % 15 >= 8)
+    full = np.where(mask, m // 15, 0)
+    rem = np.where(mask, m % 15, -1)
+    remaining = pool - full.sum(axis=1)
+    order = np.argsort(-rem, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(m.shape[1])[None, :].repeat(len(m), 0), axis=1)
+    alloc = full + ((rank < remaining[:, None]) & mask)
+    return np.where(cms[:, None], alloc, per_code)
+
+
+def _timed_minutes(rng, mask, cms, cap, hi):
+    """Minutes (E x K) such that every present slot gets >= 1 unit, units <= cap, no
+    leftover-minute ties (CMS) and at most 70 timed minutes. Rows that keep failing fall back
+    to a single slot of 12 minutes."""
+    e, k = mask.shape
+    m = np.zeros((e, k), dtype=np.int64)
+    todo = np.arange(e)
+    for _ in range(60):
+        if len(todo) == 0:
+            break
+        mk = mask[todo]
+        h = hi[todo][:, None]
+        m[todo] = np.where(mk, 8 + np.floor(rng.random((len(todo), k)) * (h - 7)).astype(int), 0)
+        u = _units(m[todo], mk, cms[todo])
+        ok = ((u >= 1) | ~mk).all(axis=1) & (u.sum(axis=1) <= cap[todo])
+        ok &= m[todo].sum(axis=1) <= 70
+        rem = np.where(mk, m[todo] % 15, -1)
+        tie = np.zeros(len(todo), dtype=bool)
+        for a in range(k):
+            for b in range(a + 1, k):
+                tie |= mk[:, a] & mk[:, b] & (rem[:, a] == rem[:, b])
+        ok &= ~(tie & cms[todo])
+        todo = todo[~ok]
+    if len(todo):
+        first = np.argmax(mask[todo], axis=1)
+        mask[todo] = False
+        mask[todo, first] = True
+        m[todo] = 0
+        m[todo, first] = 12
+    return m, _units(m, mask, cms)
+
+
+def _choose_profiles(rng, disc: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(disc), dtype=np.int64)
+    for d in ("PT", "OT", "CHIRO"):
+        sel = disc == d
+        idx = np.flatnonzero(_PR_DISC == d)
+        out[sel] = rng.choice(idx, sel.sum(), p=_PR_W[idx] / _PR_W[idx].sum())
+    return out
+
+
+def _names(rng, n, regular, special, p_special):
+    out = regular[rng.integers(0, len(regular), n)]
+    sp = rng.random(n) < p_special
+    out[sp] = special[rng.integers(0, len(special), sp.sum())]
+    return out
+
+
+# ----------------------------------------------------------------------------- generate
+
+
+def generate(
+    encounters: int,
+    *,
+    seed: int = 0,
+    run_date: dt.date | None = None,
+    problem_rate: float = 0.08,
+    reference_dir: str | None = None,
+) -> pd.DataFrame:
+    """A synthetic extract: every column of ``layout.COLUMN_NAMES`` as str ("" = missing), one
+    row per service line. Deterministic for (encounters, seed, run_date, problem_rate,
+    reference data)."""
+    return generate_labelled(
+        encounters,
+        seed=seed,
+        run_date=run_date,
+        problem_rate=problem_rate,
+        reference_dir=reference_dir,
+    )[0]
+
+
+def generate_labelled(
+    encounters: int,
+    *,
+    seed: int = 0,
+    run_date: dt.date | None = None,
+    problem_rate: float = 0.08,
+    reference_dir: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Like ``generate``, plus a frame of the injected problems: encounter_id, line_id, kind,
+    column, value (one row per problem; line_id is the line changed, or the first line for
+    encounter-wide problems)."""
+    # millions of small str objects: the cyclic GC only costs time here (nothing is cyclic)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _generate(encounters, seed, run_date, problem_rate, reference_dir)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _generate(
+    encounters: int,
+    seed: int,
+    run_date: dt.date | None,
+    problem_rate: float,
+    reference_dir: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    encounters = int(encounters)
+    if encounters < 0:
+        raise ValueError("encounters must be >= 0")
+    if not 0.0 <= problem_rate <= 1.0:
+        raise ValueError("problem_rate must be between 0 and 1")
+    run_date = run_date or dt.date.today()
+    ref = reference.load(reference_dir)
+    rng = np.random.default_rng(seed)
+    problems_cols = ["encounter_id", "line_id", "kind", "column", "value"]
+    if encounters == 0:
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in layout.COLUMN_NAMES})
+        return empty, pd.DataFrame(columns=problems_cols)
+    E = encounters
+
+    # ---- teams -------------------------------------------------------------------------
+    clinics = ref.clinics.reset_index(drop=True)
+    t_clinic, t_disc, t_w, t_mult = [], [], [], []
+    for i, row in clinics.iterrows():
+        chiro = row["taxonomy"].startswith("111N") or "CHIRO" in row["billing_name"].upper()
+        mult = (1.0, 1.12, 0.95, 1.05)[i % 4]
+        if chiro:
+            t_clinic.append(row["clinic_id"])
+            t_disc.append("CHIRO")
+            t_w.append(0.8)
+            t_mult.append(mult)
+        else:
+            for d, w in (("PT", 1.1), ("OT", 0.4)):
+                t_clinic.append(row["clinic_id"])
+                t_disc.append(d)
+                t_w.append(w)
+                t_mult.append(mult)
+    T = len(t_clinic)
+    t_clinic = np.array(t_clinic, dtype=object)
+    t_disc = np.array(t_disc, dtype=object)
+    t_w = np.array(t_w) / sum(t_w)
+    t_mult = np.array(t_mult)
+
+    # ---- encounters: team, day, clinician, slot, patient ---------------------------------
+    first_day = _epoch_day(run_date) - 7
+    day_dates = [run_date - dt.timedelta(days=7 - d) for d in range(7)]
+    day_w = np.array([{5: 0.3, 6: 0.05}.get(d.weekday(), 1.0) for d in day_dates])
+    team = np.repeat(np.arange(T), rng.multinomial(E, t_w))
+    day = rng.choice(7, E, p=day_w / day_w.sum())
+    o = np.lexsort((day, team))
+    team, day = team[o], day[o]
+    td = team * 7 + day
+    td_count = np.bincount(td, minlength=T * 7).reshape(T, 7)
+    rank = np.arange(E) - _group_first(td)
+    max_day = td_count.max(axis=1)
+    n_clin = np.maximum(np.ceil(max_day / 7).astype(int), 3)
+    clin_off = np.concatenate([[0], np.cumsum(n_clin)[:-1]])
+    clin = clin_off[team] + rank % n_clin[team]
+    slot = rank // n_clin[team]
+    n_pat = np.maximum(np.ceil(max_day * 2.6).astype(int), 4)
+    pat_off = np.concatenate([[0], np.cumsum(n_pat)[:-1]])
+    day_shift = rng.integers(0, n_pat[:, None], (T, 7))
+    pat = pat_off[team] + (rank + day_shift[team, day]) % n_pat[team]
+    disc = t_disc[team]
+    is_chiro = disc == "CHIRO"
+    disc_i = np.where(disc == "OT", 1, 0)
+
+    # ---- clinicians ----------------------------------------------------------------------
+    C = int(n_clin.sum())
+    c_team = np.repeat(np.arange(T), n_clin)
+    c_first_of_team = np.zeros(C, dtype=bool)
+    c_first_of_team[clin_off] = True
+    assistant = (rng.random(C) < 0.4) & ~c_first_of_team
+    c_disc = t_disc[c_team]
+    c_cred = np.where(
+        c_disc == "CHIRO",
+        "DC",
+        np.where(
+            c_disc == "OT", np.where(assistant, "OTA", "OT"), np.where(assistant, "PTA", "PT")
+        ),
+    ).astype(object)
+    body = rng.choice(10**8, C, replace=False) + 10**8  # 9 digits starting with 1
+    c_npi = np.array([npi.make_valid(str(b)) for b in body], dtype=object)
+    c_last = _LAST[rng.integers(0, len(_LAST), C)]
+    c_first = _FIRST[rng.integers(0, len(_FIRST), C)]
+
+    # ---- patients ------------------------------------------------------------------------
+    P = int(n_pat.sum())
+    p_team = np.repeat(np.arange(T), n_pat)
+    payers = ref.payers.reset_index(drop=True)
+    pay_class = payers["payer_class"].to_numpy(dtype=object)
+    class_n = pd.Series(pay_class).value_counts()
+    pay_w = np.array([_CLASS_WEIGHT.get(c, 0.05) / class_n[c] for c in pay_class])
+    p_payer = rng.choice(len(payers), P, p=pay_w / pay_w.sum())
+    p_class = pay_class[p_payer]
+    p_medicare = np.isin(p_class, _MEDICARE_LIKE)
+    dependent = (p_class == "commercial") & (rng.random(P) < 0.3)
+    child = dependent & (rng.random(P) < 0.6)
+    p_rel = np.where(rng.random(P) < 0.75, "self", "").astype(object)
+    p_rel[dependent] = np.where(child[dependent], "child", "spouse")
+    age = rng.integers(18, 65, P)
+    old = p_medicare & (rng.random(P) < 0.95)
+    age[old] = rng.integers(65, 93, old.sum())
+    age[child] = rng.integers(6, 26, child.sum())
+    today = _epoch_day(run_date)
+    p_dob = today - age * 365 - rng.integers(0, 365, P) - 8
+    p_sex = rng.choice(np.array(["F", "M", "U"], dtype=object), P, p=[0.5, 0.48, 0.02])
+    p_last = _names(rng, P, _LAST, _LAST_SPECIAL, 0.04)
+    p_first = _names(rng, P, _FIRST, _FIRST_SPECIAL, 0.04)
+    apt = rng.random(P) < 0.1
+    p_addr = (
+        _SMALL_INTS[rng.integers(1, 400, P)] + " " + _STREETS[rng.integers(0, len(_STREETS), P)]
+    )
+    p_addr[apt] = p_addr[apt] + " APT " + _SMALL_INTS[rng.integers(1, 40, apt.sum())]
+    sp = rng.random(P) < 0.01
+    p_addr[sp] = _ADDR_SPECIAL[rng.integers(0, len(_ADDR_SPECIAL), sp.sum())]
+    city_i = rng.integers(0, len(_CITIES), P)
+    p_city = np.array([c[0] for c in _CITIES], dtype=object)[city_i]
+    p_state = np.array([c[1] for c in _CITIES], dtype=object)[city_i]
+    p_zip = np.array([c[2] for c in _CITIES], dtype=object)[city_i]
+    z = rng.random(P)
+    plus4 = _fixed("", rng.integers(1, 10000, P), 4)
+    p_zip = np.where(z < 0.25, p_zip + plus4, np.where(z < 0.3, p_zip + "-" + plus4, p_zip))
+    p_member = np.empty(P, dtype=object)
+    d9 = [_DIGITS] * 9
+    member_patterns = {
+        "medicare": [
+            b"123456789",
+            _MBI_ALPHA,
+            _MBI_ALPHA + _DIGITS,
+            _DIGITS,
+            _MBI_ALPHA,
+            _MBI_ALPHA + _DIGITS,
+            _DIGITS,
+            _MBI_ALPHA,
+            _MBI_ALPHA,
+            _DIGITS,
+            _DIGITS,
+        ],
+        "medicare_advantage": [_UPPER, _UPPER, *d9],
+        "medicaid": [b"123456789", *d9],
+        "commercial": [_UPPER, _UPPER, _UPPER, *d9],
+        "workers_comp": [b"W", b"C", *d9[:8]],
+        "auto": [b"P", b"I", b"P", *d9[:8]],
+    }
+    for cls in sorted(set(p_class)):
+        sel = p_class == cls
+        p_member[sel] = _pattern(rng, int(sel.sum()), member_patterns.get(cls, [_UPPER, *d9]))
+    p_group = np.where(
+        p_class == "commercial", _fixed("GRP", rng.integers(0, 10**6, P), 6), ""
+    ).astype(object)
+    p_sub_last = np.where(dependent, p_last, "").astype(object)
+    other_last = dependent & (rng.random(P) < 0.1)
+    p_sub_last[other_last] = _LAST[rng.integers(0, len(_LAST), other_last.sum())]
+    p_sub_first = np.where(dependent, _FIRST[rng.integers(0, len(_FIRST), P)], "").astype(object)
+    sub_age = np.where(child, rng.integers(30, 61, P), age + rng.integers(-5, 6, P))
+    sub_age = np.maximum(sub_age, 18)
+    p_sub_dob = today - sub_age * 365 - rng.integers(0, 365, P) - 8
+    p_profile = _choose_profiles(rng, t_disc[p_team])
+    p_base = np.where(rng.random(P) < 0.2, 0, rng.integers(1, 16, P))
+    req_auth = payers["requires_prior_auth"].to_numpy(dtype=bool)[p_payer]
+    p_has_auth = req_auth | (rng.random(P) < 0.15)
+    p_auth = np.where(p_has_auth, _fixed("PA", rng.integers(0, 10**8, P), 8), "").astype(object)
+    p_has_poc = (t_disc[p_team] != "CHIRO") | (rng.random(P) < 0.4)
+    p_injury = np.isin(p_class, ("workers_comp", "auto"))
+
+    # visit ordinal per patient (a patient is seen at most once a day)
+    o = np.lexsort((day, pat))
+    ordinal = np.empty(E, dtype=np.int64)
+    ordinal[o] = np.arange(E) - _group_first(pat[o])
+    p_count = np.bincount(pat, minlength=P)
+    p_firstday = np.full(P, 7, dtype=np.int64)
+    np.minimum.at(p_firstday, pat, day)
+    visit = p_base[pat] + ordinal + 1
+    p_authorized = np.maximum(
+        rng.choice(np.array([12, 16, 20, 24, 30]), P), p_base + p_count + rng.integers(0, 6, P)
+    )
+    p_poc_start = (
+        first_day + p_firstday - p_base * 3 - np.where(p_base > 0, rng.integers(0, 3, P), 0)
+    )
+    p_poc_end = p_poc_start + 89
+    p_injury_day = p_poc_start - rng.integers(3, 60, P)
+
+    # ---- encounter content ---------------------------------------------------------------
+    e_payer = p_payer[pat]
+    e_class = p_class[pat]
+    e_medicare = np.isin(e_class, _MEDICARE_LIKE)
+    e_ffs = e_class == "medicare"
+    e_cms = payers["unit_method"].to_numpy(dtype=object)[e_payer] == "cms"
+    cap_col = payers["max_timed_units_per_day"]
+    pay_cap = np.where(cap_col.isna(), 4, cap_col.fillna(4).astype(int).clip(1, 4))
+    e_cap = pay_cap[e_payer]
+    e_prof = p_profile[pat]
+    cred = c_cred[clin]
+    is_assist = np.isin(cred, ("PTA", "OTA"))
+    K = 3
+
+    # slot 0: evaluation (PT/OT, first visit, by a PT/OT) or CMT (chiro)
+    evaluate = (~is_chiro) & (visit == 1) & np.isin(cred, ("PT", "OT")) & (rng.random(E) < 0.9)
+    ev_lvl = rng.choice(3, E, p=[0.35, 0.45, 0.2])
+    s0 = np.full(E, -1)
+    s0[evaluate] = np.where(disc_i[evaluate] == 1, _CI["97165"], _CI["97161"]) + ev_lvl[evaluate]
+    s0[is_chiro] = _PR_CMT_CODE[e_prof[is_chiro]]
+
+    # slots 1-3: timed codes
+    tc = np.full((E, K), -1)
+    tmask = np.zeros((E, K), dtype=bool)
+    ptot = ~is_chiro
+    k_plain = rng.choice(np.arange(1, 4), E, p=[0.1, 0.4, 0.5])
+    k_eval = rng.choice(np.arange(0, 3), E, p=[0.2, 0.5, 0.3])
+    k = np.where(evaluate, k_eval, k_plain)
+    w = _TIMED_W[disc_i]
+    keys = rng.random((E, 5)) ** (1.0 / w)
+    pos = np.argsort(-keys, axis=1, kind="stable")[:, :K]
+    cand = _TIMED_CAND[disc_i[:, None], pos]
+    tmask[ptot] = np.arange(K)[None, :] < k[ptot, None]
+    tc[ptot] = cand[ptot]
+    # chiro: 97140 on another region (not for Medicare FFS), some 97110
+    ch_ok = is_chiro & ~e_ffs
+    want140 = ch_ok & _PR_ALLOW140[e_prof] & (rng.random(E) < 0.6)
+    want110 = ch_ok & (rng.random(E) < 0.45)
+    tc[want140, 0] = _CI["97140"]
+    tmask[want140, 0] = True
+    tc[want110, 1] = _CI["97110"]
+    tmask[want110, 1] = True
+    hi = np.select([is_chiro, k >= 3, k == 2], [22, 24, 30], 38)
+    minutes, units = _timed_minutes(rng, tmask, e_cms, e_cap, hi)
+    tc[~tmask] = -1
+
+    # slot 4: modality; slot 5: group therapy (PT)
+    s4 = np.full(E, -1)
+    has_mod = np.where(is_chiro, ch_ok & (rng.random(E) < 0.55), rng.random(E) < 0.55)
+    kind = rng.choice(3, E, p=[0.35, 0.4, 0.25])  # hot pack, e-stim, traction
+    traction_ok = _PR_TRACTION[e_prof] & (disc != "OT")
+    kind = np.where((kind == 2) & ~traction_ok, 1, kind)
+    kind = np.where((kind == 0) & e_medicare, 1, kind)  # 97010 is bundled (status B) at Medicare
+    estim = np.where(e_medicare, _CI["G0283"], _CI["97014"])
+    hot = np.where((disc == "OT") & (rng.random(E) < 0.5), _CI["97018"], _CI["97010"])
+    s4[has_mod] = np.choose(kind, [hot, estim, np.full(E, _CI["97012"])])[has_mod]
+    s5 = np.where((disc == "PT") & (rng.random(E) < 0.06), _CI["97150"], -1)
+
+    slots = np.column_stack([s0, tc, s4, s5])
+    present = slots >= 0
+    n_lines = present.sum(axis=1)
+    if n_lines.min() == 0:  # cannot happen by construction; keep every encounter billable
+        empty = n_lines == 0
+        slots[empty, 1] = _CI["97110"]
+        present[empty, 1] = True
+        tmask[empty, 0] = True
+        minutes[empty, 0] = 23
+        units = _units(minutes, tmask, e_cms)
+
+    # ---- schedule ------------------------------------------------------------------------
+    slack = np.where(tmask, rng.choice(np.array([0, 0, 0, 1, 2]), (E, K)), 0)
+    tdur = np.where(tmask, minutes + slack, 0)
+    pre = np.where(evaluate, rng.integers(30, 46, E), np.where(is_chiro, rng.integers(8, 16, E), 0))
+    dur = pre + tdur.sum(axis=1)
+    gap = rng.integers(0, 11, E)
+    tot = dur + gap
+    day_start = (rng.integers(420, 481, (C, 7)) // 5) * 5
+    o = np.lexsort((slot, day, clin))
+    cs = np.cumsum(tot[o])
+    excl = cs - tot[o]
+    excl = excl - excl[_group_first(clin[o] * 7 + day[o])]
+    e_start = np.empty(E, dtype=np.int64)
+    e_start[o] = day_start[clin[o], day[o]] + excl + gap[o]
+    if (e_start + dur).max() > 23 * 60 + 59:  # cannot happen: <= 7 visits of <= 131 min
+        raise RuntimeError("schedule overflowed the day")
+    t_start = e_start[:, None] + pre[:, None] + np.cumsum(tdur, axis=1) - tdur
+    t_end = t_start + tdur
+
+    # ---- lines ---------------------------------------------------------------------------
+    le, ls = np.nonzero(present)
+    L = len(le)
+    code_i = slots[le, ls]
+    timed_slot = (ls >= 1) & (ls <= K)
+    tcol = np.clip(ls - 1, 0, K - 1)
+    l_timed = timed_slot & tmask[le, tcol]
+    l_units = np.where(l_timed, units[le, tcol], 1)
+    l_min = minutes[le, tcol]
+    lp = pat[le]
+    lprof = e_prof[le]
+    lclass = e_class[le]
+    is140 = code_i == _CI["97140"]
+    is_cmt = _CMT[code_i]
+    l_chiro = is_chiro[le]
+
+    col: dict[str, np.ndarray] = {}
+    col["line_id"] = _fixed(f"L{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, L + 1), 9)
+    enc_ids = _fixed(
+        f"E{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, E + 1), max(7, len(str(E)))
+    )
+    col["encounter_id"] = enc_ids[le]
+    col["clinic_id"] = t_clinic[team[le]]
+    col["date_of_service"] = _date_strings(first_day + day)[le]
+    col["patient_id"] = (t_clinic[p_team] + "-" + _fixed("P", np.arange(P), 7))[lp]
+    col["patient_last_name"] = p_last[lp]
+    col["patient_first_name"] = p_first[lp]
+    col["patient_dob"] = _date_strings(p_dob)[lp]
+    col["patient_sex"] = p_sex[lp]
+    col["patient_address"] = p_addr[lp]
+    col["patient_city"] = p_city[lp]
+    col["patient_state"] = p_state[lp]
+    col["patient_zip"] = p_zip[lp]
+    col["payer_id"] = payers["payer_id"].to_numpy(dtype=object)[e_payer][le]
+    col["member_id"] = p_member[lp]
+    col["subscriber_relationship"] = p_rel[lp]
+    col["subscriber_last_name"] = p_sub_last[lp]
+    col["subscriber_first_name"] = p_sub_first[lp]
+    col["subscriber_dob"] = np.where(dependent, _date_strings(p_sub_dob), "").astype(object)[lp]
+    col["group_number"] = p_group[lp]
+    col["prior_auth_number"] = p_auth[lp]
+    col["authorized_visits"] = np.where(p_has_auth, _ints(p_authorized), "").astype(object)[lp]
+    col["visit_number"] = _ints(visit)[le]
+    col["plan_of_care_start"] = np.where(p_has_poc, _date_strings(p_poc_start), "").astype(object)[
+        lp
+    ]
+    col["plan_of_care_end"] = np.where(p_has_poc, _date_strings(p_poc_end), "").astype(object)[lp]
+    lc = clin[le]
+    col["rendering_npi"] = c_npi[lc]
+    col["rendering_last_name"] = c_last[lc]
+    col["rendering_first_name"] = c_first[lc]
+    col["rendering_credential"] = c_cred[lc]
+    col["discipline"] = disc[le]
+    col["cpt_code"] = _CODE_ARR[code_i]
+
+    # modifiers: therapy, assistant, distinct-service, AT
+    always = ref.cpt["always_therapy"].reindex(_CODE_LIST).fillna(False).to_numpy(dtype=bool)
+    l_always = always[code_i] & ~l_chiro
+    ther = np.where(disc[le] == "OT", "GO", "GP").astype(object)
+    m_ther = np.where(l_always & (rng.random(L) < 0.97), ther, "").astype(object)
+    l_assist = is_assist[le] & l_always
+    p_cq = np.where(np.isin(lclass, _MEDICARE_LIKE), 0.9, 0.4)
+    m_asst = np.where(
+        l_assist & (rng.random(L) < p_cq), np.where(disc[le] == "OT", "CO", "CQ"), ""
+    ).astype(object)
+    has = np.zeros((E, len(_CODE_LIST)), dtype=bool)
+    has[le, code_i] = True
+    distinct = np.zeros(L, dtype=bool)
+    xs = np.zeros(L, dtype=bool)
+    x_payer = payers["distinct_modifier"].to_numpy(dtype=object)[e_payer] == "x"
+    for _, pr in ref.ncci.iterrows():
+        c1, c2 = pr["column1"], pr["column2"]
+        if pr["modifier_indicator"] != "1" or c1 not in _CI or c2 not in _CI:
+            continue
+        eff, dele = pr["effective_date"], pr["deletion_date"]
+        active = np.array([eff <= d and (pd.isna(dele) or d < dele) for d in day_dates], dtype=bool)
+        enc_hit = has[:, _CI[c1]] & has[:, _CI[c2]] & active[day]
+        hit = enc_hit[le] & (code_i == _CI[c2])
+        distinct |= hit
+        if c1 in ("98940", "98941", "98942"):
+            xs |= hit & x_payer[le]
+    m_dist = np.where(distinct, np.where(xs, "XS", "59"), "").astype(object)
+    m_at = np.where(is_cmt & np.isin(lclass, _MEDICARE_LIKE), "AT", "").astype(object)
+
+    col["minutes"] = np.where(l_timed, _ints(l_min), "").astype(object)
+    col["start_time"] = np.where(l_timed, _TIMES[np.clip(t_start[le, tcol], 0, 1439)], "")
+    col["end_time"] = np.where(l_timed, _TIMES[np.clip(t_end[le, tcol], 0, 1439)], "")
+    col["units_charted"] = _ints(l_units)
+    l_mult = t_mult[team[le]]
+    fee = np.round(_FEE_CENTS[code_i] * l_mult).astype(np.int64)
+    charge_cents = fee * l_units
+    col["diagnosis_codes"] = _PR_DX[lprof]
+    two = (_PR_NDX[lprof] >= 2) & (rng.random(L) < 0.5)
+    ptr = np.where(two, "1;2", "1").astype(object)
+    ptr[is_cmt] = _PR_CMT_PTR[lprof[is_cmt]]
+    chiro140 = is140 & l_chiro
+    ptr[chiro140] = _PR_140_PTR[lprof[chiro140]]
+    col["diagnosis_pointers"] = ptr
+    region = np.full(L, "", dtype=object)
+    region[is140] = _PR_REGION[lprof[is140]]
+    region[is_cmt] = _PR_CMT_REG[lprof[is_cmt]]
+    col["body_region"] = region
+    tech = np.full(L, "", dtype=object)
+    pt140 = is140 & ~l_chiro
+    tech[pt140] = rng.choice(_TECH_PT, int(pt140.sum()), p=_TECH_PT_W)
+    override = pt140 & (_PR_TECH[lprof] != "")
+    tech[override] = _PR_TECH[lprof[override]]
+    tech[chiro140] = rng.choice(_TECH_CHIRO, int(chiro140.sum()))
+    col["technique"] = tech
+    goal = l_timed & (is140 | (rng.random(L) < 0.6))
+    col["goal_id"] = np.where(goal, _GOALS[rng.integers(0, len(_GOALS), L)], "").astype(object)
+    respond = l_timed & (is140 | (rng.random(L) < 0.35))
+    resp = _names(rng, L, _RESPONSES, _RESPONSES_SPECIAL, 0.03)
+    col["patient_response"] = np.where(respond, resp, "").astype(object)
+    col["group_size"] = np.where(code_i == _CI["97150"], "3", "1").astype(object)
+    pos12 = (~is_chiro) & (rng.random(E) < 0.04)
+    col["place_of_service"] = np.where(pos12, "12", "11").astype(object)[le]
+    col["injury_date"] = np.where(p_injury, _date_strings(p_injury_day), "").astype(object)[lp]
+
+    # ---- problems ------------------------------------------------------------------------
+    n_prob = int(round(problem_rate * E))
+    prob_rows: list[dict[str, np.ndarray]] = []
+    dup_lines = np.zeros(0, dtype=np.int64)
+    if n_prob:
+        pe = np.sort(rng.choice(E, n_prob, replace=False))
+        line_start = np.searchsorted(le, np.arange(E))
+        first_line = line_start[pe]
+
+        def first_where(mask: np.ndarray) -> np.ndarray:
+            """First line of each problem encounter where mask holds (-1 if none)."""
+            out = np.full(E, -1)
+            idx = np.flatnonzero(mask)
+            enc, first = np.unique(le[idx], return_index=True)
+            out[enc] = idx[first]
+            return out[pe]
+
+        f_timed = first_where(l_timed)
+        f_140 = first_where(is140)
+        req_mod = payers["requires_therapy_modifiers"].to_numpy(dtype=bool)[e_payer]
+        f_ther = first_where((m_ther != "") & req_mod[le])
+        n_timed = tmask.sum(axis=1)[pe]
+        elig = np.ones((n_prob, len(PROBLEM_KINDS)), dtype=bool)
+        ki = {k_: i for i, k_ in enumerate(PROBLEM_KINDS)}
+        for name in ("missing_minutes", "negative_minutes", "end_before_start"):
+            elig[:, ki[name]] = f_timed >= 0
+        elig[:, ki["missing_therapy_modifier"]] = f_ther >= 0
+        elig[:, ki["lone_timed_under_8"]] = n_timed == 1
+        elig[:, ki["manual_without_technique"]] = f_140 >= 0
+        pick = np.argmax(rng.random(elig.shape) * elig, axis=1)
+        r_line = np.where(f_timed >= 0, f_timed, first_line)
+        r_val = rng.random(n_prob)
+        cols_before = {}
+
+        def log(sel, kind_name, lines, column, value):
+            n = int(sel.sum())
+            prob_rows.append(
+                {
+                    "encounter_id": enc_ids[pe[sel]],
+                    "line_id": col["line_id"][lines],
+                    "kind": np.full(n, kind_name, dtype=object),
+                    "column": np.broadcast_to(np.asarray(column, dtype=object), (n,)).copy(),
+                    "value": np.asarray(value, dtype=object),
+                }
+            )
+
+        def encounter_lines(sel):
+            return np.flatnonzero(np.isin(le, pe[sel]))
+
+        for kind_name in PROBLEM_KINDS:
+            sel = pick == ki[kind_name]
+            if not sel.any():
+                continue
+            n_sel = int(sel.sum())
+            if kind_name == "missing_minutes":
+                li = f_timed[sel]
+                col["minutes"][li] = ""
+                log(sel, kind_name, li, "minutes", col["minutes"][li])
+            elif kind_name == "negative_minutes":
+                li = f_timed[sel]
+                col["minutes"][li] = "-" + col["minutes"][li]
+                log(sel, kind_name, li, "minutes", col["minutes"][li])
+            elif kind_name == "end_before_start":
+                li = f_timed[sel]
+                s, e_ = col["start_time"][li].copy(), col["end_time"][li].copy()
+                col["start_time"][li], col["end_time"][li] = e_, s
+                log(sel, kind_name, li, "start_time", col["start_time"][li])
+            elif kind_name == "units_off":
+                li = r_line[sel]
+                up = (l_units[li] <= 1) | (r_val[sel] < 0.5)
+                new_u = np.where(up, l_units[li] + 1, l_units[li] - 1)
+                col["units_charted"][li] = _ints(new_u)
+                charge_cents[li] = fee[li] * new_u
+                log(sel, kind_name, li, "units_charted", col["units_charted"][li])
+            elif kind_name == "lone_timed_under_8":
+                li = f_timed[sel]
+                short = rng.integers(3, 8, n_sel)
+                col["minutes"][li] = _ints(short)
+                start_min = t_start[le[li], tcol[li]]
+                col["end_time"][li] = _TIMES[start_min + short + slack[le[li], tcol[li]]]
+                col["units_charted"][li] = "1"
+                charge_cents[li] = fee[li]
+                log(sel, kind_name, li, "minutes", col["minutes"][li])
+            elif kind_name == "missing_therapy_modifier":
+                li = f_ther[sel]
+                m_ther[li] = ""
+                log(sel, kind_name, li, "modifiers", np.full(n_sel, "", dtype=object))
+            elif kind_name == "manual_without_technique":
+                li = f_140[sel]
+                col["technique"][li] = ""
+                log(sel, kind_name, li, "technique", col["technique"][li])
+            elif kind_name in ("unknown_payer", "unknown_clinic", "bad_date"):
+                column, pool = {
+                    "unknown_payer": ("payer_id", ["HUM77", "UHC99", "AETNA5", "XPAY01"]),
+                    "unknown_clinic": ("clinic_id", ["CLN99", "CLN7", "CLNX1"]),
+                    "bad_date": (
+                        "date_of_service",
+                        [
+                            f"{run_date.year}-13-45",
+                            f"{run_date.year}-02-30",
+                            f"{run_date.year}-00-10",
+                            f"{run_date.year}-1-32",
+                        ],
+                    ),
+                }[kind_name]
+                known = set(ref.payers.index) | set(ref.clinics.index)
+                pool = np.array([v for v in pool if v not in known], dtype=object)
+                vals = pool[rng.integers(0, len(pool), n_sel)]
+                per_enc = np.full(E, "", dtype=object)
+                per_enc[pe[sel]] = vals
+                li = encounter_lines(sel)
+                col[column][li] = per_enc[le[li]]
+                log(sel, kind_name, first_line[sel], column, vals)
+            elif kind_name == "duplicate_line_id":
+                li = first_line[sel]
+                dup_lines = li
+                log(sel, kind_name, li, "line_id", col["line_id"][li])
+            elif kind_name == "non_numeric_charge":
+                li = r_line[sel]
+                cols_before["charge"] = li
+                log(sel, kind_name, li, "charge_amount", np.full(n_sel, "", dtype=object))
+            elif kind_name == "missing_required_field":
+                li = first_line[sel]
+                fields = np.array(
+                    [
+                        "patient_last_name",
+                        "patient_last_name",
+                        "patient_first_name",
+                        "member_id",
+                        "diagnosis_codes",
+                        "place_of_service",
+                    ],
+                    dtype=object,
+                )
+                which = fields[rng.integers(0, len(fields), n_sel)]
+                for f in sorted(set(which)):
+                    col[f][li[which == f]] = ""
+                log(sel, kind_name, li, which, np.full(n_sel, "", dtype=object))
+        col["charge_amount"] = _money(charge_cents)
+        if "charge" in cols_before:
+            li = cols_before["charge"]
+            good = col["charge_amount"][li]
+            style = rng.integers(0, 4, len(li))
+            bad = np.select(
+                [style == 0, style == 1, style == 2],
+                ["$" + good, np.array([g.replace(".", ",") for g in good], dtype=object), "N/A"],
+                "TBD",
+            ).astype(object)
+            col["charge_amount"][li] = bad
+            for row in prob_rows:
+                if row["kind"][0] == "non_numeric_charge":
+                    row["value"] = bad
+    else:
+        col["charge_amount"] = _money(charge_cents)
+    col["modifiers"] = _join([m_ther, m_asst, m_dist, m_at])
+
+    if len(dup_lines):  # the copy follows its original
+        order = np.sort(np.concatenate([np.arange(L), dup_lines]), kind="stable")
+        col = {c: v[order] for c, v in col.items()}
+    df = pd.DataFrame({c: col[c] for c in layout.COLUMN_NAMES})
+    if prob_rows:
+        problems = pd.DataFrame(
+            {c: np.concatenate([r[c] for r in prob_rows]) for c in problems_cols}
+        )
+        problems = problems.sort_values(["encounter_id", "kind"], kind="stable").reset_index(
+            drop=True
+        )
+    else:
+        problems = pd.DataFrame(columns=problems_cols)
+    return df, problems
+
+
+# ----------------------------------------------------------------------------- write
+
+
+def _write_local(path: str, writer) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_value(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return "null"
+    if isinstance(v, np.generic):
+        v = v.item()
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def _jsonl_bytes(df: pd.DataFrame) -> bytes:
+    """One JSON object per row, keys in column order. Each distinct value of a column is
+    encoded once and the rows only reference it, so 1M lines take seconds, not minutes."""
+    if len(df) == 0:
+        return b""
+    pieces = []
+    last = len(df.columns) - 1
+    for i, c in enumerate(df.columns):
+        codes, uniques = pd.factorize(df[c], use_na_sentinel=True)
+        prefix = ("{" if i == 0 else ",") + json.dumps(str(c), ensure_ascii=False) + ":"
+        suffix = "}\n" if i == last else ""
+        enc = [prefix + _json_value(u) + suffix for u in uniques]
+        enc.append(prefix + "null" + suffix)  # code -1 = missing
+        pieces.append(np.array(enc, dtype=object)[codes])
+    return "".join(np.stack(pieces, axis=1).ravel().tolist()).encode("utf-8")
+
+
+def write(df: pd.DataFrame, path: str) -> None:
+    """Write an extract by suffix: .csv (UTF-8, header, RFC 4180 quoting, no index),
+    .parquet, .jsonl (one JSON object per line). Local paths are written atomically;
+    ``s3://`` paths go through ``storage``."""
+    path = str(path)
+    low = path.lower()
+    if low.endswith(".csv"):
+
+        def to_csv(target):
+            df.to_csv(target, index=False, encoding="utf-8", lineterminator="\n")
+
+        if storage.is_s3(path):
+            storage.write_bytes(path, df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        else:
+            _write_local(path, to_csv)
+    elif low.endswith(".parquet"):
+        storage.write_parquet(df, path)
+    elif low.endswith(".jsonl"):
+        storage.write_bytes(path, _jsonl_bytes(df))
+    else:
+        raise ValueError(f"unsupported extract suffix: {path} (use .csv, .parquet or .jsonl)")
