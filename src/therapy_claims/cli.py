@@ -94,10 +94,11 @@ def cmd_demo(args) -> int:
     for old in landing.glob("*"):
         old.unlink()
     # two clinics' files, as practice-management systems drop them
-    for clinic, part in df.groupby("clinic_id", sort=True):
-        name = clinic if clinic in ("CLN01", "CLN02") else "misc"
+    known = df["clinic_id"].where(df["clinic_id"].isin(["CLN01", "CLN02"]), "misc")
+    for name, part in df.groupby(known, sort=True):
         generate.write(part, str(landing / f"encounters_{name}_{rd.isoformat()}.csv"))
-    _progress(f"demo night {rd}: {len(df)} service lines in {landing}")
+    written = sum(1 for _ in landing.glob("*.csv"))
+    _progress(f"demo night {rd}: {len(df)} service lines in {written} file(s) in {landing}")
     if args.no_airflow:
         cfg = pipeline.RunConfig(inputs=[str(landing)], out=str(out), run_date=rd)
         pipeline.run(cfg, progress=_progress)
