@@ -132,8 +132,18 @@ def test_python_dash_m(tmp_path):
 
 
 def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys):
-    rc = main(["demo", "--dir", str(tmp_path / "demo"), "--encounters", "60", "--no-airflow",
-               "--run-date", "2026-11-28"])
+    rc = main(
+        [
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--encounters",
+            "60",
+            "--no-airflow",
+            "--run-date",
+            "2026-11-28",
+        ]
+    )
     assert rc == 0
     import json
 
@@ -141,9 +151,16 @@ def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys
 
     from therapy_claims import generate
 
-    expected = len(generate.generate(60, seed=7, run_date=__import__("datetime").date(2026, 11, 28),
-                                     problem_rate=0.1))
-    landed = sum(len(pd.read_csv(p, dtype=str)) for p in (tmp_path / "demo" / "landing").glob("*.csv"))
-    m = json.loads((tmp_path / "demo" / "out" / "manifest" / "run_date=2026-11-28.json").read_text())
+    expected = len(
+        generate.generate(
+            60, seed=7, run_date=__import__("datetime").date(2026, 11, 28), problem_rate=0.1
+        )
+    )
+    landed = sum(
+        len(pd.read_csv(p, dtype=str)) for p in (tmp_path / "demo" / "landing").glob("*.csv")
+    )
+    m = json.loads(
+        (tmp_path / "demo" / "out" / "manifest" / "run_date=2026-11-28.json").read_text()
+    )
     assert landed == expected == m["rows_in"] and m["balanced"]
     assert "balanced: yes" in capsys.readouterr().out

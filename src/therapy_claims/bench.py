@@ -31,18 +31,48 @@ def main(argv: list[str] | None = None) -> int:
     extract = root / f"night-{args.lines}.csv"
     exe = [sys.executable, "-m", "therapy_claims"]
     t0 = time.perf_counter()
-    subprocess.run([*exe, "generate", "--encounters", str(int(args.lines / LINES_PER_ENCOUNTER)),
-                    "--out", str(extract), "--seed", str(args.seed), "--run-date", rd.isoformat()], check=True)
+    subprocess.run(
+        [
+            *exe,
+            "generate",
+            "--encounters",
+            str(int(args.lines / LINES_PER_ENCOUNTER)),
+            "--out",
+            str(extract),
+            "--seed",
+            str(args.seed),
+            "--run-date",
+            rd.isoformat(),
+        ],
+        check=True,
+    )
     gen_s = time.perf_counter() - t0
 
     out = root / "out"
     t0 = time.perf_counter()
     # the CLI's own entry point, reporting its peak resident memory on exit
-    wrapper = ("import resource, sys; from therapy_claims.cli import main; rc = main(sys.argv[1:]); "
-               "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-               "sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", wrapper, "run", "--input", str(extract), "--out", str(out),
-                           "--run-date", rd.isoformat(), "-q"], capture_output=True, text=True)
+    wrapper = (
+        "import resource, sys; from therapy_claims.cli import main; rc = main(sys.argv[1:]); "
+        "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+        "sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            "run",
+            "--input",
+            str(extract),
+            "--out",
+            str(out),
+            "--run-date",
+            rd.isoformat(),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         print(proc.stderr, file=sys.stderr)
@@ -61,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         "stage_seconds": stages,
         "generate_seconds": round(gen_s, 2),
         "balanced": manifest["balanced"],
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (root / f"bench-{args.lines}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -15,7 +15,6 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
