@@ -10,6 +10,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := True
 export GX_ANALYTICS_ENABLED := false
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export THERAPY_CLAIMS_LANDING ?= $(CURDIR)/demo-data/landing
 export THERAPY_CLAIMS_OUT ?= $(CURDIR)/demo-data/out
 BENCH_LINES ?= 100000
