@@ -46,6 +46,10 @@ def mixed_rows() -> list[dict]:
         #     97110 20 min -> 1 unit billed
         row(
             line_id="L3",
+            body_region="cervical",
+            technique="soft_tissue_mobilization",
+            goal_id="G1",
+            patient_response="tolerated well",
             encounter_id="E2",
             patient_id="P2",
             payer_id="COM01",

@@ -16,7 +16,9 @@ def test_default_reference_loads_and_records_versions():
     assert bool(ref.payers.loc["COM01", "requires_therapy_modifiers"]) is False
     assert bool(ref.cpt.loc["97140", "timed"]) and not bool(ref.cpt.loc["97161", "timed"])
     names = {f["name"] for f in ref.files}
-    assert names == {"clinics.csv", "payers.csv", "cpt_codes.csv", "ncci_ptp.csv", "mue.csv"}
+    assert names == set(reference.FILES)
+    quarters = {f["name"]: f.get("effective_quarter") for f in ref.files}
+    assert quarters["ncci_ptp.csv"] == "2020Q4" and quarters["mue.csv"] == "2017Q1"
     assert all(len(f["sha256"]) == 64 and f["rows"] > 0 for f in ref.files)
     for n in ref.clinics["billing_npi"]:
         assert npi.is_valid(n)

@@ -222,10 +222,11 @@ _SPECS = (
         "Request more authorized visits before billing this visit.",
     ),
     RuleSpec(
-        "CLAIM_TYPE_UNSUPPORTED",
+        "ALREADY_BILLED",
         ERROR,
-        "the clinic bills institutional claims (837I), not yet written",
-        "Hold for manual billing on a UB-04 until 837I output is enabled.",
+        "the claim (encounter, payer, clinic) was already billed on an earlier run date",
+        "Do not resend: check the earlier claim's status with the payer; send a corrected "
+        "(frequency 7) or void (8) claim by hand if the charges changed.",
     ),
     RuleSpec(
         "CLAIM_DATA_INVALID",
@@ -233,6 +234,24 @@ _SPECS = (
         "the claim cannot be written as a valid 837",
         "Correct the named field in the practice-management system (names, addresses and ids "
         "must keep letters or digits after X12 cleaning) and re-send the visit.",
+    ),
+    RuleSpec(
+        "KX_REQUIRED",
+        WARNING,
+        "Medicare therapy charges this year pass the KX threshold and the line lacks KX",
+        "If the record documents medical necessity, add KX; otherwise review before billing.",
+    ),
+    RuleSpec(
+        "CODE_NOT_COVERED",
+        ERROR,
+        "the code is not payable by this payer class (code_edits.csv)",
+        "Follow the fix named in the message (e.g. bill G0283 instead of 97014).",
+    ),
+    RuleSpec(
+        "CMT_AT_MISSING",
+        WARNING,
+        "Medicare CMT (98940-98942) without AT is treated as maintenance and denied",
+        "Add AT for active/corrective treatment, or GA with an ABN for maintenance care.",
     ),
     RuleSpec(
         "POC_EXPIRED",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,12 @@ import pandas as pd
 from therapy_claims import findings, storage
 from therapy_claims.catalogue import CATALOGUE
 
-SUITES: tuple[str, ...] = ("extract_schema", "time_consistency")
+SUITES: tuple[str, ...] = (
+    "extract_schema",
+    "time_consistency",
+    "region_consistency",
+    "modifier_consistency",
+)
 
 ENV_EXPECTATIONS = "THERAPY_CLAIMS_EXPECTATIONS"
 CUSTOM_EXPECTATIONS_MODULE = "therapy_claims.gx_expectations"
@@ -244,6 +250,25 @@ def _batch_definition(ctx):
     )
 
 
+def _condition_columns(node: Any) -> list[str]:
+    """Column names a serialised row_condition refers to (``{"column": {"name": ...}}``)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        col = node.get("column")
+        if isinstance(col, dict) and isinstance(col.get("name"), str):
+            out.append(col["name"])
+        for v in node.values():
+            out += _condition_columns(v)
+    elif isinstance(node, list):
+        for v in node:
+            out += _condition_columns(v)
+    return out
+
+
+def _template_columns(template: str | None) -> list[str]:
+    return re.findall(r"\{(\w+)\}", template or "")
+
+
 def _suite_columns(suite) -> list[str]:
     cols: list[str] = []
     for exp in suite.expectations:
@@ -251,6 +276,9 @@ def _suite_columns(suite) -> list[str]:
         cols.extend(kw[k] for k in _COLUMN_KWARGS if kw.get(k))
         for k in _LIST_KWARGS:
             cols.extend(kw.get(k) or [])
+        as_json = exp.configuration.to_json_dict()
+        cols.extend(_condition_columns(as_json.get("kwargs", {}).get("row_condition")))
+        cols.extend(_template_columns((exp.configuration.meta or {}).get("message")))
     return list(dict.fromkeys(cols))
 
 
@@ -428,7 +456,18 @@ def _findings(suite_name: str, exp_result, frame: pd.DataFrame, positions) -> pd
         return findings.empty()
     rows = frame.iloc[positions]
     evidence = f"GX suite {suite_name}: {etype} {json.dumps(kw, sort_keys=True, default=str)}"
-    return findings.make(code, rows, _message(etype, kw, rows), evidence=evidence)
+    template = (config.meta or {}).get("message")
+    message = _templated(template, rows) if template else _message(etype, kw, rows)
+    return findings.make(code, rows, message, evidence=evidence)
+
+
+def _templated(template: str, rows: pd.DataFrame) -> pd.Series:
+    """``meta.message`` of an expectation, with ``{column}`` replaced by each row's value."""
+    parts = re.split(r"\{(\w+)\}", template)
+    out = pd.Series("", index=rows.index, dtype="string")
+    for i, part in enumerate(parts):
+        out = out + (part if i % 2 == 0 else _text(rows, part))
+    return out
 
 
 # --------------------------------------------------------------------------- results JSON

@@ -17,9 +17,16 @@ os.environ["GX_ANALYTICS_ENABLED"] = "false"  # before GX is imported
 
 import pandas as pd  # noqa: E402
 from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
-from great_expectations.expectations.expectation import MulticolumnMapExpectation  # noqa: E402
+from great_expectations.expectations.expectation import (  # noqa: E402
+    ColumnPairMapExpectation,
+    MulticolumnMapExpectation,
+)
 from great_expectations.expectations.metrics.map_metric_provider import (  # noqa: E402
+    ColumnPairMapMetricProvider,
     MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_pair_condition_partial import (  # noqa: E402
+    column_pair_condition_partial,
 )
 from great_expectations.expectations.metrics.map_metric_provider.multicolumn_condition_partial import (  # noqa: E402
     multicolumn_condition_partial,
@@ -73,3 +80,65 @@ class ExpectMulticolumnValueToBeAtMostSpan(MulticolumnMapExpectation):
 
 
 CUSTOM_EXPECTATION_TYPES: tuple[str, ...] = ("expect_multicolumn_value_to_be_at_most_span",)
+
+
+# --------------------------------------------------------------------------- CMT region count
+
+SPINAL_REGIONS = ("cervical", "thoracic", "lumbar", "sacral", "pelvic")
+# CMT code -> allowed number of spinal regions (CPT descriptors of 98940-98942)
+CMT_REGION_RANGE = {"98940": (1, 2), "98941": (3, 4), "98942": (5, 5)}
+
+
+def spinal_region_count(regions: pd.Series) -> pd.Series:
+    """Distinct spinal regions in a ``;``-joined region list (vectorised)."""
+    s = regions.astype("string").fillna("")
+    counts = pd.Series(0, index=s.index, dtype="int64")
+    for region in SPINAL_REGIONS:
+        counts += (
+            s.str.contains(rf"(?:^|;){region}(?:;|$)", regex=True).fillna(False).astype("int64")
+        )
+    return counts
+
+
+class ColumnPairCmtRegionCount(ColumnPairMapMetricProvider):
+    """``column_A`` a CPT code, ``column_B`` its body regions: a spinal CMT code names the
+    number of spinal regions its descriptor says; other codes always pass."""
+
+    condition_metric_name = "column_pair_values.cmt_region_count"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_A",
+        "column_B",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+
+    @column_pair_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_A: pd.Series, column_B: pd.Series, **kwargs) -> pd.Series:
+        code = column_A.astype("string").fillna("")
+        n = spinal_region_count(column_B)
+        ok = pd.Series(True, index=code.index)
+        for cmt, (low, high) in CMT_REGION_RANGE.items():
+            is_code = (code == cmt).fillna(False).astype(bool)
+            ok &= ~is_code | ((n >= low) & (n <= high))
+        return ok.astype(bool)
+
+
+class ExpectColumnPairCmtRegionCount(ColumnPairMapExpectation):
+    """Expect 98940 to name 1-2, 98941 3-4 and 98942 5 spinal regions (CPT descriptors).
+
+    Used as ``column_A="cpt_code", column_B="body_region"``. Lines without a region are left to
+    the REGION_MISSING expectation (``ignore_row_if="either_value_is_missing"``)."""
+
+    map_metric = "column_pair_values.cmt_region_count"
+    domain_keys: ClassVar[tuple[str, ...]] = ColumnPairCmtRegionCount.condition_domain_keys
+    success_keys = ("mostly",)
+    ignore_row_if: Literal["both_values_are_missing", "either_value_is_missing", "neither"] = (
+        "either_value_is_missing"
+    )
+    description: str = "A CMT code names the number of spinal regions its descriptor says"
+
+
+CUSTOM_EXPECTATION_TYPES = (*CUSTOM_EXPECTATION_TYPES, "expect_column_pair_cmt_region_count")

@@ -49,6 +49,19 @@ PAYER_COLUMNS = (
 CPT_COLUMNS = ("code", "timed", "one_on_one", "always_therapy", "category")
 NCCI_COLUMNS = ("column1", "column2", "effective_date", "deletion_date", "modifier_indicator")
 MUE_COLUMNS = ("code", "mue_value", "mai", "effective_date")
+MODIFIER_COLUMNS = ("code", "category")
+CODE_EDIT_COLUMNS = ("payer_class", "code", "problem", "fix")
+KX_COLUMNS = ("year", "pt_slp", "ot")
+FILES = (
+    "clinics.csv",
+    "payers.csv",
+    "cpt_codes.csv",
+    "ncci_ptp.csv",
+    "mue.csv",
+    "modifiers.csv",
+    "code_edits.csv",
+    "kx_thresholds.csv",
+)
 
 PAYER_CLASSES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "auto")
 UNIT_METHODS = ("cms", "per_code")
@@ -69,6 +82,9 @@ class Reference:
     cpt: pd.DataFrame
     ncci: pd.DataFrame
     mue: pd.DataFrame
+    modifiers: pd.DataFrame
+    code_edits: pd.DataFrame
+    kx: pd.DataFrame
     files: list[dict] = field(default_factory=list)  # path, sha256, rows (for the manifest)
 
     def version(self, name: str) -> str:
@@ -140,6 +156,9 @@ def load(directory: str | None = None) -> Reference:
     cpt = _read(directory, "cpt_codes.csv", CPT_COLUMNS, files)
     ncci = _read(directory, "ncci_ptp.csv", NCCI_COLUMNS, files)
     mue = _read(directory, "mue.csv", MUE_COLUMNS, files)
+    modifiers = _read(directory, "modifiers.csv", MODIFIER_COLUMNS, files)
+    code_edits = _read(directory, "code_edits.csv", CODE_EDIT_COLUMNS, files)
+    kx = _read(directory, "kx_thresholds.csv", KX_COLUMNS, files)
 
     p = storage.join(directory, "clinics.csv")
     _check_values(clinics, p, "claim_type", CLAIM_TYPES)
@@ -179,8 +198,25 @@ def load(directory: str | None = None) -> Reference:
 
     p = storage.join(directory, "mue.csv")
     mue["effective_date"] = _dates(mue, p, "effective_date", allow_empty=False)
+    for f in files:  # the quarter a CMS edit file belongs to: its latest effective date
+        table = {"ncci_ptp.csv": ncci, "mue.csv": mue}.get(f["name"])
+        if table is not None and len(table):
+            latest = max(table["effective_date"])
+            f["effective_quarter"] = f"{latest.year}Q{(latest.month - 1) // 3 + 1}"
     _check_values(mue, p, "mai", ("1", "2", "3"))
     mue["mue_value"] = pd.to_numeric(mue["mue_value"], errors="raise").astype(int)
+
+    p = storage.join(directory, "code_edits.csv")
+    _check_values(code_edits, p, "payer_class", PAYER_CLASSES)
+    p = storage.join(directory, "kx_thresholds.csv")
+    try:
+        kx = kx.assign(
+            year=kx["year"].astype(int),
+            pt_slp=kx["pt_slp"].astype(float),
+            ot=kx["ot"].astype(float),
+        ).set_index("year", drop=False)
+    except ValueError as exc:
+        raise ReferenceError(f"{p}: year, pt_slp and ot must be numbers ({exc})") from exc
 
     return Reference(
         directory=directory,
@@ -189,6 +225,9 @@ def load(directory: str | None = None) -> Reference:
         cpt=cpt.set_index("code", drop=False),
         ncci=ncci,
         mue=mue,
+        modifiers=modifiers.set_index("code", drop=False),
+        code_edits=code_edits,
+        kx=kx,
         files=files,
     )
 
@@ -197,12 +236,5 @@ def copy_default(dest: str | Path) -> None:
     """Write the shipped sample reference folder to ``dest`` (for users to edit)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (
-        "clinics.csv",
-        "payers.csv",
-        "cpt_codes.csv",
-        "ncci_ptp.csv",
-        "mue.csv",
-        "README.md",
-    ):
+    for name in (*FILES, "README.md"):
         (dest / name).write_bytes((Path(DEFAULT_DIR) / name).read_bytes())
