@@ -334,24 +334,41 @@ def test_ncci_indicator_0_is_not_bypassable_and_9_ignored(tmp_path):
 
 
 def test_cms_quarterly_ptp_file_drives_the_rule(tmp_path):
+    # CMS's own layout: notice lines, long headers, YYYYMMDD dates, '*' for no deletion date
     ref = own_reference(
         tmp_path,
         ncci_ptp=(
-            "Column 1,Column 2,*=in existence prior to 1996,Effective Date,Deletion Date,Modifier 0=not allowed\n".replace(
-                "Column 1", "column1"
-            )
-            .replace("Column 2", "column2")
-            .replace("Effective Date", "effective_date")
-            .replace("Deletion Date", "deletion_date")
-            .replace("Modifier 0=not allowed", "modifier_indicator")
-            + "97110,97140,*,20200101,*,1\n"
+            "CPT only copyright 2025 American Medical Association. All rights reserved.\n"
+            'Column 1,Column 2,"*=in existence prior to 1996",Effective Date,Deletion Date *=no data,'
+            "Modifier 0=not allowed 1=allowed 9=not applicable,PTP Edit Rationale\n"
+            "97110,97140,,20200101,*,1,Mutually exclusive procedures\n"
+            "97112,97140,,20200101,20200401,1,Deleted\n"
         ),
     )
+    assert ref.ncci["deletion_date"].isna().tolist() == [True, False]
     rows = [
         row(),
         row(line_id="L2", cpt_code="97140", body_region="lumbar", technique="joint_mobilization"),
     ]
     assert lines_of(fired(night(rows, ref), "NCCI_MODIFIER_MISSING")) == ["L2"]
+
+
+def test_cms_mue_layout(tmp_path):
+    ref = own_reference(
+        tmp_path,
+        mue=(
+            "HCPCS/CPT Code,Practitioner Services MUE Values,MUE Adjudication Indicator,MUE Rationale,"
+            "effective_date\n"
+            "97110,2,3 Date of Service Edit: Clinical,Clinical: Data,20260101\n"
+        ),
+    )
+    assert ref.mue[["code", "mue_value", "mai"]].values.tolist() == [["97110", 2, "3"]]
+    with pytest.raises(reference.ReferenceError, match="no effective_date column"):
+        own_reference(
+            tmp_path / "b",
+            mue="HCPCS/CPT Code,Practitioner Services MUE Values,"
+            "MUE Adjudication Indicator\n97110,2,3 Date of Service Edit: Clinical\n",
+        )
 
 
 # ---------------------------------------------------------------- limits

@@ -95,7 +95,42 @@ class Reference:
         return name
 
 
+# Header names of the CMS quarterly files (practitioner PTP and MUE tables), lower-cased, mapped
+# to the documented CSV columns; matched by prefix because CMS headers carry explanations
+# ("Deletion Date *=no data", "Modifier 0=not allowed 1=allowed 9=not applicable").
+CMS_HEADER_ALIASES = {
+    "ncci_ptp.csv": (
+        ("column 1", "column1"),
+        ("column 2", "column2"),
+        ("effective date", "effective_date"),
+        ("deletion date", "deletion_date"),
+        ("modifier", "modifier_indicator"),
+    ),
+    "mue.csv": (
+        ("hcpcs/cpt code", "code"),
+        ("hcpcs", "code"),
+        ("practitioner services mue", "mue_value"),
+        ("outpatient hospital services mue", "mue_value"),
+        ("dme supplier services mue", "mue_value"),
+        ("mue adjudication indicator", "mai"),
+        ("effective date", "effective_date"),
+    ),
+}
+
+
+def _cms_columns(name: str, columns: list[str]) -> list[str]:
+    aliases = CMS_HEADER_ALIASES.get(name, ())
+    out = []
+    for c in columns:
+        low = c.strip().lower()
+        out.append(next((canon for prefix, canon in aliases if low.startswith(prefix)), c.strip()))
+    return out
+
+
 def _read(directory: str, name: str, required: tuple[str, ...], files: list[dict]) -> pd.DataFrame:
+    """One reference CSV. The NCCI/MUE tables may also be CMS's quarterly layout: a preamble of
+    notice lines before the header is skipped, its headers are mapped to the documented names,
+    and extra columns are ignored."""
     path = storage.join(directory, name)
     try:
         data = storage.read_bytes(path)
@@ -103,13 +138,32 @@ def _read(directory: str, name: str, required: tuple[str, ...], files: list[dict
         raise ReferenceError(f"reference file {path} not found") from exc
     from io import BytesIO
 
-    df = pd.read_csv(BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [c.strip() for c in df.columns]
+    skip = 0
+    if name in CMS_HEADER_ALIASES:
+        head = data.decode("utf-8-sig", errors="replace").splitlines()[:50]
+        first_alias = {"ncci_ptp.csv": ("column1", "column 1"), "mue.csv": ("code", "hcpcs")}[name]
+        for i, line in enumerate(head):
+            if line.strip().lower().startswith(first_alias) or line.strip().lower().startswith(
+                tuple('"' + a for a in first_alias)
+            ):
+                skip = i
+                break
+    df = pd.read_csv(
+        BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig", skiprows=skip
+    )
+    df.columns = _cms_columns(name, [str(c) for c in df.columns])
+    if name == "mue.csv" and "mai" in df.columns:
+        df["mai"] = df["mai"].str.strip().str[:1]  # CMS: "3 Date of Service Edit: Clinical"
+    if name == "mue.csv" and "effective_date" not in df.columns and "code" in df.columns:
+        raise ReferenceError(
+            f"{path}: no effective_date column; CMS MUE files carry none, so add one holding the "
+            "first day of the quarter the file belongs to (YYYYMMDD or YYYY-MM-DD)"
+        )
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ReferenceError(f"{path}: missing column(s) {', '.join(missing)}")
     for c in df.columns:
-        df[c] = df[c].str.strip()
+        df[c] = df[c].astype(str).str.strip()
     files.append(
         {"name": name, "path": path, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(df)}
     )
