@@ -536,3 +536,9 @@ def test_every_rule_code_is_in_the_catalogue():
         for code in codes:
             assert code in CATALOGUE, code
     assert date(2026, 1, 1)  # keep the import used
+
+
+def test_cq_pairing_only_where_payer_uses_therapy_modifiers():
+    # COM01 does not require therapy modifiers: CQ alone is not a mismatch there
+    n = night([row(payer_id="COM01", modifiers="CQ", rendering_credential="PTA")])
+    assert fired(n, "THERAPY_MODIFIER_MISMATCH").empty

@@ -38,10 +38,14 @@ class Night:
 
     def change_lists(self) -> pd.Series:
         """One list of change strings per line, in the order the rules made them."""
-        if not self.changes:
-            return pd.Series([[] for _ in range(len(self.lines))], index=self.lines.index)
-        stacked = pd.concat(self.changes, axis=1)
-        return stacked.apply(lambda r: [v for v in r if not pd.isna(v)], axis=1)
+        by_pos: dict[int, list[str]] = {}
+        for s in self.changes:  # changes are sparse: touch only the changed lines
+            arr = s.to_numpy(dtype=object, na_value=None)
+            for pos in np.flatnonzero(s.notna().to_numpy()):
+                by_pos.setdefault(int(pos), []).append(arr[pos])
+        return pd.Series(
+            [by_pos.get(i, []) for i in range(len(self.lines))], index=self.lines.index
+        )
 
 
 RuleFn = Callable[[Night], pd.DataFrame]
@@ -628,8 +632,13 @@ def assistant_pairing(night: Night) -> pd.DataFrame:
     """CQ only with GP, CO only with GO (after automatic additions)."""
     lines = night.lines
     mods = lines["modifiers"]
-    bad = (_has_mod(mods, "CQ") & ~_has_mod(mods, "GP")) | (
-        _has_mod(mods, "CO") & ~_has_mod(mods, "GO")
+    # only where the payer uses therapy modifiers (Medicare, MA, or payers.csv says so)
+    uses = lines["requires_therapy_modifiers"].fillna(False).astype(bool) | lines[
+        "payer_class"
+    ].isin(["medicare", "medicare_advantage"])
+    bad = uses & (
+        (_has_mod(mods, "CQ") & ~_has_mod(mods, "GP"))
+        | (_has_mod(mods, "CO") & ~_has_mod(mods, "GO"))
     )
     r = lines[bad]
     return findings.make(
