@@ -142,3 +142,11 @@ def test_every_finding_has_fix_and_catalogue_severity():
     for _, x in f.iterrows():
         assert x["severity"] == CATALOGUE[x["code"]].severity
         assert x["suggested_fix"] and x["message"]
+
+
+def test_therapy_modifier_added_on_institutional_claims_whatever_the_payer():
+    # COM01 does not require therapy modifiers, but an 837I revenue-code line does
+    n = night([row(payer_id="COM01", modifiers="", clinic_id="CLN03")])
+    f = fired(n, "THERAPY_MODIFIER_ADDED")
+    assert f["line_id"].tolist() == ["L1"] and "837I" in f["evidence"].iloc[0]
+    assert n.lines["modifiers"].tolist() == ["GP"]

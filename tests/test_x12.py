@@ -513,3 +513,203 @@ def test_envelope_arguments_are_checked(ref):
         build(ref, frame(line()), receiver_id="A" * 16)
     with pytest.raises(ValueError):
         build(ref, frame(line()).iloc[:0])
+
+
+# ---- 837I (005010X223A2) ---------------------------------------------------------------------
+
+
+def inst_line(**overrides) -> dict:
+    base = {"clinic_id": "CLN03", "discipline": "PT", "claim_id": "ICN0001"}
+    base.update(overrides)
+    return line(**base)
+
+
+def build_i(ref, df: pd.DataFrame, **kw) -> str:
+    args = {
+        "clinics": ref.clinics,
+        "payers": ref.payers,
+        "receiver_id": "CLEARHOUSE1",
+        "receiver_name": "Sample Clearinghouse",
+        "interchange_control_number": 18,
+        "created": CREATED,
+    }
+    args.update(kw)
+    return x12.build_837i(df, **args)
+
+
+def test_helper_accepts_the_837i_sample():
+    ok, report = pyx12_validate(SAMPLES / "i_therapy.x12")
+    assert ok, report
+    assert independent_checks((SAMPLES / "i_therapy.x12").read_text()) == []
+
+
+def test_837i_claim_validates(ref):
+    df = frame(
+        inst_line(prior_auth_number="AUTH12345", diagnosis_codes=["M54.50", "M62.81", "R26.89"]),
+        inst_line(
+            line_id="L2",
+            cpt_code="97140",
+            modifiers=["GP", "59"],
+            units=2,
+            date_of_service=pd.Timestamp("2024-01-17"),
+            rendering_npi="1558598797",
+            rendering_last_name="Jones",
+            rendering_first_name="Mary",
+        ),
+        inst_line(
+            line_id="L3",
+            discipline="OT",
+            cpt_code="97535",
+            modifiers=["GO"],
+            units=1,
+            charge_amount=45.5,
+        ),
+        inst_line(line_id="L4", discipline="SLP", cpt_code="92507", modifiers=["GN"], units=1),
+    )
+    text = build_i(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert segs[1] == "GS*HC*LAKEVIEWHOSP03*CLEARHOUSE1*20240115*1230*18*X*005010X223A2"
+    assert segs[2] == "ST*837*0001*005010X223A2"
+    i = segs.index("CLM*ICN0001*345.5***13:A:1**A*Y*Y")
+    assert segs[i : i + 7] == [
+        "CLM*ICN0001*345.5***13:A:1**A*Y*Y",
+        "DTP*434*RD8*20240110-20240117",
+        "CL1*3**01",
+        "REF*G1*AUTH12345",
+        "HI*ABK:M5450",
+        "HI*ABF:M6281*ABF:R2689",
+        "NM1*71*1*SMITH*ROBERT****XX*1245319599",
+    ]
+    assert [s for s in segs if s.startswith("SV2")] == [
+        "SV2*0420*HC:97110:GP*100*UN*4",
+        "SV2*0420*HC:97140:GP:59*100*UN*2",
+        "SV2*0430*HC:97535:GO*45.5*UN*1",
+        "SV2*0440*HC:92507:GN*100*UN*1",
+    ]
+    assert [s for s in segs if s.startswith("DTP*472")] == [
+        "DTP*472*D8*20240110",
+        "DTP*472*D8*20240117",
+        "DTP*472*D8*20240110",
+        "DTP*472*D8*20240110",
+    ]
+    # 2420C only for the line whose clinician is not the attending one, right after its DTP
+    j = segs.index("NM1*82*1*JONES*MARY****XX*1558598797")
+    assert segs[j - 1] == "DTP*472*D8*20240117"
+    assert sum(s.startswith("NM1*82") for s in segs) == 1
+    assert not any(s.startswith(("SV1", "PRV*PE", "DTP*431")) for s in segs)
+    assert "NM1*85*2*LAKEVIEW COMMUNITY HOSPITAL OUTPATIENT REHAB*****XX*1700890126" in segs
+    assert "PRV*BI*PXC*282N00000X" in segs
+
+
+def test_837i_dependent_patient(ref):
+    df = frame(
+        inst_line(
+            subscriber_relationship="child",
+            subscriber_last_name="Doe",
+            subscriber_first_name="Mary",
+            patient_first_name="Jane",
+            patient_sex="F",
+        )
+    )
+    text = build_i(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert "SBR*P**GRP123******CI" in segs and "HL*3*2*23*0" in segs and "PAT*19" in segs
+    assert segs[segs.index("PAT*19") + 1] == "NM1*QC*1*DOE*JANE"
+
+
+def test_837i_hostile_text(ref):
+    df = frame(
+        inst_line(
+            patient_last_name="O*BRIEN~",
+            patient_first_name="JOSÉ",
+            patient_address="12 MAIN ST:APT^4 😀",
+            patient_city="שלום Chicago",
+            rendering_last_name="MÜLLER",
+        )
+    )
+    text = build_i(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert "NM1*IL*1*OBRIEN*JOSE****MI*MEMBER123" in segs
+    assert "N3*12 MAIN STAPT4" in segs and "N4*CHICAGO*IL*62702" in segs
+    assert "NM1*71*1*MULLER*ROBERT****XX*1245319599" in segs
+
+
+def test_837i_many_lines_one_claim(ref):
+    # 837I allows 999 lines per claim: 60 lines stay one claim
+    df = frame(*[inst_line(line_id=f"L{i}", units=1, charge_amount=10.0) for i in range(60)])
+    text = build_i(ref, df)
+    assert_valid(text)
+    assert "CLM*ICN0001*600***13:A:1**A*Y*Y" in segments(text)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"modifiers": []}, "modifiers"),  # 0420 needs GP
+        ({"modifiers": ["GP", "GO"]}, "modifiers"),
+        ({"discipline": "OT"}, "modifiers"),  # GP on an OT (0430) line
+        ({"discipline": "CHIRO"}, "discipline"),
+        ({"clinic_id": "CLN01"}, "claim_type"),  # a professional clinic cannot bill 837I
+        ({"rendering_npi": "1245319598"}, "rendering_npi"),
+        ({"patient_last_name": "~~"}, "patient_last_name"),
+    ],
+)
+def test_837i_invalid_input_raises(ref, overrides, field):
+    with pytest.raises(ValueError) as info:
+        build_i(ref, frame(inst_line(**overrides)))
+    assert field in str(info.value)
+
+
+def test_837i_type_of_bill_from_the_clinic(ref):
+    clinics = ref.clinics.copy()
+    clinics.loc["CLN03", "type_of_bill"] = "0137"
+    text = build_i(ref, frame(inst_line()), clinics=clinics)
+    assert_valid(text)
+    assert "CLM*ICN0001*100***13:A:7**A*Y*Y" in segments(text)
+    clinics.loc["CLN03", "type_of_bill"] = ""
+    rejected: dict = {}
+    assert build_i(ref, frame(inst_line()), clinics=clinics, rejected=rejected) == ""
+    assert "type_of_bill" in rejected["ICN0001"]
+
+
+def test_837p_refuses_institutional_clinic(ref):
+    with pytest.raises(ValueError, match="claim_type"):
+        build(ref, frame(inst_line()))
+
+
+def test_placed_records_st02_per_claim(ref, monkeypatch):
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
+    df = frame(*[line(claim_id=f"C{i}", line_id=f"L{i}") for i in range(5)])
+    placed: dict = {}
+    text = build(ref, df, placed=placed)
+    assert_valid(text)
+    assert placed == {
+        "C0": "0001",
+        "C1": "0001",
+        "C2": "0002",
+        "C3": "0002",
+        "C4": "0003",
+    }
+
+
+def test_837p_over_50_lines_is_refused(ref):
+    df = frame(*[line(line_id=f"L{i}", units=1) for i in range(51)])
+    with pytest.raises(ValueError, match="exceed 50"):
+        build(ref, df)
+    df50 = frame(*[line(line_id=f"L{i}", units=1) for i in range(50)])
+    assert_valid(build(ref, df50))
+
+
+def test_independent_checks_on_837i_catch_errors():
+    good = (SAMPLES / "i_therapy.x12").read_text()
+    problems = independent_checks(
+        good.replace("CLM*PCN0002*300*", "CLM*PCN0002*290*")
+        .replace("NM1*71*1*JONES*MARY****XX*1245319599", "NM1*71*1*JONES*MARY****XX*1245319598")
+        .replace("SV2*0420*HC:97110:GP*200*UN*4", "SV2*042*HC:97110:GP*200*UN*4***1")
+    )
+    text = "\n".join(problems)
+    for expected in ("CLM02", "NPI", "revenue code", "pointers"):
+        assert expected in text, (expected, problems)

@@ -1,4 +1,4 @@
-"""Test helpers for X12 837P output: pyx12 validation and our own independent checks.
+"""Test helpers for X12 837P and 837I output: pyx12 validation and our own independent checks.
 
 Nothing here imports the writer (``therapy_claims.x12``) or ``therapy_claims.npi``: the checks
 re-derive every rule from the text so that a bug in the writer cannot hide itself.
@@ -107,7 +107,11 @@ def _amount(value: str) -> Decimal | None:
 
 
 def independent_checks(text: str) -> list[str]:
-    """Our own structural and business checks on an 837P interchange; [] means no problems."""
+    """Our own structural and business checks on an 837P or 837I interchange; [] means no
+    problems. CLM02 = sum of the line charges (SV102 / SV203), SE01 counts, envelope control
+    numbers, HL numbering and parents, NPIs (billing, rendering, attending) pass the check
+    digit, the billing ZIP has 9 digits, X12 basic charset, 837I lines carry no pointers and a
+    revenue code, CLM01 at most 20 characters and unique within the interchange."""
     problems: list[str] = []
     try:
         text.encode("ascii")
@@ -153,6 +157,7 @@ def independent_checks(text: str) -> list[str]:
     hl_expected = 1
     claim: dict | None = None
     prev_nm1 = None
+    clm01_seen: set[str] = set()
 
     def close_claim() -> None:
         if claim is None:
@@ -206,6 +211,23 @@ def independent_checks(text: str) -> list[str]:
         elif sid == "CLM":
             close_claim()
             claim = {"id": seg[1], "raw": seg[2], "clm02": _amount(seg[2]), "lines": []}
+            if not 1 <= len(seg[1]) <= 20:
+                problems.append(f"CLM01 {seg[1]} is not 1-20 characters")
+            if seg[1] in clm01_seen:
+                problems.append(f"CLM01 {seg[1]} repeated in the interchange")
+            clm01_seen.add(seg[1])
+        elif sid == "SV2":
+            amount = _amount(seg[3]) if len(seg) > 3 else None
+            if not re.fullmatch(r"\d{4}", seg[1] if len(seg) > 1 else ""):
+                problems.append(f"SV2 in segment {i + 1}: SV201 is not a 4-digit revenue code")
+            if len(seg) > 7:
+                problems.append(f"SV2 in segment {i + 1}: more than 6 elements (pointers?)")
+            if amount is None:
+                problems.append(f"SV2 in segment {i + 1}: bad SV203")
+            elif claim is None:
+                problems.append(f"SV2 in segment {i + 1} outside a claim")
+            else:
+                claim["lines"].append(amount)
         elif sid == "SV1":
             amount = _amount(seg[2]) if len(seg) > 2 else None
             if amount is None:
@@ -215,7 +237,7 @@ def independent_checks(text: str) -> list[str]:
             else:
                 claim["lines"].append(amount)
         elif sid == "NM1":
-            if seg[1] in ("85", "82"):
+            if seg[1] in ("85", "82", "71"):
                 if len(seg) < 10 or seg[8] != "XX" or not _luhn_npi(seg[9]):
                     problems.append(f"NM1*{seg[1]} in segment {i + 1}: NPI fails the check digit")
         elif sid == "N4" and prev_nm1 == "85":

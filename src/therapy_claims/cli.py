@@ -1,4 +1,4 @@
-"""Command line: ``therapy-claims run | generate | demo | summary``.
+"""Command line: ``therapy-claims run | generate | demo | summary | show``.
 
 Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
 rejected as a whole; 2 usage error or a run that could not start (one line on stderr saying
@@ -65,6 +65,18 @@ def cmd_generate(args) -> int:
         f"wrote {len(df)} service lines ({args.encounters} encounters) to {args.out} "
         f"in {time.perf_counter() - t0:.1f}s"
     )
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    """Print a billed claim as a biller reads a CMS-1500 / UB-04 (from the claim ledger)."""
+    from therapy_claims import ledger
+
+    try:
+        print(ledger.show(args.out, args.claim_id), end="")
+    except LookupError as exc:
+        print(f"therapy-claims: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     return EXIT_OK
 
 
@@ -187,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--run-date", required=True)
     s.set_defaults(fn=cmd_summary)
+
+    sh = sub.add_parser(
+        "show", help="print one claim (CMS-1500 / UB-04 view) and where it was sent"
+    )
+    sh.add_argument("claim_id", metavar="CLAIM_ID", help="CLM01, e.g. TC0123456789ABCDE or ...-2")
+    sh.add_argument("--out", required=True, metavar="PATH", help="output root")
+    sh.set_defaults(fn=cmd_show)
     return p
 
 

@@ -297,8 +297,10 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
     lines = night.lines
     mods = lines["modifiers"].fillna("")
     wanted = lines["discipline"].map(THERAPY_MODIFIER)
+    # 837I: every 042x/043x/044x line needs its GP/GO/GN whatever the payer
+    institutional = (lines["claim_type"] == "institutional").fillna(False).astype(bool)
     need = (
-        lines["requires_therapy_modifiers"].fillna(False).astype(bool)
+        (lines["requires_therapy_modifiers"].fillna(False).astype(bool) | institutional)
         & lines["always_therapy"]
         & wanted.notna()
         & ~_has_mod(mods, "GP|GO|GN")
@@ -320,11 +322,18 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
         + " ("
         + _where(r)
         + ")",
-        evidence="payers.csv "
-        + r["payer_id"]
-        + " requires_therapy_modifiers=true ("
-        + night.ref.version("payers.csv")
-        + ")",
+        evidence=pd.Series(
+            np.where(
+                institutional[room],
+                "837I: revenue codes 042x/043x/044x need GP/GO/GN (clinic " + r["clinic_id"] + ")",
+                "payers.csv "
+                + r["payer_id"]
+                + " requires_therapy_modifiers=true ("
+                + night.ref.version("payers.csv")
+                + ")",
+            ),
+            index=r.index,
+        ),
         before=before,
         after=after[room],
     )

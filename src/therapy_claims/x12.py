@@ -1,8 +1,9 @@
-"""837P (ASC X12 005010X222A1) writer.
+"""837P (ASC X12 005010X222A1) and 837I (005010X223A2) writer.
 
-``build_837p`` turns billable service lines into one interchange (ISA..IEA) as an ASCII string,
-one segment per line. Layout, element sizes and code values follow the pyx12 map
-``837.5010.X222.A1.xml`` and ../shared/reference/x12-837.md (samples p_self.x12 / p_dep.x12).
+``build_837p`` / ``build_837i`` turn billable service lines into one interchange (ISA..IEA) as
+an ASCII string, one segment per line. Layout, element sizes and code values follow the pyx12
+maps ``837.5010.X222.A1.xml`` / ``837Q3.I.5010.X223.A1.xml`` and
+../shared/reference/x12-837.md (samples p_self.x12, p_dep.x12, i_therapy.x12).
 
 Design notes
 * Delimiters: ``*`` element, ``:`` component, ``^`` repetition, ``~`` segment (+ newline).
@@ -31,10 +32,17 @@ import pandas as pd
 
 from therapy_claims import npi as npi_check
 
-VERSION = "005010X222A1"
+VERSION = "005010X222A1"  # 837P
+VERSION_I = "005010X223A2"  # 837I
 MAX_CLAIMS_PER_ST = 5000  # TR3 recommendation
-MAX_LINES_PER_CLAIM = 50  # 2400 loop repeat
+MAX_LINES_PER_CLAIM = 50  # 837P 2400 loop repeat
+MAX_LINES_PER_CLAIM_I = 999  # 837I 2400 loop repeat
 MAX_DIAGNOSES = 12  # HI01..HI12
+LINE_LIMITS = {"professional": MAX_LINES_PER_CLAIM, "institutional": MAX_LINES_PER_CLAIM_I}
+
+# 837I outpatient therapy: revenue code and the therapy modifier every such line carries
+REVENUE_CODES = {"PT": ("0420", "GP"), "OT": ("0430", "GO"), "SLP": ("0440", "GN")}
+THERAPY_MODIFIERS = ("GP", "GO", "GN")
 
 RELATIONSHIP_PAT01 = {"spouse": "01", "child": "19", "other": "G8"}
 
@@ -261,9 +269,30 @@ def _place(value: object) -> str | None:
     return text if _POS.fullmatch(text) else None
 
 
-def build_837p(
+def build_837p(lines: pd.DataFrame, **kw) -> str:
+    """Build one 837P interchange (005010X222A1); see :func:`_build` for the arguments."""
+    return _build(lines, institutional=False, **kw)
+
+
+def build_837i(lines: pd.DataFrame, **kw) -> str:
+    """Build one 837I interchange (005010X223A2) for outpatient institutional therapy.
+
+    Same arguments as :func:`build_837p`; ``lines`` also needs ``discipline`` (PT/OT/SLP, which
+    picks the revenue code 0420/0430/0440; the line must carry the matching GP/GO/GN).
+    ``diagnosis_pointers`` and ``place_of_service`` are not used (837I has none). Per claim:
+    ``CLM05`` from the clinic's ``type_of_bill`` (``131`` -> ``13:A:1``), ``DTP*434`` statement
+    period (first to last line date), ``CL1*3**01``, ``REF*G1`` prior authorisation,
+    ``HI*ABK`` then ``HI*ABF`` (other diagnoses), the attending provider (``NM1*71``, the
+    first line's clinician), then ``LX``/``SV2``/``DTP*472`` per line, with a 2420C rendering
+    provider when a line's clinician differs from the attending one.
+    """
+    return _build(lines, institutional=True, **kw)
+
+
+def _build(
     lines: pd.DataFrame,
     *,
+    institutional: bool,
     clinics: pd.DataFrame,
     payers: pd.DataFrame,
     receiver_id: str,
@@ -272,8 +301,9 @@ def build_837p(
     created: datetime,
     usage: str = "T",
     rejected: dict[str, str] | None = None,
+    placed: dict[str, str] | None = None,
 ) -> str:
-    """Build one 837P interchange (ISA..IEA) for ``lines``; returns ASCII text, ``~\\n`` per segment.
+    """Build one 837P (or, with ``institutional``, 837I) interchange (ISA..IEA) for ``lines``; returns ASCII text, ``~\\n`` per segment.
 
     ``lines`` holds one row per service line (columns: see the module's callers / x12 tests);
     rows sharing a ``claim_id`` form one claim and must share clinic, payer, patient,
@@ -295,6 +325,9 @@ def build_837p(
     problem is recorded as ``rejected[claim_id] = message`` instead of raising; the rest of the
     file is still valid. If no claim is left the result is ``""``.
 
+    With ``placed`` (a dict), each written claim is recorded as ``placed[claim_id] = ST02`` of
+    the transaction set that carries it (for the claim ledger).
+
     Free text (names, addresses, cities) is cleaned and cut to the element's length
     (NM103 60, NM104 35, N301 55, N401 30) rather than rejected.
     A line without a rendering NPI is taken as rendered by the claim's renderer; a claim
@@ -302,6 +335,9 @@ def build_837p(
     """
     if lines is None or len(lines) == 0:
         raise ValueError("no service lines to bill")
+    version = VERSION_I if institutional else VERSION
+    claim_type = "institutional" if institutional else "professional"
+    max_lines = MAX_LINES_PER_CLAIM_I if institutional else MAX_LINES_PER_CLAIM
     if usage not in ("T", "P"):
         raise ValueError(f"usage must be 'T' or 'P', not {usage!r}")
     icn = int(interchange_control_number)
@@ -327,8 +363,14 @@ def build_837p(
         _sv101(code, tuple(_listish(m)))
         for code, m in zip(df["cpt_code"].tolist(), mods, strict=True)
     ]
-    pointers = [_pointers(tuple(_listish(p))) for p in df["diagnosis_pointers"].tolist()]
-    places = [_place(p) for p in df["place_of_service"].tolist()]
+    if institutional:
+        pointers: list = [None] * n
+        places: list = [None] * n
+        disciplines = [clean_text(d) for d in df["discipline"].tolist()]
+    else:
+        pointers = [_pointers(tuple(_listish(p))) for p in df["diagnosis_pointers"].tolist()]
+        places = [_place(p) for p in df["place_of_service"].tolist()]
+        disciplines = [""] * n
     npis = [clean_text(v) for v in df["rendering_npi"].tolist()]
     rlast = df["rendering_last_name"].tolist()
     rfirst = df["rendering_first_name"].tolist()
@@ -372,8 +414,18 @@ def build_837p(
                 raise c.fail("clinic_id", "is not in clinics.csv")
             row = clinics.loc[cid]
             cc = _Claim(f"{c.claim_id} (clinic {cid})")
-            if str(row.get("claim_type", "professional")).strip() != "professional":
-                raise cc.fail("clinic claim_type", "is not professional (837P)")
+            if str(row.get("claim_type", "professional")).strip() != claim_type:
+                raise cc.fail(
+                    "clinic claim_type",
+                    f"is not {claim_type} ({'837I' if institutional else '837P'})",
+                )
+            tob = ""
+            if institutional:
+                tob = _digits(row.get("type_of_bill", ""))
+                if len(tob) == 4 and tob[0] == "0":
+                    tob = tob[1:]
+                if not re.fullmatch(r"[1-9]\d[0-9A-Z]", tob):
+                    raise cc.fail("clinic type_of_bill", "must be 3 digits, e.g. 131")
             sub_id = cc.exact(
                 row["submitter_id"], "clinic submitter_id", r"[A-Z0-9]{2,15}", "2-15 of A-Z 0-9"
             )
@@ -391,6 +443,7 @@ def build_837p(
                 "submitter_id": sub_id,
                 "submitter_name": cc.req(row["submitter_name"], "clinic submitter_name", 60),
                 "phone": cc.req(_digits(row["contact_phone"]), "clinic contact_phone", 256),
+                "type_of_bill": tob,
             }
         return clinic_cache[cid]
 
@@ -415,6 +468,75 @@ def build_837p(
         return payer_cache[pid]
 
     # ---- claim bodies -----------------------------------------------------------------------
+    def line_amount(c: _Claim, r: int) -> int:
+        """Checks shared by 837P and 837I service lines; returns the charge in cents."""
+        amount = cents[r]
+        if amount < 0:
+            raise c.fail("charge_amount", "is missing or negative")
+        if units[r] <= 0:
+            raise c.fail("units", "is not a positive whole number")
+        if services[r] is None:
+            raise c.fail(
+                "cpt_code/modifiers",
+                "must be a 5-character code and 0-4 two-character modifiers",
+            )
+        if not dos[r]:
+            raise c.fail("date_of_service", "is missing")
+        return amount
+
+    def institutional_claim(
+        c: _Claim, rows: np.ndarray, r0: int, bp: dict, clm01: str, dx_codes: list, auth: str
+    ) -> list[str]:
+        """2300..2400 of an 837I claim (after the subscriber/patient loops)."""
+
+        def provider(entity: str, r: int, field: str) -> str:
+            return (
+                f"NM1*{entity}*1*{c.req(rlast[r], 'rendering_last_name', 60)}*"
+                f"{c.req(rfirst[r], 'rendering_first_name', 35)}****XX*"
+                f"{c.npi(npis[r], field)}"
+            )
+
+        if not npis[r0]:
+            raise c.fail("rendering_npi", "is missing (needed for the attending provider)")
+        attending = c.npi(npis[r0], "rendering_npi")
+        body: list[str] = []
+        total = 0
+        for lx, r in enumerate(rows.tolist(), start=1):
+            amount = line_amount(c, r)
+            total += amount
+            rev = REVENUE_CODES.get(disciplines[r])
+            if rev is None:
+                raise c.fail("discipline", "has no outpatient therapy revenue code (PT, OT, SLP)")
+            revenue_code, modifier = rev
+            line_mods = services[r].split(":")[2:]
+            if modifier not in line_mods:
+                raise c.fail(
+                    "modifiers", f"lack {modifier}, required with revenue code {revenue_code}"
+                )
+            if any(m in THERAPY_MODIFIERS and m != modifier for m in line_mods):
+                raise c.fail("modifiers", f"carry a therapy modifier other than {modifier}")
+            body += [
+                f"LX*{lx}",
+                f"SV2*{revenue_code}*{services[r]}*{_money(amount)}*UN*{units[r]}",
+                f"DTP*472*D8*{dos[r]}",
+            ]
+            if npis[r] and npis[r] != attending:  # 2420C: line clinician differs
+                body.append(provider("82", r, "rendering_npi"))
+        dates = [dos[r] for r in rows.tolist()]
+        tob = bp["type_of_bill"]
+        seg = [
+            f"CLM*{clm01}*{_money(total)}***{tob[:2]}:A:{tob[2]}**A*Y*Y",
+            f"DTP*434*RD8*{min(dates)}-{max(dates)}",
+            "CL1*3**01",
+        ]
+        if auth:
+            seg.append(f"REF*G1*{auth}")
+        seg.append(f"HI*ABK:{dx_codes[0]}")
+        if len(dx_codes) > 1:
+            seg.append("HI*" + "*".join("ABF:" + d for d in dx_codes[1:]))
+        seg.append(provider("71", r0, "rendering_npi"))
+        return seg + body
+
     def subscriber_and_claim(k: int, hl_parent: int, hl_next: int) -> tuple[list[str], int]:
         """Segments from 2000B HL through the last 2400 of claim k; returns (segs, next HL)."""
         rows = claim_rows[k]
@@ -424,8 +546,8 @@ def build_837p(
         clm01 = clean_text(raw_id, 20)
         if not clm01 or clm01 != str(raw_id):
             raise c.fail("claim_id", "must be 1-20 characters of A-Z 0-9 and X12 basic punctuation")
-        if len(rows) > MAX_LINES_PER_CLAIM:
-            raise c.fail("service lines", f"exceed {MAX_LINES_PER_CLAIM} per claim")
+        if len(rows) > max_lines:
+            raise c.fail("service lines", f"exceed {max_lines} per claim")
         bp = clinic(clinic_col[r0], c)
         py = payer(payer_col[r0], c)
 
@@ -487,6 +609,9 @@ def build_837p(
             raise c.fail("diagnosis_codes", "is empty")
         if len(dx_codes) > MAX_DIAGNOSES:
             raise c.fail("diagnosis_codes", f"has more than {MAX_DIAGNOSES} codes")
+        prior_auth = c.ident(auth[r0], "prior_auth_number", 50)
+        if institutional:
+            return seg + institutional_claim(c, rows, r0, bp, clm01, dx_codes, prior_auth), hl_next
         hi = "HI*ABK:" + dx_codes[0] + "".join("*ABF:" + d for d in dx_codes[1:])
 
         # claim-level rendering provider = the first line's
@@ -506,23 +631,12 @@ def build_837p(
         total = 0
         n_dx = len(dx_codes)
         for lx, r in enumerate(rows.tolist(), start=1):
-            amount = cents[r]
-            if amount < 0:
-                raise c.fail("charge_amount", "is missing or negative")
+            amount = line_amount(c, r)
             total += amount
-            if units[r] <= 0:
-                raise c.fail("units", "is not a positive whole number")
             sv101 = services[r]
-            if sv101 is None:
-                raise c.fail(
-                    "cpt_code/modifiers",
-                    "must be a 5-character code and 0-4 two-character modifiers",
-                )
             ptr = pointers[r]
             if ptr is None or ptr[1] > n_dx:
                 raise c.fail("diagnosis_pointers", "must be 1-4 positions in diagnosis_codes")
-            if not dos[r]:
-                raise c.fail("date_of_service", "is missing")
             line_pos = places[r]
             if line_pos is None:
                 raise c.fail("place_of_service", "is not 2 digits")
@@ -538,7 +652,6 @@ def build_837p(
         seg.append(f"CLM*{clm01}*{_money(total)}***{claim_pos}:B:1*Y*A*Y*Y")
         if injury[r0]:
             seg.append(f"DTP*431*D8*{injury[r0]}")
-        prior_auth = c.ident(auth[r0], "prior_auth_number", 50)
         if prior_auth:
             seg.append(f"REF*G1*{prior_auth}")
         seg.append(hi)
@@ -572,9 +685,11 @@ def build_837p(
     # transaction set below, so build each set in one pass and skip what fails
     d6, d8, hm = created.strftime("%y%m%d"), created.strftime("%Y%m%d"), created.strftime("%H%M")
     sets: list[list[str]] = []
+    set_claims: list[list[str]] = []
     submitter: dict | None = None
     for start in range(0, len(claim_order), MAX_CLAIMS_PER_ST):
         body: list[str] = []
+        written: list[str] = []
         hl, current, billing_hl, n_claims = 1, object(), 0, 0
         for k in claim_order[start : start + MAX_CLAIMS_PER_ST]:
             try:
@@ -587,21 +702,25 @@ def build_837p(
             if submitter is None:
                 submitter = clinic(clinic_col[first_rows[k]], _Claim(str(claim_ids[first_rows[k]])))
             body += segs
+            written.append(str(claim_ids[first_rows[k]]))
             n_claims += 1
         if n_claims:
             sets.append(body)
+            set_claims.append(written)
     if submitter is None:
         return ""
     sender = submitter["submitter_id"]
     out = [
         f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender:<15}*ZZ*{rcv_id:<15}*{d6}*{hm}*^*00501*"
         f"{icn:09d}*0*{usage}*:",
-        f"GS*HC*{sender}*{rcv_id}*{d8}*{hm}*{icn}*X*{VERSION}",
+        f"GS*HC*{sender}*{rcv_id}*{d8}*{hm}*{icn}*X*{version}",
     ]
     for n_set, body in enumerate(sets, start=1):
         st02 = f"{n_set:04d}"
+        if placed is not None:
+            placed.update(dict.fromkeys(set_claims[n_set - 1], st02))
         ts = [
-            f"ST*837*{st02}*{VERSION}",
+            f"ST*837*{st02}*{version}",
             f"BHT*0019*00*{icn}{st02}*{d8}*{hm}*CH",
             f"NM1*41*2*{submitter['submitter_name']}*****46*{sender}",
             f"PER*IC*{submitter['submitter_name']}*TE*{submitter['phone']}",

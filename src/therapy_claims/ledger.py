@@ -1,0 +1,499 @@
+"""The claim ledger: every claim billed, across nights, and what a biller sees of one claim.
+
+Layout under the output root (Hive-style, one partition per run date, published with the
+night's other outputs)::
+
+    ledger/run_date=YYYY-MM-DD/ledger.parquet
+
+One row per claim written to a claim file: ``claim_id`` (the CLM01 sent), ``claim_key`` (the
+claim before any split into parts of at most 50 lines: one encounter for one payer at one
+clinic), payer, clinic, patient, encounter, first/last date of service, lines, charge, the file
+and its control numbers (ISA13, GS06, ST02). No names or addresses (those stay in ``raw``).
+
+A rerun of a night replaces its own partition; the partitions of other run dates are the
+history that ``already_billed`` checks, so a claim billed on an earlier night is held with
+``ALREADY_BILLED`` instead of reaching the payer twice.
+
+``show`` prints one claim the way a biller reads a CMS-1500 / UB-04, parsed back from the
+837 file it was sent in (so it shows exactly what the payer received).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from therapy_claims import findings, storage
+
+LEDGER = "ledger"
+FILE_NAME = "ledger.parquet"
+SPLIT = re.compile(r"^(?P<key>.+)-(?P<part>\d{1,2})$")
+
+COLUMNS = [
+    "claim_id",
+    "claim_key",
+    "run_date",
+    "payer_id",
+    "clinic_id",
+    "patient_id",
+    "encounter_id",
+    "first_date_of_service",
+    "last_date_of_service",
+    "lines",
+    "charge",
+    "claim_type",
+    "receiver_id",
+    "file",
+    "interchange_control_number",
+    "group_control_number",
+    "transaction_set_control_number",
+]
+
+
+def claim_key(claim_id: pd.Series) -> pd.Series:
+    """The claim a (possibly split) CLM01 belongs to: ``TC...-2`` -> ``TC...``."""
+    return claim_id.astype("string").str.replace(r"-\d{1,2}$", "", regex=True)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def split_claims(lines: pd.DataFrame, limits: dict[str, int]) -> pd.Series:
+    """CLM01 per line once statuses are settled.
+
+    A claim with more billed lines than its claim type allows (``limits``: 50 for
+    professional, 999 for institutional) is sent as several claims: its billed lines, in the
+    order they are written (date of service, line_id), get ``<claim_id>-1``, ``-2``, ... in
+    chunks of the limit (within X12's 20 characters for the 17-character ids). Every other line
+    keeps its claim_id. Returns the new claim_id column (same index).
+    """
+    out = lines["claim_id"].astype("string").copy()
+    billed = lines[lines["status"] == "billed"]
+    if billed.empty:
+        return out
+    limit = billed["claim_type"].map(limits).fillna(min(limits.values())).astype(int)
+    counts = billed.groupby("claim_id")["line_id"].transform("size")
+    big = billed[counts > limit]
+    if big.empty:
+        return out
+    big = big.assign(_d=pd.to_datetime(big["date_of_service"]), _limit=limit[big.index])
+    big = big.sort_values(["claim_id", "_d", "line_id"], kind="mergesort")
+    rank = big.groupby("claim_id").cumcount()
+    part = rank // big["_limit"] + 1
+    if (part > 99).any():
+        raise ValueError("a claim needs more than 99 parts")
+    out.loc[big.index] = big["claim_id"].astype(str) + "-" + part.astype(str)
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def partition(out: str, run_date: str) -> str:
+    return storage.join(out, LEDGER, f"run_date={run_date}", FILE_NAME)
+
+
+def read(out: str, *, exclude_run_date: str | None = None) -> pd.DataFrame:
+    """Every ledger partition under ``out`` (optionally without one run date's)."""
+    root = storage.join(out, LEDGER)
+    frames = []
+    if storage.exists(root) or storage.is_dir(root):
+        for path in storage.list_files(root):
+            m = re.search(r"run_date=(\d{4}-\d{2}-\d{2})", path)
+            if not m or not path.endswith(FILE_NAME) or m.group(1) == exclude_run_date:
+                continue
+            frames.append(storage.read_parquet(path))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return empty()
+    return pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+
+
+def empty() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="string") for c in COLUMNS})
+    df["lines"] = pd.Series(dtype="Int64")
+    df["charge"] = pd.Series(dtype="float64")
+    return df
+
+
+def already_billed(out: str, run_date: str, lines: pd.DataFrame, evidence: str) -> pd.DataFrame:
+    """``ALREADY_BILLED`` findings for every line of a claim billed on another run date.
+
+    ``lines`` are the night's enriched lines (claim_id before any split). The claim is matched
+    on its key (clinic, encounter, payer), so a split claim matches too. Re-running the same
+    run date is not a duplicate (its own partition is left out).
+    """
+    history = read(out, exclude_run_date=run_date)
+    if history.empty or lines.empty:
+        return findings.empty()
+    history = history.sort_values(["run_date", "claim_id"], kind="mergesort")
+    first = history.drop_duplicates("claim_key", keep="first").set_index("claim_key")
+    hit = lines[lines["claim_id"].isin(list(first.index))]
+    if hit.empty:
+        return findings.empty()
+    prev = first.loc[hit["claim_id"].astype(str)]
+    message = (
+        "claim "
+        + hit["claim_id"].astype(str)
+        + " (encounter "
+        + hit["encounter_id"].astype(str)
+        + ", payer "
+        + hit["payer_id"].astype(str)
+        + ") was already billed on "
+        + prev["run_date"].astype(str).to_numpy()
+        + " as "
+        + prev["claim_id"].astype(str).to_numpy()
+        + " in "
+        + prev["file"].astype(str).to_numpy()
+        + " (ISA13 "
+        + prev["interchange_control_number"].astype(str).to_numpy()
+        + ")"
+    )
+    return findings.make("ALREADY_BILLED", hit, message, evidence=evidence)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def entries(
+    sent: pd.DataFrame,
+    *,
+    run_date: str,
+    file: str,
+    claim_type: str,
+    receiver_id: str,
+    icn: int,
+    placed: dict[str, str],
+) -> pd.DataFrame:
+    """Ledger rows for the claims of one claim file (``sent``: its billed lines)."""
+    if sent.empty:
+        return empty()
+    d = pd.to_datetime(sent["date_of_service"])
+    g = sent.assign(_d=d).groupby("claim_id", sort=True)
+    df = pd.DataFrame(
+        {
+            "claim_id": g.size().index.astype(str),
+            "payer_id": g["payer_id"].first().to_numpy(),
+            "clinic_id": g["clinic_id"].first().to_numpy(),
+            "patient_id": g["patient_id"].first().to_numpy(),
+            "encounter_id": g["encounter_id"].first().to_numpy(),
+            "first_date_of_service": g["_d"].min().dt.strftime("%Y-%m-%d").to_numpy(),
+            "last_date_of_service": g["_d"].max().dt.strftime("%Y-%m-%d").to_numpy(),
+            "lines": g.size().to_numpy(),
+            "charge": g["charge_amount"].sum().round(2).to_numpy(),
+        }
+    )
+    df["claim_key"] = claim_key(df["claim_id"])
+    df["run_date"] = run_date
+    df["claim_type"] = claim_type
+    df["receiver_id"] = receiver_id
+    df["file"] = file
+    df["interchange_control_number"] = f"{icn:09d}"
+    df["group_control_number"] = str(icn)
+    df["transaction_set_control_number"] = df["claim_id"].map(placed)
+    return normalise(df)
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=COLUMNS)
+    for c in COLUMNS:
+        if c == "lines":
+            df[c] = pd.to_numeric(df[c]).astype("Int64")
+        elif c == "charge":
+            df[c] = pd.to_numeric(df[c]).astype("float64")
+        else:
+            df[c] = df[c].astype("string")
+    return df.sort_values(["claim_id"], kind="mergesort").reset_index(drop=True)
+
+
+def write(out_path: str, rows: list[pd.DataFrame]) -> None:
+    """Write one night's ledger partition (``out_path``: the staged ledger.parquet)."""
+    rows = [r for r in rows if not r.empty]
+    df = normalise(pd.concat(rows, ignore_index=True)) if rows else empty()
+    storage.write_parquet(df, out_path)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def find(out: str, claim_id: str) -> pd.DataFrame:
+    """Ledger rows for ``claim_id`` (a CLM01, or a claim key that matches all its parts)."""
+    led = read(out)
+    if led.empty:
+        return led
+    cid = claim_id.strip().upper()
+    hit = led[(led["claim_id"] == cid) | (led["claim_key"] == cid)]
+    return hit.sort_values(["run_date", "claim_id"], kind="mergesort")
+
+
+def _segments(text: str) -> list[list[str]]:
+    body = text.lstrip("\r\n")
+    term = body[105] if len(body) > 105 else "~"
+    ele = body[3] if len(body) > 3 else "*"
+    return [s.strip("\r\n").split(ele) for s in body.split(term) if s.strip("\r\n")]
+
+
+def _el(seg: list[str], i: int) -> str:
+    return seg[i] if len(seg) > i else ""
+
+
+def parse_claim(text: str, claim_id: str) -> dict | None:
+    """The parts of one claim (by CLM01) in an 837P/837I interchange, as plain values."""
+    segs = _segments(text)
+    comp = text.lstrip("\r\n")[104] if len(text.lstrip("\r\n")) > 104 else ":"
+    version = ""
+    billing: dict = {}
+    subscriber: dict = {}
+    patient: dict = {}
+    payer: dict = {}
+    receiver = ""
+    claim: dict | None = None
+    who = None  # which party the next N3/N4/DMG belong to
+    for seg in segs:
+        sid = seg[0]
+        if claim is not None and sid in ("HL", "SE", "CLM"):
+            break
+        if sid == "ST":
+            version = _el(seg, 3)
+        elif sid == "NM1" and _el(seg, 1) == "40":
+            receiver = f"{_el(seg, 3)} ({_el(seg, 9)})"
+        elif sid == "HL":
+            level = _el(seg, 3)
+            if level == "20":
+                billing, who = {}, None
+            if level in ("20", "22"):
+                subscriber, patient, payer = {}, {}, {}
+        elif sid == "NM1":
+            ent = _el(seg, 1)
+            name = ", ".join(p for p in (_el(seg, 3), _el(seg, 4)) if p)
+            if ent == "85":
+                billing.update(name=name, npi=_el(seg, 9))
+                who = billing
+            elif ent == "IL":
+                subscriber.update(name=name, member_id=_el(seg, 9))
+                who = subscriber
+            elif ent == "QC":
+                patient.update(name=name)
+                who = patient
+            elif ent == "PR":
+                payer.update(name=name, id=_el(seg, 9))
+                who = None
+            elif claim is not None and ent in ("82", "71"):
+                prov = {"name": name, "npi": _el(seg, 9)}
+                if claim["lines"] and claim["in_lines"]:
+                    claim["lines"][-1]["rendering"] = prov
+                else:
+                    claim["attending" if ent == "71" else "rendering"] = prov
+            else:
+                who = None
+        elif sid == "N3" and who is not None:
+            who["address"] = _el(seg, 1)
+        elif sid == "N4" and who is not None:
+            who["city"] = f"{_el(seg, 1)}, {_el(seg, 2)} {_el(seg, 3)}"
+        elif sid == "DMG" and who is not None:
+            who.update(dob=_el(seg, 2), sex=_el(seg, 3))
+        elif sid == "REF" and _el(seg, 1) == "EI" and claim is None:
+            billing["tax_id"] = _el(seg, 2)
+        elif sid == "SBR":
+            subscriber["relationship"] = "self" if _el(seg, 2) == "18" else ""
+            subscriber["group"] = _el(seg, 3)
+            subscriber["filing"] = _el(seg, 9)
+        elif sid == "PAT":
+            patient["relationship"] = {"01": "spouse", "19": "child", "G8": "other"}.get(
+                _el(seg, 1), _el(seg, 1)
+            )
+        elif sid == "CLM" and _el(seg, 1) == claim_id:
+            facility = _el(seg, 5).split(comp)
+            claim = {
+                "id": _el(seg, 1),
+                "total": _el(seg, 2),
+                "facility": facility,
+                "dx": [],
+                "lines": [],
+                "in_lines": False,
+            }
+        elif claim is None:
+            continue
+        elif sid == "HI":
+            for part in seg[1:]:
+                q, _, code = part.partition(comp)
+                if q in ("ABK", "ABF", "BK", "BF"):
+                    claim["dx"].append(code.split(comp)[0])
+        elif sid == "REF" and _el(seg, 1) == "G1":
+            claim["prior_auth"] = _el(seg, 2)
+        elif sid == "DTP" and _el(seg, 1) == "434":
+            claim["statement"] = _el(seg, 3)
+        elif sid == "DTP" and _el(seg, 1) == "431":
+            claim["onset"] = _el(seg, 3)
+        elif sid == "LX":
+            claim["in_lines"] = True
+            claim["lines"].append({"lx": _el(seg, 1)})
+        elif sid in ("SV1", "SV2") and claim["lines"]:
+            ln = claim["lines"][-1]
+            if sid == "SV1":
+                proc, charge, units, pos, ptr = (
+                    seg[1],
+                    _el(seg, 2),
+                    _el(seg, 4),
+                    _el(seg, 5),
+                    _el(seg, 7),
+                )
+                ln.update(revenue="", pointers=ptr.replace(comp, ","), pos=pos)
+            else:
+                proc, charge, units = _el(seg, 2), _el(seg, 3), _el(seg, 5)
+                ln.update(revenue=seg[1], pointers="", pos="")
+            parts = proc.split(comp)
+            ln.update(code=_el(parts, 1), modifiers=parts[2:], charge=charge, units=units)
+        elif sid == "DTP" and _el(seg, 1) == "472" and claim["lines"]:
+            claim["lines"][-1]["date"] = _el(seg, 3)
+    if claim is None:
+        return None
+    return {
+        "version": version,
+        "receiver": receiver,
+        "billing": billing,
+        "subscriber": subscriber,
+        "patient": patient or dict(subscriber),
+        "payer": payer,
+        "claim": claim,
+    }
+
+
+def _date(d8: str) -> str:
+    return f"{d8[4:6]}/{d8[6:8]}/{d8[:4]}" if re.fullmatch(r"\d{8}", d8 or "") else (d8 or "")
+
+
+def format_claim(parsed: dict, entry: dict) -> str:
+    """A CMS-1500 / UB-04 style text view of one parsed claim plus its ledger entry."""
+    c = parsed["claim"]
+    inst = parsed["version"].startswith("005010X223")
+    form = "UB-04 (837I)" if inst else "CMS-1500 (837P)"
+    pat, sub, bill, pay = (
+        parsed["patient"],
+        parsed["subscriber"],
+        parsed["billing"],
+        parsed["payer"],
+    )
+    rel = "self" if sub.get("relationship") == "self" else pat.get("relationship", "")
+    out = [
+        f"Claim {c['id']}  [{form}]  billed {entry.get('run_date', '')}",
+        "",
+        f"  Patient        {pat.get('name', '')}   DOB {_date(pat.get('dob', ''))}  "
+        f"sex {pat.get('sex', '')}",
+        f"                 {pat.get('address', '')}, {pat.get('city', '')}",
+        f"  Insured        {sub.get('name', '')}   member id {sub.get('member_id', '')}   "
+        f"group {sub.get('group', '') or '-'}   relationship {rel}",
+        f"  Payer          {pay.get('name', '')} ({pay.get('id', '')})   "
+        f"filing indicator {sub.get('filing', '')}",
+        f"  Billing        {bill.get('name', '')}   NPI {bill.get('npi', '')}   "
+        f"TIN {bill.get('tax_id', '')}",
+        f"                 {bill.get('address', '')}, {bill.get('city', '')}",
+    ]
+    if c.get("attending"):
+        out.append(f"  Attending      {c['attending']['name']}   NPI {c['attending']['npi']}")
+    if c.get("rendering"):
+        out.append(f"  Rendering      {c['rendering']['name']}   NPI {c['rendering']['npi']}")
+    fac = c["facility"]
+    if inst:
+        tob = f"{_el(fac, 0)}{_el(fac, 2)}"
+        stmt = c.get("statement", "")
+        period = " - ".join(_date(x) for x in stmt.split("-")) if stmt else ""
+        out.append(f"  Type of bill   0{tob}   statement period {period}")
+    else:
+        out.append(f"  Place of svc   {_el(fac, 0)}   frequency {_el(fac, 2)}")
+    if c.get("onset"):
+        out.append(f"  Onset/injury   {_date(c['onset'])}")
+    if c.get("prior_auth"):
+        out.append(f"  Prior auth     {c['prior_auth']}")
+    dx = "   ".join(f"{chr(65 + i)}. {d}" for i, d in enumerate(c["dx"]))
+    out += [f"  Diagnoses      {dx}", ""]
+    if inst:
+        out.append("   #  Date        Rev   Code   Modifiers       Units      Charge  Rendering")
+    else:
+        out.append(
+            "   #  Date        POS  Code   Modifiers       Ptr      Units      Charge  Rendering"
+        )
+    for ln in c["lines"]:
+        mods = ":".join(ln.get("modifiers", [])) or "-"
+        rend = ln.get("rendering", {}).get("npi", "")
+        if inst:
+            out.append(
+                f"  {ln.get('lx', ''):>2}  {_date(ln.get('date', ''))}  {ln.get('revenue', ''):<4}  "
+                f"{ln.get('code', ''):<5}  {mods:<14}  {ln.get('units', ''):>5}  "
+                f"{ln.get('charge', ''):>10}  {rend}"
+            )
+        else:
+            out.append(
+                f"  {ln.get('lx', ''):>2}  {_date(ln.get('date', ''))}  {ln.get('pos', '') or '  ':<3}  "
+                f"{ln.get('code', ''):<5}  {mods:<14}  {ln.get('pointers', ''):<7}  "
+                f"{ln.get('units', ''):>5}  {ln.get('charge', ''):>10}  {rend}"
+            )
+    out += [
+        f"  {'Total charge':>64}  {c['total']:>10}",
+        "",
+        f"  Sent to        {parsed['receiver']}   in {entry.get('file', '')}",
+        f"                 ISA13 {entry.get('interchange_control_number', '')}   "
+        f"GS06 {entry.get('group_control_number', '')}   "
+        f"ST02 {entry.get('transaction_set_control_number', '')}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def show(out: str, claim_id: str) -> str:
+    """Text for ``therapy-claims show``: every billed part of the claim, or why it is not billed.
+
+    Raises ``LookupError`` when the claim is in neither the ledger nor any scored night.
+    """
+    hits = find(out, claim_id)
+    texts = []
+    for entry in hits.to_dict("records"):
+        entry = {k: ("" if pd.isna(v) else v) for k, v in entry.items()}
+        try:
+            text = storage.read_bytes(entry["file"]).decode("ascii")
+        except FileNotFoundError:
+            texts.append(
+                f"Claim {entry['claim_id']}: billed {entry['run_date']} in {entry['file']}, "
+                "but that file is no longer there.\n"
+            )
+            continue
+        parsed = parse_claim(text, entry["claim_id"])
+        if parsed is None:
+            texts.append(f"Claim {entry['claim_id']}: not found in {entry['file']}.\n")
+            continue
+        texts.append(format_claim(parsed, entry))
+    if texts:
+        return "\n".join(texts)
+    return _not_billed(out, claim_id)
+
+
+def _not_billed(out: str, claim_id: str) -> str:
+    cid = claim_id.strip().upper()
+    root = storage.join(out, "scored")
+    rows = []
+    if storage.exists(root) or storage.is_dir(root):
+        for path in storage.list_files(root):
+            if not path.endswith(".parquet"):
+                continue
+            s = storage.read_parquet(path)
+            s = s[(s["claim_id"] == cid) | (claim_key(s["claim_id"]) == cid)]
+            if not s.empty:
+                m = re.search(r"run_date=(\d{4}-\d{2}-\d{2})", path)
+                rows.append(s.assign(run_date=m.group(1) if m else ""))
+    if not rows:
+        raise LookupError(
+            f"claim {claim_id} is not in the ledger or in any scored night under {out}"
+        )
+    s = pd.concat(rows, ignore_index=True)
+    out_lines = [f"Claim {cid}: not billed (not in the claim ledger)"]
+    for rd, part in s.groupby("run_date", sort=True):
+        out_lines.append(f"  run {rd}: {len(part)} line(s)")
+        for r in part.to_dict("records"):
+            codes = (
+                ", ".join(list(r["exception_codes"])) if r["exception_codes"] is not None else ""
+            )
+            out_lines.append(
+                f"    {r['line_id']}  {pd.Timestamp(r['date_of_service']).strftime('%m/%d/%Y')}  "
+                f"{r['cpt_code']}  {r['status']:<10}  {codes}"
+            )
+    return "\n".join(out_lines) + "\n"
