@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# fixtures moto_server (a real S3 + SQS API on loopback) and bucket
+pytest_plugins = ("s3_server",)
 _AF_HOME = Path(tempfile.mkdtemp(prefix="tc-airflow-"))
 # must be set before anything imports airflow
 os.environ["AIRFLOW_HOME"] = str(_AF_HOME)

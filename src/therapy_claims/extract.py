@@ -255,7 +255,8 @@ def read_file(path: str) -> tuple[pd.DataFrame, pd.DataFrame, InputFile]:
 _TIME = r"([01]?\d|2[0-3]):[0-5]\d"
 
 
-def _problem(mask: pd.Series, col: str, text: pd.Series | str, out: list) -> None:
+def _problem(mask: pd.Series, col: str, text: str, out: list) -> None:
+    """Record a problem; ``{value}`` in ``text`` stands for the offending value."""
     if mask.any():
         out.append((mask, col, text))
 
@@ -264,42 +265,40 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Type the string rows. Returns (typed frame, ROW_INVALID findings, bad-row mask)."""
     s_all = {c: df[c].astype("string").fillna("").str.strip() for c in COLUMN_NAMES}
     typed = pd.DataFrame(index=df.index)
-    problems: list[tuple[pd.Series, str, pd.Series | str]] = []
+    problems: list[tuple[pd.Series, str, str]] = []
     for col in COLUMNS:
         s = s_all[col.name]
         empty = s == ""
-        shown = "'" + s.str.slice(0, 60) + "'"
         if col.required:
             _problem(empty, col.name, "required value is missing", problems)
         if col.kind == "date":
             val = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
-            _problem(~empty & val.isna(), col.name, shown + " is not a date (YYYY-MM-DD)", problems)
+            _problem(~empty & val.isna(), col.name, "{value} is not a date (YYYY-MM-DD)", problems)
             typed[col.name] = val
         elif col.kind == "int":
             num = pd.to_numeric(s.where(~empty), errors="coerce")
             bad = ~empty & (num.isna() | (num != num.round()))
-            _problem(bad, col.name, shown + " is not a whole number", problems)
+            _problem(bad, col.name, "{value} is not a whole number", problems)
             if col.minimum is not None:
                 low = ~bad & ~empty & (num < col.minimum)
-                _problem(low, col.name, shown + f" is below the minimum {col.minimum}", problems)
+                _problem(low, col.name, f"{{value}} is below the minimum {col.minimum}", problems)
             typed[col.name] = num.where(~bad).round().astype("Int64")
         elif col.kind == "decimal":
             num = pd.to_numeric(
                 s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce"
             )
             bad = ~empty & num.isna()
-            _problem(bad, col.name, shown + " is not an amount", problems)
-            _problem(~bad & ~empty & (num < 0), col.name, shown + " is negative", problems)
+            _problem(bad, col.name, "{value} is not an amount", problems)
+            _problem(~bad & ~empty & (num < 0), col.name, "{value} is negative", problems)
             typed[col.name] = num.round(2).astype("float64")
         elif col.kind == "time":
             ok = s.str.fullmatch(_TIME).fillna(False).astype(bool)
-            _problem(~empty & ~ok, col.name, shown + " is not a time (HH:MM, 24 h)", problems)
-            parts = s.where(ok).str.split(":", n=1, expand=True) if ok.any() else None
-            if parts is not None and parts.shape[1] == 2:
-                minute = pd.to_numeric(parts[0]) * 60 + pd.to_numeric(parts[1])
-            else:
-                minute = pd.Series(pd.NA, index=s.index)
-            minute = minute.astype("Int64")
+            _problem(~empty & ~ok, col.name, "{value} is not a time (HH:MM, 24 h)", problems)
+            hhmm = s.where(ok, "").str.zfill(5)  # H:MM -> 0H:MM; invalid -> "00000"
+            minute = pd.to_numeric(hhmm.str.slice(0, 2), errors="coerce") * 60 + pd.to_numeric(
+                hhmm.str.slice(3, 5), errors="coerce"
+            )
+            minute = minute.where(ok).astype("Int64")
             typed[col.name] = (
                 (minute // 60).astype("string").str.zfill(2)
                 + ":"
@@ -311,7 +310,7 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
             _problem(
                 ~empty & ~norm.isin(col.allowed),
                 col.name,
-                shown + " is not one of " + "/".join(col.allowed),
+                "{value} is not one of " + "/".join(col.allowed),
                 problems,
             )
             typed[col.name] = norm.where(~empty).astype("string")
@@ -327,7 +326,7 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
                 _problem(
                     ~empty & ~ok,
                     col.name,
-                    shown + " is not a ;-separated list of numbers",
+                    "{value} is not a ;-separated list of numbers",
                     problems,
                 )
             typed[col.name] = parts.where(parts != "").astype("string")
@@ -336,12 +335,12 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
                 _problem(
                     s.str.len() > col.max_len,
                     col.name,
-                    shown + f" is longer than {col.max_len} characters",
+                    f"{{value}} is longer than {col.max_len} characters",
                     problems,
                 )
             if col.pattern:
                 ok = s.str.fullmatch(col.pattern).fillna(False).astype(bool)
-                _problem(~empty & ~ok, col.name, shown + " has the wrong format", problems)
+                _problem(~empty & ~ok, col.name, "{value} has the wrong format", problems)
             norm = s.str.upper() if col.name in ("cpt_code", "patient_state") else s
             typed[col.name] = norm.where(~empty).astype("string")
     # keep unknown extra columns (raw layer), as strings
@@ -365,41 +364,57 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
             line_id=s_all["line_id"][mask].replace("", pd.NA),
             encounter_id=s_all["encounter_id"][mask].replace("", pd.NA),
         )
-        msg = (
-            where[mask]
-            + f", column {col}: "
-            + (text[mask] if isinstance(text, pd.Series) else text)
-        )
+        if "{value}" in text:  # the offending value, quoted, built only for the failing rows
+            head, tail = text.split("{value}", 1)
+            text = head + "'" + s_all[col][mask].str.slice(0, 60) + "'" + tail
+        msg = where[mask] + f", column {col}: " + text
         frames.append(
             findings.make("ROW_INVALID", rows, msg, evidence=f"extract contract: column {col}")
         )
     return typed, findings.concat(frames), bad_mask
 
 
-def ingest(paths: list[str], ingested_at: str) -> Ingested:
-    files = discover(paths)
-    raws, bads, infos = [], [], []
-    for path in files:
-        df, bad, info = read_file(path)
-        infos.append(info)
-        if info.accepted:
-            raws.append(df)
-            if not bad.empty:
-                bads.append(bad)
-    file_findings = []
-    for info in infos:
-        if not info.accepted:
-            rows = pd.DataFrame({"source_file": [info.path]})
-            file_findings.append(
-                findings.make(
-                    "FILE_REJECTED",
-                    rows,
-                    f"{storage.name(info.path)}: {info.message}; nothing in it was billed",
-                    evidence="extract contract (extract-format.md)",
-                )
-            )
-    record_findings = []
-    for bad in bads:
+@dataclass
+class FilePart:
+    """One input file read and typed on its own: the per-file half of ingest. A night's
+    ingest is ``combine`` over the parts of all its files, whether they were read in one
+    process (the CLI) or in mapped Airflow tasks (one per file or clinic partition)."""
+
+    info: InputFile
+    # every record that parsed, typed; plus _bad (failed typing), _line_id_raw, _encounter_id_raw
+    typed: pd.DataFrame
+    bad_records: pd.DataFrame  # source_file, source_row of records that did not parse
+    findings: pd.DataFrame  # FILE_REJECTED / ROW_INVALID, with _stage: 0 file, 1 record, 2 row
+
+
+PART_COLUMNS = ("_bad", "_line_id_raw", "_encounter_id_raw")
+
+
+def _empty_typed() -> pd.DataFrame:
+    strings = pd.DataFrame({c: pd.array([], dtype="string") for c in COLUMN_NAMES})
+    strings["source_file"] = pd.array([], dtype="string")
+    strings["source_row"] = pd.array([], dtype="Int64")
+    typed, _found, bad_mask = type_rows(strings)
+    typed["_bad"] = bad_mask.astype(bool)
+    typed["_line_id_raw"] = strings["line_id"]
+    typed["_encounter_id_raw"] = strings["encounter_id"]
+    return typed
+
+
+def read_typed(path: str) -> FilePart:
+    """Read and type one file; nothing here depends on the night's other files."""
+    df, bad, info = read_file(path)
+    if not info.accepted:
+        rows = pd.DataFrame({"source_file": [info.path]})
+        found = findings.make(
+            "FILE_REJECTED",
+            rows,
+            f"{storage.name(info.path)}: {info.message}; nothing in it was billed",
+            evidence="extract contract (extract-format.md)",
+        ).assign(_stage=0)
+        return FilePart(info, _empty_typed().iloc[0:0], _bad_records(None), found)
+    frames = []
+    if not bad.empty:
         rows = bad.assign(line_id=pd.NA, encounter_id=pd.NA)
         msg = (
             bad["source_file"].map(storage.name)
@@ -411,17 +426,59 @@ def ingest(paths: list[str], ingested_at: str) -> Ingested:
             + bad["text"].str.slice(0, 80)
             + "'"
         )
-        record_findings.append(
-            findings.make("ROW_INVALID", rows, msg, evidence="RFC 4180 CSV / JSON Lines")
+        frames.append(
+            findings.make("ROW_INVALID", rows, msg, evidence="RFC 4180 CSV / JSON Lines").assign(
+                _stage=1
+            )
         )
+    typed, row_findings, bad_mask = type_rows(df)
+    frames.append(row_findings.assign(_stage=2))
+    typed["_bad"] = bad_mask.astype(bool)
+    typed["_line_id_raw"] = df["line_id"].astype("string")
+    typed["_encounter_id_raw"] = df["encounter_id"].astype("string")
+    found = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return FilePart(info, typed, _bad_records(bad), found.reset_index(drop=True))
 
-    if raws:
-        strings = pd.concat(raws, ignore_index=True)
+
+def _bad_records(bad: pd.DataFrame | None) -> pd.DataFrame:
+    if bad is None or bad.empty:
+        return pd.DataFrame(
+            {
+                "source_file": pd.array([], dtype="string"),
+                "source_row": pd.array([], dtype="Int64"),
+            }
+        )
+    return pd.DataFrame(
+        {
+            "source_file": bad["source_file"].astype("string"),
+            "source_row": bad["source_row"].astype("Int64"),
+        }
+    )
+
+
+def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
+    """The cross-file half of ingest: put the night's file parts together (in the order given),
+    quarantine repeated line_ids and hold the visits of quarantined rows."""
+    infos = [p.info for p in parts]
+    found_parts = [p.findings for p in parts if not p.findings.empty]
+    earlier = (
+        pd.concat(found_parts, ignore_index=True)
+        .sort_values("_stage", kind="mergesort")
+        .drop(columns="_stage")
+        if found_parts
+        else findings.empty()
+    )
+    typed_parts = [p.typed for p in parts if p.info.accepted and len(p.typed)]
+    if typed_parts:
+        typed = pd.concat(typed_parts, ignore_index=True)
+        for c in typed.columns:  # extra columns a file lacks come back as object
+            if typed[c].dtype == object:
+                typed[c] = typed[c].astype("string")
     else:
-        strings = pd.DataFrame({c: pd.array([], dtype="string") for c in COLUMN_NAMES})
-        strings["source_file"] = pd.array([], dtype="string")
-        strings["source_row"] = pd.array([], dtype="Int64")
-    typed, row_findings, bad_mask = type_rows(strings)
+        typed = _empty_typed()
+    bad_mask = typed["_bad"].astype(bool)
+    line_raw, enc_raw = typed["_line_id_raw"], typed["_encounter_id_raw"]
+    typed = typed.drop(columns=list(PART_COLUMNS))
 
     # duplicate line ids among rows that typed cleanly: first occurrence kept (and held)
     ok = typed[~bad_mask]
@@ -465,23 +522,24 @@ def ingest(paths: list[str], ingested_at: str) -> Ingested:
         quarantine_mask, ["line_id", "encounter_id", "source_file", "source_row"]
     ]
     quarantined = quarantined.assign(
-        line_id=strings.loc[quarantine_mask, "line_id"].astype("string"),
-        encounter_id=strings.loc[quarantine_mask, "encounter_id"].astype("string"),
+        line_id=line_raw[quarantine_mask].astype("string"),
+        encounter_id=enc_raw[quarantine_mask].astype("string"),
     )
     # records that did not even parse count as quarantined rows too
-    for bad in bads:
-        quarantined = pd.concat(
-            [
-                quarantined,
-                bad[["source_file", "source_row"]].assign(line_id=pd.NA, encounter_id=pd.NA),
-            ],
-            ignore_index=True,
-        )
+    for p in parts:
+        if not p.bad_records.empty:
+            quarantined = pd.concat(
+                [
+                    quarantined,
+                    p.bad_records[["source_file", "source_row"]].assign(
+                        line_id=pd.NA, encounter_id=pd.NA
+                    ),
+                ],
+                ignore_index=True,
+            )
 
     # siblings of quarantined rows (same encounter) are held
-    q_enc = set(strings.loc[bad_mask, "encounter_id"].astype("string").fillna("").str.strip()) - {
-        ""
-    }
+    q_enc = set(enc_raw[bad_mask].astype("string").fillna("").str.strip()) - {""}
     sib = accepted["encounter_id"].isin(q_enc)
     sib_rows = accepted[sib]
     enc_findings = findings.make(
@@ -493,7 +551,10 @@ def ingest(paths: list[str], ingested_at: str) -> Ingested:
     )
     accepted["ingested_at"] = ingested_at
     accepted = accepted.reset_index(drop=True)
-    all_findings = findings.concat(
-        file_findings + record_findings + [row_findings] + dup_findings + [enc_findings]
-    )
+    all_findings = findings.concat([earlier, *dup_findings, enc_findings])
     return Ingested(accepted, quarantined.reset_index(drop=True), all_findings, infos)
+
+
+def ingest(paths: list[str], ingested_at: str) -> Ingested:
+    """A night's ingest in one process: ``read_typed`` each file, then ``combine``."""
+    return combine([read_typed(p) for p in discover(paths)], ingested_at)

@@ -22,12 +22,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from therapy_claims import __version__, extract, findings, reference, reports, rules, storage
+from therapy_claims import (
+    __version__,
+    extract,
+    findings,
+    ledger,
+    reference,
+    reports,
+    rules,
+    storage,
+    x12,
+)
 from therapy_claims.catalogue import CATALOGUE, ERROR
 
 log = logging.getLogger("therapy_claims")
 
-PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "validation", "reports")
+PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "ledger", "validation", "reports")
 SCORED_COLUMNS = [
     "line_id",
     "encounter_id",
@@ -66,6 +76,7 @@ class RunConfig:
     run_date: date
     reference: str | None = None
     usage: str = "T"  # ISA15: T test, P production
+    max_file_bytes: int = 25_000_000  # a claim file larger than this is split
     extra: dict = field(default_factory=dict)
 
     @property
@@ -107,16 +118,93 @@ def _require(path: str, stage: str) -> None:
 
 
 def ingest(cfg: RunConfig) -> dict:
+    """The whole ingest in one process: the same three steps the mapped DAG runs as tasks
+    (``plan_partitions`` -> ``ingest_partition`` per partition -> ``ingest_combine``), with
+    all files in one partition. Any split into partitions gives the same outputs."""
+    parts = plan_partitions(cfg, by="file")
+    ingest_partition(cfg, [f for part in parts for f in part])
+    return ingest_combine(cfg)
+
+
+PARTITION_BY = ("file", "folder")
+
+
+def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 256) -> list:
+    """Start a night's ingest: list the input files, clear the night's staging area and record
+    the plan. Returns the partitions (lists of file paths): one per file, or one per folder
+    (e.g. a clinic's folder) with ``by="folder"``; at most ``max_partitions`` (neighbours are
+    merged), so a mapped task per partition stays within Airflow's ``max_map_length``."""
     if not cfg.inputs:
         raise RunError("no input given (--input PATH)")
-    started = _now()
-    t0 = time.perf_counter()
+    if by not in PARTITION_BY:
+        raise RunError(f"partition_by {by!r} is not one of {', '.join(PARTITION_BY)}")
     try:
         files = extract.discover(cfg.inputs)
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from exc
     storage.delete_tree(cfg.staging)
-    got = extract.ingest(files, ingested_at=started)
+    storage.write_json(
+        cfg.staged("work", "plan.json"), {"started_at": _now(), "t0": time.time(), "files": files}
+    )
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        key = f if by == "file" else f.rsplit("/", 1)[0]
+        groups.setdefault(key, []).append(f)
+    parts = list(groups.values())
+    if len(parts) > max_partitions:
+        size = -(-len(parts) // max_partitions)
+        parts = [sum(parts[i : i + size], []) for i in range(0, len(parts), size)]
+    return parts
+
+
+def _part_dir(cfg: RunConfig, path: str) -> str:
+    return cfg.staged("work", "parts", hashlib.sha256(path.encode("utf-8")).hexdigest()[:20])
+
+
+def ingest_partition(cfg: RunConfig, files: list[str]) -> dict:
+    """Read and type the given files of the night (one mapped task's share), each on its own;
+    the results wait in the staging area for ``ingest_combine``."""
+    from dataclasses import asdict
+
+    rows = 0
+    for path in files:
+        part = extract.read_typed(path)
+        d = _part_dir(cfg, path)
+        if part.info.accepted:
+            storage.write_parquet(part.typed, storage.join(d, "typed.parquet"))
+        storage.write_parquet(part.findings, storage.join(d, "findings.parquet"))
+        storage.write_parquet(part.bad_records, storage.join(d, "bad_records.parquet"))
+        storage.write_json(storage.join(d, "info.json"), asdict(part.info))  # last: part done
+        rows += part.info.rows
+    log.info("ingest_partition: %s file(s), %s rows", len(files), rows)
+    return {"files": len(files), "rows": rows}
+
+
+def _read_part(cfg: RunConfig, path: str) -> extract.FilePart:
+    d = _part_dir(cfg, path)
+    if not storage.exists(storage.join(d, "info.json")):
+        raise RunError(f"{path} has not been read: run 'ingest_partition' for it first")
+    info = extract.InputFile(**storage.read_json(storage.join(d, "info.json")))
+    typed = (
+        storage.read_parquet(storage.join(d, "typed.parquet"))
+        if info.accepted
+        else pd.DataFrame({c: pd.Series(dtype="string") for c in extract.PART_COLUMNS})
+    )
+    return extract.FilePart(
+        info,
+        typed,
+        storage.read_parquet(storage.join(d, "bad_records.parquet")),
+        storage.read_parquet(storage.join(d, "findings.parquet")),
+    )
+
+
+def ingest_combine(cfg: RunConfig) -> dict:
+    """The cross-file part of ingest over every file of the plan, in the plan's order: repeated
+    line_ids, held visits, counts; writes the night's staged raw layer and ingest findings."""
+    _require(cfg.staged("work", "plan.json"), "plan_partitions")
+    plan = storage.read_json(cfg.staged("work", "plan.json"))
+    started = plan["started_at"]
+    got = extract.combine([_read_part(cfg, f) for f in plan["files"]], ingested_at=started)
     storage.write_parquet(got.raw, cfg.staged("raw", "raw.parquet"))
     storage.write_parquet(got.findings, cfg.staged("work", "ingest_findings.parquet"))
     storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
@@ -129,9 +217,10 @@ def ingest(cfg: RunConfig) -> dict:
         "rows_quarantined": len(got.quarantined),
         "rows_accepted": len(got.raw),
         "rows_in_rejected_files": sum(i.rows for i in got.inputs if not i.accepted),
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": round(time.time() - plan["t0"], 3),
     }
     storage.write_json(cfg.staged("work", "ingest.json"), {**summary, "inputs": got.inputs_dicts()})
+    storage.delete_tree(cfg.staged("work", "parts"))
     log.info(
         "ingest: %(files)s file(s), %(rows_in)s rows, %(rows_quarantined)s quarantined, "
         "%(files_rejected)s file(s) rejected",
@@ -195,6 +284,57 @@ def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
     return lines
 
 
+def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -> pd.DataFrame:
+    """Billed Medicare therapy charges of earlier run dates, per patient, year and KX bucket
+    (PT/SLP, OT), read from the scored layer for the calendar years tonight's lines fall in."""
+    cols = ["patient_id", "year", "bucket", "charges"]
+    medicare = set(ref.payers.index[ref.payers["payer_class"] == "medicare"])
+    if lines.empty or not medicare:
+        return pd.DataFrame(columns=cols)
+    years = set(lines["date_of_service"].dt.year.dropna().astype(int))
+    root = storage.join(cfg.out, "scored")
+    parts = []
+    for path in storage.list_files(root) if storage.is_dir(root) else []:
+        part = next(
+            (p for p in path.replace("\\", "/").split("/") if p.startswith("run_date=")), None
+        )
+        if not part or not path.endswith(".parquet"):
+            continue
+        rd = part.split("=", 1)[1]
+        if rd >= cfg.rd or int(rd[:4]) < min(years):
+            continue
+        df = storage.read_parquet(
+            path,
+            columns=[
+                "patient_id",
+                "payer_id",
+                "date_of_service",
+                "discipline",
+                "cpt_code",
+                "charge_amount",
+                "status",
+            ],
+        )
+        df = df[
+            (df["status"] == "billed")
+            & df["payer_id"].isin(medicare)
+            & df["discipline"].isin(["PT", "SLP", "OT"])
+        ]
+        df = df[df["cpt_code"].map(ref.cpt["always_therapy"]).fillna(False).astype(bool)]
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    h = pd.concat(parts, ignore_index=True)
+    h["year"] = h["date_of_service"].dt.year
+    h["bucket"] = np.where(h["discipline"] == "OT", "OT", "PT/SLP")
+    h = h[h["year"].isin(years)]
+    return (
+        h.groupby(["patient_id", "year", "bucket"], as_index=False)["charge_amount"]
+        .sum()
+        .rename(columns={"charge_amount": "charges"})
+    )
+
+
 def _split_list(s: pd.Series) -> pd.Series:
     return s.fillna("").map(lambda v: v.split(";") if v else [])
 
@@ -212,21 +352,14 @@ def score(cfg: RunConfig) -> dict:
     if storage.exists(gx_path):
         earlier.append(storage.read_parquet(gx_path))
     lines = _enrich(raw, ref)
-    night = rules.Night(lines=lines, ref=ref, run_date=cfg.run_date)
+    night = rules.Night(
+        lines=lines, ref=ref, run_date=cfg.run_date, kx_history=_kx_history(cfg, ref, lines)
+    )
     found = rules.run_all(night)
 
-    # institutional clinics: 837I is not written yet, so hold rather than mis-bill
-    inst = lines["claim_type"] == "institutional"
+    # a claim billed on another run date (claim ledger) is held, never sent twice
     found = findings.concat(
-        [
-            found,
-            findings.make(
-                "CLAIM_TYPE_UNSUPPORTED",
-                lines[inst],
-                "clinic " + lines.loc[inst, "clinic_id"] + " bills institutional claims (837I)",
-                evidence=ref.version("clinics.csv"),
-            ),
-        ]
+        [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
     )
     all_found = findings.concat([*earlier, found])
 
@@ -237,6 +370,8 @@ def score(cfg: RunConfig) -> dict:
     held = lines["claim_id"].isin(held_claims)
     status = np.where(held, "held", np.where(lines["units"] > 0, "billed", "not_billed"))
     lines["status"] = status
+    # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
+    lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS)
     with_line = all_found[all_found["line_id"].notna()]
     by_line: dict[str, list[str]] = {}
     for line_id, code in zip(
@@ -256,7 +391,7 @@ def score(cfg: RunConfig) -> dict:
         cfg,
         scored,
         exc,
-        [{k: f[k] for k in ("path", "sha256", "rows")} for f in ref.files],
+        [{k: f.get(k) for k in ("path", "sha256", "rows", "effective_quarter")} for f in ref.files],
         seconds=time.perf_counter() - t0,
     )
     log.info(
@@ -338,7 +473,9 @@ def _hold_unwritable(cfg: RunConfig, rejected: dict[str, str]) -> None:
         "CLAIM_DATA_INVALID",
         rows,
         rows["claim_id"].map(rejected).astype("string"),
-        evidence="X12 837P 005010X222A1 element rules",
+        evidence=rows["claim_type"]
+        .map({"institutional": "X12 837I 005010X223A2 element rules"})
+        .fillna("X12 837P 005010X222A1 element rules"),
     )
     new.insert(0, "run_date", cfg.rd)
     new["claim_id"] = rows["claim_id"].to_numpy()
@@ -357,6 +494,52 @@ def control_number(run_date: date, sequence: int) -> int:
     if not 1 <= sequence <= 9999:
         raise RunError(f"too many claim files for one night ({sequence})")
     return int(run_date.strftime("%y%j")) * 10000 + sequence
+
+
+def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, first_seq: int):
+    """Split one (submitter, receiver, claim type) group into claim files.
+
+    Yields ``(lines, rejected, text, placed, icn)`` per file: the lines of the claims that can
+    be written (a claim the writer rejects takes its split siblings with it, so no claim goes
+    out in part), ``{claim_id: reason}`` of the claims left out (with the first file only), and
+    the file as built with control number ``icn`` (the caller rebuilds it when it numbers the
+    file differently) with ``placed`` (claim_id -> ST02). Files larger than
+    ``cfg.max_file_bytes`` are cut between claims (in claim order), so a rerun cuts them the
+    same way.
+    """
+    probe = control_number(cfg.run_date, first_seq)  # same width as the final numbers
+    dropped: dict[str, str] = {}
+    placed: dict[str, str] = {}
+    text = build(group, interchange_control_number=probe, rejected=dropped, placed=placed, **args)
+    if dropped:
+        keys = ledger.claim_key(group["claim_id"])
+        bad_keys = set(ledger.claim_key(pd.Series(list(dropped), dtype="string")))
+        siblings = group.loc[keys.isin(bad_keys) & ~group["claim_id"].isin(list(dropped))]
+        for cid in siblings["claim_id"].unique().tolist():
+            base = str(ledger.claim_key(pd.Series([cid])).iloc[0])
+            dropped[cid] = f"claim {cid}: another part of claim {base} cannot be written"
+        group = group[~group["claim_id"].isin(list(dropped))]
+        text = None
+    if group.empty:
+        yield group, dropped, "", {}, probe
+        return
+    pending = [(group, text, placed)]
+    first = True
+    while pending:
+        part, text, placed = pending.pop(0)
+        if text is None:
+            placed = {}
+            text = build(part, interchange_control_number=probe, placed=placed, **args)
+        ids = part["claim_id"].drop_duplicates().tolist()
+        if len(text.encode("ascii")) > cfg.max_file_bytes and len(ids) > 1:
+            half = set(ids[: len(ids) // 2])
+            pending[:0] = [
+                (part[part["claim_id"].isin(half)], None, {}),
+                (part[~part["claim_id"].isin(half)], None, {}),
+            ]
+            continue
+        yield part, (dropped if first else {}), text, placed, probe
+        first = False
 
 
 CLAIM_FIELDS = [
@@ -398,12 +581,16 @@ def publish(cfg: RunConfig) -> dict:
     scored = storage.read_parquet(cfg.staged("scored", "scored.parquet"))
     billed = scored[scored["status"] == "billed"]
     files: list[dict] = []
+    ledger_rows: list[pd.DataFrame] = []
     if not billed.empty:
         raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
         lines = billed[
             [
                 "line_id",
                 "claim_id",
+                "encounter_id",
+                "patient_id",
+                "discipline",
                 "cpt_code",
                 "modifiers",
                 "units",
@@ -417,53 +604,74 @@ def publish(cfg: RunConfig) -> dict:
         lines["diagnosis_pointers"] = (
             lines["diagnosis_pointers"].fillna("1").map(lambda v: [int(x) for x in v.split(";")])
         )
+        # one interchange per submitter (ISA06), receiver (ISA08) and claim type
+        lines["submitter_id"] = lines["clinic_id"].map(ref.clinics["submitter_id"]).fillna("")
         lines = lines.sort_values(
             ["receiver_id", "claim_id", "date_of_service", "line_id"], kind="mergesort"
         )
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         created = datetime.combine(cfg.run_date, datetime.min.time())
         rejected: dict[str, str] = {}
-        for seq, ((receiver, _claim_type), group) in enumerate(
-            lines.groupby(["receiver_id", "claim_type"], sort=True), start=1
+        seq = 0
+        for (receiver, claim_type, _submitter), group in lines.groupby(
+            ["receiver_id", "claim_type", "submitter_id"], sort=True
         ):
-            icn = control_number(cfg.run_date, seq)
-            dropped: dict[str, str] = {}
-            text = x12.build_837p(
-                group,
-                clinics=ref.clinics,
-                payers=ref.payers,
-                receiver_id=receiver,
-                receiver_name=str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
-                interchange_control_number=icn,
-                created=created,
-                usage=cfg.usage,
-                rejected=dropped,
-            )
-            rejected.update(dropped)
-            sent = group[~group["claim_id"].isin(list(dropped))]
-            if not text:
-                continue
-            data = text.encode("ascii")
-            fname = f"{receiver}_837P_{icn:09d}.x12"
-            storage.write_bytes(cfg.staged("claims", fname), data)
-            files.append(
-                {
-                    "path": storage.join(cfg.final("claims"), fname),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "claims": int(sent["claim_id"].nunique()),
-                    "lines": len(sent),
-                    "receiver_id": receiver,
-                    "claim_type": "837P",
-                    "interchange_control_number": f"{icn:09d}",
-                    "charges": round(float(sent["charge_amount"].sum()), 2),
-                }
-            )
+            kind = "837I" if claim_type == "institutional" else "837P"
+            build = x12.build_837i if kind == "837I" else x12.build_837p
+            args = {
+                "clinics": ref.clinics,
+                "payers": ref.payers,
+                "receiver_id": receiver,
+                "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
+                "created": created,
+                "usage": cfg.usage,
+            }
+            for chunk, dropped, text, placed, probe in _claim_files(
+                build, group, args, cfg, seq + 1
+            ):
+                rejected.update(dropped)
+                if chunk.empty:
+                    continue
+                seq += 1
+                icn = control_number(cfg.run_date, seq)
+                if icn != probe:  # numbered differently from the size probe: build again
+                    placed = {}
+                    text = build(chunk, interchange_control_number=icn, placed=placed, **args)
+                data = text.encode("ascii")
+                fname = f"{receiver}_{kind}_{icn:09d}.x12"
+                path = storage.join(cfg.final("claims"), fname)
+                storage.write_bytes(cfg.staged("claims", fname), data)
+                files.append(
+                    {
+                        "path": path,
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "bytes": len(data),
+                        "claims": int(chunk["claim_id"].nunique()),
+                        "lines": len(chunk),
+                        "receiver_id": receiver,
+                        "claim_type": kind,
+                        "interchange_control_number": f"{icn:09d}",
+                        "charges": round(float(chunk["charge_amount"].sum()), 2),
+                    }
+                )
+                ledger_rows.append(
+                    ledger.entries(
+                        chunk,
+                        run_date=cfg.rd,
+                        file=path,
+                        claim_type=kind,
+                        receiver_id=receiver,
+                        icn=icn,
+                        placed=placed,
+                    )
+                )
         if rejected:
             log.warning(
                 "publish: %s claim(s) could not be written and are held (CLAIM_DATA_INVALID)",
                 len(rejected),
             )
             _hold_unwritable(cfg, rejected)
+    ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
     storage.write_json(cfg.staged("work", "claim_files.json"), files)
 
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
@@ -474,6 +682,8 @@ def publish(cfg: RunConfig) -> dict:
         reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
     )
     # swap the night's staged outputs into place
+    if storage.is_s3(cfg.out):  # an S3 swap is object by object: no manifest until it is done
+        storage.delete_tree(cfg.manifest_path)
     for kind in PUBLISHED_DIRS:
         src = cfg.staged(kind)
         if storage.exists(src):

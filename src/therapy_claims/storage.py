@@ -2,9 +2,15 @@
 
 Nothing else in the package cares which one a path is. Local writes go to a temporary file in
 the same folder and are renamed into place, so no reader sees a partial file. On S3 a PUT is
-already all-or-nothing; whole-run atomicity there comes from writing the manifest last.
-S3 endpoint, region and credentials come from the standard AWS settings
-(``AWS_ENDPOINT_URL``, ``AWS_REGION``, ...), so MinIO, LocalStack or moto work too.
+already all-or-nothing; whole-run atomicity there comes from the staging prefix, the swap in
+``publish`` and the manifest written last (a reader trusts a night only once its manifest is
+there; ``publish`` removes the night's old manifest on S3 before swapping).
+
+S3 endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``
+or ``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``, ...,
+profiles, IAM roles), so MinIO, LocalStack or moto work too. Inside Airflow, set
+``THERAPY_CLAIMS_AWS_CONN_ID`` (e.g. ``aws_default``) to take them from an Airflow connection
+instead (login/password, extras ``region_name`` and ``endpoint_url``).
 """
 
 from __future__ import annotations
@@ -40,20 +46,50 @@ def _split(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-@lru_cache(maxsize=1)
+_SETTINGS = (
+    "THERAPY_CLAIMS_AWS_CONN_ID",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+)
+
+
 def _s3():
+    """The S3 client for the current settings (a new one when they change, e.g. in tests)."""
+    return _client(tuple(os.environ.get(k) for k in _SETTINGS))
+
+
+@lru_cache(maxsize=4)
+def _client(settings: tuple):
+    conn_id = settings[0]
+    if conn_id:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=conn_id).get_conn()
     import boto3
 
     return boto3.client("s3")
 
 
+def _missing(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
 def read_bytes(path: str) -> bytes:
     if is_s3(path):
         bucket, key = _split(path)
+        from botocore.exceptions import ClientError
+
         try:
             return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
-        except _s3().exceptions.NoSuchKey as exc:
-            raise FileNotFoundError(path) from exc
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(path) from exc
+            raise
     return Path(path).read_bytes()
 
 
@@ -79,30 +115,50 @@ def write_bytes(path: str, data: bytes) -> None:
 
 
 def exists(path: str) -> bool:
+    """A file, or a folder (on S3: a prefix ``path/`` holding at least one object)."""
     if is_s3(path):
+        from botocore.exceptions import ClientError
+
         bucket, key = _split(path)
-        resp = _s3().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-        return resp.get("KeyCount", 0) > 0
+        if key and not key.endswith("/"):
+            try:
+                _s3().head_object(Bucket=bucket, Key=key)
+                return True
+            except ClientError as exc:
+                if not _missing(exc):
+                    raise
+        return is_dir(path)
     return Path(path).exists()
 
 
 def is_dir(path: str) -> bool:
     if is_s3(path):
         bucket, key = _split(path)
-        resp = _s3().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        resp = _s3().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         return resp.get("KeyCount", 0) > 0
     return Path(path).is_dir()
 
 
-def list_files(path: str) -> list[str]:
-    """Every file below ``path`` (recursively), sorted; hidden files (``.x``) are skipped."""
+def list_files(path: str, *, hidden: bool = False) -> list[str]:
+    """Every file below ``path`` (recursively), sorted; hidden files and folders (``.x``) below
+    ``path`` are skipped unless ``hidden``."""
     if is_s3(path):
         bucket, key = _split(path)
         prefix = key.rstrip("/") + "/" if key else ""
         out = []
         for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            out += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", [])]
-        return sorted(p for p in out if not name(p).startswith("."))
+            out += [
+                f"s3://{bucket}/{o['Key']}"
+                for o in page.get("Contents", [])
+                if not o["Key"].endswith("/")  # "folder" marker objects
+            ]
+        if not out and key and exists(path):
+            return [path]  # a single object
+        rel = len(f"s3://{bucket}/{prefix}")
+        if hidden:
+            return sorted(out)
+        return sorted(p for p in out if not any(s.startswith(".") for s in p[rel:].split("/")))
     root = Path(path)
     if root.is_file():
         return [str(root)]
@@ -116,7 +172,7 @@ def list_files(path: str) -> list[str]:
 def delete_tree(path: str) -> None:
     if is_s3(path):
         bucket, key = _split(path)
-        keys = [f[len(f"s3://{bucket}/") :] for f in list_files(path)]
+        keys = [f[len(f"s3://{bucket}/") :] for f in list_files(path, hidden=True)]
         for i in range(0, len(keys), 1000):
             _s3().delete_objects(
                 Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
@@ -138,14 +194,14 @@ def replace_tree(src: str, dest: str) -> None:
     if is_s3(dest):
         s_bucket, s_key = _split(src)
         d_bucket, d_key = _split(dest)
-        new = {f[len(src.rstrip("/")) + 1 :] for f in list_files(src)}
+        new = {f[len(src.rstrip("/")) + 1 :] for f in list_files(src, hidden=True)}
         for rel in sorted(new):
             _s3().copy_object(
                 Bucket=d_bucket,
                 Key=f"{d_key.rstrip('/')}/{rel}",
                 CopySource={"Bucket": s_bucket, "Key": f"{s_key.rstrip('/')}/{rel}"},
             )
-        for f in list_files(dest):
+        for f in list_files(dest, hidden=True):
             if f[len(dest.rstrip("/")) + 1 :] not in new:
                 delete_tree(f)
         delete_tree(src)
@@ -160,6 +216,12 @@ def replace_tree(src: str, dest: str) -> None:
     os.replace(src, d)
     if old.exists():
         shutil.rmtree(old)
+
+
+def sha256(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(read_bytes(path)).hexdigest()
 
 
 def local_path(path: str) -> Path:

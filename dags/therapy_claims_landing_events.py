@@ -1,0 +1,95 @@
+"""Event-driven nights on a local landing folder (the embedded default): a file dropped into
+THERAPY_CLAIMS_LANDING starts a run. The watcher is a trigger in plugins/ (no worker slot)."""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+from airflow.timetables.trigger import CronTriggerTimetable
+from landing_watcher import LandingFolderTrigger
+
+from therapy_claims import dag_settings as s
+
+DOC_MD = """
+### therapy_claims_landing_events
+
+Runs a night as soon as an extract is dropped into the local landing folder
+(`THERAPY_CLAIMS_LANDING`, default `$AIRFLOW_HOME/landing`). The watcher
+(`plugins/landing_watcher.py`) runs in the triggerer and fires when a new or changed file has
+stopped changing. **plan** skips files already processed (registry: path + sha256) and groups
+the rest by night (run date from the path, e.g. `encounters_CLN01_2026-11-27.csv`, else the
+day after the latest `date_of_service`); **process** (mapped, one per night) runs the whole
+pipeline for the night and registers its files. At `THERAPY_CLAIMS_RECONCILE_CRON` the DAG
+also reconciles: it lists the folder and processes whatever was missed.
+
+**When it fails**
+- Nothing is registered until a night's manifest is written: fix the cause, then clear the
+  failed task or trigger this DAG by hand (a run without events reconciles the folder).
+- `plan` failing with "no run date": rename the file with its night's date.
+- Alerts go to the `therapy_claims_alerts` connection (on failure, and when a run is not done
+  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued).
+"""
+
+LANDING = s.LANDING or os.path.join(os.environ.get("AIRFLOW_HOME", "."), "landing")
+
+if not LANDING.startswith("s3://"):
+    folder = Asset(
+        name="therapy_claims_landing_folder",
+        uri="file://" + os.path.abspath(LANDING),
+        watchers=[
+            AssetWatcher(
+                name="therapy_claims_landing_watcher",
+                trigger=LandingFolderTrigger(
+                    folder=os.path.abspath(LANDING), poll_interval=s.WATCH_POLL_SECONDS
+                ),
+            )
+        ],
+    )
+
+    @dag(
+        dag_id="therapy_claims_landing_events",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(s.RECONCILE_CRON, timezone="UTC"), assets=[folder]
+        ),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=DOC_MD,
+        tags=["claims", "events", "local"],
+        default_args=s.default_args(),
+        deadline=s.deadline("queued"),
+        params={
+            "landing": Param(LANDING, type="string"),
+            "out": Param(s.OUT, type="string"),
+            "reference": Param(s.REFERENCE, type="string"),
+        },
+    )
+    def therapy_claims_landing_events():
+        @task
+        def plan(*, triggering_asset_events=None) -> list:
+            from therapy_claims import events
+
+            p = get_current_context()["params"]
+            return events.plan_run(triggering_asset_events, p["landing"], p["out"])
+
+        @task(max_active_tis_per_dag=4)
+        def process(night: dict) -> dict:
+            from therapy_claims import events
+
+            ctx = get_current_context()
+            p = ctx["params"]
+            return events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
+
+        process.expand(night=plan())
+
+    therapy_claims_landing_events()
