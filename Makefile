@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export THERAPY_CLAIMS_LANDING ?= $(CURDIR)/demo-data/landing
 export THERAPY_CLAIMS_OUT ?= $(CURDIR)/demo-data/out
-BENCH_LINES ?= 100000
+BENCH_LINES ?= 1000000
 
 .PHONY: help venv airflow-home demo test lint format airflow bench clean up down compose-check
 

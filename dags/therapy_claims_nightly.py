@@ -16,7 +16,7 @@ Turns the night's encounter extracts into billable claims:
 **partitions** (list the landing zone; one partition per file or per folder, e.g. a clinic) →
 **ingest_partition** (mapped: each partition's files read and typed on any worker) →
 **ingest** (the cross-file checks: repeated line ids, held visits, counts) →
-**validate** (Great Expectations suites: extract schema, time consistency) →
+**validate** (Great Expectations suites: extract schema, time, region and modifier consistency) →
 **score** (units by the payer's rule, billing edits, hold claims with errors) →
 **publish** (837 claim files, exception report, run report; swapped into place together) →
 **manifest** (written last: the night's inventory; it must balance).

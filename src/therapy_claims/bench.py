@@ -1,13 +1,19 @@
-"""``make bench``: generate a night, run it end to end through the CLI, report throughput.
+"""``make bench``: the whole night end to end through the CLI, measured against a floor.
 
-Prints lines per second, wall time, peak resident memory of the run and the time per stage;
-writes the numbers as JSON (``bench-out/bench-<lines>.json``) so runs can be compared.
+For each size (default 100k, 300k and 1M service lines) it generates a realistic night with
+``therapy-claims generate``, measures the floor (pyarrow reads the same CSV and writes it once
+as Parquet), then runs ``therapy-claims run`` in a child process and reports wall time, lines
+per second, peak resident memory, the ratio to the floor and the time per sub-stage (from the
+run's manifest). It checks the run is correct (the manifest balances; the smallest claim files
+pass pyx12), prints how time and memory grow with size and the targets of the performance
+issue, and writes everything to ``<dir>/bench-<UTC time>.json`` (and ``bench-latest.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -16,58 +22,90 @@ from datetime import date
 from pathlib import Path
 
 LINES_PER_ENCOUNTER = 2.65  # the generator's average at the default mix
+RUN_DATE = date(2026, 11, 28)
+STAGE_ORDER = (
+    "read",
+    "typing",
+    "combine",
+    "gx",
+    "units",
+    "rules",
+    "write",
+    "claims",
+    "reports",
+    "swap",
+    "manifest",
+)
+WRAPPER = (
+    "import resource, sys; from therapy_claims.cli import main; rc = main(sys.argv[1:]); "
+    "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+    "sys.exit(rc)"
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="therapy-claims-bench", description=__doc__.splitlines()[0])
-    p.add_argument("--lines", type=int, default=100_000)
-    p.add_argument("--dir", default="bench-out")
-    p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args(argv)
+def floor_seconds(csv: Path, out: Path) -> float:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
-    root = Path(args.dir).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    rd = date(2026, 11, 28)
-    extract = root / f"night-{args.lines}.csv"
+    t0 = time.perf_counter()
+    table = pacsv.read_csv(csv)
+    pq.write_table(table, out)
+    return time.perf_counter() - t0
+
+
+def pyx12_ok(path: Path) -> bool:
+    import io
+
+    import pyx12.params
+    import pyx12.x12n_document
+
+    with open(path, encoding="ascii") as fh:
+        return bool(
+            pyx12.x12n_document.x12n_document(
+                param=pyx12.params.params(),
+                src_file=fh,
+                fd_997=io.StringIO(),
+                fd_html=None,
+                fd_json=None,
+            )
+        )
+
+
+def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
     exe = [sys.executable, "-m", "therapy_claims"]
+    csv = root / f"night-{lines}.csv"
     t0 = time.perf_counter()
     subprocess.run(
         [
             *exe,
             "generate",
             "--encounters",
-            str(int(args.lines / LINES_PER_ENCOUNTER)),
+            str(max(1, int(lines / LINES_PER_ENCOUNTER))),
             "--out",
-            str(extract),
+            str(csv),
             "--seed",
-            str(args.seed),
+            str(seed),
             "--run-date",
-            rd.isoformat(),
+            RUN_DATE.isoformat(),
         ],
         check=True,
     )
-    gen_s = time.perf_counter() - t0
-
-    out = root / "out"
+    gen = time.perf_counter() - t0
+    floor = floor_seconds(csv, root / f"floor-{lines}.parquet")
+    out = root / f"out-{lines}"
     t0 = time.perf_counter()
-    # the CLI's own entry point, reporting its peak resident memory on exit
-    wrapper = (
-        "import resource, sys; from therapy_claims.cli import main; rc = main(sys.argv[1:]); "
-        "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-        "sys.exit(rc)"
-    )
     proc = subprocess.run(
         [
             sys.executable,
             "-c",
-            wrapper,
+            WRAPPER,
             "run",
             "--input",
-            str(extract),
+            str(csv),
             "--out",
             str(out),
             "--run-date",
-            rd.isoformat(),
+            RUN_DATE.isoformat(),
             "-q",
         ],
         capture_output=True,
@@ -75,38 +113,146 @@ def main(argv: list[str] | None = None) -> int:
     )
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
-        print(proc.stderr, file=sys.stderr)
-        return proc.returncode
+        raise SystemExit(f"the run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     peak_kib = int(proc.stderr.rsplit("MAXRSS_KIB", 1)[1].split()[0])
-    manifest = json.loads((out / "manifest" / f"run_date={rd.isoformat()}.json").read_text())
-    stages = {}
-    work_logs = manifest.get("stage_seconds") or {}
-    stages.update(work_logs)
-    lines = manifest["rows_in"]
-    result = {
-        "lines": lines,
+    m = json.loads((out / "manifest" / f"run_date={RUN_DATE.isoformat()}.json").read_text())
+    files = sorted((Path(f["path"]) for f in m["claim_files"]), key=lambda p: p.stat().st_size)
+    checked = files[:check_files]
+    t0 = time.perf_counter()
+    verdicts = {p.name: pyx12_ok(p) for p in checked}
+    pyx12_s = time.perf_counter() - t0
+    return {
+        "lines": m["rows_in"],
+        "csv_bytes": csv.stat().st_size,
+        "generate_seconds": round(gen, 2),
+        "floor_seconds": round(floor, 3),
         "wall_seconds": round(wall, 2),
-        "lines_per_second": round(lines / wall, 1),
+        "ratio_to_floor": round(wall / floor, 1),
+        "lines_per_second": round(m["rows_in"] / wall, 1),
         "peak_rss_mib": round(peak_kib / 1024, 1),
-        "stage_seconds": stages,
-        "generate_seconds": round(gen_s, 2),
-        "balanced": manifest["balanced"],
+        "timings": m.get("timings", {}),
+        "stage_seconds": m.get("stage_seconds", {}),
+        "balanced": m["balanced"],
+        "claim_files": len(m["claim_files"]),
+        "claim_bytes": sum(f.get("bytes", 0) for f in m["claim_files"]),
+        "lines_billed": m["lines_billed"],
+        "pyx12": verdicts,
+        "pyx12_seconds": round(pyx12_s, 1),
+    }
+
+
+def report(results: list[dict]) -> list[str]:
+    out = []
+    for r in results:
+        out.append(f"\n== {r['lines']:,} lines ({r['csv_bytes'] / 2**20:,.0f} MiB CSV) ==")
+        out.append(
+            f"wall time        {r['wall_seconds']:,.1f} s   floor {r['floor_seconds']:.2f} s   "
+            f"ratio {r['ratio_to_floor']:.1f}x"
+        )
+        out.append(f"lines per second {r['lines_per_second']:,.0f}")
+        out.append(f"peak memory      {r['peak_rss_mib']:,.0f} MiB (resident, the run's process)")
+        t = r["timings"]
+        known = sum(t.values())
+        out.append("time per stage   (seconds, share of wall)")
+        for name in [*STAGE_ORDER, *sorted(set(t) - set(STAGE_ORDER))]:
+            if name in t:
+                out.append(
+                    f"  {name:<10} {t[name]:>8.2f}  {100 * t[name] / r['wall_seconds']:5.1f}%"
+                )
+        out.append(
+            f"  {'other':<10} {r['wall_seconds'] - known:>8.2f}  "
+            f"{100 * (r['wall_seconds'] - known) / r['wall_seconds']:5.1f}%  (start-up, imports, I/O between stages)"
+        )
+        per_line = 1e6 * t.get("claims", 0) / max(1, r["lines_billed"])
+        out.append(
+            f"837 writing      {t.get('claims', 0):.2f} s for {r['lines_billed']:,} billed lines "
+            f"({per_line:.1f} us/line), {r['claim_files']} files, {r['claim_bytes'] / 2**20:,.1f} MiB"
+        )
+        ok = all(r["pyx12"].values()) and r["pyx12"]
+        out.append(
+            f"correct          balanced={r['balanced']}  pyx12 on {len(r['pyx12'])} smallest file(s): "
+            f"{'OK' if ok else 'FAILED ' + str(r['pyx12'])}"
+        )
+    if len(results) > 1:
+        base = results[0]
+        out.append("\n== growth with size ==")
+        for r in results:
+            out.append(
+                f"  {r['lines']:>10,} lines  {r['wall_seconds']:>8.1f} s  x{r['wall_seconds'] / base['wall_seconds']:.1f} time"
+                f"  {r['peak_rss_mib']:>7,.0f} MiB  x{r['peak_rss_mib'] / base['peak_rss_mib']:.1f} memory"
+                f"  ({r['lines'] / base['lines']:.1f}x lines)"
+            )
+    big = results[-1]
+    gx_share = big["timings"].get("gx", 0) / big["wall_seconds"]
+    out.append(f"\n== targets at {big['lines']:,} lines ==")
+    out.append(
+        f"  within 8x floor          {big['ratio_to_floor']:.1f}x  {'PASS' if big['ratio_to_floor'] <= 8 else 'FAIL'}"
+    )
+    out.append(
+        f"  peak memory < 3 GiB      {big['peak_rss_mib']:,.0f} MiB  {'PASS' if big['peak_rss_mib'] < 3072 else 'FAIL'}"
+    )
+    if len(results) > 1:
+        growth = big["wall_seconds"] / results[0]["wall_seconds"]
+        lines_growth = big["lines"] / results[0]["lines"]
+        limit = 11 * lines_growth / 10
+        out.append(
+            f"  time growth <= {limit:.1f}x     {growth:.1f}x  {'PASS' if growth <= limit else 'FAIL'}"
+        )
+    out.append(
+        f"  GX < 25% of total        {100 * gx_share:.0f}%  {'PASS' if gx_share < 0.25 else 'FAIL'}"
+    )
+    out.append(
+        f"  correctness              {'PASS' if big['balanced'] and all(big['pyx12'].values()) else 'FAIL'}"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="therapy-claims-bench", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--lines", type=int, default=1_000_000, help="the largest size (default 1,000,000)"
+    )
+    p.add_argument(
+        "--scaling",
+        default="100000,300000",
+        help="smaller sizes run first to show growth (comma-separated; empty for none)",
+    )
+    p.add_argument("--dir", default="bench-out")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--check-files", type=int, default=2, help="how many claim files pyx12 checks")
+    args = p.parse_args(argv)
+
+    root = Path(args.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    sizes = sorted(
+        {int(s) for s in args.scaling.split(",") if s.strip() and int(s) < args.lines}
+        | {args.lines}
+    )
+    results = []
+    for n in sizes:
+        print(f"[{time.strftime('%H:%M:%S')}] {n:,} lines ...", file=sys.stderr, flush=True)
+        results.append(one_size(n, root, args.seed, args.check_files))
+    lines = report(results)
+    print("\n".join(lines))
+    load = os.getloadavg()
+    doc = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
         "machine": {
             "python": platform.python_version(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_at_end": [round(x, 2) for x in load],
         },
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
+        "report": lines,
     }
-    (root / f"bench-{args.lines}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"lines            {lines:,}")
-    print(f"wall time        {wall:,.1f} s  (generation {gen_s:,.1f} s, not counted)")
-    print(f"lines per second {lines / wall:,.0f}")
-    print(f"peak memory      {peak_kib / 1024:,.0f} MiB (resident, the run's process)")
-    for name, secs in stages.items():
-        print(f"  {name:<10} {secs:>8.2f} s")
-    print(f"balanced         {manifest['balanced']}")
-    print(f"results          {root / f'bench-{args.lines}.json'}")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in (f"bench-{stamp}.json", "bench-latest.json"):
+        (root / name).write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nresults          {root / f'bench-{stamp}.json'}")
     return 0
 
 

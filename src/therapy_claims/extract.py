@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from therapy_claims import findings, storage
+from therapy_claims import findings, storage, timing
 from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS
 
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
@@ -403,7 +403,8 @@ def _empty_typed() -> pd.DataFrame:
 
 def read_typed(path: str) -> FilePart:
     """Read and type one file; nothing here depends on the night's other files."""
-    df, bad, info = read_file(path)
+    with timing.record("read"):
+        df, bad, info = read_file(path)
     if not info.accepted:
         rows = pd.DataFrame({"source_file": [info.path]})
         found = findings.make(
@@ -431,7 +432,8 @@ def read_typed(path: str) -> FilePart:
                 _stage=1
             )
         )
-    typed, row_findings, bad_mask = type_rows(df)
+    with timing.record("typing"):
+        typed, row_findings, bad_mask = type_rows(df)
     frames.append(row_findings.assign(_stage=2))
     typed["_bad"] = bad_mask.astype(bool)
     typed["_line_id_raw"] = df["line_id"].astype("string")

@@ -31,6 +31,7 @@ from therapy_claims import (
     reports,
     rules,
     storage,
+    timing,
     x12,
 )
 from therapy_claims.catalogue import CATALOGUE, ERROR
@@ -174,6 +175,7 @@ def ingest_partition(cfg: RunConfig, files: list[str]) -> dict:
             storage.write_parquet(part.typed, storage.join(d, "typed.parquet"))
         storage.write_parquet(part.findings, storage.join(d, "findings.parquet"))
         storage.write_parquet(part.bad_records, storage.join(d, "bad_records.parquet"))
+        storage.write_json(storage.join(d, "timing.json"), timing.take())
         storage.write_json(storage.join(d, "info.json"), asdict(part.info))  # last: part done
         rows += part.info.rows
     log.info("ingest_partition: %s file(s), %s rows", len(files), rows)
@@ -204,7 +206,13 @@ def ingest_combine(cfg: RunConfig) -> dict:
     _require(cfg.staged("work", "plan.json"), "plan_partitions")
     plan = storage.read_json(cfg.staged("work", "plan.json"))
     started = plan["started_at"]
-    got = extract.combine([_read_part(cfg, f) for f in plan["files"]], ingested_at=started)
+    part_timings = []
+    for f in plan["files"]:
+        tpath = storage.join(_part_dir(cfg, f), "timing.json")
+        if storage.exists(tpath):
+            part_timings.append(storage.read_json(tpath))
+    with timing.record("combine"):
+        got = extract.combine([_read_part(cfg, f) for f in plan["files"]], ingested_at=started)
     storage.write_parquet(got.raw, cfg.staged("raw", "raw.parquet"))
     storage.write_parquet(got.findings, cfg.staged("work", "ingest_findings.parquet"))
     storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
@@ -219,6 +227,7 @@ def ingest_combine(cfg: RunConfig) -> dict:
         "rows_in_rejected_files": sum(i.rows for i in got.inputs if not i.accepted),
         "seconds": round(time.time() - plan["t0"], 3),
     }
+    summary["timings"] = timing.merge(*part_timings, timing.take())
     storage.write_json(cfg.staged("work", "ingest.json"), {**summary, "inputs": got.inputs_dicts()})
     storage.delete_tree(cfg.staged("work", "parts"))
     log.info(
@@ -239,14 +248,20 @@ def validate(cfg: RunConfig) -> dict:
     t0 = time.perf_counter()
     raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"))
     with tempfile.TemporaryDirectory(prefix="tc-gx-") as tmp:
-        found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
+        with timing.record("gx"):
+            found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
         base = Path(tmp)
         for f in sorted(p for p in base.rglob("*") if p.is_file()):
             storage.write_bytes(
                 cfg.staged("validation", *f.relative_to(base).parts), f.read_bytes()
             )
     storage.write_parquet(found, cfg.staged("work", "gx_findings.parquet"))
-    out = {"suites": summary, "findings": len(found), "seconds": round(time.perf_counter() - t0, 3)}
+    out = {
+        "suites": summary,
+        "findings": len(found),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "timings": timing.take(),
+    }
     storage.write_json(cfg.staged("work", "validate.json"), out)
     log.info("validate: %s suite(s), %s failing row finding(s)", len(summary), len(found))
     return out
@@ -387,13 +402,20 @@ def score(cfg: RunConfig) -> dict:
     exc.insert(0, "run_date", cfg.rd)
     info = lines.set_index("line_id")[["claim_id", "cpt_code", "date_of_service"]]
     exc = exc.join(info, on="line_id")
-    summary = _write_scored(
-        cfg,
-        scored,
-        exc,
-        [{k: f.get(k) for k in ("path", "sha256", "rows", "effective_quarter")} for f in ref.files],
-        seconds=time.perf_counter() - t0,
-    )
+    with timing.record("write"):
+        summary = _write_scored(
+            cfg,
+            scored,
+            exc,
+            [
+                {k: f.get(k) for k in ("path", "sha256", "rows", "effective_quarter")}
+                for f in ref.files
+            ],
+            seconds=time.perf_counter() - t0,
+        )
+    summary["timings"] = timing.take()
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    storage.write_json(cfg.staged("work", "score.json"), summary)
     log.info(
         "score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
         "%(lines_not_billed)s not billed; %(findings)s finding(s)",
@@ -426,11 +448,10 @@ def _write_scored(
 
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     counts = scored["status"].value_counts()
-    claim_status = scored.groupby("claim_id")["status"].agg(
-        lambda s: (
-            "held" if (s == "held").any() else ("billed" if (s == "billed").any() else "not_billed")
-        )
-    )
+    # a claim is held if any line is held, else billed if any line is billed (vectorised)
+    rank = scored["status"].map({"not_billed": 0, "billed": 1, "held": 2}).astype("int8")
+    claim_rank = rank.groupby(scored["claim_id"].to_numpy()).max()
+    claim_status = claim_rank.map({0: "not_billed", 1: "billed", 2: "held"})
     summary = {
         "rows_scored": len(scored),
         "lines_billed": int(counts.get("billed", 0)),
@@ -482,7 +503,9 @@ def _hold_unwritable(cfg: RunConfig, rejected: dict[str, str]) -> None:
     new["cpt_code"] = rows["cpt_code"].to_numpy()
     new["date_of_service"] = rows["date_of_service"].to_numpy()
     exc = pd.concat([exc, new], ignore_index=True)
-    _write_scored(cfg, scored, exc, score_info["reference_files"], score_info["seconds"])
+    summary = _write_scored(cfg, scored, exc, score_info["reference_files"], score_info["seconds"])
+    summary["timings"] = score_info.get("timings", {})
+    storage.write_json(cfg.staged("work", "score.json"), summary)
 
 
 # --------------------------------------------------------------------------- publish
@@ -674,13 +697,16 @@ def publish(cfg: RunConfig) -> dict:
     ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
     storage.write_json(cfg.staged("work", "claim_files.json"), files)
 
+    claims_seconds = time.perf_counter() - t0
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
-    exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
-    storage.write_bytes(
-        cfg.staged("reports", "report.html"),
-        reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
-    )
+    with timing.record("reports"):
+        exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
+        storage.write_bytes(
+            cfg.staged("reports", "report.html"),
+            reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
+        )
+    t_swap = time.perf_counter()
     # swap the night's staged outputs into place
     if storage.is_s3(cfg.out):  # an S3 swap is object by object: no manifest until it is done
         storage.delete_tree(cfg.manifest_path)
@@ -695,6 +721,10 @@ def publish(cfg: RunConfig) -> dict:
         "claims": sum(f["claims"] for f in files),
         "lines": sum(f["lines"] for f in files),
         "seconds": round(time.perf_counter() - t0, 3),
+        "timings": timing.merge(
+            {"claims": round(claims_seconds, 3), "swap": round(time.perf_counter() - t_swap, 3)},
+            timing.take(),
+        ),
     }
     storage.write_json(cfg.staged("work", "publish.json"), out)
     log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
@@ -705,6 +735,7 @@ def publish(cfg: RunConfig) -> dict:
 
 
 def manifest(cfg: RunConfig) -> dict:
+    t0 = time.perf_counter()
     _require(cfg.staged("work", "claim_files.json"), "publish")
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
@@ -737,6 +768,13 @@ def manifest(cfg: RunConfig) -> dict:
             if storage.exists(cfg.staged("work", f"{name}.json"))
         },
     }
+    stage_docs = [
+        storage.read_json(cfg.staged("work", f"{name}.json"))
+        for name in ("ingest", "validate", "score", "publish")
+        if storage.exists(cfg.staged("work", f"{name}.json"))
+    ]
+    m["timings"] = timing.merge(*(d.get("timings") for d in stage_docs))
+    m["timings"]["manifest"] = round(time.perf_counter() - t0, 3)
     m["balanced"] = (
         m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
         and m["rows_scored"] == m["lines_billed"] + m["lines_held"] + m["lines_not_billed"]

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, npi, units
+from therapy_claims import findings, npi, timing, units
 from therapy_claims.reference import Reference
 
 THERAPY_MODIFIER = {"PT": "GP", "OT": "GO", "SLP": "GN"}
@@ -61,7 +61,11 @@ def rule(*codes: str) -> Callable[[RuleFn], RuleFn]:
 
 
 def run_all(night: Night) -> pd.DataFrame:
-    return findings.concat([fn(night) for _, fn in REGISTRY])
+    out = []
+    for _, fn in REGISTRY:
+        with timing.record("units" if fn is compute_units else "rules"):
+            out.append(fn(night))
+    return findings.concat(out)
 
 
 def _has_mod(mods: pd.Series, pattern: str) -> pd.Series:
