@@ -263,11 +263,15 @@ def _problem(mask: pd.Series, col: str, text: str, out: list) -> None:
 
 def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Type the string rows. Returns (typed frame, ROW_INVALID findings, bad-row mask)."""
-    s_all = {c: df[c].astype("string").fillna("").str.strip() for c in COLUMN_NAMES}
+    def stripped(name: str) -> pd.Series:
+        return df[name].astype("string").fillna("").str.strip()
+
+    # one column at a time (a million-row night has ~50 string columns: no second copy of all)
+    ids = {c: stripped(c) for c in ("line_id", "encounter_id")}
     typed = pd.DataFrame(index=df.index)
     problems: list[tuple[pd.Series, str, str]] = []
     for col in COLUMNS:
-        s = s_all[col.name]
+        s = ids[col.name] if col.name in ids else stripped(col.name)
         empty = s == ""
         if col.required:
             _problem(empty, col.name, "required value is missing", problems)
@@ -361,12 +365,13 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
         bad_mask |= mask
         rows = typed.loc[mask, ["line_id", "encounter_id", "source_file", "source_row"]]
         rows = rows.assign(
-            line_id=s_all["line_id"][mask].replace("", pd.NA),
-            encounter_id=s_all["encounter_id"][mask].replace("", pd.NA),
+            line_id=ids["line_id"][mask].replace("", pd.NA),
+            encounter_id=ids["encounter_id"][mask].replace("", pd.NA),
         )
         if "{value}" in text:  # the offending value, quoted, built only for the failing rows
             head, tail = text.split("{value}", 1)
-            text = head + "'" + s_all[col][mask].str.slice(0, 60) + "'" + tail
+            value = df.loc[mask, col].astype("string").fillna("").str.strip()
+            text = head + "'" + value.str.slice(0, 60) + "'" + tail
         msg = where[mask] + f", column {col}: " + text
         frames.append(
             findings.make("ROW_INVALID", rows, msg, evidence=f"extract contract: column {col}")

@@ -285,14 +285,46 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
     return key.map(dict(zip(uniq, ids, strict=True))).astype("string")
 
 
+# what scoring does not read: names and addresses go to the 837 writer only, at publish
+NOT_SCORED = (
+    "patient_last_name",
+    "patient_first_name",
+    "patient_address",
+    "patient_city",
+    "patient_state",
+    "patient_zip",
+    "subscriber_last_name",
+    "subscriber_first_name",
+    "subscriber_dob",
+    "group_number",
+    "rendering_first_name",
+    "ingested_at",
+)
+
+
+def _read_raw_for_scoring(cfg: RunConfig) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    path = cfg.staged("raw", "raw.parquet")
+    if storage.is_s3(path):
+        return storage.read_parquet(path).drop(columns=list(NOT_SCORED), errors="ignore")
+    names = pq.read_schema(path).names
+    return storage.read_parquet(path, columns=[c for c in names if c not in NOT_SCORED])
+
+
 def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
-    lines = raw.copy()
-    payers = ref.payers.drop(columns=["payer_id"])
-    lines = lines.join(payers, on="payer_id")
-    clinics = ref.clinics[["billing_npi", "claim_type"]]
-    lines = lines.join(clinics, on="clinic_id")
-    cpt = ref.cpt[["timed", "one_on_one", "always_therapy", "category"]]
-    lines = lines.join(cpt, on="cpt_code")
+    """Add the payer, clinic and code properties each line needs, column by column (a join
+    would copy the whole night's frame once per table)."""
+    lines = raw
+    for c in ref.payers.columns.drop("payer_id"):
+        col = ref.payers[c]
+        mapped = lines["payer_id"].map(col)
+        # unknown payers map to NA: keep a nullable dtype the rules can fillna on
+        lines[c] = mapped.astype("boolean") if col.dtype == bool else mapped
+    for c in ("billing_npi", "claim_type"):
+        lines[c] = lines["clinic_id"].map(ref.clinics[c])
+    for c in ("timed", "one_on_one", "always_therapy", "category"):
+        lines[c] = lines["cpt_code"].map(ref.cpt[c])
     for c in ("timed", "one_on_one", "always_therapy"):
         lines[c] = lines[c].astype("boolean").fillna(False).astype(bool)
     lines["claim_id"] = claim_ids(lines)
@@ -361,7 +393,7 @@ def score(cfg: RunConfig) -> dict:
         ref = reference.load(cfg.reference)
     except reference.ReferenceError as exc:
         raise RunError(str(exc)) from exc
-    raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"))
+    raw = _read_raw_for_scoring(cfg)
     earlier = [storage.read_parquet(cfg.staged("work", "ingest_findings.parquet"))]
     gx_path = cfg.staged("work", "gx_findings.parquet")
     if storage.exists(gx_path):
@@ -519,21 +551,21 @@ def control_number(run_date: date, sequence: int) -> int:
     return int(run_date.strftime("%y%j")) * 10000 + sequence
 
 
-def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, first_seq: int):
-    """Split one (submitter, receiver, claim type) group into claim files.
+def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: int):
+    """Split one (submitter, receiver, claim type) group into claim files, numbered from
+    ``seq + 1`` on.
 
-    Yields ``(lines, rejected, text, placed, icn)`` per file: the lines of the claims that can
+    Yields ``(lines, rejected, text, placed, seq)`` per file: the lines of the claims that can
     be written (a claim the writer rejects takes its split siblings with it, so no claim goes
-    out in part), ``{claim_id: reason}`` of the claims left out (with the first file only), and
-    the file as built with control number ``icn`` (the caller rebuilds it when it numbers the
-    file differently) with ``placed`` (claim_id -> ST02). Files larger than
-    ``cfg.max_file_bytes`` are cut between claims (in claim order), so a rerun cuts them the
-    same way.
+    out in part), ``{claim_id: reason}`` of the claims left out (with the first file only), the
+    file as built with control number ``control_number(run_date, seq)``, and ``placed``
+    (claim_id -> ST02). A group that fits ``cfg.max_file_bytes`` is built once; a larger one
+    is cut between claims (in claim order, sized by its lines), so a rerun cuts it the same way.
     """
-    probe = control_number(cfg.run_date, first_seq)  # same width as the final numbers
+    icn = control_number(cfg.run_date, seq + 1)
     dropped: dict[str, str] = {}
     placed: dict[str, str] = {}
-    text = build(group, interchange_control_number=probe, rejected=dropped, placed=placed, **args)
+    text = build(group, interchange_control_number=icn, rejected=dropped, placed=placed, **args)
     if dropped:
         keys = ledger.claim_key(group["claim_id"])
         bad_keys = set(ledger.claim_key(pd.Series(list(dropped), dtype="string")))
@@ -542,29 +574,52 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, first_s
             base = str(ledger.claim_key(pd.Series([cid])).iloc[0])
             dropped[cid] = f"claim {cid}: another part of claim {base} cannot be written"
         group = group[~group["claim_id"].isin(list(dropped))]
-        text = None
-    if group.empty:
-        yield group, dropped, "", {}, probe
+        if group.empty:
+            yield group, dropped, "", {}, seq
+            return
+        placed = {}
+        text = build(group, interchange_control_number=icn, placed=placed, **args)
+    ids = group["claim_id"].drop_duplicates()
+    if len(text) <= cfg.max_file_bytes or len(ids) == 1:  # ASCII: characters == bytes
+        yield group, dropped, text, placed, seq + 1
         return
-    pending = [(group, text, placed)]
+    # cut between claims: a claim's share of the file is about its share of the lines
+    per_claim = group.groupby("claim_id", sort=False).size().reindex(ids.to_numpy())
+    est = per_claim.to_numpy() * (len(text) / len(group))
+    budget = 0.9 * cfg.max_file_bytes
+    chunk_no = np.floor(np.cumsum(est) / budget).astype(int)
+    chunk_of = dict(zip(ids.tolist(), chunk_no.tolist(), strict=True))
+    codes = group["claim_id"].map(chunk_of)
+    pending = [group[codes == k] for k in sorted(set(chunk_no.tolist()))]
     first = True
     while pending:
-        part, text, placed = pending.pop(0)
-        if text is None:
-            placed = {}
-            text = build(part, interchange_control_number=probe, placed=placed, **args)
-        ids = part["claim_id"].drop_duplicates().tolist()
-        if len(text.encode("ascii")) > cfg.max_file_bytes and len(ids) > 1:
-            half = set(ids[: len(ids) // 2])
-            pending[:0] = [
-                (part[part["claim_id"].isin(half)], None, {}),
-                (part[~part["claim_id"].isin(half)], None, {}),
-            ]
+        part = pending.pop(0)
+        icn = control_number(cfg.run_date, seq + 1)
+        placed = {}
+        text = build(part, interchange_control_number=icn, placed=placed, **args)
+        part_ids = part["claim_id"].drop_duplicates().tolist()
+        if len(text) > cfg.max_file_bytes and len(part_ids) > 1:  # the estimate was short
+            half = set(part_ids[: len(part_ids) // 2])
+            pending[:0] = [part[part["claim_id"].isin(half)], part[~part["claim_id"].isin(half)]]
             continue
-        yield part, (dropped if first else {}), text, placed, probe
+        seq += 1
+        yield part, (dropped if first else {}), text, placed, seq
         first = False
 
 
+PUBLISH_SCORED = [
+    "line_id",
+    "claim_id",
+    "encounter_id",
+    "patient_id",
+    "discipline",
+    "cpt_code",
+    "modifiers",
+    "units",
+    "charge_amount",
+    "receiver_id",
+    "claim_type",
+]
 CLAIM_FIELDS = [
     "line_id",
     "clinic_id",
@@ -601,32 +656,20 @@ def publish(cfg: RunConfig) -> dict:
     _require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
     ref = reference.load(cfg.reference)
-    scored = storage.read_parquet(cfg.staged("scored", "scored.parquet"))
+    scored = storage.read_parquet(
+        cfg.staged("scored", "scored.parquet"),
+        columns=[*PUBLISH_SCORED, "status"],
+    )
     billed = scored[scored["status"] == "billed"]
+    del scored
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
     if not billed.empty:
         raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
-        lines = billed[
-            [
-                "line_id",
-                "claim_id",
-                "encounter_id",
-                "patient_id",
-                "discipline",
-                "cpt_code",
-                "modifiers",
-                "units",
-                "charge_amount",
-                "receiver_id",
-                "claim_type",
-            ]
-        ].merge(raw, on="line_id", how="left")
-        lines["modifiers"] = lines["modifiers"].map(list)
-        lines["diagnosis_codes"] = _split_list(lines["diagnosis_codes"])
-        lines["diagnosis_pointers"] = (
-            lines["diagnosis_pointers"].fillna("1").map(lambda v: [int(x) for x in v.split(";")])
-        )
+        lines = billed[PUBLISH_SCORED].merge(raw, on="line_id", how="left")
+        del billed, raw
+        # list fields stay as the extract's ";"-joined text: the writer splits them per claim
+        lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
         # one interchange per submitter (ISA06), receiver (ISA08) and claim type
         lines["submitter_id"] = lines["clinic_id"].map(ref.clinics["submitter_id"]).fillna("")
         lines = lines.sort_values(
@@ -649,17 +692,15 @@ def publish(cfg: RunConfig) -> dict:
                 "created": created,
                 "usage": cfg.usage,
             }
-            for chunk, dropped, text, placed, probe in _claim_files(
-                build, group, args, cfg, seq + 1
+            first_seq = seq
+            for chunk, dropped, text, placed, file_seq in _claim_files(
+                build, group, args, cfg, first_seq
             ):
                 rejected.update(dropped)
                 if chunk.empty:
                     continue
-                seq += 1
+                seq = file_seq
                 icn = control_number(cfg.run_date, seq)
-                if icn != probe:  # numbered differently from the size probe: build again
-                    placed = {}
-                    text = build(chunk, interchange_control_number=icn, placed=placed, **args)
                 data = text.encode("ascii")
                 fname = f"{receiver}_{kind}_{icn:09d}.x12"
                 path = storage.join(cfg.final("claims"), fname)

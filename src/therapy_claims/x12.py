@@ -115,6 +115,21 @@ def _clean_str(text: str) -> str:
     return _MULTI_SPACE.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=1 << 14)
+def _npi_ok(value: str) -> bool:
+    return npi_check.is_valid(value)
+
+
+_NOT_CODE = re.compile(r"[^A-Z0-9]")
+
+
+@lru_cache(maxsize=1 << 16)
+def _dx_codes(codes: tuple) -> list[str]:
+    """ICD-10-CM codes as HI carries them: cleaned, without the dot, empties dropped."""
+    out = [_NOT_CODE.sub("", clean_text(d)) for d in codes]
+    return [d for d in out if d]
+
+
 def clean_text(value: object, max_len: int | None = None) -> str:
     """Make ``value`` safe for an X12 element.
 
@@ -148,8 +163,11 @@ def _money(cents: int) -> str:
 
 
 def _listish(value: object) -> list:
-    if value is None or isinstance(value, str):
-        return [] if not value else [value]
+    """A list from a list/array, or from the extract's ``;``-joined text (``"GP;59"``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split(";") if v]
     if isinstance(value, list | tuple | np.ndarray | pd.Series):
         return list(value)
     return [] if _is_na(value) else [value]
@@ -213,7 +231,7 @@ class _Claim:
 
     def npi(self, value: object, field: str) -> str:
         s = clean_text(value)
-        if not npi_check.is_valid(s):
+        if not _npi_ok(s):
             raise self.fail(field, "is not a valid NPI (10 digits with a correct check digit)")
         return s
 
@@ -603,8 +621,7 @@ def _build(
             hl_next += 2
 
         # diagnoses
-        dx_codes = [re.sub(r"[^A-Z0-9]", "", clean_text(d)) for d in _listish(dx[r0])]
-        dx_codes = [d for d in dx_codes if d]
+        dx_codes = _dx_codes(tuple(_listish(dx[r0])))
         if not dx_codes:
             raise c.fail("diagnosis_codes", "is empty")
         if len(dx_codes) > MAX_DIAGNOSES:
