@@ -263,6 +263,7 @@ def _problem(mask: pd.Series, col: str, text: str, out: list) -> None:
 
 def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Type the string rows. Returns (typed frame, ROW_INVALID findings, bad-row mask)."""
+
     def stripped(name: str) -> pd.Series:
         return df[name].astype("string").fillna("").str.strip()
 
