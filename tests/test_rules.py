@@ -4,6 +4,7 @@ sample folder unless a test writes its own."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,9 @@ from factories import OTHER_NPI, row
 from therapy_claims import extract, pipeline, reference, rules
 from therapy_claims.layout import COLUMN_NAMES
 
-REF = reference.load()
+# the rule tests' own reference data (tests/reference), not the shipped samples
+TEST_REFERENCE = Path(__file__).parent / "reference"
+REF = reference.load(str(TEST_REFERENCE))
 
 
 def night(rows: list[dict], ref=REF) -> rules.Night:

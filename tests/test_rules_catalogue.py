@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 from factories import OTHER_NPI, row
-from test_rules import fired, night
+from test_rules import TEST_REFERENCE, fired, night
 
 from therapy_claims import reference, rules
 
@@ -287,7 +287,10 @@ def test_xs_same_region():
 
 
 def own_reference(tmp_path, **files: str) -> reference.Reference:
-    reference.copy_default(tmp_path)
+    """The tests' reference folder with some files replaced."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for f in TEST_REFERENCE.glob("*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
     for name, text in files.items():
         (tmp_path / f"{name}.csv").write_text(text)
     return reference.load(str(tmp_path))
