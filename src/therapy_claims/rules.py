@@ -139,23 +139,33 @@ def npi_invalid(night: Night) -> pd.DataFrame:
 @rule("DIAGNOSIS_INVALID")
 def diagnosis_invalid(night: Night) -> pd.DataFrame:
     lines = night.lines
-    dx = lines["diagnosis_codes"].fillna("")
-    codes = dx.str.split(";")
-    n = codes.str.len()
+    # checked once per distinct (codes, pointers) pair: a night repeats the same few lists
+    pair = pd.MultiIndex.from_arrays(
+        [lines["diagnosis_codes"].fillna(""), lines["diagnosis_pointers"].fillna("1")]
+    )
+    pos, uniq = pd.factorize(pair)
+    u_dx = pd.Series(uniq.get_level_values(0), dtype="string")
+    u_pt = pd.Series(uniq.get_level_values(1), dtype="string")
+    codes = u_dx.str.split(";")
+    u_n = codes.str.len()
     exploded = codes.explode()
     bad_code = ~exploded.str.fullmatch(ICD10_SHAPE).fillna(False).astype(bool)
-    first_bad = exploded[bad_code].groupby(level=0).first()
-    shape_bad = lines.index.isin(first_bad.index)
-    too_many = n > 12
-    ptrs = lines["diagnosis_pointers"].fillna("1").str.split(";").explode()
+    u_first_bad = exploded[bad_code].groupby(level=0).first().reindex(u_dx.index)
+    ptrs = u_pt.str.split(";").explode()
     ptr_num = pd.to_numeric(ptrs, errors="coerce")
-    ptr_bad_row = (
-        (ptr_num.isna() | (ptr_num < 1) | (ptr_num > n.reindex(ptr_num.index)))
+    u_ptr_bad = (
+        (ptr_num.isna() | (ptr_num < 1) | (ptr_num > u_n.reindex(ptr_num.index)))
         .groupby(level=0)
         .any()
-    )
-    ptr_count = lines["diagnosis_pointers"].fillna("1").str.count(";") + 1
-    ptr_bad = ptr_bad_row.reindex(lines.index).fillna(False).astype(bool) | (ptr_count > 4)
+        .reindex(u_dx.index)
+        .fillna(False)
+        .astype(bool)
+    ) | (u_pt.str.count(";") + 1 > 4)
+    n = pd.Series(u_n.to_numpy()[pos], index=lines.index)
+    first_bad = pd.Series(u_first_bad.to_numpy()[pos], index=lines.index, dtype="string")
+    shape_bad = first_bad.notna().to_numpy()
+    too_many = (n > 12).to_numpy()
+    ptr_bad = u_ptr_bad.to_numpy()[pos]
     a = lines[shape_bad]
     b = lines[too_many & ~shape_bad]
     c = lines[ptr_bad & ~shape_bad & ~too_many]
