@@ -139,11 +139,15 @@ def clean_text(value: object, max_len: int | None = None) -> str:
     space), collapses runs of spaces, strips, and cuts to ``max_len``. None/NA -> ``""``.
     """
     if isinstance(value, str):
-        text = _clean_str(value)
-    elif _is_na(value):
+        return _clean_cut(value, max_len)
+    if _is_na(value):
         return ""
-    else:
-        text = _clean_str(str(value))
+    return _clean_cut(str(value), max_len)
+
+
+@lru_cache(maxsize=1 << 18)
+def _clean_cut(text: str, max_len: int | None) -> str:
+    text = _clean_str(text)
     if max_len is not None and len(text) > max_len:
         text = text[:max_len].rstrip()
     return text
