@@ -346,3 +346,22 @@ def test_failed_rerun_keeps_previous_claims_and_ledger(mixed, monkeypatch):
         pipeline.run(cfg)
     assert claim_files(cfg) == before
     assert led_path.read_bytes() == led_before
+
+
+def test_file_cuts_never_separate_the_parts_of_a_split_claim(tmp_path):
+    # a 120-line claim (3 parts) among small ones, with files far smaller than the big claim:
+    # its parts share one file (the only way to keep it whole), the others are cut around it
+    rows = (
+        visit("A", 1, patient="PA")
+        + visit("BIG", 120)
+        + [r for i in range(6) for r in visit(f"E{i}", 1, patient=f"P{i}")]
+    )
+    cfg, m = run(tmp_path, rows, RD1, max_file_bytes=4000)
+    assert_files_valid(cfg, m)
+    where = clm01s(cfg)
+    big = {f for c, f in where.items() if c.count("-")}
+    assert len(big) == 1, where  # all three parts in the same file
+    assert sum(1 for c in where if c.count("-")) == 3
+    others = [f for f in claim_files(cfg) if f not in big]
+    assert others and all(len(claim_files(cfg)[f]) <= 4000 for f in others)
+    assert m["claims_billed"] == len(where)

@@ -551,60 +551,74 @@ def control_number(run_date: date, sequence: int) -> int:
     return int(run_date.strftime("%y%j")) * 10000 + sequence
 
 
+BYTES_PER_LINE_GUESS = 300  # an 837 line with its claim's share of the header, generously
+
+
 def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: int):
     """Split one (submitter, receiver, claim type) group into claim files, numbered from
-    ``seq + 1`` on.
+    ``seq + 1`` on, building each file once.
 
-    Yields ``(lines, rejected, text, placed, seq)`` per file: the lines of the claims that can
-    be written (a claim the writer rejects takes its split siblings with it, so no claim goes
-    out in part), ``{claim_id: reason}`` of the claims left out (with the first file only), the
-    file as built with control number ``control_number(run_date, seq)``, and ``placed``
-    (claim_id -> ST02). A group that fits ``cfg.max_file_bytes`` is built once; a larger one
-    is cut between claims (in claim order, sized by its lines), so a rerun cuts it the same way.
+    Yields ``(lines, rejected, text, placed, seq)`` per file: the lines of the claims written,
+    ``{claim_id: reason}`` of the claims left out (a claim the writer rejects takes the other
+    parts of its split claim with it, so no claim goes out in part), the file as built with
+    control number ``control_number(run_date, seq)``, and ``placed`` (claim_id -> ST02).
+    Files stay within ``cfg.max_file_bytes``: the group is cut between claims (never between
+    the parts of a split claim), in claim order, sized by its lines from the bytes per line
+    of what was built so far, so a rerun cuts it the same way.
     """
-    icn = control_number(cfg.run_date, seq + 1)
-    dropped: dict[str, str] = {}
-    placed: dict[str, str] = {}
-    text = build(group, interchange_control_number=icn, rejected=dropped, placed=placed, **args)
-    if dropped:
-        keys = ledger.claim_key(group["claim_id"])
-        bad_keys = set(ledger.claim_key(pd.Series(list(dropped), dtype="string")))
-        siblings = group.loc[keys.isin(bad_keys) & ~group["claim_id"].isin(list(dropped))]
-        for cid in siblings["claim_id"].unique().tolist():
-            base = str(ledger.claim_key(pd.Series([cid])).iloc[0])
-            dropped[cid] = f"claim {cid}: another part of claim {base} cannot be written"
-        group = group[~group["claim_id"].isin(list(dropped))]
-        if group.empty:
-            yield group, dropped, "", {}, seq
-            return
-        placed = {}
-        text = build(group, interchange_control_number=icn, placed=placed, **args)
+    limit = cfg.max_file_bytes
     ids = group["claim_id"].drop_duplicates()
-    if len(text) <= cfg.max_file_bytes or len(ids) == 1:  # ASCII: characters == bytes
-        yield group, dropped, text, placed, seq + 1
-        return
-    # cut between claims: a claim's share of the file is about its share of the lines
-    per_claim = group.groupby("claim_id", sort=False).size().reindex(ids.to_numpy())
-    est = per_claim.to_numpy() * (len(text) / len(group))
-    budget = 0.9 * cfg.max_file_bytes
-    chunk_no = np.floor(np.cumsum(est) / budget).astype(int)
-    chunk_of = dict(zip(ids.tolist(), chunk_no.tolist(), strict=True))
-    codes = group["claim_id"].map(chunk_of)
-    pending = [group[codes == k] for k in sorted(set(chunk_no.tolist()))]
-    first = True
-    while pending:
-        part = pending.pop(0)
+    base = ledger.claim_key(ids).to_numpy()
+    lines_per_claim = (
+        group.groupby("claim_id", sort=False).size().reindex(ids.to_numpy()).to_numpy()
+    )
+    # units that may not be cut: all parts of one split claim
+    unit_of_claim = pd.factorize(base)[0]
+    unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
+    unit_claims = [ids.to_numpy()[unit_of_claim == u] for u in range(len(unit_lines))]
+    bytes_per_line = float(BYTES_PER_LINE_GUESS)
+    u = 0
+    while u < len(unit_lines):
+        # take whole units while their estimated size fits the budget (at least one unit)
+        budget = 0.9 * limit / bytes_per_line
+        take, n_lines = 0, 0
+        while u + take < len(unit_lines) and (
+            take == 0 or n_lines + unit_lines[u + take] <= budget
+        ):
+            n_lines += unit_lines[u + take]
+            take += 1
+        chunk_ids = np.concatenate(unit_claims[u : u + take])
+        part = group[group["claim_id"].isin(chunk_ids)]
         icn = control_number(cfg.run_date, seq + 1)
-        placed = {}
-        text = build(part, interchange_control_number=icn, placed=placed, **args)
-        part_ids = part["claim_id"].drop_duplicates().tolist()
-        if len(text) > cfg.max_file_bytes and len(part_ids) > 1:  # the estimate was short
-            half = set(part_ids[: len(part_ids) // 2])
-            pending[:0] = [part[part["claim_id"].isin(half)], part[~part["claim_id"].isin(half)]]
+        dropped: dict[str, str] = {}
+        placed: dict[str, str] = {}
+        text = build(part, interchange_control_number=icn, rejected=dropped, placed=placed, **args)
+        if dropped:
+            keys = ledger.claim_key(part["claim_id"])
+            bad_keys = set(ledger.claim_key(pd.Series(list(dropped), dtype="string")))
+            siblings = part.loc[keys.isin(bad_keys) & ~part["claim_id"].isin(list(dropped))]
+            for cid in siblings["claim_id"].unique().tolist():
+                b = str(ledger.claim_key(pd.Series([cid])).iloc[0])
+                dropped[cid] = f"claim {cid}: another part of claim {b} cannot be written"
+            part = part[~part["claim_id"].isin(list(dropped))]  # the text has none of them
+            if len(siblings):  # other parts of a rejected claim were written: build without
+                placed = {}
+                text = (
+                    build(part, interchange_control_number=icn, placed=placed, **args)
+                    if not part.empty
+                    else ""
+                )
+        if len(text) > limit and take > 1:  # the estimate was short: fewer units, learn the size
+            bytes_per_line = max(bytes_per_line, len(text) / max(1, len(part))) * 1.1
             continue
-        seq += 1
-        yield part, (dropped if first else {}), text, placed, seq
-        first = False
+        if part.empty or not text:
+            yield part.iloc[0:0], dropped, "", {}, seq
+        else:
+            seq += 1
+            yield part, dropped, text, placed, seq
+        if len(part):
+            bytes_per_line = max(len(text) / len(part), 1.0)
+        u += take
 
 
 PUBLISH_SCORED = [
