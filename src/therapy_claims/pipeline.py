@@ -575,7 +575,8 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
     # units that may not be cut: all parts of one split claim
     unit_of_claim = pd.factorize(base)[0]
     unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
-    unit_claims = [ids.to_numpy()[unit_of_claim == u] for u in range(len(unit_lines))]
+    order = np.argsort(unit_of_claim, kind="stable")
+    unit_claims = np.split(ids.to_numpy()[order], np.cumsum(np.bincount(unit_of_claim))[:-1])
     bytes_per_line = float(BYTES_PER_LINE_GUESS)
     u = 0
     while u < len(unit_lines):
