@@ -177,9 +177,25 @@ def test_file_put_into_s3_is_processed_by_an_event_driven_run(airflow_stack, buc
     claims = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"out/claims/run_date={RD}/")
     names = [o["Key"].rsplit("/", 1)[-1] for o in claims.get("Contents", [])]
     assert names and all(n.endswith(".x12") for n in names)
-    # registered once: path + sha256
-    reg = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"out/.registry/run_date={RD}/")
-    assert reg["KeyCount"] == 1
-    runs = _db(st["home"], "select run_type, state from dag_run where dag_id = ?", DAG_ID)
-    assert ("asset_triggered", "success") in {tuple(r) for r in runs}, runs
+
+    # the task writes the manifest, then the registry entry, then the scheduler marks the run
+    # done: wait for each in turn (same deadline) rather than race them
+    def registered():
+        reg = boto3.client("s3").list_objects_v2(
+            Bucket=bucket, Prefix=f"out/.registry/run_date={RD}/"
+        )
+        return reg["KeyCount"] or None
+
+    assert _wait("the registry entry", registered, until, every=1, log=st["log"]) == 1  # once
+
+    def run_states():
+        rows = _db(st["home"], "select run_type, state from dag_run where dag_id = ?", DAG_ID)
+        return (
+            {tuple(r) for r in rows}
+            if ("asset_triggered", "running") not in {tuple(r) for r in rows}
+            else None
+        )
+
+    runs = _wait("the event-driven run to finish", run_states, until, every=1, log=st["log"])
+    assert ("asset_triggered", "success") in runs, runs
     print(f"put -> manifest in S3: {took:.1f}s; whole test {time.monotonic() - t0:.1f}s")
