@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import os
 
-import pendulum
-from airflow.sdk import (
-    Asset,
-    AssetOrTimeSchedule,
-    AssetWatcher,
-    Param,
-    dag,
-    get_current_context,
-    task,
-)
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import Asset, AssetWatcher
 from landing_watcher import LandingFolderTrigger
 
 from therapy_claims import dag_settings as s
@@ -56,40 +46,10 @@ if not LANDING.startswith("s3://"):
         ],
     )
 
-    @dag(
+    s.event_dag(
         dag_id="therapy_claims_landing_events",
-        schedule=AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable(s.RECONCILE_CRON, timezone="UTC"), assets=[folder]
-        ),
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        doc_md=DOC_MD,
+        asset=folder,
+        landing=LANDING,
         tags=["claims", "events", "local"],
-        default_args=s.default_args(),
-        deadline=s.deadline("queued"),
-        params={
-            "landing": Param(LANDING, type="string"),
-            "out": Param(s.OUT, type="string"),
-            "reference": Param(s.REFERENCE, type="string"),
-        },
+        doc_md=DOC_MD,
     )
-    def therapy_claims_landing_events():
-        @task
-        def plan(*, triggering_asset_events=None) -> list:
-            from therapy_claims import events
-
-            p = get_current_context()["params"]
-            return events.plan_run(triggering_asset_events, p["landing"], p["out"])
-
-        @task(max_active_tis_per_dag=4)
-        def process(night: dict) -> dict:
-            from therapy_claims import events
-
-            ctx = get_current_context()
-            p = ctx["params"]
-            return events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
-
-        process.expand(night=plan())
-
-    therapy_claims_landing_events()

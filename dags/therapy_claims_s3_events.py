@@ -3,18 +3,8 @@ Defined only when THERAPY_CLAIMS_SQS_QUEUE is set (the queue URL)."""
 
 from __future__ import annotations
 
-import pendulum
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-from airflow.sdk import (
-    Asset,
-    AssetOrTimeSchedule,
-    AssetWatcher,
-    Param,
-    dag,
-    get_current_context,
-    task,
-)
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import Asset, AssetWatcher
 
 from therapy_claims import dag_settings as s
 
@@ -59,40 +49,10 @@ if s.SQS_QUEUE:
         ],
     )
 
-    @dag(
+    s.event_dag(
         dag_id="therapy_claims_s3_events",
-        schedule=AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable(s.RECONCILE_CRON, timezone="UTC"), assets=[extracts]
-        ),
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        doc_md=DOC_MD,
+        asset=extracts,
+        landing=s.LANDING,
         tags=["claims", "events", "s3"],
-        default_args=s.default_args(),
-        deadline=s.deadline("queued"),
-        params={
-            "landing": Param(s.LANDING, type="string"),
-            "out": Param(s.OUT, type="string"),
-            "reference": Param(s.REFERENCE, type="string"),
-        },
+        doc_md=DOC_MD,
     )
-    def therapy_claims_s3_events():
-        @task
-        def plan(*, triggering_asset_events=None) -> list:
-            from therapy_claims import events
-
-            p = get_current_context()["params"]
-            return events.plan_run(triggering_asset_events, p["landing"], p["out"])
-
-        @task(max_active_tis_per_dag=4)
-        def process(night: dict) -> dict:
-            from therapy_claims import events
-
-            ctx = get_current_context()
-            p = ctx["params"]
-            return events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
-
-        process.expand(night=plan())
-
-    therapy_claims_s3_events()

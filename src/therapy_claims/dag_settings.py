@@ -56,3 +56,51 @@ def deadline(reference: str = "queued"):
             alerts.deadline_missed, kwargs={"promise": f"{hours:g} h after the {reference} time"}
         ),
     )
+
+
+def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str):
+    """An event-driven nightly DAG: runs when ``asset``'s watcher fires, and reconciles at
+    ``RECONCILE_CRON`` without events. **plan** (the nights the events or the landing zone
+    hold, minus files already processed) -> **process** (mapped, one per night). Shared by the
+    S3/SQS and the local-folder DAG files, which differ only in their asset."""
+    import pendulum
+    from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context, task
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    @dag(
+        dag_id=dag_id,
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(RECONCILE_CRON, timezone="UTC"), assets=[asset]
+        ),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        doc_md=doc_md,
+        tags=tags,
+        default_args=default_args(),
+        deadline=deadline("queued"),
+        params={
+            "landing": Param(landing, type="string"),
+            "out": Param(OUT, type="string"),
+            "reference": Param(REFERENCE, type="string"),
+        },
+    )
+    def event_night():
+        @task
+        def plan(*, triggering_asset_events=None) -> list:
+            from therapy_claims import events
+
+            p = get_current_context()["params"]
+            return events.plan_run(triggering_asset_events, p["landing"], p["out"])
+
+        @task(max_active_tis_per_dag=4)
+        def process(night: dict) -> dict:
+            from therapy_claims import events
+
+            ctx = get_current_context()
+            p = ctx["params"]
+            return events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
+
+        process.expand(night=plan())
+
+    return event_night()
