@@ -19,7 +19,12 @@ How it runs (and why):
 - Each suite sees only the columns it names (GX md5-hashes the whole batch frame on every run),
   and nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
   ``column_values.between`` is vectorised only for numpy int/float and otherwise calls a Python
-  function per row (about 0.8 s per column per 1M rows). Values and NA-ness are unchanged.
+  function per row (about 0.8 s per column per 1M rows). Text columns are handed over as
+  pandas Categoricals: GX's pandas engine filters the whole batch frame (every column) once or
+  twice per expectation, which copies every string of a text column but only the integer codes
+  of a Categorical (at 1M lines the suites took 40 s with text columns, 8 s with Categoricals).
+  Values and NA-ness are unchanged. The SUMMARY pass skips GX's ``unexpected_index_query``
+  (one more whole-frame filter per expectation; the failing line_ids come from the re-run).
 - Messages are built from the original typed rows, vectorised, never per row in Python.
 """
 
@@ -182,7 +187,11 @@ def run_suites(
         # the failing rows are named by line_id in the exception report instead
         result = vd.run(
             batch_parameters={"dataframe": gx_frame},
-            result_format={"result_format": "SUMMARY", "exclude_unexpected_values": True},
+            result_format={
+                "result_format": "SUMMARY",
+                "exclude_unexpected_values": True,
+                "return_unexpected_index_query": False,
+            },
             run_id=run_id,
         )
         raised = {
@@ -293,11 +302,32 @@ def _gx_frame(frame: pd.DataFrame, columns: list[str], suite_name: str) -> pd.Da
     keep = list(dict.fromkeys([ID_COLUMN, *columns]))
     sub = frame[keep].copy(deep=False)
     for c in keep:
-        if pd.api.types.is_integer_dtype(sub[c].dtype) and isinstance(
-            sub[c].dtype, pd.api.extensions.ExtensionDtype
+        dtype = sub[c].dtype
+        if pd.api.types.is_integer_dtype(dtype) and isinstance(
+            dtype, pd.api.extensions.ExtensionDtype
         ):
             sub[c] = sub[c].astype("float64")  # NA -> NaN; exact for |x| < 2**53
+        elif pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+            sub[c] = _categorical(sub[c])
     return sub
+
+
+def _categorical(s: pd.Series) -> pd.Series:
+    """The same text values as a pandas Categorical, dictionary-encoded by pyarrow.
+
+    GX's pandas engine filters the whole batch frame (every column of the suite) once or twice
+    per expectation; taking rows of a text column copies every string, taking rows of a
+    Categorical copies only its integer codes. Values and NA-ness are unchanged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(s.array, type=pa.string())  # Arrow-backed text: no copy
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    enc = pc.dictionary_encode(arr)
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    cats = pd.Index(enc.dictionary.to_pylist(), dtype=object)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=cats), index=s.index, name=s.name)
 
 
 def _failing_rows(scratch, batch, name, result, gx_frame, skip: set) -> list[tuple[Any, Any]]:
