@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import logging.handlers
+import multiprocessing
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -115,16 +120,64 @@ def _require(path: str, stage: str) -> None:
         raise RunError(f"{path} is missing: run the '{stage}' stage for this run date first")
 
 
+# --------------------------------------------------------------------------- hand-over
+
+# Within ``run`` (one process), a staged frame a stage writes is kept as the Arrow table it
+# was written from, and a later stage reading that path gets it from memory: the same frame
+# as reading the Parquet file back, without decompressing and decoding it. Tasks of the DAG
+# run in separate processes and always read the files.
+_handover: dict[str, object] | None = None
+
+
+@contextmanager
+def _in_memory_handover() -> Iterator[None]:
+    global _handover
+    _handover = {}
+    try:
+        yield
+    finally:
+        _handover = None
+
+
+def _write_frame(df: pd.DataFrame, path: str) -> None:
+    table = storage.to_table(df)
+    storage.write_table(table, path)
+    if _handover is not None:
+        _handover[path] = table
+
+
+def _read_frame(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    if _handover is not None and path in _handover:
+        return storage.to_frame(_handover[path], columns)
+    return storage.read_parquet(path, columns=columns)
+
+
+def _columns(path: str) -> list[str]:
+    if _handover is not None and path in _handover:
+        return list(_handover[path].column_names)
+    import pyarrow.parquet as pq
+
+    if storage.is_s3(path):
+        import pyarrow as pa
+
+        return pq.read_schema(pa.BufferReader(storage.read_bytes(path))).names
+    return pq.read_schema(path).names
+
+
 # --------------------------------------------------------------------------- ingest
 
 
 def ingest(cfg: RunConfig) -> dict:
-    """The whole ingest in one process: the same three steps the mapped DAG runs as tasks
+    """The whole ingest in one process: the same steps the mapped DAG runs as tasks
     (``plan_partitions`` -> ``ingest_partition`` per partition -> ``ingest_combine``), with
-    all files in one partition. Any split into partitions gives the same outputs."""
-    parts = plan_partitions(cfg, by="file")
-    ingest_partition(cfg, [f for part in parts for f in part])
-    return ingest_combine(cfg)
+    the typed files handed to the combine step in memory rather than through the staging
+    area. Any split into partitions gives the same outputs."""
+    files = [f for part in plan_partitions(cfg, by="file") for f in part]
+    parts = [
+        _as_staged(p.info, p.typed, p.bad_records, p.findings)
+        for p in map(extract.read_typed, files)
+    ]
+    return _combine(cfg, parts, part_timings=[])
 
 
 PARTITION_BY = ("file", "folder")
@@ -187,16 +240,27 @@ def _read_part(cfg: RunConfig, path: str) -> extract.FilePart:
     if not storage.exists(storage.join(d, "info.json")):
         raise RunError(f"{path} has not been read: run 'ingest_partition' for it first")
     info = extract.InputFile(**storage.read_json(storage.join(d, "info.json")))
-    typed = (
-        storage.read_parquet(storage.join(d, "typed.parquet"))
-        if info.accepted
-        else pd.DataFrame({c: pd.Series(dtype="string") for c in extract.PART_COLUMNS})
-    )
     return extract.FilePart(
         info,
-        typed,
+        storage.read_parquet(storage.join(d, "typed.parquet")) if info.accepted else _no_rows(),
         storage.read_parquet(storage.join(d, "bad_records.parquet")),
         storage.read_parquet(storage.join(d, "findings.parquet")),
+    )
+
+
+def _no_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in extract.PART_COLUMNS})
+
+
+def _as_staged(info, typed, bad_records, found) -> extract.FilePart:
+    """A file's part as ``_read_part`` gives it back from the staging area (the same types),
+    without writing and reading the files."""
+
+    def arrow(df: pd.DataFrame) -> pd.DataFrame:
+        return storage.to_frame(storage.to_table(df))
+
+    return extract.FilePart(
+        info, arrow(typed) if info.accepted else _no_rows(), arrow(bad_records), arrow(found)
     )
 
 
@@ -205,16 +269,22 @@ def ingest_combine(cfg: RunConfig) -> dict:
     line_ids, held visits, counts; writes the night's staged raw layer and ingest findings."""
     _require(cfg.staged("work", "plan.json"), "plan_partitions")
     plan = storage.read_json(cfg.staged("work", "plan.json"))
-    started = plan["started_at"]
     part_timings = []
     for f in plan["files"]:
         tpath = storage.join(_part_dir(cfg, f), "timing.json")
         if storage.exists(tpath):
             part_timings.append(storage.read_json(tpath))
+    parts = [_read_part(cfg, f) for f in plan["files"]]
+    return _combine(cfg, parts, part_timings)
+
+
+def _combine(cfg: RunConfig, parts: list[extract.FilePart], part_timings: list[dict]) -> dict:
+    plan = storage.read_json(cfg.staged("work", "plan.json"))
+    started = plan["started_at"]
     with timing.record("combine"):
-        got = extract.combine([_read_part(cfg, f) for f in plan["files"]], ingested_at=started)
-    storage.write_parquet(got.raw, cfg.staged("raw", "raw.parquet"))
-    storage.write_parquet(got.findings, cfg.staged("work", "ingest_findings.parquet"))
+        got = extract.combine(parts, ingested_at=started)
+    _write_frame(got.raw, cfg.staged("raw", "raw.parquet"))
+    _write_frame(got.findings, cfg.staged("work", "ingest_findings.parquet"))
     storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
     summary = {
         "run_date": cfg.rd,
@@ -280,9 +350,12 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
         + "|"
         + lines["payer_id"].fillna("")
     )
-    uniq = pd.Series(key.unique())
-    ids = uniq.map(lambda k: "TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper())
-    return key.map(dict(zip(uniq, ids, strict=True))).astype("string")
+    codes, uniq = pd.factorize(key)
+    ids = np.array(
+        ["TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper() for k in uniq],
+        dtype=object,
+    )
+    return pd.Series(ids[codes], index=lines.index, dtype="string")
 
 
 # what scoring does not read: names and addresses go to the 837 writer only, at publish
@@ -303,32 +376,37 @@ NOT_SCORED = (
 
 
 def _read_raw_for_scoring(cfg: RunConfig) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
     path = cfg.staged("raw", "raw.parquet")
-    if storage.is_s3(path):
-        return storage.read_parquet(path).drop(columns=list(NOT_SCORED), errors="ignore")
-    names = pq.read_schema(path).names
-    return storage.read_parquet(path, columns=[c for c in names if c not in NOT_SCORED])
+    return _read_frame(path, columns=[c for c in _columns(path) if c not in NOT_SCORED])
 
 
 def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
     """Add the payer, clinic and code properties each line needs, column by column (a join
-    would copy the whole night's frame once per table)."""
+    would copy the whole night's frame once per table), each looked up once per distinct key."""
     lines = raw
     for c in ref.payers.columns.drop("payer_id"):
         col = ref.payers[c]
-        mapped = lines["payer_id"].map(col)
+        mapped = _lookup(lines["payer_id"], col)
         # unknown payers map to NA: keep a nullable dtype the rules can fillna on
         lines[c] = mapped.astype("boolean") if col.dtype == bool else mapped
     for c in ("billing_npi", "claim_type"):
-        lines[c] = lines["clinic_id"].map(ref.clinics[c])
+        lines[c] = _lookup(lines["clinic_id"], ref.clinics[c])
     for c in ("timed", "one_on_one", "always_therapy", "category"):
-        lines[c] = lines["cpt_code"].map(ref.cpt[c])
+        lines[c] = _lookup(lines["cpt_code"], ref.cpt[c])
     for c in ("timed", "one_on_one", "always_therapy"):
         lines[c] = lines[c].astype("boolean").fillna(False).astype(bool)
     lines["claim_id"] = claim_ids(lines)
     return lines
+
+
+def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
+    """``keys.map(table)``, mapping each distinct key once (the same values and dtype)."""
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=keys.dtype)
+    if (codes < 0).any():  # a missing key maps to NA, as map does
+        distinct = pd.concat([distinct, pd.Series([pd.NA], dtype=keys.dtype)], ignore_index=True)
+        codes = np.where(codes < 0, len(distinct) - 1, codes)
+    return distinct.map(table).take(codes).set_axis(keys.index)
 
 
 def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -> pd.DataFrame:
@@ -383,10 +461,54 @@ def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -
 
 
 def _split_list(s: pd.Series) -> pd.Series:
-    return s.fillna("").map(lambda v: v.split(";") if v else [])
+    """A ``;``-joined text column as lists (an empty or missing cell is an empty list)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(s.array, type=pa.string())
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    text = pc.fill_null(text, "")
+    parts = pc.split_pattern(text, ";")
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    split_lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(parts).filter(pa.array(np.repeat(~empty, split_lengths)))
+    return _lists(np.where(empty, 0, split_lengths), values, s.index)
 
 
-def score(cfg: RunConfig) -> dict:
+def _lists(lengths: np.ndarray, values, index: pd.Index) -> pd.Series:
+    """A list column: row i holds the next ``lengths[i]`` of ``values`` (Arrow list<string>)."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.string()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+
+
+def _codes_per_line(lines: pd.DataFrame, found: pd.DataFrame) -> pd.Series:
+    """Per line, the codes of its findings in the order of ``found``."""
+    with_line = found[found["line_id"].notna()]
+    ids = pd.Index(lines["line_id"])
+    if ids.is_unique:
+        pos = ids.get_indexer(with_line["line_id"])
+    else:  # every line with that id gets the finding
+        pairs = pd.DataFrame({"line_id": lines["line_id"].to_numpy(), "pos": range(len(lines))})
+        hit = pairs.merge(
+            pd.DataFrame({"line_id": with_line["line_id"].to_numpy(), "k": range(len(with_line))}),
+            on="line_id",
+        ).sort_values("k", kind="stable")
+        pos, with_line = hit["pos"].to_numpy(), with_line.iloc[hit["k"].to_numpy()]
+    keep = pos >= 0
+    pos, codes = pos[keep], with_line["code"].to_numpy(dtype=object)[keep]
+    order = np.argsort(pos, kind="stable")
+    return _lists(np.bincount(pos, minlength=len(lines)), codes[order], lines.index)
+
+
+def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> dict:
+    """Units and billing rules over the night's accepted lines, then hold every claim with an
+    error from any stage. ``validated``, if given, is called (and must return) before the
+    validate stage's findings are read: the CLI runs validate in a second process meanwhile."""
     _require(cfg.staged("raw", "raw.parquet"), "ingest")
     t0 = time.perf_counter()
     try:
@@ -394,10 +516,6 @@ def score(cfg: RunConfig) -> dict:
     except reference.ReferenceError as exc:
         raise RunError(str(exc)) from exc
     raw = _read_raw_for_scoring(cfg)
-    earlier = [storage.read_parquet(cfg.staged("work", "ingest_findings.parquet"))]
-    gx_path = cfg.staged("work", "gx_findings.parquet")
-    if storage.exists(gx_path):
-        earlier.append(storage.read_parquet(gx_path))
     lines = _enrich(raw, ref)
     night = rules.Night(
         lines=lines, ref=ref, run_date=cfg.run_date, kx_history=_kx_history(cfg, ref, lines)
@@ -408,6 +526,13 @@ def score(cfg: RunConfig) -> dict:
     found = findings.concat(
         [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
     )
+    earlier = [_read_frame(cfg.staged("work", "ingest_findings.parquet"))]
+    if validated is not None:
+        with timing.record("gx_wait"):  # what validate in the second process adds to the wall
+            validated()
+    gx_path = cfg.staged("work", "gx_findings.parquet")
+    if storage.exists(gx_path):
+        earlier.append(storage.read_parquet(gx_path))
     all_found = findings.concat([*earlier, found])
 
     # hold every claim with an error on any of its lines
@@ -419,13 +544,7 @@ def score(cfg: RunConfig) -> dict:
     lines["status"] = status
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
     lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS)
-    with_line = all_found[all_found["line_id"].notna()]
-    by_line: dict[str, list[str]] = {}
-    for line_id, code in zip(
-        with_line["line_id"].tolist(), with_line["code"].tolist(), strict=True
-    ):
-        by_line.setdefault(line_id, []).append(code)
-    lines["exception_codes"] = [by_line.get(x, []) for x in lines["line_id"].tolist()]
+    lines["exception_codes"] = _codes_per_line(lines, all_found)
     lines["changes"] = night.change_lists()
     lines["modifiers"] = _split_list(lines["modifiers"])
 
@@ -465,7 +584,7 @@ def _write_scored(
 ) -> dict:
     """Write the staged scored lines and exception report, check the night balances and
     record the counts the manifest reports."""
-    storage.write_parquet(scored, cfg.staged("scored", "scored.parquet"))
+    _write_frame(scored, cfg.staged("scored", "scored.parquet"))
     sev_order = {"error": 0, "warning": 1, "info": 2}
     exc = exc.sort_values(
         by=["severity", "claim_id", "line_id", "code"],
@@ -473,7 +592,7 @@ def _write_scored(
         na_position="first",
         kind="mergesort",
     ).reset_index(drop=True)
-    storage.write_parquet(exc, cfg.staged("exceptions", "exceptions.parquet"))
+    _write_frame(exc, cfg.staged("exceptions", "exceptions.parquet"))
     storage.write_bytes(
         cfg.staged("exceptions", "exceptions.csv"), reports.spreadsheet_safe_csv(exc)
     )
@@ -512,8 +631,8 @@ def _write_scored(
 
 def _hold_unwritable(cfg: RunConfig, rejected: dict[str, str]) -> None:
     """Claims the 837 writer could not carry are held, with CLAIM_DATA_INVALID on each line."""
-    scored = storage.read_parquet(cfg.staged("scored", "scored.parquet"))
-    exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
+    scored = _read_frame(cfg.staged("scored", "scored.parquet"))
+    exc = _read_frame(cfg.staged("exceptions", "exceptions.parquet"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     hit = scored["claim_id"].isin(list(rejected))
     scored.loc[hit, "status"] = "held"
@@ -671,7 +790,7 @@ def publish(cfg: RunConfig) -> dict:
     _require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
     ref = reference.load(cfg.reference)
-    scored = storage.read_parquet(
+    scored = _read_frame(
         cfg.staged("scored", "scored.parquet"),
         columns=[*PUBLISH_SCORED, "status"],
     )
@@ -680,7 +799,7 @@ def publish(cfg: RunConfig) -> dict:
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
     if not billed.empty:
-        raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
+        raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
         lines = billed[PUBLISH_SCORED].merge(raw, on="line_id", how="left")
         del billed, raw
         # list fields stay as the extract's ";"-joined text: the writer splits them per claim
@@ -757,7 +876,7 @@ def publish(cfg: RunConfig) -> dict:
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     with timing.record("reports"):
-        exc = storage.read_parquet(cfg.staged("exceptions", "exceptions.parquet"))
+        exc = _read_frame(cfg.staged("exceptions", "exceptions.parquet"))
         storage.write_bytes(
             cfg.staged("reports", "report.html"),
             reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
@@ -846,15 +965,80 @@ def manifest(cfg: RunConfig) -> dict:
 STAGES = ("ingest", "validate", "score", "publish", "manifest")
 
 
-def run(cfg: RunConfig, *, progress=None) -> dict:
-    """The whole night in one process (the CLI). Returns the manifest."""
+def run(cfg: RunConfig, *, progress=None, parallel: bool = True) -> dict:
+    """The whole night (the CLI): the same stage functions the DAG's tasks call. Returns the
+    manifest.
+
+    With ``parallel`` (the default), validate (the GX suites) runs in a second process while
+    score computes units and rules in this one; score waits for it before holding claims, so
+    the outputs are the same as running the stages one after the other. A failure in either
+    fails the run. Log records of the second process are relayed to this process's loggers."""
     say = progress or (lambda msg: None)
-    for name in STAGES:
+
+    def stage(name: str, **kw) -> dict:
         t0 = time.perf_counter()
         say(f"{name} ...")
-        result = globals()[name](cfg)
+        result = globals()[name](cfg, **kw)
         say(f"{name} done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
+        return result
+
+    with _in_memory_handover():
+        _stages(cfg, stage, say, parallel)
     return storage.read_json(cfg.manifest_path)
+
+
+def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> None:
+    stage("ingest")
+    if parallel:
+        with _second_process() as pool:
+            t0 = time.perf_counter()
+            say("validate ... (in a second process, alongside score)")
+            pending = pool.submit(validate, cfg)
+
+            def validated() -> None:
+                result = pending.result()
+                say(f"validate done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
+
+            stage("score", validated=validated)
+    else:
+        stage("validate")
+        stage("score")
+    stage("publish")
+    stage("manifest")
+
+
+@contextmanager
+def _second_process() -> Iterator[ProcessPoolExecutor]:
+    """A one-worker process pool (spawned: a fresh interpreter, nothing inherited but the
+    environment) whose log records come back to this process's loggers."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    listener = logging.handlers.QueueListener(queue, _Relay())
+    listener.start()
+    level = logging.getLogger().getEffectiveLevel()
+    try:
+        with ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=_child_logging, initargs=(queue, level)
+        ) as pool:
+            yield pool
+    finally:
+        listener.stop()
+
+
+class _Relay(logging.Handler):
+    """Hands a record from the second process to the logger of the same name here."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+        return True
+
+
+def _child_logging(queue, level: int) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(level)
 
 
 def _short(result: dict) -> str:

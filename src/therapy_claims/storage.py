@@ -231,30 +231,48 @@ def local_path(path: str) -> Path:
     return Path(path)
 
 
-def write_parquet(df, path: str) -> None:
+def to_table(df):
+    """A DataFrame as the Arrow table ``write_parquet`` stores (no pandas metadata, no index)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+
+
+def write_table(table, path: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    table = pa.Table.from_pandas(df, preserve_index=False)
     # no pandas-specific metadata: any Parquet reader (DuckDB, pandas, Spark) sees plain Arrow types
-    pq.write_table(table.replace_schema_metadata(None), sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd")
     write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def read_parquet(path: str, columns: list[str] | None = None):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def write_parquet(df, path: str) -> None:
+    write_table(to_table(df), path)
 
-    table = pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
+
+def to_frame(table, columns: list[str] | None = None):
+    """An Arrow table as the DataFrame ``read_parquet`` gives: text as pandas' ``string``,
+    64-bit integers as nullable ``Int64``."""
     import pandas as pd
+    import pyarrow as pa
 
+    if columns is not None:
+        table = table.select(columns)
     mapping = {
         pa.string(): pd.StringDtype(),
         pa.large_string(): pd.StringDtype(),
         pa.int64(): pd.Int64Dtype(),
     }
     return table.to_pandas(types_mapper=mapping.get, ignore_metadata=True)
+
+
+def read_parquet(path: str, columns: list[str] | None = None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return to_frame(pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns))
 
 
 def write_json(path: str, obj) -> None:
