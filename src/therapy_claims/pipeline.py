@@ -343,16 +343,13 @@ def validate(cfg: RunConfig) -> dict:
 def claim_ids(lines: pd.DataFrame) -> pd.Series:
     """CLM01: a claim is one encounter for one payer at one clinic. Deterministic, 17 chars
     ('TC' + 15 hex of a SHA-256), leaving room for a split suffix within X12's 20."""
-    key = (
-        lines["clinic_id"].fillna("")
-        + "|"
-        + lines["encounter_id"].fillna("")
-        + "|"
-        + lines["payer_id"].fillna("")
-    )
-    codes, uniq = pd.factorize(key)
+    parts = ["clinic_id", "encounter_id", "payer_id"]
+    codes = lines.groupby(parts, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]  # a row of each claim, in code order
+    one = lines[parts].iloc[first].fillna("")
+    keys = one["clinic_id"] + "|" + one["encounter_id"] + "|" + one["payer_id"]
     ids = np.array(
-        ["TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper() for k in uniq],
+        ["TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper() for k in keys],
         dtype=object,
     )
     return pd.Series(ids[codes], index=lines.index, dtype="string")
@@ -384,29 +381,37 @@ def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
     """Add the payer, clinic and code properties each line needs, column by column (a join
     would copy the whole night's frame once per table), each looked up once per distinct key."""
     lines = raw
+    payer, clinic, cpt = (_Lookup(lines[c]) for c in ("payer_id", "clinic_id", "cpt_code"))
     for c in ref.payers.columns.drop("payer_id"):
         col = ref.payers[c]
-        mapped = _lookup(lines["payer_id"], col)
+        mapped = payer(col)
         # unknown payers map to NA: keep a nullable dtype the rules can fillna on
         lines[c] = mapped.astype("boolean") if col.dtype == bool else mapped
     for c in ("billing_npi", "claim_type"):
-        lines[c] = _lookup(lines["clinic_id"], ref.clinics[c])
+        lines[c] = clinic(ref.clinics[c])
     for c in ("timed", "one_on_one", "always_therapy", "category"):
-        lines[c] = _lookup(lines["cpt_code"], ref.cpt[c])
+        lines[c] = cpt(ref.cpt[c])
     for c in ("timed", "one_on_one", "always_therapy"):
         lines[c] = lines[c].astype("boolean").fillna(False).astype(bool)
     lines["claim_id"] = claim_ids(lines)
     return lines
 
 
-def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
-    """``keys.map(table)``, mapping each distinct key once (the same values and dtype)."""
-    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-    distinct = pd.Series(uniques, dtype=keys.dtype)
-    if (codes < 0).any():  # a missing key maps to NA, as map does
-        distinct = pd.concat([distinct, pd.Series([pd.NA], dtype=keys.dtype)], ignore_index=True)
-        codes = np.where(codes < 0, len(distinct) - 1, codes)
-    return distinct.map(table).take(codes).set_axis(keys.index)
+class _Lookup:
+    """``keys.map(table)`` for several tables: the keys are factorised once and each table is
+    looked up once per distinct key (the same values and dtype as ``map``)."""
+
+    def __init__(self, keys: pd.Series):
+        codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+        distinct = pd.Series(uniques, dtype=keys.dtype)
+        if (codes < 0).any():  # a missing key maps to NA, as map does
+            distinct = pd.concat([distinct, pd.Series([pd.NA], dtype=keys.dtype)])
+            codes = np.where(codes < 0, len(distinct) - 1, codes)
+        self.codes, self.distinct, self.keys = codes, distinct.reset_index(drop=True), keys
+
+    def __call__(self, table: pd.Series) -> pd.Series:
+        out = self.distinct.map(table).take(self.codes).set_axis(self.keys.index)
+        return out.rename(self.keys.name)
 
 
 def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -> pd.DataFrame:
@@ -536,10 +541,9 @@ def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> d
     all_found = findings.concat([*earlier, found])
 
     # hold every claim with an error on any of its lines
-    line_claim = dict(zip(lines["line_id"], lines["claim_id"], strict=True))
     errors = all_found[(all_found["severity"] == ERROR) & all_found["line_id"].notna()]
-    held_claims = set(errors["line_id"].map(line_claim).dropna())
-    held = lines["claim_id"].isin(held_claims)
+    with_error = lines["line_id"].isin(errors["line_id"].unique())
+    held = lines["claim_id"].isin(lines.loc[with_error, "claim_id"].unique()).to_numpy()
     status = np.where(held, "held", np.where(lines["units"] > 0, "billed", "not_billed"))
     lines["status"] = status
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
