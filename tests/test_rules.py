@@ -153,3 +153,18 @@ def test_therapy_modifier_added_on_institutional_claims_whatever_the_payer():
     f = fired(n, "THERAPY_MODIFIER_ADDED")
     assert f["line_id"].tolist() == ["L1"] and "837I" in f["evidence"].iloc[0]
     assert n.lines["modifiers"].tolist() == ["GP"]
+
+
+def test_changes_of_several_rules_on_one_line_keep_rule_order():
+    # units corrected (3 -> 2) and then the therapy modifier added on the same line
+    n = night([row(minutes="33", units_charted="3", modifiers=""), row(line_id="L2")])
+    rules.run_all(n)
+    assert n.change_lists().tolist() == [["units 3->2", "modifiers +GP"], []]
+    assert n.lines["modifiers"].tolist() == ["GP", "GP"]
+
+
+def test_overlap_of_two_patients_reports_both_lines():
+    a = dict(start_time="09:00", end_time="09:30", minutes="30")
+    b = dict(start_time="09:15", end_time="09:45", minutes="30", line_id="L2", encounter_id="E2")
+    overlapping = night([row(**a), row(patient_id="P2", **b)])
+    assert fired(overlapping, "PROVIDER_OVERLAP")["line_id"].tolist() == ["L1", "L2"]

@@ -131,3 +131,21 @@ def test_largest_remainder_never_exceeds_pool():
         "97112": 1,
         "97116": 1,
     }
+
+
+def test_tie_on_leftover_minutes_and_code_goes_to_the_lower_line_id():
+    # 97110 twice with 8 minutes: 16 pooled minutes -> 1 unit, to line "a" though it comes second
+    df = pd.DataFrame(
+        {
+            "line_id": ["b", "a"],
+            "payer_id": "P",
+            "patient_id": "X",
+            "date_of_service": pd.Timestamp("2026-11-20"),
+            "discipline": "PT",
+            "cpt_code": ["97110", "97110"],
+            "minutes": pd.array([8, 8], dtype="Int64"),
+            "timed": True,
+            "unit_method": "cms",
+        }
+    )
+    assert units.compute(df).tolist() == [0, 1]

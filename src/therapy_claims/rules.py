@@ -25,27 +25,61 @@ ICD10_SHAPE = r"[A-TV-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?"
 
 @dataclass
 class Night:
+    """One night's enriched lines (with a unique, increasing index: the pipeline's RangeIndex),
+    the reference data and the run date. Rules read the few columns they need; a ``;``-list or
+    code column is factorised once (``distinct``) so checks run per distinct value."""
+
     lines: pd.DataFrame
     ref: Reference
     run_date: date
     kx_history: pd.DataFrame | None = None  # patient_id, year, bucket, charges (earlier nights)
-    changes: list[pd.Series] = field(default_factory=list)
+    changes: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    _distinct: dict[str, tuple[np.ndarray, pd.Series]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
-    def record_change(self, mask: pd.Series, text: pd.Series | str) -> None:
-        s = pd.Series(pd.NA, index=self.lines.index, dtype="string")
-        s[mask] = text[mask] if isinstance(text, pd.Series) else text
-        self.changes.append(s)
+    def record_change(self, mask: np.ndarray | pd.Series, text: pd.Series | str) -> None:
+        """Record a change on the selected lines; ``text`` holds one string per selected line
+        (in line order) or one for all. Lines whose text is missing record nothing."""
+        pos = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if isinstance(text, str):
+            values = np.full(len(pos), text, dtype=object)
+        else:
+            known = text.notna().to_numpy()
+            pos, values = pos[known], text.to_numpy(dtype=object)[known]
+        self.changes.append((pos, values))
 
     def change_lists(self) -> pd.Series:
         """One list of change strings per line, in the order the rules made them."""
-        by_pos: dict[int, list[str]] = {}
-        for s in self.changes:  # changes are sparse: touch only the changed lines
-            arr = s.to_numpy(dtype=object, na_value=None)
-            for pos in np.flatnonzero(s.notna().to_numpy()):
-                by_pos.setdefault(int(pos), []).append(arr[pos])
-        return pd.Series(
-            [by_pos.get(i, []) for i in range(len(self.lines))], index=self.lines.index
-        )
+        lists: list[list[str]] = [[] for _ in range(len(self.lines))]
+        if self.changes:
+            pos = np.concatenate([p for p, _ in self.changes])
+            text = np.concatenate([t for _, t in self.changes])
+            order = np.argsort(pos, kind="stable")  # keeps rule order within a line
+            for p, t in zip(pos[order].tolist(), text[order].tolist(), strict=True):
+                lists[p].append(t)
+        return pd.Series(lists, index=self.lines.index, dtype=object)
+
+    def distinct(self, column: str) -> tuple[np.ndarray, pd.Series]:
+        """``column`` factorised (cached until ``update`` changes it): per line the position of
+        its value among the distinct values (-1 when missing), and those distinct values."""
+        if column not in self._distinct:
+            codes, uniques = pd.factorize(self.lines[column])
+            self._distinct[column] = (codes, pd.Series(uniques, dtype=self.lines[column].dtype))
+        return self._distinct[column]
+
+    def sort_codes(self, column: str) -> np.ndarray:
+        """Per line: its value's rank in ``sort_values`` order (missing values last)."""
+        codes, uniques = self.distinct(column)
+        rank = np.empty(len(uniques) + 1, dtype="int64")
+        rank[uniques.argsort(kind="stable").to_numpy()] = np.arange(len(uniques))
+        rank[-1] = len(uniques)  # code -1: missing
+        return rank[codes]
+
+    def update(self, column: str, mask: np.ndarray, values: pd.Series) -> None:
+        """Overwrite ``column`` on the selected lines (``values`` indexed like those lines)."""
+        self.lines.loc[mask, column] = values
+        self._distinct.pop(column, None)
 
 
 RuleFn = Callable[[Night], pd.DataFrame]
@@ -68,8 +102,42 @@ def run_all(night: Night) -> pd.DataFrame:
     return findings.concat(out)
 
 
+FINDING_KEYS = ("line_id", "encounter_id", "source_file", "source_row")
+
+
+def _rows(lines: pd.DataFrame, mask: np.ndarray | pd.Series, *columns: str) -> pd.DataFrame:
+    """The selected lines with only the finding keys and ``columns`` (never the whole frame)."""
+    if isinstance(mask, pd.Series):
+        mask = _mask(mask)
+    return lines.loc[mask, list(dict.fromkeys([*FINDING_KEYS, *columns]))]
+
+
+def _take(lines: pd.DataFrame, positions: np.ndarray, *columns: str) -> pd.DataFrame:
+    """Lines by position (repeats allowed), with only the finding keys and ``columns``."""
+    cols = lines.columns.get_indexer(list(dict.fromkeys([*FINDING_KEYS, *columns])))
+    return lines.iloc[np.asarray(positions, dtype="int64"), cols]
+
+
+def _spread(codes: np.ndarray, per_value: np.ndarray | pd.Series, missing: object) -> np.ndarray:
+    """Results computed per distinct value, spread back onto the lines by their codes; lines
+    with a missing value (code -1, i.e. the appended last slot) get ``missing``."""
+    values = np.asarray(per_value)
+    return np.append(values, np.array([missing], dtype=values.dtype))[codes]
+
+
 def _has_mod(mods: pd.Series, pattern: str) -> pd.Series:
     return mods.fillna("").str.contains(rf"(?:^|;)(?:{pattern})(?:;|$)", regex=True)
+
+
+def _has(night: Night, pattern: str) -> np.ndarray:
+    """Per line: the modifiers hold one of ``pattern``'s codes (checked per distinct list)."""
+    codes, uniques = night.distinct("modifiers")
+    return _spread(codes, _has_mod(uniques, pattern).to_numpy(dtype=bool), False)
+
+
+def _mask(s: pd.Series) -> np.ndarray:
+    """A (nullable) boolean column as a numpy mask, missing as False."""
+    return s.to_numpy(dtype=bool, na_value=False)
 
 
 def _where(lines: pd.DataFrame) -> pd.Series:
@@ -81,8 +149,8 @@ def _where(lines: pd.DataFrame) -> pd.Series:
 
 @rule("UNKNOWN_PAYER")
 def unknown_payer(night: Night) -> pd.DataFrame:
-    bad = night.lines["payer_name"].isna()
-    rows = night.lines[bad]
+    lines = night.lines
+    rows = _rows(lines, lines["payer_name"].isna(), "payer_id", "cpt_code", "date_of_service")
     return findings.make(
         "UNKNOWN_PAYER",
         rows,
@@ -93,8 +161,8 @@ def unknown_payer(night: Night) -> pd.DataFrame:
 
 @rule("UNKNOWN_CLINIC")
 def unknown_clinic(night: Night) -> pd.DataFrame:
-    bad = night.lines["billing_npi"].isna()
-    rows = night.lines[bad]
+    lines = night.lines
+    rows = _rows(lines, lines["billing_npi"].isna(), "clinic_id")
     return findings.make(
         "UNKNOWN_CLINIC",
         rows,
@@ -106,10 +174,13 @@ def unknown_clinic(night: Night) -> pd.DataFrame:
 @rule("NPI_INVALID")
 def npi_invalid(night: Night) -> pd.DataFrame:
     lines = night.lines
-    bad_r = ~npi.valid_mask(lines["rendering_npi"])
-    known_clinic = lines["billing_npi"].notna()
-    bad_b = known_clinic & ~npi.valid_mask(lines["billing_npi"].fillna(""))
-    r, b = lines[bad_r], lines[bad_b]
+    # checked once per distinct NPI: a night has few clinicians and clinics
+    codes, uniques = night.distinct("rendering_npi")
+    bad_r = ~_spread(codes, npi.valid_mask(uniques).to_numpy(dtype=bool), False)
+    codes, uniques = night.distinct("billing_npi")
+    bad_b = (codes >= 0) & ~_spread(codes, npi.valid_mask(uniques).to_numpy(dtype=bool), False)
+    r = _rows(lines, bad_r, "rendering_npi", "rendering_last_name")
+    b = _rows(lines, bad_b, "billing_npi", "clinic_id")
     return findings.concat(
         [
             findings.make(
@@ -140,12 +211,11 @@ def npi_invalid(night: Night) -> pd.DataFrame:
 def diagnosis_invalid(night: Night) -> pd.DataFrame:
     lines = night.lines
     # checked once per distinct (codes, pointers) pair: a night repeats the same few lists
-    pair = pd.MultiIndex.from_arrays(
-        [lines["diagnosis_codes"].fillna(""), lines["diagnosis_pointers"].fillna("1")]
-    )
-    pos, uniq = pd.factorize(pair)
-    u_dx = pd.Series(uniq.get_level_values(0), dtype="string")
-    u_pt = pd.Series(uniq.get_level_values(1), dtype="string")
+    dx_pos, dx_uniq = pd.factorize(lines["diagnosis_codes"].fillna(""))
+    pt_pos, pt_uniq = pd.factorize(lines["diagnosis_pointers"].fillna("1"))
+    pos, uniq = pd.factorize(dx_pos * len(pt_uniq) + pt_pos)
+    u_dx = pd.Series(np.asarray(dx_uniq, dtype=object)[uniq // len(pt_uniq)], dtype="string")
+    u_pt = pd.Series(np.asarray(pt_uniq, dtype=object)[uniq % len(pt_uniq)], dtype="string")
     codes = u_dx.str.split(";")
     u_n = codes.str.len()
     exploded = codes.explode()
@@ -161,21 +231,23 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
         .fillna(False)
         .astype(bool)
     ) | (u_pt.str.count(";") + 1 > 4)
-    n = pd.Series(u_n.to_numpy()[pos], index=lines.index)
-    first_bad = pd.Series(u_first_bad.to_numpy()[pos], index=lines.index, dtype="string")
+    n = u_n.to_numpy()[pos]
+    first_bad = pd.Series(u_first_bad.to_numpy()[pos], dtype="string")
     shape_bad = first_bad.notna().to_numpy()
-    too_many = (n > 12).to_numpy()
+    too_many = n > 12
     ptr_bad = u_ptr_bad.to_numpy()[pos]
-    a = lines[shape_bad]
-    b = lines[too_many & ~shape_bad]
-    c = lines[ptr_bad & ~shape_bad & ~too_many]
+    only_many = too_many & ~shape_bad
+    only_ptr = ptr_bad & ~shape_bad & ~too_many
+    a = _rows(lines, shape_bad, "cpt_code", "date_of_service")
+    b = _rows(lines, only_many)
+    c = _rows(lines, only_ptr, "diagnosis_pointers")
     return findings.concat(
         [
             findings.make(
                 "DIAGNOSIS_INVALID",
                 a,
                 "diagnosis code '"
-                + first_bad.reindex(a.index).astype("string")
+                + pd.Series(first_bad[shape_bad].to_numpy(), index=a.index, dtype="string")
                 + "' is not an ICD-10-CM code ("
                 + _where(a)
                 + ")",
@@ -184,7 +256,7 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
             findings.make(
                 "DIAGNOSIS_INVALID",
                 b,
-                n[too_many & ~shape_bad].astype("string")
+                pd.Series(n[only_many], index=b.index).astype("string")
                 + " diagnosis codes; a claim holds at most 12",
                 evidence="X12 837 HI segment: 12 codes",
             ),
@@ -194,7 +266,7 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
                 "diagnosis pointers '"
                 + c["diagnosis_pointers"].fillna("1")
                 + "' point outside the "
-                + n[c.index].astype("string")
+                + pd.Series(n[only_ptr], index=c.index).astype("string")
                 + " diagnosis code(s) or are more than 4",
                 evidence="X12 837 SV107: 1-4 pointers into HI",
             ),
@@ -209,7 +281,7 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
 def time_missing(night: Night) -> pd.DataFrame:
     lines = night.lines
     bad = lines["timed"] & lines["minutes"].isna()
-    rows = lines[bad]
+    rows = _rows(lines, bad, "cpt_code", "date_of_service")
     return findings.make(
         "TIME_MISSING",
         rows,
@@ -221,28 +293,56 @@ def time_missing(night: Night) -> pd.DataFrame:
     )
 
 
+UNIT_COLUMNS = ["line_id", "cpt_code", "minutes", "timed", "unit_method"]
+
+
 @rule("UNITS_ZERO", "UNITS_CORRECTED")
 def compute_units(night: Night) -> pd.DataFrame:
     lines = night.lines
-    known = lines["unit_method"].notna()
-    computed = units.compute(lines.assign(unit_method=lines["unit_method"].fillna("cms")))
+    known = lines["unit_method"].notna().to_numpy()
+    # the pool keys only group lines: their codes (cached on the night) group them alike
+    keys = {k: night.distinct(k)[0] for k in units.POOL_KEYS}
+    inputs = lines[UNIT_COLUMNS].assign(**keys)
+    computed = units.compute(inputs.assign(unit_method=inputs["unit_method"].fillna("cms")))
     lines["units"] = computed
-    timed_min = lines["timed"] & lines["minutes"].notna() & known
-    keys = [lines[k] for k in units.POOL_KEYS]
-    pool_min = (
-        lines["minutes"].where(timed_min, 0).fillna(0).groupby(keys, dropna=False).transform("sum")
+    timed = lines["timed"].to_numpy()
+    has_min = lines["minutes"].notna().to_numpy()
+    timed_min = timed & has_min & known
+    charted = lines["units_charted"]
+    zero = timed_min & (computed.to_numpy() == 0)
+    diff = known & _mask(charted.notna() & (charted != computed)) & ~(timed & ~has_min)
+    # the wording (pooled minutes, payer, method) only for the lines reported
+    report = zero | diff
+    sub = _rows(
+        lines,
+        report,
+        "cpt_code",
+        "date_of_service",
+        "minutes",
+        "unit_method",
+        "discipline",
+        "payer_id",
+        "units_charted",
     )
+    pool = np.flatnonzero(timed_min | report)
+    pool_ids = units.group_ids([keys[k][pool] for k in units.POOL_KEYS])
+    pool_min = np.bincount(
+        pool_ids,
+        weights=lines["minutes"].iloc[pool].fillna(0).to_numpy(dtype="int64") * timed_min[pool],
+    ).astype("int64")[pool_ids]
+    in_sub = report[pool]
+    pool_min = pd.Series(pool_min[in_sub], index=sub.index)
     method_txt = np.where(
-        lines["unit_method"] == "cms", "CMS 8-minute rule, pooled", "AMA per-code rule"
+        sub["unit_method"] == "cms", "CMS 8-minute rule, pooled", "AMA per-code rule"
     )
     basis = (
-        lines["minutes"].astype("string")
+        sub["minutes"].astype("string")
         + " min; "
         + method_txt
         + np.where(
-            lines["unit_method"] == "cms",
+            sub["unit_method"] == "cms",
             " timed minutes for "
-            + lines["discipline"].fillna("")
+            + sub["discipline"].fillna("")
             + " that day = "
             + pool_min.astype("Int64").astype("string"),
             "",
@@ -250,34 +350,27 @@ def compute_units(night: Night) -> pd.DataFrame:
     )
     evidence = (
         "payers.csv "
-        + lines["payer_id"]
+        + sub["payer_id"]
         + " unit_method="
-        + lines["unit_method"].fillna("")
+        + sub["unit_method"].fillna("")
         + " ("
         + night.ref.version("payers.csv")
         + ")"
     )
-
-    zero = timed_min & (computed == 0)
-    z = lines[zero]
+    sub_computed = computed[report]
+    sub_zero, sub_diff = zero[report], diff[report]
+    z = sub[sub_zero]
     out = [
         findings.make(
             "UNITS_ZERO",
             z,
-            z["cpt_code"] + " gets 0 units: " + basis[zero] + " (" + _where(z) + ")",
-            evidence=evidence[zero],
+            z["cpt_code"] + " gets 0 units: " + basis[sub_zero] + " (" + _where(z) + ")",
+            evidence=evidence[sub_zero],
         )
     ]
-    charted = lines["units_charted"]
-    diff = (
-        known
-        & charted.notna()
-        & (charted != computed)
-        & ~(lines["timed"] & lines["minutes"].isna())
-    )
-    d = lines[diff]
-    before = charted[diff].astype("string")
-    after = computed[diff].astype("string")
+    d = sub[sub_diff]
+    before = d["units_charted"].astype("string")
+    after = sub_computed[sub_diff].astype("string")
     out.append(
         findings.make(
             "UNITS_CORRECTED",
@@ -288,49 +381,65 @@ def compute_units(night: Night) -> pd.DataFrame:
             + " unit(s), computed "
             + after
             + " from "
-            + basis[diff]
+            + basis[sub_diff]
             + " ("
             + _where(d)
             + ")",
-            evidence=evidence[diff],
+            evidence=evidence[sub_diff],
             before=before,
             after=after,
         )
     )
-    night.record_change(
-        diff, "units " + charted.astype("string") + "->" + computed.astype("string")
-    )
+    night.record_change(diff, "units " + before + "->" + after)
     return findings.concat(out)
 
 
 # --------------------------------------------------------------------------- modifiers
 
 
+def _modifier_counts(night: Night) -> np.ndarray:
+    """Per line: how many modifiers it carries (0 when none)."""
+    codes, uniques = night.distinct("modifiers")
+    count = np.where(uniques == "", 0, uniques.str.count(";") + 1)
+    return _spread(codes, count.astype("int64"), 0)
+
+
 @rule("THERAPY_MODIFIER_ADDED")
 def therapy_modifier_added(night: Night) -> pd.DataFrame:
     lines = night.lines
-    mods = lines["modifiers"].fillna("")
-    wanted = lines["discipline"].map(THERAPY_MODIFIER)
+    codes, uniques = night.distinct("discipline")
+    has_wanted = _spread(codes, uniques.map(THERAPY_MODIFIER).notna().to_numpy(), False)
     # 837I: every 042x/043x/044x line needs its GP/GO/GN whatever the payer
-    institutional = (lines["claim_type"] == "institutional").fillna(False).astype(bool)
+    institutional = _mask(lines["claim_type"] == "institutional")
     need = (
-        (lines["requires_therapy_modifiers"].fillna(False).astype(bool) | institutional)
-        & lines["always_therapy"]
-        & wanted.notna()
-        & ~_has_mod(mods, "GP|GO|GN")
+        (_mask(lines["requires_therapy_modifiers"]) | institutional)
+        & lines["always_therapy"].to_numpy()
+        & has_wanted
+        & ~_has(night, "GP|GO|GN")
     )
-    count = np.where(mods == "", 0, mods.str.count(";") + 1)
+    count = _modifier_counts(night)
     room = need & (count < 4)
-    new = np.where(mods == "", wanted, mods + ";" + wanted)
-    after = pd.Series(new, index=lines.index, dtype="string")
-    r = lines[room]
-    before = mods[room].replace("", "(none)")
+    r = _rows(
+        lines,
+        room,
+        "cpt_code",
+        "date_of_service",
+        "discipline",
+        "clinic_id",
+        "payer_id",
+        "modifiers",
+    )
+    wanted = r["discipline"].map(THERAPY_MODIFIER)
+    mods = r["modifiers"].fillna("")
+    after = pd.Series(
+        np.where(mods == "", wanted, mods + ";" + wanted), index=r.index, dtype="string"
+    )
     out = findings.make(
         "THERAPY_MODIFIER_ADDED",
         r,
         r["cpt_code"]
         + " had no therapy modifier; added "
-        + wanted[room]
+        + wanted
         + " from discipline "
         + r["discipline"]
         + " ("
@@ -348,19 +457,18 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
             ),
             index=r.index,
         ),
-        before=before,
-        after=after[room],
+        before=mods.replace("", "(none)"),
+        after=after,
     )
     night.record_change(room, "modifiers +" + wanted.astype("string"))
-    lines.loc[room, "modifiers"] = after[room]
-    full = need & ~room
-    f = lines[full]
+    night.update("modifiers", room, after)
+    f = _rows(lines, need & ~room, "cpt_code", "discipline", "modifiers")
     out2 = findings.make(
         "MODIFIER_INVALID",
         f,
         f["cpt_code"]
         + " needs therapy modifier "
-        + wanted[full]
+        + f["discipline"].map(THERAPY_MODIFIER)
         + " but already carries 4 modifiers ("
         + f["modifiers"]
         + ")",
@@ -383,10 +491,27 @@ def _first_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values("line_id", kind="mergesort").drop_duplicates("claim_id", keep="first")
 
 
-def _explode_list(lines: pd.DataFrame, column: str, mask: pd.Series) -> pd.DataFrame:
-    """(index, value) pairs of a ``;``-joined list column for the selected lines."""
-    s = lines.loc[mask, column].dropna().str.split(";").explode()
-    return pd.DataFrame({"idx": s.index, "value": s.to_numpy()}).dropna()
+def _explode_list(night: Night, column: str, mask: np.ndarray) -> pd.DataFrame:
+    """(pos, value) pairs of a ``;``-joined list column for the selected lines, in line then
+    list order; each distinct list is split once."""
+    codes, uniques = night.distinct(column)
+    tokens = uniques.str.split(";").explode()
+    counts = np.bincount(tokens.index.to_numpy(dtype="int64"), minlength=len(uniques))
+    starts = np.cumsum(counts) - counts
+    pos = np.flatnonzero(mask & (codes >= 0))
+    n = counts[codes[pos]]
+    first = np.cumsum(n) - n  # where each line's tokens start in the output
+    at = np.repeat(starts[codes[pos]] - first, n) + np.arange(n.sum())
+    return pd.DataFrame({"pos": np.repeat(pos, n), "value": tokens.to_numpy(dtype=object)[at]})
+
+
+def _joined(night: Night, column: str, keep: Callable[[pd.Series], pd.Series]) -> np.ndarray:
+    """Per line: the values of its ``;``-list that ``keep`` selects, joined with ', ' (None
+    where none or no list); worked out once per distinct list."""
+    codes, uniques = night.distinct(column)
+    tokens = uniques.str.split(";").explode()
+    kept = tokens[keep(tokens)].groupby(level=0).agg(lambda v: ", ".join(v))
+    return _spread(codes, kept.reindex(uniques.index).to_numpy(dtype=object), None)
 
 
 def _d(s: pd.Series) -> pd.Series:
@@ -401,27 +526,23 @@ def date_invalid(night: Night) -> pd.DataFrame:
     lines = night.lines
     dos = lines["date_of_service"]
     run = pd.Timestamp(night.run_date)
-    future = dos > run
-    before_birth = dos < lines["patient_dob"]
-    too_old = dos < run - pd.Timedelta(days=365)
+    future = (dos > run).to_numpy()
+    before_birth = (dos < lines["patient_dob"]).to_numpy()
+    too_old = (dos < run - pd.Timedelta(days=365)).to_numpy()
     out = []
     for mask, text in (
-        (future, " is after the run date " + night.run_date.isoformat()),
+        (future, lambda _: " is after the run date " + night.run_date.isoformat()),
         (
             before_birth & ~future,
-            " is before the patient's date of birth " + _d(lines["patient_dob"]),
+            lambda rows: " is before the patient's date of birth " + _d(rows["patient_dob"]),
         ),
         (
             too_old & ~future & ~before_birth,
-            " is more than 365 days before the run date (timely filing limit)",
+            lambda _: " is more than 365 days before the run date (timely filing limit)",
         ),
     ):
-        rows = lines[mask]
-        msg = (
-            "date of service "
-            + _d(rows["date_of_service"])
-            + (text[mask] if isinstance(text, pd.Series) else text)
-        )
+        rows = _rows(lines, mask, "date_of_service", "patient_dob")
+        msg = "date of service " + _d(rows["date_of_service"]) + text(rows)
         out.append(
             findings.make(
                 "DATE_INVALID", rows, msg, evidence="timely filing: 365 days (42 CFR 424.44)"
@@ -437,7 +558,7 @@ def date_invalid(night: Night) -> pd.DataFrame:
 def not_one_on_one(night: Night) -> pd.DataFrame:
     lines = night.lines
     bad = lines["one_on_one"] & (lines["group_size"].fillna(1) > 1)
-    r = lines[bad]
+    r = _rows(lines, bad, "cpt_code", "group_size", "date_of_service")
     return findings.make(
         "NOT_ONE_ON_ONE",
         r,
@@ -451,6 +572,15 @@ def not_one_on_one(night: Night) -> pd.DataFrame:
     )
 
 
+def _runs(*keys: np.ndarray) -> np.ndarray:
+    """Run ids (0, 1, ...) of consecutive equal key tuples in sorted arrays."""
+    change = np.zeros(len(keys[0]), dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.cumsum(change) - 1
+
+
 @rule("PROVIDER_OVERLAP")
 def provider_overlap(night: Night) -> pd.DataFrame:
     """One clinician's one-on-one intervals for different patients overlapping on a date.
@@ -460,61 +590,76 @@ def provider_overlap(night: Night) -> pd.DataFrame:
     latest end seen so far overlaps that earlier block, which is another patient's."""
     lines = night.lines
     sel = (
-        lines["one_on_one"]
-        & lines["start_minute"].notna()
-        & lines["end_minute"].notna()
-        & (lines["end_minute"] > lines["start_minute"])
+        lines["one_on_one"].to_numpy()
+        & lines["start_minute"].notna().to_numpy()
+        & lines["end_minute"].notna().to_numpy()
+        & _mask(lines["end_minute"] > lines["start_minute"])
     )
     if not sel.any():
         return findings.empty()
-    t = lines.loc[
-        sel, ["rendering_npi", "date_of_service", "patient_id", "start_minute", "end_minute"]
-    ].copy()
-    t["start"] = t["start_minute"].astype("int64")
-    t["end"] = t["end_minute"].astype("int64")
-    t = t.sort_values(
-        ["rendering_npi", "date_of_service", "patient_id", "start", "end"], kind="mergesort"
+    pos = np.flatnonzero(sel)
+    clin = night.sort_codes("rendering_npi")[pos]
+    day = night.sort_codes("date_of_service")[pos]
+    pat = night.sort_codes("patient_id")[pos]
+    start = lines["start_minute"].iloc[pos].to_numpy(dtype="int64")
+    end = lines["end_minute"].iloc[pos].to_numpy(dtype="int64")
+    # a missing key leaves a line out of the groupings (groupby drops missing keys)
+    missing = {k: night.distinct(k)[0][pos] < 0 for k in ("rendering_npi", "date_of_service")}
+    no_clin_day = missing["rendering_npi"] | missing["date_of_service"]
+    no_key = no_clin_day | (night.distinct("patient_id")[0][pos] < 0)
+    order = np.lexsort((end, start, pat, day, clin))  # stable: the mergesort of these keys
+    pos, clin, day, pat, start, end, no_clin_day, no_key = (
+        a[order] for a in (pos, clin, day, pat, start, end, no_clin_day, no_key)
     )
-    pkeys = ["rendering_npi", "date_of_service", "patient_id"]
-    prev_end = (
-        t.groupby(pkeys, sort=False)["end"]
-        .cummax()
-        .groupby([t[k] for k in pkeys], sort=False)
-        .shift()
-    )
-    new_block = prev_end.isna() | (t["start"] >= prev_end)
-    t["block"] = new_block.cumsum()
-    blocks = t.groupby("block").agg(
-        rendering_npi=("rendering_npi", "first"),
-        date_of_service=("date_of_service", "first"),
-        patient_id=("patient_id", "first"),
-        start=("start", "min"),
-        end=("end", "max"),
-    )
-    blocks = blocks.sort_values(
-        ["rendering_npi", "date_of_service", "start", "end"], kind="mergesort"
-    )
-    ckeys = [blocks["rendering_npi"], blocks["date_of_service"]]
-    run_max = blocks.groupby(ckeys, sort=False)["end"].cummax()
-    holder = pd.Series(np.where(blocks["end"] == run_max, blocks.index, np.nan), index=blocks.index)
-    holder = holder.groupby(ckeys, sort=False).ffill()
-    prev_max = run_max.groupby(ckeys, sort=False).shift()
-    prev_holder = holder.groupby(ckeys, sort=False).shift()
-    hit = prev_max.notna() & (blocks["start"] < prev_max)
+
+    # blocks: a patient's intervals merged while each starts before the latest end so far
+    patient_run = _runs(clin, day, pat)
+    latest = pd.Series(end).groupby(patient_run).cummax().to_numpy()
+    first_of_run = np.r_[True, patient_run[1:] != patient_run[:-1]]
+    new_block = first_of_run | no_key | (start >= np.r_[0, latest[:-1]])
+    block = np.cumsum(new_block)  # 1, 2, ...
+    heads = np.flatnonzero(new_block)
+    b_clin, b_day, b_start = clin[heads], day[heads], np.minimum.reduceat(start, heads)
+    b_end = np.maximum.reduceat(end, heads)
+    b_label = np.arange(1, len(heads) + 1)
+    b_swept = ~no_clin_day[heads]
+
+    # sweep the blocks per clinician and date in (start, end) order
+    border = np.lexsort((b_end, b_start, b_day, b_clin))
+    s_clin, s_day, s_start, s_end = b_clin[border], b_day[border], b_start[border], b_end[border]
+    s_label = b_label[border]
+    ckey = _runs(s_clin, s_day)
+    run_max = pd.Series(s_end).groupby(ckey).cummax()
+    holder = pd.Series(np.where(s_end == run_max, s_label, np.nan)).groupby(ckey).ffill()
+    prev_max = run_max.groupby(ckey).shift()
+    prev_holder = holder.groupby(ckey).shift()
+    hit = (prev_max.notna() & (s_start < prev_max)).to_numpy() & b_swept[border]
     if not hit.any():
         return findings.empty()
     pairs = pd.DataFrame(
-        {"block": blocks.index[hit], "other": prev_holder[hit].astype("int64").to_numpy()}
+        {"block": s_label[hit], "other": prev_holder[hit].astype("int64").to_numpy()}
     )
     both = pd.concat(
         [pairs, pairs.rename(columns={"block": "other", "other": "block"})], ignore_index=True
     )
-    span = blocks[["patient_id", "start", "end"]]
-    both = both.join(span.rename(columns=lambda c: "o_" + c), on="other")
-    t2 = t.reset_index(names="idx").merge(both, on="block")
+    o = both["other"].to_numpy() - 1  # block label -> block position
+    both["o_head"], both["o_start"], both["o_end"] = pos[heads[o]], b_start[o], b_end[o]
+    t2 = pd.DataFrame({"pos": pos, "block": block, "start": start, "end": end}).merge(
+        both, on="block"
+    )
     t2 = t2[(t2["start"] < t2["o_end"]) & (t2["o_start"] < t2["end"])]
-    t2 = t2.drop_duplicates("idx")
-    rows = lines.loc[t2["idx"].to_numpy()]
+    t2 = t2.drop_duplicates("pos")
+    rows = _take(
+        lines,
+        t2["pos"].to_numpy(),
+        "cpt_code",
+        "start_time",
+        "end_time",
+        "patient_id",
+        "rendering_npi",
+        "date_of_service",
+    )
+    other_patient = lines["patient_id"].iloc[t2["o_head"].to_numpy()]
 
     def hhmm(m: pd.Series) -> pd.Series:
         m = m.astype("int64")
@@ -535,7 +680,7 @@ def provider_overlap(night: Night) -> pd.DataFrame:
         + "-"
         + hhmm(t2["o_end"]).to_numpy()
         + " for patient "
-        + t2["o_patient_id"].astype("string").to_numpy()
+        + other_patient.astype("string").to_numpy()
         + ": clinician NPI "
         + rows["rendering_npi"]
         + " on "
@@ -552,18 +697,25 @@ def provider_overlap(night: Night) -> pd.DataFrame:
 @rule("ASSISTANT_MODIFIER_ADDED")
 def assistant_modifier_added(night: Night) -> pd.DataFrame:
     lines = night.lines
-    mods = lines["modifiers"].fillna("")
-    medicare = lines["payer_class"].isin(["medicare", "medicare_advantage"])
-    want = pd.Series(pd.NA, index=lines.index, dtype="string")
-    want[(lines["rendering_credential"] == "PTA") & (lines["discipline"] == "PT")] = "CQ"
-    want[(lines["rendering_credential"] == "OTA") & (lines["discipline"] == "OT")] = "CO"
-    need = medicare & lines["always_therapy"] & want.notna() & ~_has_mod(mods, "CQ|CO")
-    count = np.where(mods == "", 0, mods.str.count(";") + 1)
-    room = need & (count < 4)
-    after = pd.Series(
-        np.where(mods == "", want, mods + ";" + want), index=lines.index, dtype="string"
+    medicare = lines["payer_class"].isin(["medicare", "medicare_advantage"]).to_numpy()
+    credential, discipline = lines["rendering_credential"], lines["discipline"]
+    cq = _mask((credential == "PTA") & (discipline == "PT"))
+    co = _mask((credential == "OTA") & (discipline == "OT"))
+    need = medicare & lines["always_therapy"].to_numpy() & (cq | co) & ~_has(night, "CQ|CO")
+    room = need & (_modifier_counts(night) < 4)
+    r = _rows(
+        lines,
+        room,
+        "cpt_code",
+        "date_of_service",
+        "rendering_credential",
+        "payer_id",
+        "payer_class",
+        "modifiers",
     )
-    r = lines[room]
+    want = pd.Series(np.where(co[room], "CO", "CQ"), index=r.index, dtype="string")
+    mods = r["modifiers"].fillna("")
+    after = pd.Series(np.where(mods == "", want, mods + ";" + want), index=r.index, dtype="string")
     out = findings.make(
         "ASSISTANT_MODIFIER_ADDED",
         r,
@@ -571,7 +723,7 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
         + " was furnished by a "
         + r["rendering_credential"]
         + "; added "
-        + want[room]
+        + want
         + " ("
         + _where(r)
         + ")",
@@ -580,13 +732,13 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
         + " payer_class="
         + r["payer_class"]
         + "; CQ/CO required from 2020 (billing-rules.md 5.3)",
-        before=mods[room].replace("", "(none)"),
-        after=after[room],
+        before=mods.replace("", "(none)"),
+        after=after,
     )
-    night.record_change(room, "modifiers +" + want.astype("string"))
-    lines.loc[room, "modifiers"] = after[room]
+    night.record_change(room, "modifiers +" + want)
+    night.update("modifiers", room, after)
     full = need & ~room
-    f = lines[full]
+    f = _rows(lines, full, "cpt_code")
     return findings.concat(
         [
             out,
@@ -595,7 +747,7 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
                 f,
                 f["cpt_code"]
                 + " needs assistant modifier "
-                + want[full]
+                + pd.Series(np.where(co[full], "CO", "CQ"), index=f.index, dtype="string")
                 + " but already carries 4 modifiers",
                 evidence="X12 837 SV101: at most 4 modifiers",
             ),
@@ -608,18 +760,21 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
     """Well-formed modifiers that are not in modifiers.csv, and AT off a CMT code (format and
     count are checked by the modifier_consistency GX suite)."""
     lines = night.lines
-    tokens = _explode_list(lines, "modifiers", lines["modifiers"].notna())
-    wellformed = tokens["value"].str.fullmatch(r"[A-Z0-9]{2}").fillna(False).astype(bool)
-    unknown = tokens[wellformed & ~tokens["value"].isin(night.ref.modifiers.index)]
-    first = unknown.groupby("idx")["value"].agg(lambda v: ", ".join(v))
-    r = lines.loc[first.index]
+    known = night.ref.modifiers.index
+    unknown = _joined(
+        night,
+        "modifiers",
+        lambda v: v.str.fullmatch(r"[A-Z0-9]{2}").fillna(False).astype(bool) & ~v.isin(known),
+    )
+    bad = pd.notna(unknown)
+    r = _rows(lines, bad, "cpt_code", "date_of_service")
     out = [
         findings.make(
             "MODIFIER_INVALID",
             r,
             r["cpt_code"]
             + ": modifier(s) "
-            + first.astype("string")
+            + pd.Series(unknown[bad], index=r.index).astype("string")
             + " not in modifiers.csv ("
             + _where(r)
             + ")",
@@ -627,8 +782,8 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
             suggested_fix="Correct the modifier; if it is valid for this payer, add it to modifiers.csv.",
         )
     ]
-    at = _has_mod(lines["modifiers"], "AT") & ~lines["cpt_code"].isin(CMT_CODES)
-    a = lines[at]
+    has_at = _has(night, "AT")
+    a = _rows(lines, has_at & ~lines["cpt_code"].isin(CMT_CODES).to_numpy(), "cpt_code")
     out.append(
         findings.make(
             "MODIFIER_INVALID",
@@ -637,8 +792,7 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
             evidence="billing-rules.md 5.5 (Palmetto; Noridian)",
         )
     )
-    at_liab = _has_mod(lines["modifiers"], "AT") & _has_mod(lines["modifiers"], "GA|GX|GY|GZ")
-    b = lines[at_liab]
+    b = _rows(lines, has_at & _has(night, "GA|GX|GY|GZ"), "cpt_code", "modifiers")
     out.append(
         findings.make(
             "MODIFIER_INVALID",
@@ -654,16 +808,15 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
 def assistant_pairing(night: Night) -> pd.DataFrame:
     """CQ only with GP, CO only with GO (after automatic additions)."""
     lines = night.lines
-    mods = lines["modifiers"]
     # only where the payer uses therapy modifiers (Medicare, MA, or payers.csv says so)
-    uses = lines["requires_therapy_modifiers"].fillna(False).astype(bool) | lines[
-        "payer_class"
-    ].isin(["medicare", "medicare_advantage"])
-    bad = uses & (
-        (_has_mod(mods, "CQ") & ~_has_mod(mods, "GP"))
-        | (_has_mod(mods, "CO") & ~_has_mod(mods, "GO"))
+    uses = (
+        _mask(lines["requires_therapy_modifiers"])
+        | lines["payer_class"].isin(["medicare", "medicare_advantage"]).to_numpy()
     )
-    r = lines[bad]
+    bad = uses & (
+        (_has(night, "CQ") & ~_has(night, "GP")) | (_has(night, "CO") & ~_has(night, "GO"))
+    )
+    r = _rows(lines, bad, "cpt_code", "modifiers", "date_of_service")
     return findings.make(
         "THERAPY_MODIFIER_MISMATCH",
         r,
@@ -684,18 +837,16 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
     from therapy_claims.layout import MANUAL_TECHNIQUES
 
     lines = night.lines
-    mt = lines["cpt_code"] == MANUAL_THERAPY
-    missing = mt & lines["technique"].isna()
-    tokens = _explode_list(lines, "technique", mt)
-    bad = (
-        tokens[~tokens["value"].isin(MANUAL_TECHNIQUES)]
-        .groupby("idx")["value"]
-        .agg(lambda v: ", ".join(v))
-    )
-    m, b = lines[missing], lines.loc[bad.index]
-    no_goal, no_resp = lines["goal_id"].isna(), lines["patient_response"].isna()
+    mt = (lines["cpt_code"] == MANUAL_THERAPY).to_numpy()
+    missing = mt & lines["technique"].isna().to_numpy()
+    bad = _joined(night, "technique", lambda v: ~v.isin(MANUAL_TECHNIQUES))
+    invalid = mt & pd.notna(bad)
+    no_goal = lines["goal_id"].isna().to_numpy()
+    no_resp = lines["patient_response"].isna().to_numpy()
     doc = mt & (no_goal | no_resp)
-    d = lines[doc]
+    m = _rows(lines, missing, "cpt_code", "date_of_service")
+    b = _rows(lines, invalid, "cpt_code", "date_of_service")
+    d = _rows(lines, doc, "cpt_code", "date_of_service")
     what = pd.Series(
         np.where(
             no_goal[doc] & no_resp[doc],
@@ -716,7 +867,7 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
                 "TECHNIQUE_INVALID",
                 b,
                 "97140 technique '"
-                + bad.astype("string")
+                + pd.Series(bad[invalid], index=b.index).astype("string")
                 + "' is not manual therapy ("
                 + _where(b)
                 + "); manual techniques: "
@@ -739,22 +890,25 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
 @rule("CMT_SAME_REGION")
 def cmt_same_region(night: Night) -> pd.DataFrame:
     lines = night.lines
-    mt = _explode_list(lines, "body_region", lines["cpt_code"] == MANUAL_THERAPY)
-    cmt = _explode_list(lines, "body_region", lines["cpt_code"].isin(CMT_CODES))
+    cpt = lines["cpt_code"]
+    mt = _explode_list(night, "body_region", (cpt == MANUAL_THERAPY).to_numpy())
+    cmt = _explode_list(night, "body_region", cpt.isin(CMT_CODES).to_numpy())
     if mt.empty or cmt.empty:
         return findings.empty()
-    keys = ["patient_id", "date_of_service"]
-    mt = mt.join(lines[keys], on="idx")
-    cmt = cmt.join(lines[[*keys, "cpt_code"]], on="idx")
-    hit = mt.merge(cmt, on=[*keys, "value"], suffixes=("", "_cmt")).drop_duplicates("idx")
-    r = lines.loc[hit["idx"].to_numpy()]
+    # the same patient and date (missing values match each other, as in a merge)
+    both = np.concatenate([mt["pos"].to_numpy(), cmt["pos"].to_numpy()])
+    visit = units.group_ids([night.distinct(k)[0][both] for k in ("patient_id", "date_of_service")])
+    mt["visit"], cmt["visit"] = visit[: len(mt)], visit[len(mt) :]
+    hit = mt.merge(cmt, on=["visit", "value"], suffixes=("", "_cmt")).drop_duplicates("pos")
+    r = _take(lines, hit["pos"].to_numpy(), "date_of_service")
+    cmt_code = cpt.iloc[hit["pos_cmt"].to_numpy()]
     return findings.make(
         "CMT_SAME_REGION",
         r,
         "97140 on "
         + hit["value"].astype("string").to_numpy()
         + ", same region as "
-        + hit["cpt_code"].astype("string").to_numpy()
+        + cmt_code.astype("string").to_numpy()
         + " on "
         + hit["value"].astype("string").to_numpy()
         + ", "
@@ -770,23 +924,52 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     lines, ncci = night.lines, night.ref.ncci
     if ncci.empty:
         return findings.empty()
-    codes = set(ncci["column1"]) | set(ncci["column2"])
+    cpt = lines["cpt_code"]
+    cand = np.flatnonzero(cpt.isin(set(ncci["column1"]) | set(ncci["column2"])).to_numpy())
     keys = ["patient_id", "rendering_npi", "date_of_service"]
-    cand = lines.loc[
-        lines["cpt_code"].isin(codes),
-        [*keys, "cpt_code", "modifiers", "body_region", "distinct_modifier"],
-    ]
-    cand = cand.reset_index(names="idx")
-    pairs = cand.merge(cand, on=keys, suffixes=("_1", "_2"))
-    pairs = pairs[pairs["idx_1"] != pairs["idx_2"]]
-    pairs = pairs.merge(ncci, left_on=["cpt_code_1", "cpt_code_2"], right_on=["column1", "column2"])
-    dos = pairs["date_of_service"].dt.date
-    active = (pairs["effective_date"] <= dos) & (
-        pairs["deletion_date"].isna() | (dos < pairs["deletion_date"])
-    )
-    pairs = pairs[active & (pairs["modifier_indicator"] != "9")]
-    if pairs.empty:
+    visit = units.group_ids([night.distinct(k)[0][cand] for k in keys])
+    cpt_codes, cpt_values = night.distinct("cpt_code")
+    code = pd.Series(cpt_codes[cand])
+    code_of = dict(zip(cpt_values, range(len(cpt_values)), strict=True))
+    dos = lines["date_of_service"].iloc[cand].reset_index(drop=True)
+    found = []
+    for k, (col1, col2, effective, deletion, indicator) in enumerate(
+        ncci[
+            ["column1", "column2", "effective_date", "deletion_date", "modifier_indicator"]
+        ].itertuples(index=False)
+    ):  # a loop over the PTP table's rows, each joined vectorised over the night
+        if indicator == "9":
+            continue
+        active = dos >= pd.Timestamp(effective)
+        if not pd.isna(deletion):
+            active &= dos < pd.Timestamp(deletion)
+        first = np.flatnonzero(((code == code_of.get(col1, -2)) & active).to_numpy())
+        second = np.flatnonzero((code == code_of.get(col2, -2)).to_numpy())
+        pair = pd.DataFrame({"visit": visit[first], "i1": first}).merge(
+            pd.DataFrame({"visit": visit[second], "i2": second}), on="visit"
+        )
+        found.append(pair.assign(k=k)[pair["i1"] != pair["i2"]])
+    if not found:
         return findings.empty()
+    found_all = pd.concat(found, ignore_index=True)
+    if found_all.empty:
+        return findings.empty()
+    # the order of a self-join of the night merged with the table: first line, second, PTP row
+    order = np.lexsort((found_all["k"], found_all["i2"], found_all["i1"]))
+    pos_1 = cand[found_all["i1"].to_numpy()[order]]
+    pos_2 = cand[found_all["i2"].to_numpy()[order]]
+
+    def side(positions: np.ndarray, names: list[str]) -> pd.DataFrame:
+        return lines.iloc[positions, lines.columns.get_indexer(names)].reset_index(drop=True)
+
+    pairs = pd.concat(
+        [
+            side(pos_1, ["date_of_service"]),
+            ncci.iloc[found_all["k"].to_numpy()[order]].reset_index(drop=True),
+            side(pos_2, ["distinct_modifier"]).add_suffix("_2"),
+        ],
+        axis=1,
+    )
     version = night.ref.version("ncci_ptp.csv")
     evidence = (
         version
@@ -807,8 +990,9 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
         )
     )
     where = pairs["column2"] + " with " + pairs["column1"] + " on " + _d(pairs["date_of_service"])
-    col2 = lines.loc[pairs["idx_2"].to_numpy()]
-    bypassed = _has_mod(pairs["modifiers_1"], DISTINCT) | _has_mod(pairs["modifiers_2"], DISTINCT)
+    col2 = _take(lines, pos_2)
+    distinct = _has(night, DISTINCT)
+    bypassed = distinct[pos_1] | distinct[pos_2]
     zero = (pairs["modifier_indicator"] == "0").to_numpy()
     one = ~zero
     prefer_x = (pairs["distinct_modifier_2"] == "x").to_numpy()
@@ -839,7 +1023,7 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
             evidence=evidence.to_numpy()[zero],
         ),
     ]
-    miss = one & ~bypassed.to_numpy()
+    miss = one & ~bypassed
     out.append(
         findings.make(
             "NCCI_MODIFIER_MISSING",
@@ -851,28 +1035,22 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
             suggested_fix=fix.to_numpy()[miss],
         )
     )
-    xs = (
-        one
-        & (_has_mod(pairs["modifiers_1"], "XS") | _has_mod(pairs["modifiers_2"], "XS")).to_numpy()
-    )
+    has_xs = _has(night, "XS")
+    xs = one & (has_xs[pos_1] | has_xs[pos_2])
     if xs.any():
-        p = pairs[xs]
-        r1 = p["body_region_1"].fillna("").str.split(";")
-        r2 = p["body_region_2"].fillna("").str.split(";")
-        common = [sorted((set(a) & set(b)) - {""}) for a, b in zip(r1, r2, strict=True)]
-        same = np.array([bool(c) for c in common])
-        q = p[same]
-        shared = pd.Series([", ".join(c) for c in common], index=p.index)[same]
+        shared = _shared_regions(night, pos_1[xs], pos_2[xs])
+        same = shared != ""
+        q = pairs[xs][same]
         out.append(
             findings.make(
                 "XS_SAME_REGION",
-                lines.loc[q["idx_2"].to_numpy()],
+                _take(lines, pos_2[xs][same]),
                 (
                     q["column2"]
                     + " and "
                     + q["column1"]
                     + " claim XS (separate structure) but both treat "
-                    + shared
+                    + shared[same]
                     + " on "
                     + _d(q["date_of_service"])
                 ).to_numpy(),
@@ -880,6 +1058,20 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
             )
         )
     return findings.concat(out)
+
+
+def _shared_regions(night: Night, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per pair of lines: the body regions both treat, sorted and joined with ', ' ('' when
+    none); worked out once per distinct pair of region lists."""
+    codes, regions = night.distinct("body_region")
+    sets = [set(v.split(";")) - {""} for v in regions] + [set()]  # [-1]: no regions
+    width = len(regions) + 1
+    pair_pos, pairs = pd.factorize((codes[first] + 1) * width + codes[second] + 1)
+    shared = [
+        ", ".join(sorted(sets[a] & sets[b]))
+        for a, b in zip(pairs // width - 1, pairs % width - 1, strict=True)
+    ]
+    return np.asarray(shared, dtype=object)[pair_pos]
 
 
 # --------------------------------------------------------------------------- limits
@@ -890,11 +1082,11 @@ def mue_exceeded(night: Night) -> pd.DataFrame:
     """MUE by the row in effect on the date of service: MAI 1 per line, MAI 2/3 summed over the
     patient's lines of the code on that date at the clinic."""
     lines, mue = night.lines, night.ref.mue
-    billable = lines[(lines["units"] > 0) & lines["cpt_code"].isin(mue["code"])]
-    if billable.empty:
+    billable = (lines["units"] > 0) & lines["cpt_code"].isin(mue["code"])
+    if not billable.any():
         return findings.empty()
-    left = billable[
-        ["cpt_code", "date_of_service", "units", "patient_id", "clinic_id"]
+    left = lines.loc[
+        billable, ["cpt_code", "date_of_service", "units", "patient_id", "clinic_id"]
     ].reset_index(names="idx")
     left = left.sort_values("date_of_service", kind="mergesort")
     right = mue.assign(effective=pd.to_datetime(mue["effective_date"])).sort_values("effective")
@@ -926,7 +1118,7 @@ def mue_exceeded(night: Night) -> pd.DataFrame:
         "per line (MAI 1)",
         np.where(m["mai"] == "2", "per day, policy (MAI 2)", "per day, clinical (MAI 3)"),
     )
-    rows = lines.loc[m["idx"].to_numpy()]
+    rows = lines.loc[m["idx"].to_numpy(), list(FINDING_KEYS)]
     msg = (
         m["cpt_code"]
         + ": "
@@ -964,7 +1156,16 @@ def daily_unit_cap(night: Night) -> pd.DataFrame:
     timed = lines["timed"] & (lines["units"] > 0) & cap.notna()
     if not timed.any():
         return findings.empty()
-    t = lines[timed]
+    t = _rows(
+        lines,
+        timed,
+        "units",
+        "payer_id",
+        "patient_id",
+        "date_of_service",
+        "discipline",
+        "max_timed_units_per_day",
+    )
     total = t.groupby(["payer_id", "patient_id", "date_of_service", "discipline"])[
         "units"
     ].transform("sum")
@@ -998,17 +1199,28 @@ def authorization_and_plan(night: Night) -> pd.DataFrame:
     no_auth = (
         lines["requires_prior_auth"].fillna(False).astype(bool) & lines["prior_auth_number"].isna()
     )
-    a = _first_per_claim(lines[no_auth])
+    a = _first_per_claim(_rows(lines, no_auth, "claim_id", "payer_id", "date_of_service"))
     over = (
         lines["visit_number"].notna()
         & lines["authorized_visits"].notna()
         & (lines["visit_number"] > lines["authorized_visits"])
     )
-    v = _first_per_claim(lines[over])
+    v = _first_per_claim(
+        _rows(lines, over, "claim_id", "visit_number", "authorized_visits", "date_of_service")
+    )
     dos = lines["date_of_service"]
     early = lines["plan_of_care_start"].notna() & (dos < lines["plan_of_care_start"])
     late = lines["plan_of_care_end"].notna() & (dos > lines["plan_of_care_end"])
-    p = _first_per_claim(lines[early | late])
+    p = _first_per_claim(
+        _rows(
+            lines,
+            early | late,
+            "claim_id",
+            "date_of_service",
+            "plan_of_care_start",
+            "plan_of_care_end",
+        )
+    )
     return findings.concat(
         [
             findings.make(
@@ -1059,12 +1271,13 @@ def code_not_covered(night: Night) -> pd.DataFrame:
     lines, edits = night.lines, night.ref.code_edits
     if edits.empty:
         return findings.empty()
+    cand = lines["cpt_code"].isin(edits["code"]) & lines["payer_class"].isin(edits["payer_class"])
     m = (
-        lines[["payer_class", "cpt_code"]]
+        lines.loc[cand, ["payer_class", "cpt_code"]]
         .reset_index(names="idx")
         .merge(edits, left_on=["payer_class", "cpt_code"], right_on=["payer_class", "code"])
     )
-    r = lines.loc[m["idx"].to_numpy()]
+    r = lines.loc[m["idx"].to_numpy(), [*FINDING_KEYS, "payer_id", "date_of_service"]]
     return findings.make(
         "CODE_NOT_COVERED",
         r,
@@ -1094,11 +1307,11 @@ def code_not_covered(night: Night) -> pd.DataFrame:
 def cmt_at_missing(night: Night) -> pd.DataFrame:
     lines = night.lines
     bad = (
-        (lines["payer_class"] == "medicare")
-        & lines["cpt_code"].isin(CMT_CODES)
-        & ~_has_mod(lines["modifiers"], "AT|GA")
+        _mask(lines["payer_class"] == "medicare")
+        & lines["cpt_code"].isin(CMT_CODES).to_numpy()
+        & ~_has(night, "AT|GA")
     )
-    r = lines[bad]
+    r = _rows(lines, bad, "cpt_code", "date_of_service")
     return findings.make(
         "CMT_AT_MISSING",
         r,
@@ -1116,14 +1329,25 @@ def kx_required(night: Night) -> pd.DataFrame:
     nights plus tonight, in date order) pass the year's threshold, each further line needs KX.
     PT and SLP share one threshold, OT has its own. Charges stand in for allowed amounts."""
     lines, kx = night.lines, night.ref.kx
-    t = lines[
-        (lines["payer_class"] == "medicare")
-        & lines["always_therapy"]
-        & (lines["units"] > 0)
-        & lines["discipline"].isin(["PT", "SLP", "OT"])
-    ]
-    if t.empty or kx.empty:
+    sel = (
+        _mask(lines["payer_class"] == "medicare")
+        & lines["always_therapy"].to_numpy()
+        & (lines["units"] > 0).to_numpy()
+        & lines["discipline"].isin(["PT", "SLP", "OT"]).to_numpy()
+    )
+    if not sel.any() or kx.empty:
         return findings.empty()
+    t = _rows(
+        lines,
+        sel,
+        "date_of_service",
+        "claim_id",
+        "patient_id",
+        "discipline",
+        "charge_amount",
+        "cpt_code",
+    )
+    t["has_kx"] = _has(night, "KX")[sel]
     t = t.assign(
         year=t["date_of_service"].dt.year, bucket=np.where(t["discipline"] == "OT", "OT", "PT/SLP")
     )
@@ -1137,7 +1361,7 @@ def kx_required(night: Night) -> pd.DataFrame:
         earlier = np.zeros(len(t))
     running = tonight.to_numpy() + earlier
     threshold = np.where(t["bucket"] == "OT", t["year"].map(kx["ot"]), t["year"].map(kx["pt_slp"]))
-    need = (running > threshold) & ~_has_mod(t["modifiers"], "KX").to_numpy()
+    need = (running > threshold) & ~t["has_kx"].to_numpy()
     need &= ~pd.isna(threshold)
     r = t[need]
     if r.empty:
