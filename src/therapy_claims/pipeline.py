@@ -478,17 +478,7 @@ def _split_list(s: pd.Series) -> pd.Series:
     empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
     split_lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
     values = pc.list_flatten(parts).filter(pa.array(np.repeat(~empty, split_lengths)))
-    return _lists(np.where(empty, 0, split_lengths), values, s.index)
-
-
-def _lists(lengths: np.ndarray, values, index: pd.Index) -> pd.Series:
-    """A list column: row i holds the next ``lengths[i]`` of ``values`` (Arrow list<string>)."""
-    import pyarrow as pa
-
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.string()))
-    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+    return rules.list_column(np.where(empty, 0, split_lengths), values, s.index)
 
 
 def _codes_per_line(lines: pd.DataFrame, found: pd.DataFrame) -> pd.Series:
@@ -507,7 +497,7 @@ def _codes_per_line(lines: pd.DataFrame, found: pd.DataFrame) -> pd.Series:
     keep = pos >= 0
     pos, codes = pos[keep], with_line["code"].to_numpy(dtype=object)[keep]
     order = np.argsort(pos, kind="stable")
-    return _lists(np.bincount(pos, minlength=len(lines)), codes[order], lines.index)
+    return rules.list_column(np.bincount(pos, minlength=len(lines)), codes[order], lines.index)
 
 
 def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> dict:
@@ -700,6 +690,10 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
     unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
     order = np.argsort(unit_of_claim, kind="stable")
     unit_claims = np.split(ids.to_numpy()[order], np.cumsum(np.bincount(unit_of_claim))[:-1])
+    # the group is sorted by claim_id, so a unit's lines are usually one run of rows: a chunk
+    # of units is then a slice (else the rows of its claims are picked out)
+    row_unit = unit_of_claim[pd.factorize(group["claim_id"])[0]]
+    contiguous = bool((np.diff(row_unit) >= 0).all())
     bytes_per_line = float(BYTES_PER_LINE_GUESS)
     u = 0
     while u < len(unit_lines):
@@ -711,8 +705,10 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
         ):
             n_lines += unit_lines[u + take]
             take += 1
-        chunk_ids = np.concatenate(unit_claims[u : u + take])
-        part = group[group["claim_id"].isin(chunk_ids)]
+        if contiguous:
+            part = group.iloc[np.searchsorted(row_unit, u) : np.searchsorted(row_unit, u + take)]
+        else:
+            part = group[group["claim_id"].isin(np.concatenate(unit_claims[u : u + take]))]
         icn = control_number(cfg.run_date, seq + 1)
         dropped: dict[str, str] = {}
         placed: dict[str, str] = {}
@@ -788,6 +784,25 @@ CLAIM_FIELDS = [
 ]
 
 
+def _with_claim_fields(scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The kept scored lines with their raw fields (the raw row of the same line_id).
+
+    Score keeps the raw layer's row order, so the rows usually line up one to one and are
+    taken by position; otherwise they are joined on line_id."""
+    ids_match = len(scored) == len(raw) and bool(
+        pd.Series(scored["line_id"].array == raw["line_id"].array).fillna(False).all()
+    )
+    if not ids_match:
+        return scored[keep].merge(raw, on="line_id", how="left")
+    return pd.concat(
+        [
+            scored[keep].reset_index(drop=True),
+            raw[keep].drop(columns="line_id").reset_index(drop=True),
+        ],
+        axis=1,
+    )
+
+
 def publish(cfg: RunConfig) -> dict:
     from therapy_claims import x12
 
@@ -798,14 +813,13 @@ def publish(cfg: RunConfig) -> dict:
         cfg.staged("scored", "scored.parquet"),
         columns=[*PUBLISH_SCORED, "status"],
     )
-    billed = scored[scored["status"] == "billed"]
-    del scored
+    is_billed = (scored["status"] == "billed").to_numpy()
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
-    if not billed.empty:
+    if is_billed.any():
         raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
-        lines = billed[PUBLISH_SCORED].merge(raw, on="line_id", how="left")
-        del billed, raw
+        lines = _with_claim_fields(scored[PUBLISH_SCORED], raw, is_billed)
+        del scored, raw
         # list fields stay as the extract's ";"-joined text: the writer splits them per claim
         lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
         # one interchange per submitter (ISA06), receiver (ISA08) and claim type

@@ -51,14 +51,13 @@ class Night:
 
     def change_lists(self) -> pd.Series:
         """One list of change strings per line, in the order the rules made them."""
-        lists: list[list[str]] = [[] for _ in range(len(self.lines))]
-        if self.changes:
-            pos = np.concatenate([p for p, _ in self.changes])
-            text = np.concatenate([t for _, t in self.changes])
-            order = np.argsort(pos, kind="stable")  # keeps rule order within a line
-            for p, t in zip(pos[order].tolist(), text[order].tolist(), strict=True):
-                lists[p].append(t)
-        return pd.Series(lists, index=self.lines.index, dtype=object)
+        n = len(self.lines)
+        if not self.changes:
+            return list_column(np.zeros(n, dtype=np.int64), [], self.lines.index)
+        pos = np.concatenate([p for p, _ in self.changes])
+        text = np.concatenate([t for _, t in self.changes])
+        order = np.argsort(pos, kind="stable")  # keeps rule order within a line
+        return list_column(np.bincount(pos, minlength=n), text[order], self.lines.index)
 
     def distinct(self, column: str) -> tuple[np.ndarray, pd.Series]:
         """``column`` factorised (cached until ``update`` changes it): per line the position of
@@ -80,6 +79,17 @@ class Night:
         """Overwrite ``column`` on the selected lines (``values`` indexed like those lines)."""
         self.lines.loc[mask, column] = values
         self._distinct.pop(column, None)
+
+
+def list_column(lengths: np.ndarray, values, index: pd.Index) -> pd.Series:
+    """A list-of-text column (Arrow ``list<string>``): row i holds the next ``lengths[i]`` of
+    ``values``. Built without a Python list per row."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.string()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
 
 
 RuleFn = Callable[[Night], pd.DataFrame]
