@@ -3,7 +3,9 @@
 The CLI (``therapy-claims run``) calls ``run``; the Airflow DAG calls each stage as a task.
 Stages hand over through a staging area under the output root
 (``<out>/.staging/run_date=YYYY-MM-DD/``), so each task can run in its own process and
-returns only a small summary. Nothing outside the staging area changes until ``publish``
+returns only a small summary. Within ``run`` (one process) a stage reads what an earlier stage
+wrote from memory instead of reading the file back, and validate runs in a second process
+alongside score. Nothing outside the staging area changes until ``publish``
 swaps the night's staged outputs into place; ``manifest`` is written last. A run that fails
 before that leaves the previous good outputs of the night untouched, and re-running a night
 replaces its outputs.
