@@ -713,3 +713,27 @@ def test_independent_checks_on_837i_catch_errors():
     text = "\n".join(problems)
     for expected in ("CLM02", "NPI", "revenue code", "pointers"):
         assert expected in text, (expected, problems)
+
+
+def test_rejected_claims_keep_their_place_in_the_transaction_sets(ref, monkeypatch):
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
+    df = frame(
+        line(claim_id="C1", line_id="L1"),
+        line(claim_id="C2", line_id="L2", patient_last_name="~*:^"),
+        line(claim_id="C3", line_id="L3", patient_first_name="José"),
+        line(claim_id="C4", line_id="L4", clinic_id="NOPE"),
+        line(claim_id="C5", line_id="L5"),
+    )
+    rejected: dict[str, str] = {}
+    placed: dict[str, str] = {}
+    text = build(ref, df, rejected=rejected, placed=placed)
+    assert_valid(text)
+    # claims go clinic by clinic (C1 C2 C3 C5, then C4) and the sets take them two by two,
+    # rejected ones included; the third set, left empty, is dropped
+    assert list(rejected) == ["C2", "C4"]
+    assert rejected["C2"] == (
+        "claim C2: patient_last_name is empty after removing characters X12 cannot carry"
+    )
+    assert rejected["C4"] == "claim C4: clinic_id is not in clinics.csv"
+    assert placed == {"C1": "0001", "C3": "0002", "C5": "0002"}
+    assert "NM1*IL*1*DOE*JOSE****MI*MEMBER123" in segments(text)
