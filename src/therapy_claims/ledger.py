@@ -69,7 +69,8 @@ def split_claims(lines: pd.DataFrame, limits: dict[str, int]) -> pd.Series:
     keeps its claim_id. Returns the new claim_id column (same index).
     """
     out = lines["claim_id"].astype("string").copy()
-    billed = lines[lines["status"] == "billed"]
+    cols = ["claim_id", "claim_type", "date_of_service", "line_id"]
+    billed = lines.loc[(lines["status"] == "billed").to_numpy(), cols]
     if billed.empty:
         return out
     limit = billed["claim_type"].map(limits).fillna(min(limits.values())).astype(int)

@@ -346,7 +346,11 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
     """CLM01: a claim is one encounter for one payer at one clinic. Deterministic, 17 chars
     ('TC' + 15 hex of a SHA-256), leaving room for a split suffix within X12's 20."""
     parts = ["clinic_id", "encounter_id", "payer_id"]
-    codes = lines.groupby(parts, sort=False, dropna=False).ngroup().to_numpy()
+    # one integer per (clinic, encounter, payer): factorise each part, then the combinations
+    codes = np.zeros(len(lines), dtype=np.int64)
+    for c in parts:
+        part_codes, uniques = pd.factorize(lines[c])
+        codes = pd.factorize(codes * (len(uniques) + 1) + (part_codes + 1))[0]
     first = np.unique(codes, return_index=True)[1]  # a row of each claim, in code order
     one = lines[parts].iloc[first].fillna("")
     keys = one["clinic_id"] + "|" + one["encounter_id"] + "|" + one["payer_id"]
@@ -386,15 +390,13 @@ def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
     payer, clinic, cpt = (_Lookup(lines[c]) for c in ("payer_id", "clinic_id", "cpt_code"))
     for c in ref.payers.columns.drop("payer_id"):
         col = ref.payers[c]
-        mapped = payer(col)
         # unknown payers map to NA: keep a nullable dtype the rules can fillna on
-        lines[c] = mapped.astype("boolean") if col.dtype == bool else mapped
+        lines[c] = payer(col, lambda s: s.astype("boolean")) if col.dtype == bool else payer(col)
     for c in ("billing_npi", "claim_type"):
         lines[c] = clinic(ref.clinics[c])
-    for c in ("timed", "one_on_one", "always_therapy", "category"):
-        lines[c] = cpt(ref.cpt[c])
-    for c in ("timed", "one_on_one", "always_therapy"):
-        lines[c] = lines[c].astype("boolean").fillna(False).astype(bool)
+    lines["category"] = cpt(ref.cpt["category"])
+    for c in ("timed", "one_on_one", "always_therapy"):  # an unknown code is none of these
+        lines[c] = cpt(ref.cpt[c], lambda s: s.astype("boolean").fillna(False).astype(bool))
     lines["claim_id"] = claim_ids(lines)
     return lines
 
@@ -411,9 +413,12 @@ class _Lookup:
             codes = np.where(codes < 0, len(distinct) - 1, codes)
         self.codes, self.distinct, self.keys = codes, distinct.reset_index(drop=True), keys
 
-    def __call__(self, table: pd.Series) -> pd.Series:
-        out = self.distinct.map(table).take(self.codes).set_axis(self.keys.index)
-        return out.rename(self.keys.name)
+    def __call__(self, table: pd.Series, then: Callable | None = None) -> pd.Series:
+        """The looked-up values, with ``then`` (an elementwise conversion) applied."""
+        values = self.distinct.map(table)
+        if then is not None:
+            values = then(values)
+        return values.take(self.codes).set_axis(self.keys.index).rename(self.keys.name)
 
 
 def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -> pd.DataFrame:
@@ -596,9 +601,11 @@ def _write_scored(
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     counts = scored["status"].value_counts()
     # a claim is held if any line is held, else billed if any line is billed (vectorised)
-    rank = scored["status"].map({"not_billed": 0, "billed": 1, "held": 2}).astype("int8")
-    claim_rank = rank.groupby(scored["claim_id"].to_numpy()).max()
-    claim_status = claim_rank.map({0: "not_billed", 1: "billed", 2: "held"})
+    rank = scored["status"].map({"not_billed": 0, "billed": 1, "held": 2}).to_numpy(np.int8)
+    claim_of_line = pd.factorize(scored["claim_id"], use_na_sentinel=False)[0]
+    claim_rank = np.zeros(claim_of_line.max() + 1 if len(rank) else 0, dtype=np.int8)
+    np.maximum.at(claim_rank, claim_of_line, rank)
+    claim_status = pd.Series(claim_rank).map({0: "not_billed", 1: "billed", 2: "held"})
     summary = {
         "rows_scored": len(scored),
         "lines_billed": int(counts.get("billed", 0)),
@@ -691,11 +698,15 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
     unit_of_claim = pd.factorize(base)[0]
     unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
     order = np.argsort(unit_of_claim, kind="stable")
-    unit_claims = np.split(ids.to_numpy()[order], np.cumsum(np.bincount(unit_of_claim))[:-1])
     # the group is sorted by claim_id, so a unit's lines are usually one run of rows: a chunk
     # of units is then a slice (else the rows of its claims are picked out)
     row_unit = unit_of_claim[pd.factorize(group["claim_id"])[0]]
     contiguous = bool((np.diff(row_unit) >= 0).all())
+    unit_claims = (
+        []
+        if contiguous
+        else np.split(ids.to_numpy()[order], np.cumsum(np.bincount(unit_of_claim))[:-1])
+    )
     bytes_per_line = float(BYTES_PER_LINE_GUESS)
     u = 0
     while u < len(unit_lines):
@@ -786,6 +797,18 @@ CLAIM_FIELDS = [
 ]
 
 
+def _stable_order(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Row positions sorting ``df`` by ``keys`` ascending, stable, missing values last: the
+    order of ``sort_values(keys, kind="mergesort")``, computed by Arrow."""
+    import pyarrow.compute as pc
+
+    return pc.sort_indices(
+        storage.to_table(df[keys]),
+        sort_keys=[(k, "ascending") for k in keys],
+        null_placement="at_end",
+    ).to_numpy()
+
+
 def _with_claim_fields(scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     """The kept scored lines with their raw fields (the raw row of the same line_id).
 
@@ -826,9 +849,9 @@ def publish(cfg: RunConfig) -> dict:
         lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
         # one interchange per submitter (ISA06), receiver (ISA08) and claim type
         lines["submitter_id"] = lines["clinic_id"].map(ref.clinics["submitter_id"]).fillna("")
-        lines = lines.sort_values(
-            ["receiver_id", "claim_id", "date_of_service", "line_id"], kind="mergesort"
-        )
+        lines = lines.iloc[
+            _stable_order(lines, ["receiver_id", "claim_id", "date_of_service", "line_id"])
+        ]
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         created = datetime.combine(cfg.run_date, datetime.min.time())
         rejected: dict[str, str] = {}
