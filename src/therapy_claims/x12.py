@@ -327,11 +327,12 @@ def _payer_entry(payers: pd.DataFrame, pid: object) -> dict[str, str]:
 
 
 def _checked(fn, *args) -> object:
-    """``fn(*args)``, or the ``_Invalid`` it raises."""
+    """``fn(*args)``, or the ``_Invalid`` it raises (without its traceback: a kept traceback
+    would keep the frames of the build, and every text they made, alive)."""
     try:
         return fn(*args)
     except _Invalid as exc:
-        return exc
+        return exc.with_traceback(None)
 
 
 # ---- column work, once per distinct value -----------------------------------------------------
