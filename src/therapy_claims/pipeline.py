@@ -148,9 +148,12 @@ def _write_frame(df: pd.DataFrame, path: str) -> None:
         _handover[path] = table
 
 
-def _read_frame(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = False) -> pd.DataFrame:
+    """The staged frame at ``path``; ``last``: no later stage of this run reads it from memory
+    (a later read falls back to the file)."""
     if _handover is not None and path in _handover:
-        return storage.to_frame(_handover[path], columns)
+        table = _handover.pop(path) if last else _handover[path]
+        return storage.to_frame(table, columns)
     return storage.read_parquet(path, columns=columns)
 
 
@@ -528,7 +531,7 @@ def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> d
     found = findings.concat(
         [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
     )
-    earlier = [_read_frame(cfg.staged("work", "ingest_findings.parquet"))]
+    earlier = [_read_frame(cfg.staged("work", "ingest_findings.parquet"), last=True)]
     if validated is not None:
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
             validated()
@@ -804,9 +807,27 @@ def _stable_order(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
 
     return pc.sort_indices(
         storage.to_table(df[keys]),
-        sort_keys=[(k, "ascending") for k in keys],
-        null_placement="at_end",
+        sort_keys=[(k, "ascending", "at_end") for k in keys],
     ).to_numpy()
+
+
+def _runs(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """``(key values, rows)`` per run of rows with equal ``keys`` in ``df`` (sorted by them):
+    ``groupby(keys, sort=True)`` on sorted rows, each group a slice. Rows with a missing key
+    are left out, as groupby does."""
+    complete = df[keys].notna().all(axis=1).to_numpy()
+    if not complete.all():
+        df = df[complete]
+    if df.empty:
+        return
+    change = np.zeros(len(df), dtype=bool)
+    change[0] = True
+    for k in keys:
+        values = df[k].to_numpy(dtype=object)
+        change[1:] |= values[1:] != values[:-1]
+    starts = np.flatnonzero(change)
+    for a, b in zip(starts, [*starts[1:], len(df)], strict=True):
+        yield tuple(df[k].iat[a] for k in keys), df.iloc[a:b]
 
 
 def _with_claim_fields(scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
@@ -835,30 +856,28 @@ def publish(cfg: RunConfig) -> dict:
     t0 = time.perf_counter()
     ref = reference.load(cfg.reference)
     scored = _read_frame(
-        cfg.staged("scored", "scored.parquet"),
-        columns=[*PUBLISH_SCORED, "status"],
+        cfg.staged("scored", "scored.parquet"), columns=[*PUBLISH_SCORED, "status"], last=True
     )
     is_billed = (scored["status"] == "billed").to_numpy()
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
     if is_billed.any():
-        raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS)
+        raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS, last=True)
         lines = _with_claim_fields(scored[PUBLISH_SCORED], raw, is_billed)
         del scored, raw
         # list fields stay as the extract's ";"-joined text: the writer splits them per claim
         lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
         # one interchange per submitter (ISA06), receiver (ISA08) and claim type
         lines["submitter_id"] = lines["clinic_id"].map(ref.clinics["submitter_id"]).fillna("")
-        lines = lines.iloc[
-            _stable_order(lines, ["receiver_id", "claim_id", "date_of_service", "line_id"])
-        ]
+        # one interchange per receiver, claim type and submitter; within it, claims in claim_id
+        # order and a claim's lines by date of service and line_id
+        keys = ["receiver_id", "claim_type", "submitter_id"]
+        lines = lines.iloc[_stable_order(lines, [*keys, "claim_id", "date_of_service", "line_id"])]
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         created = datetime.combine(cfg.run_date, datetime.min.time())
         rejected: dict[str, str] = {}
         seq = 0
-        for (receiver, claim_type, _submitter), group in lines.groupby(
-            ["receiver_id", "claim_type", "submitter_id"], sort=True
-        ):
+        for (receiver, claim_type, _submitter), group in _runs(lines, keys):
             kind = "837I" if claim_type == "institutional" else "837P"
             build = x12.build_837i if kind == "837I" else x12.build_837p
             args = {
