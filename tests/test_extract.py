@@ -193,3 +193,43 @@ def test_required_columns_match_spec():
         assert c in REQUIRED_COLUMNS
     for c in ("modifiers", "minutes", "body_region", "group_size"):
         assert c not in REQUIRED_COLUMNS
+
+
+def test_a_value_shared_by_many_rows_is_reported_on_each_row(tmp_path):
+    # typing runs once per distinct value of a column; findings still name every row
+    p = write_csv(
+        tmp_path / "s.csv",
+        [row(line_id=f"L{i}", encounter_id=f"E{i}", minutes=" abc ") for i in range(3)]
+        + [row(line_id="L9", encounter_id="E9", minutes=" 12 ")],
+    )
+    got = ingest(p)
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert bad["message"].tolist() == [
+        f"s.csv row {n}, column minutes: 'abc' is not a whole number" for n in (2, 3, 4)
+    ]
+    assert got.raw["line_id"].tolist() == ["L9"] and got.raw["minutes"].tolist() == [12]
+
+
+def test_type_rows_keeps_the_index_and_types_non_string_columns(tmp_path):
+    rows = [row(), row(line_id="L2")]
+    strings = pd.DataFrame([{c: r.get(c, "") for c in COLUMN_NAMES} for r in rows], index=[7, 3])
+    strings["minutes"] = pd.Series([30, None], index=[7, 3], dtype="object")
+    strings["source_file"] = "t.csv"
+    strings["source_row"] = pd.array([2, 3], dtype="Int64")
+    typed, found, bad = extract.type_rows(strings)
+    assert typed.index.tolist() == [7, 3] and bad.tolist() == [False, False]
+    assert typed["minutes"].tolist()[0] == 30 and typed["minutes"].isna().tolist() == [False, True]
+    assert found.empty
+
+
+def test_a_record_that_does_not_parse_in_a_large_file_keeps_row_numbers(tmp_path):
+    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}") for i in range(3000)]
+    text = to_csv(rows).split("\n")
+    text.insert(1500, "L,E,too,few")  # record 1500 (the header is 1)
+    p = tmp_path / "big.csv"
+    p.write_text("\n".join(text))
+    got = ingest(p)
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert len(bad) == 1 and "big.csv row 1501: record has 4 fields" in bad["message"].iloc[0]
+    assert got.raw["source_row"].tolist() == [*range(2, 1501), *range(1502, 3003)]
+    assert accounted(got) and got.rows_in == 3001

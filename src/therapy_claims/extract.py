@@ -4,7 +4,9 @@ A file that cannot be read, or lacks a required column, is rejected whole (FILE_
 A row that cannot be parsed or typed is quarantined (ROW_INVALID, naming file, row, column
 and value), and its encounter's other lines are held (ENCOUNTER_INCOMPLETE). A line_id seen
 twice keeps its first occurrence (held, DUPLICATE_LINE) and quarantines the others. Nothing is
-dropped without a finding. Typing is vectorised per column.
+dropped without a finding. Typing is vectorised per column: plain text columns in Arrow, the
+others once per distinct value (a night has few dates, amounts or codes) and spread back to the
+rows; messages are built only for the rows that fail.
 
 ``source_row`` is the record's number in its file counting the header as row 1 (the row a
 spreadsheet shows when no value holds a line break); for JSON Lines, the line number.
@@ -12,19 +14,23 @@ spreadsheet shows when no value holds a line break); for JSON Lines, the line nu
 
 from __future__ import annotations
 
+import csv
 import hashlib
-import io
 import json
+import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from therapy_claims import findings, storage, timing
-from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS
+from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS, Column
 
+_CONTENT = re.compile(rb"[^\xef\xbb\xbf \r\n\t]")  # a byte other than BOM or blank
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "list")
 
@@ -75,6 +81,46 @@ def discover(paths: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- reading
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (Arrow's validator: no decoded copy of the file)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _parse_csv(
+    data: bytes, header: list[str], use_threads: bool, columns: list[str] | None = None
+) -> tuple[pa.Table, list[tuple[int | None, str, int, int]]]:
+    """The ``columns`` (default all), every value a string (the file is known to be UTF-8);
+    records that do not parse are skipped and returned as (record number or None when reading
+    with threads, text, expected fields, actual fields)."""
+    bad: list[tuple[int | None, str, int, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(
+            use_threads=use_threads, column_names=header, skip_rows=1, block_size=64 << 20
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.large_string() for h in header},
+            include_columns=columns,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,
+        ),
+    )
+    return table, bad
+
+
 def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All values as strings; returns (rows, bad_records) where bad_records has source_row and text."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -87,11 +133,11 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                 f"not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
             ) from exc
         text_head = data[:65532].decode("utf-8", errors="ignore")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"not UTF-8 text (byte offset {exc.start})") from exc
-    import csv
+    if not _is_utf8(data):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # for the offset of the first bad byte
+            raise FileRejected(f"not UTF-8 text (byte offset {exc.start})") from exc
 
     first_line = text_head.splitlines()[0] if text_head.strip() else ""
     if not first_line.strip():
@@ -107,37 +153,27 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         )
         raise FileRejected(f"missing required column(s): {shown}")
-    bad: list[tuple[int | None, str, int, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
+    # Arrow's threaded reader is the faster, but cannot number the records it skips: a serial
+    # pass that converts one column only numbers them. A file that fails as a whole, or whose
+    # passes disagree, is read serially in full, and fails as that reader says.
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(
-                use_threads=False, column_names=header, skip_rows=1, block_size=64 << 20
-            ),
-            parse_options=pacsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        raise FileRejected(f"cannot be parsed as CSV: {exc}") from exc
-    df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-    n_total = len(df) + len(bad)
-    bad_numbers = {b[0] for b in bad if b[0] is not None}
+        table, bad = _parse_csv(data, header, use_threads=True)
+        if bad:
+            _, numbered = _parse_csv(data, header, use_threads=False, columns=header[:1])
+            table, bad = (table, numbered) if len(numbered) == len(bad) else (None, [])
+    except pa.ArrowException:
+        table, bad = None, []
+    if table is None:
+        try:
+            table, bad = _parse_csv(data, header, use_threads=False)
+        except (pa.ArrowInvalid, pa.ArrowException) as exc:
+            raise FileRejected(f"cannot be parsed as CSV: {exc}") from exc
+    df = table.to_pandas(types_mapper={pa.large_string(): pd.StringDtype()}.get)
     # record numbers: header is 1; pyarrow reports the record number of each skipped row
-    numbers = [n for n in range(2, n_total + 2) if n not in bad_numbers] if bad else None
-    df["source_row"] = pd.array(
-        numbers if numbers is not None else range(2, len(df) + 2), dtype="Int64"
-    )
+    numbers = np.arange(2, len(df) + len(bad) + 2)
+    if bad:
+        numbers = np.setdiff1d(numbers, [b[0] for b in bad if b[0] is not None])
+    df["source_row"] = pd.array(numbers, dtype="Int64")
     bad_df = pd.DataFrame(
         {
             "source_row": pd.array([b[0] for b in bad], dtype="Int64"),
@@ -232,7 +268,7 @@ def read_file(path: str) -> tuple[pd.DataFrame, pd.DataFrame, InputFile]:
     label = storage.name(path)
     low = path.lower()
     try:
-        if not data.strip(b"\xef\xbb\xbf \r\n\t"):
+        if not _CONTENT.search(data):
             raise FileRejected("the file is empty")
         if low.endswith(".parquet"):
             df, bad = _read_parquet(data)
@@ -254,130 +290,168 @@ def read_file(path: str) -> tuple[pd.DataFrame, pd.DataFrame, InputFile]:
 
 _TIME = r"([01]?\d|2[0-3]):[0-5]\d"
 
+Problems = list[tuple[pd.Series, str]]  # (rows with the problem, message text)
 
-def _problem(mask: pd.Series, col: str, text: str, out: list) -> None:
-    """Record a problem; ``{value}`` in ``text`` stands for the offending value."""
-    if mask.any():
-        out.append((mask, col, text))
+
+def _type_values(col: Column, s: pd.Series) -> tuple[dict[str, pd.Series], Problems]:
+    """The contract's typing of one column's stripped strings: its typed column(s) and its
+    problems (``{value}`` in a text stands for the offending value). Strictly value by value,
+    so ``type_rows`` runs it once per distinct value of the column."""
+    empty = s == ""
+    typed: dict[str, pd.Series] = {}
+    problems: Problems = []
+    if col.required:
+        problems.append((empty, "required value is missing"))
+    if col.kind == "date":
+        val = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+        problems.append((~empty & val.isna(), "{value} is not a date (YYYY-MM-DD)"))
+        typed[col.name] = val
+    elif col.kind == "int":
+        num = pd.to_numeric(s.where(~empty), errors="coerce")
+        bad = ~empty & (num.isna() | (num != num.round()))
+        problems.append((bad, "{value} is not a whole number"))
+        if col.minimum is not None:
+            low = ~bad & ~empty & (num < col.minimum)
+            problems.append((low, f"{{value}} is below the minimum {col.minimum}"))
+        typed[col.name] = num.where(~bad).round().astype("Int64")
+    elif col.kind == "decimal":
+        num = pd.to_numeric(s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce")
+        bad = ~empty & num.isna()
+        problems.append((bad, "{value} is not an amount"))
+        problems.append((~bad & ~empty & (num < 0), "{value} is negative"))
+        typed[col.name] = num.round(2).astype("float64")
+    elif col.kind == "time":
+        ok = s.str.fullmatch(_TIME).fillna(False).astype(bool)
+        problems.append((~empty & ~ok, "{value} is not a time (HH:MM, 24 h)"))
+        hhmm = s.where(ok, "").str.zfill(5)  # H:MM -> 0H:MM; invalid -> "00000"
+        minute = pd.to_numeric(hhmm.str.slice(0, 2), errors="coerce") * 60 + pd.to_numeric(
+            hhmm.str.slice(3, 5), errors="coerce"
+        )
+        minute = minute.where(ok).astype("Int64")
+        typed[col.name] = (
+            (minute // 60).astype("string").str.zfill(2)
+            + ":"
+            + (minute % 60).astype("string").str.zfill(2)
+        ).astype("string")
+        typed[col.name.replace("_time", "_minute")] = minute
+    elif col.kind == "enum":
+        norm = s.str.lower() if col.name == "subscriber_relationship" else s.str.upper()
+        problems.append(
+            (~empty & ~norm.isin(col.allowed), "{value} is not one of " + "/".join(col.allowed))
+        )
+        typed[col.name] = norm.where(~empty).astype("string")
+    elif col.kind == "list":
+        parts = s.str.replace(" ", "", regex=False)
+        if col.name in ("modifiers", "diagnosis_codes"):
+            parts = parts.str.upper()
+        elif col.name in ("body_region", "technique"):
+            parts = parts.str.lower()
+        parts = parts.str.replace(r";{2,}", ";", regex=True).str.strip(";")
+        if col.name == "diagnosis_pointers":
+            ok = parts.str.fullmatch(r"\d+(;\d+)*").fillna(False).astype(bool)
+            problems.append((~empty & ~ok, "{value} is not a ;-separated list of numbers"))
+        typed[col.name] = parts.where(parts != "").astype("string")
+    else:  # str
+        if col.max_len:
+            problems.append(
+                (s.str.len() > col.max_len, f"{{value}} is longer than {col.max_len} characters")
+            )
+        if col.pattern:
+            ok = s.str.fullmatch(col.pattern).fillna(False).astype(bool)
+            problems.append((~empty & ~ok, "{value} has the wrong format"))
+        norm = s.str.upper() if col.name in ("cpt_code", "patient_state") else s
+        typed[col.name] = norm.where(~empty).astype("string")
+    return typed, problems
+
+
+def _type_plain(col: Column, s: pa.ChunkedArray, index: pd.Index) -> tuple[pd.Series, Problems]:
+    """``_type_values`` for a str column without a pattern (names, ids, free text: often one
+    value per row), in Arrow: the kernels pandas' string methods call, and the same dtypes."""
+    empty = pc.equal(s, "")
+    problems: Problems = []
+    if col.required:  # `s == ""` is bool[pyarrow], `s.str.len() > n` is boolean
+        problems.append(
+            (
+                pd.Series(pd.arrays.ArrowExtensionArray(empty), index=index),
+                "required value is missing",
+            )
+        )
+    if col.max_len:
+        too_long = pc.greater(pc.utf8_length(s), col.max_len).to_numpy(zero_copy_only=False)
+        problems.append(
+            (
+                pd.Series(pd.array(too_long, dtype="boolean"), index=index),
+                f"{{value}} is longer than {col.max_len} characters",
+            )
+        )
+    value = pd.arrays.ArrowStringArray(pc.if_else(empty, pa.scalar(None, s.type), s))
+    return pd.Series(value, index=index), problems
+
+
+def _type_column(col: Column, raw: pa.ChunkedArray, index: pd.Index) -> tuple[dict, Problems]:
+    """Type one column: ``_type_values`` over its distinct values (a night has few dates,
+    amounts, codes...), spread back to the rows; plain text columns directly. The result is
+    the whole column's: what pandas decides per column (to_numeric's integer or float result,
+    Python's or RE2's regex engine for non-ASCII text) depends on which values occur, not on
+    how often."""
+    if col.kind == "str" and not col.pattern:
+        value, problems = _type_plain(col, pc.utf8_trim_whitespace(raw), index)
+        return {col.name: value}, [(m, t) for m, t in problems if m.any()]
+    encoded = pc.dictionary_encode(raw.combine_chunks())
+    rows = encoded.indices.to_numpy(zero_copy_only=False)
+    stripped = pc.utf8_trim_whitespace(encoded.dictionary)
+    typed, problems = _type_values(col, pd.Series(pd.arrays.ArrowStringArray(stripped)))
+
+    def spread(values: pd.Series) -> pd.Series:
+        return pd.Series(values.array.take(rows), index=index)
+
+    return (
+        {name: spread(v) for name, v in typed.items()},
+        [(spread(m), t) for m, t in problems if m.any()],
+    )
+
+
+def _where(rows: pd.DataFrame) -> pd.Series:
+    """'file.csv row 12' for each of ``rows`` (only ever the few rows a finding names)."""
+    return (
+        rows["source_file"].map(storage.name).astype("string")
+        + " row "
+        + rows["source_row"].astype("string")
+    )
 
 
 def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Type the string rows. Returns (typed frame, ROW_INVALID findings, bad-row mask)."""
-
-    def stripped(name: str) -> pd.Series:
-        return df[name].astype("string").fillna("").str.strip()
-
-    # one column at a time (a million-row night has ~50 string columns: no second copy of all)
-    ids = {c: stripped(c) for c in ("line_id", "encounter_id")}
-    typed = pd.DataFrame(index=df.index)
+    typed: dict[str, pd.Series] = {}
     problems: list[tuple[pd.Series, str, str]] = []
     for col in COLUMNS:
-        s = ids[col.name] if col.name in ids else stripped(col.name)
-        empty = s == ""
-        if col.required:
-            _problem(empty, col.name, "required value is missing", problems)
-        if col.kind == "date":
-            val = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
-            _problem(~empty & val.isna(), col.name, "{value} is not a date (YYYY-MM-DD)", problems)
-            typed[col.name] = val
-        elif col.kind == "int":
-            num = pd.to_numeric(s.where(~empty), errors="coerce")
-            bad = ~empty & (num.isna() | (num != num.round()))
-            _problem(bad, col.name, "{value} is not a whole number", problems)
-            if col.minimum is not None:
-                low = ~bad & ~empty & (num < col.minimum)
-                _problem(low, col.name, f"{{value}} is below the minimum {col.minimum}", problems)
-            typed[col.name] = num.where(~bad).round().astype("Int64")
-        elif col.kind == "decimal":
-            num = pd.to_numeric(
-                s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce"
-            )
-            bad = ~empty & num.isna()
-            _problem(bad, col.name, "{value} is not an amount", problems)
-            _problem(~bad & ~empty & (num < 0), col.name, "{value} is negative", problems)
-            typed[col.name] = num.round(2).astype("float64")
-        elif col.kind == "time":
-            ok = s.str.fullmatch(_TIME).fillna(False).astype(bool)
-            _problem(~empty & ~ok, col.name, "{value} is not a time (HH:MM, 24 h)", problems)
-            hhmm = s.where(ok, "").str.zfill(5)  # H:MM -> 0H:MM; invalid -> "00000"
-            minute = pd.to_numeric(hhmm.str.slice(0, 2), errors="coerce") * 60 + pd.to_numeric(
-                hhmm.str.slice(3, 5), errors="coerce"
-            )
-            minute = minute.where(ok).astype("Int64")
-            typed[col.name] = (
-                (minute // 60).astype("string").str.zfill(2)
-                + ":"
-                + (minute % 60).astype("string").str.zfill(2)
-            ).astype("string")
-            typed[col.name.replace("_time", "_minute")] = minute
-        elif col.kind == "enum":
-            norm = s.str.lower() if col.name == "subscriber_relationship" else s.str.upper()
-            _problem(
-                ~empty & ~norm.isin(col.allowed),
-                col.name,
-                "{value} is not one of " + "/".join(col.allowed),
-                problems,
-            )
-            typed[col.name] = norm.where(~empty).astype("string")
-        elif col.kind == "list":
-            parts = s.str.replace(" ", "", regex=False)
-            if col.name in ("modifiers", "diagnosis_codes"):
-                parts = parts.str.upper()
-            elif col.name in ("body_region", "technique"):
-                parts = parts.str.lower()
-            parts = parts.str.replace(r";{2,}", ";", regex=True).str.strip(";")
-            if col.name == "diagnosis_pointers":
-                ok = parts.str.fullmatch(r"\d+(;\d+)*").fillna(False).astype(bool)
-                _problem(
-                    ~empty & ~ok,
-                    col.name,
-                    "{value} is not a ;-separated list of numbers",
-                    problems,
-                )
-            typed[col.name] = parts.where(parts != "").astype("string")
-        else:  # str
-            if col.max_len:
-                _problem(
-                    s.str.len() > col.max_len,
-                    col.name,
-                    f"{{value}} is longer than {col.max_len} characters",
-                    problems,
-                )
-            if col.pattern:
-                ok = s.str.fullmatch(col.pattern).fillna(False).astype(bool)
-                _problem(~empty & ~ok, col.name, "{value} has the wrong format", problems)
-            norm = s.str.upper() if col.name in ("cpt_code", "patient_state") else s
-            typed[col.name] = norm.where(~empty).astype("string")
+        raw = df[col.name].astype("string").fillna("").array.__arrow_array__()
+        values, found = _type_column(col, raw, df.index)
+        typed.update(values)
+        problems += [(mask, col.name, text) for mask, text in found]
     # keep unknown extra columns (raw layer), as strings
     for c in df.columns:
-        if c not in typed.columns and c not in ("source_file", "source_row"):
+        if c not in typed and c not in ("source_file", "source_row"):
             typed[c] = df[c].astype("string")
     typed["source_file"] = df["source_file"].astype("string")
     typed["source_row"] = df["source_row"].astype("Int64")
+    out = pd.DataFrame(typed, index=df.index)
 
     bad_mask = pd.Series(False, index=df.index)
     frames = []
-    where = (
-        df["source_file"].map(storage.name).astype("string")
-        + " row "
-        + df["source_row"].astype("string")
-    )
     for mask, col, text in problems:
         bad_mask |= mask
-        rows = typed.loc[mask, ["line_id", "encounter_id", "source_file", "source_row"]]
-        rows = rows.assign(
-            line_id=ids["line_id"][mask].replace("", pd.NA),
-            encounter_id=ids["encounter_id"][mask].replace("", pd.NA),
-        )
+        at = np.flatnonzero(mask.to_numpy(dtype=bool))
+        rows = out[["line_id", "encounter_id", "source_file", "source_row"]].iloc[at]
         if "{value}" in text:  # the offending value, quoted, built only for the failing rows
             head, tail = text.split("{value}", 1)
-            value = df.loc[mask, col].astype("string").fillna("").str.strip()
+            value = df[col].iloc[at].astype("string").fillna("").str.strip()
             text = head + "'" + value.str.slice(0, 60) + "'" + tail
-        msg = where[mask] + f", column {col}: " + text
+        msg = _where(df[["source_file", "source_row"]].iloc[at]) + f", column {col}: " + text
         frames.append(
             findings.make("ROW_INVALID", rows, msg, evidence=f"extract contract: column {col}")
         )
-    return typed, findings.concat(frames), bad_mask
+    return out, findings.concat(frames), bad_mask
 
 
 @dataclass
@@ -484,22 +558,19 @@ def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
                 typed[c] = typed[c].astype("string")
     else:
         typed = _empty_typed()
-    bad_mask = typed["_bad"].astype(bool)
+    bad_mask = typed["_bad"].astype(bool).to_numpy()
     line_raw, enc_raw = typed["_line_id_raw"], typed["_encounter_id_raw"]
     typed = typed.drop(columns=list(PART_COLUMNS))
+    lineage = ["line_id", "encounter_id", "source_file", "source_row"]
 
     # duplicate line ids among rows that typed cleanly: first occurrence kept (and held)
-    ok = typed[~bad_mask]
-    dup_later = ok["line_id"].duplicated(keep="first")
-    dup_any = ok["line_id"].duplicated(keep=False)
-    first_of_dup = dup_any & ~dup_later
-    counts = ok["line_id"].map(ok["line_id"].value_counts())
-    where = (
-        ok["source_file"].map(storage.name).astype("string")
-        + " row "
-        + ok["source_row"].astype("string")
-    )
-    firsts = ok[first_of_dup]
+    ok_at = np.flatnonzero(~bad_mask)
+    codes, _ = pd.factorize(typed["line_id"].iloc[ok_at], use_na_sentinel=False)
+    counts = np.bincount(codes)[codes]
+    first = np.zeros(len(codes), dtype=bool)
+    first[np.unique(codes, return_index=True)[1]] = True
+    firsts = typed[lineage].iloc[ok_at[first & (counts > 1)]]
+    later = typed[lineage].iloc[ok_at[~first]]
     dup_findings = [
         findings.make(
             "DUPLICATE_LINE",
@@ -507,28 +578,26 @@ def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
             "line_id "
             + firsts["line_id"]
             + " appears "
-            + counts[first_of_dup].astype("string")
+            + pd.Series(counts[first & (counts > 1)], index=firsts.index).astype("string")
             + " times tonight; this first occurrence ("
-            + where[first_of_dup]
+            + _where(firsts)
             + ") is held, the others are quarantined",
         ),
         findings.make(
             "DUPLICATE_LINE",
-            ok[dup_later],
+            later,
             "line_id "
-            + ok.loc[dup_later, "line_id"]
+            + later["line_id"]
             + " was already seen tonight; this copy ("
-            + where[dup_later]
+            + _where(later)
             + ") is quarantined",
         ),
     ]
     quarantine_mask = bad_mask.copy()
-    quarantine_mask.loc[ok.index[dup_later.to_numpy()]] = True
+    quarantine_mask[ok_at[~first]] = True
 
-    accepted = typed[~quarantine_mask].copy()
-    quarantined = typed.loc[
-        quarantine_mask, ["line_id", "encounter_id", "source_file", "source_row"]
-    ]
+    accepted = typed[~quarantine_mask]
+    quarantined = typed.loc[quarantine_mask, lineage]
     quarantined = quarantined.assign(
         line_id=line_raw[quarantine_mask].astype("string"),
         encounter_id=enc_raw[quarantine_mask].astype("string"),
@@ -548,8 +617,7 @@ def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
 
     # siblings of quarantined rows (same encounter) are held
     q_enc = set(enc_raw[bad_mask].astype("string").fillna("").str.strip()) - {""}
-    sib = accepted["encounter_id"].isin(q_enc)
-    sib_rows = accepted[sib]
+    sib_rows = accepted.loc[accepted["encounter_id"].isin(q_enc), lineage]
     enc_findings = findings.make(
         "ENCOUNTER_INCOMPLETE",
         sib_rows,
