@@ -37,6 +37,10 @@ def _col(rows: pd.DataFrame, name: str, default=pd.NA) -> pd.Series:
     return pd.Series(default, index=rows.index)
 
 
+# what a finding takes from the rows it is about
+FINDING_SOURCE_COLUMNS: tuple[str, ...] = ("line_id", "encounter_id", "source_file", "source_row")
+
+
 def make(
     code: str,
     rows: pd.DataFrame,

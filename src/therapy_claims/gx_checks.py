@@ -137,6 +137,18 @@ def load_suite(name: str):
     return suite
 
 
+def needed_columns(suites: tuple[str, ...] | list[str] = SUITES) -> list[str]:
+    """The columns ``run_suites`` reads: the suites' columns, the columns their findings show
+    (``start_time`` for ``start_minute``) and the columns a finding carries."""
+    cols = [ID_COLUMN, *findings.FINDING_SOURCE_COLUMNS]
+    for name in suites:
+        for c in _suite_columns(load_suite(name)):
+            cols.append(c)
+            if c.endswith("_minute"):
+                cols.append(c[: -len("_minute")] + "_time")
+    return list(dict.fromkeys(cols))
+
+
 # --------------------------------------------------------------------------- running
 
 

@@ -321,7 +321,9 @@ def validate(cfg: RunConfig) -> dict:
 
     _require(cfg.staged("raw", "raw.parquet"), "ingest")
     t0 = time.perf_counter()
-    raw = storage.read_parquet(cfg.staged("raw", "raw.parquet"))
+    path = cfg.staged("raw", "raw.parquet")
+    needed = set(gx_checks.needed_columns())
+    raw = _read_frame(path, columns=[c for c in _columns(path) if c in needed])
     with tempfile.TemporaryDirectory(prefix="tc-gx-") as tmp:
         with timing.record("gx"):
             found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
