@@ -187,10 +187,11 @@ def run_suites(
     run_id = RunIdentifier(run_name=f"run_date={run_date}")
 
     all_findings: list[pd.DataFrame] = []
+    converted: dict[str, pd.Series] = {}
     summary: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for name, suite in loaded.items():
-        gx_frame = _gx_frame(frame, _suite_columns(suite), name)
+        gx_frame = _gx_frame(frame, _suite_columns(suite), name, converted)
         suite = ctx.suites.add(suite)
         vd = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
@@ -307,21 +308,29 @@ def _suite_columns(suite) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def _gx_frame(frame: pd.DataFrame, columns: list[str], suite_name: str) -> pd.DataFrame:
+def _gx_frame(
+    frame: pd.DataFrame, columns: list[str], suite_name: str, converted: dict[str, pd.Series]
+) -> pd.DataFrame:
+    """The suite's columns as GX is given them; ``converted`` keeps each converted column for
+    the next suite that names it."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"GX suite {suite_name!r} names columns not in the frame: {missing}")
     keep = list(dict.fromkeys([ID_COLUMN, *columns]))
-    sub = frame[keep].copy(deep=False)
     for c in keep:
-        dtype = sub[c].dtype
-        if pd.api.types.is_integer_dtype(dtype) and isinstance(
-            dtype, pd.api.extensions.ExtensionDtype
-        ):
-            sub[c] = sub[c].astype("float64")  # NA -> NaN; exact for |x| < 2**53
-        elif pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
-            sub[c] = _categorical(sub[c])
-    return sub
+        if c not in converted:
+            converted[c] = _gx_column(frame[c])
+    return pd.DataFrame({c: converted[c] for c in keep}, index=frame.index)
+
+
+def _gx_column(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_integer_dtype(s.dtype) and isinstance(
+        s.dtype, pd.api.extensions.ExtensionDtype
+    ):
+        return s.astype("float64")  # NA -> NaN; exact for |x| < 2**53
+    if pd.api.types.is_string_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        return _categorical(s)
+    return s
 
 
 def _categorical(s: pd.Series) -> pd.Series:
