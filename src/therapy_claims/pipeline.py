@@ -20,7 +20,7 @@ import multiprocessing
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -118,6 +118,10 @@ def _now() -> str:
 
 
 def _require(path: str, stage: str) -> None:
+    if _handover is not None and path in _handover:  # being written; readable from memory
+        return
+    if not storage.exists(path):
+        _flush_writes()  # it may be a write still in progress
     if not storage.exists(path):
         raise RunError(f"{path} is missing: run the '{stage}' stage for this run date first")
 
@@ -126,26 +130,41 @@ def _require(path: str, stage: str) -> None:
 
 # Within ``run`` (one process), a staged frame a stage writes is kept as the Arrow table it
 # was written from, and a later stage reading that path gets it from memory: the same frame
-# as reading the Parquet file back, without decompressing and decoding it. Tasks of the DAG
-# run in separate processes and always read the files.
+# as reading the Parquet file back, without decompressing and decoding it. The Parquet files
+# are written by a background thread meanwhile; anything that looks at the staged files
+# (``_require``, a read of a frame no longer in memory, publish's swap) waits for them first.
+# Tasks of the DAG run in separate processes and always write and read the files.
 _handover: dict[str, object] | None = None
+_writes: list[Future] = []
+_writer: ThreadPoolExecutor | None = None
 
 
 @contextmanager
 def _in_memory_handover() -> Iterator[None]:
-    global _handover
-    _handover = {}
+    global _handover, _writer
+    _handover, _writer = {}, ThreadPoolExecutor(1, thread_name_prefix="tc-write")
     try:
         yield
+        _flush_writes()
     finally:
-        _handover = None
+        _writer.shutdown(wait=True, cancel_futures=True)
+        _handover, _writer = None, None
+        _writes.clear()
+
+
+def _flush_writes() -> None:
+    """Wait for the background writes; the first that failed raises here."""
+    while _writes:
+        _writes.pop(0).result()
 
 
 def _write_frame(df: pd.DataFrame, path: str) -> None:
     table = storage.to_table(df)
-    storage.write_table(table, path)
-    if _handover is not None:
-        _handover[path] = table
+    if _handover is None or _writer is None:
+        storage.write_table(table, path)
+        return
+    _handover[path] = table
+    _writes.append(_writer.submit(storage.write_table, table, path))
 
 
 def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = False) -> pd.DataFrame:
@@ -154,7 +173,35 @@ def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = Fal
     if _handover is not None and path in _handover:
         table = _handover.pop(path) if last else _handover[path]
         return storage.to_frame(table, columns)
+    _flush_writes()
     return storage.read_parquet(path, columns=columns)
+
+
+GX_INPUT = "raw.arrow"
+
+
+def _write_for_validate(cfg: RunConfig, raw: pd.DataFrame) -> None:
+    """For ``run``'s validate process: the raw layer as an uncompressed Arrow file next to the
+    staged Parquet (local output only), which that process maps instead of decoding Parquet."""
+    if _handover is None or storage.is_s3(cfg.out):
+        return
+    import pyarrow.feather as feather
+
+    path = storage.local_path(cfg.staged("work", GX_INPUT))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    feather.write_feather(storage.to_table(raw), str(path), compression="uncompressed")
+
+
+def _read_for_validate(cfg: RunConfig, columns: set[str]) -> pd.DataFrame:
+    fast = cfg.staged("work", GX_INPUT)
+    if not storage.is_s3(fast) and storage.exists(fast):
+        import pyarrow.feather as feather
+
+        table = feather.read_table(str(storage.local_path(fast)), memory_map=True)
+        return storage.to_frame(table, [c for c in table.column_names if c in columns])
+    path = cfg.staged("raw", "raw.parquet")
+    _require(path, "ingest")
+    return _read_frame(path, columns=[c for c in _columns(path) if c in columns])
 
 
 def _columns(path: str) -> list[str]:
@@ -288,6 +335,7 @@ def _combine(cfg: RunConfig, parts: list[extract.FilePart], part_timings: list[d
     started = plan["started_at"]
     with timing.record("combine"):
         got = extract.combine(parts, ingested_at=started)
+    _write_for_validate(cfg, got.raw)
     _write_frame(got.raw, cfg.staged("raw", "raw.parquet"))
     _write_frame(got.findings, cfg.staged("work", "ingest_findings.parquet"))
     storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
@@ -319,11 +367,8 @@ def _combine(cfg: RunConfig, parts: list[extract.FilePart], part_timings: list[d
 def validate(cfg: RunConfig) -> dict:
     from therapy_claims import gx_checks
 
-    _require(cfg.staged("raw", "raw.parquet"), "ingest")
     t0 = time.perf_counter()
-    path = cfg.staged("raw", "raw.parquet")
-    needed = set(gx_checks.needed_columns())
-    raw = _read_frame(path, columns=[c for c in _columns(path) if c in needed])
+    raw = _read_for_validate(cfg, set(gx_checks.needed_columns()))
     with tempfile.TemporaryDirectory(prefix="tc-gx-") as tmp:
         with timing.record("gx"):
             found, summary = gx_checks.run_suites(raw, tmp, cfg.rd)
@@ -945,6 +990,7 @@ def publish(cfg: RunConfig) -> dict:
             cfg.staged("reports", "report.html"),
             reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
         )
+    _flush_writes()
     t_swap = time.perf_counter()
     # swap the night's staged outputs into place
     if storage.is_s3(cfg.out):  # an S3 swap is object by object: no manifest until it is done
