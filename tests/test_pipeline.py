@@ -328,3 +328,34 @@ def test_unwritable_claim_is_held_not_lost(tmp_path):
     ok, report = pyx12_validate(str(f))
     assert ok, report
     assert m["claim_files"][0]["claims"] == 1 and m["claim_files"][0]["lines"] == 1
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_claim_files_keep_split_claims_together_sorted_or_not(tmp_path, shuffled):
+    """Files are cut between claims, never between the parts of a split claim, and every line
+    goes into exactly one file: on a group sorted by claim (rows taken as slices) and on one
+    that is not (rows picked by claim)."""
+    claims = ["TCA", "TCB-1", "TCB-2", "TCB-3", "TCC", "TCD-1", "TCD-2", "TCE"]
+    sizes = [3, 50, 50, 7, 2, 50, 1, 4]
+    ids = [c for c, n in zip(claims, sizes, strict=True) for _ in range(n)]
+    group = pd.DataFrame({"claim_id": pd.Series(ids, dtype="string"), "n": range(len(ids))})
+    if shuffled:
+        group = group.sample(frac=1, random_state=7).reset_index(drop=True)
+
+    def build(part, *, interchange_control_number, rejected=None, placed=None):
+        placed.update(dict.fromkeys(part["claim_id"], "0001"))
+        return "x" * (100 * len(part))
+
+    cfg = pipeline.RunConfig(
+        inputs=[], out=str(tmp_path), run_date=date(2026, 11, 28), max_file_bytes=6_000
+    )
+    files = [chunk for chunk, _, text, _, _ in pipeline._claim_files(build, group, {}, cfg, 0)]
+    assert len(files) > 1
+    assert sorted(pd.concat(files)["n"]) == list(range(len(ids)))
+    for chunk in files:  # whole claims only, and all parts of a split claim together
+        for cid in chunk["claim_id"].unique():
+            assert (chunk["claim_id"] == cid).sum() == (group["claim_id"] == cid).sum()
+        bases = {c.split("-")[0] for c in chunk["claim_id"]}
+        for b in bases:
+            parts = {c for c in claims if c.split("-")[0] == b}
+            assert parts <= set(chunk["claim_id"])

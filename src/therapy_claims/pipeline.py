@@ -747,16 +747,14 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
     # units that may not be cut: all parts of one split claim
     unit_of_claim = pd.factorize(base)[0]
     unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
-    order = np.argsort(unit_of_claim, kind="stable")
     # the group is sorted by claim_id, so a unit's lines are usually one run of rows: a chunk
     # of units is then a slice (else the rows of its claims are picked out)
     row_unit = unit_of_claim[pd.factorize(group["claim_id"])[0]]
     contiguous = bool((np.diff(row_unit) >= 0).all())
-    unit_claims = (
-        []
-        if contiguous
-        else np.split(ids.to_numpy()[order], np.cumsum(np.bincount(unit_of_claim))[:-1])
-    )
+    unit_claims = []
+    if not contiguous:
+        by_unit = ids.to_numpy()[np.argsort(unit_of_claim, kind="stable")]
+        unit_claims = np.split(by_unit, np.cumsum(np.bincount(unit_of_claim))[:-1])
     bytes_per_line = float(BYTES_PER_LINE_GUESS)
     u = 0
     while u < len(unit_lines):
