@@ -359,3 +359,31 @@ def test_claim_files_keep_split_claims_together_sorted_or_not(tmp_path, shuffled
         for b in bases:
             parts = {c for c in claims if c.split("-")[0] == b}
             assert parts <= set(chunk["claim_id"])
+
+
+def test_validate_in_a_second_process_gives_the_same_night(tmp_path, caplog):
+    """run(parallel=True) runs validate in a spawned process alongside score: the outputs are
+    the ones the stages give one after the other, and its log records reach this process."""
+    inp = write_csv(tmp_path / "landing" / "clinic1.csv", mixed_rows())
+    outs = {}
+    for parallel in (False, True):
+        cfg = pipeline.RunConfig(
+            inputs=[str(inp)], out=str(tmp_path / f"out-{parallel}"), run_date=RD
+        )
+        with caplog.at_level("INFO", logger="therapy_claims"):
+            caplog.clear()
+            m = pipeline.run(cfg, parallel=parallel)
+        assert m["balanced"] and m["validation"]["time_consistency"]["failing_rows"] == 1
+        assert "validate: 4 suite(s)" in caplog.text  # logged by whichever process ran it
+        assert ("gx_wait" in m["timings"]) is parallel
+        outs[parallel] = cfg
+    serial, parallel = outs[False], outs[True]
+    for kind, name in [("scored", "scored.parquet"), ("exceptions", "exceptions.parquet")]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(Path(serial.final(kind)) / name),
+            pd.read_parquet(Path(parallel.final(kind)) / name),
+        )
+    claims = sorted(Path(serial.final("claims")).glob("*.x12"))
+    assert claims
+    for f in claims:
+        assert f.read_bytes() == (Path(parallel.final("claims")) / f.name).read_bytes()

@@ -1073,15 +1073,24 @@ def manifest(cfg: RunConfig) -> dict:
 STAGES = ("ingest", "validate", "score", "publish", "manifest")
 
 
-def run(cfg: RunConfig, *, progress=None, parallel: bool = True) -> dict:
+# a night at least this large runs validate in a second process (about 50,000 lines)
+PARALLEL_MIN_BYTES = 16 * 2**20
+
+
+def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
     """The whole night (the CLI): the same stage functions the DAG's tasks call. Returns the
     manifest.
 
-    With ``parallel`` (the default), validate (the GX suites) runs in a second process while
-    score computes units and rules in this one; score waits for it before holding claims, so
-    the outputs are the same as running the stages one after the other. A failure in either
-    fails the run. Log records of the second process are relayed to this process's loggers."""
+    With ``parallel``, validate (the GX suites) runs in a second process while score computes
+    units and rules in this one; score waits for it before holding claims, so the outputs are
+    the same as running the stages one after the other. A failure in either fails the run.
+    Log records of the second process are relayed to this process's loggers. By default a
+    night runs in parallel when its input files hold at least ``PARALLEL_MIN_BYTES``: for a
+    small night, starting a second interpreter (and importing GX in it) costs more than it
+    saves."""
     say = progress or (lambda msg: None)
+    if parallel is None:
+        parallel = _input_bytes(cfg) >= PARALLEL_MIN_BYTES
 
     def stage(name: str, **kw) -> dict:
         t0 = time.perf_counter()
@@ -1093,6 +1102,13 @@ def run(cfg: RunConfig, *, progress=None, parallel: bool = True) -> dict:
     with _in_memory_handover():
         _stages(cfg, stage, say, parallel)
     return storage.read_json(cfg.manifest_path)
+
+
+def _input_bytes(cfg: RunConfig) -> int:
+    try:
+        return sum(storage.size(f) for f in extract.discover(cfg.inputs))
+    except Exception:  # noqa: BLE001 - only a size hint: ingest reports what is wrong with the inputs
+        return 0
 
 
 def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> None:
@@ -1135,10 +1151,10 @@ def _second_process() -> Iterator[ProcessPoolExecutor]:
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
-    level = logging.getLogger().getEffectiveLevel()
+    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in ("", log.name)}
     try:
         with ProcessPoolExecutor(
-            1, mp_context=ctx, initializer=_child_logging, initargs=(queue, level)
+            1, mp_context=ctx, initializer=_child_logging, initargs=(queue, levels)
         ) as pool:
             yield pool
     finally:
@@ -1155,10 +1171,11 @@ class _Relay(logging.Handler):
         return True
 
 
-def _child_logging(queue, level: int) -> None:
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
-    root.setLevel(level)
+def _child_logging(queue, levels: dict[str, int]) -> None:
+    """In the second process: every record goes to ``queue``, at this process's levels."""
+    logging.getLogger().handlers[:] = [logging.handlers.QueueHandler(queue)]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _short(result: dict) -> str:

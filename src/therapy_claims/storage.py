@@ -131,6 +131,14 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
+def size(path: str) -> int:
+    """A file's size in bytes."""
+    if is_s3(path):
+        bucket, key = _split(path)
+        return int(_s3().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return Path(path).stat().st_size
+
+
 def is_dir(path: str) -> bool:
     if is_s3(path):
         bucket, key = _split(path)
