@@ -219,16 +219,17 @@ def _columns(path: str) -> list[str]:
 # --------------------------------------------------------------------------- ingest
 
 
-def ingest(cfg: RunConfig) -> dict:
+def ingest(cfg: RunConfig, *, after_first_read: Callable[[], object] | None = None) -> dict:
     """The whole ingest in one process: the same steps the mapped DAG runs as tasks
     (``plan_partitions`` -> ``ingest_partition`` per partition -> ``ingest_combine``), with
     the typed files handed to the combine step in memory rather than through the staging
-    area. Any split into partitions gives the same outputs."""
+    area. Any split into partitions gives the same outputs. ``after_first_read`` is called
+    once the first file is read."""
     files = [f for part in plan_partitions(cfg, by="file") for f in part]
-    parts = [
-        _as_staged(p.info, p.typed, p.bad_records, p.findings)
-        for p in map(extract.read_typed, files)
-    ]
+    parts = []
+    for i, f in enumerate(files):
+        p = extract.read_typed(f, after_read=after_first_read if i == 0 else None)
+        parts.append(_as_staged(p.info, p.typed, p.bad_records, p.findings))
     return _combine(cfg, parts, part_timings=[])
 
 
@@ -1117,8 +1118,9 @@ def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> 
             stage(name)
         return
     with _second_process() as pool:
-        pool.submit(_prepare_validate)  # GX's import and the suites load while ingest runs
-        stage("ingest")
+        # the second process starts, imports GX and loads the suites while ingest types the
+        # first file (single-threaded), not while Arrow reads it (on both cores)
+        stage("ingest", after_first_read=lambda: pool.submit(_prepare_validate))
         t0 = time.perf_counter()
         say("validate ... (in a second process, alongside score)")
         pending = pool.submit(validate, cfg)
