@@ -35,6 +35,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +158,13 @@ def run_suites(
     validation_dir: str,
     run_date: str,
     suites: tuple[str, ...] | list[str] = SUITES,
+    *,
+    after_converting: Callable[[], object] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Validate ``df`` (the night's typed raw rows) with every suite.
+
+    ``after_converting`` is called once every column GX reads has been converted (see the
+    module notes): from then on ``df`` is read only for the rows of findings.
 
     Writes ``<validation_dir>/<suite>.json`` (SUMMARY-level results plus the failing line_ids of
     each failing expectation) and ``<validation_dir>/data_docs/index.html``. Returns
@@ -188,10 +194,16 @@ def run_suites(
 
     all_findings: list[pd.DataFrame] = []
     converted: dict[str, pd.Series] = {}
+    gx_frames = {
+        name: _gx_frame(frame, _suite_columns(suite), name, converted)
+        for name, suite in loaded.items()
+    }
+    if after_converting is not None:
+        after_converting()
     summary: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for name, suite in loaded.items():
-        gx_frame = _gx_frame(frame, _suite_columns(suite), name, converted)
+        gx_frame = gx_frames.pop(name)
         suite = ctx.suites.add(suite)
         vd = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
