@@ -440,7 +440,9 @@ NOT_SCORED = (
 
 def _read_raw_for_scoring(cfg: RunConfig) -> pd.DataFrame:
     path = cfg.staged("raw", "raw.parquet")
-    return _read_frame(path, columns=[c for c in _columns(path) if c not in NOT_SCORED])
+    # last: holding the whole raw layer in memory through scoring (for publish, which reads a
+    # few columns of the billed lines) costs more memory than publish's read of the file
+    return _read_frame(path, columns=[c for c in _columns(path) if c not in NOT_SCORED], last=True)
 
 
 def _enrich(raw: pd.DataFrame, ref: reference.Reference) -> pd.DataFrame:
