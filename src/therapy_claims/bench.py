@@ -33,6 +33,7 @@ STAGE_ORDER = (
     "rules",
     "write",
     "claims",
+    "x12",
     "reports",
     "swap",
     "manifest",
@@ -213,15 +214,16 @@ def report(results: list[dict]) -> list[str]:
         # with gx_wait, validate (gx) ran in a second process alongside units and rules: only
         # the wait adds to the wall time
         parallel = "gx_wait" in t
-        known = sum(v for k, v in t.items() if not (parallel and k == "gx"))
+        # x12 (the 837 writer) is part of claims; gx ran alongside when gx_wait is there
+        known = sum(v for k, v in t.items() if k != "x12" and not (parallel and k == "gx"))
         out.append("time per stage   (seconds, share of wall)")
         for name in [*STAGE_ORDER, *sorted(set(t) - set(STAGE_ORDER))]:
             if name in t:
-                note = (
-                    "  (second process, alongside units and rules)"
-                    if parallel and name == "gx"
-                    else ""
-                )
+                note = {
+                    "gx": "  (second process, alongside units and rules)" if parallel else "",
+                    "claims": "  (publish: order, claim files, ledger)",
+                    "x12": "  (part of claims: the 837 writer)",
+                }.get(name, "")
                 out.append(
                     f"  {name:<10} {t[name]:>8.2f}  {100 * t[name] / r['wall_seconds']:5.1f}%{note}"
                 )
@@ -229,9 +231,9 @@ def report(results: list[dict]) -> list[str]:
             f"  {'other':<10} {r['wall_seconds'] - known:>8.2f}  "
             f"{100 * (r['wall_seconds'] - known) / r['wall_seconds']:5.1f}%  (start-up, imports, I/O between stages)"
         )
-        per_line = 1e6 * t.get("claims", 0) / max(1, r["lines_billed"])
+        per_line = 1e6 * t.get("x12", 0) / max(1, r["lines_billed"])
         out.append(
-            f"837 writing      {t.get('claims', 0):.2f} s for {r['lines_billed']:,} billed lines "
+            f"837 writing      {t.get('x12', 0):.2f} s for {r['lines_billed']:,} billed lines "
             f"({per_line:.1f} us/line), {r['claim_files']} files, {r['claim_bytes'] / 2**20:,.1f} MiB"
         )
         ok = all(r["pyx12"].values()) and r["pyx12"]

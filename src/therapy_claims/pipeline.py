@@ -785,7 +785,10 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
         icn = control_number(cfg.run_date, seq + 1)
         dropped: dict[str, str] = {}
         placed: dict[str, str] = {}
-        text = build(part, interchange_control_number=icn, rejected=dropped, placed=placed, **args)
+        with timing.record("x12"):  # the 837 writer alone (part of "claims")
+            text = build(
+                part, interchange_control_number=icn, rejected=dropped, placed=placed, **args
+            )
         if dropped:
             keys = ledger.claim_key(part["claim_id"])
             bad_keys = set(ledger.claim_key(pd.Series(list(dropped), dtype="string")))
@@ -796,11 +799,12 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
             part = part[~part["claim_id"].isin(list(dropped))]  # the text has none of them
             if len(siblings):  # other parts of a rejected claim were written: build without
                 placed = {}
-                text = (
-                    build(part, interchange_control_number=icn, placed=placed, **args)
-                    if not part.empty
-                    else ""
-                )
+                with timing.record("x12"):
+                    text = (
+                        build(part, interchange_control_number=icn, placed=placed, **args)
+                        if not part.empty
+                        else ""
+                    )
         if len(text) > limit and take > 1:  # the estimate was short: fewer units, learn the size
             bytes_per_line = max(bytes_per_line, len(text) / max(1, len(part))) * 1.1
             continue
