@@ -387,3 +387,26 @@ def test_validate_in_a_second_process_gives_the_same_night(tmp_path, caplog):
     assert claims
     for f in claims:
         assert f.read_bytes() == (Path(parallel.final("claims")) / f.name).read_bytes()
+
+
+def test_billed_lines_by_position_equal_the_join_on_line_id(night):
+    """Publish takes raw fields by position when the rows line up with the scored lines; the
+    result equals the join on line_id it falls back to when they do not."""
+    from therapy_claims import reference
+
+    cfg, _ = night
+    scored = storage.read_parquet(str(Path(cfg.final("scored")) / "scored.parquet"))
+    raw = storage.read_parquet(
+        str(Path(cfg.final("raw")) / "raw.parquet"), columns=pipeline.CLAIM_FIELDS
+    )
+    keep = (scored["status"] == "billed").to_numpy()
+    submitters = reference.load(None).clinics["submitter_id"]
+    by_position = pipeline._billed_lines(scored[pipeline.PUBLISH_SCORED], raw, keep, submitters)
+    by_join = pipeline._billed_lines(
+        scored[pipeline.PUBLISH_SCORED], raw.iloc[::-1].reset_index(drop=True), keep, submitters
+    )
+    assert len(by_position) == keep.sum() > 1
+    pd.testing.assert_frame_equal(by_position, by_join)
+    assert (
+        by_position["claim_id"].is_monotonic_increasing or by_position["receiver_id"].nunique() > 1
+    )

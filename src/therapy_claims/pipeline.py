@@ -866,10 +866,14 @@ def _stable_order(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
     order of ``sort_values(keys, kind="mergesort")``, computed by Arrow."""
     import pyarrow.compute as pc
 
-    return pc.sort_indices(
-        storage.to_table(df[keys]),
-        sort_keys=[(k, "ascending", "at_end") for k in keys],
-    ).to_numpy()
+    return (
+        pc.sort_indices(
+            storage.to_table(df[keys]),
+            sort_keys=[(k, "ascending", "at_end") for k in keys],
+        )
+        .to_numpy()
+        .astype(np.int64)
+    )
 
 
 def _runs(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
@@ -891,23 +895,48 @@ def _runs(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFra
         yield tuple(df[k].iat[a] for k in keys), df.iloc[a:b]
 
 
-def _with_claim_fields(scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
-    """The kept scored lines with their raw fields (the raw row of the same line_id).
+# one interchange per receiver, claim type and submitter; within it, claims in claim_id order
+# and a claim's lines by date of service and line_id
+INTERCHANGE_KEYS = ["receiver_id", "claim_type", "submitter_id"]
+CLAIM_FILE_ORDER = [*INTERCHANGE_KEYS, "claim_id", "date_of_service", "line_id"]
 
-    Score keeps the raw layer's row order, so the rows usually line up one to one and are
-    taken by position; otherwise they are joined on line_id."""
+
+def _billed_lines(
+    scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray, submitters: pd.Series
+) -> pd.DataFrame:
+    """The kept scored lines with their raw fields (the raw row of the same line_id) and
+    ``submitter_id``, in ``CLAIM_FILE_ORDER``.
+
+    Score keeps the raw layer's row order, so the rows usually line up one to one: the order
+    is then worked out on the sort keys alone and each column is taken once, in that order.
+    Otherwise the rows are joined on line_id and sorted."""
     ids_match = len(scored) == len(raw) and bool(
         pd.Series(scored["line_id"].array == raw["line_id"].array).fillna(False).all()
     )
     if not ids_match:
-        return scored[keep].merge(raw, on="line_id", how="left")
-    return pd.concat(
+        lines = scored[keep].merge(raw, on="line_id", how="left")
+        lines["submitter_id"] = lines["clinic_id"].map(submitters).fillna("")
+        return lines.iloc[_stable_order(lines, CLAIM_FILE_ORDER)]
+    pos = np.flatnonzero(keep)
+    keys = pd.concat(
         [
-            scored[keep].reset_index(drop=True),
-            raw[keep].drop(columns="line_id").reset_index(drop=True),
+            scored[["receiver_id", "claim_type", "claim_id", "line_id"]].take(pos),
+            raw[["clinic_id", "date_of_service"]].take(pos),
+        ],
+        axis=1,
+    ).reset_index(drop=True)
+    keys["submitter_id"] = keys["clinic_id"].map(submitters).fillna("")
+    order = _stable_order(keys, CLAIM_FILE_ORDER)
+    at = pos[order]
+    lines = pd.concat(
+        [
+            scored.take(at).reset_index(drop=True),
+            raw.drop(columns="line_id").take(at).reset_index(drop=True),
         ],
         axis=1,
     )
+    lines["submitter_id"] = keys["submitter_id"].take(order).to_numpy()
+    return lines.set_axis(order)  # the labels the join-then-sort gives
 
 
 def publish(cfg: RunConfig) -> dict:
@@ -924,21 +953,16 @@ def publish(cfg: RunConfig) -> dict:
     ledger_rows: list[pd.DataFrame] = []
     if is_billed.any():
         raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS, last=True)
-        lines = _with_claim_fields(scored[PUBLISH_SCORED], raw, is_billed)
+        # one interchange per submitter (ISA06), receiver (ISA08) and claim type
+        lines = _billed_lines(scored[PUBLISH_SCORED], raw, is_billed, ref.clinics["submitter_id"])
         del scored, raw
         # list fields stay as the extract's ";"-joined text: the writer splits them per claim
         lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
-        # one interchange per submitter (ISA06), receiver (ISA08) and claim type
-        lines["submitter_id"] = lines["clinic_id"].map(ref.clinics["submitter_id"]).fillna("")
-        # one interchange per receiver, claim type and submitter; within it, claims in claim_id
-        # order and a claim's lines by date of service and line_id
-        keys = ["receiver_id", "claim_type", "submitter_id"]
-        lines = lines.iloc[_stable_order(lines, [*keys, "claim_id", "date_of_service", "line_id"])]
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         created = datetime.combine(cfg.run_date, datetime.min.time())
         rejected: dict[str, str] = {}
         seq = 0
-        for (receiver, claim_type, _submitter), group in _runs(lines, keys):
+        for (receiver, claim_type, _submitter), group in _runs(lines, INTERCHANGE_KEYS):
             kind = "837I" if claim_type == "institutional" else "837P"
             build = x12.build_837i if kind == "837I" else x12.build_837p
             args = {
