@@ -121,7 +121,7 @@ def _require(path: str, stage: str) -> None:
     if _handover is not None and path in _handover:  # being written; readable from memory
         return
     if not storage.exists(path):
-        _flush_writes()  # it may be a write still in progress
+        _flush_writes(path)  # it may be a write still in progress
     if not storage.exists(path):
         raise RunError(f"{path} is missing: run the '{stage}' stage for this run date first")
 
@@ -135,7 +135,7 @@ def _require(path: str, stage: str) -> None:
 # (``_require``, a read of a frame no longer in memory, publish's swap) waits for them first.
 # Tasks of the DAG run in separate processes and always write and read the files.
 _handover: dict[str, object] | None = None
-_writes: list[Future] = []
+_writes: dict[str, Future] = {}
 _writer: ThreadPoolExecutor | None = None
 
 
@@ -152,10 +152,11 @@ def _in_memory_handover() -> Iterator[None]:
         _writes.clear()
 
 
-def _flush_writes() -> None:
-    """Wait for the background writes; the first that failed raises here."""
-    while _writes:
-        _writes.pop(0).result()
+def _flush_writes(path: str | None = None) -> None:
+    """Wait for the background writes (of ``path`` only, if given); a failed one raises here."""
+    for p in [path] if path is not None else list(_writes):
+        if p in _writes:
+            _writes.pop(p).result()
 
 
 def _write_frame(df: pd.DataFrame, path: str) -> None:
@@ -164,7 +165,8 @@ def _write_frame(df: pd.DataFrame, path: str) -> None:
         storage.write_table(table, path)
         return
     _handover[path] = table
-    _writes.append(_writer.submit(storage.write_table, table, path))
+    _flush_writes(path)  # an earlier write of the same file finishes first
+    _writes[path] = _writer.submit(storage.write_table, table, path)
 
 
 def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = False) -> pd.DataFrame:
@@ -173,7 +175,7 @@ def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = Fal
     if _handover is not None and path in _handover:
         table = _handover.pop(path) if last else _handover[path]
         return storage.to_frame(table, columns)
-    _flush_writes()
+    _flush_writes(path)
     return storage.read_parquet(path, columns=columns)
 
 
