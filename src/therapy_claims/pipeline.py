@@ -593,6 +593,9 @@ def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> d
         [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
     )
     earlier = [_read_frame(cfg.staged("work", "ingest_findings.parquet"), last=True)]
+    # (what does not depend on the validate stage's findings comes before waiting for them)
+    lines["changes"] = night.change_lists()
+    lines["modifiers"] = _split_list(lines["modifiers"])
     if validated is not None:
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
             validated()
@@ -610,8 +613,6 @@ def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> d
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
     lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS)
     lines["exception_codes"] = _codes_per_line(lines, all_found)
-    lines["changes"] = night.change_lists()
-    lines["modifiers"] = _split_list(lines["modifiers"])
 
     scored = lines.reindex(columns=SCORED_COLUMNS)
     exc = all_found.copy()
