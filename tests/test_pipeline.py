@@ -410,3 +410,30 @@ def test_billed_lines_by_position_equal_the_join_on_line_id(night):
     assert (
         by_position["claim_id"].is_monotonic_increasing or by_position["receiver_id"].nunique() > 1
     )
+
+
+def test_validate_failing_in_the_second_process_fails_the_run(tmp_path, monkeypatch):
+    """A validate that fails in the second process fails the run with its message, promptly
+    (the background writes and the second process are shut down), and publishes nothing."""
+    import signal
+
+    from therapy_claims import gx_checks
+
+    broken = tmp_path / "expectations"
+    broken.mkdir()  # no suites in it
+    monkeypatch.setenv(gx_checks.ENV_EXPECTATIONS, str(broken))
+    inp = write_csv(tmp_path / "landing" / "clinic1.csv", mixed_rows())
+    cfg = pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
+
+    def hung(*_):
+        raise TimeoutError("the run hung")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        with pytest.raises(gx_checks.SuiteError, match="not found"):
+            pipeline.run(cfg, parallel=True)
+    finally:
+        signal.alarm(0)
+    assert not Path(cfg.manifest_path).exists()
+    assert not Path(cfg.final("claims")).exists()

@@ -947,6 +947,7 @@ def publish(cfg: RunConfig) -> dict:
 
     _require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
+    _flush_writes()  # the staged writes finish before the claim files' frames are built
     ref = reference.load(cfg.reference)
     scored = _read_frame(
         cfg.staged("scored", "scored.parquet"), columns=[*PUBLISH_SCORED, "status"], last=True
