@@ -160,7 +160,10 @@ def _flush_writes(path: str | None = None) -> None:
 
 
 def _write_frame(df: pd.DataFrame, path: str) -> None:
-    table = storage.to_table(df)
+    _write_table(storage.to_table(df), path)
+
+
+def _write_table(table, path: str) -> None:
     if _handover is None or _writer is None:
         storage.write_table(table, path)
         return
@@ -182,16 +185,40 @@ def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = Fal
 GX_INPUT = "raw.arrow"
 
 
-def _write_for_validate(cfg: RunConfig, raw: pd.DataFrame) -> None:
-    """For ``run``'s validate process: the raw layer as an uncompressed Arrow file next to the
-    staged Parquet (local output only), which that process maps instead of decoding Parquet."""
+# set by ``run`` while its second process is there to write the raw layer's Parquet file
+_raw_parquet_by_second_process = False
+
+
+def _stage_raw(cfg: RunConfig, raw: pd.DataFrame) -> None:
+    """Stage the night's raw layer (``raw/raw.parquet``).
+
+    Within ``run`` on a local output, also as an uncompressed Arrow file that validate maps
+    instead of decoding Parquet; when ``run`` has a second process, that process writes the
+    Parquet file from it after validate, off this process's path."""
+    path = cfg.staged("raw", "raw.parquet")
+    table = storage.to_table(raw)
     if _handover is None or storage.is_s3(cfg.out):
+        _write_table(table, path)
         return
     import pyarrow.feather as feather
 
-    path = storage.local_path(cfg.staged("work", GX_INPUT))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    feather.write_feather(storage.to_table(raw), str(path), compression="uncompressed")
+    mapped = storage.local_path(cfg.staged("work", GX_INPUT))
+    mapped.parent.mkdir(parents=True, exist_ok=True)
+    feather.write_feather(table, str(mapped), compression="uncompressed")
+    if _raw_parquet_by_second_process:
+        _handover[path] = table
+    else:
+        _write_table(table, path)
+
+
+def _write_raw_parquet(cfg: RunConfig) -> None:
+    """In ``run``'s second process: ``raw/raw.parquet`` from the mapped Arrow file."""
+    import pyarrow.feather as feather
+
+    mapped = str(storage.local_path(cfg.staged("work", GX_INPUT)))
+    storage.write_table(
+        feather.read_table(mapped, memory_map=True), cfg.staged("raw", "raw.parquet")
+    )
 
 
 def _read_for_validate(
@@ -347,8 +374,7 @@ def _combine(cfg: RunConfig, parts: list[extract.FilePart], part_timings: list[d
     started = plan["started_at"]
     with timing.record("combine"):
         got = extract.combine(parts, ingested_at=started)
-    _write_for_validate(cfg, got.raw)
-    _write_frame(got.raw, cfg.staged("raw", "raw.parquet"))
+    _stage_raw(cfg, got.raw)
     _write_frame(got.findings, cfg.staged("work", "ingest_findings.parquet"))
     storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
     summary = {
@@ -1156,6 +1182,7 @@ def _input_bytes(cfg: RunConfig) -> int:
 
 
 def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> None:
+    global _raw_parquet_by_second_process
     if not parallel:
         for name in STAGES:
             stage(name)
@@ -1163,16 +1190,24 @@ def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> 
     with _second_process() as pool:
         # the second process starts, imports GX and loads the suites while ingest types the
         # first file (single-threaded), not while Arrow reads it (on both cores)
-        stage("ingest", after_first_read=lambda: pool.submit(_prepare_validate))
+        _raw_parquet_by_second_process = not storage.is_s3(cfg.out)
+        try:
+            stage("ingest", after_first_read=lambda: pool.submit(_prepare_validate))
+        finally:
+            _raw_parquet_by_second_process = False
         t0 = time.perf_counter()
         say("validate ... (in a second process, alongside score)")
         pending = pool.submit(validate, cfg)
+        # then the raw layer's Parquet file, while this process finishes score
+        raw_written = None if storage.is_s3(cfg.out) else pool.submit(_write_raw_parquet, cfg)
 
         def validated() -> None:
             result = pending.result()
             say(f"validate done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
 
         stage("score", validated=validated)
+        if raw_written is not None:
+            raw_written.result()
     stage("publish")
     stage("manifest")
 
