@@ -351,13 +351,9 @@ def _categorical(s: pd.Series) -> pd.Series:
     GX's pandas engine filters the whole batch frame (every column of the suite) once or twice
     per expectation; taking rows of a text column copies every string, taking rows of a
     Categorical copies only its integer codes. Values and NA-ness are unchanged."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(s.array, type=pa.string())  # Arrow-backed text: no copy
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    enc = pc.dictionary_encode(arr)
+    enc = pc.dictionary_encode(storage.text_array(s))
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     cats = pd.Index(enc.dictionary.to_pylist(), dtype=object)
     return pd.Series(pd.Categorical.from_codes(codes, categories=cats), index=s.index, name=s.name)

@@ -137,6 +137,8 @@ def _require(path: str, stage: str) -> None:
 _handover: dict[str, object] | None = None
 _writes: dict[str, Future] = {}
 _writer: ThreadPoolExecutor | None = None
+# in the staging area's work/: the raw layer as an uncompressed Arrow file, for validate
+GX_INPUT = "raw.arrow"
 
 
 @contextmanager
@@ -180,9 +182,6 @@ def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = Fal
         return storage.to_frame(table, columns)
     _flush_writes(path)
     return storage.read_parquet(path, columns=columns)
-
-
-GX_INPUT = "raw.arrow"
 
 
 # set by ``run`` while its second process is there to write the raw layer's Parquet file
@@ -567,10 +566,7 @@ def _split_list(s: pd.Series) -> pd.Series:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pa.array(s.array, type=pa.string())
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    text = pc.fill_null(text, "")
+    text = pc.fill_null(storage.text_array(s), "")
     parts = pc.split_pattern(text, ";")
     empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
     split_lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)

@@ -260,6 +260,14 @@ def write_parquet(df, path: str) -> None:
     write_table(to_table(df), path)
 
 
+def text_array(s):
+    """A text Series as one Arrow ``string`` array (Arrow-backed text is not copied)."""
+    import pyarrow as pa
+
+    arr = pa.array(s.array, type=pa.string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def to_frame(table, columns: list[str] | None = None):
     """An Arrow table as the DataFrame ``read_parquet`` gives: text as pandas' ``string``,
     64-bit integers as nullable ``Int64``."""
