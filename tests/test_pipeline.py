@@ -389,27 +389,33 @@ def test_validate_in_a_second_process_gives_the_same_night(tmp_path, caplog):
         assert f.read_bytes() == (Path(parallel.final("claims")) / f.name).read_bytes()
 
 
-def test_billed_lines_by_position_equal_the_join_on_line_id(night):
-    """Publish takes raw fields by position when the rows line up with the scored lines; the
-    result equals the join on line_id it falls back to when they do not."""
+def test_claim_file_order_by_position_equals_the_lookup_by_line_id(night):
+    """Publish takes raw fields by position when the raw rows line up with the scored lines;
+    when they do not, it finds each line's raw row by line_id: the lines and interchanges are
+    the same either way, in claim-file order."""
+    import pyarrow as pa
+
     from therapy_claims import reference
 
     cfg, _ = night
-    scored = storage.read_parquet(str(Path(cfg.final("scored")) / "scored.parquet"))
-    raw = storage.read_parquet(
-        str(Path(cfg.final("raw")) / "raw.parquet"), columns=pipeline.CLAIM_FIELDS
-    )
-    keep = (scored["status"] == "billed").to_numpy()
+    scored = storage.read_table(str(Path(cfg.final("scored")) / "scored.parquet"))
+    raw = storage.read_table(str(Path(cfg.final("raw")) / "raw.parquet"))
+    keep = storage.to_frame(scored, ["status"])["status"].eq("billed").to_numpy(bool)
     submitters = reference.load(None).clinics["submitter_id"]
-    by_position = pipeline._billed_lines(scored[pipeline.PUBLISH_SCORED], raw, keep, submitters)
-    by_join = pipeline._billed_lines(
-        scored[pipeline.PUBLISH_SCORED], raw.iloc[::-1].reset_index(drop=True), keep, submitters
-    )
-    assert len(by_position) == keep.sum() > 1
-    pd.testing.assert_frame_equal(by_position, by_join)
-    assert (
-        by_position["claim_id"].is_monotonic_increasing or by_position["receiver_id"].nunique() > 1
-    )
+    got = {}
+    for name, table in [("aligned", raw), ("reversed", raw.take(pa.array(range(len(raw))[::-1])))]:
+        at_s, at_r, interchanges = pipeline._claim_file_order(scored, table, keep, submitters)
+        got[name] = pipeline._lines_at(scored, table, at_s, at_r, submitters), interchanges
+    (lines, interchanges), (lines_reversed, interchanges_reversed) = got.values()
+    assert len(lines) == keep.sum() > 1
+    pd.testing.assert_frame_equal(lines, lines_reversed)
+    assert interchanges == interchanges_reversed
+    expected = lines.sort_values(pipeline.CLAIM_FILE_ORDER, kind="mergesort")
+    assert lines["line_id"].tolist() == expected["line_id"].tolist()
+    for (receiver, claim_type, submitter), a, b in interchanges:
+        part = lines.iloc[a:b]
+        assert (part["receiver_id"] == receiver).all() and (part["claim_type"] == claim_type).all()
+        assert (part["submitter_id"] == submitter).all()
 
 
 def test_validate_failing_in_the_second_process_fails_the_run(tmp_path, monkeypatch):
@@ -437,3 +443,44 @@ def test_validate_failing_in_the_second_process_fails_the_run(tmp_path, monkeypa
         signal.alarm(0)
     assert not Path(cfg.manifest_path).exists()
     assert not Path(cfg.final("claims")).exists()
+
+
+def test_publish_in_a_second_process_writes_the_same_files(tmp_path):
+    """With ``run``'s second process, publish builds about half the interchanges there and
+    numbers the files across the night afterwards. Claim files (names and bytes), the ledger
+    and the manifest's list of files equal what one process writes, on a night with several
+    interchanges and several files in some (small files), so provisional numbers change."""
+    import shutil
+
+    from nights import write_night
+
+    write_night(str(tmp_path / "landing"), encounters=150)
+    cfg = pipeline.RunConfig(
+        inputs=[str(tmp_path / "landing")],
+        out=str(tmp_path / "one"),
+        run_date=RD,
+        max_file_bytes=20_000,
+    )
+    for stage in ("ingest", "validate", "score"):
+        getattr(pipeline, stage)(cfg)
+    two = pipeline.RunConfig(**{**cfg.__dict__, "out": str(tmp_path / "two")})
+    shutil.copytree(cfg.staging, two.staging)
+    pipeline.publish(cfg)
+    with pipeline._second_process() as pool:
+        pipeline.publish(two, pool=pool)
+    files = {c.out: storage.read_json(c.staged("work", "claim_files.json")) for c in (cfg, two)}
+    assert len(files[cfg.out]) >= 4 and len({f["receiver_id"] for f in files[cfg.out]}) >= 2
+    for a, b in zip(files[cfg.out], files[two.out], strict=True):
+        assert {k: v for k, v in a.items() if k != "path"} == {
+            k: v for k, v in b.items() if k != "path"
+        }
+        assert Path(a["path"]).name == Path(b["path"]).name
+        assert Path(a["path"]).read_bytes() == Path(b["path"]).read_bytes()
+    ledgers = [
+        pd.read_parquet(Path(c.final("ledger")) / "ledger.parquet").drop(columns="file")
+        for c in (cfg, two)
+    ]
+    pd.testing.assert_frame_equal(*ledgers)
+    assert sorted(ledgers[0]["interchange_control_number"].unique()) == [
+        f["interchange_control_number"] for f in files[cfg.out]
+    ]

@@ -737,3 +737,28 @@ def test_rejected_claims_keep_their_place_in_the_transaction_sets(ref, monkeypat
     assert rejected["C4"] == "claim C4: clinic_id is not in clinics.csv"
     assert placed == {"C1": "0001", "C3": "0002", "C5": "0002"}
     assert "NM1*IL*1*DOE*JOSE****MI*MEMBER123" in segments(text)
+
+
+@pytest.mark.parametrize("institutional", [False, True])
+@pytest.mark.parametrize("first, second", [(17, 263320004), (263320009, 1), (5, 5)])
+def test_renumber_gives_the_bytes_built_with_that_number(
+    ref, monkeypatch, institutional, first, second
+):
+    """Publish builds claim files under provisional numbers and renumbers them in order: the
+    result is the same bytes as building with the final number, in ISA13, GS06, every BHT03,
+    GE02 and IEA02, and nothing else moves (several transaction sets, so several BHTs)."""
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
+    make, builder = (inst_line, build_i) if institutional else (line, build)
+    df = frame(*[make(line_id=f"L{i}", claim_id=f"C{i}") for i in range(5)])
+    built_first = builder(ref, df, interchange_control_number=first)
+    built_second = builder(ref, df, interchange_control_number=second)
+    assert x12.renumber(built_first, second) == built_second
+    assert x12.renumber(built_second, first) == built_first
+    assert_valid(x12.renumber(built_first, second))
+    bht = [s for s in segments(built_second) if s.startswith("BHT*")]
+    assert len(bht) == 3 and all(s.split("*")[3].startswith(str(second)) for s in bht)
+
+
+def test_renumber_checks_the_number(ref):
+    with pytest.raises(ValueError, match="interchange_control_number"):
+        x12.renumber(build(ref, frame(line())), 0)

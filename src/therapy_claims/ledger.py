@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from therapy_claims import findings, storage
@@ -170,30 +171,59 @@ def entries(
     """Ledger rows for the claims of one claim file (``sent``: its billed lines)."""
     if sent.empty:
         return empty()
-    d = pd.to_datetime(sent["date_of_service"])
-    g = sent.assign(_d=d).groupby("claim_id", sort=True)
+    # per claim (in claim_id order, as groupby): the first row's values, computed on positions
+    codes, ids = pd.factorize(sent["claim_id"], sort=True)
+    first = np.unique(codes, return_index=True)[1]
+
+    def first_value(column: str) -> np.ndarray:
+        values = sent[column].take(first)
+        if values.isna().any():  # groupby's first() skips missing values
+            return sent[column].groupby(codes).first().to_numpy()
+        return values.to_numpy()
+
+    days = pd.to_datetime(sent["date_of_service"]).to_numpy().astype("datetime64[ns]").view("i8")
+    missing = days == np.iinfo(np.int64).min  # NaT
+    lo = np.full(len(ids), np.iinfo(np.int64).max)
+    np.minimum.at(lo, codes, np.where(missing, np.iinfo(np.int64).max, days))
+    hi = np.full(len(ids), np.iinfo(np.int64).min)
+    np.maximum.at(hi, codes, days)
+    lo[lo == np.iinfo(np.int64).max] = np.iinfo(np.int64).min
     df = pd.DataFrame(
         {
-            "claim_id": g.size().index.astype(str),
-            "payer_id": g["payer_id"].first().to_numpy(),
-            "clinic_id": g["clinic_id"].first().to_numpy(),
-            "patient_id": g["patient_id"].first().to_numpy(),
-            "encounter_id": g["encounter_id"].first().to_numpy(),
-            "first_date_of_service": g["_d"].min().dt.strftime("%Y-%m-%d").to_numpy(),
-            "last_date_of_service": g["_d"].max().dt.strftime("%Y-%m-%d").to_numpy(),
-            "lines": g.size().to_numpy(),
-            "charge": g["charge_amount"].sum().round(2).to_numpy(),
+            "claim_id": ids.astype(str),
+            "payer_id": first_value("payer_id"),
+            "clinic_id": first_value("clinic_id"),
+            "patient_id": first_value("patient_id"),
+            "encounter_id": first_value("encounter_id"),
+            "first_date_of_service": _iso_dates(lo),
+            "last_date_of_service": _iso_dates(hi),
+            "lines": np.bincount(codes, minlength=len(ids)),
+            "charge": sent["charge_amount"].groupby(codes).sum().round(2).to_numpy(),
         }
     )
     df["claim_key"] = claim_key(df["claim_id"])
     df["run_date"] = run_date
     df["claim_type"] = claim_type
     df["receiver_id"] = receiver_id
-    df["file"] = file
-    df["interchange_control_number"] = f"{icn:09d}"
-    df["group_control_number"] = str(icn)
     df["transaction_set_control_number"] = df["claim_id"].map(placed)
-    return normalise(df)
+    return stamp(normalise(df), file=file, icn=icn)
+
+
+def _iso_dates(ns: np.ndarray) -> np.ndarray:
+    """Nanosecond timestamps as YYYY-MM-DD (NaT as missing), formatted once per distinct day."""
+    distinct, where = np.unique(ns, return_inverse=True)
+    text = pd.DatetimeIndex(distinct.view("datetime64[ns]")).strftime("%Y-%m-%d")
+    return np.asarray(text, dtype=object)[where]
+
+
+def stamp(rows: pd.DataFrame, *, file: str, icn: int) -> pd.DataFrame:
+    """``rows`` (of one claim file) with the file's path and control numbers: a file built
+    under a provisional number gets its final one here."""
+    return rows.assign(
+        file=pd.Series(file, index=rows.index, dtype="string"),
+        interchange_control_number=pd.Series(f"{icn:09d}", index=rows.index, dtype="string"),
+        group_control_number=pd.Series(str(icn), index=rows.index, dtype="string"),
+    )
 
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:

@@ -792,17 +792,14 @@ def _claim_files(build, group: pd.DataFrame, args: dict, cfg: RunConfig, seq: in
     if not contiguous:
         by_unit = ids.to_numpy()[np.argsort(unit_of_claim, kind="stable")]
         unit_claims = np.split(by_unit, np.cumsum(np.bincount(unit_of_claim))[:-1])
+    lines_before = np.concatenate([[0], np.cumsum(unit_lines)])  # lines of the units before u
     bytes_per_line = float(BYTES_PER_LINE_GUESS)
     u = 0
     while u < len(unit_lines):
         # take whole units while their estimated size fits the budget (at least one unit)
         budget = 0.9 * limit / bytes_per_line
-        take, n_lines = 0, 0
-        while u + take < len(unit_lines) and (
-            take == 0 or n_lines + unit_lines[u + take] <= budget
-        ):
-            n_lines += unit_lines[u + take]
-            take += 1
+        fits = np.searchsorted(lines_before, lines_before[u] + budget, side="right") - 1 - u
+        take = max(1, int(fits))
         if contiguous:
             part = group.iloc[np.searchsorted(row_unit, u) : np.searchsorted(row_unit, u + take)]
         else:
@@ -886,130 +883,259 @@ CLAIM_FIELDS = [
 ]
 
 
-def _stable_order(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """Row positions sorting ``df`` by ``keys`` ascending, stable, missing values last: the
-    order of ``sort_values(keys, kind="mergesort")``, computed by Arrow."""
-    import pyarrow.compute as pc
-
-    return (
-        pc.sort_indices(
-            storage.to_table(df[keys]),
-            sort_keys=[(k, "ascending", "at_end") for k in keys],
-        )
-        .to_numpy()
-        .astype(np.int64)
-    )
-
-
-def _runs(df: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
-    """``(key values, rows)`` per run of rows with equal ``keys`` in ``df`` (sorted by them):
-    ``groupby(keys, sort=True)`` on sorted rows, each group a slice. Rows with a missing key
-    are left out, as groupby does."""
-    complete = df[keys].notna().all(axis=1).to_numpy()
-    if not complete.all():
-        df = df[complete]
-    if df.empty:
-        return
-    change = np.zeros(len(df), dtype=bool)
-    change[0] = True
-    for k in keys:
-        values = df[k].to_numpy(dtype=object)
-        change[1:] |= values[1:] != values[:-1]
-    starts = np.flatnonzero(change)
-    for a, b in zip(starts, [*starts[1:], len(df)], strict=True):
-        yield tuple(df[k].iat[a] for k in keys), df.iloc[a:b]
-
-
 # one interchange per receiver, claim type and submitter; within it, claims in claim_id order
 # and a claim's lines by date of service and line_id
 INTERCHANGE_KEYS = ["receiver_id", "claim_type", "submitter_id"]
 CLAIM_FILE_ORDER = [*INTERCHANGE_KEYS, "claim_id", "date_of_service", "line_id"]
 
 
-def _billed_lines(
-    scored: pd.DataFrame, raw: pd.DataFrame, keep: np.ndarray, submitters: pd.Series
-) -> pd.DataFrame:
-    """The kept scored lines with their raw fields (the raw row of the same line_id) and
-    ``submitter_id``, in ``CLAIM_FILE_ORDER``.
+def _claim_file_order(
+    scored, raw, keep: np.ndarray, submitters: pd.Series
+) -> tuple[np.ndarray, np.ndarray, list[tuple[tuple, int, int]]]:
+    """Where the kept scored lines go: ``(at_scored, at_raw, interchanges)``.
 
-    Score keeps the raw layer's row order, so the rows usually line up one to one: the order
-    is then worked out on the sort keys alone and each column is taken once, in that order.
-    Otherwise the rows are joined on line_id and sorted."""
-    ids_match = len(scored) == len(raw) and bool(
-        pd.Series(scored["line_id"].array == raw["line_id"].array).fillna(False).all()
-    )
-    if not ids_match:
-        lines = scored[keep].merge(raw, on="line_id", how="left")
-        lines["submitter_id"] = lines["clinic_id"].map(submitters).fillna("")
-        return lines.iloc[_stable_order(lines, CLAIM_FILE_ORDER)]
+    ``scored`` and ``raw`` are Arrow tables of the scored lines and the raw layer.
+    ``at_scored`` and ``at_raw`` are the row positions of the kept lines in each, in
+    ``CLAIM_FILE_ORDER`` (Arrow's stable sort, missing values last); ``interchanges`` are
+    ``((receiver, claim type, submitter), start, stop)``, each a slice of those positions.
+    Score keeps the raw layer's row order, so the rows usually line up one to one; otherwise a
+    line's raw row is found by its line_id. Only the sort keys are read here: the other columns
+    are taken once, in this order, by whichever process builds an interchange's files."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     pos = np.flatnonzero(keep)
-    keys = pd.concat(
-        [
-            scored[["receiver_id", "claim_type", "claim_id", "line_id"]].take(pos),
-            raw[["clinic_id", "date_of_service"]].take(pos),
-        ],
-        axis=1,
-    ).reset_index(drop=True)
-    keys["submitter_id"] = keys["clinic_id"].map(submitters).fillna("")
-    order = _stable_order(keys, CLAIM_FILE_ORDER)
-    at = pos[order]
+    aligned = (
+        len(scored) == len(raw)
+        and pc.all(
+            pc.fill_null(pc.equal(scored.column("line_id"), raw.column("line_id")), False)
+        ).as_py()
+    )
+    if aligned:
+        raw_pos = pos
+    else:
+        ids = pd.Index(raw.column("line_id").to_pandas())
+        if not ids.is_unique:
+            raise RunError("the staged raw layer repeats line_ids: run the 'ingest' stage again")
+        raw_pos = ids.get_indexer(scored.column("line_id").take(pa.array(pos)).to_pandas())
+        if (raw_pos < 0).any():
+            missing = scored.column("line_id").take(pa.array(pos[raw_pos < 0]))
+            raise RunError(
+                f"{len(missing)} billed line(s) are not in the staged raw layer (e.g. line_id "
+                f"{missing[0]}): run the 'ingest' and 'score' stages again"
+            )
+    at_s, at_r = pa.array(pos), pa.array(raw_pos)
+    clinic = raw.column("clinic_id").take(at_r)
+    clinics = pc.unique(clinic).drop_null()
+    submitter = pc.take(
+        pa.array(submitters.reindex(clinics.to_pylist()), type=pa.string(), from_pandas=True),
+        pc.index_in(clinic, value_set=clinics),
+    )
+    keys = pa.table(
+        {
+            "receiver_id": scored.column("receiver_id").take(at_s),
+            "claim_type": scored.column("claim_type").take(at_s),
+            "submitter_id": pc.fill_null(submitter, ""),
+            "claim_id": scored.column("claim_id").take(at_s),
+            "date_of_service": raw.column("date_of_service").take(at_r),
+            "line_id": scored.column("line_id").take(at_s),
+        }
+    )
+    order = pc.sort_indices(keys, sort_keys=[(k, "ascending", "at_end") for k in CLAIM_FILE_ORDER])
+    # a line without a receiver or claim type has no interchange (its payer or clinic is unknown,
+    # an error that holds its claim: it is never billed)
+    complete = pc.and_(pc.is_valid(keys["receiver_id"]), pc.is_valid(keys["claim_type"]))
+    if not pc.all(complete).as_py():
+        log.warning(
+            "publish: %s billed line(s) have no receiver or claim type",
+            pc.sum(pc.invert(complete)).as_py(),
+        )
+        order = order.filter(complete.take(order))
+    order = order.to_numpy().astype(np.int64)
+    ordered = keys.select(INTERCHANGE_KEYS).take(pa.array(order))
+    change = np.zeros(len(order), dtype=bool)
+    change[:1] = True
+    for k in INTERCHANGE_KEYS:
+        col = ordered.column(k)
+        change[1:] |= pc.not_equal(col[1:], col[:-1]).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(change)
+    interchanges = [
+        (tuple(ordered.column(k)[int(a)].as_py() for k in INTERCHANGE_KEYS), int(a), int(b))
+        for a, b in zip(starts, [*starts[1:], len(order)], strict=True)
+    ]
+    return pos[order], raw_pos[order], interchanges
+
+
+def _lines_at(scored, raw, at_scored: np.ndarray, at_raw: np.ndarray, submitters) -> pd.DataFrame:
+    """The billed lines at those positions (Arrow tables ``scored`` and ``raw``), as the 837
+    writer takes them: the scored columns, the raw layer's claim fields and ``submitter_id``."""
+    import pyarrow as pa
+
     lines = pd.concat(
         [
-            scored.take(at).reset_index(drop=True),
-            raw.drop(columns="line_id").take(at).reset_index(drop=True),
+            storage.to_frame(scored.select(PUBLISH_SCORED).take(pa.array(at_scored))),
+            storage.to_frame(raw.select(CLAIM_FIELDS[1:]).take(pa.array(at_raw))),
         ],
         axis=1,
     )
-    lines["submitter_id"] = keys["submitter_id"].take(order).to_numpy()
-    return lines.set_axis(order)  # the labels the join-then-sort gives
+    lines["submitter_id"] = lines["clinic_id"].map(submitters).fillna("")
+    # list fields stay as the extract's ";"-joined text: the writer splits them per claim
+    lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
+    return lines
 
 
-def publish(cfg: RunConfig) -> dict:
-    from therapy_claims import x12
+def _raw_claim_fields(cfg: RunConfig):
+    """The staged raw layer's ``CLAIM_FIELDS`` as an Arrow table: mapped from the uncompressed
+    Arrow file when ``run`` left one (only the rows taken are read), else from Parquet."""
+    mapped = cfg.staged("work", GX_INPUT)
+    if not storage.is_s3(mapped) and storage.exists(mapped):
+        import pyarrow as pa
 
+        source = pa.memory_map(str(storage.local_path(mapped)))
+        return pa.ipc.open_file(source).read_all().select(CLAIM_FIELDS)
+    path = cfg.staged("raw", "raw.parquet")
+    _flush_writes(path)
+    return storage.read_table(path, columns=CLAIM_FIELDS)
+
+
+ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, at_raw)
+
+
+def _build_interchanges(
+    cfg: RunConfig, jobs: list[ClaimJob], scored=None, raw=None
+) -> tuple[list[list[dict]], dict]:
+    """Build the claim files of some interchanges, in this process or in ``run``'s second
+    process (which reads the staged tables itself). Per job, its files in order, each built
+    under a provisional control number (its place in the interchange: 1, 2, ...):
+    ``publish`` numbers them across the night and renumbers the text. Returns them with the
+    timings recorded here."""
+    if not jobs:
+        return [], {}
+    ref = reference.load(cfg.reference)
+    if scored is None:
+        scored = storage.read_table(cfg.staged("scored", "scored.parquet"), PUBLISH_SCORED)
+    if raw is None:
+        raw = _raw_claim_fields(cfg)
+    lines = _lines_at(
+        scored,
+        raw,
+        np.concatenate([j[1] for j in jobs]),
+        np.concatenate([j[2] for j in jobs]),
+        ref.clinics["submitter_id"],
+    )
+    del scored, raw
+    built, start = [], 0
+    for key, at, _ in jobs:
+        built.append(_interchange_files(cfg, ref, key, lines.iloc[start : start + len(at)]))
+        start += len(at)
+    return built, timing.take()
+
+
+def _interchange_files(
+    cfg: RunConfig, ref: reference.Reference, key: tuple, group: pd.DataFrame
+) -> list[dict]:
+    """The claim files of one interchange (``group``: its lines in claim-file order), numbered
+    from 1 within it; a file with no text only carries the claims it had to leave out."""
+    receiver, claim_type, _submitter = key
+    kind = "837I" if claim_type == "institutional" else "837P"
+    args = {
+        "clinics": ref.clinics,
+        "payers": ref.payers,
+        "receiver_id": receiver,
+        "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
+        # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
+        "created": datetime.combine(cfg.run_date, datetime.min.time()),
+        "usage": cfg.usage,
+    }
+    build = x12.build_837i if kind == "837I" else x12.build_837p
+    out = []
+    for chunk, dropped, text, placed, seq in _claim_files(build, group, args, cfg, 0):
+        f: dict = {"dropped": dropped, "text": ""}
+        if not chunk.empty:
+            f |= {
+                "text": text,
+                "receiver_id": receiver,
+                "claim_type": kind,
+                "claims": int(chunk["claim_id"].nunique()),
+                "lines": len(chunk),
+                "charges": round(float(chunk["charge_amount"].sum()), 2),
+                "ledger": ledger.entries(
+                    chunk,
+                    run_date=cfg.rd,
+                    file="",
+                    claim_type=kind,
+                    receiver_id=receiver,
+                    icn=control_number(cfg.run_date, seq),
+                    placed=placed,
+                ),
+            }
+        out.append(f)
+    return out
+
+
+def _share(interchanges: list[tuple[tuple, int, int]]) -> set[int]:
+    """The interchanges the second process builds: largest first, each to whichever side has
+    less to do, counting lines. This process starts with a fifth of the night's lines against
+    it: it also works out the order before and writes the files after."""
+    total = sum(b - a for _, a, b in interchanges)
+    mine, theirs, given = total / 5, 0, set()
+    for i in sorted(
+        range(len(interchanges)), key=lambda i: interchanges[i][1] - interchanges[i][2]
+    ):
+        size = interchanges[i][2] - interchanges[i][1]
+        if theirs < mine:
+            theirs += size
+            given.add(i)
+        else:
+            mine += size
+    return given
+
+
+def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
+    """Write the night's claim files and ledger, hold the claims the writer cannot carry, and
+    swap the staged outputs into place. With ``pool`` (``run``'s second process), about half
+    the interchanges are built there; the files are the same bytes either way."""
     _require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
     _flush_writes()  # the staged writes finish before the claim files' frames are built
     ref = reference.load(cfg.reference)
-    scored = _read_frame(
-        cfg.staged("scored", "scored.parquet"), columns=[*PUBLISH_SCORED, "status"], last=True
+    scored_path = cfg.staged("scored", "scored.parquet")
+    if _handover is not None and scored_path in _handover:
+        scored = _handover.pop(scored_path)
+    else:
+        scored = storage.read_table(scored_path, [*PUBLISH_SCORED, "status"])
+    is_billed = (
+        storage.to_frame(scored, ["status"])["status"].eq("billed").fillna(False).to_numpy(bool)
     )
-    is_billed = (scored["status"] == "billed").to_numpy()
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
     if is_billed.any():
-        raw = _read_frame(cfg.staged("raw", "raw.parquet"), columns=CLAIM_FIELDS, last=True)
-        # one interchange per submitter (ISA06), receiver (ISA08) and claim type
-        lines = _billed_lines(scored[PUBLISH_SCORED], raw, is_billed, ref.clinics["submitter_id"])
+        raw = _raw_claim_fields(cfg)
+        at_scored, at_raw, interchanges = _claim_file_order(
+            scored, raw, is_billed, ref.clinics["submitter_id"]
+        )
+        jobs = [(key, at_scored[a:b], at_raw[a:b]) for key, a, b in interchanges]
+        theirs = _share(interchanges) if pool is not None and len(jobs) > 1 else set()
+        pending = None
+        if theirs:
+            pending = pool.submit(_build_interchanges, cfg, [jobs[i] for i in sorted(theirs)])
+        mine = [j for i, j in enumerate(jobs) if i not in theirs]
+        built_here, here_timings = _build_interchanges(cfg, mine, scored, raw)
         del scored, raw
-        # list fields stay as the extract's ";"-joined text: the writer splits them per claim
-        lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
-        # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
-        created = datetime.combine(cfg.run_date, datetime.min.time())
+        built_there, there_timings = pending.result() if pending is not None else ([], {})
+        timing.merge_into(timing.merge(here_timings, there_timings))
+        built = iter(built_here), iter(built_there)
         rejected: dict[str, str] = {}
         seq = 0
-        for (receiver, claim_type, _submitter), group in _runs(lines, INTERCHANGE_KEYS):
-            kind = "837I" if claim_type == "institutional" else "837P"
-            build = x12.build_837i if kind == "837I" else x12.build_837p
-            args = {
-                "clinics": ref.clinics,
-                "payers": ref.payers,
-                "receiver_id": receiver,
-                "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
-                "created": created,
-                "usage": cfg.usage,
-            }
-            first_seq = seq
-            for chunk, dropped, text, placed, file_seq in _claim_files(
-                build, group, args, cfg, first_seq
-            ):
-                rejected.update(dropped)
-                if chunk.empty:
+        for i in range(len(jobs)):  # numbered across the night, in interchange order
+            for f in next(built[i in theirs]):
+                rejected.update(f["dropped"])
+                if not f["text"]:
                     continue
-                seq = file_seq
+                seq += 1
                 icn = control_number(cfg.run_date, seq)
-                data = text.encode("ascii")
-                fname = f"{receiver}_{kind}_{icn:09d}.x12"
+                data = x12.renumber(f["text"], icn).encode("ascii")
+                fname = f"{f['receiver_id']}_{f['claim_type']}_{icn:09d}.x12"
                 path = storage.join(cfg.final("claims"), fname)
                 storage.write_bytes(cfg.staged("claims", fname), data)
                 files.append(
@@ -1017,25 +1143,15 @@ def publish(cfg: RunConfig) -> dict:
                         "path": path,
                         "sha256": hashlib.sha256(data).hexdigest(),
                         "bytes": len(data),
-                        "claims": int(chunk["claim_id"].nunique()),
-                        "lines": len(chunk),
-                        "receiver_id": receiver,
-                        "claim_type": kind,
+                        "claims": f["claims"],
+                        "lines": f["lines"],
+                        "receiver_id": f["receiver_id"],
+                        "claim_type": f["claim_type"],
                         "interchange_control_number": f"{icn:09d}",
-                        "charges": round(float(chunk["charge_amount"].sum()), 2),
+                        "charges": f["charges"],
                     }
                 )
-                ledger_rows.append(
-                    ledger.entries(
-                        chunk,
-                        run_date=cfg.rd,
-                        file=path,
-                        claim_type=kind,
-                        receiver_id=receiver,
-                        icn=icn,
-                        placed=placed,
-                    )
-                )
+                ledger_rows.append(ledger.stamp(f["ledger"], file=path, icn=icn))
         if rejected:
             log.warning(
                 "publish: %s claim(s) could not be written and are held (CLAIM_DATA_INVALID)",
@@ -1204,8 +1320,16 @@ def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> 
         stage("score", validated=validated)
         if raw_written is not None:
             raw_written.result()
-    stage("publish")
+    # a fresh second process for publish (the first one's memory, after GX, is given back):
+    # it starts while this one works out the claim-file order, then builds half the files
+    with _second_process() as pool:
+        pool.submit(_warm_up)
+        stage("publish", pool=pool)
     stage("manifest")
+
+
+def _warm_up() -> None:
+    """Nothing: the second process imports this module (and the writer) to run it."""
 
 
 def _prepare_validate() -> None:

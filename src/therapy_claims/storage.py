@@ -284,11 +284,16 @@ def to_frame(table, columns: list[str] | None = None):
     return table.to_pandas(types_mapper=mapping.get, ignore_metadata=True)
 
 
-def read_parquet(path: str, columns: list[str] | None = None):
+def read_table(path: str, columns: list[str] | None = None):
+    """A Parquet file as an Arrow table (``columns`` only, if given)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return to_frame(pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns))
+    return pq.read_table(pa.BufferReader(read_bytes(path)), columns=columns)
+
+
+def read_parquet(path: str, columns: list[str] | None = None):
+    return to_frame(read_table(path, columns))
 
 
 def write_json(path: str, obj) -> None:

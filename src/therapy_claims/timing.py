@@ -36,3 +36,9 @@ def merge(*parts: dict[str, float] | None) -> dict[str, float]:
         for k, v in (part or {}).items():
             out[k] = round(out.get(k, 0.0) + v, 3)
     return out
+
+
+def merge_into(part: dict[str, float]) -> None:
+    """Add ``part`` (e.g. the totals another process took) to this process's totals."""
+    for k, v in part.items():
+        _totals[k] = _totals.get(k, 0.0) + v

@@ -753,6 +753,40 @@ def _build(
     return text
 
 
+def renumber(text: str, interchange_control_number: int) -> str:
+    """The interchange ``text`` (as :func:`build_837p`/:func:`build_837i` give it) with another
+    interchange control number: the same bytes as building it with that number. The number is
+    in ISA13, GS06, each BHT03 (``<number><ST02>``), GE02 and IEA02; nothing else depends on it,
+    so claim files can be built apart and numbered in order afterwards."""
+    icn = int(interchange_control_number)
+    if not 1 <= icn <= 999_999_999:
+        raise ValueError("interchange_control_number must be 1..999999999")
+    isa_end = text.index("~\n") + 2
+    gs_end = text.index("~\n", isa_end) + 2
+    ge_start = text.rindex("\nGE*", 0, len(text) - 1) + 1
+    isa, gs, body, trailer = (
+        text[:isa_end],
+        text[isa_end:gs_end],
+        text[gs_end:ge_start],
+        text[ge_start:],
+    )
+    isa_fields = isa.split("*")
+    old = int(isa_fields[13])
+    if old == icn:
+        return text
+    isa_fields[13] = f"{icn:09d}"
+    gs_fields = gs.split("*")
+    gs_fields[6] = str(icn)
+    ge, iea = trailer.splitlines()
+    n_sets = ge.split("*")[1]
+    return (
+        "*".join(isa_fields)
+        + "*".join(gs_fields)
+        + body.replace(f"\nBHT*0019*00*{old}", f"\nBHT*0019*00*{icn}")
+        + f"GE*{n_sets}*{icn}~\nIEA*{iea.split('*')[1]}*{icn:09d}~\n"
+    )
+
+
 class _Batch:
     """The claims of one interchange, worked out column by column.
 
