@@ -71,15 +71,22 @@ def split_claims(lines: pd.DataFrame, limits: dict[str, int]) -> pd.Series:
     """
     out = lines["claim_id"].astype("string").copy()
     cols = ["claim_id", "claim_type", "date_of_service", "line_id"]
-    billed = lines.loc[(lines["status"] == "billed").to_numpy(), cols]
-    if billed.empty:
+    billed = np.flatnonzero((lines["status"] == "billed").to_numpy())
+    if not len(billed):
         return out
-    limit = billed["claim_type"].map(limits).fillna(min(limits.values())).astype(int)
-    counts = billed.groupby("claim_id")["line_id"].transform("size")
-    big = billed[counts > limit]
-    if big.empty:
+    # per billed line: the billed lines of its claim, and its claim type's limit (counted on
+    # factorised codes: a night has few claims over the limit, and only those are sorted)
+    claim = pd.factorize(lines["claim_id"].take(billed))[0]
+    size = np.bincount(claim[claim >= 0], minlength=claim.max() + 1)[claim]
+    kind, kinds = pd.factorize(lines["claim_type"].take(billed))
+    shortest = min(limits.values())
+    kind_limit = np.array([limits.get(k, shortest) for k in kinds] + [shortest], dtype=int)
+    limit = kind_limit[kind]  # a missing claim type (code -1) gets the shortest
+    over = (claim >= 0) & (size > limit)
+    if not over.any():
         return out
-    big = big.assign(_d=pd.to_datetime(big["date_of_service"]), _limit=limit[big.index])
+    big = lines.iloc[billed[over]][cols]
+    big = big.assign(_d=pd.to_datetime(big["date_of_service"]), _limit=limit[over])
     big = big.sort_values(["claim_id", "_d", "line_id"], kind="mergesort")
     rank = big.groupby("claim_id").cumcount()
     part = rank // big["_limit"] + 1

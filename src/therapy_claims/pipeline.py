@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from therapy_claims import (
     __version__,
@@ -441,11 +443,14 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
     first = np.unique(codes, return_index=True)[1]  # a row of each claim, in code order
     one = lines[parts].iloc[first].fillna("")
     keys = one["clinic_id"] + "|" + one["encounter_id"] + "|" + one["payer_id"]
-    ids = np.array(
-        ["TC" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:15].upper() for k in keys],
-        dtype=object,
+    # one SHA-256 per claim (hashlib has no batch call); the text around it is done in Arrow
+    sha256 = hashlib.sha256
+    blobs = pc.cast(storage.text_array(keys), pa.binary()).to_pylist()
+    digests = pa.array([sha256(b).hexdigest() for b in blobs], type=pa.string())
+    ids = pc.binary_join_element_wise(
+        "TC", pc.utf8_upper(pc.utf8_slice_codeunits(digests, 0, 15)), ""
     )
-    return pd.Series(ids[codes], index=lines.index, dtype="string")
+    return pd.Series(pd.array(ids.take(pa.array(codes)), dtype="string"), index=lines.index)
 
 
 # what scoring does not read: names and addresses go to the 837 writer only, at publish
@@ -688,7 +693,8 @@ def _write_scored(
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     counts = scored["status"].value_counts()
     # a claim is held if any line is held, else billed if any line is billed (vectorised)
-    rank = scored["status"].map({"not_billed": 0, "billed": 1, "held": 2}).to_numpy(np.int8)
+    status = scored["status"].to_numpy(dtype=object)
+    rank = np.select([status == "held", status == "billed"], [2, 1], 0).astype(np.int8)
     claim_of_line = pd.factorize(scored["claim_id"], use_na_sentinel=False)[0]
     claim_rank = np.zeros(claim_of_line.max() + 1 if len(rank) else 0, dtype=np.int8)
     np.maximum.at(claim_rank, claim_of_line, rank)
