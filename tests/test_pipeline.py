@@ -484,3 +484,33 @@ def test_publish_in_a_second_process_writes_the_same_files(tmp_path):
     assert sorted(ledgers[0]["interchange_control_number"].unique()) == [
         f["interchange_control_number"] for f in files[cfg.out]
     ]
+
+
+def test_a_failure_building_claim_files_in_the_second_process_fails_publish(tmp_path):
+    """If the second process cannot build its interchanges, publish fails with that error and
+    nothing is published (the previous outputs stay; no claim files or ledger appear)."""
+    from concurrent.futures import Future
+
+    from nights import write_night
+
+    write_night(str(tmp_path / "landing"), encounters=60)
+    cfg = pipeline.RunConfig(
+        inputs=[str(tmp_path / "landing")], out=str(tmp_path / "out"), run_date=RD
+    )
+    for stage in ("ingest", "validate", "score"):
+        getattr(pipeline, stage)(cfg)
+
+    class BrokenSecondProcess:
+        submitted = 0
+
+        def submit(self, fn, *args):
+            self.submitted += 1
+            failed: Future = Future()
+            failed.set_exception(OSError("disk full in the second process"))
+            return failed
+
+    pool = BrokenSecondProcess()
+    with pytest.raises(OSError, match="disk full in the second process"):
+        pipeline.publish(cfg, pool=pool)
+    assert pool.submitted == 1
+    assert not Path(cfg.final("claims")).exists() and not Path(cfg.final("ledger")).exists()

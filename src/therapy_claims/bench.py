@@ -172,8 +172,8 @@ def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"the run failed (exit {proc.returncode}):\n{stderr[-3000:]}")
-    # the run's own peak and its validate process's peak (getrusage), and the largest sum of
-    # both sampled every 0.1 s: the most the run held at once
+    # the run's own peak and the largest of its second processes' (validate, then publish's;
+    # getrusage), and the largest sum of all sampled every 0.1 s: the most the run held at once
     main_kib, child_kib = map(int, stderr.rsplit("MAXRSS_KIB", 1)[1].split()[:2])
     peak_kib = max(sampled_kib, main_kib, child_kib)
     m = json.loads((out / "manifest" / f"run_date={RUN_DATE.isoformat()}.json").read_text())
@@ -216,7 +216,7 @@ def report(results: list[dict]) -> list[str]:
         out.append(
             f"peak memory      {r['peak_rss_mib']:,.0f} MiB (resident, the run's processes at "
             f"once; alone: the run {r['peak_rss_main_mib']:,.0f}, "
-            f"its validate process {r['peak_rss_child_mib']:,.0f})"
+            f"its second processes {r['peak_rss_child_mib']:,.0f})"
         )
         t = r["timings"]
         # with gx_wait, validate (gx) ran in a second process alongside units and rules: only
@@ -229,8 +229,8 @@ def report(results: list[dict]) -> list[str]:
             if name in t:
                 note = {
                     "gx": "  (second process, alongside units and rules)" if parallel else "",
-                    "claims": "  (publish: order, claim files, ledger)",
-                    "x12": "  (part of claims: the 837 writer)",
+                    "claims": "  (publish: order, claim files in two processes, ledger)",
+                    "x12": "  (part of claims: the 837 writer, summed over both processes)",
                 }.get(name, "")
                 out.append(
                     f"  {name:<10} {t[name]:>8.2f}  {100 * t[name] / r['wall_seconds']:5.1f}%{note}"

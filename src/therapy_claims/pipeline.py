@@ -4,8 +4,9 @@ The CLI (``therapy-claims run``) calls ``run``; the Airflow DAG calls each stage
 Stages hand over through a staging area under the output root
 (``<out>/.staging/run_date=YYYY-MM-DD/``), so each task can run in its own process and
 returns only a small summary. Within ``run`` (one process) a stage reads what an earlier stage
-wrote from memory instead of reading the file back, and validate runs in a second process
-alongside score. Nothing outside the staging area changes until ``publish``
+wrote from memory instead of reading the file back, validate runs in a second process
+alongside score, and publish builds about half the claim files in another. Nothing outside the
+staging area changes until ``publish``
 swaps the night's staged outputs into place; ``manifest`` is written last. A run that fails
 before that leaves the previous good outputs of the night untouched, and re-running a night
 replaces its outputs.
@@ -1271,7 +1272,9 @@ def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
 
     With ``parallel``, validate (the GX suites) runs in a second process while score computes
     units and rules in this one; score waits for it before holding claims, so the outputs are
-    the same as running the stages one after the other. A failure in either fails the run.
+    the same as running the stages one after the other. Publish then builds about half the
+    interchanges in a fresh second process (the files are numbered across the night once all
+    are built, so they are the same bytes). A failure in either process fails the run.
     Log records of the second process are relayed to this process's loggers. By default a
     night runs in parallel when its input files hold at least ``PARALLEL_MIN_BYTES``: for a
     small night, starting a second interpreter (and importing GX in it) costs more than it
