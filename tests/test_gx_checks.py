@@ -269,7 +269,7 @@ def test_schema_suite_covers_the_layout():
     enums = {c.name for c in layout.COLUMNS if c.kind == "enum"}
     assert enums <= by_type["expect_column_values_to_be_in_set"]
     patterns = {c.name for c in layout.COLUMNS if c.pattern}
-    assert patterns <= by_type["expect_column_values_to_match_regex"]
+    assert patterns <= by_type["expect_column_values_to_match_regex_per_value"]
     assert "line_id" in by_type["expect_column_values_to_be_unique"]
     assert {"minutes", "units_charted", "group_size", "charge_amount"} <= by_type[
         "expect_column_values_to_be_between"
@@ -355,18 +355,55 @@ def test_rerun_replaces_data_docs(tmp_path):
     shutil.rmtree(out)
 
 
-def test_positions_reads_every_shape_of_unexpected_index_list():
-    ids = pd.Series(["a", "b", "c", "d"], dtype="string")
-    # COMPLETE without index columns: positional labels
-    assert gx_checks._positions([3, 1], None).tolist() == [1, 3]
-    # COMPLETE with unexpected_index_column_names: one dict per row
-    rows = [{"line_id": "d", "minutes": 5}, {"line_id": "b", "minutes": 7}]
-    assert gx_checks._positions(rows, ids).tolist() == [1, 3]
-    # ... and with exclude_unexpected_values: one dict of lists
-    assert gx_checks._positions([{"line_id": ["c", "a"]}], ids).tolist() == [0, 2]
-    assert gx_checks._positions([], ids).tolist() == []
-    with pytest.raises(ValueError):
-        gx_checks._positions([{"line_id": ["zz"]}], ids)
+def test_positions_are_sorted_unique_index_labels():
+    assert gx_checks._positions([3, 1, 3]).tolist() == [1, 3]
+    assert gx_checks._positions([]).tolist() == []
+    assert gx_checks._positions(None).tolist() == []
+
+
+def test_many_failing_rows_are_rerun_and_land_on_their_own_rows(tmp_path):
+    """More failing rows than SUMMARY lists (20) take the COMPLETE re-run; a duplicated or
+    missing line_id among them must not move a finding to another row."""
+    bad_times = {"start_time": "10:00", "end_time": "09:00"}
+    rows = [{} for _ in range(60)]
+    for i in range(5, 60, 2):  # 28 rows with end before start
+        rows[i] = dict(bad_times)
+    for i in range(0, 50, 2):  # 25 rows with an unknown sex
+        rows[i] = {**rows[i], "patient_sex": "X"}
+    df = typed_frame(*rows)
+    df.loc[7, "line_id"] = df.loc[0, "line_id"]  # a failing row shares its id with a clean one
+    df.loc[9, "line_id"] = None
+    f, summary = gx_checks.run_suites(df, str(tmp_path / "v"), RUN_DATE)
+
+    def source_rows(code: str, text: str) -> list[int]:
+        hit = f[(f["code"] == code) & f["evidence"].str.contains(text, regex=False)]
+        return sorted(hit["source_row"].tolist())
+
+    # source_row is the 0-based position + 2
+    assert source_rows("TIME_INCONSISTENT", "a_to_be_greater_than_b") == [
+        i + 2 for i in range(5, 60, 2)
+    ]
+    assert source_rows("ROW_INVALID", '"patient_sex", "value_set"') == [
+        i + 2 for i in range(0, 50, 2)
+    ]
+    assert summary["time_consistency"]["failing_rows"] == 28
+    doc = json.loads((tmp_path / "v" / "time_consistency.json").read_text())
+    failing = [r for r in doc["results"] if not r["success"]]
+    assert len(failing) == 1 and len(failing[0]["failing_line_ids"]) == 28
+    assert failing[0]["result"]["unexpected_count"] == 28
+
+
+def test_gx_is_given_only_the_columns_its_expectations_check():
+    frame = typed_frame({})
+    converted: dict = {}
+    region = gx_checks._gx_columns(
+        frame, gx_checks.load_suite("region_consistency"), "r", converted
+    )
+    # date_of_service is shown by the messages only; line_id is not checked by this suite
+    assert set(region) == {"cpt_code", "body_region"}
+    schema = gx_checks._gx_columns(frame, gx_checks.load_suite("extract_schema"), "s", converted)
+    assert "line_id" in schema
+    assert set(converted) == set(region) | set(schema)
 
 
 def test_an_expectation_gx_cannot_evaluate_raises_after_writing_results(tmp_path):
@@ -383,3 +420,91 @@ def test_empty_frame_passes(tmp_path):
     f, summary = gx_checks.run_suites(typed_frame({}).iloc[0:0], str(tmp_path / "v"), RUN_DATE)
     assert f.empty and list(f.columns) == findings.FINDING_COLUMNS
     assert all(s["success"] and s["failing_rows"] == 0 for s in summary.values())
+
+
+# ------------------------------------------------------------------ custom expectations, per value
+
+
+def test_per_value_evaluates_once_per_distinct_value_and_spreads_by_code():
+    from therapy_claims.gx_expectations import per_value
+
+    seen: list[list] = []
+
+    def fn(values: pd.Series) -> pd.Series:
+        seen.append(values.tolist())
+        return values.astype("string").fillna("<NA>").str.len()
+
+    values = pd.Series(
+        pd.Categorical(["ab", None, "c", "ab", "c"], categories=["c", "ab", "unused"]),
+        index=[10, 11, 12, 13, 14],
+    )
+    out = per_value(values, fn)
+    assert out.tolist() == [2, 4, 1, 2, 1] and list(out.index) == [10, 11, 12, 13, 14]
+    assert len(seen) == 1 and len(seen[0]) == 4  # 3 categories + the missing value
+    # no missing row: the missing value is not evaluated
+    assert per_value(values.dropna(), fn).tolist() == [2, 1, 2, 1] and len(seen[1]) == 3
+    # anything but a Categorical goes to fn as it is
+    plain = pd.Series(["ab", None], dtype="string")
+    assert per_value(plain, fn).tolist() == [2, 4] and seen[2] == ["ab", pd.NA]
+
+
+REGEX_CASES = [
+    ("expect_column_values_to_match_regex", r"^[A-Z0-9]{2}(?:;[A-Z0-9]{2}){0,3}$", {}),
+    ("expect_column_values_to_not_match_regex", r"(?:^|;)(?:GP|GO|GN)(?:;|$).*(?:GP|GO)", {}),
+    ("expect_column_values_to_match_regex", r"^G", {"mostly": 0.5}),
+    # lookaround: Python re, row by row for the built-in, value by value for the custom one
+    ("expect_column_values_to_not_match_regex", r"^(?=.*59)(?=.*X)", {}),
+    (
+        "expect_column_values_to_not_match_regex",
+        r"GO",
+        {
+            "row_condition": {
+                "type": "comparison",
+                "column": {"name": "discipline"},
+                "operator": "==",
+                "parameter": "PT",
+            }
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("builtin", "regex", "extra"), REGEX_CASES)
+def test_per_value_regex_expectations_give_exactly_the_builtin_results(builtin, regex, extra):
+    """Same success, counts, percentages and failing rows as GX's own regex expectations, for a
+    Categorical column with missing values, newlines and unused categories."""
+    import great_expectations as gx
+
+    gx_checks.load_suite("modifier_consistency")  # registers the custom expectations
+    values = ["GP", "GP;59", "GO;XS;59", None, "gp", "GP\nGO", "GO;GP", "", "59;XE", None, "X"]
+    values = (values * 7)[:71]
+    frame = pd.DataFrame(
+        {
+            "modifiers": pd.Categorical(values, categories=sorted({*filter(None, values), "ZZ"})),
+            "discipline": pd.Categorical((["PT", "OT", "SLP"] * 24)[:71]),
+        }
+    )
+    ctx = gx.get_context(mode="ephemeral")
+    batch = (
+        ctx.data_sources.add_pandas(name="p")
+        .add_dataframe_asset(name="a")
+        .add_batch_definition_whole_dataframe("b")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    results = {}
+    for etype in (builtin, builtin + gx_checks.PER_VALUE_SUFFIX):
+        suite = gx.ExpectationSuite(
+            name=etype,
+            expectations=[
+                {"type": etype, "kwargs": {"column": "modifiers", "regex": regex, **extra}}
+            ],
+        )
+        for fmt in ("SUMMARY", "COMPLETE"):
+            r = batch.validate(suite, result_format={"result_format": fmt}).results[0]
+            assert not r.exception_info.get("raised_exception"), r.exception_info
+            results[etype, fmt] = (r.success, r.result)
+    for fmt in ("SUMMARY", "COMPLETE"):
+        assert results[builtin, fmt] == results[builtin + gx_checks.PER_VALUE_SUFFIX, fmt]
+    assert results[builtin, "COMPLETE"][1]["unexpected_count"] > 0
+    if "row_condition" in extra:  # only the PT rows were checked
+        assert results[builtin, "COMPLETE"][1]["element_count"] == 24

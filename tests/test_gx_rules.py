@@ -3,7 +3,13 @@ consistency), through the real suites on typed rows."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from factories import row
 
@@ -116,3 +122,145 @@ def test_all_four_suites_ran(found):
         "region_consistency",
         "modifier_consistency",
     }
+
+
+# ------------------------------------------------------ modifier regexes without lookaround
+
+# The modifier patterns as first written, with lookaround: Python ``re`` only. Pandas runs a pattern
+# with pyarrow's RE2 (no lookaround) when it can, and otherwise calls Python ``re`` row by row.
+LOOKAROUND = {
+    "MODIFIER_59_WITH_X": r"^(?=.*(?:^|;)59(?:;|$))(?=.*(?:^|;)X[EPSU](?:;|$))",
+    "PT": r"^(?!.*(?:^|;)GP(?:;|$)).*(?:^|;)(?:GO|GN)(?:;|$)",
+    "OT": r"^(?!.*(?:^|;)GO(?:;|$)).*(?:^|;)(?:GP|GN)(?:;|$)",
+    "SLP": r"^(?!.*(?:^|;)GN(?:;|$)).*(?:^|;)(?:GP|GO)(?:;|$)",
+}
+
+
+def _not_field(token: str) -> str:
+    """A ``;``-separated field of the first line that is not ``token`` (two characters)."""
+    a, b = token
+    return rf"(?:[^;\n{a}][^;\n]*|{a}(?:[^;\n{b}][^;\n]*)?|{a}{b}[^;\n]+)?"
+
+
+def _lacks_but_has(lacking: str, having: str) -> str:
+    """Without lookaround: no ``lacking`` token but a ``having`` token (``GO|GN``) in the first
+    line, tokens ending at ``;`` or ``$``. Every field is matched as not-``lacking`` up to the
+    ``having`` token and after it; the last field counts as a token only where ``$`` matches
+    after it (end of string or before a final newline), else any text and a newline follow."""
+    n = _not_field(lacking)
+    return rf"^(?:{n};)*(?:{having})(?:$|;(?:{n};)*(?:{n}$|[^;\n]*\n(?:.|\n)))"
+
+
+# Without lookaround: the two tokens in either order on the first line; the first one is followed
+# by ";" (the second token's ";" may be the same one).
+WITHOUT_LOOKAROUND = {
+    "MODIFIER_59_WITH_X": r"^.*(?:^|;)(?:59;(?:.*;)?X[EPSU]|X[EPSU];(?:.*;)?59)(?:;|$)",
+    "PT": _lacks_but_has("GP", "GO|GN"),
+    "OT": _lacks_but_has("GO", "GP|GN"),
+    "SLP": _lacks_but_has("GN", "GP|GO"),
+}
+
+# every token the patterns name, and neighbours: near misses, lowercase, 3-character tokens, the
+# empty field (leading, trailing and doubled ";") and newlines inside and at the end of a field
+TOKENS = ["59", "XE", "XP", "XS", "XU", "GP", "GO", "GN", "", "X", "G", "5", "KX", "CQ", "59X",
+          "GPO", "XEX", "xe", "gp", "go", "G\n", "GP\n", "\nGO", "\n"]  # fmt: skip
+ODD = ["", ";", ";;", "\n", "\n\n", "59;XE\n", "59;XE\n\n", "59\n;XE", "GO\n", "GO\n\n", "GP\nGO"]
+
+
+def _modifier_lists() -> list[str]:
+    out = list(ODD)
+    for k in range(1, 5):
+        out += [";".join(combo) for combo in itertools.product(TOKENS, repeat=k)]
+    return list(dict.fromkeys(out))
+
+
+def _suite_regex(rule_code: str, discipline: str | None) -> str:
+    suite = json.loads((gx_checks.expectations_dir() / "modifier_consistency.json").read_text())
+    for e in suite["expectations"]:
+        condition = e["kwargs"].get("row_condition")
+        if e["meta"]["rule_code"] == rule_code and (
+            (condition or {}).get("parameter") == discipline
+        ):
+            return e["kwargs"]["regex"]
+    raise AssertionError(f"no {rule_code} expectation for {discipline}")
+
+
+def test_suite_modifier_regexes_are_the_ones_proven_here():
+    assert _suite_regex("MODIFIER_59_WITH_X", None) == WITHOUT_LOOKAROUND["MODIFIER_59_WITH_X"]
+    for discipline in ("PT", "OT", "SLP"):
+        assert (
+            _suite_regex("THERAPY_MODIFIER_MISMATCH", discipline)
+            == (WITHOUT_LOOKAROUND[discipline])
+        )
+
+
+@pytest.mark.parametrize("name", list(LOOKAROUND))
+def test_modifier_regex_without_lookaround_matches_exactly_what_the_lookaround_one_did(name):
+    old, new = re.compile(LOOKAROUND[name]), WITHOUT_LOOKAROUND[name]
+    assert not any(tok in new for tok in ("(?=", "(?!", "(?<"))
+    values = _modifier_lists()
+    assert len(values) > 300_000
+    expected = [old.search(v) is not None for v in values]
+    assert 0 < sum(expected) < len(values)
+    # Python re, every value (newlines included: Python's "$" also matches before a final "\n")
+    new_re = re.compile(new)
+    assert [new_re.search(v) is not None for v in values] == expected
+    # RE2 (pyarrow) on every value without a newline ("$" is end of text there)
+    flat = [v for v in values if "\n" not in v]
+    flat_expected = [old.search(v) is not None for v in flat]
+    assert pc.match_substring_regex(pa.array(flat), new).to_pylist() == flat_expected
+    # and pandas, as GX calls it: RE2 for the flat values, Python re once a value has a newline
+    assert pd.Series(flat, dtype="str").str.contains(new).tolist() == flat_expected
+    assert pd.Series(values, dtype="str").str.contains(new).tolist() == expected
+
+
+def test_cmt_region_count_is_the_same_on_categoricals_and_on_text():
+    """GX is handed text as Categoricals; the CMT check works on their distinct values and must
+    give what it gives on the plain text."""
+    import great_expectations as gx
+
+    gx_checks.load_suite("region_consistency")  # registers the custom expectation
+    regions = [
+        "lumbar",
+        "lumbar;thoracic",
+        "lumbar;thoracic;cervical",
+        "lumbar;thoracic;cervical;upper_extremity",
+        "cervical;thoracic;lumbar;sacral;pelvic",
+        "lumbar;lumbar",
+        "Lumbar;knee",
+        None,
+        "head;rib_cage",
+    ]
+    codes = ["98940", "98941", "98942", "97140", None, "9894"]
+    rows = [(c, r) for c in codes for r in regions]
+    text = pd.DataFrame(
+        {
+            "cpt_code": pd.array([c for c, _ in rows], dtype="string"),
+            "body_region": pd.array([r for _, r in rows], dtype="string"),
+        }
+    )
+    categorical = text.astype("category")
+    ctx = gx.get_context(mode="ephemeral")
+    bd = (
+        ctx.data_sources.add_pandas(name="p")
+        .add_dataframe_asset(name="a")
+        .add_batch_definition_whole_dataframe("b")
+    )
+    suite = gx.ExpectationSuite(
+        name="cmt",
+        expectations=[
+            {
+                "type": "expect_column_pair_cmt_region_count",
+                "kwargs": {"column_A": "cpt_code", "column_B": "body_region"},
+            }
+        ],
+    )
+    out = []
+    for frame in (text, categorical):
+        batch = bd.get_batch(batch_parameters={"dataframe": frame})
+        r = batch.validate(suite, result_format={"result_format": "COMPLETE"}).results[0]
+        out.append(r.result)
+    assert out[0] == out[1]
+    # spinal regions per list: 1, 2, 3, 3, 5, 1 (lumbar twice), 0 (case matters), -, 0;
+    # 98940 (1-2) fails 5 of the 8 lists with a region, 98941 (3-4) 6, 98942 (5) 7
+    assert out[0]["unexpected_count"] == 5 + 6 + 7

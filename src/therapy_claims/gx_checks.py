@@ -11,20 +11,35 @@ How it runs (and why):
   ``import great_expectations`` takes seconds. ``GX_ANALYTICS_ENABLED`` is forced to false.
 - An in-memory (ephemeral) GX context per run; nothing is written to a ``gx/`` project folder.
   Data Docs are built once per run straight into ``<validation_dir>/data_docs``.
-- Every expectation first runs with ``SUMMARY``; only the expectations that failed are run again
-  with ``COMPLETE`` + ``unexpected_index_column_names=["line_id"]`` (and
-  ``exclude_unexpected_values``) to get the failing ``line_id``s. If line_id is not unique (or
-  missing somewhere), the re-run uses GX's positional labels instead, so a duplicated id never
-  smears a finding onto its twin.
-- Each suite sees only the columns it names (GX md5-hashes the whole batch frame on every run),
-  and nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
+- Every expectation first runs with ``SUMMARY``. A failing expectation whose failing rows all
+  fit in SUMMARY's ``partial_unexpected_index_list`` (20) is done; the others are run again
+  with ``COMPLETE`` (and ``exclude_unexpected_values``) to get every failing row. The re-run
+  validates a Batch directly (``Batch.validate``), not through a ValidationDefinition: a
+  ValidationDefinition stores its result, and GX serialises a COMPLETE result (every failing
+  row) element by element in Python. Failing rows are GX's index labels of a fresh RangeIndex,
+  i.e. row positions, so a duplicated or missing line_id never smears a finding onto its twin
+  (GX's ``unexpected_index_column_names`` would also look every failing row up one by one in
+  Python).
+- GX is given, per run, only the columns its expectations evaluate (their column kwargs and
+  row_condition columns): GX's pandas engine md5-hashes the whole batch frame on every run
+  and filters the whole frame (every column) two or three times per expectation, so every
+  column handed over costs per expectation. Columns that only a ``meta.message`` shows stay
+  out; messages are built from the original typed rows. The COMPLETE re-run is given only
+  the failing expectations' columns.
+- Nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
   ``column_values.between`` is vectorised only for numpy int/float and otherwise calls a Python
   function per row (about 0.8 s per column per 1M rows). Text columns are handed over as
-  pandas Categoricals: GX's pandas engine filters the whole batch frame (every column) once or
-  twice per expectation, which copies every string of a text column but only the integer codes
-  of a Categorical (at 1M lines the suites took 40 s with text columns, 8 s with Categoricals).
-  Values and NA-ness are unchanged. The SUMMARY pass skips GX's ``unexpected_index_query``
-  (one more whole-frame filter per expectation; the failing line_ids come from the re-run).
+  pandas Categoricals: taking rows of a text column copies every string, taking rows of a
+  Categorical copies only its integer codes (at 1M lines the suites took 40 s with text
+  columns, 8 s with Categoricals). Values and NA-ness are unchanged. The SUMMARY pass skips
+  GX's ``unexpected_index_query``.
+- Regex checks use ``expect_column_values_to_(not_)match_regex_per_value``
+  (``gx_expectations``): GX's own regex expectations, evaluated once per distinct value of the
+  Categorical instead of once per row (the built-ins first copy every row of a Categorical
+  into a new string array). The regexes are written without lookaround, so that pandas runs
+  them with pyarrow's RE2 rather than Python ``re`` value by value; the modifier patterns are
+  spelled out in full for that (tests/test_gx_rules.py shows how they are built and proves
+  them equal to the lookaround forms they replaced).
 - Messages are built from the original typed rows, vectorised, never per row in Python.
 """
 
@@ -56,6 +71,8 @@ ENV_EXPECTATIONS = "THERAPY_CLAIMS_EXPECTATIONS"
 CUSTOM_EXPECTATIONS_MODULE = "therapy_claims.gx_expectations"
 ID_COLUMN = "line_id"
 DOCS_DIR = "data_docs"
+
+PER_VALUE_SUFFIX = "_per_value"  # gx_expectations.PER_VALUE_SUFFIX (no GX import here)
 
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _LIST_KWARGS = ("column_list",)
@@ -187,23 +204,17 @@ def run_suites(
         raise ValueError(f"GX checks need a {ID_COLUMN} column")
 
     ctx = _context(docs_dir)
-    scratch = _context(None)  # COMPLETE re-runs stay out of the Data Docs
     batch = _batch_definition(ctx)
-    scratch_batch = _batch_definition(scratch)
     run_id = RunIdentifier(run_name=f"run_date={run_date}")
 
     all_findings: list[pd.DataFrame] = []
     converted: dict[str, pd.Series] = {}
-    gx_frames = {
-        name: _gx_frame(frame, _suite_columns(suite), name, converted)
-        for name, suite in loaded.items()
-    }
+    columns = {name: _gx_columns(frame, suite, name, converted) for name, suite in loaded.items()}
     if after_converting is not None:
         after_converting()
     summary: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for name, suite in loaded.items():
-        gx_frame = gx_frames.pop(name)
         suite = ctx.suites.add(suite)
         vd = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
@@ -211,7 +222,7 @@ def run_suites(
         # counts only: the results JSON and Data Docs must not carry patients' values (PHI);
         # the failing rows are named by line_id in the exception report instead
         result = vd.run(
-            batch_parameters={"dataframe": gx_frame},
+            batch_parameters={"dataframe": _frame_of(columns[name], frame.index, converted)},
             result_format={
                 "result_format": "SUMMARY",
                 "exclude_unexpected_values": True,
@@ -227,7 +238,7 @@ def run_suites(
             for r in result.results
             if (i := r.expectation_config.id) in raised
         ]
-        failing = _failing_rows(scratch, scratch_batch, name, result, gx_frame, set(raised))
+        failing = _failing_rows(batch, name, result, frame.index, converted, set(raised))
 
         all_findings += [_findings(name, exp_result, frame, rows) for exp_result, rows in failing]
         positions = [rows for _, rows in failing]
@@ -307,32 +318,48 @@ def _template_columns(template: str | None) -> list[str]:
     return re.findall(r"\{(\w+)\}", template or "")
 
 
-def _suite_columns(suite) -> list[str]:
+def _checked_columns(configs) -> list[str]:
+    """The columns GX evaluates for the expectation configurations ``configs``: their column
+    kwargs and the columns of their row_conditions."""
     cols: list[str] = []
-    for exp in suite.expectations:
-        kw = exp.configuration.kwargs
+    for config in configs:
+        kw = config.kwargs
         cols.extend(kw[k] for k in _COLUMN_KWARGS if kw.get(k))
         for k in _LIST_KWARGS:
             cols.extend(kw.get(k) or [])
-        as_json = exp.configuration.to_json_dict()
-        cols.extend(_condition_columns(as_json.get("kwargs", {}).get("row_condition")))
-        cols.extend(_template_columns((exp.configuration.meta or {}).get("message")))
+        condition = config.to_json_dict().get("kwargs", {}).get("row_condition")
+        cols.extend(_condition_columns(condition))
     return list(dict.fromkeys(cols))
 
 
-def _gx_frame(
-    frame: pd.DataFrame, columns: list[str], suite_name: str, converted: dict[str, pd.Series]
-) -> pd.DataFrame:
-    """The suite's columns as GX is given them; ``converted`` keeps each converted column for
-    the next suite that names it."""
-    missing = [c for c in columns if c not in frame.columns]
+def _suite_columns(suite) -> list[str]:
+    """Every column a suite names: the checked columns and those its messages show."""
+    configs = [exp.configuration for exp in suite.expectations]
+    cols = _checked_columns(configs)
+    for config in configs:
+        cols.extend(_template_columns((config.meta or {}).get("message")))
+    return list(dict.fromkeys(cols))
+
+
+def _gx_columns(
+    frame: pd.DataFrame, suite, suite_name: str, converted: dict[str, pd.Series]
+) -> list[str]:
+    """The columns GX is given for ``suite`` (those its expectations evaluate), converted into
+    ``converted`` (see the module notes) unless an earlier suite did. Raises if the frame lacks
+    a column the suite names, messages included."""
+    missing = [c for c in _suite_columns(suite) if c not in frame.columns]
     if missing:
         raise ValueError(f"GX suite {suite_name!r} names columns not in the frame: {missing}")
-    keep = list(dict.fromkeys([ID_COLUMN, *columns]))
-    for c in keep:
+    columns = _checked_columns([exp.configuration for exp in suite.expectations])
+    for c in columns:
         if c not in converted:
             converted[c] = _gx_column(frame[c])
-    return pd.DataFrame({c: converted[c] for c in keep}, index=frame.index)
+    return columns
+
+
+def _frame_of(columns: list[str], index: pd.Index, converted: dict[str, pd.Series]) -> pd.DataFrame:
+    """A batch frame for GX: the converted ``columns`` on the frame's fresh RangeIndex."""
+    return pd.DataFrame({c: converted[c] for c in columns}, index=index)
 
 
 def _gx_column(s: pd.Series) -> pd.Series:
@@ -355,49 +382,61 @@ def _categorical(s: pd.Series) -> pd.Series:
 
     enc = pc.dictionary_encode(storage.text_array(s))
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    cats = pd.Index(enc.dictionary.to_pylist(), dtype=object)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=cats), index=s.index, name=s.name)
+    cats = pd.Index(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
+    # Arrow's codes index its dictionary by construction: no second pass to check them
+    values = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cats), validate=False)
+    return pd.Series(values, index=s.index, name=s.name)
 
 
-def _failing_rows(scratch, batch, name, result, gx_frame, skip: set) -> list[tuple[Any, Any]]:
-    """For each failing expectation: (its SUMMARY result, numpy array of failing row positions).
+def _failing_rows(
+    batch_definition, name, result, index: pd.Index, converted: dict[str, pd.Series], skip: set
+) -> list[tuple[Any, np.ndarray]]:
+    """For each failing expectation, in suite order: (its SUMMARY result, numpy array of the
+    failing row positions).
 
-    Re-runs only the failing expectations, with COMPLETE and ``line_id`` as the index column.
-    If line_id is not unique or has gaps, the ids cannot say which row failed, so
-    GX's positional index labels are used instead (the frame has a fresh RangeIndex)."""
+    An expectation with no more failing rows than SUMMARY lists (its
+    ``partial_unexpected_index_list``, up to 20) needs nothing more. The others are re-run,
+    with COMPLETE. Expectations that read the same columns share a batch of only those columns
+    (``converted``, with the frame's fresh RangeIndex ``index``): GX filters the whole batch
+    frame two or three times per expectation, so a narrow batch is cheap however many rows
+    fail. Each batch is validated straight on the Batch, so GX does not store (serialise) the
+    COMPLETE result. GX names the failing rows by index label, i.e. by position."""
     import great_expectations as gx
 
     failed = [r for r in result.results if not r.success and r.expectation_config.id not in skip]
-    if not failed:
-        return []
-    ids = gx_frame[ID_COLUMN]
-    by_id = bool(ids.notna().all()) and ids.is_unique
-    sub_suite = gx.ExpectationSuite(
-        name=f"{name}__failing",
-        expectations=[_config_without_batch_id(r.expectation_config) for r in failed],
-    )
-    sub_suite = scratch.suites.add_or_update(sub_suite)
-    vd = scratch.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{name}__failing", data=batch, suite=sub_suite)
-    )
-    result_format: dict[str, Any] = {
-        "result_format": "COMPLETE",
-        "return_unexpected_index_query": False,
-        "exclude_unexpected_values": True,
-    }
-    if by_id:
-        result_format["unexpected_index_column_names"] = [ID_COLUMN]
-    complete = vd.run(batch_parameters={"dataframe": gx_frame}, result_format=result_format)
-    out = []
-    for summary_result, complete_result in zip(failed, complete.results, strict=True):
-        if _exception_message(complete_result):
-            raise SuiteError(
-                f"GX suite {name!r}: {complete_result.expectation_config.type} failed to "
-                f"evaluate with COMPLETE: {_exception_message(complete_result)}"
-            )
-        index_list = complete_result.result.get("unexpected_index_list")
-        out.append((summary_result, _positions(index_list, ids if by_id else None)))
-    return out
+    positions: dict[int, np.ndarray] = {}
+    by_columns: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(failed):
+        partial = r.result.get("partial_unexpected_index_list")
+        if partial is not None and len(partial) == r.result.get("unexpected_count"):
+            positions[i] = _positions(partial)  # SUMMARY already listed every failing row
+            continue
+        cols = tuple(_checked_columns([r.expectation_config]))
+        by_columns.setdefault(cols, []).append(i)
+    for cols, members in by_columns.items():
+        sub_suite = gx.ExpectationSuite(
+            name=f"{name}__failing",
+            expectations=[_config_without_batch_id(failed[i].expectation_config) for i in members],
+        )
+        batch = batch_definition.get_batch(
+            batch_parameters={"dataframe": _frame_of(list(cols), index, converted)}
+        )
+        complete = batch.validate(
+            sub_suite,
+            result_format={
+                "result_format": "COMPLETE",
+                "return_unexpected_index_query": False,
+                "exclude_unexpected_values": True,
+            },
+        )
+        for i, complete_result in zip(members, complete.results, strict=True):
+            if msg := _exception_message(complete_result):
+                raise SuiteError(
+                    f"GX suite {name!r}: {complete_result.expectation_config.type} failed to "
+                    f"evaluate with COMPLETE: {msg}"
+                )
+            positions[i] = _positions(complete_result.result.get("unexpected_index_list"))
+    return [(r, positions[i]) for i, r in enumerate(failed)]
 
 
 def _config_without_batch_id(config) -> dict:
@@ -407,29 +446,12 @@ def _config_without_batch_id(config) -> dict:
     return d
 
 
-def _positions(index_list, ids: pd.Series | None) -> np.ndarray:
-    """Row positions from GX's ``unexpected_index_list``.
-
-    Its shape depends on the result format: positional labels without index columns; with
-    them, a list of ``{line_id: .., <checked columns>: ..}`` per row, or, when
-    ``exclude_unexpected_values`` is set, a single ``{line_id: [..all ids..]}``."""
+def _positions(index_list) -> np.ndarray:
+    """Sorted unique row positions from GX's ``unexpected_index_list`` of a COMPLETE result
+    without index columns: the failing rows' index labels (a RangeIndex: positions)."""
     if not index_list:
         return np.array([], dtype="int64")
-    if isinstance(index_list, dict):
-        index_list = [index_list]
-    first = index_list[0]
-    if not isinstance(first, dict):
-        return np.unique(np.asarray(index_list, dtype="int64"))
-    if len(index_list) == 1 and isinstance(first.get(ID_COLUMN), list):
-        failing_ids = first[ID_COLUMN]
-    else:
-        failing_ids = [d[ID_COLUMN] for d in index_list]
-    if ids is None:
-        raise ValueError("GX returned line_ids but the frame's line_id is not unique")
-    pos = pd.Index(ids).get_indexer(pd.Index(failing_ids, dtype=ids.dtype))
-    if (pos < 0).any():
-        raise ValueError("GX reported line_ids that are not in the frame")
-    return np.unique(pos.astype("int64"))
+    return np.unique(np.asarray(index_list, dtype="int64"))
 
 
 # --------------------------------------------------------------------------- findings
@@ -462,6 +484,9 @@ def _fmt(v: Any) -> str:
 
 
 def _message(etype: str, kw: dict, rows: pd.DataFrame) -> pd.Series | str:
+    # a *_per_value expectation (gx_expectations) is its built-in namesake, evaluated once per
+    # distinct value: same check, same message
+    etype = etype.removesuffix(PER_VALUE_SUFFIX)
     col = kw.get("column")
     if etype == "expect_column_values_to_not_be_null":
         return f"required column {col} is empty"
@@ -517,11 +542,24 @@ def _findings(suite_name: str, exp_result, frame: pd.DataFrame, positions) -> pd
     code = (config.meta or {}).get("rule_code")
     if len(positions) == 0:
         return findings.empty()
-    rows = frame.iloc[positions]
+    rows = frame[_finding_columns(config, frame)].iloc[positions]
     evidence = f"GX suite {suite_name}: {etype} {json.dumps(kw, sort_keys=True, default=str)}"
     template = (config.meta or {}).get("message")
     message = _templated(template, rows) if template else _message(etype, kw, rows)
     return findings.make(code, rows, message, evidence=evidence)
+
+
+def _finding_columns(config, frame: pd.DataFrame) -> list[str]:
+    """The columns a finding of ``config`` reads (only those are taken for the failing rows):
+    what every finding carries, the checked columns, the columns its message shows and their
+    HH:MM twins (``start_minute`` is shown as ``start_time``)."""
+    cols = [
+        *findings.FINDING_SOURCE_COLUMNS,
+        *_checked_columns([config]),
+        *_template_columns((config.meta or {}).get("message")),
+    ]
+    cols += [c[: -len("_minute")] + "_time" for c in cols if c.endswith("_minute")]
+    return [c for c in dict.fromkeys(cols) if c in frame.columns]
 
 
 def _templated(template: str, rows: pd.DataFrame) -> pd.Series:

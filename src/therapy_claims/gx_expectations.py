@@ -5,25 +5,36 @@ before a suite JSON that names one of these types is loaded; otherwise GX logs a
 returns the suite without that expectation (it then passes vacuously). ``gx_checks.load_suite``
 imports this module first and refuses a suite that lost expectations.
 
-Everything here is vectorised pandas: no per-row Python.
+Everything here is vectorised pandas: no per-row Python. GX is handed text columns as pandas
+Categoricals (see ``gx_checks``); text work is done once per distinct value (``per_value``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 os.environ["GX_ANALYTICS_ENABLED"] = "false"  # before GX is imported
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
+from great_expectations.expectations.core import (  # noqa: E402
+    ExpectColumnValuesToMatchRegex,
+    ExpectColumnValuesToNotMatchRegex,
+)
 from great_expectations.expectations.expectation import (  # noqa: E402
     ColumnPairMapExpectation,
     MulticolumnMapExpectation,
 )
 from great_expectations.expectations.metrics.map_metric_provider import (  # noqa: E402
+    ColumnMapMetricProvider,
     ColumnPairMapMetricProvider,
     MulticolumnMapMetricProvider,
+)
+from great_expectations.expectations.metrics.map_metric_provider.column_condition_partial import (  # noqa: E402
+    column_condition_partial,
 )
 from great_expectations.expectations.metrics.map_metric_provider.column_pair_condition_partial import (  # noqa: E402
     column_pair_condition_partial,
@@ -89,6 +100,22 @@ SPINAL_REGIONS = ("cervical", "thoracic", "lumbar", "sacral", "pelvic")
 CMT_REGION_RANGE = {"98940": (1, 2), "98941": (3, 4), "98942": (5, 5)}
 
 
+def per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``fn(values)`` for an element-wise, vectorised ``fn``, evaluated once per distinct value
+    when ``values`` is a Categorical and spread back to the rows through its codes: a 1M-row
+    column with a few dozen distinct region lists costs a few dozen evaluations, and the text is
+    never materialised per row. Other inputs are passed to ``fn`` as they are."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return fn(values)
+    codes = values.cat.codes.to_numpy()
+    missing = codes < 0
+    # one entry per category, then (if a row is missing) one for the missing value
+    distinct = [*values.cat.categories, *([pd.NA] if missing.any() else [])]
+    per_distinct = fn(pd.Series(distinct, dtype=object)).to_numpy()
+    rows = np.where(missing, len(distinct) - 1, codes)
+    return pd.Series(per_distinct[rows], index=values.index)
+
+
 def spinal_region_count(regions: pd.Series) -> pd.Series:
     """Distinct spinal regions in a ``;``-joined region list (vectorised)."""
     s = regions.astype("string").fillna("")
@@ -98,6 +125,13 @@ def spinal_region_count(regions: pd.Series) -> pd.Series:
             s.str.contains(rf"(?:^|;){region}(?:;|$)", regex=True).fillna(False).astype("int64")
         )
     return counts
+
+
+def _is_code(code: str) -> Callable[[pd.Series], pd.Series]:
+    def fn(values: pd.Series) -> pd.Series:
+        return (values.astype("string").fillna("") == code).fillna(False).astype(bool)
+
+    return fn
 
 
 class ColumnPairCmtRegionCount(ColumnPairMapMetricProvider):
@@ -117,11 +151,10 @@ class ColumnPairCmtRegionCount(ColumnPairMapMetricProvider):
 
     @column_pair_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_A: pd.Series, column_B: pd.Series, **kwargs) -> pd.Series:
-        code = column_A.astype("string").fillna("")
-        n = spinal_region_count(column_B)
-        ok = pd.Series(True, index=code.index)
+        n = per_value(column_B, spinal_region_count)
+        ok = pd.Series(True, index=column_A.index)
         for cmt, (low, high) in CMT_REGION_RANGE.items():
-            is_code = (code == cmt).fillna(False).astype(bool)
+            is_code = per_value(column_A, _is_code(cmt))
             ok &= ~is_code | ((n >= low) & (n <= high))
         return ok.astype(bool)
 
@@ -142,3 +175,61 @@ class ExpectColumnPairCmtRegionCount(ColumnPairMapExpectation):
 
 
 CUSTOM_EXPECTATION_TYPES = (*CUSTOM_EXPECTATION_TYPES, "expect_column_pair_cmt_region_count")
+
+
+# --------------------------------------------------------------------------- regex per value
+
+PER_VALUE_SUFFIX = "_per_value"
+
+
+def _contains(regex: str) -> Callable[[pd.Series], pd.Series]:
+    # what GX's own column_values.match_regex does with each value
+    def fn(values: pd.Series) -> pd.Series:
+        return values.astype(str).str.contains(regex)
+
+    return fn
+
+
+class ColumnValuesMatchRegexPerValue(ColumnMapMetricProvider):
+    """GX's ``column_values.match_regex`` (``column.astype(str).str.contains(regex)``), run once
+    per distinct value (``per_value``). On the Categoricals GX is handed, the built-in first
+    copies every row into a new string array (``astype(str)``), then runs the regex on every row:
+    about 80 ms per expectation per 1M rows, for columns of a few dozen distinct values."""
+
+    condition_metric_name = "column_values.match_regex_per_value"
+    condition_value_keys = ("regex",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, regex: str, **kwargs) -> pd.Series:
+        return per_value(column, _contains(regex)).astype(bool)
+
+
+class ColumnValuesNotMatchRegexPerValue(ColumnMapMetricProvider):
+    """GX's ``column_values.not_match_regex``, run once per distinct value (see above)."""
+
+    condition_metric_name = "column_values.not_match_regex_per_value"
+    condition_value_keys = ("regex",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column: pd.Series, regex: str, **kwargs) -> pd.Series:
+        return ~per_value(column, _contains(regex)).astype(bool)
+
+
+class ExpectColumnValuesToMatchRegexPerValue(ExpectColumnValuesToMatchRegex):
+    """``expect_column_values_to_match_regex`` (same kwargs, results and rendering), with the
+    regex run once per distinct value of the column instead of once per row."""
+
+    map_metric = "column_values.match_regex_per_value"
+
+
+class ExpectColumnValuesToNotMatchRegexPerValue(ExpectColumnValuesToNotMatchRegex):
+    """``expect_column_values_to_not_match_regex``, with the regex run once per distinct value."""
+
+    map_metric = "column_values.not_match_regex_per_value"
+
+
+CUSTOM_EXPECTATION_TYPES = (
+    *CUSTOM_EXPECTATION_TYPES,
+    "expect_column_values_to_match_regex_per_value",
+    "expect_column_values_to_not_match_regex_per_value",
+)
