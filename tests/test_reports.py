@@ -39,3 +39,57 @@ def test_summary_mentions_counts_and_codes():
     text = reports.summary_text(m)
     assert "billed" in text and "UNKNOWN_PAYER" in text and "balanced: yes" in text
     assert text.index("UNKNOWN_PAYER") < text.index("UNITS_ZERO")
+
+
+HOSTILE = [
+    "=1+1",
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "\tTAB",
+    "\rCR",
+    'say "hi", ok',
+    "two\nlines",
+    "crlf\r\nend",
+    "Ünïcødé—名前 ＝",
+    "ISA*00*~GS:^",
+    "NA",
+    "",
+    " lead",
+    "plain",
+    None,
+]
+
+
+def test_csv_bytes_are_what_the_csv_module_writes_for_the_defused_values():
+    import csv
+
+    n = len(HOSTILE)
+    df = pd.DataFrame(
+        {
+            "message": pd.array(HOSTILE, dtype="string"),
+            "code": pd.array(["=X", "B"] * (n // 2), dtype="string"),
+            "source_row": pd.array([None, *range(-3, n - 4)], dtype="Int64"),
+            "date_of_service": pd.to_datetime([None, *["2026-11-20 13:45"] * (n - 1)]),
+            "count": range(n),
+        }
+    )
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")  # quotes only where needed
+    writer.writerow(df.columns)
+    for m, c, r, d, k in zip(*(df[c] for c in df.columns), strict=True):
+        cells = [m, c]
+        cells = ["" if pd.isna(x) else ("'" + x if x[:1] in "=+-@\t\r" and x else x) for x in cells]
+        writer.writerow([*cells, "" if pd.isna(r) else r, "" if pd.isna(d) else "2026-11-20", k])
+    assert reports.spreadsheet_safe_csv(df) == b"\xef\xbb\xbf" + expected.getvalue().encode()
+
+
+def test_csv_of_other_dtypes_and_shapes_round_trips():
+    # floats, booleans and one-column frames go through pandas' own writer
+    df = pd.DataFrame({"message": ["=x", "a,b"], "amount": [1.5, None], "ok": [True, False]})
+    back = pd.read_csv(io.BytesIO(reports.spreadsheet_safe_csv(df)), encoding="utf-8-sig")
+    assert back["message"].tolist() == ["'=x", "a,b"] and back["ok"].tolist() == [True, False]
+    one = reports.spreadsheet_safe_csv(pd.DataFrame({"m": ["", "-1"]}))
+    assert one == b'\xef\xbb\xbfm\r\n""\r\n\'-1\r\n'
+    empty = reports.spreadsheet_safe_csv(pd.DataFrame({"a": [], "b": []}, dtype="string"))
+    assert empty == b"\xef\xbb\xbfa,b\r\n"

@@ -168,3 +168,47 @@ def test_overlap_of_two_patients_reports_both_lines():
     b = dict(start_time="09:15", end_time="09:45", minutes="30", line_id="L2", encounter_id="E2")
     overlapping = night([row(**a), row(patient_id="P2", **b)])
     assert fired(overlapping, "PROVIDER_OVERLAP")["line_id"].tolist() == ["L1", "L2"]
+
+
+def _kx_night(charges_and_ids: list[tuple[str, str, str]], earlier: float) -> rules.Night:
+    """Medicare PT lines of patient P1 (line id, date, charge) and earlier nights' charges."""
+    n = night(
+        [
+            row(line_id=i, encounter_id="E1", date_of_service=d, charge_amount=c)
+            for i, d, c in charges_and_ids
+        ]
+    )
+    n.kx_history = pd.DataFrame(
+        {"patient_id": ["P1"], "year": [2026], "bucket": ["PT/SLP"], "charges": [earlier]}
+    )
+    return n
+
+
+def test_kx_fires_on_the_line_that_passes_the_threshold_even_if_a_credit_follows():
+    # 2026 PT/SLP threshold $2,480: $2,400 earlier, +$100 (now $2,500), then a -$200 credit
+    # (the extract rejects negative charges; the rule does not count on it)
+    n = _kx_night([("L1", "2026-11-20", "100"), ("L2", "2026-11-21", "200")], 2400.0)
+    n.lines.loc[n.lines["line_id"] == "L2", "charge_amount"] = -200.0
+    f = fired(n, "KX_REQUIRED")
+    assert f["line_id"].tolist() == ["L1"] and "reach $2500.0" in f["message"].iloc[0]
+
+
+def test_kx_threshold_itself_is_not_over_it():
+    assert fired(_kx_night([("L1", "2026-11-20", "50")], 2430.0), "KX_REQUIRED").empty
+    f = fired(_kx_night([("L1", "2026-11-20", "50.01")], 2430.0), "KX_REQUIRED")
+    assert f["line_id"].tolist() == ["L1"]
+
+
+def test_kx_lines_of_one_date_add_up_in_line_id_order():
+    # L2 comes first in the file, but L1 is added first: only L2 passes $2,480
+    n = _kx_night([("L2", "2026-11-20", "50"), ("L1", "2026-11-20", "50")], 2400.0)
+    assert fired(n, "KX_REQUIRED")["line_id"].tolist() == ["L2"]
+
+
+def test_update_keeps_the_factorised_column_current():
+    n = night([row(modifiers=""), row(line_id="L2", modifiers="59"), row(line_id="L3")])
+    codes, values = n.distinct("modifiers")
+    n.update("modifiers", [True, True, False], pd.Series(["59", "XU;GP"], index=[0, 1]))
+    codes, values = n.distinct("modifiers")
+    assert values.to_numpy(dtype=object)[codes].tolist() == ["59", "XU;GP", "GP"]
+    assert n.lines["modifiers"].tolist() == ["59", "XU;GP", "GP"]

@@ -4,6 +4,7 @@ ones, written out by hand."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,3 +150,76 @@ def test_tie_on_leftover_minutes_and_code_goes_to_the_lower_line_id():
         }
     )
     assert units.compute(df).tolist() == [0, 1]
+
+
+def _pools_frame(rows):
+    return pd.DataFrame(
+        {
+            "line_id": [r[0] for r in rows],
+            "payer_id": [r[1] for r in rows],
+            "patient_id": "X",
+            "date_of_service": pd.Timestamp("2026-11-20"),
+            "discipline": "PT",
+            "cpt_code": [r[2] for r in rows],
+            "minutes": pd.array([r[3] for r in rows], dtype="Int64"),
+            "timed": True,
+            "unit_method": [r[4] for r in rows],
+        }
+    )
+
+
+def test_cms_and_per_code_pools_never_mix():
+    # payer P (CMS): 8 + 8 pooled minutes -> 1 unit, to the lower code; payer Q (per code):
+    # each code alone, 8 minutes -> 1 unit, 7 minutes -> 0
+    df = _pools_frame(
+        [
+            ("a", "P", "97140", 8, "cms"),
+            ("b", "P", "97110", 8, "cms"),
+            ("c", "Q", "97110", 8, "per_code"),
+            ("d", "Q", "97112", 7, "per_code"),
+        ]
+    )
+    assert units.compute(df).tolist() == [0, 1, 1, 0]
+
+
+def test_ties_go_to_the_lower_line_id_whatever_the_row_order():
+    # 3 x 8 min of 97110 and 10 min of 97112: 34 pooled minutes -> 2 units; the larger
+    # leftover (97112) takes one, then of the equal 97110 lines the lowest line id ("a")
+    df = _pools_frame(
+        [
+            ("c", "P", "97110", 8, "cms"),
+            ("a", "P", "97110", 8, "cms"),
+            ("z", "P", "97112", 10, "cms"),
+            ("b", "P", "97110", 8, "cms"),
+        ]
+    )
+    assert units.compute(df).tolist() == [0, 1, 1, 0]
+
+
+def test_group_ids_group_like_groupby_with_missing_values():
+    rng = np.random.default_rng(3)
+    n = 500
+    text = pd.Series(rng.choice(["a", "b", "c", None], n), dtype="string")
+    codes = rng.integers(-1, 3, n)  # factorised codes: -1 is a missing value
+    wide = rng.choice([0, 10**12, -(10**12)], n)  # far apart: factorised, not shifted
+    stamp = pd.Series(pd.to_datetime(rng.choice(["2026-01-01", "2026-02-01", None], n)))
+    ids = units.group_ids([text, codes, wide, stamp])
+    expected = (
+        pd.DataFrame({"t": text, "c": codes, "w": wide, "s": stamp})
+        .groupby(["t", "c", "w", "s"], dropna=False, sort=False)
+        .ngroup()
+        .to_numpy()
+    )
+    # the same partition, numbered 0..groups-1
+    assert sorted(set(ids)) == list(range(len(set(expected))))
+    assert len(set(zip(ids, expected, strict=True))) == len(set(expected))
+
+
+@pytest.mark.parametrize("high", [1, 2, 5, 1000])
+def test_lexsort_is_numpys(high):
+    rng = np.random.default_rng(high)
+    keys = (rng.integers(-high, high, 300), rng.random(300) < 0.5, rng.integers(0, high, 300))
+    assert (units.lexsort(keys) == np.lexsort(keys)).all()
+    wide = (rng.integers(0, 2**40, 50), rng.integers(0, 2**40, 50))  # too wide to pack
+    assert (units.lexsort(wide) == np.lexsort(wide)).all()
+    assert len(units.lexsort((np.zeros(0, dtype=int),))) == 0

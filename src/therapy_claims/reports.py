@@ -11,6 +11,10 @@ import pandas as pd
 from therapy_claims.catalogue import CATALOGUE
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# the same test as a pattern on a cell's first character
+_FORMULA_PATTERN = "^[=+\\-@\t\r]"
+# what makes the csv module quote a field (QUOTE_MINIMAL, with "\r\n" line ends)
+_NEEDS_QUOTES = '[,"\r\n]'
 
 
 def _defuse(s: pd.Series) -> pd.Series:
@@ -20,7 +24,8 @@ def _defuse(s: pd.Series) -> pd.Series:
     return s.where(~risky, "'" + s)
 
 
-def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
+def _pandas_csv(df: pd.DataFrame) -> bytes:
+    """The CSV as ``DataFrame.to_csv`` writes it, text defused and dates as YYYY-MM-DD."""
     out = df.copy()
     for c in out.columns:
         if out[c].dtype == "string" or out[c].dtype == object:
@@ -29,8 +34,112 @@ def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
             out[c] = out[c].dt.strftime("%Y-%m-%d")
     buf = io.StringIO()
     out.to_csv(buf, index=False, lineterminator="\r\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def _large(value: str):
+    """An Arrow ``large_string`` scalar (joins do not mix it with ``string``)."""
+    import pyarrow as pa
+
+    return pa.scalar(value, type=pa.large_string())
+
+
+def _quoted(text):
+    """CSV fields from Arrow ``large_string`` text: quoted (inner quotes doubled) where the
+    csv module would quote them."""
+    import pyarrow.compute as pc
+
+    needs = pc.fill_null(pc.match_substring_regex(text, _NEEDS_QUOTES), False)
+    if not pc.any(needs).as_py():
+        return text
+    quote = _large('"')
+    inner = pc.replace_substring(text.filter(needs), '"', '""')
+    return pc.replace_with_mask(
+        text, needs, pc.binary_join_element_wise(quote, inner, quote, _large(""))
+    )
+
+
+def _defused(text):
+    """Arrow ``large_string`` text with a quote before what a spreadsheet would run as a
+    formula (``_defuse``)."""
+    import pyarrow.compute as pc
+
+    risky = pc.fill_null(pc.match_substring_regex(text, _FORMULA_PATTERN), False)
+    if not pc.any(risky).as_py():
+        return text
+    return pc.replace_with_mask(
+        text, risky, pc.binary_join_element_wise(_large("'"), text.filter(risky), _large(""))
+    )
+
+
+def _kind(s: pd.Series) -> str | None:
+    """How ``_pandas_csv`` writes a column: as defused text, as a date, as an integer, or
+    (None) in a way of pandas' own (floats, booleans, categories, ...)."""
+    if s.dtype == "string" or s.dtype == object:
+        return "text"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "date"
+    if pd.api.types.is_signed_integer_dtype(s):
+        return "integer"
+    return None
+
+
+def _fields(s: pd.Series, kind: str):
+    """One column's CSV fields (Arrow ``large_string``) as ``_pandas_csv`` writes them. Text
+    and dates are formatted per distinct value: most columns repeat a few values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "integer":  # digits and '-': never quoted
+        text = pc.cast(pa.array(s.array, type=pa.int64()), pa.large_string())
+        return pc.fill_null(text, _large(""))
+    if kind == "text":
+        text = pa.array(s.astype("string").array, type=pa.large_string())
+        encoded = pc.dictionary_encode(text)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        distinct, codes = _quoted(_defused(encoded.dictionary)), encoded.indices
+    else:
+        codes, dates = pd.factorize(s)
+        distinct = _quoted(pa.array(dates.strftime("%Y-%m-%d"), type=pa.large_string()))
+        codes = pa.array(codes, mask=codes < 0)
+    return pc.fill_null(distinct.take(codes), _large(""))
+
+
+def _csv_lines(fields: list):
+    """Rows of equally long field arrays (one per column) joined with ',' and ending in CRLF,
+    as one buffer: the rows' text, straight from Arrow's memory."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    last = pc.binary_join_element_wise(fields[-1], _large("\r\n"), _large(""))
+    rows = pc.binary_join_element_wise(*fields[:-1], last, _large(","))
+    if len(rows) == 0:
+        return b""
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset :]
+    start, end = int(offsets[0]), int(offsets[len(rows)])
+    return rows.buffers()[2].slice(start, end - start)
+
+
+def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
+    """The exception report as CSV for spreadsheets: UTF-8 with a BOM, CRLF line ends, text a
+    spreadsheet would run as a formula prefixed with a quote, dates as YYYY-MM-DD.
+
+    The fields are formatted and joined by Arrow, column by column (``to_csv`` formats them
+    one by one in Python), byte for byte as ``to_csv`` writes them. A frame with a column of
+    another dtype, with repeated names or with one column (the csv module quotes a row's only
+    field when it is empty) goes to ``to_csv``."""
+    import pyarrow as pa
+
     # BOM so that spreadsheet programs read the file as UTF-8
-    return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+    bom = b"\xef\xbb\xbf"
+    flat = df.columns.is_unique and not isinstance(df.columns, pd.MultiIndex)
+    kinds = [_kind(df.iloc[:, i]) for i in range(len(df.columns))] if flat else []
+    if len(kinds) < 2 or None in kinds:
+        return bom + _pandas_csv(df)
+    names = [_quoted(pa.array([str(c)], type=pa.large_string())) for c in df.columns]
+    fields = [_fields(df.iloc[:, i], kind) for i, kind in enumerate(kinds)]
+    return b"".join([bom, _csv_lines(names), _csv_lines(fields)])
 
 
 def top_codes(exceptions_by_code: dict[str, int], n: int = 10) -> list[tuple[str, str, int]]:

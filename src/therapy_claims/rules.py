@@ -60,8 +60,9 @@ class Night:
         return list_column(np.bincount(pos, minlength=n), text[order], self.lines.index)
 
     def distinct(self, column: str) -> tuple[np.ndarray, pd.Series]:
-        """``column`` factorised (cached until ``update`` changes it): per line the position of
-        its value among the distinct values (-1 when missing), and those distinct values."""
+        """``column`` factorised (cached; ``update`` keeps it current): per line the position of
+        its value among the distinct values (-1 when missing), and those distinct values (after
+        an ``update``, possibly also values that no line holds any more)."""
         if column not in self._distinct:
             codes, uniques = pd.factorize(self.lines[column])
             self._distinct[column] = (codes, pd.Series(uniques, dtype=self.lines[column].dtype))
@@ -76,9 +77,23 @@ class Night:
         return rank[codes]
 
     def update(self, column: str, mask: np.ndarray, values: pd.Series) -> None:
-        """Overwrite ``column`` on the selected lines (``values`` indexed like those lines)."""
+        """Overwrite ``column`` on the selected lines (``values`` indexed like those lines).
+        A cached factorisation gets codes for the new values (values not seen before are
+        appended to the distinct values) rather than the whole column factorised again."""
         self.lines.loc[mask, column] = values
-        self._distinct.pop(column, None)
+        if column not in self._distinct:
+            return
+        codes, uniques = self._distinct[column]
+        new_codes, new_uniques = pd.factorize(values)
+        at = pd.Index(uniques).get_indexer(new_uniques)
+        unseen = at < 0
+        at[unseen] = len(uniques) + np.arange(unseen.sum())
+        uniques = pd.concat(
+            [uniques, pd.Series(new_uniques[unseen], dtype=uniques.dtype)], ignore_index=True
+        )
+        codes = codes.copy()
+        codes[np.asarray(mask, dtype=bool)] = np.append(at, -1)[new_codes]  # -1: missing
+        self._distinct[column] = (codes, uniques)
 
 
 def list_column(lengths: np.ndarray, values, index: pd.Index) -> pd.Series:
@@ -119,13 +134,18 @@ def _rows(lines: pd.DataFrame, mask: np.ndarray | pd.Series, *columns: str) -> p
     """The selected lines with only the finding keys and ``columns`` (never the whole frame)."""
     if isinstance(mask, pd.Series):
         mask = _mask(mask)
-    return lines.loc[mask, list(dict.fromkeys([*FINDING_KEYS, *columns]))]
+    return _take(lines, np.flatnonzero(mask), *columns)
 
 
 def _take(lines: pd.DataFrame, positions: np.ndarray, *columns: str) -> pd.DataFrame:
-    """Lines by position (repeats allowed), with only the finding keys and ``columns``."""
-    cols = lines.columns.get_indexer(list(dict.fromkeys([*FINDING_KEYS, *columns])))
-    return lines.iloc[np.asarray(positions, dtype="int64"), cols]
+    """Lines by position (repeats allowed), with only the finding keys and ``columns``: the
+    frame ``iloc`` gives, built column by column (``iloc`` takes Arrow text with a take that
+    allows missing positions, several times slower)."""
+    positions = np.asarray(positions, dtype="int64")
+    names = dict.fromkeys([*FINDING_KEYS, *columns])
+    return pd.DataFrame(
+        {c: lines[c].array.take(positions) for c in names}, index=lines.index[positions]
+    )
 
 
 def _spread(codes: np.ndarray, per_value: np.ndarray | pd.Series, missing: object) -> np.ndarray:
@@ -143,6 +163,27 @@ def _has(night: Night, pattern: str) -> np.ndarray:
     """Per line: the modifiers hold one of ``pattern``'s codes (checked per distinct list)."""
     codes, uniques = night.distinct("modifiers")
     return _spread(codes, _has_mod(uniques, pattern).to_numpy(dtype=bool), False)
+
+
+def _isin(night: Night, column: str, values) -> np.ndarray:
+    """Per line: ``column`` is one of ``values`` (missing: False), checked per distinct value
+    (a factorised column is checked many times by the rules, the column itself once)."""
+    codes, uniques = night.distinct(column)
+    return _spread(codes, uniques.isin(values).to_numpy(dtype=bool), False)
+
+
+def _sort_order(lines: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> np.ndarray:
+    """The order of the lines at ``positions`` sorted by ``columns`` (ascending, missing values
+    last, ties kept in order: a stable ``sort_values``), sorted by Arrow: pandas' multi-key
+    sort of text factorises every key column first."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(
+        lines.iloc[positions, lines.columns.get_indexer(columns)], preserve_index=False
+    )
+    keys = [(c, "ascending", "at_end") for c in columns]
+    return pc.sort_indices(table, sort_keys=keys).to_numpy()
 
 
 def _mask(s: pd.Series) -> np.ndarray:
@@ -242,8 +283,8 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
         .astype(bool)
     ) | (u_pt.str.count(";") + 1 > 4)
     n = u_n.to_numpy()[pos]
-    first_bad = pd.Series(u_first_bad.to_numpy()[pos], dtype="string")
-    shape_bad = first_bad.notna().to_numpy()
+    u_first_bad = u_first_bad.to_numpy(dtype=object)
+    shape_bad = pd.notna(u_first_bad)[pos]
     too_many = n > 12
     ptr_bad = u_ptr_bad.to_numpy()[pos]
     only_many = too_many & ~shape_bad
@@ -257,7 +298,7 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
                 "DIAGNOSIS_INVALID",
                 a,
                 "diagnosis code '"
-                + pd.Series(first_bad[shape_bad].to_numpy(), index=a.index, dtype="string")
+                + pd.Series(u_first_bad[pos[shape_bad]], index=a.index, dtype="string")
                 + "' is not an ICD-10-CM code ("
                 + _where(a)
                 + ")",
@@ -334,7 +375,11 @@ def compute_units(night: Night) -> pd.DataFrame:
         "payer_id",
         "units_charted",
     )
-    pool = np.flatnonzero(timed_min | report)
+    # the pooled minutes of the reported lines' pools: only their patients' lines are pooled
+    patient = keys["patient_id"] + 1  # 0: missing
+    reported = np.zeros(len(night.distinct("patient_id")[1]) + 1, dtype=bool)
+    reported[patient[report]] = True
+    pool = np.flatnonzero((timed_min | report) & reported[patient])
     pool_ids = units.group_ids([keys[k][pool] for k in units.POOL_KEYS])
     pool_min = np.bincount(
         pool_ids,
@@ -501,27 +546,34 @@ def _first_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values("line_id", kind="mergesort").drop_duplicates("claim_id", keep="first")
 
 
-def _explode_list(night: Night, column: str, mask: np.ndarray) -> pd.DataFrame:
-    """(pos, value) pairs of a ``;``-joined list column for the selected lines, in line then
-    list order; each distinct list is split once."""
+def _explode_list(
+    night: Night, column: str, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ``;``-joined list column of the selected lines as its items, in line then list order
+    (each distinct list is split once): per item the line's position and the item's code, and
+    the distinct items (``items[code]``). Codes, not texts: joins on them are cheaper."""
     codes, uniques = night.distinct(column)
     tokens = uniques.str.split(";").explode()
+    token_codes, items = pd.factorize(tokens.to_numpy(dtype=object))
     counts = np.bincount(tokens.index.to_numpy(dtype="int64"), minlength=len(uniques))
     starts = np.cumsum(counts) - counts
     pos = np.flatnonzero(mask & (codes >= 0))
     n = counts[codes[pos]]
     first = np.cumsum(n) - n  # where each line's tokens start in the output
     at = np.repeat(starts[codes[pos]] - first, n) + np.arange(n.sum())
-    return pd.DataFrame({"pos": np.repeat(pos, n), "value": tokens.to_numpy(dtype=object)[at]})
+    return np.repeat(pos, n), token_codes[at], np.asarray(items, dtype=object)
 
 
-def _joined(night: Night, column: str, keep: Callable[[pd.Series], pd.Series]) -> np.ndarray:
-    """Per line: the values of its ``;``-list that ``keep`` selects, joined with ', ' (None
-    where none or no list); worked out once per distinct list."""
+def _joined(
+    night: Night, column: str, keep: Callable[[pd.Series], pd.Series]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The values of each distinct ``;``-list of ``column`` that ``keep`` selects, joined with
+    ', ' (None where none): the column's codes per line and those texts per distinct list, to
+    be spread (``_spread``) onto the lines, the texts only onto the few lines reported."""
     codes, uniques = night.distinct(column)
     tokens = uniques.str.split(";").explode()
     kept = tokens[keep(tokens)].groupby(level=0).agg(lambda v: ", ".join(v))
-    return _spread(codes, kept.reindex(uniques.index).to_numpy(dtype=object), None)
+    return codes, kept.reindex(uniques.index).to_numpy(dtype=object)
 
 
 def _d(s: pd.Series) -> pd.Series:
@@ -591,6 +643,20 @@ def _runs(*keys: np.ndarray) -> np.ndarray:
     return np.cumsum(change) - 1
 
 
+def _running_max(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """The running maximum of int ``values`` restarting with each run (``runs``: ascending run
+    ids, as ``_runs`` gives): each run is lifted above all earlier ones so that one
+    ``maximum.accumulate`` over the whole array never carries a maximum into the next run."""
+    if len(values) == 0:
+        return values
+    low = int(values.min())
+    lift = int(values.max()) - low + 1
+    if lift * (int(runs[-1]) + 1) >= 2**62:  # too wide to lift: per run with pandas
+        return pd.Series(values).groupby(runs).cummax().to_numpy()
+    lifted = (values - low) + runs * lift
+    return np.maximum.accumulate(lifted) - runs * lift + low
+
+
 @rule("PROVIDER_OVERLAP")
 def provider_overlap(night: Night) -> pd.DataFrame:
     """One clinician's one-on-one intervals for different patients overlapping on a date.
@@ -617,14 +683,14 @@ def provider_overlap(night: Night) -> pd.DataFrame:
     missing = {k: night.distinct(k)[0][pos] < 0 for k in ("rendering_npi", "date_of_service")}
     no_clin_day = missing["rendering_npi"] | missing["date_of_service"]
     no_key = no_clin_day | (night.distinct("patient_id")[0][pos] < 0)
-    order = np.lexsort((end, start, pat, day, clin))  # stable: the mergesort of these keys
+    order = units.lexsort((end, start, pat, day, clin))  # stable: the mergesort of these keys
     pos, clin, day, pat, start, end, no_clin_day, no_key = (
         a[order] for a in (pos, clin, day, pat, start, end, no_clin_day, no_key)
     )
 
     # blocks: a patient's intervals merged while each starts before the latest end so far
     patient_run = _runs(clin, day, pat)
-    latest = pd.Series(end).groupby(patient_run).cummax().to_numpy()
+    latest = _running_max(end, patient_run)
     first_of_run = np.r_[True, patient_run[1:] != patient_run[:-1]]
     new_block = first_of_run | no_key | (start >= np.r_[0, latest[:-1]])
     block = np.cumsum(new_block)  # 1, 2, ...
@@ -635,20 +701,21 @@ def provider_overlap(night: Night) -> pd.DataFrame:
     b_swept = ~no_clin_day[heads]
 
     # sweep the blocks per clinician and date in (start, end) order
-    border = np.lexsort((b_end, b_start, b_day, b_clin))
+    border = units.lexsort((b_end, b_start, b_day, b_clin))
     s_clin, s_day, s_start, s_end = b_clin[border], b_day[border], b_start[border], b_end[border]
     s_label = b_label[border]
     ckey = _runs(s_clin, s_day)
-    run_max = pd.Series(s_end).groupby(ckey).cummax()
-    holder = pd.Series(np.where(s_end == run_max, s_label, np.nan)).groupby(ckey).ffill()
-    prev_max = run_max.groupby(ckey).shift()
-    prev_holder = holder.groupby(ckey).shift()
-    hit = (prev_max.notna() & (s_start < prev_max)).to_numpy() & b_swept[border]
+    run_max = _running_max(s_end, ckey)
+    # the block holding the running maximum: the last one (of the run) whose end is that max;
+    # a run's first block always is, so a running max of positions stays within the run
+    holder = s_label[np.maximum.accumulate(np.where(s_end == run_max, np.arange(len(s_end)), 0))]
+    # compared with the blocks before it in its run (the first of a run has none)
+    later = np.r_[False, ckey[1:] == ckey[:-1]]
+    prev_max, prev_holder = np.r_[0, run_max[:-1]], np.r_[0, holder[:-1]]
+    hit = later & (s_start < prev_max) & b_swept[border]
     if not hit.any():
         return findings.empty()
-    pairs = pd.DataFrame(
-        {"block": s_label[hit], "other": prev_holder[hit].astype("int64").to_numpy()}
-    )
+    pairs = pd.DataFrame({"block": s_label[hit], "other": prev_holder[hit]})
     both = pd.concat(
         [pairs, pairs.rename(columns={"block": "other", "other": "block"})], ignore_index=True
     )
@@ -707,7 +774,7 @@ def provider_overlap(night: Night) -> pd.DataFrame:
 @rule("ASSISTANT_MODIFIER_ADDED")
 def assistant_modifier_added(night: Night) -> pd.DataFrame:
     lines = night.lines
-    medicare = lines["payer_class"].isin(["medicare", "medicare_advantage"]).to_numpy()
+    medicare = _isin(night, "payer_class", ["medicare", "medicare_advantage"])
     credential, discipline = lines["rendering_credential"], lines["discipline"]
     cq = _mask((credential == "PTA") & (discipline == "PT"))
     co = _mask((credential == "OTA") & (discipline == "OT"))
@@ -771,12 +838,12 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
     count are checked by the modifier_consistency GX suite)."""
     lines = night.lines
     known = night.ref.modifiers.index
-    unknown = _joined(
+    codes, unknown = _joined(
         night,
         "modifiers",
         lambda v: v.str.fullmatch(r"[A-Z0-9]{2}").fillna(False).astype(bool) & ~v.isin(known),
     )
-    bad = pd.notna(unknown)
+    bad = _spread(codes, pd.notna(unknown), False)
     r = _rows(lines, bad, "cpt_code", "date_of_service")
     out = [
         findings.make(
@@ -784,7 +851,7 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
             r,
             r["cpt_code"]
             + ": modifier(s) "
-            + pd.Series(unknown[bad], index=r.index).astype("string")
+            + pd.Series(_spread(codes[bad], unknown, None), index=r.index).astype("string")
             + " not in modifiers.csv ("
             + _where(r)
             + ")",
@@ -793,7 +860,7 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
         )
     ]
     has_at = _has(night, "AT")
-    a = _rows(lines, has_at & ~lines["cpt_code"].isin(CMT_CODES).to_numpy(), "cpt_code")
+    a = _rows(lines, has_at & ~_isin(night, "cpt_code", CMT_CODES), "cpt_code")
     out.append(
         findings.make(
             "MODIFIER_INVALID",
@@ -819,9 +886,8 @@ def assistant_pairing(night: Night) -> pd.DataFrame:
     """CQ only with GP, CO only with GO (after automatic additions)."""
     lines = night.lines
     # only where the payer uses therapy modifiers (Medicare, MA, or payers.csv says so)
-    uses = (
-        _mask(lines["requires_therapy_modifiers"])
-        | lines["payer_class"].isin(["medicare", "medicare_advantage"]).to_numpy()
+    uses = _mask(lines["requires_therapy_modifiers"]) | _isin(
+        night, "payer_class", ["medicare", "medicare_advantage"]
     )
     bad = uses & (
         (_has(night, "CQ") & ~_has(night, "GP")) | (_has(night, "CO") & ~_has(night, "GO"))
@@ -847,10 +913,10 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
     from therapy_claims.layout import MANUAL_TECHNIQUES
 
     lines = night.lines
-    mt = (lines["cpt_code"] == MANUAL_THERAPY).to_numpy()
+    mt = _isin(night, "cpt_code", [MANUAL_THERAPY])
     missing = mt & lines["technique"].isna().to_numpy()
-    bad = _joined(night, "technique", lambda v: ~v.isin(MANUAL_TECHNIQUES))
-    invalid = mt & pd.notna(bad)
+    codes, bad = _joined(night, "technique", lambda v: ~v.isin(MANUAL_TECHNIQUES))
+    invalid = mt & _spread(codes, pd.notna(bad), False)
     no_goal = lines["goal_id"].isna().to_numpy()
     no_resp = lines["patient_response"].isna().to_numpy()
     doc = mt & (no_goal | no_resp)
@@ -877,7 +943,7 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
                 "TECHNIQUE_INVALID",
                 b,
                 "97140 technique '"
-                + pd.Series(bad[invalid], index=b.index).astype("string")
+                + pd.Series(_spread(codes[invalid], bad, None), index=b.index).astype("string")
                 + "' is not manual therapy ("
                 + _where(b)
                 + "); manual techniques: "
@@ -901,26 +967,33 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
 def cmt_same_region(night: Night) -> pd.DataFrame:
     lines = night.lines
     cpt = lines["cpt_code"]
-    mt = _explode_list(night, "body_region", (cpt == MANUAL_THERAPY).to_numpy())
-    cmt = _explode_list(night, "body_region", cpt.isin(CMT_CODES).to_numpy())
-    if mt.empty or cmt.empty:
+    mt_pos, mt_item, items = _explode_list(
+        night, "body_region", _isin(night, "cpt_code", [MANUAL_THERAPY])
+    )
+    cmt_pos, cmt_item, _ = _explode_list(night, "body_region", _isin(night, "cpt_code", CMT_CODES))
+    if len(mt_pos) == 0 or len(cmt_pos) == 0:
         return findings.empty()
-    # the same patient and date (missing values match each other, as in a merge)
-    both = np.concatenate([mt["pos"].to_numpy(), cmt["pos"].to_numpy()])
+    # the same patient and date (missing values match each other, as in a merge) and region
+    both = np.concatenate([mt_pos, cmt_pos])
     visit = units.group_ids([night.distinct(k)[0][both] for k in ("patient_id", "date_of_service")])
-    mt["visit"], cmt["visit"] = visit[: len(mt)], visit[len(mt) :]
-    hit = mt.merge(cmt, on=["visit", "value"], suffixes=("", "_cmt")).drop_duplicates("pos")
+    key = visit * len(items) + np.concatenate([mt_item, cmt_item])
+    hit = (
+        pd.DataFrame({"key": key[: len(mt_pos)], "pos": mt_pos, "item": mt_item})
+        .merge(pd.DataFrame({"key": key[len(mt_pos) :], "pos_cmt": cmt_pos}), on="key")
+        .drop_duplicates("pos")
+    )
+    region = items[hit["item"].to_numpy()]
     r = _take(lines, hit["pos"].to_numpy(), "date_of_service")
     cmt_code = cpt.iloc[hit["pos_cmt"].to_numpy()]
     return findings.make(
         "CMT_SAME_REGION",
         r,
         "97140 on "
-        + hit["value"].astype("string").to_numpy()
+        + region
         + ", same region as "
         + cmt_code.astype("string").to_numpy()
         + " on "
-        + hit["value"].astype("string").to_numpy()
+        + region
         + ", "
         + _d(r["date_of_service"]),
         evidence="NCCI: manual therapy to a manipulated region is included in CMT (billing-rules.md 3.1)",
@@ -934,27 +1007,30 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     lines, ncci = night.lines, night.ref.ncci
     if ncci.empty:
         return findings.empty()
-    cpt = lines["cpt_code"]
-    cand = np.flatnonzero(cpt.isin(set(ncci["column1"]) | set(ncci["column2"])).to_numpy())
+    cand = np.flatnonzero(
+        _isin(night, "cpt_code", list(set(ncci["column1"]) | set(ncci["column2"])))
+    )
     keys = ["patient_id", "rendering_npi", "date_of_service"]
     visit = units.group_ids([night.distinct(k)[0][cand] for k in keys])
     cpt_codes, cpt_values = night.distinct("cpt_code")
-    code = pd.Series(cpt_codes[cand])
+    code = cpt_codes[cand]
     code_of = dict(zip(cpt_values, range(len(cpt_values)), strict=True))
-    dos = lines["date_of_service"].iloc[cand].reset_index(drop=True)
+    dos = lines["date_of_service"].to_numpy()[cand]
     found = []
-    for k, (col1, col2, effective, deletion, indicator) in enumerate(
-        ncci[
-            ["column1", "column2", "effective_date", "deletion_date", "modifier_indicator"]
-        ].itertuples(index=False)
-    ):  # a loop over the PTP table's rows, each joined vectorised over the night
+    # a loop over the PTP table's rows whose two codes are billed tonight (a CMS file has
+    # hundreds of thousands of rows), each joined vectorised over the night
+    table = ncci[["column1", "column2", "effective_date", "deletion_date", "modifier_indicator"]]
+    tonight = table["column1"].isin(list(code_of)) & table["column2"].isin(list(code_of))
+    for k, (col1, col2, effective, deletion, indicator) in zip(
+        np.flatnonzero(tonight), table[tonight].itertuples(index=False), strict=True
+    ):
         if indicator == "9":
             continue
-        active = dos >= pd.Timestamp(effective)
+        active = dos >= pd.Timestamp(effective).to_datetime64()
         if not pd.isna(deletion):
-            active &= dos < pd.Timestamp(deletion)
-        first = np.flatnonzero(((code == code_of.get(col1, -2)) & active).to_numpy())
-        second = np.flatnonzero((code == code_of.get(col2, -2)).to_numpy())
+            active &= dos < pd.Timestamp(deletion).to_datetime64()
+        first = np.flatnonzero((code == code_of.get(col1, -2)) & active)
+        second = np.flatnonzero(code == code_of.get(col2, -2))
         pair = pd.DataFrame({"visit": visit[first], "i1": first}).merge(
             pd.DataFrame({"visit": visit[second], "i2": second}), on="visit"
         )
@@ -965,9 +1041,25 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     if found_all.empty:
         return findings.empty()
     # the order of a self-join of the night merged with the table: first line, second, PTP row
-    order = np.lexsort((found_all["k"], found_all["i2"], found_all["i1"]))
-    pos_1 = cand[found_all["i1"].to_numpy()[order]]
-    pos_2 = cand[found_all["i2"].to_numpy()[order]]
+    i1, i2, k = (found_all[c].to_numpy() for c in ("i1", "i2", "k"))
+    order = units.lexsort((k, i2, i1))
+    pos_1, pos_2, k = cand[i1[order]], cand[i2[order]], k[order]
+    distinct = _has(night, DISTINCT)
+    zero = (ncci["modifier_indicator"] == "0").to_numpy()[k]
+    one = ~zero
+    miss = one & ~(distinct[pos_1] | distinct[pos_2])
+    has_xs = _has(night, "XS")
+    xs = np.flatnonzero(one & (has_xs[pos_1] | has_xs[pos_2]))
+    xs_same = np.zeros(len(k), dtype=bool)
+    shared = np.zeros(0, dtype=object)
+    if len(xs):
+        shared = _shared_regions(night, pos_1[xs], pos_2[xs])
+        xs_same[xs[shared != ""]] = True
+        shared = shared[shared != ""]
+    # the wording only for the pairs reported: most pairs carry a distinct-service modifier
+    report = np.flatnonzero(zero | miss | xs_same)
+    pos_1, pos_2, k = pos_1[report], pos_2[report], k[report]
+    zero, miss, xs_same = zero[report], miss[report], xs_same[report]
 
     def side(positions: np.ndarray, names: list[str]) -> pd.DataFrame:
         return lines.iloc[positions, lines.columns.get_indexer(names)].reset_index(drop=True)
@@ -975,7 +1067,7 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     pairs = pd.concat(
         [
             side(pos_1, ["date_of_service"]),
-            ncci.iloc[found_all["k"].to_numpy()[order]].reset_index(drop=True),
+            ncci.iloc[k].reset_index(drop=True),
             side(pos_2, ["distinct_modifier"]).add_suffix("_2"),
         ],
         axis=1,
@@ -998,13 +1090,8 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
             " (sample row)",
             "",
         )
-    )
+    ).to_numpy()
     where = pairs["column2"] + " with " + pairs["column1"] + " on " + _d(pairs["date_of_service"])
-    col2 = _take(lines, pos_2)
-    distinct = _has(night, DISTINCT)
-    bypassed = distinct[pos_1] | distinct[pos_2]
-    zero = (pairs["modifier_indicator"] == "0").to_numpy()
-    one = ~zero
     prefer_x = (pairs["distinct_modifier_2"] == "x").to_numpy()
     cmt_pair = pairs["column1"].isin(CMT_CODES).to_numpy()
     fix_mod = np.where(
@@ -1026,47 +1113,39 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     out = [
         findings.make(
             "NCCI_NOT_BYPASSABLE",
-            col2[zero],
+            _take(lines, pos_2[zero]),
             (where + ": NCCI pair with modifier indicator 0; no modifier allows both").to_numpy()[
                 zero
             ],
-            evidence=evidence.to_numpy()[zero],
+            evidence=evidence[zero],
         ),
-    ]
-    miss = one & ~bypassed
-    out.append(
         findings.make(
             "NCCI_MODIFIER_MISSING",
-            col2[miss],
+            _take(lines, pos_2[miss]),
             (where + ": NCCI pair (indicator 1) without 59/XE/XS/XP/XU on either line").to_numpy()[
                 miss
             ],
-            evidence=evidence.to_numpy()[miss],
+            evidence=evidence[miss],
             suggested_fix=fix.to_numpy()[miss],
+        ),
+    ]
+    q = pairs[xs_same]
+    out.append(
+        findings.make(
+            "XS_SAME_REGION",
+            _take(lines, pos_2[xs_same]),
+            (
+                q["column2"]
+                + " and "
+                + q["column1"]
+                + " claim XS (separate structure) but both treat "
+                + shared
+                + " on "
+                + _d(q["date_of_service"])
+            ).to_numpy(),
+            evidence=evidence[xs_same],
         )
     )
-    has_xs = _has(night, "XS")
-    xs = one & (has_xs[pos_1] | has_xs[pos_2])
-    if xs.any():
-        shared = _shared_regions(night, pos_1[xs], pos_2[xs])
-        same = shared != ""
-        q = pairs[xs][same]
-        out.append(
-            findings.make(
-                "XS_SAME_REGION",
-                _take(lines, pos_2[xs][same]),
-                (
-                    q["column2"]
-                    + " and "
-                    + q["column1"]
-                    + " claim XS (separate structure) but both treat "
-                    + shared[same]
-                    + " on "
-                    + _d(q["date_of_service"])
-                ).to_numpy(),
-                evidence=evidence[xs][same].to_numpy(),
-            )
-        )
     return findings.concat(out)
 
 
@@ -1092,7 +1171,7 @@ def mue_exceeded(night: Night) -> pd.DataFrame:
     """MUE by the row in effect on the date of service: MAI 1 per line, MAI 2/3 summed over the
     patient's lines of the code on that date at the clinic."""
     lines, mue = night.lines, night.ref.mue
-    billable = (lines["units"] > 0) & lines["cpt_code"].isin(mue["code"])
+    billable = (lines["units"] > 0).to_numpy() & _isin(night, "cpt_code", mue["code"])
     if not billable.any():
         return findings.empty()
     left = lines.loc[
@@ -1166,25 +1245,27 @@ def daily_unit_cap(night: Night) -> pd.DataFrame:
     timed = lines["timed"] & (lines["units"] > 0) & cap.notna()
     if not timed.any():
         return findings.empty()
-    t = _rows(
-        lines,
-        timed,
-        "units",
-        "payer_id",
-        "patient_id",
-        "date_of_service",
-        "discipline",
-        "max_timed_units_per_day",
+    # timed units per payer, patient, date and discipline: summed by dense group id
+    pos = np.flatnonzero(timed.to_numpy())
+    codes = [
+        night.distinct(k)[0][pos]
+        for k in ("payer_id", "patient_id", "date_of_service", "discipline")
+    ]
+    group = units.group_ids(codes)
+    day_units = np.bincount(group, weights=lines["units"].to_numpy()[pos]).astype("int64")
+    total = pd.Series(day_units[group])
+    known = np.logical_and.reduce([c >= 0 for c in codes])
+    if not known.all():  # a line with a missing key is in no group (groupby): no total
+        total = total.where(known)
+    over = (total > cap.iloc[pos].to_numpy(dtype="int64")).to_numpy()
+    r = _take(
+        lines, pos[over], "discipline", "date_of_service", "payer_id", "max_timed_units_per_day"
     )
-    total = t.groupby(["payer_id", "patient_id", "date_of_service", "discipline"])[
-        "units"
-    ].transform("sum")
-    over = total > t["max_timed_units_per_day"]
-    r = t[over]
+    total = pd.Series(total.to_numpy()[over], index=r.index)
     return findings.make(
         "DAILY_UNIT_CAP_EXCEEDED",
         r,
-        total[over].astype("string")
+        total.astype("string")
         + " timed units for "
         + r["discipline"]
         + " on "
@@ -1281,7 +1362,9 @@ def code_not_covered(night: Night) -> pd.DataFrame:
     lines, edits = night.lines, night.ref.code_edits
     if edits.empty:
         return findings.empty()
-    cand = lines["cpt_code"].isin(edits["code"]) & lines["payer_class"].isin(edits["payer_class"])
+    cand = _isin(night, "cpt_code", edits["code"]) & _isin(
+        night, "payer_class", edits["payer_class"]
+    )
     m = (
         lines.loc[cand, ["payer_class", "cpt_code"]]
         .reset_index(names="idx")
@@ -1317,8 +1400,8 @@ def code_not_covered(night: Night) -> pd.DataFrame:
 def cmt_at_missing(night: Night) -> pd.DataFrame:
     lines = night.lines
     bad = (
-        _mask(lines["payer_class"] == "medicare")
-        & lines["cpt_code"].isin(CMT_CODES).to_numpy()
+        _isin(night, "payer_class", ["medicare"])
+        & _isin(night, "cpt_code", CMT_CODES)
         & ~_has(night, "AT|GA")
     )
     r = _rows(lines, bad, "cpt_code", "date_of_service")
@@ -1340,42 +1423,63 @@ def kx_required(night: Night) -> pd.DataFrame:
     PT and SLP share one threshold, OT has its own. Charges stand in for allowed amounts."""
     lines, kx = night.lines, night.ref.kx
     sel = (
-        _mask(lines["payer_class"] == "medicare")
+        _isin(night, "payer_class", ["medicare"])
         & lines["always_therapy"].to_numpy()
         & (lines["units"] > 0).to_numpy()
-        & lines["discipline"].isin(["PT", "SLP", "OT"]).to_numpy()
+        & _isin(night, "discipline", ["PT", "SLP", "OT"])
     )
     if not sel.any() or kx.empty:
         return findings.empty()
-    t = _rows(
-        lines,
-        sel,
-        "date_of_service",
-        "claim_id",
-        "patient_id",
-        "discipline",
-        "charge_amount",
-        "cpt_code",
+    pos = np.flatnonzero(sel)
+    year = lines["date_of_service"].iloc[pos].dt.year.reset_index(drop=True)
+    ot = _isin(night, "discipline", ["OT"])[pos]
+    bucket = np.where(ot, "OT", "PT/SLP")
+    # the running charges are per patient, year and bucket (a line without a patient or a year
+    # is in no group, as groupby leaves it out: it is never over)
+    patient = night.distinct("patient_id")[0][pos]
+    known = (patient >= 0) & year.notna().to_numpy()
+    group = units.group_ids([patient, year, ot])
+    first = np.unique(group, return_index=True)[1]  # a line of each group
+    threshold = np.where(
+        ot[first], year.iloc[first].map(kx["ot"]), year.iloc[first].map(kx["pt_slp"])
     )
-    t["has_kx"] = _has(night, "KX")[sel]
-    t = t.assign(
-        year=t["date_of_service"].dt.year, bucket=np.where(t["discipline"] == "OT", "OT", "PT/SLP")
-    )
-    t = t.sort_values(["date_of_service", "claim_id", "line_id"], kind="mergesort")
-    keys = ["patient_id", "year", "bucket"]
-    tonight = t.groupby(keys, sort=False)["charge_amount"].cumsum()
     prior = night.kx_history
     if prior is not None and not prior.empty:
-        earlier = t[keys].merge(prior, on=keys, how="left")["charges"].fillna(0).to_numpy()
+        t = pd.DataFrame(
+            {
+                "patient_id": lines["patient_id"].iloc[pos[first]].reset_index(drop=True),
+                "year": year.iloc[first].reset_index(drop=True),
+                "bucket": bucket[first],
+            }
+        )
+        earlier = t.merge(prior, on=["patient_id", "year", "bucket"], how="left")["charges"]
+        if len(earlier) != len(t):
+            raise ValueError("kx_history repeats a (patient_id, year, bucket)")
+        earlier = earlier.fillna(0).to_numpy()
     else:
-        earlier = np.zeros(len(t))
-    running = tonight.to_numpy() + earlier
-    threshold = np.where(t["bucket"] == "OT", t["year"].map(kx["ot"]), t["year"].map(kx["pt_slp"]))
-    need = (running > threshold) & ~t["has_kx"].to_numpy()
-    need &= ~pd.isna(threshold)
-    r = t[need]
-    if r.empty:
+        earlier = np.zeros(len(first))
+    # only groups whose earlier charges plus all of tonight's positive charges could pass the
+    # threshold need the running sum (in date order, the costly part); the slack covers the
+    # rounding of float sums taken in another order
+    charge = lines["charge_amount"].to_numpy()[pos]
+    most = earlier + np.bincount(group, weights=np.where(charge > 0, charge, 0.0))
+    scale = np.abs(earlier) + np.bincount(group, weights=np.abs(np.nan_to_num(charge)))
+    could = known[first] & (most + 1e-6 * (scale + 1) > threshold)
+    rows = np.flatnonzero(could[group])
+    if len(rows) == 0:
         return findings.empty()
+    # those lines in date order (then claim, then line id): the order the charges add up in
+    rows = rows[_sort_order(lines, pos[rows], ["date_of_service", "claim_id", "line_id"])]
+    g = group[rows]
+    running = pd.Series(charge[rows]).groupby(g, sort=False).cumsum().to_numpy() + earlier[g]
+    need = (running > threshold[g]) & ~_has(night, "KX")[pos[rows]]
+    need &= ~pd.isna(threshold[g])
+    if not need.any():
+        return findings.empty()
+    over = rows[need]
+    r = _take(lines, pos[over], "date_of_service", "patient_id", "cpt_code")
+    r = r.assign(year=year.to_numpy()[over], bucket=bucket[over])
+    running, threshold = running[need], threshold[g][need]
     return findings.make(
         "KX_REQUIRED",
         r,
@@ -1386,9 +1490,9 @@ def kx_required(night: Night) -> pd.DataFrame:
         + " in "
         + r["year"].astype("string")
         + " reach $"
-        + pd.Series(running[need], index=r.index).round(2).astype("string")
+        + pd.Series(running, index=r.index).round(2).astype("string")
         + ", above the $"
-        + pd.Series(threshold[need], index=r.index).round(0).astype(int).astype("string")
+        + pd.Series(threshold, index=r.index).round(0).astype(int).astype("string")
         + " KX threshold; "
         + r["cpt_code"]
         + " on "
