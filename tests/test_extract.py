@@ -233,3 +233,110 @@ def test_a_record_that_does_not_parse_in_a_large_file_keeps_row_numbers(tmp_path
     assert len(bad) == 1 and "big.csv row 1501: record has 4 fields" in bad["message"].iloc[0]
     assert got.raw["source_row"].tolist() == [*range(2, 1501), *range(1502, 3003)]
     assert accounted(got) and got.rows_in == 3001
+
+
+def test_a_record_longer_than_a_read_block_is_read(tmp_path):
+    # the quick CSV read works in 1 MiB blocks; a longer record is read all the same
+    long_text = "word " * 500_000  # 2.5 MB in one quoted value
+    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}") for i in range(5)]
+    rows[2]["patient_response"] = long_text
+    p = write_csv(tmp_path / "long.csv", rows)
+    got = ingest(p)
+    assert codes(got) == [] and got.raw["line_id"].tolist() == [f"L{i}" for i in range(5)]
+    assert got.raw["patient_response"].iloc[2] == long_text.strip()
+    assert got.raw["source_row"].tolist() == [2, 3, 4, 5, 6]
+
+
+def test_broken_records_in_a_multi_block_file_are_numbered_as_records(tmp_path):
+    # values holding line breaks make record numbers differ from line numbers; the broken
+    # records sit far apart (several read blocks) and each is named by its record number
+    rows = [
+        row(line_id=f"L{i}", encounter_id=f"E{i}", patient_response="first\nsecond, third")
+        for i in range(30_000)
+    ]
+    lines = to_csv(rows).split("\n")  # each row takes two lines
+    broken_records = [1_000, 12_345, 29_000]  # record numbers (the header is record 1)
+    for k, record in enumerate(sorted(broken_records)):
+        # record r starts on line 2 * (r - 1) - 1 (1-based) once the earlier inserts are in
+        lines.insert(2 * (record - 1) - 1 - k, "B,E,too,few")
+    p = tmp_path / "multi.csv"
+    p.write_text("\n".join(lines))
+    got = ingest(p)
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert bad["source_row"].tolist() == broken_records
+    assert all("record has 4 fields where the header has" in m for m in bad["message"])
+    assert len(got.raw) == 30_000 and accounted(got)
+    kept = [n for n in range(2, 30_000 + len(broken_records) + 2) if n not in broken_records]
+    assert got.raw["source_row"].tolist() == kept
+
+
+def test_a_duplicate_of_a_row_that_failed_typing_is_not_a_duplicate(tmp_path):
+    # only rows that typed cleanly take part in the duplicate check
+    p = write_csv(
+        tmp_path / "d.csv",
+        [
+            row(line_id="L1", encounter_id="E1", minutes="-1"),  # quarantined: bad minutes
+            row(line_id="L1", encounter_id="E2"),  # first clean L1: kept
+            row(line_id="L1", encounter_id="E3"),  # a real duplicate of the one above
+        ],
+    )
+    got = ingest(p)
+    assert got.raw["encounter_id"].tolist() == ["E2"]
+    dup = got.findings[got.findings["code"] == "DUPLICATE_LINE"]
+    assert dup["encounter_id"].tolist() == ["E2", "E3"]
+    assert "appears 2 times tonight" in dup["message"].iloc[0]
+    assert got.quarantined["encounter_id"].tolist() == ["E1", "E3"]
+
+
+def test_length_limits_count_characters_not_bytes(tmp_path):
+    # line_id allows 40 characters: 40 two-byte characters pass, 41 do not
+    ok, too_long = "É" * 40, "É" * 41
+    p = write_csv(
+        tmp_path / "len.csv",
+        [row(line_id=ok, encounter_id="E1"), row(line_id=too_long, encounter_id="E2")],
+    )
+    got = ingest(p)
+    assert got.raw["line_id"].tolist() == [ok]
+    bad = got.findings[got.findings["code"] == "ROW_INVALID"]
+    assert len(bad) == 1 and "is longer than 40 characters" in bad["message"].iloc[0]
+
+
+def test_text_is_trimmed_and_empty_text_is_missing(tmp_path):
+    p = write_csv(
+        tmp_path / "t.csv",
+        [
+            row(patient_last_name="  DOE ", group_number="", goal_id=" G1 "),
+            row(line_id="L2", group_number=" GRP9\t", goal_id="   "),
+        ],
+    )
+    got = ingest(p)
+    assert got.raw["patient_last_name"].tolist() == ["DOE", "DOE"]
+    assert got.raw["group_number"].isna().tolist() == [True, False]
+    assert got.raw["group_number"].iloc[1] == "GRP9"
+    assert got.raw["goal_id"].iloc[0] == "G1" and pd.isna(got.raw["goal_id"].iloc[1])
+    assert str(got.raw["group_number"].dtype) == "string"
+
+
+def test_checksum_and_row_count_of_each_input(tmp_path):
+    import hashlib
+
+    good = write_csv(tmp_path / "a.csv", [row(), row(line_id="L2")])
+    bad = tmp_path / "b.csv"
+    bad.write_bytes(b"\xff\xfe not text")
+    got = ingest(good, bad)
+    by_name = {i.path.rsplit("/", 1)[-1]: i for i in got.inputs}
+    for name, info in by_name.items():
+        assert info.sha256 == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    assert by_name["a.csv"].rows == 2 and by_name["a.csv"].accepted
+    assert not by_name["b.csv"].accepted
+
+
+def test_type_rows_bad_mask_is_a_plain_bool_series(tmp_path):
+    rows = [row(), row(line_id="L2", minutes="x")]
+    strings = pd.DataFrame([{c: r.get(c, "") for c in COLUMN_NAMES} for r in rows], index=[5, 9])
+    strings = strings.astype("string")
+    strings["source_file"] = "t.csv"
+    strings["source_row"] = pd.array([2, 3], dtype="Int64")
+    _typed, found, bad = extract.type_rows(strings)
+    assert bad.dtype == bool and bad.index.tolist() == [5, 9] and bad.tolist() == [False, True]
+    assert found["line_id"].tolist() == ["L2"]
