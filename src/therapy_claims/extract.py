@@ -22,7 +22,6 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -542,13 +541,10 @@ def _empty_typed() -> pd.DataFrame:
     return typed
 
 
-def read_typed(path: str, after_read: Callable[[], object] | None = None) -> FilePart:
-    """Read and type one file; nothing here depends on the night's other files.
-    ``after_read`` is called once the file is read, before it is typed."""
+def read_typed(path: str) -> FilePart:
+    """Read and type one file; nothing here depends on the night's other files."""
     with timing.record("read"):
         df, bad, info = read_file(path)
-    if after_read is not None:
-        after_read()
     if not info.accepted:
         rows = pd.DataFrame({"source_file": [info.path]})
         found = findings.make(

@@ -259,16 +259,15 @@ def _columns(path: str) -> list[str]:
 # --------------------------------------------------------------------------- ingest
 
 
-def ingest(cfg: RunConfig, *, after_first_read: Callable[[], object] | None = None) -> dict:
+def ingest(cfg: RunConfig) -> dict:
     """The whole ingest in one process: the same steps the mapped DAG runs as tasks
     (``plan_partitions`` -> ``ingest_partition`` per partition -> ``ingest_combine``), with
     the typed files handed to the combine step in memory rather than through the staging
-    area. Any split into partitions gives the same outputs. ``after_first_read`` is called
-    once the first file is read."""
+    area. Any split into partitions gives the same outputs."""
     files = [f for part in plan_partitions(cfg, by="file") for f in part]
     parts = []
-    for i, f in enumerate(files):
-        p = extract.read_typed(f, after_read=after_first_read if i == 0 else None)
+    for f in files:
+        p = extract.read_typed(f)
         parts.append(_as_staged(p.info, p.typed, p.bad_records, p.findings))
     return _combine(cfg, parts, part_timings=[])
 
@@ -1082,10 +1081,10 @@ def _interchange_files(
 
 def _share(interchanges: list[tuple[tuple, int, int]]) -> set[int]:
     """The interchanges the second process builds: largest first, each to whichever side has
-    less to do, counting lines. This process starts with a fifth of the night's lines against
-    it: it also works out the order before and writes the files after."""
+    less to do, counting lines. The second process starts a tenth of the night behind: it
+    reads the staged tables itself before it can build (this process has them in memory)."""
     total = sum(b - a for _, a, b in interchanges)
-    mine, theirs, given = total / 5, 0, set()
+    mine, theirs, given = -total / 10, 0, set()
     for i in sorted(
         range(len(interchanges)), key=lambda i: interchanges[i][1] - interchanges[i][2]
     ):
@@ -1309,11 +1308,12 @@ def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> 
             stage(name)
         return
     with _second_process() as pool:
-        # the second process starts, imports GX and loads the suites while ingest types the
-        # first file (single-threaded), not while Arrow reads it (on both cores)
+        # the second process starts, imports GX and loads the suites while ingest reads the
+        # files (Arrow's serial reader: one core)
+        pool.submit(_prepare_validate)
         _raw_parquet_by_second_process = not storage.is_s3(cfg.out)
         try:
-            stage("ingest", after_first_read=lambda: pool.submit(_prepare_validate))
+            stage("ingest")
         finally:
             _raw_parquet_by_second_process = False
         t0 = time.perf_counter()
