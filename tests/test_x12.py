@@ -182,6 +182,22 @@ def test_money_format():
     ]
 
 
+def test_amounts_in_the_file(ref):
+    """SV1/CLM amounts as R elements: no trailing zeros after the point, none before it."""
+    amounts = [0.05, 0.1, 0.0, 10.0, 1234567.89, 99.99]
+    df = frame(*[line(line_id=f"L{i}", charge_amount=a) for i, a in enumerate(amounts)])
+    segs = segments(build(ref, df))
+    assert [s.split("*")[2] for s in segs if s.startswith("SV1")] == [
+        "0.05",
+        "0.1",
+        "0",
+        "10",
+        "1234567.89",
+        "99.99",
+    ]
+    assert "CLM*PCN0001*1234678.03***11:B:1*Y*A*Y*Y" in segs
+
+
 # ---- build_837p ------------------------------------------------------------------------------
 
 
@@ -762,3 +778,188 @@ def test_renumber_gives_the_bytes_built_with_that_number(
 def test_renumber_checks_the_number(ref):
     with pytest.raises(ValueError, match="interchange_control_number"):
         x12.renumber(build(ref, frame(line())), 0)
+
+
+# ---- the column-wise writer: a batch writes each claim as it would be written alone --------
+
+
+def claim_segments(text: str) -> dict[str, list[str]]:
+    """Per CLM01, the claim's segments from its 2000B subscriber loop to its last line, without
+    the HL segments (their numbers depend on the claims before it)."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for seg in segments(text):
+        level = seg.split("*")[3] if seg.startswith("HL*") else None
+        if level in ("20", "22") or seg.startswith("SE*"):
+            current = [] if level == "22" else None  # a subscriber loop starts a claim
+        elif current is not None and level is None:
+            current.append(seg)
+            if seg.startswith("CLM*"):
+                out[seg.split("*")[1]] = current
+    return out
+
+
+def varied_lines(institutional: bool = False) -> pd.DataFrame:
+    """Claims that share some values and differ in others: dependants, repeated and differing
+    lines, a line renderer, dirty and clean text, repeated dates and charges."""
+    make = inst_line if institutional else line
+    rows = []
+    for c in range(12):
+        claim = {
+            "claim_id": f"C{c:02d}",
+            "clinic_id": ("CLN03" if institutional else ["CLN01", "CLN02"][c % 2]),
+            "payer_id": ["COM01", "MCR01", "MCD01"][c % 3],
+            "patient_last_name": ["Doe", "García", "o'brien", "DOE"][c % 4],
+            "patient_address": ["456 Oak Ave", "12 Elm St #4", "456 OAK AVE"][c % 3],
+            "patient_zip": ["62702", "62702-1234", " 62704 "][c % 3],
+            "patient_dob": pd.Timestamp("1980-01-01") + pd.Timedelta(days=c % 5),
+            "member_id": f"M{c % 7}",
+            "prior_auth_number": pd.NA if c % 4 else f"AUTH{c}",
+        }
+        if c % 3 == 1:
+            claim |= {
+                "subscriber_relationship": "child",
+                "subscriber_last_name": "Doe",
+                "subscriber_first_name": ["Mary", "Ann"][c % 2],
+            }
+        for i in range(1 + c % 4):
+            rows.append(
+                make(
+                    **claim,
+                    line_id=f"C{c}L{i}",
+                    cpt_code=["97110", "97140", "97530"][i % 3],
+                    units=1 + (c + i) % 3,
+                    charge_amount=[100.0, 50.5, 75.25][(c + i) % 3],
+                    date_of_service=pd.Timestamp("2024-01-10") + pd.Timedelta(days=i % 2),
+                    **(
+                        {"rendering_npi": "1881234565", "rendering_last_name": "Jones"}
+                        if i == 2
+                        else {}
+                    ),
+                )
+            )
+    return frame(*rows)
+
+
+@pytest.mark.parametrize("institutional", [False, True])
+def test_a_batch_writes_each_claim_as_alone(ref, institutional):
+    """The writer works per column and per distinct value; each claim's segments must still be
+    exactly those it gets when written on its own."""
+    builder = build_i if institutional else build
+    df = varied_lines(institutional)
+    text = builder(ref, df)
+    assert_valid(text)
+    together = claim_segments(text)
+    assert len(together) == df["claim_id"].nunique()
+    for claim_id, part in df.groupby("claim_id", sort=False):
+        alone = claim_segments(builder(ref, part))
+        assert together[claim_id] == alone[claim_id], claim_id
+
+
+def test_dirty_and_clean_values_of_one_column_each_keep_their_text(ref):
+    df = frame(
+        line(claim_id="A", patient_address="12 Elm St #4", patient_last_name="o'brien"),
+        line(claim_id="B", patient_address="12 ELM ST 4", patient_last_name="OBRIEN"),
+        line(claim_id="C", patient_address="  9   Pine  Rd ", patient_last_name="Núñez"),
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    segs = segments(text)
+    assert [s for s in segs if s.startswith("N3*")][1:] == [
+        "N3*12 ELM ST 4",
+        "N3*12 ELM ST 4",
+        "N3*9 PINE RD",
+    ]
+    assert [s.split("*")[3] for s in segs if s.startswith("NM1*IL")] == [
+        "O'BRIEN",
+        "OBRIEN",
+        "NUNEZ",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zip_code", "n4"),
+    [("62701-", "62701"), (" 62701 ", "62701"), ("62-701", "62701"), ("62701-0001", "627010001")],
+)
+def test_patient_zip_keeps_its_digits(ref, zip_code, n4):
+    segs = segments(build(ref, frame(line(patient_zip=zip_code))))
+    assert f"N4*SPRINGFIELD*IL*{n4}" in segs
+
+
+@pytest.mark.parametrize("zip_code", ["627011", "6270112345", "", "ABCDE"])
+def test_patient_zip_of_other_lengths_is_refused(ref, zip_code):
+    rejected: dict[str, str] = {}
+    assert build(ref, frame(line(patient_zip=zip_code)), rejected=rejected) == ""
+    assert rejected == {"PCN0001": "claim PCN0001: patient_zip is not 5 or 9 digits"}
+
+
+def test_dates_as_text_and_with_a_time_zone(ref):
+    """D8 dates are the calendar date as given: text dates are parsed, a zoned timestamp keeps
+    its local date, a time of day is dropped."""
+    df = frame(
+        line(claim_id="A", patient_dob=pd.Timestamp("1980-01-01 23:30")),
+        line(claim_id="B", patient_dob=pd.Timestamp("1899-12-31")),
+    )
+    segs = segments(build(ref, df))
+    assert [s for s in segs if s.startswith("DMG")] == ["DMG*D8*19800101*M", "DMG*D8*18991231*M"]
+    text_dates = frame(line()).astype({"date_of_service": object, "patient_dob": object})
+    text_dates["date_of_service"] = ["2024-01-10"]
+    text_dates["patient_dob"] = ["1980-01-01"]
+    assert build(ref, text_dates) == build(ref, frame(line()))
+    zoned = frame(line())
+    zoned["patient_dob"] = pd.Series([pd.Timestamp("1980-01-01 23:30", tz="America/Chicago")])
+    assert "DMG*D8*19800101*M" in segments(build(ref, zoned))
+
+
+def test_modifiers_as_an_arrow_list_column(ref):
+    """The pipeline may hand over ``list<string>`` columns (pandas ArrowDtype): the same file,
+    a missing list being an empty one."""
+    import pyarrow as pa
+
+    rows = [
+        line(claim_id="A", modifiers=["GP"]),
+        line(claim_id="A", line_id="L2", modifiers=["GP", "59"], cpt_code="97140"),
+        line(claim_id="B", modifiers=[]),
+        line(claim_id="C", modifiers=None, cpt_code="97161"),
+        line(claim_id="D", modifiers=["GP", "G\x1fP"]),
+    ]
+    as_lists = frame(*rows)
+    as_arrow = as_lists.copy()
+    cells = [None if m is None else list(m) for m in as_lists["modifiers"]]
+    as_arrow["modifiers"] = pd.Series(
+        pd.arrays.ArrowExtensionArray(pa.array(cells, type=pa.list_(pa.string())))
+    )
+    rejected_lists: dict[str, str] = {}
+    rejected_arrow: dict[str, str] = {}
+    text = build(ref, as_arrow, rejected=rejected_arrow)
+    assert text == build(ref, as_lists, rejected=rejected_lists)
+    assert (
+        rejected_arrow
+        == rejected_lists
+        == {
+            "D": "claim D: cpt_code/modifiers must be a 5-character code and 0-4 two-character "
+            "modifiers"
+        }
+    )
+    segs = segments(text)
+    assert "SV1*HC:97140:GP:59*100*UN*4***1:2" in segs
+    assert "SV1*HC:97161*100*UN*4***1:2" in segs
+
+
+def test_integer_claim_ids_in_an_object_column(ref):
+    df = frame(line(), line(line_id="L2"))
+    df["claim_id"] = pd.Series([101, 101], dtype=object)
+    text = build(ref, df)
+    assert_valid(text)
+    assert "CLM*101*200***11:B:1*Y*A*Y*Y" in segments(text)
+
+
+def test_claim_ids_that_cannot_be_sent_are_refused_even_unencodable_ones(ref):
+    df = frame(line(claim_id="A"), line(claim_id="B", line_id="L2"), line(claim_id="C"))
+    df["claim_id"] = pd.Series(["A", "B\ud800", "c*1"], dtype=object)
+    rejected: dict[str, str] = {}
+    text = build(ref, df, rejected=rejected)
+    assert_valid(text)
+    assert [s.split("*")[1] for s in segments(text) if s.startswith("CLM*")] == ["A"]
+    assert list(rejected) == ["B\ud800", "c*1"]
+    assert all("claim_id must be" in m for m in rejected.values())

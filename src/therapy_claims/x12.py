@@ -18,11 +18,12 @@ Design notes
   address that is empty after cleaning, a bad ZIP, too many diagnoses, a pointer outside the
   diagnosis list, ...) raise ``ValueError`` naming the claim and the field, never the value
   (the values are PHI). The caller turns that into a finding and holds the claim.
-* Speed (a night is ~1M lines): nothing runs per segment. Each column is cleaned/checked once
-  per distinct value (most values are already clean: a pyarrow regex lets them through),
-  checks run over whole columns with each claim keeping its first problem in the order a
-  claim-by-claim writer would meet them, and the text is joined once per transaction set from
-  per-claim and per-line pieces.
+* Speed (a night is ~1M lines): nothing runs per segment, nor per claim or line in Python.
+  Each column is cleaned/checked once per distinct value (dictionary-encoded by pyarrow; most
+  values are already clean: a pyarrow regex lets them through), checks run over whole columns
+  with each claim keeping its first problem in the order a claim-by-claim writer would meet
+  them, and the text is joined by pyarrow from columns of codes into few distinct texts
+  (``_Texts``): per claim, per distinct service line, then once for the whole interchange.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import re
 import unicodedata
 from datetime import datetime
 from functools import lru_cache
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -242,10 +242,13 @@ def _ident(value: object, field: str, max_len: int, min_len: int = 0) -> str:
     return text
 
 
+_NOT_ZIP = "is not 5 or 9 digits"
+
+
 def _zip(value: object, field: str, nine: bool = False) -> str:
     z = _digits(value)
     if len(z) not in ((9,) if nine else (5, 9)):
-        raise _Invalid(field, "is not a 9-digit ZIP+4" if nine else "is not 5 or 9 digits")
+        raise _Invalid(field, "is not a 9-digit ZIP+4" if nine else _NOT_ZIP)
     return z
 
 
@@ -345,26 +348,54 @@ def _objects(items, n: int) -> np.ndarray:
     return np.fromiter(items, dtype=object, count=n)
 
 
-def _distinct(
-    values: pd.Series | np.ndarray, listish: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def _arrow(series: pd.Series) -> pa.Array | None:
+    """The pyarrow string array of a pandas string column (None for other columns)."""
+    if not isinstance(series.dtype, pd.StringDtype):
+        return None
+    arr = pa.array(series.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+_Values = pd.Series | np.ndarray | pa.Array
+
+
+def _encode(
+    values: _Values, listish: bool = False
+) -> tuple[np.ndarray, np.ndarray, pa.Array | None]:
+    """``_distinct`` plus, for values from pyarrow, the keys (but the last, ``None``) as a
+    pyarrow string array, so vectorised checks of the keys need not convert them back."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+        values = _arrow(values)
+    if isinstance(values, pa.Array):  # encoded by pyarrow, Python strings only for the keys
+        encoded = pc.dictionary_encode(values)
+        n_keys = len(encoded.dictionary)
+        codes = encoded.indices.fill_null(n_keys).to_numpy(zero_copy_only=False)
+        keys = np.empty(n_keys + 1, dtype=object)  # the last, None, stands for NA
+        keys[:n_keys] = encoded.dictionary.to_numpy(zero_copy_only=False)
+        if listish:
+            return codes.astype(np.int64), _objects(map(_as_tuple, keys), len(keys)), None
+        return codes.astype(np.int64), keys, encoded.dictionary
+    return (*_distinct(values, listish), None)
+
+
+def _distinct(values: _Values, listish: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, keys)`` with ``values[i]`` standing for ``keys[codes[i]]``.
 
     Strings share a key when equal and every NA becomes the key ``None`` (this module treats
     all NAs alike); with ``listish`` the keys are ``tuple(_listish(value))``. Other values are
     each their own key, so a function of the key always equals the function of the value.
     """
+    if isinstance(values, pa.Array) or (
+        isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype)
+    ):
+        return _encode(values, listish)[:2]
+    if listish and isinstance(values, pd.Series) and isinstance(values.dtype, pd.ArrowDtype):
+        by_content = _list_codes(values)
+        if by_content is not None:
+            codes, rep = by_content
+            cells = values.iloc[rep].to_numpy(dtype=object)
+            return codes, _objects(map(_as_tuple, cells), len(cells))
     if isinstance(values, pd.Series):
-        if isinstance(values.dtype, pd.StringDtype):  # encoded by pyarrow, no Python strings
-            encoded = pc.dictionary_encode(pa.array(values.array))
-            if isinstance(encoded, pa.ChunkedArray):
-                encoded = encoded.combine_chunks()
-            uniques = encoded.dictionary.to_pylist()
-            codes = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
-            keys = _objects([*uniques, None], len(uniques) + 1)
-            if listish:
-                keys = _objects(map(_as_tuple, keys), len(keys))
-            return codes.astype(np.int64), keys
         values = values.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         codes, uniques = pd.factorize(values)
@@ -384,39 +415,260 @@ def _distinct(
     return np.arange(len(values)), values
 
 
-def _per_value(fn, values: np.ndarray, listish: bool = False) -> np.ndarray:
-    """``fn`` of every value (an object array), computed once per distinct value."""
-    codes, keys = _distinct(values, listish)
-    return _objects(map(fn, keys), len(keys))[codes]
+def _list_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, first row per code) of a pyarrow ``list<string>`` column, equal codes for equal
+    lists (a missing list is an empty one), numbered by first appearance; None for other
+    columns or when an item is missing or holds the separator used here."""
+    arrow_type = values.dtype.pyarrow_dtype
+    if not (
+        (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type))
+        and (
+            pa.types.is_string(arrow_type.value_type)
+            or pa.types.is_large_string(arrow_type.value_type)
+        )
+    ):
+        return None
+    lists = pa.array(values.array)
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    items = pc.list_flatten(lists)
+    if items.null_count or pc.any(pc.match_substring(items, "\x1f")).as_py():
+        return None
+    size = pc.cast(pc.fill_null(pc.list_value_length(lists), 0), pa.string())
+    key = pc.binary_join_element_wise(size, pc.fill_null(pc.binary_join(lists, "\x1f"), ""), ":")
+    codes = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    rep = np.empty(int(codes.max(initial=-1)) + 1, dtype=np.int64)
+    rep[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # first row of each list
+    return codes, rep
 
 
-def _is_clean(keys: np.ndarray, max_len: int | None) -> np.ndarray:
-    """Which keys ``clean_text(key, max_len)`` returns unchanged (vectorised; False if unsure)."""
-    try:
-        arr = pa.array(keys, type=pa.string(), from_pandas=True)
-    except (pa.ArrowException, UnicodeError):
-        return np.zeros(len(keys), dtype=bool)
+def _is_clean(keys: np.ndarray, max_len: int | None, strings: pa.Array | None = None) -> np.ndarray:
+    """Which keys ``clean_text(key, max_len)`` returns unchanged (vectorised; False if unsure).
+
+    ``strings``: the keys but the last (``None``) as pyarrow strings, if at hand (``_encode``).
+    """
+    if strings is None:
+        try:
+            arr = pa.array(keys, type=pa.string(), from_pandas=True)
+        except (pa.ArrowException, UnicodeError):
+            return np.zeros(len(keys), dtype=bool)
+    else:
+        arr = strings
     ok = pc.match_substring_regex(arr, _CLEAN_RE)
     if max_len is not None:
         ok = pc.and_(ok, pc.less_equal(pc.utf8_length(arr), max_len))
-    return ok.fill_null(False).to_numpy(zero_copy_only=False)
+    ok = ok.fill_null(False).to_numpy(zero_copy_only=False)
+    return ok if strings is None else np.append(ok, False)
 
 
-def _cleaned_keys(
-    values: pd.Series | np.ndarray, max_len: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``clean_text(value, max_len)`` of every value as (codes, texts by code)."""
-    codes, keys = _distinct(values)
+_LARGE = pa.large_string()
+
+
+def _large(texts: np.ndarray | list) -> pa.Array:
+    """Python strings as pyarrow large strings."""
+    arr = pa.array(texts, pa.string()).cast(_LARGE)
+    if arr.null_count:
+        raise TypeError("a text of the file is None")  # a bug: every text is a str
+    return arr
+
+
+class _Texts:
+    """A text per row, kept as a code into few distinct texts: row i's is ``texts[codes[i]]``.
+
+    Values are cleaned and checked once per distinct value, and the file is joined by pyarrow
+    from such columns (:meth:`take`), so a row's text needs no Python string of its own.
+    ``strings`` (optional) holds the first texts as pyarrow strings, except at the positions
+    ``changed``: the keys of ``_encode``, of which cleaning changed a few, need no conversion.
+    Texts made by pyarrow come as ``arrow`` instead of ``texts``.
+    """
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        texts: np.ndarray | None = None,
+        strings: pa.Array | None = None,
+        changed: np.ndarray | tuple = (),
+        arrow: pa.Array | None = None,
+    ):
+        self.codes, self._texts = codes, texts
+        self._strings = strings
+        self._changed = np.asarray(changed, dtype=np.int64)  # positions, not a mask
+        self._arrow = arrow
+
+    @property
+    def texts(self) -> np.ndarray:
+        """The distinct texts (an object array)."""
+        if self._texts is None:
+            self._texts = self._arrow.to_numpy(zero_copy_only=False)
+        return self._texts
+
+    @property
+    def n_texts(self) -> int:
+        return len(self._arrow if self._texts is None else self._texts)
+
+    def arrow(self) -> pa.Array:
+        """The distinct texts as pyarrow large strings."""
+        if self._arrow is None:
+            if self._strings is None:
+                self._arrow = _large(self.texts)
+            else:
+                known = len(self._strings)
+                arr = pa.concat_arrays([self._strings.cast(_LARGE), _large(self.texts[known:])])
+                changed = np.zeros(len(self.texts), dtype=bool)
+                changed[self._changed] = True
+                changed[known:] = False
+                if changed.any():
+                    arr = pc.replace_with_mask(arr, pa.array(changed), _large(self.texts[changed]))
+                self._arrow = arr
+        return self._arrow
+
+    def lengths(self) -> np.ndarray:
+        """The length of each distinct text."""
+        if self._strings is None:
+            return _lengths(self.texts)
+        known = len(self._strings)
+        size = np.empty(len(self.texts), dtype=np.int64)
+        size[:known] = pc.utf8_length(self._strings).to_numpy(zero_copy_only=False)
+        for i in [*self._changed.tolist(), *range(known, len(self.texts))]:
+            size[i] = len(self.texts[i])
+        return size
+
+    def recode(self, codes: np.ndarray) -> _Texts:
+        """The same texts (converted once) for other rows: ``codes``."""
+        return _Texts(codes, self._texts, arrow=self.arrow())
+
+    def take(self, rows: np.ndarray, prefix: str = "", suffix: str = "") -> pa.Array:
+        """The texts of ``rows`` (pyarrow large strings), each as ``prefix + text + suffix``
+        (joined once per distinct text)."""
+        texts = self.arrow()
+        if prefix or suffix:
+            texts = _join([prefix, texts, suffix])
+        return texts.take(self.codes[rows])
+
+
+def _blank(n: int) -> _Texts:
+    """``n`` empty texts."""
+    return _Texts(np.zeros(n, dtype=np.int64), np.array([""], dtype=object))
+
+
+def _join(items: list) -> pa.Array:
+    """Row by row concatenation of ``items``: strings and pyarrow string arrays of one length."""
+    return pc.binary_join_element_wise(
+        *(pa.scalar(i, _LARGE) if isinstance(i, str) else i for i in items),
+        pa.scalar("", _LARGE),
+    )
+
+
+def _join_columns(items: list, rows: np.ndarray) -> pa.Array:
+    """Row by row concatenation of ``items`` (strings and ``_Texts``) for ``rows``.
+
+    A string next to a column of few distinct texts is joined onto those texts (once per
+    distinct text: as the suffix of the column before it, else as the prefix of the one
+    after), so pyarrow joins fewer pieces per row; other strings are joined per row.
+    """
+
+    def few(texts: _Texts) -> bool:
+        return 4 * texts.n_texts <= len(rows)
+
+    columns: list = []  # strings, and [prefix, _Texts, suffix]
+    for item in items:
+        last = columns[-1] if columns else None
+        if isinstance(item, str):
+            if isinstance(last, list) and few(last[1]):
+                last[2] += item
+            else:
+                columns.append(item)
+        elif isinstance(last, str) and few(item):
+            columns[-1] = [last, item, ""]
+        else:
+            columns.append(["", item, ""])
+    return _join([c if isinstance(c, str) else c[1].take(rows, c[0], c[2]) for c in columns])
+
+
+def _join_distinct(items: list, rows: np.ndarray) -> pa.Array:
+    """``_join_columns(items, rows)``, joining each distinct combination of the columns'
+    texts once (for rows that repeat: a night has few distinct service lines)."""
+    key, rep = _groups(*(i.codes[rows] for i in items if not isinstance(i, str)))
+    return _join_columns(items, rows[rep]).take(key)
+
+
+def _join_runs(texts: pa.Array, sizes: np.ndarray) -> pa.Array:
+    """The concatenation of each run of consecutive ``texts``, runs of ``sizes``."""
+    offsets = pa.array(np.r_[0, np.cumsum(sizes)], pa.int64())
+    return pc.binary_join(pa.LargeListArray.from_arrays(offsets, texts), pa.scalar("", _LARGE))
+
+
+# _money's text after the point, by cents 0..99: "", ".01" .. ".09", ".1", ".11" ..
+_FRACTIONS = ["" if f == 0 else f".{f:02d}".rstrip("0") for f in range(100)]
+
+
+def _money_texts(cents: np.ndarray) -> _Texts:
+    """``_money`` of each amount (integer cents), as texts by position; int64 amounts are
+    formatted by pyarrow, the (rare) larger Python ints by ``_money``."""
+    positions = np.arange(len(cents))
+    if cents.dtype == object:
+        return _Texts(positions, _objects((_money(int(c)) for c in cents), len(cents)))
+    whole, fraction = np.divmod(np.abs(cents), 100)
+    texts = _join([
+        pa.array(np.where(cents < 0, "-", "")).cast(_LARGE),
+        pc.cast(pa.array(whole), _LARGE),
+        _large(_FRACTIONS).take(fraction),
+    ])  # fmt: skip
+    return _Texts(positions, arrow=texts)
+
+
+def _segment_counts(texts: pa.Array, sizes: np.ndarray) -> np.ndarray:
+    """The ``~`` (segment ends) in each run of consecutive ``texts`` (large strings), runs of
+    ``sizes``: counted on pyarrow's bytes, quicker than ``str.count``."""
+    _, offsets, data = texts.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[texts.offset : texts.offset + len(texts) + 1]
+    ends = offsets[np.r_[0, np.cumsum(sizes)]]
+    data = np.frombuffer(data, np.uint8)
+    return np.array(
+        [np.count_nonzero(data[a:b] == ord("~")) for a, b in zip(ends[:-1], ends[1:], strict=True)],
+        dtype=np.int64,
+    )
+
+
+class _Sets:
+    """The transaction sets to write, in order: each set's claims and segments (from its
+    first 2000A HL to its last claim's end), and the claims' texts as pyarrow string columns
+    (file order) that joined make the sets' bodies."""
+
+    def __init__(self, claims: list[np.ndarray], segments: list[int], columns: list[pa.Array]):
+        self.claims, self.segments, self.columns = claims, segments, columns
+
+    def text(self, before: list[str], after: list[str]) -> str:
+        """The sets, each between its ``before`` and ``after`` text, as one string (joined
+        by pyarrow, which copies the text once, and once more into Python)."""
+        sizes = np.array([len(c) for c in self.claims])
+        ends = np.cumsum(sizes)
+        head = np.zeros(int(ends[-1]), dtype=np.int64)
+        head[ends - sizes] = np.arange(1, len(sizes) + 1)
+        tail = np.zeros(int(ends[-1]), dtype=np.int64)
+        tail[ends - 1] = np.arange(1, len(sizes) + 1)
+        claims = _join([
+            _large(["", *before]).take(head), *self.columns, _large(["", *after]).take(tail)
+        ])  # fmt: skip
+        self.columns = []  # joined: let them go before the text is copied twice more
+        return _join_runs(claims, ends[-1:]).to_pylist()[0]
+
+
+def _cleaned(values: _Values, max_len: int | None = None) -> _Texts:
+    """``clean_text(value, max_len)`` of every value."""
+    codes, keys, strings = _encode(values)
     texts = keys.copy()
-    for i in np.flatnonzero(~_is_clean(keys, max_len)):
+    dirty = np.flatnonzero(~_is_clean(keys, max_len, strings))
+    for i in dirty:
         texts[i] = clean_text(keys[i], max_len)
-    return codes, texts
+    return _Texts(codes, texts, strings, dirty)
 
 
-def _cleaned(values: pd.Series | np.ndarray, max_len: int | None = None) -> np.ndarray:
-    """``clean_text(value, max_len)`` of every value (object array)."""
-    codes, texts = _cleaned_keys(values, max_len)
-    return texts[codes]
+def _text_codes(texts: _Texts) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct texts): two rows share a code iff their texts are equal (distinct
+    values may clean to one text), so codes can be compared instead of texts."""
+    same, distinct = pd.factorize(texts.texts)
+    return same[texts.codes], np.asarray(distinct, dtype=object)
 
 
 def _lengths(texts: np.ndarray) -> np.ndarray:
@@ -431,42 +683,61 @@ def _problems(n: int, mask: np.ndarray | None = None, problem: _Invalid | None =
     return out
 
 
-def _by_row(codes: np.ndarray, problems: np.ndarray) -> np.ndarray | None:
+class _PerRow:
+    """Problems (or None) per row as ``problems[codes[row]]``: kept per key, not per row."""
+
+    def __init__(self, codes: np.ndarray, problems: np.ndarray):
+        self.codes, self.problems = codes, problems
+
+    def __getitem__(self, rows: np.ndarray) -> _PerRow:
+        return _PerRow(self.codes[rows], self.problems)
+
+    def mask(self) -> np.ndarray:
+        """Which rows have a problem."""
+        return np.not_equal(self.problems, None)[self.codes]
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        return self.problems[self.codes[rows]]
+
+
+def _by_row(codes: np.ndarray, problems: np.ndarray) -> _PerRow | None:
     """Per-key problems as per-row ones; None when no key has a problem."""
-    return problems[codes] if problems.astype(bool).any() else None
+    return _PerRow(codes, problems) if np.not_equal(problems, None).any() else None
 
 
 def _required(
-    values: np.ndarray, field: str, max_len: int, min_len: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """``_req`` of every value: (texts, problems)."""
-    codes, texts = _cleaned_keys(values, max_len)
-    size = _lengths(texts)
+    values: _Values, field: str, max_len: int, min_len: int = 1
+) -> tuple[_Texts, np.ndarray | None]:
+    """``_req`` of every value: (texts, problems per value or None)."""
+    texts = _cleaned(values, max_len)
+    size = texts.lengths()
     problems = _problems(
-        len(texts),
+        len(size),
         size < min_len,
         _Invalid(field, f"is shorter than {min_len} characters after cleaning"),
     )
     problems[size == 0] = _Invalid(field, _EMPTY)
-    return texts[codes], _by_row(codes, problems)
+    return texts, _by_row(texts.codes, problems)
 
 
 def _identifiers(
-    values: np.ndarray, field: str, max_len: int, min_len: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """``_ident`` of every value: (texts, problems)."""
-    codes, keys = _distinct(values)
-    clean = _is_clean(keys, None)
+    values: _Values, field: str, max_len: int, min_len: int = 0
+) -> tuple[_Texts, np.ndarray | None]:
+    """``_ident`` of every value: (texts, problems per value or None)."""
+    codes, keys, strings = _encode(values)
+    clean = _is_clean(keys, None, strings)
     texts = keys.copy()
     problems = _problems(len(keys))
-    for i in np.flatnonzero(~clean):
+    dirty = np.flatnonzero(~clean)
+    for i in dirty:
         got = _checked(_ident, keys[i], field, max_len, min_len)
         texts[i], problems[i] = ("", got) if isinstance(got, _Invalid) else (got, None)
-    size = _lengths(texts)
+    texts = _Texts(codes, texts, strings, dirty)
+    size = texts.lengths()
     problems[clean & ((size < min_len) | (size > max_len))] = _Invalid(
         field, f"must be {min_len or 1}-{max_len} characters"
     )
-    return texts[codes], _by_row(codes, problems)
+    return texts, _by_row(codes, problems)
 
 
 def _split(results: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -477,21 +748,88 @@ def _split(results: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, problems
 
 
+def _matching(keys: np.ndarray, pattern: str, strings: pa.Array | None = None) -> np.ndarray:
+    """Which keys are strings that ``pattern`` (an RE2 regex, anchored) matches (vectorised).
+
+    ``strings``: the keys but the last (``None``) as pyarrow strings, if at hand (``_encode``).
+    """
+    if strings is None:
+        if pd.api.types.infer_dtype(keys, skipna=True) not in ("string", "empty"):
+            return np.zeros(len(keys), dtype=bool)
+        arr = pa.array(keys, type=pa.string(), from_pandas=True)
+    else:
+        arr = strings
+    ok = pc.match_substring_regex(arr, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+    return ok if strings is None else np.append(ok, False)
+
+
 def _checked_values(
-    fn, values: pd.Series | np.ndarray, listish: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``fn`` of every value, once per distinct value: (results, problems or None)."""
-    codes, keys = _distinct(values, listish)
-    results, problems = _split(_objects((_checked(fn, k) for k in keys), len(keys)))
-    return results[codes], _by_row(codes, problems)
+    fn, values: _Values, listish: bool = False, unchanged: str | None = None
+) -> tuple[_Texts, np.ndarray | None]:
+    """``fn`` (giving a str) of every value, once per distinct value: (texts, problems or
+    None); '' where ``fn`` raises ``_Invalid``.
+
+    ``unchanged``: a regex of strings that ``fn`` returns as they are (e.g. a 5-digit ZIP);
+    those are matched by pyarrow, so ``fn`` only runs on the other values.
+    """
+    codes, keys, strings = _encode(values, listish)
+    results, problems = keys.copy(), _problems(len(keys))
+    todo = np.arange(len(keys))
+    if unchanged is not None:
+        todo = np.flatnonzero(~_matching(keys, unchanged, strings))
+    for i in todo:
+        got = _checked(fn, keys[i])
+        results[i], problems[i] = ("", got) if isinstance(got, _Invalid) else (got, None)
+    return _Texts(codes, results, strings, todo), _by_row(codes, problems)
 
 
-def _d8(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """CCYYMMDD per value as (codes, strings by code); '' for NaT."""
-    s = pd.to_datetime(series, errors="coerce")
+def _zips(values: _Values, field: str) -> tuple[_Texts, np.ndarray | None]:
+    """``_zip(value, field)`` of every value, once per distinct value: (texts, problems or
+    None). pyarrow strips the non-digits of ASCII strings (on ASCII its ``\\D`` is Python's);
+    ``_zip`` does the other values."""
+    codes, keys, strings = _encode(values)
+    results, problems = keys.copy(), _problems(len(keys))
+    todo = np.ones(len(keys), dtype=bool)
+    if strings is not None:  # the keys but the last (None)
+        quick = np.flatnonzero(pc.string_is_ascii(strings).to_numpy(zero_copy_only=False))
+        digits = pc.replace_substring_regex(strings, r"\D", "").take(quick)
+        size = pc.utf8_length(digits).to_numpy(zero_copy_only=False)
+        results[quick] = digits.to_numpy(zero_copy_only=False)
+        bad = quick[(size != 5) & (size != 9)]
+        results[bad], problems[bad] = "", _Invalid(field, _NOT_ZIP)
+        todo[quick] = False
+    for i in np.flatnonzero(todo):
+        got = _checked(_zip, keys[i], field)
+        results[i], problems[i] = ("", got) if isinstance(got, _Invalid) else (got, None)
+    return _Texts(codes, results), _by_row(codes, problems)
+
+
+def _d8(series: pd.Series, rows: np.ndarray | None = None) -> _Texts:
+    """CCYYMMDD of every value (only of ``rows``, if given); '' for NaT.
+
+    A column that is not datetime64 is parsed whole (text dates: pandas infers one format from
+    the column); each distinct date is formatted once.
+    """
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "M":  # numpy datetime64
+        s = series.to_numpy()
+        s = s if rows is None else s[rows]
+    else:
+        s = pd.to_datetime(series, errors="coerce")
+        s = s if rows is None else s.iloc[rows]
     codes, uniques = pd.factorize(s)
-    strings = np.append(pd.Index(uniques).strftime("%Y%m%d").to_numpy(dtype=object), "")
-    return np.where(codes < 0, len(uniques), codes), strings
+    codes = np.where(codes < 0, len(uniques), codes)
+    dates = pd.Index(uniques)
+    if isinstance(dates, pd.DatetimeIndex) and dates.tz is None and len(dates):
+        days = dates.to_numpy().astype("datetime64[D]")
+        months, years = days.astype("datetime64[M]"), days.astype("datetime64[Y]")
+        year = years.astype(np.int64) + 1970
+        if 1000 <= year.min() and year.max() <= 9999:
+            # 4-digit years: the number yyyymmdd is the text (quicker than strftime)
+            month = (months - years).astype(np.int64) + 1
+            number = year * 10000 + month * 100 + (days - months).astype(np.int64) + 1
+            strings = pc.cast(pa.array(number), pa.string())
+            return _Texts(codes, np.append(strings.to_numpy(zero_copy_only=False), ""), strings)
+    return _Texts(codes, np.append(dates.strftime("%Y%m%d").to_numpy(dtype=object), ""))
 
 
 def _cents(series: pd.Series) -> np.ndarray:
@@ -509,25 +847,21 @@ def _units(series: pd.Series) -> np.ndarray:
     return np.where(bad, 0, u).astype(np.int64)
 
 
-def _concat(items: list, n: int) -> list[str]:
-    """Row by row concatenation of ``items`` (strings, or arrays of ``n`` strings)."""
-    columns = [repeat(item, n) if isinstance(item, str) else item.tolist() for item in items]
-    return list(map("".join, zip(*columns, strict=True)))
-
-
 def _groups(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(group per row, a representative row per group) of the distinct tuples of codes."""
-    key = np.zeros(len(codes[0]), dtype=np.int64)
+    """(group per row, a representative row per group) of the distinct tuples of codes
+    (non-negative), groups numbered by first appearance."""
+    key, size = np.zeros(len(codes[0]), dtype=np.int64), 1
     for c in codes:
         c = np.asarray(c, dtype=np.int64)
-        key, _ = pd.factorize(key * (int(c.max(initial=0)) + 1) + c)
+        n = int(c.max(initial=0)) + 1
+        if size * n >= 1 << 62:  # number the tuples so far, so the key stays in int64
+            key, uniques = pd.factorize(key)
+            size = len(uniques)
+        key, size = key * n + c, size * n
+    key, _ = pd.factorize(key)
     rep = np.empty(int(key.max(initial=-1)) + 1, dtype=np.int64)
     rep[key[::-1]] = np.arange(len(key) - 1, -1, -1)  # first row of each group
     return key, rep
-
-
-def _codes(values: np.ndarray) -> np.ndarray:
-    return pd.factorize(values, use_na_sentinel=False)[0]
 
 
 @lru_cache(maxsize=4096)
@@ -596,15 +930,16 @@ class _FirstProblem:
         self.problem = np.full(n, None, dtype=object)
         self.bad = np.zeros(n, dtype=bool)
 
-    def note(self, problems: np.ndarray | None, where: np.ndarray | None = None) -> None:
+    def note(self, problems: np.ndarray | _PerRow | None, where: np.ndarray | None = None) -> None:
         """Note ``problems`` (None entries: none), only ``where`` given."""
         if problems is None:
             return
-        new = problems.astype(bool) & ~self.bad
+        per_row = isinstance(problems, _PerRow)
+        new = (problems.mask() if per_row else np.not_equal(problems, None)) & ~self.bad
         if where is not None:
             new &= where
         if new.any():
-            self.problem[new] = problems[new]
+            self.problem[new] = problems.at(new) if per_row else problems[new]
             self.bad |= new
 
     def note_mask(self, mask: np.ndarray, problem: _Invalid) -> None:
@@ -724,32 +1059,33 @@ def _build(
             raise ValueError(batch.message(k))
         rejected[ids[k]] = batch.message(k)
     sets = batch.transaction_sets()
-    if not sets:
+    if sets is None:
         return ""
-    submitter = batch.clinic_entries[batch.clinic_rank[sets[0][0][0]]]
+    submitter = batch.clinic_entries[batch.clinic_rank[sets.claims[0][0]]]
     sender = submitter["submitter_id"]
     d6, d8, hm = created.strftime("%y%m%d"), created.strftime("%Y%m%d"), created.strftime("%H%M")
-    out = [
-        f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender:<15}*ZZ*{rcv_id:<15}*{d6}*{hm}*^*00501*"
-        f"{icn:09d}*0*{usage}*:~\n"
-        f"GS*HC*{sender}*{rcv_id}*{d8}*{hm}*{icn}*X*{version}~\n"
-    ]
-    for n_set, (claims, body) in enumerate(sets, start=1):
+    before, after = [], []  # each set's text before and after its body
+    for n_set, (claims, segments) in enumerate(zip(sets.claims, sets.segments, strict=True), 1):
         st02 = f"{n_set:04d}"
         if placed is not None:
-            placed.update(dict.fromkeys((ids[k] for k in claims), st02))
-        out += [
+            placed.update(dict.fromkeys(ids[claims].tolist(), st02))
+        before.append(
             f"ST*837*{st02}*{version}~\n"
             f"BHT*0019*00*{icn}{st02}*{d8}*{hm}*CH~\n"
             f"NM1*41*2*{submitter['submitter_name']}*****46*{sender}~\n"
             f"PER*IC*{submitter['submitter_name']}*TE*{submitter['phone']}~\n"
-            f"NM1*40*2*{rcv_name}*****46*{rcv_id}~\n",
-            body,
-            f"SE*{body.count('~') + 6}*{st02}~\n",
-        ]
-    out.append(f"GE*{len(sets)}*{icn}~\nIEA*1*{icn:09d}~\n")
-    text = "".join(out)
-    text.encode("ascii")  # guaranteed by clean_text; fail loudly if a path slipped through
+            f"NM1*40*2*{rcv_name}*****46*{rcv_id}~\n"
+        )
+        after.append(f"SE*{segments + 6}*{st02}~\n")
+    before[0] = (
+        f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender:<15}*ZZ*{rcv_id:<15}*{d6}*{hm}*^*00501*"
+        f"{icn:09d}*0*{usage}*:~\n"
+        f"GS*HC*{sender}*{rcv_id}*{d8}*{hm}*{icn}*X*{version}~\n"
+    ) + before[0]
+    after[-1] += f"GE*{len(sets.claims)}*{icn}~\nIEA*1*{icn:09d}~\n"
+    text = sets.text(before, after)
+    if not text.isascii():  # guaranteed by clean_text; fail loudly if a path slipped through
+        text.encode("ascii")
     return text
 
 
@@ -795,7 +1131,7 @@ class _Batch:
     columns, and each claim's first problem decides whether it is written: checks run in the
     order a claim-by-claim writer meets them (clinic, CLM01, line count, payer, patient,
     subscriber, diagnoses, authorisation, the claim's renderer, its lines in order, then the
-    2310B/attending names), so the message is the same. Texts are joined once per set.
+    2310B/attending names), so the message is the same. Texts are joined by pyarrow.
     """
 
     def __init__(
@@ -803,8 +1139,15 @@ class _Batch:
     ):
         self.institutional = institutional
         n = len(df)
-        claim_col = df["claim_id"].astype(object)
-        codes, _ = pd.factorize(claim_col, sort=False)
+        claim_col = df["claim_id"]
+        raw_ids = id_strings = None
+        if isinstance(claim_col.dtype, pd.StringDtype):
+            codes, keys, id_strings = _encode(claim_col)
+            raw_ids = keys[:-1]  # by first appearance: claim k's id (a str) is the k-th
+            codes = np.where(codes == len(raw_ids), -1, codes)
+        else:
+            claim_col = claim_col.astype(object)
+            codes, _ = pd.factorize(claim_col, sort=False)
         if (codes < 0).any():
             raise ValueError("a service line has no claim_id")
         order = np.argsort(codes, kind="stable")
@@ -813,15 +1156,18 @@ class _Batch:
         first = order[self.starts]  # each claim's first row
         self.line_claim = codes[order]
         self.lx = np.arange(n) - np.repeat(self.starts, self.sizes) + 1
-        self.ids = [str(v) for v in claim_col.to_numpy()[first]]
+        if raw_ids is None:
+            raw_ids = claim_col.to_numpy()[first]
+        # CLM01 and the messages' ids (ids from pyarrow are str already)
+        self.ids = raw_ids if id_strings is not None else _objects(map(str, raw_ids), len(raw_ids))
         self._lines(df, order)
-        self._claims(df, first, claim_col.to_numpy()[first], clinics, payers)
+        self._claims(df, first, raw_ids, id_strings, clinics, payers)
 
     # ---- per line (in claim order) --------------------------------------------------------
     def _lines(self, df: pd.DataFrame, order: np.ndarray) -> None:
         n = len(df)
-        dos_codes, self.dos_str = _d8(df["date_of_service"])
-        self.dos = dos_codes[order]
+        self.dates = _d8(df["date_of_service"])
+        self.dos, self.dos_str = self.dates.codes[order], self.dates.texts
         self.cents = _cents(df["charge_amount"])[order]
         self.units = _units(df["units"])[order]
         mods = df["modifiers"] if "modifiers" in df else np.full(n, None, dtype=object)
@@ -833,19 +1179,37 @@ class _Batch:
         )
         self.svc = svc[order]
         self.svc_values = svc_values
+        self.svc_text = _Texts(self.svc, _objects((v or "" for v in svc_values), len(rep)))
         if self.institutional:
-            self.discipline = _cleaned(df["discipline"])[order]
+            codes, texts = _text_codes(_cleaned(df["discipline"]))
+            self.disc_code = codes[order]
+            self.discipline = texts[self.disc_code]
+            revenue = _objects((REVENUE_CODES.get(d, ("",))[0] for d in texts), len(texts))
+            self.revenue_text = _Texts(self.disc_code, revenue)
         else:
             codes, keys = _distinct(df["diagnosis_pointers"], listish=True)
             self.ptr, self.ptr_values = codes[order], _objects(map(_pointers, keys), len(keys))
+            ptr_texts = _objects((v[0] if v else "" for v in self.ptr_values), len(keys))
+            self.ptr_text = _Texts(self.ptr, ptr_texts)
             codes, keys = _distinct(df["place_of_service"])
             self.place, self.place_values = codes[order], _objects(map(_place, keys), len(keys))
-        self.npi = _cleaned(df["rendering_npi"])[order]
-        r_last, r_last_problem = _required(df["rendering_last_name"], "rendering_last_name", 60)
-        r_first, r_first_problem = _required(df["rendering_first_name"], "rendering_first_name", 35)
-        self.r_last, self.r_first = r_last[order], r_first[order]
-        self.r_last_problem = None if r_last_problem is None else r_last_problem[order]
-        self.r_first_problem = None if r_first_problem is None else r_first_problem[order]
+            # places by value (keys " 11" and "11" are one place)
+            self.place_code = pd.factorize(self.place_values, use_na_sentinel=False)[0]
+            self.place_texts = _objects((v or "" for v in self.place_values), len(keys))
+        # rendering providers: codes per line (equal codes, equal texts) and texts by code
+        codes, self.npi_texts = _text_codes(_cleaned(df["rendering_npi"]))
+        self.npi_code = codes[order]
+        npi_ok = np.fromiter(map(_npi_ok, self.npi_texts), bool, len(self.npi_texts))
+        self.npi_ok = npi_ok[self.npi_code]
+        self.npi_empty = (self.npi_texts == "")[self.npi_code]
+        texts, problem = _required(df["rendering_last_name"], "rendering_last_name", 60)
+        self.r_last_problem = None if problem is None else problem[order]
+        codes, self.r_last_texts = _text_codes(texts)
+        self.r_last_code = codes[order]
+        texts, problem = _required(df["rendering_first_name"], "rendering_first_name", 35)
+        self.r_first_problem = None if problem is None else problem[order]
+        codes, self.r_first_texts = _text_codes(texts)
+        self.r_first_code = codes[order]
 
     # ---- per claim (values of its first line) and the checks, in the order they run ------
     def _claims(
@@ -853,31 +1217,42 @@ class _Batch:
         df: pd.DataFrame,
         first: np.ndarray,
         raw_ids: np.ndarray,
+        id_strings: pa.Array | None,
         clinics: pd.DataFrame,
         payers: pd.DataFrame,
     ) -> None:
         k = len(first)
         starts, inst = self.starts, self.institutional
-        dob_codes, dob_str = _d8(df["patient_dob"])
-        self.dob = dob_str[dob_codes[first]]
+        self.dob = _d8(df["patient_dob"], first)
+        self.injury = _blank(k)
         if "injury_date" in df:
-            inj_codes, inj_str = _d8(df["injury_date"])
-            inj_seg = _objects((f"DTP*431*D8*{d}~\n" if d else "" for d in inj_str), len(inj_str))
-            self.injury = inj_seg[inj_codes[first]]
-        else:
-            self.injury = np.full(k, "", dtype=object)
+            injury = _d8(df["injury_date"], first)
+            segment = (f"DTP*431*D8*{d}~\n" if d else "" for d in injury.texts)
+            self.injury = _Texts(injury.codes, _objects(segment, len(injury.texts)))
 
-        def values(name: str) -> pd.Series | np.ndarray:
-            return df[name].iloc[first] if name in df else np.full(k, None, dtype=object)
+        def values(name: str) -> _Values:
+            """The column's value on each claim's first line."""
+            if name not in df:
+                return np.full(k, None, dtype=object)
+            strings = _arrow(df[name])
+            return df[name].iloc[first] if strings is None else strings.take(first)
+
+        def reference_ids(name: str) -> tuple[np.ndarray, list, np.ndarray]:
+            """(index among the distinct ids, the distinct ids, the id) per claim, the ids
+            in order of first appearance; NAs as pandas gives them (they fail the walk in
+            ``failing``)."""
+            strings = values(name)
+            if isinstance(strings, pa.Array) and strings.null_count == 0:
+                codes, keys = _distinct(strings)
+                return codes, keys[:-1].tolist(), keys[codes]
+            ids = np.asarray(df[name].iloc[first] if name in df else strings, dtype=object)
+            return *_first_seen(ids), ids
 
         # reference rows, in order of first appearance (claims are written clinic by clinic)
-        clinic_ids, payer_ids = (
-            np.asarray(values(c), dtype=object) for c in ("clinic_id", "payer_id")
-        )
-        self.clinic_rank, seen = _first_seen(clinic_ids)
+        self.clinic_rank, seen, clinic_ids = reference_ids("clinic_id")
         self.clinic_entries = [_checked(_clinic_entry, clinics, c, inst) for c in seen]
         self.claim_order = np.argsort(self.clinic_rank, kind="stable")
-        self.payer_code, seen = _first_seen(payer_ids)
+        self.payer_code, seen, payer_ids = reference_ids("payer_id")
         self.payer_entries = [_checked(_payer_entry, payers, p) for p in seen]
         self.scope_ids = {"clinic": clinic_ids, "payer": payer_ids}
         clinic_problem = _split(_objects(self.clinic_entries, len(self.clinic_entries)))[1]
@@ -885,11 +1260,23 @@ class _Batch:
 
         p = self.problems = _FirstProblem(k)
         p.note(_by_row(self.clinic_rank, clinic_problem))
-        clm01 = _cleaned(raw_ids, 20)
+        # CLM01 is the id as is: a clean one passes, any other only if cleaning leaves it so
+        clm01_ok = np.zeros(k, dtype=bool)
+        if id_strings is not None:  # the ids by first appearance, as pyarrow strings
+            clm01_ok = _is_clean(raw_ids, 20, id_strings)[:k]
+        elif pd.api.types.infer_dtype(raw_ids, skipna=False) == "string":
+            clm01_ok = _is_clean(raw_ids, 20)
+        for i in np.flatnonzero(~clm01_ok):
+            text = clean_text(raw_ids[i], 20)
+            clm01_ok[i] = text != "" and text == self.ids[i]
         p.note_mask(
-            (clm01 == "") | (clm01 != np.array(self.ids, dtype=object)),
+            ~clm01_ok,
             _Invalid("claim_id", "must be 1-20 characters of A-Z 0-9 and X12 basic punctuation"),
         )
+        # CLM01 texts: pyarrow's strings, or the ids that can be sent (others are never written,
+        # and may not even convert: a lone surrogate in an object column)
+        written_ids = self.ids if id_strings is not None else np.where(clm01_ok, self.ids, "")
+        self.id_texts = _Texts(np.arange(k), written_ids, id_strings)
         max_lines = MAX_LINES_PER_CLAIM_I if inst else MAX_LINES_PER_CLAIM
         p.note_mask(
             self.sizes > max_lines, _Invalid("service lines", f"exceed {max_lines} per claim")
@@ -899,7 +1286,8 @@ class _Batch:
         relation, problem = _split(_objects((_checked(_relation, v) for v in keys), len(keys)))
         p.note(_by_row(codes, problem))
         self.dependent = (relation != "self")[codes]
-        self.pat01 = _objects((RELATIONSHIP_PAT01.get(r, "") for r in relation), len(keys))[codes]
+        pat01 = _objects((RELATIONSHIP_PAT01.get(r, "") for r in relation), len(keys))
+        self.pat01 = _Texts(codes, pat01)
         self.pat_last, problem = _required(values("patient_last_name"), "patient_last_name", 60)
         p.note(problem)
         self.pat_first, problem = _required(values("patient_first_name"), "patient_first_name", 35)
@@ -911,13 +1299,13 @@ class _Batch:
         self.city, problem = _required(values("patient_city"), "patient_city", 30, 2)
         p.note(problem)
         self.state, problem = _checked_values(
-            lambda v: _state(v, "patient_state"), values("patient_state")
+            lambda v: _state(v, "patient_state"), values("patient_state"), unchanged="^[A-Z]{2}$"
         )
         p.note(problem)
-        self.zip, problem = _checked_values(lambda v: _zip(v, "patient_zip"), values("patient_zip"))
+        self.zip, problem = _zips(values("patient_zip"), "patient_zip")
         p.note(problem)
-        p.note_mask(self.dob == "", _Invalid("patient_dob", "is missing"))
-        self.sex, problem = _checked_values(_sex, values("patient_sex"))
+        p.note_mask((self.dob.texts == "")[self.dob.codes], _Invalid("patient_dob", "is missing"))
+        self.sex, problem = _checked_values(_sex, values("patient_sex"), unchanged="^[MFU]$")
         p.note(problem)
         self.group, problem = _identifiers(values("group_number"), "group_number", 50)
         p.note(problem)
@@ -934,14 +1322,14 @@ class _Batch:
         dx, problem = _split(dx)
         p.note(_by_row(dx_codes, problem))
         self.n_dx = np.fromiter((d[0] if d else 0 for d in dx), np.int64, len(dx))[dx_codes]
-        self.hi = _objects((d[1] if d else "" for d in dx), len(dx))[dx_codes]
+        self.hi = _Texts(dx_codes, _objects((d[1] if d else "" for d in dx), len(dx)))
         self.auth, problem = _identifiers(values("prior_auth_number"), "prior_auth_number", 50)
         p.note(problem)
 
         # renderers: the claim's (2310B / attending) is its first line's
-        npi_ok = _per_value(_npi_ok, self.npi).astype(bool)
-        self.npi0 = self.npi[starts]
-        has_npi0 = self.npi0 != ""
+        npi_ok = self.npi_ok
+        self.npi0 = self.npi_texts[self.npi_code[starts]]
+        has_npi0 = ~self.npi_empty[starts]
         bad_npi = _Invalid("rendering_npi", _BAD_NPI)
         if inst:
             p.note_mask(
@@ -975,10 +1363,8 @@ class _Batch:
             ),
         )
         p.note_mask((self.dos_str == "")[self.dos], _Invalid("date_of_service", "is missing"))
-        claim_npi = self.npi[self.starts][self.line_claim]
         if self.institutional:
-            disc_codes = _codes(self.discipline)
-            group, rep = _groups(self.svc, disc_codes)
+            group, rep = _groups(self.svc, self.disc_code)
             problem = _objects(
                 (_modifier_problem(self.svc_values[self.svc[r]], self.discipline[r]) for r in rep),
                 len(rep),
@@ -999,7 +1385,8 @@ class _Batch:
                 _Invalid("place_of_service", "is not 2 digits"),
             )
         # a line renderer that differs from the claim's: 2420A (837P) / 2420C (837I)
-        self.line_renderer = (self.npi != "") & (self.npi != claim_npi)
+        claim_npi = self.npi_code[self.starts][self.line_claim]
+        self.line_renderer = ~self.npi_empty & (self.npi_code != claim_npi)
         p.note(self.r_last_problem, where=self.line_renderer)
         p.note(self.r_first_problem, where=self.line_renderer)
         p.note_mask(self.line_renderer & ~npi_ok, bad_npi)
@@ -1016,11 +1403,12 @@ class _Batch:
         (``!=``) with the last written claim's, which raises ``TypeError`` for an id such as
         ``pd.NA``. All-string ids cannot raise, so they skip the walk.
         """
-        order, bad = self.claim_order.tolist(), self.problems.bad
+        order, bad = self.claim_order, self.problems.bad
         clinic_ids = self.scope_ids["clinic"]
         if pd.api.types.infer_dtype(clinic_ids, skipna=False) == "string":
-            yield from (k for k in order if bad[k])
+            yield from order[bad[order]].tolist()
             return
+        order = order.tolist()
         current: object = None
         for at, k in enumerate(order):
             if at % MAX_CLAIMS_PER_ST == 0:
@@ -1038,17 +1426,18 @@ class _Batch:
         return f"claim {self.ids[k]}{scope}: {problem}"
 
     # ---- texts ------------------------------------------------------------------------------
-    def transaction_sets(self) -> list[tuple[np.ndarray, str]]:
-        """``(claims, body)`` per transaction set that has a claim to write, in order.
+    def transaction_sets(self) -> _Sets | None:
+        """The transaction sets that have a claim to write (None if none has).
 
         A set takes ``MAX_CLAIMS_PER_ST`` claims of the claim order (written or not); HL
         numbers restart in each set, with a 2000A billing provider HL whenever the clinic
-        changes. The body runs from the first 2000A HL to the last claim's last segment.
+        changes. A set's body runs from its first 2000A HL to its last claim's last segment.
+        The texts are joined by pyarrow, column by column.
         """
         ok = ~self.problems.bad[self.claim_order]
         w = self.claim_order[ok]  # the claims written, in file order
         if not len(w):
-            return []
+            return None
         n_w = len(w)
         at = np.arange(n_w)
         st = np.flatnonzero(ok) // MAX_CLAIMS_PER_ST
@@ -1061,15 +1450,17 @@ class _Batch:
         hl = 1 + before - before[np.maximum.accumulate(np.where(new_set, at, 0))]
         hl_sub = hl + header
         parent = hl[np.maximum.accumulate(np.where(header, at, 0))]
-        num = _objects(map(str, range(int(hl_sub.max()) + 2)), int(hl_sub.max()) + 2)
+        n_num = int(hl_sub.max()) + 2
+        num = _Texts(np.zeros(1, dtype=np.int64), _objects(map(str, range(n_num)), n_num))
 
-        hdr = np.full(n_w, "", dtype=object)
         blocks = [_billing_provider(e) if isinstance(e, dict) else "" for e in self.clinic_entries]
-        for j in np.flatnonzero(header):
-            hdr[j] = f"HL*{hl[j]}**20*1~\n{blocks[rank[j]]}"
+        heads = [f"HL*{hl[j]}**20*1~\n{blocks[rank[j]]}" for j in np.flatnonzero(header)]
+        hdr_code = np.zeros(n_w, dtype=np.int64)
+        hdr_code[header] = np.arange(1, len(heads) + 1)
+        hdr = self._written(w, hdr_code, np.array(["", *heads], dtype=object))
         payer = self.payer_entries
-        pcode = self.payer_code[w]
         sbr09 = _objects((e["sbr09"] if isinstance(e, dict) else "" for e in payer), len(payer))
+        sbr09 = _Texts(self.payer_code, sbr09)
         pr = _objects(
             (
                 f"NM1*PR*2*{e['name']}*****PI*{e['id']}~\n" if isinstance(e, dict) else ""
@@ -1077,22 +1468,23 @@ class _Batch:
             ),
             len(payer),
         )
+        pr = _Texts(self.payer_code, pr)
         demographics = [
-            "~\nN3*", self.address[w], "~\nN4*", self.city[w], "*", self.state[w], "*",
-            self.zip[w], "~\nDMG*D8*", self.dob[w], "*", self.sex[w], "~\n",
+            "~\nN3*", self.address, "~\nN4*", self.city, "*", self.state, "*",
+            self.zip, "~\nDMG*D8*", self.dob, "*", self.sex, "~\n",
         ]  # fmt: skip
-        common = [hdr, "HL*", num[hl_sub], "*", num[parent]]
+        common = [hdr, "HL*", self._written(w, hl_sub, num), "*", self._written(w, parent, num)]
         self_items = [
-            *common, "*22*0~\nSBR*P*18*", self.group[w], "******", sbr09[pcode],
-            "~\nNM1*IL*1*", self.pat_last[w], "*", self.pat_first[w], "****MI*", self.member[w],
-            *demographics, pr[pcode],
+            *common, "*22*0~\nSBR*P*18*", self.group, "******", sbr09,
+            "~\nNM1*IL*1*", self.pat_last, "*", self.pat_first, "****MI*", self.member,
+            *demographics, pr,
         ]  # fmt: skip
         dep_items = [
-            *common, "*22*1~\nSBR*P**", self.group[w], "******", sbr09[pcode],
-            "~\nNM1*IL*1*", self.sub_last[w], "*", self.sub_first[w], "****MI*", self.member[w],
-            "~\n", pr[pcode], "HL*", num[hl_sub + 1], "*", num[hl_sub], "*23*0~\nPAT*",
-            self.pat01[w], "~\nNM1*QC*1*", self.pat_last[w], "*", self.pat_first[w],
-            *demographics,
+            *common, "*22*1~\nSBR*P**", self.group, "******", sbr09,
+            "~\nNM1*IL*1*", self.sub_last, "*", self.sub_first, "****MI*", self.member,
+            "~\n", pr, "HL*", self._written(w, hl_sub + 1, num), "*",
+            self._written(w, hl_sub, num), "*23*0~\nPAT*", self.pat01, "~\nNM1*QC*1*",
+            self.pat_last, "*", self.pat_first, *demographics,
         ]  # fmt: skip
         # the demographics' leading "~\n" ends NM1*IL (self) or NM1*QC (dependant)
         lines = self._written_lines(w)
@@ -1100,28 +1492,27 @@ class _Batch:
         self_items += claim_items
         dep_items += claim_items
 
-        n_lines = self.sizes[w]
-        size = 1 + 3 * n_lines  # the claim's text up to its first LX, then 3 pieces a line
-        base = np.cumsum(size) - size
-        pieces = np.empty(int(size.sum()), dtype=object)
-        for sel, items in ((~dep, self_items), (dep, dep_items)):
-            pieces[base[sel]] = _concat(
-                [item if isinstance(item, str) else item[sel] for item in items], int(sel.sum())
-            )
-        line_at = np.repeat(base + 1, n_lines) + 3 * (self.lx[lines] - 1)
-        lx = self.lx[lines]
-        pieces[line_at] = _objects((f"LX*{i}~\n" for i in range(lx.max() + 1)), lx.max() + 1)[lx]
-        pieces[line_at + 1] = self._line_bodies(lines)
-        renderer = np.full(len(lines), "", dtype=object)
-        need = self.line_renderer[lines]
-        renderer[need] = self._renderers(lines[need])
-        pieces[line_at + 2] = renderer
+        # each claim's text up to its first LX, for the self and the dependant ones apart
+        at_self, at_dep = np.flatnonzero(~dep), np.flatnonzero(dep)
+        position = np.empty(n_w, dtype=np.int64)
+        position[np.r_[at_self, at_dep]] = at
+        claim_heads = pa.concat_arrays([
+            _join_columns(self_items, w[at_self]), _join_columns(dep_items, w[at_dep])
+        ]).take(position)  # fmt: skip
+        claim_lines = _join_runs(self._line_texts(lines), self.sizes[w])
         set_at = np.flatnonzero(new_set)
-        ends = np.r_[base[set_at[1:]], len(pieces)]
-        return [
-            (w[a:b], "".join(pieces[p0:p1].tolist()))
-            for a, b, p0, p1 in zip(set_at, np.r_[set_at[1:], n_w], base[set_at], ends, strict=True)
-        ]
+        set_end = np.r_[set_at[1:], n_w]
+        segments = _segment_counts(claim_heads, set_end - set_at)
+        segments += _segment_counts(claim_lines, set_end - set_at)
+        claims = [w[a:b] for a, b in zip(set_at, set_end, strict=True)]
+        return _Sets(claims, segments.tolist(), [claim_heads, claim_lines])
+
+    def _written(self, w: np.ndarray, codes: np.ndarray, texts: np.ndarray | _Texts) -> _Texts:
+        """A text per claim from the ``codes`` of the written claims ``w`` (file order) into
+        ``texts`` (or into the texts of a ``_Texts``)."""
+        by_claim = np.zeros(len(self.ids), dtype=np.int64)
+        by_claim[w] = codes
+        return texts.recode(by_claim) if isinstance(texts, _Texts) else _Texts(by_claim, texts)
 
     def _written_lines(self, w: np.ndarray) -> np.ndarray:
         """Positions (claim order) of the lines of claims ``w``, claim after claim."""
@@ -1129,23 +1520,22 @@ class _Batch:
         offsets = np.cumsum(n_lines) - n_lines
         return np.repeat(self.starts[w] - offsets, n_lines) + np.arange(int(n_lines.sum()))
 
-    def _renderers(self, rows: np.ndarray, entity: str = "82") -> np.ndarray:
-        """``NM1*82`` (837P: with ``PRV*PE``) of the rendering provider of each line in rows."""
+    def _renderers(self, rows: np.ndarray, entity: str = "82") -> tuple[np.ndarray, _Texts]:
+        """``NM1*82`` (837P: with ``PRV*PE``) of the rendering provider of each line in rows,
+        joined once per distinct provider: (code per row, texts by code); code 0 is ''."""
         clinic = self.clinic_rank[self.line_claim[rows]]
-        key, rep = _groups(
-            _codes(self.r_last[rows]),
-            _codes(self.r_first[rows]),
-            _codes(self.npi[rows]),
-            np.zeros(len(rows)) if self.institutional else clinic,
-        )
-        texts = []
-        for r in rep:
-            row = rows[r]
-            text = f"NM1*{entity}*1*{self.r_last[row]}*{self.r_first[row]}****XX*{self.npi[row]}~\n"
-            if not self.institutional:
-                text += f"PRV*PE*PXC*{self.clinic_entries[clinic[r]]['taxonomy']}~\n"
-            texts.append(text)
-        return _objects(texts, len(texts))[key]
+        last, first, npi = self.r_last_code[rows], self.r_first_code[rows], self.npi_code[rows]
+        key, rep = _groups(last, first, npi, np.zeros(len(rows)) if self.institutional else clinic)
+        items = [
+            f"NM1*{entity}*1*", _Texts(last, self.r_last_texts), "*",
+            _Texts(first, self.r_first_texts), "****XX*", _Texts(npi, self.npi_texts), "~\n",
+        ]  # fmt: skip
+        if not self.institutional:  # (written claims have a clinic, so a taxonomy)
+            entries = self.clinic_entries
+            taxonomy = (e["taxonomy"] if isinstance(e, dict) else "" for e in entries)
+            items += ["PRV*PE*PXC*", _Texts(clinic, _objects(taxonomy, len(entries))), "~\n"]
+        texts = pa.concat_arrays([_large([""]), _join_columns(items, rep)])
+        return key + 1, _Texts(np.zeros(1, dtype=np.int64), arrow=texts)
 
     def _claim_items(self, w: np.ndarray, lines: np.ndarray) -> list:
         """Pieces of the 2300 loop (CLM up to the first LX) of claims ``w``."""
@@ -1156,63 +1546,67 @@ class _Batch:
         if cents.max() > np.iinfo(np.int64).max // MAX_LINES_PER_CLAIM_I:
             cents = cents.astype(object)  # integer sums that int64 cannot hold
         codes, totals = pd.factorize(np.add.reduceat(cents, offsets))
-        total = _objects((_money(int(t)) for t in totals), len(totals))[codes]
-        ids = np.array(self.ids, dtype=object)[w]
-        auth = self.auth[w]
-        has_auth = auth != ""
-        ref_g1 = [np.where(has_auth, "REF*G1*", ""), auth, np.where(has_auth, "~\n", "")]
+        total = self._written(w, codes, _money_texts(totals))
+        has_auth = np.not_equal(self.auth.texts, "")[self.auth.codes].astype(np.int64)
+        ref_g1 = [
+            _Texts(has_auth, np.array(["", "REF*G1*"], dtype=object)),
+            self.auth,
+            _Texts(has_auth, np.array(["", "~\n"], dtype=object)),
+        ]
         if self.institutional:
             clm05 = _objects(
                 (e["clm05"] if isinstance(e, dict) else "" for e in self.clinic_entries),
                 len(self.clinic_entries),
-            )[self.clinic_rank[w]]
+            )
             by_date = np.argsort(self.dos_str, kind="stable")
             date_rank = np.empty(len(by_date), dtype=np.int64)
             date_rank[by_date] = np.arange(len(by_date))
             ranks = date_rank[self.dos[lines]]
-            first_date = self.dos_str[by_date[np.minimum.reduceat(ranks, offsets)]]
-            last_date = self.dos_str[by_date[np.maximum.reduceat(ranks, offsets)]]
+            first_date = by_date[np.minimum.reduceat(ranks, offsets)]
+            last_date = by_date[np.maximum.reduceat(ranks, offsets)]
+            key, attending = self._renderers(first, "71")
             return [
-                "CLM*", ids, "*", total, "***", clm05, "**A*Y*Y~\nDTP*434*RD8*", first_date,
-                "-", last_date, "~\nCL1*3**01~\n", *ref_g1, self.hi[w],
-                self._renderers(first, "71"),
+                "CLM*", self.id_texts, "*", total, "***", _Texts(self.clinic_rank, clm05),
+                "**A*Y*Y~\nDTP*434*RD8*", self._written(w, first_date, self.dates), "-",
+                self._written(w, last_date, self.dates), "~\nCL1*3**01~\n", *ref_g1, self.hi,
+                self._written(w, key, attending),
             ]  # fmt: skip
-        claim_pos = self.place_values[self.place[first]]
-        rendering = np.full(len(w), "", dtype=object)
+        claim_pos = _Texts(self.place[self.starts], self.place_texts)
         need = self.renderer2310[w]
-        rendering[need] = self._renderers(first[need])
+        rendering = np.zeros(len(w), dtype=np.int64)
+        rendering[need], texts = self._renderers(first[need])
         return [
-            "CLM*", ids, "*", total, "***", claim_pos, ":B:1*Y*A*Y*Y~\n", self.injury[w],
-            *ref_g1, self.hi[w], rendering,
+            "CLM*", self.id_texts, "*", total, "***", claim_pos, ":B:1*Y*A*Y*Y~\n", self.injury,
+            *ref_g1, self.hi, self._written(w, rendering, texts),
         ]  # fmt: skip
 
-    def _line_bodies(self, lines: np.ndarray) -> np.ndarray:
-        """``SV1``/``SV2`` and ``DTP*472`` of each line, built once per distinct line."""
-        cents_code = pd.factorize(self.cents[lines])[0]
-        units_code = pd.factorize(self.units[lines])[0]
-        svc, dos = self.svc[lines], self.dos[lines]
+    def _line_texts(self, lines: np.ndarray) -> pa.Array:
+        """``LX``, ``SV1``/``SV2``, ``DTP*472`` and the line's rendering provider (2420A /
+        2420C, when it differs from the claim's) of each of ``lines``, joined by pyarrow from
+        texts built once per distinct value."""
+        n_lx = int(self.lx.max()) + 1
+        lx = _Texts(self.lx, _objects((f"LX*{i}~\n" for i in range(n_lx)), n_lx))
+        codes, cents = pd.factorize(self.cents)
+        money = _money_texts(cents).recode(codes)
+        codes, units = pd.factorize(self.units)
+        units = _Texts(codes, _objects(map(str, units), len(units)))
+        date = self.dates.recode(self.dos)
+        need = lines[self.line_renderer[lines]]
+        renderer = np.zeros(len(self.lx), dtype=np.int64)
+        renderer[need], texts = self._renderers(need)
+        renderer = texts.recode(renderer)
         if self.institutional:
-            discipline = self.discipline[lines]
-            key, rep = _groups(svc, cents_code, units_code, _codes(discipline), dos)
-            texts = [
-                f"SV2*{REVENUE_CODES[discipline[r]][0]}*{self.svc_values[svc[r]]}*"
-                f"{_money(int(self.cents[lines[r]]))}*UN*{self.units[lines[r]]}~\n"
-                f"DTP*472*D8*{self.dos_str[dos[r]]}~\n"
-                for r in rep
-            ]
-        else:
-            place = self.place[lines]
-            claim_place = self.place[self.starts[self.line_claim[lines]]]
-            same = self.place_values[place] == self.place_values[claim_place]
-            ptr = self.ptr[lines]
-            key, rep = _groups(svc, cents_code, units_code, np.where(same, 0, place + 1), ptr, dos)
-            texts = [
-                f"SV1*{self.svc_values[svc[r]]}*{_money(int(self.cents[lines[r]]))}*UN*"
-                f"{self.units[lines[r]]}*{'' if same[r] else self.place_values[place[r]]}**"
-                f"{self.ptr_values[ptr[r]][0]}~\nDTP*472*D8*{self.dos_str[dos[r]]}~\n"
-                for r in rep
-            ]
-        return _objects(texts, len(texts))[key]
+            return _join_distinct([
+                lx, "SV2*", self.revenue_text, "*", self.svc_text, "*", money, "*UN*", units,
+                "~\nDTP*472*D8*", date, "~\n", renderer,
+            ], lines)  # fmt: skip
+        claim_place = self.place[self.starts[self.line_claim]]
+        same = self.place_code[self.place] == self.place_code[claim_place]
+        place = _Texts(np.where(same, 0, self.place + 1), np.array(["", *self.place_texts]))
+        return _join_distinct([
+            lx, "SV1*", self.svc_text, "*", money, "*UN*", units, "*", place, "**",
+            self.ptr_text, "~\nDTP*472*D8*", date, "~\n", renderer,
+        ], lines)  # fmt: skip
 
 
 def _billing_provider(e: dict[str, str]) -> str:
