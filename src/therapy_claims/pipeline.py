@@ -1008,7 +1008,7 @@ ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, 
 
 
 def _build_interchanges(
-    cfg: RunConfig, jobs: list[ClaimJob], scored=None, raw=None
+    cfg: RunConfig, jobs: list[ClaimJob], scored=None, raw=None, ref=None
 ) -> tuple[list[list[dict]], dict]:
     """Build the claim files of some interchanges, in this process or in ``run``'s second
     process (which reads the staged tables itself). Per job, its files in order, each built
@@ -1017,7 +1017,8 @@ def _build_interchanges(
     timings recorded here."""
     if not jobs:
         return [], {}
-    ref = reference.load(cfg.reference)
+    if ref is None:
+        ref = reference.load(cfg.reference)
     if scored is None:
         scored = storage.read_table(cfg.staged("scored", "scored.parquet"), PUBLISH_SCORED)
     if raw is None:
@@ -1126,7 +1127,7 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         if theirs:
             pending = pool.submit(_build_interchanges, cfg, [jobs[i] for i in sorted(theirs)])
         mine = [j for i, j in enumerate(jobs) if i not in theirs]
-        built_here, here_timings = _build_interchanges(cfg, mine, scored, raw)
+        built_here, here_timings = _build_interchanges(cfg, mine, scored, raw, ref)
         del scored, raw
         built_there, there_timings = pending.result() if pending is not None else ([], {})
         timing.merge_into(timing.merge(here_timings, there_timings))
