@@ -177,14 +177,19 @@ def _write_table(table, path: str) -> None:
     _writes[path] = _writer.submit(storage.write_table, table, path)
 
 
-def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = False) -> pd.DataFrame:
-    """The staged frame at ``path``; ``last``: no later stage of this run reads it from memory
-    (a later read falls back to the file)."""
+def _read_table(path: str, columns: list[str] | None = None, *, last: bool = False):
+    """The staged Arrow table at ``path`` (``columns`` only, if given); ``last``: no later
+    stage of this run reads it from memory (a later read falls back to the file)."""
     if _handover is not None and path in _handover:
         table = _handover.pop(path) if last else _handover[path]
-        return storage.to_frame(table, columns)
+        return table.select(columns) if columns is not None else table
     _flush_writes(path)
-    return storage.read_parquet(path, columns=columns)
+    return storage.read_table(path, columns)
+
+
+def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = False) -> pd.DataFrame:
+    """The staged frame at ``path``, as ``_read_table`` gives it."""
+    return storage.to_frame(_read_table(path, columns, last=last))
 
 
 # set by ``run`` while its second process is there to write the raw layer's Parquet file
@@ -999,9 +1004,7 @@ def _raw_claim_fields(cfg: RunConfig):
 
         source = pa.memory_map(str(storage.local_path(mapped)))
         return pa.ipc.open_file(source).read_all().select(CLAIM_FIELDS)
-    path = cfg.staged("raw", "raw.parquet")
-    _flush_writes(path)
-    return storage.read_table(path, columns=CLAIM_FIELDS)
+    return _read_table(cfg.staged("raw", "raw.parquet"), CLAIM_FIELDS)
 
 
 ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, at_raw)
@@ -1020,7 +1023,7 @@ def _build_interchanges(
     if ref is None:
         ref = reference.load(cfg.reference)
     if scored is None:
-        scored = storage.read_table(cfg.staged("scored", "scored.parquet"), PUBLISH_SCORED)
+        scored = _read_table(cfg.staged("scored", "scored.parquet"), PUBLISH_SCORED)
     if raw is None:
         raw = _raw_claim_fields(cfg)
     lines = _lines_at(
@@ -1106,11 +1109,9 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
     t0 = time.perf_counter()
     _flush_writes()  # the staged writes finish before the claim files' frames are built
     ref = reference.load(cfg.reference)
-    scored_path = cfg.staged("scored", "scored.parquet")
-    if _handover is not None and scored_path in _handover:
-        scored = _handover.pop(scored_path)
-    else:
-        scored = storage.read_table(scored_path, [*PUBLISH_SCORED, "status"])
+    scored = _read_table(
+        cfg.staged("scored", "scored.parquet"), [*PUBLISH_SCORED, "status"], last=True
+    )
     is_billed = (
         storage.to_frame(scored, ["status"])["status"].eq("billed").fillna(False).to_numpy(bool)
     )
