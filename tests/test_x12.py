@@ -762,7 +762,8 @@ def test_renumber_gives_the_bytes_built_with_that_number(
 ):
     """Publish builds claim files under provisional numbers and renumbers them in order: the
     result is the same bytes as building with the final number, in ISA13, GS06, every BHT03,
-    GE02 and IEA02, and nothing else moves (several transaction sets, so several BHTs)."""
+    GE02 and IEA02, and nothing else moves (several transaction sets, so several BHTs), as
+    text or as bytes."""
     monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
     make, builder = (inst_line, build_i) if institutional else (line, build)
     df = frame(*[make(line_id=f"L{i}", claim_id=f"C{i}") for i in range(5)])
@@ -770,6 +771,7 @@ def test_renumber_gives_the_bytes_built_with_that_number(
     built_second = builder(ref, df, interchange_control_number=second)
     assert x12.renumber(built_first, second) == built_second
     assert x12.renumber(built_second, first) == built_first
+    assert x12.renumber(built_first.encode("ascii"), second) == built_second.encode("ascii")
     assert_valid(x12.renumber(built_first, second))
     bht = [s for s in segments(built_second) if s.startswith("BHT*")]
     assert len(bht) == 3 and all(s.split("*")[3].startswith(str(second)) for s in bht)

@@ -1089,38 +1089,47 @@ def _build(
     return text
 
 
-def renumber(text: str, interchange_control_number: int) -> str:
-    """The interchange ``text`` (as :func:`build_837p`/:func:`build_837i` give it) with another
-    interchange control number: the same bytes as building it with that number. The number is
-    in ISA13, GS06, each BHT03 (``<number><ST02>``), GE02 and IEA02; nothing else depends on it,
-    so claim files can be built apart and numbered in order afterwards."""
+def renumber(text: str | bytes, interchange_control_number: int) -> str | bytes:
+    """The interchange ``text`` (as :func:`build_837p`/:func:`build_837i` give it, or those
+    bytes) with another interchange control number: the same text (or bytes) as building it
+    with that number. The number is in ISA13, GS06, each BHT03 (``<number><ST02>``), GE02 and
+    IEA02; nothing else depends on it, so claim files can be built apart and numbered in order
+    afterwards. The file is copied once, with the numbers patched in."""
     icn = int(interchange_control_number)
     if not 1 <= icn <= 999_999_999:
         raise ValueError("interchange_control_number must be 1..999999999")
-    isa_end = text.index("~\n") + 2
-    gs_end = text.index("~\n", isa_end) + 2
-    ge_start = text.rindex("\nGE*", 0, len(text) - 1) + 1
-    isa, gs, body, trailer = (
-        text[:isa_end],
-        text[isa_end:gs_end],
-        text[gs_end:ge_start],
-        text[ge_start:],
-    )
-    isa_fields = isa.split("*")
-    old = int(isa_fields[13])
+    data = text.encode("ascii") if isinstance(text, str) else text
+    isa_end = data.index(b"~\n") + 2
+    gs_end = data.index(b"~\n", isa_end) + 2
+    ge_start = data.rindex(b"\nGE*", 0, len(data) - 1) + 1
+
+    def element(start: int, stop: int, n: int) -> tuple[int, int]:
+        """Where element ``n`` of the segment in ``data[start:stop]`` starts and ends."""
+        at = start - 1
+        for _ in range(n):
+            at = data.index(b"*", at + 1, stop)
+        return at + 1, data.index(b"*", at + 1, stop)
+
+    isa13 = element(0, isa_end, 13)
+    old = int(data[isa13[0] : isa13[1]])
     if old == icn:
         return text
-    isa_fields[13] = f"{icn:09d}"
-    gs_fields = gs.split("*")
-    gs_fields[6] = str(icn)
-    ge, iea = trailer.splitlines()
-    n_sets = ge.split("*")[1]
-    return (
-        "*".join(isa_fields)
-        + "*".join(gs_fields)
-        + body.replace(f"\nBHT*0019*00*{old}", f"\nBHT*0019*00*{icn}")
-        + f"GE*{n_sets}*{icn}~\nIEA*{iea.split('*')[1]}*{icn:09d}~\n"
-    )
+    new = str(icn).encode()
+    edits = [(*isa13, b"%09d" % icn), (*element(isa_end, gs_end, 6), new)]
+    bht = b"\nBHT*0019*00*" + str(old).encode()
+    at = data.find(bht, gs_end, ge_start)
+    while at >= 0:
+        edits.append((at + len(bht) - len(str(old)), at + len(bht), new))
+        at = data.find(bht, at + len(bht), ge_start)
+    ge, iea = bytes(data[ge_start:]).splitlines()
+    n_sets, n_groups = ge.split(b"*")[1], iea.split(b"*")[1]
+    edits.append((ge_start, len(data), b"GE*%s*%d~\nIEA*%s*%09d~\n" % (n_sets, icn, n_groups, icn)))
+    view, pieces, done = memoryview(data), [], 0
+    for start, stop, value in edits:
+        pieces += [view[done:start], value]
+        done = stop
+    out = b"".join(pieces)
+    return out.decode("ascii") if isinstance(text, str) else out
 
 
 class _Batch:
