@@ -60,14 +60,17 @@ def claim_key(claim_id: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- splitting
 
 
-def split_claims(lines: pd.DataFrame, limits: dict[str, int]) -> pd.Series:
+def split_claims(
+    lines: pd.DataFrame, limits: dict[str, int], *, claims: np.ndarray | None = None
+) -> pd.Series:
     """CLM01 per line once statuses are settled.
 
     A claim with more billed lines than its claim type allows (``limits``: 50 for
     professional, 999 for institutional) is sent as several claims: its billed lines, in the
     order they are written (date of service, line_id), get ``<claim_id>-1``, ``-2``, ... in
     chunks of the limit (within X12's 20 characters for the 17-character ids). Every other line
-    keeps its claim_id. Returns the new claim_id column (same index).
+    keeps its claim_id. Returns the new claim_id column (same index). ``claims``, if given,
+    numbers each line's claim (``pd.factorize`` codes) so the ids are not hashed again.
     """
     out = lines["claim_id"].astype("string").copy()
     cols = ["claim_id", "claim_type", "date_of_service", "line_id"]
@@ -76,7 +79,10 @@ def split_claims(lines: pd.DataFrame, limits: dict[str, int]) -> pd.Series:
         return out
     # per billed line: the billed lines of its claim, and its claim type's limit (counted on
     # factorised codes: a night has few claims over the limit, and only those are sorted)
-    claim = pd.factorize(lines["claim_id"].take(billed))[0]
+    if claims is None:
+        claim = pd.factorize(lines["claim_id"].take(billed))[0]
+    else:
+        claim = claims[billed]
     size = np.bincount(claim[claim >= 0], minlength=claim.max() + 1)[claim]
     kind, kinds = pd.factorize(lines["claim_type"].take(billed))
     shortest = min(limits.values())

@@ -18,7 +18,10 @@ import hashlib
 import logging
 import logging.handlers
 import multiprocessing
+import os
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -147,7 +150,8 @@ GX_INPUT = "raw.arrow"
 @contextmanager
 def _in_memory_handover() -> Iterator[None]:
     global _handover, _writer
-    _handover, _writer = {}, ThreadPoolExecutor(1, thread_name_prefix="tc-write")
+    _handover = {}
+    _writer = ThreadPoolExecutor(1, thread_name_prefix="tc-write", initializer=_in_background)
     try:
         yield
         _flush_writes()
@@ -155,6 +159,13 @@ def _in_memory_handover() -> Iterator[None]:
         _writer.shutdown(wait=True, cancel_futures=True)
         _handover, _writer = None, None
         _writes.clear()
+
+
+def _in_background() -> None:
+    """Lowest CPU priority for the calling thread (Linux: a thread has its own nice value):
+    the staged writes use what the stages leave of the two cores, rather than slowing them."""
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _flush_writes(path: str | None = None) -> None:
@@ -192,40 +203,19 @@ def _read_frame(path: str, columns: list[str] | None = None, *, last: bool = Fal
     return storage.to_frame(_read_table(path, columns, last=last))
 
 
-# set by ``run`` while its second process is there to write the raw layer's Parquet file
-_raw_parquet_by_second_process = False
-
-
 def _stage_raw(cfg: RunConfig, raw: pd.DataFrame) -> None:
-    """Stage the night's raw layer (``raw/raw.parquet``).
-
-    Within ``run`` on a local output, also as an uncompressed Arrow file that validate maps
-    instead of decoding Parquet; when ``run`` has a second process, that process writes the
-    Parquet file from it after validate, off this process's path."""
+    """Stage the night's raw layer (``raw/raw.parquet``). Within ``run`` on a local output,
+    also as an uncompressed Arrow file that validate (in the second process) and publish map
+    instead of decoding Parquet."""
     path = cfg.staged("raw", "raw.parquet")
     table = storage.to_table(raw)
-    if _handover is None or storage.is_s3(cfg.out):
-        _write_table(table, path)
-        return
-    import pyarrow.feather as feather
+    if _handover is not None and not storage.is_s3(cfg.out):
+        import pyarrow.feather as feather
 
-    mapped = storage.local_path(cfg.staged("work", GX_INPUT))
-    mapped.parent.mkdir(parents=True, exist_ok=True)
-    feather.write_feather(table, str(mapped), compression="uncompressed")
-    if _raw_parquet_by_second_process:
-        _handover[path] = table
-    else:
-        _write_table(table, path)
-
-
-def _write_raw_parquet(cfg: RunConfig) -> None:
-    """In ``run``'s second process: ``raw/raw.parquet`` from the mapped Arrow file."""
-    import pyarrow.feather as feather
-
-    mapped = str(storage.local_path(cfg.staged("work", GX_INPUT)))
-    storage.write_table(
-        feather.read_table(mapped, memory_map=True), cfg.staged("raw", "raw.parquet")
-    )
+        mapped = storage.local_path(cfg.staged("work", GX_INPUT))
+        mapped.parent.mkdir(parents=True, exist_ok=True)
+        feather.write_feather(table, str(mapped), compression="uncompressed")
+    _write_table(table, path)
 
 
 def _read_for_validate(
@@ -584,23 +574,15 @@ def _split_list(s: pd.Series) -> pd.Series:
     return rules.list_column(np.where(empty, 0, split_lengths), values, s.index)
 
 
-def _codes_per_line(lines: pd.DataFrame, found: pd.DataFrame) -> pd.Series:
-    """Per line, the codes of its findings in the order of ``found``."""
-    with_line = found[found["line_id"].notna()]
-    ids = pd.Index(lines["line_id"])
-    if ids.is_unique:
-        pos = ids.get_indexer(with_line["line_id"])
-    else:  # every line with that id gets the finding
-        pairs = pd.DataFrame({"line_id": lines["line_id"].to_numpy(), "pos": range(len(lines))})
-        hit = pairs.merge(
-            pd.DataFrame({"line_id": with_line["line_id"].to_numpy(), "k": range(len(with_line))}),
-            on="line_id",
-        ).sort_values("k", kind="stable")
-        pos, with_line = hit["pos"].to_numpy(), with_line.iloc[hit["k"].to_numpy()]
-    keep = pos >= 0
-    pos, codes = pos[keep], with_line["code"].to_numpy(dtype=object)[keep]
-    order = np.argsort(pos, kind="stable")
-    return rules.list_column(np.bincount(pos, minlength=len(lines)), codes[order], lines.index)
+# a line's status as a small integer until it is written
+_NOT_BILLED, _BILLED, _HELD = 0, 1, 2
+_STATUS_TEXT = pa.array(["not_billed", "billed", "held"])
+
+
+def _status_column(status_of: np.ndarray, index: pd.Index) -> pd.Series:
+    """The ``status`` text column from the integer statuses (built in Arrow, not per row)."""
+    text = pa.DictionaryArray.from_arrays(pa.array(status_of), _STATUS_TEXT).cast(pa.string())
+    return pd.Series(pd.array(text, dtype="str"), index=index)
 
 
 def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> dict:
@@ -624,33 +606,46 @@ def score(cfg: RunConfig, *, validated: Callable[[], object] | None = None) -> d
     found = findings.concat(
         [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
     )
-    earlier = [_read_frame(cfg.staged("work", "ingest_findings.parquet"), last=True)]
-    # (what does not depend on the validate stage's findings comes before waiting for them)
+    earlier = _read_frame(cfg.staged("work", "ingest_findings.parquet"), last=True)
+    # what does not depend on the validate stage's findings comes before waiting for them:
+    # each finding's line as a row number, and each line's claim as a number
     lines["changes"] = night.change_lists()
     lines["modifiers"] = _split_list(lines["modifiers"])
+    ids = pd.Index(lines["line_id"])
+    if not ids.is_unique:  # ingest quarantines every repeat of a line_id
+        raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
+    at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
+    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
+    status_of = np.where(lines["units"].to_numpy() > 0, _BILLED, _NOT_BILLED).astype(np.int8)
     if validated is not None:
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
             validated()
     gx_path = cfg.staged("work", "gx_findings.parquet")
-    if storage.exists(gx_path):
-        earlier.append(storage.read_parquet(gx_path))
-    all_found = findings.concat([*earlier, found])
+    gx = storage.read_parquet(gx_path) if storage.exists(gx_path) else findings.empty()
+    all_found = findings.concat([earlier, gx, found])
+    at = np.concatenate([at_earlier, ids.get_indexer(gx["line_id"]), at_found])
 
     # hold every claim with an error on any of its lines
-    errors = all_found[(all_found["severity"] == ERROR) & all_found["line_id"].notna()]
-    with_error = lines["line_id"].isin(errors["line_id"].unique())
-    held = lines["claim_id"].isin(lines.loc[with_error, "claim_id"].unique()).to_numpy()
-    status = np.where(held, "held", np.where(lines["units"] > 0, "billed", "not_billed"))
-    lines["status"] = status
+    on_line = at >= 0
+    error_at = at[on_line & (all_found["severity"] == ERROR).to_numpy()]
+    held_claim = np.zeros(len(claims), dtype=bool)
+    held_claim[claim_of_line[error_at]] = True
+    status_of[held_claim[claim_of_line]] = _HELD
+    lines["status"] = _status_column(status_of, lines.index)
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
-    lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS)
-    lines["exception_codes"] = _codes_per_line(lines, all_found)
+    lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS, claims=claim_of_line)
+    # per line, the codes of its findings in the order of all_found
+    pos, codes = at[on_line], all_found["code"].to_numpy(dtype=object)[on_line]
+    order = np.argsort(pos, kind="stable")
+    lines["exception_codes"] = rules.list_column(
+        np.bincount(pos, minlength=len(lines)), codes[order], lines.index
+    )
 
     scored = lines.reindex(columns=SCORED_COLUMNS)
     exc = all_found.copy()
     exc.insert(0, "run_date", cfg.rd)
-    info = lines.set_index("line_id")[["claim_id", "cpt_code", "date_of_service"]]
-    exc = exc.join(info, on="line_id")
+    for c in ("claim_id", "cpt_code", "date_of_service"):  # of the finding's line, if any
+        exc[c] = pd.Series(lines[c].array.take(at, allow_fill=True), index=exc.index)
     with timing.record("write"):
         summary = _write_scored(
             cfg,
@@ -1060,10 +1055,10 @@ def _interchange_files(
     build = x12.build_837i if kind == "837I" else x12.build_837p
     out = []
     for chunk, dropped, text, placed, seq in _claim_files(build, group, args, cfg, 0):
-        f: dict = {"dropped": dropped, "text": ""}
+        f: dict = {"dropped": dropped, "data": b""}
         if not chunk.empty:
             f |= {
-                "text": text,
+                "data": text.encode("ascii"),
                 "receiver_id": receiver,
                 "claim_type": kind,
                 "claims": int(chunk["claim_id"].nunique()),
@@ -1081,6 +1076,12 @@ def _interchange_files(
             }
         out.append(f)
     return out
+
+
+def _save_claim_file(path: str, data: bytes) -> str:
+    """Write one claim file (atomically); returns its SHA-256."""
+    storage.write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _share(interchanges: list[tuple[tuple, int, int]]) -> set[int]:
@@ -1107,7 +1108,6 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
     the interchanges are built there; the files are the same bytes either way."""
     _require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
-    _flush_writes()  # the staged writes finish before the claim files' frames are built
     ref = reference.load(cfg.reference)
     scored = _read_table(
         cfg.staged("scored", "scored.parquet"), [*PUBLISH_SCORED, "status"], last=True
@@ -1126,6 +1126,7 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         theirs = _share(interchanges) if pool is not None and len(jobs) > 1 else set()
         pending = None
         if theirs:
+            _flush_writes(cfg.staged("scored", "scored.parquet"))  # the second process reads it
             pending = pool.submit(_build_interchanges, cfg, [jobs[i] for i in sorted(theirs)])
         mine = [j for i, j in enumerate(jobs) if i not in theirs]
         built_here, here_timings = _build_interchanges(cfg, mine, scored, raw, ref)
@@ -1135,31 +1136,37 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         built = iter(built_here), iter(built_there)
         rejected: dict[str, str] = {}
         seq = 0
-        for i in range(len(jobs)):  # numbered across the night, in interchange order
-            for f in next(built[i in theirs]):
-                rejected.update(f["dropped"])
-                if not f["text"]:
-                    continue
-                seq += 1
-                icn = control_number(cfg.run_date, seq)
-                data = x12.renumber(f["text"], icn).encode("ascii")
-                fname = f"{f['receiver_id']}_{f['claim_type']}_{icn:09d}.x12"
-                path = storage.join(cfg.final("claims"), fname)
-                storage.write_bytes(cfg.staged("claims", fname), data)
-                files.append(
-                    {
-                        "path": path,
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "bytes": len(data),
-                        "claims": f["claims"],
-                        "lines": f["lines"],
-                        "receiver_id": f["receiver_id"],
-                        "claim_type": f["claim_type"],
-                        "interchange_control_number": f"{icn:09d}",
-                        "charges": f["charges"],
-                    }
-                )
-                ledger_rows.append(ledger.stamp(f["ledger"], file=path, icn=icn))
+        saved: list[Future] = []
+        # numbered across the night, in interchange order; each file is checksummed and
+        # written on a thread (both let go of the GIL) while the next one is renumbered
+        with ThreadPoolExecutor(2, thread_name_prefix="tc-claims") as io:
+            for i in range(len(jobs)):
+                for f in next(built[i in theirs]):
+                    rejected.update(f["dropped"])
+                    if not f["data"]:
+                        continue
+                    seq += 1
+                    icn = control_number(cfg.run_date, seq)
+                    data = x12.renumber(f.pop("data"), icn)
+                    fname = f"{f['receiver_id']}_{f['claim_type']}_{icn:09d}.x12"
+                    path = storage.join(cfg.final("claims"), fname)
+                    saved.append(io.submit(_save_claim_file, cfg.staged("claims", fname), data))
+                    files.append(
+                        {
+                            "path": path,
+                            "sha256": None,
+                            "bytes": len(data),
+                            "claims": f["claims"],
+                            "lines": f["lines"],
+                            "receiver_id": f["receiver_id"],
+                            "claim_type": f["claim_type"],
+                            "interchange_control_number": f"{icn:09d}",
+                            "charges": f["charges"],
+                        }
+                    )
+                    ledger_rows.append(ledger.stamp(f["ledger"], file=path, icn=icn))
+        for entry, checksum in zip(files, saved, strict=True):
+            entry["sha256"] = checksum.result()
         if rejected:
             log.warning(
                 "publish: %s claim(s) could not be written and are held (CLAIM_DATA_INVALID)",
@@ -1304,7 +1311,6 @@ def _input_bytes(cfg: RunConfig) -> int:
 
 
 def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> None:
-    global _raw_parquet_by_second_process
     if not parallel:
         for name in STAGES:
             stage(name)
@@ -1313,26 +1319,19 @@ def _stages(cfg: RunConfig, stage: Callable[..., dict], say, parallel: bool) -> 
         # the second process starts, imports GX and loads the suites while ingest reads the
         # files (Arrow's serial reader: one core)
         pool.submit(_prepare_validate)
-        _raw_parquet_by_second_process = not storage.is_s3(cfg.out)
-        try:
-            stage("ingest")
-        finally:
-            _raw_parquet_by_second_process = False
+        stage("ingest")
         t0 = time.perf_counter()
         say("validate ... (in a second process, alongside score)")
         pending = pool.submit(validate, cfg)
-        # then the raw layer's Parquet file, while this process finishes score
-        raw_written = None if storage.is_s3(cfg.out) else pool.submit(_write_raw_parquet, cfg)
 
         def validated() -> None:
             result = pending.result()
             say(f"validate done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
+            pool.shutdown(wait=False)  # it exits (and gives its memory back) while score ends
 
         stage("score", validated=validated)
-        if raw_written is not None:
-            raw_written.result()
-    # a fresh second process for publish (the first one's memory, after GX, is given back):
-    # it starts while this one works out the claim-file order, then builds half the files
+    # a fresh second process for publish: it starts while this one works out the claim-file
+    # order, then builds about half the files
     with _second_process() as pool:
         pool.submit(_warm_up)
         stage("publish", pool=pool)
