@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import pytest
 from factories import row, write_csv
 
 from therapy_claims.cli import main
@@ -129,6 +131,38 @@ def test_python_dash_m(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "manifest" / "run_date=2026-11-28.json").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="transparent huge pages are Linux's")
+@pytest.mark.parametrize("keep, expected", [(None, "0"), ("1", "1")])
+def test_run_turns_transparent_huge_pages_off_for_itself_and_its_children(tmp_path, keep, expected):
+    """``run`` turns THP off (unless told to keep it) before it starts its second process,
+    which inherits the setting: the kernel reports it per process as ``THP_enabled``."""
+    script = (
+        "import ctypes, multiprocessing as mp, re, sys\n"
+        "from therapy_claims.cli import _without_transparent_huge_pages\n"
+        "def thp():\n"
+        "    return re.search(r'THP_enabled:\\s*(\\d)', open('/proc/self/status').read())[1]\n"
+        "if __name__ == '__main__':\n"
+        "    ctypes.CDLL(None).prctl(41, 0, 0, 0, 0)  # on, whatever the test process has\n"
+        "    assert thp() == '1'\n"
+        "    _without_transparent_huge_pages()\n"
+        "    with mp.get_context('spawn').Pool(1) as pool:\n"
+        "        print(thp(), pool.apply(thp))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THERAPY_CLAIMS_HUGE_PAGES"}
+    if keep is not None:
+        env["THERAPY_CLAIMS_HUGE_PAGES"] = keep
+    (tmp_path / "thp.py").write_text(script)
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "thp.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [expected, expected]
 
 
 def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys):
