@@ -1086,10 +1086,10 @@ def _save_claim_file(path: str, data: bytes) -> str:
 
 def _share(interchanges: list[tuple[tuple, int, int]]) -> set[int]:
     """The interchanges the second process builds: largest first, each to whichever side has
-    less to do, counting lines. The second process starts a tenth of the night behind: it
+    less to do, counting lines. The second process starts a sixth of the night behind: it
     reads the staged tables itself before it can build (this process has them in memory)."""
     total = sum(b - a for _, a, b in interchanges)
-    mine, theirs, given = -total / 10, 0, set()
+    mine, theirs, given = -total / 6, 0, set()
     for i in sorted(
         range(len(interchanges)), key=lambda i: interchanges[i][1] - interchanges[i][2]
     ):
