@@ -218,6 +218,18 @@ def test_results_json_and_data_docs_are_written(dirty_run, clean_run):
     assert not Path("gx").exists()  # no GX project folder left in the working directory
 
 
+def test_batches_are_not_fingerprinted_and_gx_is_left_as_it_was(dirty_run):
+    """GX's batch fingerprint (an md5 of the whole frame, 0.7 s at 1M lines) is skipped within
+    run_suites only: GX's own threshold is back afterwards."""
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    _, _, out = dirty_run
+    for name in gx_checks.SUITES:
+        text = (out / f"{name}.json").read_text()
+        assert "batch_markers" in text and "pandas_data_fingerprint" not in text
+    assert engine.HASH_THRESHOLD == 1e9
+
+
 def test_duplicate_line_id_is_reported_and_findings_stay_on_the_right_twin(tmp_path):
     df = typed_frame({}, {}, {"start_time": "10:00", "end_time": "09:50"}, {"line_id": None})
     df.loc[2, "line_id"] = "L0001"  # third row reuses the first row's id
