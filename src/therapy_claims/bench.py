@@ -102,17 +102,21 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _sample_rss(proc: subprocess.Popen, every: float = 0.1) -> int:
-    """The largest resident size of ``proc`` plus its child processes while it runs (KiB)."""
+def _sample_rss(proc: subprocess.Popen, every: float = 0.1) -> tuple[int, int]:
+    """The largest resident size (KiB) of ``proc`` plus its child processes while it runs, and
+    of its child processes alone. (A spawned process's own ``getrusage`` peak would start
+    from the size of the process it was forked from.)"""
     import threading
 
-    peak = 0
+    peak = children_peak = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, children_peak
         while not done.is_set():
-            peak = max(peak, _rss_kib(proc.pid) + sum(map(_rss_kib, _children(proc.pid))))
+            children = sum(map(_rss_kib, _children(proc.pid)))
+            peak = max(peak, _rss_kib(proc.pid) + children)
+            children_peak = max(children_peak, children)
             done.wait(every)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -121,7 +125,7 @@ def _sample_rss(proc: subprocess.Popen, every: float = 0.1) -> int:
         time.sleep(every)
     done.set()
     t.join()
-    return peak
+    return peak, children_peak
 
 
 def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
@@ -164,7 +168,7 @@ def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=(log := open(root / f"run-{lines}.log", "w+")),  # noqa: SIM115 (closed below)
     )
-    sampled_kib = _sample_rss(proc)
+    sampled_kib, child_kib = _sample_rss(proc)
     proc.wait()
     log.seek(0)
     stderr = log.read()
@@ -172,10 +176,10 @@ def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"the run failed (exit {proc.returncode}):\n{stderr[-3000:]}")
-    # the run's own peak and the largest of its second processes' (validate, then publish's;
-    # getrusage), and the largest sum of all sampled every 0.1 s: the most the run held at once
-    main_kib, child_kib = map(int, stderr.rsplit("MAXRSS_KIB", 1)[1].split()[:2])
-    peak_kib = max(sampled_kib, main_kib, child_kib)
+    # the run's own peak (getrusage), its second processes' largest (validate, then publish's;
+    # sampled) and the largest sum of all sampled every 0.1 s: the most the run held at once
+    main_kib = int(stderr.rsplit("MAXRSS_KIB", 1)[1].split()[0])
+    peak_kib = max(sampled_kib, main_kib)
     m = json.loads((out / "manifest" / f"run_date={RUN_DATE.isoformat()}.json").read_text())
     files = sorted((Path(f["path"]) for f in m["claim_files"]), key=lambda p: p.stat().st_size)
     checked = files[:check_files]
