@@ -165,7 +165,10 @@ def _in_background() -> None:
     """Lowest CPU priority for the calling thread (Linux: a thread has its own nice value):
     the staged writes use what the stages leave of the two cores, rather than slowing them."""
     if sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # not allowed here: the writes run at the stages' priority
+            pass
 
 
 def _flush_writes(path: str | None = None) -> None:
