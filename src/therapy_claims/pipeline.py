@@ -1010,19 +1010,17 @@ ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, 
 
 
 def _build_interchanges(
-    cfg: RunConfig, jobs: list[ClaimJob], scored=None, raw=None, ref=None
+    cfg: RunConfig, jobs: list[ClaimJob], scored, raw=None, ref=None
 ) -> tuple[list[list[dict]], dict]:
     """Build the claim files of some interchanges, in this process or in ``run``'s second
-    process (which reads the staged tables itself). Per job, its files in order, each built
-    under a provisional control number (its place in the interchange: 1, 2, ...):
-    ``publish`` numbers them across the night and renumbers the text. Returns them with the
-    timings recorded here."""
+    process (which is handed its lines' scored columns and maps the raw layer itself). Per
+    job, its files in order, each built under a provisional control number (its place in the
+    interchange: 1, 2, ...): ``publish`` numbers them across the night and renumbers the text.
+    Returns them with the timings recorded here."""
     if not jobs:
         return [], {}
     if ref is None:
         ref = reference.load(cfg.reference)
-    if scored is None:
-        scored = _read_table(cfg.staged("scored", "scored.parquet"), PUBLISH_SCORED)
     if raw is None:
         raw = _raw_claim_fields(cfg)
     lines = _lines_at(
@@ -1038,6 +1036,19 @@ def _build_interchanges(
         built.append(_interchange_files(cfg, ref, key, lines.iloc[start : start + len(at)]))
         start += len(at)
     return built, timing.take()
+
+
+def _handed_over(scored, jobs: list[ClaimJob]) -> tuple[list[ClaimJob], object]:
+    """The ``jobs`` for the second process and the scored columns they need (only their
+    lines, in job order: the staged scored file may not be written yet), the jobs' scored
+    positions now counting in that table."""
+    at = np.concatenate([j[1] for j in jobs])
+    ends = np.cumsum([len(j[1]) for j in jobs])
+    rebased = [
+        (key, np.arange(end - len(at_s), end), at_r)
+        for (key, at_s, at_r), end in zip(jobs, ends, strict=True)
+    ]
+    return rebased, scored.select(PUBLISH_SCORED).take(pa.array(at))
 
 
 def _interchange_files(
@@ -1130,8 +1141,9 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         theirs = _share(interchanges) if pool is not None and len(jobs) > 1 else set()
         pending = None
         if theirs:
-            _flush_writes(cfg.staged("scored", "scored.parquet"))  # the second process reads it
-            pending = pool.submit(_build_interchanges, cfg, [jobs[i] for i in sorted(theirs)])
+            pending = pool.submit(
+                _build_interchanges, cfg, *_handed_over(scored, [jobs[i] for i in sorted(theirs)])
+            )
         mine = [j for i, j in enumerate(jobs) if i not in theirs]
         built_here, here_timings = _build_interchanges(cfg, mine, scored, raw, ref)
         del scored, raw
