@@ -145,6 +145,8 @@ _writes: dict[str, Future] = {}
 _writer: ThreadPoolExecutor | None = None
 # in the staging area's work/: the raw layer as an uncompressed Arrow file, for validate
 GX_INPUT = "raw.arrow"
+# and the scored columns of the lines publish's second process writes
+PUBLISH_INPUT = "publish_scored.arrow"
 
 
 @contextmanager
@@ -1021,34 +1023,40 @@ def _build_interchanges(
         return [], {}
     if ref is None:
         ref = reference.load(cfg.reference)
+    if isinstance(scored, str):  # the Arrow file publish wrote for this process
+        scored = pa.ipc.open_file(pa.memory_map(scored)).read_all()
     if raw is None:
         raw = _raw_claim_fields(cfg)
-    lines = _lines_at(
-        scored,
-        raw,
-        np.concatenate([j[1] for j in jobs]),
-        np.concatenate([j[2] for j in jobs]),
-        ref.clinics["submitter_id"],
-    )
-    del scored, raw
-    built, start = [], 0
-    for key, at, _ in jobs:
-        built.append(_interchange_files(cfg, ref, key, lines.iloc[start : start + len(at)]))
-        start += len(at)
+    # one interchange's lines at a time: only its frame is held while its files are built
+    built = [
+        _interchange_files(
+            cfg, ref, key, _lines_at(scored, raw, at_s, at_r, ref.clinics["submitter_id"])
+        )
+        for key, at_s, at_r in jobs
+    ]
     return built, timing.take()
 
 
-def _handed_over(scored, jobs: list[ClaimJob]) -> tuple[list[ClaimJob], object]:
-    """The ``jobs`` for the second process and the scored columns they need (only their
-    lines, in job order: the staged scored file may not be written yet), the jobs' scored
-    positions now counting in that table."""
+def _handed_over(cfg: RunConfig, scored, jobs: list[ClaimJob]) -> tuple[list[ClaimJob], object]:
+    """The ``jobs`` for the second process and the scored columns they need: only their
+    lines, in job order (the staged scored file may not be written yet), with the jobs'
+    scored positions counting in that table. On a local output the table goes to an
+    uncompressed Arrow file in the staging area that the second process maps (so this
+    process does not hold a copy until it is done), else with the jobs."""
     at = np.concatenate([j[1] for j in jobs])
     ends = np.cumsum([len(j[1]) for j in jobs])
     rebased = [
         (key, np.arange(end - len(at_s), end), at_r)
         for (key, at_s, at_r), end in zip(jobs, ends, strict=True)
     ]
-    return rebased, scored.select(PUBLISH_SCORED).take(pa.array(at))
+    table = scored.select(PUBLISH_SCORED).take(pa.array(at))
+    path = cfg.staged("work", PUBLISH_INPUT)
+    if storage.is_s3(path):
+        return rebased, table
+    import pyarrow.feather as feather
+
+    feather.write_feather(table, str(storage.local_path(path)), compression="uncompressed")
+    return rebased, path
 
 
 def _interchange_files(
@@ -1142,8 +1150,14 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         pending = None
         if theirs:
             pending = pool.submit(
-                _build_interchanges, cfg, *_handed_over(scored, [jobs[i] for i in sorted(theirs)])
+                _build_interchanges,
+                cfg,
+                *_handed_over(cfg, scored, [jobs[i] for i in sorted(theirs)]),
             )
+        # the staged writes (at low priority during score) finish, and their tables and
+        # buffers go, before this process builds its files: together they would not fit
+        _flush_writes()
+        pa.default_memory_pool().release_unused()
         mine = [j for i, j in enumerate(jobs) if i not in theirs]
         built_here, here_timings = _build_interchanges(cfg, mine, scored, raw, ref)
         del scored, raw
