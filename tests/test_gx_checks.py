@@ -230,6 +230,18 @@ def test_batches_are_not_fingerprinted_and_gx_is_left_as_it_was(dirty_run):
     assert engine.HASH_THRESHOLD == 1e9
 
 
+@pytest.mark.parametrize("ids", [["L3", "L1", "L2"], ["L3", "L1", "L3"], ["L3", None, "L2"]])
+def test_line_ids_become_the_same_categorical_as_any_text_column(ids):
+    """Distinct line_ids skip the dictionary (each its own category, in row order); repeated
+    or missing ones take the general path; either way the same Categorical as another column."""
+    s = pd.Series(pd.array(ids, dtype="string"), name=gx_checks.ID_COLUMN)
+    got = gx_checks._gx_column(s)
+    general = gx_checks._gx_column(s.rename("encounter_id"))
+    assert list(got.cat.categories) == list(general.cat.categories)
+    assert got.cat.codes.tolist() == general.cat.codes.tolist()
+    assert got.astype(object).where(got.notna(), None).tolist() == ids
+
+
 def test_duplicate_line_id_is_reported_and_findings_stay_on_the_right_twin(tmp_path):
     df = typed_frame({}, {}, {"start_time": "10:00", "end_time": "09:50"}, {"line_id": None})
     df.loc[2, "line_id"] = "L0001"  # third row reuses the first row's id

@@ -406,7 +406,18 @@ def _categorical(s: pd.Series) -> pd.Series:
     Categorical copies only its integer codes. Values and NA-ness are unchanged."""
     import pyarrow.compute as pc
 
-    enc = pc.dictionary_encode(storage.text_array(s))
+    text = storage.text_array(s)
+    if s.name == ID_COLUMN and text.null_count == 0:
+        # line_ids are distinct (ingest quarantines repeats): each value its own category,
+        # in row order as Arrow's encoding would give, without hashing them into a dictionary
+        # first (checking they are distinct hashes them once, not twice)
+        cats = pd.Index(text.to_numpy(zero_copy_only=False), dtype=object, copy=False)
+        if cats.is_unique:
+            values = pd.Categorical.from_codes(
+                np.arange(len(cats)), dtype=pd.CategoricalDtype(cats), validate=False
+            )
+            return pd.Series(values, index=s.index, name=s.name)
+    enc = pc.dictionary_encode(text)
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     cats = pd.Index(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
     # Arrow's codes index its dictionary by construction: no second pass to check them
