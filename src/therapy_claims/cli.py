@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # -v is for the night's stages: GX's INFO records are about its own internals (hundreds of
+    # them while it is imported)
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except pipeline.RunError as exc:

@@ -1403,7 +1403,10 @@ def _second_process() -> Iterator[ProcessPoolExecutor]:
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
-    levels = {name: logging.getLogger(name).getEffectiveLevel() for name in ("", log.name)}
+    levels = {
+        name: logging.getLogger(name).getEffectiveLevel()
+        for name in ("", log.name, "great_expectations")
+    }
     try:
         with ProcessPoolExecutor(
             1, mp_context=ctx, initializer=_child_logging, initargs=(queue, levels)
