@@ -1376,23 +1376,14 @@ def _warm_up() -> None:
 
 
 def _prepare_validate() -> None:
-    """Import GX and load the suites (a suite that cannot load fails ``validate`` itself), on
-    a thread of the lowest priority: ingest, meanwhile, keeps both cores when it can use them.
-    (Validate itself then runs on this process's own thread, at normal priority.)"""
+    """Import GX and load the suites (a suite that cannot load fails ``validate`` itself)."""
+    from therapy_claims import gx_checks
 
-    def prepare() -> None:
-        _in_background()
+    for name in gx_checks.SUITES:
         try:
-            from therapy_claims import gx_checks
-
-            for name in gx_checks.SUITES:
-                gx_checks.load_suite(name)
-        except Exception:  # noqa: BLE001 - validate meets the same problem and fails with it
+            gx_checks.load_suite(name)
+        except gx_checks.SuiteError:
             return
-
-    thread = threading.Thread(target=prepare, name="tc-prepare-validate")
-    thread.start()
-    thread.join()
 
 
 @contextmanager
