@@ -3,6 +3,7 @@ with each other and with counts worked out by hand; every 837 passes pyx12."""
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -514,3 +515,19 @@ def test_a_failure_building_claim_files_in_the_second_process_fails_publish(tmp_
         pipeline.publish(cfg, pool=pool)
     assert pool.submitted == 1
     assert not Path(cfg.final("claims")).exists() and not Path(cfg.final("ledger")).exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_staged_writes_run_at_the_lowest_priority_and_stages_at_their_own():
+    """Within a run, staged files are written on a thread of nice 19, so the stages (and the
+    second process) keep the cores; the calling thread's priority is left as it was."""
+    import os
+    import threading
+
+    def nice_of_this_thread() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = nice_of_this_thread()
+    with pipeline._in_memory_handover():
+        assert pipeline._writer.submit(nice_of_this_thread).result() == 19
+        assert nice_of_this_thread() == before

@@ -151,8 +151,8 @@ def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
     gen = time.perf_counter() - t0
     floor = floor_seconds(csv, root / f"floor-{lines}.parquet")
     out = root / f"out-{lines}"
-    # a night of its own, as the nightly job writes it: a rerun of the same night into its
-    # earlier outputs also swaps them out, and measured 1-2 s slower at 1M lines
+    # a night of its own, as the nightly job writes it (a rerun of the same night into its
+    # earlier outputs would also swap those out), so that runs compare
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
