@@ -996,13 +996,17 @@ def _lines_at(scored, raw, at_scored: np.ndarray, at_raw: np.ndarray, submitters
     return lines
 
 
+def _mapped_raw(cfg: RunConfig) -> str | None:
+    """The uncompressed Arrow file of the raw layer, if ``run`` left one (a local output)."""
+    mapped = cfg.staged("work", GX_INPUT)
+    return mapped if not storage.is_s3(mapped) and storage.exists(mapped) else None
+
+
 def _raw_claim_fields(cfg: RunConfig):
     """The staged raw layer's ``CLAIM_FIELDS`` as an Arrow table: mapped from the uncompressed
     Arrow file when ``run`` left one (only the rows taken are read), else from Parquet."""
-    mapped = cfg.staged("work", GX_INPUT)
-    if not storage.is_s3(mapped) and storage.exists(mapped):
-        import pyarrow as pa
-
+    mapped = _mapped_raw(cfg)
+    if mapped is not None:
         source = pa.memory_map(str(storage.local_path(mapped)))
         return pa.ipc.open_file(source).read_all().select(CLAIM_FIELDS)
     return _read_table(cfg.staged("raw", "raw.parquet"), CLAIM_FIELDS)
@@ -1149,6 +1153,8 @@ def publish(cfg: RunConfig, *, pool: ProcessPoolExecutor | None = None) -> dict:
         theirs = _share(interchanges) if pool is not None and len(jobs) > 1 else set()
         pending = None
         if theirs:
+            if _mapped_raw(cfg) is None:  # the second process reads the raw layer's Parquet
+                _flush_writes(cfg.staged("raw", "raw.parquet"))
             pending = pool.submit(
                 _build_interchanges,
                 cfg,
