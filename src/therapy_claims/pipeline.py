@@ -215,12 +215,29 @@ def _stage_raw(cfg: RunConfig, raw: pd.DataFrame) -> None:
     path = cfg.staged("raw", "raw.parquet")
     table = storage.to_table(raw)
     if _handover is not None and not storage.is_s3(cfg.out):
-        import pyarrow.feather as feather
-
-        mapped = storage.local_path(cfg.staged("work", GX_INPUT))
-        mapped.parent.mkdir(parents=True, exist_ok=True)
-        feather.write_feather(table, str(mapped), compression="uncompressed")
+        _write_arrow_file(table, cfg.staged("work", GX_INPUT))
     _write_table(table, path)
+
+
+def _write_arrow_file(table, path: str) -> None:
+    """``table`` as an uncompressed Arrow file at the local staged ``path``, for another
+    stage or process to map (``_mapped_table``) rather than decode."""
+    import pyarrow.feather as feather
+
+    local = storage.local_path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    feather.write_feather(table, str(local), compression="uncompressed")
+
+
+def _mapped_table(path: str):
+    """The Arrow file ``_write_arrow_file`` wrote, mapped (only what is read is paged in)."""
+    return pa.ipc.open_file(pa.memory_map(str(storage.local_path(path)))).read_all()
+
+
+def _mapped_raw(cfg: RunConfig) -> str | None:
+    """The uncompressed Arrow file of the raw layer, if ``run`` left one (a local output)."""
+    mapped = cfg.staged("work", GX_INPUT)
+    return mapped if not storage.is_s3(mapped) and storage.exists(mapped) else None
 
 
 def _read_for_validate(
@@ -228,11 +245,9 @@ def _read_for_validate(
 ) -> tuple[pd.DataFrame, Callable[[], object] | None]:
     """The raw layer's ``columns``, and a call that lets go of the pages of the mapped Arrow
     file (GX reads them once, converted; only the rows of findings are read again)."""
-    fast = cfg.staged("work", GX_INPUT)
-    if not storage.is_s3(fast) and storage.exists(fast):
+    fast = _mapped_raw(cfg)
+    if fast is not None:
         import mmap
-
-        import pyarrow as pa
 
         with open(storage.local_path(fast), "rb") as fh:
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -250,8 +265,6 @@ def _columns(path: str) -> list[str]:
     import pyarrow.parquet as pq
 
     if storage.is_s3(path):
-        import pyarrow as pa
-
         return pq.read_schema(pa.BufferReader(storage.read_bytes(path))).names
     return pq.read_schema(path).names
 
@@ -568,8 +581,6 @@ def _kx_history(cfg: RunConfig, ref: reference.Reference, lines: pd.DataFrame) -
 
 def _split_list(s: pd.Series) -> pd.Series:
     """A ``;``-joined text column as lists (an empty or missing cell is an empty list)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     text = pc.fill_null(storage.text_array(s), "")
     parts = pc.split_pattern(text, ";")
@@ -913,8 +924,6 @@ def _claim_file_order(
     Score keeps the raw layer's row order, so the rows usually line up one to one; otherwise a
     line's raw row is found by its line_id. Only the sort keys are read here: the other columns
     are taken once, in this order, by whichever process builds an interchange's files."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     pos = np.flatnonzero(keep)
     aligned = (
@@ -981,7 +990,6 @@ def _claim_file_order(
 def _lines_at(scored, raw, at_scored: np.ndarray, at_raw: np.ndarray, submitters) -> pd.DataFrame:
     """The billed lines at those positions (Arrow tables ``scored`` and ``raw``), as the 837
     writer takes them: the scored columns, the raw layer's claim fields and ``submitter_id``."""
-    import pyarrow as pa
 
     lines = pd.concat(
         [
@@ -996,19 +1004,12 @@ def _lines_at(scored, raw, at_scored: np.ndarray, at_raw: np.ndarray, submitters
     return lines
 
 
-def _mapped_raw(cfg: RunConfig) -> str | None:
-    """The uncompressed Arrow file of the raw layer, if ``run`` left one (a local output)."""
-    mapped = cfg.staged("work", GX_INPUT)
-    return mapped if not storage.is_s3(mapped) and storage.exists(mapped) else None
-
-
 def _raw_claim_fields(cfg: RunConfig):
     """The staged raw layer's ``CLAIM_FIELDS`` as an Arrow table: mapped from the uncompressed
     Arrow file when ``run`` left one (only the rows taken are read), else from Parquet."""
     mapped = _mapped_raw(cfg)
     if mapped is not None:
-        source = pa.memory_map(str(storage.local_path(mapped)))
-        return pa.ipc.open_file(source).read_all().select(CLAIM_FIELDS)
+        return _mapped_table(mapped).select(CLAIM_FIELDS)
     return _read_table(cfg.staged("raw", "raw.parquet"), CLAIM_FIELDS)
 
 
@@ -1028,7 +1029,7 @@ def _build_interchanges(
     if ref is None:
         ref = reference.load(cfg.reference)
     if isinstance(scored, str):  # the Arrow file publish wrote for this process
-        scored = pa.ipc.open_file(pa.memory_map(scored)).read_all()
+        scored = _mapped_table(scored)
     if raw is None:
         raw = _raw_claim_fields(cfg)
     # one interchange's lines at a time: only its frame is held while its files are built
@@ -1057,9 +1058,7 @@ def _handed_over(cfg: RunConfig, scored, jobs: list[ClaimJob]) -> tuple[list[Cla
     path = cfg.staged("work", PUBLISH_INPUT)
     if storage.is_s3(path):
         return rebased, table
-    import pyarrow.feather as feather
-
-    feather.write_feather(table, str(storage.local_path(path)), compression="uncompressed")
+    _write_arrow_file(table, path)
     return rebased, path
 
 
