@@ -140,13 +140,13 @@ def test_run_turns_transparent_huge_pages_off_for_itself_and_its_children(tmp_pa
     which inherits the setting: the kernel reports it per process as ``THP_enabled``."""
     script = (
         "import ctypes, multiprocessing as mp, re, sys\n"
-        "from therapy_claims.cli import _without_transparent_huge_pages\n"
+        "from therapy_claims.tuning import tune_process\n"
         "def thp():\n"
         "    return re.search(r'THP_enabled:\\s*(\\d)', open('/proc/self/status').read())[1]\n"
         "if __name__ == '__main__':\n"
         "    ctypes.CDLL(None).prctl(41, 0, 0, 0, 0)  # on, whatever the test process has\n"
         "    assert thp() == '1'\n"
-        "    _without_transparent_huge_pages()\n"
+        "    tune_process()\n"
         "    with mp.get_context('spawn').Pool(1) as pool:\n"
         "        print(thp(), pool.apply(thp))\n"
     )

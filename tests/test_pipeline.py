@@ -12,7 +12,9 @@ import pytest
 from factories import row, write_csv
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import pipeline, storage
+from therapy_claims import pipeline, runtime, storage, x12
+from therapy_claims.handover import Handover, InMemoryHandover
+from therapy_claims.stages import claim_files, publish
 
 RD = date(2026, 11, 28)
 
@@ -292,11 +294,9 @@ def test_failure_halfway_keeps_previous_outputs(night, monkeypatch):
 
 
 def test_control_numbers_differ_across_run_dates():
-    assert pipeline.control_number(date(2026, 11, 28), 1) != pipeline.control_number(
-        date(2026, 11, 29), 1
-    )
-    assert pipeline.control_number(date(2026, 11, 28), 1) == 263320001
-    assert len(str(pipeline.control_number(date(2026, 12, 31), 9999))) == 9
+    assert x12.control_number(date(2026, 11, 28), 1) != x12.control_number(date(2026, 11, 29), 1)
+    assert x12.control_number(date(2026, 11, 28), 1) == 263320001
+    assert len(str(x12.control_number(date(2026, 12, 31), 9999))) == 9
 
 
 def test_unwritable_claim_is_held_not_lost(tmp_path):
@@ -350,7 +350,7 @@ def test_claim_files_keep_split_claims_together_sorted_or_not(tmp_path, shuffled
     cfg = pipeline.RunConfig(
         inputs=[], out=str(tmp_path), run_date=date(2026, 11, 28), max_file_bytes=6_000
     )
-    files = [chunk for chunk, _, text, _, _ in pipeline._claim_files(build, group, {}, cfg, 0)]
+    files = [chunk for chunk, _, _, _ in claim_files.cut_files(build, group, {}, cfg)]
     assert len(files) > 1
     assert sorted(pd.concat(files)["n"]) == list(range(len(ids)))
     for chunk in files:  # whole claims only, and all parts of a split claim together
@@ -405,13 +405,13 @@ def test_claim_file_order_by_position_equals_the_lookup_by_line_id(night):
     submitters = reference.load(None).clinics["submitter_id"]
     got = {}
     for name, table in [("aligned", raw), ("reversed", raw.take(pa.array(range(len(raw))[::-1])))]:
-        at_s, at_r, interchanges = pipeline._claim_file_order(scored, table, keep, submitters)
-        got[name] = pipeline._lines_at(scored, table, at_s, at_r, submitters), interchanges
+        at_s, at_r, interchanges = claim_files.plan(scored, table, keep, submitters)
+        got[name] = claim_files.lines_at(scored, table, at_s, at_r, submitters), interchanges
     (lines, interchanges), (lines_reversed, interchanges_reversed) = got.values()
     assert len(lines) == keep.sum() > 1
     pd.testing.assert_frame_equal(lines, lines_reversed)
     assert interchanges == interchanges_reversed
-    expected = lines.sort_values(pipeline.CLAIM_FILE_ORDER, kind="mergesort")
+    expected = lines.sort_values(claim_files.CLAIM_FILE_ORDER, kind="mergesort")
     assert lines["line_id"].tolist() == expected["line_id"].tolist()
     for (receiver, claim_type, submitter), a, b in interchanges:
         part = lines.iloc[a:b]
@@ -467,8 +467,8 @@ def test_publish_in_a_second_process_writes_the_same_files(tmp_path):
     two = pipeline.RunConfig(**{**cfg.__dict__, "out": str(tmp_path / "two")})
     shutil.copytree(cfg.staging, two.staging)
     pipeline.publish(cfg)
-    with pipeline._second_process() as pool:
-        pipeline.publish(two, pool=pool)
+    with runtime.second_process() as pool:
+        publish.publish(two, Handover(), build=runtime.TwoProcessBuild(pool))
     files = {c.out: storage.read_json(c.staged("work", "claim_files.json")) for c in (cfg, two)}
     assert len(files[cfg.out]) >= 4 and len({f["receiver_id"] for f in files[cfg.out]}) >= 2
     for a, b in zip(files[cfg.out], files[two.out], strict=True):
@@ -512,7 +512,7 @@ def test_a_failure_building_claim_files_in_the_second_process_fails_publish(tmp_
 
     pool = BrokenSecondProcess()
     with pytest.raises(OSError, match="disk full in the second process"):
-        pipeline.publish(cfg, pool=pool)
+        publish.publish(cfg, Handover(), build=runtime.TwoProcessBuild(pool))
     assert pool.submitted == 1
     assert not Path(cfg.final("claims")).exists() and not Path(cfg.final("ledger")).exists()
 
@@ -528,6 +528,6 @@ def test_staged_writes_run_at_the_lowest_priority_and_stages_at_their_own():
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     before = nice_of_this_thread()
-    with pipeline._in_memory_handover():
-        assert pipeline._writer.submit(nice_of_this_thread).result() == 19
+    with InMemoryHandover() as handover:
+        assert handover.background(nice_of_this_thread).result() == 19
         assert nice_of_this_thread() == before

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from factories import OTHER_NPI, row
 
-from therapy_claims import extract, pipeline, reference, rules
+from therapy_claims import extract, ledger, reference, rules
 from therapy_claims.layout import COLUMN_NAMES
 
 # the rule tests' own reference data (tests/reference), not the shipped samples
@@ -24,7 +24,9 @@ def night(rows: list[dict], ref=REF) -> rules.Night:
     strings["source_row"] = pd.array(range(2, len(rows) + 2), dtype="Int64")
     typed, found, bad = extract.type_rows(strings)
     assert not bad.any(), found["message"].tolist()
-    return rules.Night(lines=pipeline._enrich(typed, ref), ref=ref, run_date=date(2026, 11, 28))
+    lines = reference.enrich(typed, ref)
+    lines["claim_id"] = ledger.claim_ids(lines)
+    return rules.Night(lines=lines, ref=ref, run_date=date(2026, 11, 28))
 
 
 def fired(n: rules.Night, code: str) -> pd.DataFrame:

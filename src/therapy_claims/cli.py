@@ -32,28 +32,7 @@ def _progress(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _without_transparent_huge_pages() -> None:
-    """Turn transparent huge pages off for this process and the second process it starts
-    (Linux ``prctl(PR_SET_THP_DISABLE)``, kept across fork and exec).
-
-    Arrow's allocator (mimalloc) asks for huge pages on its 1 GiB arena and NumPy on every
-    array of 4 MiB or more; the allocator then gives freed memory back 64 KiB at a time, which
-    splits a huge page, and the next use faults in and zeroes a whole 2 MiB page again. On the
-    benchmark machine that made ingest of a million lines take 6.5 s instead of 3.5 s, 5 s of
-    it in the kernel. ``THERAPY_CLAIMS_HUGE_PAGES=1`` keeps the system's setting."""
-    if sys.platform != "linux" or os.environ.get("THERAPY_CLAIMS_HUGE_PAGES") == "1":
-        return
-    import ctypes
-
-    pr_set_thp_disable = 41
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_thp_disable, 1, 0, 0, 0)
-    except (OSError, AttributeError):  # no such call here: the system's setting stays
-        pass
-
-
 def cmd_run(args) -> int:
-    _without_transparent_huge_pages()
     cfg = pipeline.RunConfig(
         inputs=args.input,
         out=args.out,

@@ -20,12 +20,15 @@ history that ``already_billed`` checks, so a claim billed on an earlier night is
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from therapy_claims import findings, storage
+from therapy_claims import findings, schemas, storage
 
 LEDGER = "ledger"
 FILE_NAME = "ledger.parquet"
@@ -100,6 +103,31 @@ def split_claims(
         raise ValueError("a claim needs more than 99 parts")
     out.loc[big.index] = big["claim_id"].astype(str) + "-" + part.astype(str)
     return out
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def claim_ids(lines: pd.DataFrame) -> pd.Series:
+    """CLM01: a claim is one encounter for one payer at one clinic. Deterministic, 17 chars
+    ('TC' + 15 hex of a SHA-256), leaving room for a split suffix within X12's 20."""
+    parts = ["clinic_id", "encounter_id", "payer_id"]
+    # one integer per (clinic, encounter, payer): factorise each part, then the combinations
+    codes = np.zeros(len(lines), dtype=np.int64)
+    for c in parts:
+        part_codes, uniques = pd.factorize(lines[c])
+        codes = pd.factorize(codes * (len(uniques) + 1) + (part_codes + 1))[0]
+    first = np.unique(codes, return_index=True)[1]  # a row of each claim, in code order
+    one = lines[parts].iloc[first].fillna("")
+    keys = one["clinic_id"] + "|" + one["encounter_id"] + "|" + one["payer_id"]
+    # one SHA-256 per claim (hashlib has no batch call); the text around it is done in Arrow
+    sha256 = hashlib.sha256
+    blobs = pc.cast(storage.text_array(keys), pa.binary()).to_pylist()
+    digests = pa.array([sha256(b).hexdigest() for b in blobs], type=pa.string())
+    ids = pc.binary_join_element_wise(
+        "TC", pc.utf8_upper(pc.utf8_slice_codeunits(digests, 0, 15)), ""
+    )
+    return pd.Series(pd.array(ids.take(pa.array(codes)), dtype="string"), index=lines.index)
 
 
 # --------------------------------------------------------------------------- reading
@@ -255,7 +283,7 @@ def write(out_path: str, rows: list[pd.DataFrame]) -> None:
     """Write one night's ledger partition (``out_path``: the staged ledger.parquet)."""
     rows = [r for r in rows if not r.empty]
     df = normalise(pd.concat(rows, ignore_index=True)) if rows else empty()
-    storage.write_parquet(df, out_path)
+    storage.write_table(schemas.conform(storage.to_table(df), schemas.LEDGER), out_path)
 
 
 # --------------------------------------------------------------------------- show

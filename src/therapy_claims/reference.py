@@ -8,10 +8,12 @@ are a start-up error, never a silent default.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from therapy_claims import storage
@@ -292,3 +294,43 @@ def copy_default(dest: str | Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in (*FILES, "README.md"):
         (dest / name).write_bytes((Path(DEFAULT_DIR) / name).read_bytes())
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def enrich(lines: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """Add the payer, clinic and code properties each line needs (in place; returns
+    ``lines``), column by column (a join would copy the whole night's frame once per table),
+    each looked up once per distinct key."""
+    payer, clinic, cpt = (_Lookup(lines[c]) for c in ("payer_id", "clinic_id", "cpt_code"))
+    for c in ref.payers.columns.drop("payer_id"):
+        col = ref.payers[c]
+        # unknown payers map to NA: keep a nullable dtype the rules can fillna on
+        lines[c] = payer(col, lambda s: s.astype("boolean")) if col.dtype == bool else payer(col)
+    for c in ("billing_npi", "claim_type"):
+        lines[c] = clinic(ref.clinics[c])
+    lines["category"] = cpt(ref.cpt["category"])
+    for c in ("timed", "one_on_one", "always_therapy"):  # an unknown code is none of these
+        lines[c] = cpt(ref.cpt[c], lambda s: s.astype("boolean").fillna(False).astype(bool))
+    return lines
+
+
+class _Lookup:
+    """``keys.map(table)`` for several tables: the keys are factorised once and each table is
+    looked up once per distinct key (the same values and dtype as ``map``)."""
+
+    def __init__(self, keys: pd.Series):
+        codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+        distinct = pd.Series(uniques, dtype=keys.dtype)
+        if (codes < 0).any():  # a missing key maps to NA, as map does
+            distinct = pd.concat([distinct, pd.Series([pd.NA], dtype=keys.dtype)])
+            codes = np.where(codes < 0, len(distinct) - 1, codes)
+        self.codes, self.distinct, self.keys = codes, distinct.reset_index(drop=True), keys
+
+    def __call__(self, table: pd.Series, then: Callable | None = None) -> pd.Series:
+        """The looked-up values, with ``then`` (an elementwise conversion) applied."""
+        values = self.distinct.map(table)
+        if then is not None:
+            values = then(values)
+        return values.take(self.codes).set_axis(self.keys.index).rename(self.keys.name)

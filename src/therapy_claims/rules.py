@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, npi, timing, units
+from therapy_claims import findings, npi, storage, timing, units
 from therapy_claims.reference import Reference
 
 THERAPY_MODIFIER = {"PT": "GP", "OT": "GO", "SLP": "GN"}
@@ -1504,4 +1504,55 @@ def kx_required(night: Night) -> pd.DataFrame:
         + " "
         + r["bucket"]
         + " threshold (charges of earlier nights from scored/)",
+    )
+
+
+def kx_history(out: str, run_date: str, ref, lines: pd.DataFrame) -> pd.DataFrame:
+    """Billed Medicare therapy charges of earlier run dates, per patient, year and KX bucket
+    (PT/SLP, OT), read from the scored layer for the calendar years tonight's lines fall in."""
+    cols = ["patient_id", "year", "bucket", "charges"]
+    medicare = set(ref.payers.index[ref.payers["payer_class"] == "medicare"])
+    if lines.empty or not medicare:
+        return pd.DataFrame(columns=cols)
+    years = set(lines["date_of_service"].dt.year.dropna().astype(int))
+    root = storage.join(out, "scored")
+    parts = []
+    for path in storage.list_files(root) if storage.is_dir(root) else []:
+        part = next(
+            (p for p in path.replace("\\", "/").split("/") if p.startswith("run_date=")), None
+        )
+        if not part or not path.endswith(".parquet"):
+            continue
+        rd = part.split("=", 1)[1]
+        if rd >= run_date or int(rd[:4]) < min(years):
+            continue
+        df = storage.read_parquet(
+            path,
+            columns=[
+                "patient_id",
+                "payer_id",
+                "date_of_service",
+                "discipline",
+                "cpt_code",
+                "charge_amount",
+                "status",
+            ],
+        )
+        df = df[
+            (df["status"] == "billed")
+            & df["payer_id"].isin(medicare)
+            & df["discipline"].isin(["PT", "SLP", "OT"])
+        ]
+        df = df[df["cpt_code"].map(ref.cpt["always_therapy"]).fillna(False).astype(bool)]
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    h = pd.concat(parts, ignore_index=True)
+    h["year"] = h["date_of_service"].dt.year
+    h["bucket"] = np.where(h["discipline"] == "OT", "OT", "PT/SLP")
+    h = h[h["year"].isin(years)]
+    return (
+        h.groupby(["patient_id", "year", "bucket"], as_index=False)["charge_amount"]
+        .sum()
+        .rename(columns={"charge_amount": "charges"})
     )

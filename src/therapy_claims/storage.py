@@ -21,8 +21,20 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux): setting
+    it to read it, even back at once, would race other threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def is_s3(path: str) -> bool:
@@ -103,7 +115,7 @@ def write_bytes(path: str, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are for analysts too
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for analysts too
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

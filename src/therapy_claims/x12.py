@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -1087,6 +1087,25 @@ def _build(
     if not text.isascii():  # guaranteed by clean_text; fail loudly if a path slipped through
         text.encode("ascii")
     return text
+
+
+def control_number(run_date: date, sequence: int) -> int:
+    """ISA13/GS06: YYDDD of the run date then a 4-digit sequence. The same inputs give the same
+    numbers; another run date never reuses them (until the two-digit year wraps in 100 years)."""
+    if not 1 <= sequence <= 9999:
+        raise ValueError(f"too many claim files for one night ({sequence})")
+    return int(run_date.strftime("%y%j")) * 10000 + sequence
+
+
+def unwritable_claims(
+    lines: pd.DataFrame, *, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame
+) -> dict[str, str]:
+    """The claims of ``lines`` (as ``build_837p``/``build_837i`` take them) that the writer
+    would leave out, with the reason it would give: ``{claim_id: message}``."""
+    if len(lines) == 0:
+        return {}
+    batch = _Batch(lines.reset_index(drop=True), institutional, clinics, payers)
+    return {batch.ids[k]: batch.message(k) for k in batch.failing()}
 
 
 def renumber(text: str | bytes, interchange_control_number: int) -> str | bytes:

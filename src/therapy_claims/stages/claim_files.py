@@ -1,0 +1,323 @@
+"""The 837 claim files of a night: which billed lines go into which interchange and file,
+and building a batch of interchanges' files.
+
+``plan`` works out, from the sort keys alone, where every billed line goes; ``build_batch``
+builds the files of some interchanges from the staged tables. The runtime decides where a
+batch is built (this process or a second one): the files are the same bytes either way,
+because each is built under a provisional control number and publish numbers them across the
+night afterwards (``x12.renumber``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from therapy_claims import ledger, reference, storage, timing, x12
+from therapy_claims.config import RunConfig, RunError
+from therapy_claims.handover import Handover, mapped_table
+from therapy_claims.stages.ingest import RAW, mapped_raw
+
+log = logging.getLogger("therapy_claims")
+
+BYTES_PER_LINE_GUESS = 300  # an 837 line with its claim's share of the header, generously
+
+# the scored columns and the raw layer's fields the 837 writer takes
+PUBLISH_SCORED = [
+    "line_id",
+    "claim_id",
+    "encounter_id",
+    "patient_id",
+    "discipline",
+    "cpt_code",
+    "modifiers",
+    "units",
+    "charge_amount",
+    "receiver_id",
+    "claim_type",
+]
+CLAIM_FIELDS = [
+    "line_id",
+    "clinic_id",
+    "payer_id",
+    "date_of_service",
+    "patient_last_name",
+    "patient_first_name",
+    "patient_dob",
+    "patient_sex",
+    "patient_address",
+    "patient_city",
+    "patient_state",
+    "patient_zip",
+    "member_id",
+    "subscriber_relationship",
+    "subscriber_last_name",
+    "subscriber_first_name",
+    "subscriber_dob",
+    "group_number",
+    "prior_auth_number",
+    "rendering_npi",
+    "rendering_last_name",
+    "rendering_first_name",
+    "diagnosis_codes",
+    "diagnosis_pointers",
+    "place_of_service",
+    "injury_date",
+]
+
+# one interchange per receiver, claim type and submitter; within it, claims in claim_id order
+# and a claim's lines by date of service and line_id
+INTERCHANGE_KEYS = ["receiver_id", "claim_type", "submitter_id"]
+CLAIM_FILE_ORDER = [*INTERCHANGE_KEYS, "claim_id", "date_of_service", "line_id"]
+
+ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, at_raw)
+Interchange = tuple[tuple, int, int]  # (interchange key, start, stop) in the planned order
+
+
+def raw_claim_fields(cfg: RunConfig, handover: Handover) -> pa.Table:
+    """The staged raw layer's ``CLAIM_FIELDS``: mapped from the uncompressed Arrow file when
+    the run left one (only the rows taken are read), else from Parquet."""
+    mapped = mapped_raw(cfg)
+    if mapped is not None:
+        return mapped_table(mapped).select(CLAIM_FIELDS)
+    return handover.read_table(cfg.staged(*RAW), CLAIM_FIELDS)
+
+
+def plan(
+    scored: pa.Table, raw: pa.Table, keep: np.ndarray, submitters: pd.Series
+) -> tuple[np.ndarray, np.ndarray, list[Interchange]]:
+    """Where the kept scored lines go: ``(at_scored, at_raw, interchanges)``.
+
+    ``scored`` and ``raw`` are Arrow tables of the scored lines and the raw layer.
+    ``at_scored`` and ``at_raw`` are the row positions of the kept lines in each, in
+    ``CLAIM_FILE_ORDER`` (Arrow's stable sort, missing values last); ``interchanges`` are
+    ``((receiver, claim type, submitter), start, stop)``, each a slice of those positions.
+    Score keeps the raw layer's row order, so the rows usually line up one to one; otherwise a
+    line's raw row is found by its line_id. Only the sort keys are read here: the other columns
+    are taken once, in this order, by whichever process builds an interchange's files."""
+    pos = np.flatnonzero(keep)
+    raw_pos = _raw_positions(scored, raw, pos)
+    at_s, at_r = pa.array(pos), pa.array(raw_pos)
+    clinic = raw.column("clinic_id").take(at_r)
+    clinics = pc.unique(clinic).drop_null()
+    submitter = pc.take(
+        pa.array(submitters.reindex(clinics.to_pylist()), type=pa.string(), from_pandas=True),
+        pc.index_in(clinic, value_set=clinics),
+    )
+    keys = pa.table(
+        {
+            "receiver_id": scored.column("receiver_id").take(at_s),
+            "claim_type": scored.column("claim_type").take(at_s),
+            "submitter_id": pc.fill_null(submitter, ""),
+            "claim_id": scored.column("claim_id").take(at_s),
+            "date_of_service": raw.column("date_of_service").take(at_r),
+            "line_id": scored.column("line_id").take(at_s),
+        }
+    )
+    order = pc.sort_indices(keys, sort_keys=[(k, "ascending", "at_end") for k in CLAIM_FILE_ORDER])
+    # a line without a receiver or claim type has no interchange (its payer or clinic is unknown,
+    # an error that holds its claim: it is never billed)
+    complete = pc.and_(pc.is_valid(keys["receiver_id"]), pc.is_valid(keys["claim_type"]))
+    if not pc.all(complete).as_py():
+        log.warning(
+            "publish: %s billed line(s) have no receiver or claim type",
+            pc.sum(pc.invert(complete)).as_py(),
+        )
+        order = order.filter(complete.take(order))
+    order = order.to_numpy().astype(np.int64)
+    ordered = keys.select(INTERCHANGE_KEYS).take(pa.array(order))
+    change = np.zeros(len(order), dtype=bool)
+    change[:1] = True
+    for k in INTERCHANGE_KEYS:
+        col = ordered.column(k)
+        change[1:] |= pc.not_equal(col[1:], col[:-1]).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(change)
+    interchanges = [
+        (tuple(ordered.column(k)[int(a)].as_py() for k in INTERCHANGE_KEYS), int(a), int(b))
+        for a, b in zip(starts, [*starts[1:], len(order)], strict=True)
+    ]
+    return pos[order], raw_pos[order], interchanges
+
+
+def _raw_positions(scored: pa.Table, raw: pa.Table, pos: np.ndarray) -> np.ndarray:
+    """The raw rows of the scored lines at ``pos``: the same positions when the tables line
+    up, else found by line_id."""
+    aligned = (
+        len(scored) == len(raw)
+        and pc.all(
+            pc.fill_null(pc.equal(scored.column("line_id"), raw.column("line_id")), False)
+        ).as_py()
+    )
+    if aligned:
+        return pos
+    ids = pd.Index(raw.column("line_id").to_pandas())
+    if not ids.is_unique:
+        raise RunError("the staged raw layer repeats line_ids: run the 'ingest' stage again")
+    raw_pos = ids.get_indexer(scored.column("line_id").take(pa.array(pos)).to_pandas())
+    if (raw_pos < 0).any():
+        missing = scored.column("line_id").take(pa.array(pos[raw_pos < 0]))
+        raise RunError(
+            f"{len(missing)} billed line(s) are not in the staged raw layer (e.g. line_id "
+            f"{missing[0]}): run the 'ingest' and 'score' stages again"
+        )
+    return raw_pos
+
+
+def lines_at(
+    scored: pa.Table, raw: pa.Table, at_scored: np.ndarray, at_raw: np.ndarray, submitters
+) -> pd.DataFrame:
+    """The lines at those positions as the 837 writer takes them: the scored columns, the raw
+    layer's claim fields and ``submitter_id``."""
+    lines = pd.concat(
+        [
+            storage.to_frame(scored.select(PUBLISH_SCORED).take(pa.array(at_scored))),
+            storage.to_frame(raw.select(CLAIM_FIELDS[1:]).take(pa.array(at_raw))),
+        ],
+        axis=1,
+    )
+    lines["submitter_id"] = lines["clinic_id"].map(submitters).fillna("")
+    # list fields stay as the extract's ";"-joined text: the writer splits them per claim
+    lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
+    return lines
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_batch(
+    cfg: RunConfig, jobs: list[ClaimJob], scored, raw=None, ref=None
+) -> tuple[list[list[dict]], dict]:
+    """Build the claim files of some interchanges. Per job, its files in order, each built
+    under a provisional control number (its place in the interchange: 1, 2, ...); publish
+    numbers them across the night and renumbers the text. ``scored`` is the scored columns'
+    Arrow table, or the path of an Arrow file of them to map (a second process); without
+    ``raw`` the raw layer's claim fields are read from the staging area. Returns the files
+    with the timings recorded here."""
+    if not jobs:
+        return [], {}
+    if ref is None:
+        ref = reference.load(cfg.reference)
+    if isinstance(scored, str):
+        scored = mapped_table(scored)
+    if raw is None:
+        raw = raw_claim_fields(cfg, Handover())
+    # one interchange's lines at a time: only its frame is held while its files are built
+    built = [
+        interchange_files(
+            cfg, ref, key, lines_at(scored, raw, at_s, at_r, ref.clinics["submitter_id"])
+        )
+        for key, at_s, at_r in jobs
+    ]
+    return built, timing.take()
+
+
+def interchange_files(
+    cfg: RunConfig, ref: reference.Reference, key: tuple, group: pd.DataFrame
+) -> list[dict]:
+    """The claim files of one interchange (``group``: its lines in claim-file order), numbered
+    from 1 within it. Every claim reaching here was checked by score: a claim the writer
+    still leaves out is a bug, and fails publish rather than going unbilled unseen."""
+    receiver, claim_type, _submitter = key
+    kind = "837I" if claim_type == "institutional" else "837P"
+    args = {
+        "clinics": ref.clinics,
+        "payers": ref.payers,
+        "receiver_id": receiver,
+        "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
+        # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
+        "created": datetime.combine(cfg.run_date, datetime.min.time()),
+        "usage": cfg.usage,
+    }
+    build = x12.build_837i if kind == "837I" else x12.build_837p
+    out = []
+    for chunk, text, placed, seq in cut_files(build, group, args, cfg):
+        out.append(
+            {
+                "data": text.encode("ascii"),
+                "receiver_id": receiver,
+                "claim_type": kind,
+                "claims": int(chunk["claim_id"].nunique()),
+                "lines": len(chunk),
+                "charges": round(float(chunk["charge_amount"].sum()), 2),
+                "ledger": ledger.entries(
+                    chunk,
+                    run_date=cfg.rd,
+                    file="",
+                    claim_type=kind,
+                    receiver_id=receiver,
+                    icn=x12.control_number(cfg.run_date, seq),
+                    placed=placed,
+                ),
+            }
+        )
+    return out
+
+
+def cut_files(
+    build: Callable[..., str], group: pd.DataFrame, args: dict, cfg: RunConfig
+) -> Iterator[tuple[pd.DataFrame, str, dict[str, str], int]]:
+    """Split one interchange's lines into claim files within ``cfg.max_file_bytes``, building
+    each file once, numbered ``x12.control_number(run_date, seq)`` for ``seq`` from 1; yields
+    ``(lines, text, placed, seq)`` per file.
+
+    A group is cut between claims (never between the parts of a split claim), in claim order,
+    sized by its lines from the bytes per line of what was built so far, so a rerun cuts it
+    the same way. ``placed`` is claim_id -> ST02 of the file's transaction set."""
+    limit = cfg.max_file_bytes
+    ids = group["claim_id"].drop_duplicates()
+    base = ledger.claim_key(ids).to_numpy()
+    lines_per_claim = (
+        group.groupby("claim_id", sort=False).size().reindex(ids.to_numpy()).to_numpy()
+    )
+    # units that may not be cut: all parts of one split claim
+    unit_of_claim = pd.factorize(base)[0]
+    unit_lines = np.bincount(unit_of_claim, weights=lines_per_claim).astype(int)
+    # the group is sorted by claim_id, so a unit's lines are usually one run of rows: a chunk
+    # of units is then a slice (else the rows of its claims are picked out)
+    row_unit = unit_of_claim[pd.factorize(group["claim_id"])[0]]
+    contiguous = bool((np.diff(row_unit) >= 0).all())
+    unit_claims = []
+    if not contiguous:
+        by_unit = ids.to_numpy()[np.argsort(unit_of_claim, kind="stable")]
+        unit_claims = np.split(by_unit, np.cumsum(np.bincount(unit_of_claim))[:-1])
+    lines_before = np.concatenate([[0], np.cumsum(unit_lines)])  # lines of the units before u
+    bytes_per_line = float(BYTES_PER_LINE_GUESS)
+    seq, u = 0, 0
+    while u < len(unit_lines):
+        # take whole units while their estimated size fits the budget (at least one unit)
+        budget = 0.9 * limit / bytes_per_line
+        fits = np.searchsorted(lines_before, lines_before[u] + budget, side="right") - 1 - u
+        take = max(1, int(fits))
+        if contiguous:
+            part = group.iloc[np.searchsorted(row_unit, u) : np.searchsorted(row_unit, u + take)]
+        else:
+            part = group[group["claim_id"].isin(np.concatenate(unit_claims[u : u + take]))]
+        dropped: dict[str, str] = {}
+        placed: dict[str, str] = {}
+        with timing.record("x12"):  # the 837 writer alone (part of "claims")
+            text = build(
+                part,
+                interchange_control_number=x12.control_number(cfg.run_date, seq + 1),
+                rejected=dropped,
+                placed=placed,
+                **args,
+            )
+        if dropped:
+            first = next(iter(dropped.items()))
+            raise RunError(
+                f"the 837 writer left out {len(dropped)} claim(s) that score found writable "
+                f"(e.g. {first[0]}: {first[1]}): a bug; nothing was published"
+            )
+        if len(text) > limit and take > 1:  # the estimate was short: fewer units, learn the size
+            bytes_per_line = max(bytes_per_line, len(text) / max(1, len(part))) * 1.1
+            continue
+        seq += 1
+        yield part, text, placed, seq
+        bytes_per_line = max(len(text) / len(part), 1.0)
+        u += take

@@ -1,0 +1,173 @@
+"""Publish: plan the night's claim files, have them built, number and write them with the
+claim ledger and the run report, then swap every staged output into place together.
+
+Publish decides nothing about claims: every hold was decided in score. How the files are
+built (in this process or partly in another) is the runtime's ``build`` function; the files
+are the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pandas as pd
+
+from therapy_claims import ledger, reference, reports, storage, timing, tuning, x12
+from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
+from therapy_claims.handover import Handover
+from therapy_claims.stages import claim_files
+from therapy_claims.stages.claim_files import ClaimJob, Interchange
+from therapy_claims.stages.score import EXCEPTIONS, SCORED
+
+log = logging.getLogger("therapy_claims")
+
+
+@dataclass
+class Batch:
+    """The night's claim files to build: one job per interchange (``interchanges`` are their
+    keys and sizes), the Arrow tables of the ``scored`` columns and ``raw`` claim fields the
+    jobs take their lines from, and the handover whose background writes are still going."""
+
+    cfg: RunConfig
+    jobs: list[ClaimJob]
+    interchanges: list[Interchange]
+    tables: dict
+    ref: reference.Reference
+    handover: Handover
+
+    def build_here(self, jobs: list[ClaimJob]) -> list[list[dict]]:
+        """Build ``jobs`` in this process, once the staged writes (at low priority during
+        score) are done and their memory is given back: together they would not fit. The
+        tables are let go of afterwards."""
+        self.handover.flush()
+        tuning.release_memory()
+        built, timings = claim_files.build_batch(
+            self.cfg, jobs, self.tables.pop("scored"), self.tables.pop("raw"), self.ref
+        )
+        timing.merge_into(timings)
+        return built
+
+
+# builds every job's files; per job its files, in job order
+BuildFn = Callable[[Batch], list[list[dict]]]
+
+
+def build_here(batch: Batch) -> list[list[dict]]:
+    """Build every file in this process."""
+    return batch.build_here(batch.jobs)
+
+
+def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) -> dict:
+    """Write the night's claim files and ledger and swap the staged outputs into place."""
+    handover.require(cfg.staged("work", "score.json"), "score")
+    t0 = time.perf_counter()
+    ref = reference.load(cfg.reference)
+    scored = handover.read_table(
+        cfg.staged(*SCORED), [*claim_files.PUBLISH_SCORED, "status"], last=True
+    )
+    is_billed = (
+        storage.to_frame(scored, ["status"])["status"].eq("billed").fillna(False).to_numpy(bool)
+    )
+    files: list[dict] = []
+    ledger_rows: list[pd.DataFrame] = []
+    if is_billed.any():
+        raw = claim_files.raw_claim_fields(cfg, handover)
+        at_scored, at_raw, interchanges = claim_files.plan(
+            scored, raw, is_billed, ref.clinics["submitter_id"]
+        )
+        jobs = [(key, at_scored[a:b], at_raw[a:b]) for key, a, b in interchanges]
+        batch = Batch(cfg, jobs, interchanges, {"scored": scored, "raw": raw}, ref, handover)
+        del scored, raw  # the batch lets go of them once they are built
+        built = build(batch)
+        files, ledger_rows = _number_and_write(cfg, built)
+    ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
+    storage.write_json(cfg.staged("work", "claim_files.json"), files)
+
+    claims_seconds = time.perf_counter() - t0
+    ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
+    score_info = storage.read_json(cfg.staged("work", "score.json"))
+    with timing.record("reports"):
+        exc = handover.read_frame(cfg.staged(*EXCEPTIONS))
+        storage.write_bytes(
+            cfg.staged("reports", "report.html"),
+            reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
+        )
+    handover.flush()
+    t_swap = time.perf_counter()
+    _swap(cfg)
+    out = {
+        "claim_files": len(files),
+        "claims": sum(f["claims"] for f in files),
+        "lines": sum(f["lines"] for f in files),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "timings": timing.merge(
+            {"claims": round(claims_seconds, 3), "swap": round(time.perf_counter() - t_swap, 3)},
+            timing.take(),
+        ),
+    }
+    storage.write_json(cfg.staged("work", "publish.json"), out)
+    log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
+    return out
+
+
+def _number_and_write(
+    cfg: RunConfig, built: list[list[dict]]
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Number the built files across the night, in interchange order, and write them: each
+    file is checksummed and written on a thread (both let go of the GIL) while the next one
+    is renumbered. Returns the files' manifest entries and their ledger rows."""
+    files: list[dict] = []
+    ledger_rows: list[pd.DataFrame] = []
+    saved: list[Future] = []
+    seq = 0
+    with ThreadPoolExecutor(2, thread_name_prefix="tc-claims") as io:
+        for f in (f for job in built for f in job):
+            seq += 1
+            try:
+                icn = x12.control_number(cfg.run_date, seq)
+            except ValueError as exc:
+                raise RunError(str(exc)) from None
+            data = x12.renumber(f.pop("data"), icn)
+            fname = f"{f['receiver_id']}_{f['claim_type']}_{icn:09d}.x12"
+            path = storage.join(cfg.final("claims"), fname)
+            saved.append(io.submit(_save_claim_file, cfg.staged("claims", fname), data))
+            files.append(
+                {
+                    "path": path,
+                    "sha256": None,
+                    "bytes": len(data),
+                    "claims": f["claims"],
+                    "lines": f["lines"],
+                    "receiver_id": f["receiver_id"],
+                    "claim_type": f["claim_type"],
+                    "interchange_control_number": f"{icn:09d}",
+                    "charges": f["charges"],
+                }
+            )
+            ledger_rows.append(ledger.stamp(f["ledger"], file=path, icn=icn))
+    for entry, checksum in zip(files, saved, strict=True):
+        entry["sha256"] = checksum.result()
+    return files, ledger_rows
+
+
+def _save_claim_file(path: str, data: bytes) -> str:
+    """Write one claim file (atomically); returns its SHA-256."""
+    storage.write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _swap(cfg: RunConfig) -> None:
+    """Swap the night's staged outputs into place (a folder with nothing staged is removed)."""
+    if storage.is_s3(cfg.out):  # an S3 swap is object by object: no manifest until it is done
+        storage.delete_tree(cfg.manifest_path)
+    for kind in PUBLISHED_DIRS:
+        src = cfg.staged(kind)
+        if storage.exists(src):
+            storage.replace_tree(src, cfg.final(kind))
+        else:
+            storage.delete_tree(cfg.final(kind))

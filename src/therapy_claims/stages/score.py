@@ -1,0 +1,319 @@
+"""Score: units and billing rules over the night's accepted lines, then every hold.
+
+A claim is held here, and only here, when any stage found an error on one of its lines or
+the 837 writer could not carry it (``CLAIM_DATA_INVALID``): publish writes what score billed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from therapy_claims import (
+    findings,
+    ledger,
+    reference,
+    reports,
+    rules,
+    schemas,
+    storage,
+    timing,
+    tuning,
+    x12,
+)
+from therapy_claims.catalogue import ERROR
+from therapy_claims.config import RunConfig, RunError
+from therapy_claims.handover import Handover
+from therapy_claims.stages import claim_files
+from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW
+from therapy_claims.stages.validate import GX_FINDINGS
+
+log = logging.getLogger("therapy_claims")
+
+SCORED = ("scored", "scored.parquet")
+EXCEPTIONS = ("exceptions", "exceptions.parquet")
+SCORED_COLUMNS = [
+    "line_id",
+    "encounter_id",
+    "claim_id",
+    "patient_id",
+    "payer_id",
+    "clinic_id",
+    "date_of_service",
+    "discipline",
+    "rendering_npi",
+    "cpt_code",
+    "modifiers",
+    "minutes",
+    "units_charted",
+    "units",
+    "charge_amount",
+    "status",
+    "exception_codes",
+    "changes",
+    "claim_type",
+    "receiver_id",
+    "unit_method",
+    "source_file",
+    "source_row",
+]
+
+# what the rules do not read: names and addresses, for the 837 checks and writer only
+NOT_SCORED = (
+    "patient_last_name",
+    "patient_first_name",
+    "patient_address",
+    "patient_city",
+    "patient_state",
+    "patient_zip",
+    "subscriber_last_name",
+    "subscriber_first_name",
+    "subscriber_dob",
+    "group_number",
+    "rendering_first_name",
+    "ingested_at",
+)
+
+# a line's status as a small integer until it is written
+_NOT_BILLED, _BILLED, _HELD = 0, 1, 2
+_STATUS_TEXT = pa.array(["not_billed", "billed", "held"])
+
+
+def score(
+    cfg: RunConfig, handover: Handover, *, validated: Callable[[], object] | None = None
+) -> dict:
+    """Units and billing rules over the night's accepted lines, then hold every claim with an
+    error from any stage, then every claim the 837 cannot carry. ``validated``, if given, is
+    called (and must return) before the validate stage's findings are read: the runtime may
+    run validate in a second process meanwhile."""
+    handover.require(cfg.staged(*RAW), "ingest")
+    t0 = time.perf_counter()
+    try:
+        ref = reference.load(cfg.reference)
+    except reference.ReferenceError as exc:
+        raise RunError(str(exc)) from exc
+    raw_table = _read_raw(cfg, handover)
+    lines = storage.to_frame(raw_table, [c for c in raw_table.column_names if c not in NOT_SCORED])
+    lines = reference.enrich(lines, ref)
+    lines["claim_id"] = ledger.claim_ids(lines)
+    night = rules.Night(
+        lines=lines,
+        ref=ref,
+        run_date=cfg.run_date,
+        kx_history=rules.kx_history(cfg.out, cfg.rd, ref, lines),
+    )
+    found = rules.run_all(night)
+
+    # a claim billed on another run date (claim ledger) is held, never sent twice
+    found = findings.concat(
+        [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
+    )
+    earlier = handover.read_frame(cfg.staged(*INGEST_FINDINGS), last=True)
+    # what does not depend on the validate stage's findings comes before waiting for them:
+    # each finding's line as a row number, and each line's claim as a number
+    lines["changes"] = night.change_lists()
+    lines["modifiers"] = _split_list(lines["modifiers"])
+    ids = pd.Index(lines["line_id"])
+    if not ids.is_unique:  # ingest quarantines every repeat of a line_id
+        raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
+    at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
+    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
+    status_of = np.where(lines["units"].to_numpy() > 0, _BILLED, _NOT_BILLED).astype(np.int8)
+    if validated is not None:
+        tuning.release_memory()  # the rules' intermediates, while GX runs
+        with timing.record("gx_wait"):  # what validate in the second process adds to the wall
+            validated()
+    gx_path = cfg.staged(*GX_FINDINGS)
+    gx = storage.read_parquet(gx_path) if storage.exists(gx_path) else findings.empty()
+    all_found = findings.concat([earlier, gx, found])
+    at = np.concatenate([at_earlier, ids.get_indexer(gx["line_id"]), at_found])
+
+    # hold every claim with an error on any of its lines
+    on_line = at >= 0
+    error_at = at[on_line & (all_found["severity"] == ERROR).to_numpy()]
+    held_claim = np.zeros(len(claims), dtype=bool)
+    held_claim[claim_of_line[error_at]] = True
+    status_of[held_claim[claim_of_line]] = _HELD
+    lines["status"] = _status_column(status_of, lines.index)
+    # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
+    lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS, claims=claim_of_line)
+    # then hold every claim the 837 cannot carry
+    with timing.record("claim_checks"):
+        unwritable = _unwritable(lines, raw_table, ref)
+    del raw_table
+    n_unwritable = (
+        lines["claim_id"].take(unwritable["at"].to_numpy()).nunique() if len(unwritable) else 0
+    )
+    if len(unwritable):
+        status_of[unwritable["at"].to_numpy()] = _HELD
+        lines["status"] = _status_column(status_of, lines.index)
+        all_found = findings.concat([all_found, unwritable.drop(columns="at")])
+        at = np.concatenate([at, unwritable["at"].to_numpy()])
+        on_line = at >= 0
+    # per line, the codes of its findings in the order of all_found
+    pos, codes = at[on_line], all_found["code"].to_numpy(dtype=object)[on_line]
+    order = np.argsort(pos, kind="stable")
+    lines["exception_codes"] = rules.list_column(
+        np.bincount(pos, minlength=len(lines)), codes[order], lines.index
+    )
+
+    scored = lines.reindex(columns=SCORED_COLUMNS)
+    exc = all_found.copy()
+    exc.insert(0, "run_date", cfg.rd)
+    for c in ("claim_id", "cpt_code", "date_of_service"):  # of the finding's line, if any
+        exc[c] = pd.Series(lines[c].array.take(at, allow_fill=True), index=exc.index)
+    with timing.record("write"):
+        summary = _write_scored(cfg, handover, scored, exc)
+    summary["reference_files"] = [
+        {k: f.get(k) for k in ("path", "sha256", "rows", "effective_quarter")} for f in ref.files
+    ]
+    summary["timings"] = timing.take()
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    storage.write_json(cfg.staged("work", "score.json"), summary)
+    if n_unwritable:
+        log.warning(
+            "score: %s claim(s) cannot be written as 837 and are held (CLAIM_DATA_INVALID)",
+            n_unwritable,
+        )
+    log.info(
+        "score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
+        "%(lines_not_billed)s not billed; %(findings)s finding(s)",
+        summary,
+    )
+    return {k: v for k, v in summary.items() if k != "reference_files"}
+
+
+def _read_raw(cfg: RunConfig, handover: Handover) -> pa.Table:
+    """The staged raw layer, all of it: the rules read most columns and the 837 checks the
+    claim fields. ``last``: holding it in memory through the rest of the run (for publish,
+    which reads a few columns of the billed lines) costs more memory than publish's read."""
+    return handover.read_table(cfg.staged(*RAW), last=True)
+
+
+def _unwritable(lines: pd.DataFrame, raw: pa.Table, ref: reference.Reference) -> pd.DataFrame:
+    """``CLAIM_DATA_INVALID`` findings for every line of each billed claim the 837 writer
+    cannot carry (a name that is empty once X12's delimiters are removed, an NPI failing its
+    check digit, ...), with each line's position in ``at``. A claim sent in parts goes whole
+    or not at all: the other parts of a claim with an unwritable part are held too."""
+    billed = np.flatnonzero((lines["status"] == "billed").to_numpy())
+    if not len(billed):
+        return pd.DataFrame()
+    frame = _writer_lines(lines, raw, billed, ref)
+    rejected: dict[str, str] = {}
+    institutional = (frame["claim_type"] == "institutional").to_numpy()
+    for inst in (False, True):
+        part = frame[institutional == inst]
+        if len(part):
+            rejected.update(
+                x12.unwritable_claims(
+                    part, institutional=inst, clinics=ref.clinics, payers=ref.payers
+                )
+            )
+    if not rejected:
+        return pd.DataFrame()
+    keys = ledger.claim_key(lines["claim_id"])
+    bad_keys = set(ledger.claim_key(pd.Series(list(rejected), dtype="string")))
+    billed_ids = lines["claim_id"].take(billed)
+    siblings = billed_ids[keys.take(billed).isin(bad_keys) & ~billed_ids.isin(list(rejected))]
+    for cid in siblings.unique().tolist():
+        b = str(ledger.claim_key(pd.Series([cid])).iloc[0])
+        rejected[cid] = f"claim {cid}: another part of claim {b} cannot be written"
+    hit = lines["claim_id"].isin(list(rejected)).to_numpy()
+    rows = lines[hit]
+    new = findings.make(
+        "CLAIM_DATA_INVALID",
+        rows,
+        rows["claim_id"].map(rejected).astype("string"),
+        evidence=rows["claim_type"]
+        .map({"institutional": "X12 837I 005010X223A2 element rules"})
+        .fillna("X12 837P 005010X222A1 element rules"),
+    )
+    new["at"] = np.flatnonzero(hit)
+    return new
+
+
+def _writer_lines(
+    lines: pd.DataFrame, raw: pa.Table, billed: np.ndarray, ref: reference.Reference
+) -> pd.DataFrame:
+    """The billed lines as the 837 writer takes them, in claim-file order (claim, date of
+    service, line), as publish hands them over: the checks see what the writer will."""
+    scored = storage.to_table(lines[claim_files.PUBLISH_SCORED].take(billed))
+    raw = raw.select(claim_files.CLAIM_FIELDS).take(pa.array(billed))
+    submitters = ref.clinics["submitter_id"]
+    at_s, at_r, _ = claim_files.plan(scored, raw, np.ones(len(billed), dtype=bool), submitters)
+    return claim_files.lines_at(scored, raw, at_s, at_r, submitters)
+
+
+def _split_list(s: pd.Series) -> pd.Series:
+    """A ``;``-joined text column as lists (an empty or missing cell is an empty list)."""
+    text = pc.fill_null(storage.text_array(s), "")
+    parts = pc.split_pattern(text, ";")
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    split_lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(parts).filter(pa.array(np.repeat(~empty, split_lengths)))
+    return rules.list_column(np.where(empty, 0, split_lengths), values, s.index)
+
+
+def _status_column(status_of: np.ndarray, index: pd.Index) -> pd.Series:
+    """The ``status`` text column from the integer statuses (built in Arrow, not per row)."""
+    text = pa.DictionaryArray.from_arrays(pa.array(status_of), _STATUS_TEXT).cast(pa.string())
+    return pd.Series(pd.array(text, dtype="str"), index=index)
+
+
+def _write_scored(
+    cfg: RunConfig, handover: Handover, scored: pd.DataFrame, exc: pd.DataFrame
+) -> dict:
+    """Write the staged scored lines and exception report, check the night balances and
+    return the counts the manifest reports."""
+    handover.write_table(
+        schemas.conform(storage.to_table(scored), schemas.SCORED), cfg.staged(*SCORED)
+    )
+    sev_order = {"error": 0, "warning": 1, "info": 2}
+    exc = exc.sort_values(
+        by=["severity", "claim_id", "line_id", "code"],
+        key=lambda s: s.map(sev_order) if s.name == "severity" else s,
+        na_position="first",
+        kind="mergesort",
+    ).reset_index(drop=True)
+    handover.write_table(
+        schemas.conform(storage.to_table(exc), schemas.EXCEPTIONS), cfg.staged(*EXCEPTIONS)
+    )
+    storage.write_bytes(
+        cfg.staged("exceptions", "exceptions.csv"), reports.spreadsheet_safe_csv(exc)
+    )
+    ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
+    counts = scored["status"].value_counts()
+    # a claim is held if any line is held, else billed if any line is billed (vectorised)
+    status = scored["status"].to_numpy(dtype=object)
+    rank = np.select([status == "held", status == "billed"], [2, 1], 0).astype(np.int8)
+    claim_of_line = pd.factorize(scored["claim_id"], use_na_sentinel=False)[0]
+    claim_rank = np.zeros(claim_of_line.max() + 1 if len(rank) else 0, dtype=np.int8)
+    np.maximum.at(claim_rank, claim_of_line, rank)
+    claim_status = pd.Series(claim_rank).map({0: "not_billed", 1: "billed", 2: "held"})
+    summary = {
+        "rows_scored": len(scored),
+        "lines_billed": int(counts.get("billed", 0)),
+        "lines_held": int(counts.get("held", 0)),
+        "lines_not_billed": int(counts.get("not_billed", 0)),
+        "claims_billed": int((claim_status == "billed").sum()),
+        "claims_held": int((claim_status == "held").sum()),
+        "findings": len(exc),
+        "exceptions_by_code": {
+            k: int(v) for k, v in exc["code"].value_counts().sort_index().items()
+        },
+    }
+    rows_in, quarantined = ingest_info["rows_in"], ingest_info["rows_quarantined"]
+    if rows_in != quarantined + summary["rows_scored"] or summary["rows_scored"] != (
+        summary["lines_billed"] + summary["lines_held"] + summary["lines_not_billed"]
+    ):
+        raise RunError(
+            f"the night does not balance: rows_in={rows_in}, quarantined={quarantined}, "
+            f"scored={summary['rows_scored']}, status counts={dict(counts)}"
+        )
+    return summary
