@@ -1,4 +1,4 @@
-"""Synthetic nightly encounter extracts (../shared/spec/extract-format.md) for demos, tests and
+"""Synthetic nightly encounter extracts (docs/extract-format.md) for demos, tests and
 benchmarks. Nothing here describes a real person: names, addresses, member ids and NPIs are
 drawn at random (NPIs pass the check digit but are picked at random).
 

@@ -24,15 +24,15 @@ How it runs (and why):
   Python).
 - GX is given, per run, only the columns its expectations evaluate (their column kwargs and
   row_condition columns): GX's pandas engine filters the whole frame (every column) two or
-  three times per expectation, so every column handed over costs per expectation. Columns that only a ``meta.message`` shows stay
-  out; messages are built from the original typed rows. The COMPLETE re-run is given only
+  three times per expectation, so every column handed over costs per expectation. Columns
+  that only a ``meta.message`` shows stay out; messages are built from the original typed
+  rows. The COMPLETE re-run is given only
   the failing expectations' columns.
 - Nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
   ``column_values.between`` is vectorised only for numpy int/float and otherwise calls a Python
-  function per row (about 0.8 s per column per 1M rows). Text columns are handed over as
-  pandas Categoricals: taking rows of a text column copies every string, taking rows of a
-  Categorical copies only its integer codes (at 1M lines the suites took 40 s with text
-  columns, 8 s with Categoricals). Values and NA-ness are unchanged. The SUMMARY pass skips
+  function per row. Text columns are handed over as pandas Categoricals: taking rows of a text
+  column copies every string, taking rows of a Categorical copies only its integer codes
+  (docs/performance.md has the measurements). Values and NA-ness are unchanged. The SUMMARY pass skips
   GX's ``unexpected_index_query``.
 - Regex checks use ``expect_column_values_to_(not_)match_regex_per_value``
   (``gx_expectations``): GX's own regex expectations, evaluated once per distinct value of the

@@ -61,8 +61,8 @@ def no_batch_fingerprint() -> Iterator[None]:
     """GX's pandas engine md5-hashes every batch frame smaller than its ``HASH_THRESHOLD``
     (1e9 bytes, by shallow memory use) into the results' batch markers
     (``pandas_data_fingerprint``), and skips that for larger frames. A night's Categoricals
-    are small to that measure but not to hash: their categories are hashed as Python strings,
-    which costs as much as several suites. Within this block every batch counts as large; the
+    are small to that measure but not to hash: their categories are hashed as Python strings
+    (docs/performance.md has what that cost). Within this block every batch counts as large; the
     setting is put back afterwards. The manifest records each input file's SHA-256, which
     identifies the night's data instead."""
     from great_expectations.execution_engine import pandas_execution_engine as engine
