@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import numpy as np
@@ -285,3 +286,38 @@ def test_write_round_trips(tmp_path, suffix):
 def test_write_rejects_unknown_suffix(tmp_path):
     with pytest.raises(ValueError):
         gen.write(gen.generate(5, run_date=RUN), str(tmp_path / "x.xlsx"))
+
+
+# Digests of the CSV text of nights generated before generate.py was split into parts: the
+# generator must keep drawing the same random numbers in the same order for a given seed.
+FROZEN_NIGHTS = [
+    (
+        300,
+        5,
+        dt.date(2026, 5, 12),
+        0.08,
+        "585f8c43115ba69fc0ae73ec0a6e92bb2a238bd165bdb36c122c6db689f0c829",
+        "c6916c445c9838dbd19eddcab287ff3da2235bfbff55d29d7d6924f343509846",
+    ),
+    (
+        3000,
+        3,
+        dt.date(2026, 11, 27),
+        0.5,
+        "faaa2f35f92f142dd8c5ba17eec5803396809ad10a5010513884d97e89acb4a2",
+        "c6b3cd3346928caaf1c4bd9d97f23d6b45b8bf42317b5757fcffb6d9e50e8cbe",
+    ),
+]
+
+
+def _csv_digest(df: pd.DataFrame) -> str:
+    return hashlib.sha256(df.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+
+
+@pytest.mark.parametrize("encounters,seed,run_date,rate,extract_sha,problems_sha", FROZEN_NIGHTS)
+def test_output_for_a_seed_is_frozen(encounters, seed, run_date, rate, extract_sha, problems_sha):
+    df, problems = gen.generate_labelled(
+        encounters, seed=seed, run_date=run_date, problem_rate=rate
+    )
+    assert _csv_digest(df) == extract_sha
+    assert _csv_digest(problems) == problems_sha

@@ -1,5 +1,6 @@
-"""The rule catalogue (../shared/spec/outputs-and-rules.md): code, severity, what it means and
-what a biller does about it. Rule implementations live in ``rules.py``; this is the data."""
+"""The rule catalogue (docs/rules.md): code, severity, what it means and what a biller does
+about it. Rule implementations live in ``rules.py``; this is the data. docs/rules.md lists
+every code here (tests/test_docs.py checks it)."""
 
 from __future__ import annotations
 

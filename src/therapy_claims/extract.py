@@ -1,4 +1,4 @@
-"""Reading the nightly extracts (../shared/spec/extract-format.md) and typing their rows.
+"""Reading the nightly extracts (docs/extract-format.md) and typing their rows.
 
 A file that cannot be read, or lacks a required column, is rejected whole (FILE_REJECTED).
 A row that cannot be parsed or typed is quarantined (ROW_INVALID, naming file, row, column
@@ -189,8 +189,8 @@ def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
         raise FileRejected(f"missing required column(s): {shown}")
     # The quick read: Arrow's serial reader in 1 MiB blocks (they stay in the CPU caches). It
-    # numbers the records it skips, and at 1M lines takes 1.0 s of CPU where the threaded
-    # reader in 64 MiB blocks took 3.3 s, without taking longer on two cores. A record longer
+    # numbers the records it skips, and takes a third of the CPU time of the threaded reader in
+    # 64 MiB blocks, without taking longer on two cores (docs/performance.md). A record longer
     # than a block fails it ("straddling object ..."): such a file, or one that fails as a
     # whole, is read as before, in 64 MiB blocks.
     try:

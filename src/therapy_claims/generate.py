@@ -1,4 +1,4 @@
-"""Synthetic nightly encounter extracts (../shared/spec/extract-format.md) for demos, tests and
+"""Synthetic nightly encounter extracts (docs/extract-format.md) for demos, tests and
 benchmarks. Nothing here describes a real person: names, addresses, member ids and NPIs are
 drawn at random (NPIs pass the check digit but are picked at random).
 
@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +372,8 @@ _CLASS_WEIGHT = {
     "auto": 0.05,
 }
 _MEDICARE_LIKE = ("medicare", "medicare_advantage")
+_K = 3  # timed-code slots per encounter
+_PROBLEM_COLUMNS = ["encounter_id", "line_id", "kind", "column", "value"]
 
 _DIGITS = b"0123456789"
 _MBI_ALPHA = b"ACDEFGHJKMNPQRTUVWXY"
@@ -576,6 +579,8 @@ def _generate(
     problem_rate: float,
     reference_dir: str | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The steps of the module notes, in order. Each step draws from the one ``rng`` in a fixed
+    order: moving a draw from one step to another changes every night generated after it."""
     encounters = int(encounters)
     if encounters < 0:
         raise ValueError("encounters must be >= 0")
@@ -584,14 +589,46 @@ def _generate(
     run_date = run_date or dt.date.today()
     ref = reference.load(reference_dir)
     rng = np.random.default_rng(seed)
-    problems_cols = ["encounter_id", "line_id", "kind", "column", "value"]
     if encounters == 0:
         empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in layout.COLUMN_NAMES})
-        return empty, pd.DataFrame(columns=problems_cols)
-    E = encounters
+        return empty, pd.DataFrame(columns=_PROBLEM_COLUMNS)
 
-    # ---- teams -------------------------------------------------------------------------
-    clinics = ref.clinics.reset_index(drop=True)
+    teams = _teams(ref.clinics)
+    enc = _encounters(rng, teams, encounters, run_date)
+    staff = _clinicians(rng, teams, enc)
+    pats = _patients(rng, ref.payers, teams, enc, run_date)
+    visits = _visits(rng, pats, enc)
+    services = _services(rng, ref.payers, pats, enc, staff, visits)
+    times = _schedule(rng, enc, services, len(staff.cred))
+    lines = _lines(enc, pats, services)
+    col, enc_ids = _identity_columns(
+        seed, run_date, ref.payers, teams, enc, staff, pats, visits, services, lines
+    )
+    mods = _modifiers(rng, ref, enc, services, lines)
+    fee, charge_cents = _clinical_columns(rng, col, teams, enc, pats, visits, times, lines)
+    night = _ProblemNight(
+        rng, run_date, ref, col, enc_ids, enc, services, times, lines, mods, fee, charge_cents
+    )
+    rows, dup_lines = _inject_problems(night, problem_rate)
+    col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
+    return _frames(col, rows, dup_lines)
+
+
+# ----------------------------------------------------------------------------- teams, people
+
+
+@dataclass
+class _Teams:
+    """One row per team: a clinic's PT or OT team, or a chiropractic clinic's one team."""
+
+    clinic: np.ndarray
+    disc: np.ndarray
+    weight: np.ndarray  # share of the night's encounters
+    mult: np.ndarray  # the clinic's fee multiplier
+
+
+def _teams(clinics: pd.DataFrame) -> _Teams:
+    clinics = clinics.reset_index(drop=True)
     t_clinic, t_disc, t_w, t_mult = [], [], [], []
     for i, row in clinics.iterrows():
         chiro = row["taxonomy"].startswith("111N") or "CHIRO" in row["billing_name"].upper()
@@ -607,93 +644,230 @@ def _generate(
                 t_disc.append(d)
                 t_w.append(w)
                 t_mult.append(mult)
-    T = len(t_clinic)
-    t_clinic = np.array(t_clinic, dtype=object)
-    t_disc = np.array(t_disc, dtype=object)
-    t_w = np.array(t_w) / sum(t_w)
-    t_mult = np.array(t_mult)
+    return _Teams(
+        clinic=np.array(t_clinic, dtype=object),
+        disc=np.array(t_disc, dtype=object),
+        weight=np.array(t_w) / sum(t_w),
+        mult=np.array(t_mult),
+    )
 
-    # ---- encounters: team, day, clinician, slot, patient ---------------------------------
+
+@dataclass
+class _Encounters:
+    """Per encounter (sorted by team, then day): who sees whom, when. Per team: clinician and
+    patient counts and where each team's clinicians and patients start."""
+
+    first_day: int  # epoch day of the first of the 7 days
+    day_dates: list[dt.date]
+    team: np.ndarray
+    day: np.ndarray
+    clin: np.ndarray
+    slot: np.ndarray  # the clinician's n-th encounter of the day
+    pat: np.ndarray
+    disc: np.ndarray
+    is_chiro: np.ndarray
+    disc_i: np.ndarray  # 1 for OT, else 0 (row of the timed-code tables)
+    n_clin: np.ndarray
+    clin_off: np.ndarray
+    n_pat: np.ndarray
+
+
+def _encounters(rng, teams: _Teams, n: int, run_date: dt.date) -> _Encounters:
+    """Step 2 of the module notes: team, day, clinician, slot and patient of each encounter."""
+    n_teams = len(teams.clinic)
     first_day = _epoch_day(run_date) - 7
     day_dates = [run_date - dt.timedelta(days=7 - d) for d in range(7)]
     day_w = np.array([{5: 0.3, 6: 0.05}.get(d.weekday(), 1.0) for d in day_dates])
-    team = np.repeat(np.arange(T), rng.multinomial(E, t_w))
-    day = rng.choice(7, E, p=day_w / day_w.sum())
+    team = np.repeat(np.arange(n_teams), rng.multinomial(n, teams.weight))
+    day = rng.choice(7, n, p=day_w / day_w.sum())
     o = np.lexsort((day, team))
     team, day = team[o], day[o]
     td = team * 7 + day
-    td_count = np.bincount(td, minlength=T * 7).reshape(T, 7)
-    rank = np.arange(E) - _group_first(td)
+    td_count = np.bincount(td, minlength=n_teams * 7).reshape(n_teams, 7)
+    rank = np.arange(n) - _group_first(td)
     max_day = td_count.max(axis=1)
     n_clin = np.maximum(np.ceil(max_day / 7).astype(int), 3)
     clin_off = np.concatenate([[0], np.cumsum(n_clin)[:-1]])
-    clin = clin_off[team] + rank % n_clin[team]
-    slot = rank // n_clin[team]
     n_pat = np.maximum(np.ceil(max_day * 2.6).astype(int), 4)
     pat_off = np.concatenate([[0], np.cumsum(n_pat)[:-1]])
-    day_shift = rng.integers(0, n_pat[:, None], (T, 7))
-    pat = pat_off[team] + (rank + day_shift[team, day]) % n_pat[team]
-    disc = t_disc[team]
-    is_chiro = disc == "CHIRO"
-    disc_i = np.where(disc == "OT", 1, 0)
+    day_shift = rng.integers(0, n_pat[:, None], (n_teams, 7))
+    disc = teams.disc[team]
+    return _Encounters(
+        first_day=first_day,
+        day_dates=day_dates,
+        team=team,
+        day=day,
+        clin=clin_off[team] + rank % n_clin[team],
+        slot=rank // n_clin[team],
+        pat=pat_off[team] + (rank + day_shift[team, day]) % n_pat[team],
+        disc=disc,
+        is_chiro=disc == "CHIRO",
+        disc_i=np.where(disc == "OT", 1, 0),
+        n_clin=n_clin,
+        clin_off=clin_off,
+        n_pat=n_pat,
+    )
 
-    # ---- clinicians ----------------------------------------------------------------------
-    C = int(n_clin.sum())
-    c_team = np.repeat(np.arange(T), n_clin)
-    c_first_of_team = np.zeros(C, dtype=bool)
-    c_first_of_team[clin_off] = True
-    assistant = (rng.random(C) < 0.4) & ~c_first_of_team
-    c_disc = t_disc[c_team]
-    c_cred = np.where(
+
+@dataclass
+class _Clinicians:
+    cred: np.ndarray
+    npi: np.ndarray
+    last: np.ndarray
+    first: np.ndarray
+
+
+def _clinicians(rng, teams: _Teams, enc: _Encounters) -> _Clinicians:
+    """Each team's clinicians; the first of a team is never an assistant."""
+    n = int(enc.n_clin.sum())
+    c_team = np.repeat(np.arange(len(teams.clinic)), enc.n_clin)
+    c_first_of_team = np.zeros(n, dtype=bool)
+    c_first_of_team[enc.clin_off] = True
+    assistant = (rng.random(n) < 0.4) & ~c_first_of_team
+    c_disc = teams.disc[c_team]
+    cred = np.where(
         c_disc == "CHIRO",
         "DC",
         np.where(
             c_disc == "OT", np.where(assistant, "OTA", "OT"), np.where(assistant, "PTA", "PT")
         ),
     ).astype(object)
-    body = rng.choice(10**8, C, replace=False) + 10**8  # 9 digits starting with 1
-    c_npi = np.array([npi.make_valid(str(b)) for b in body], dtype=object)
-    c_last = _LAST[rng.integers(0, len(_LAST), C)]
-    c_first = _FIRST[rng.integers(0, len(_FIRST), C)]
+    body = rng.choice(10**8, n, replace=False) + 10**8  # 9 digits starting with 1
+    last = _LAST[rng.integers(0, len(_LAST), n)]
+    first = _FIRST[rng.integers(0, len(_FIRST), n)]
+    return _Clinicians(
+        cred=cred,
+        npi=np.array([npi.make_valid(str(b)) for b in body], dtype=object),
+        last=last,
+        first=first,
+    )
 
-    # ---- patients ------------------------------------------------------------------------
-    P = int(n_pat.sum())
-    p_team = np.repeat(np.arange(T), n_pat)
-    payers = ref.payers.reset_index(drop=True)
+
+@dataclass
+class _Patients:
+    """One row per patient (each belongs to one team)."""
+
+    team: np.ndarray
+    payer: np.ndarray  # row of the payers table
+    cls: np.ndarray  # payer class
+    dependent: np.ndarray
+    rel: np.ndarray
+    dob: np.ndarray
+    sex: np.ndarray
+    last: np.ndarray
+    first: np.ndarray
+    addr: np.ndarray
+    city: np.ndarray
+    state: np.ndarray
+    zip: np.ndarray
+    member: np.ndarray
+    group: np.ndarray
+    sub_last: np.ndarray
+    sub_first: np.ndarray
+    sub_dob: np.ndarray
+    profile: np.ndarray  # row of _PROFILES
+    base: np.ndarray  # visits before this week
+    has_auth: np.ndarray
+    auth: np.ndarray
+    has_poc: np.ndarray
+    injury: np.ndarray
+
+
+def _patients(rng, payers: pd.DataFrame, teams: _Teams, enc: _Encounters, run_date) -> _Patients:
+    n = int(enc.n_pat.sum())
+    p_team = np.repeat(np.arange(len(teams.clinic)), enc.n_pat)
+    payers = payers.reset_index(drop=True)
     pay_class = payers["payer_class"].to_numpy(dtype=object)
     class_n = pd.Series(pay_class).value_counts()
     pay_w = np.array([_CLASS_WEIGHT.get(c, 0.05) / class_n[c] for c in pay_class])
-    p_payer = rng.choice(len(payers), P, p=pay_w / pay_w.sum())
+    p_payer = rng.choice(len(payers), n, p=pay_w / pay_w.sum())
     p_class = pay_class[p_payer]
+    today = _epoch_day(run_date)
+    people = _people(rng, p_class, today)
+    address = _addresses(rng, n)
+    member = _member_ids(rng, p_class)
+    subscriber = _subscribers(rng, p_class, people, today)
+    p_profile = _choose_profiles(rng, teams.disc[p_team])
+    p_base = np.where(rng.random(n) < 0.2, 0, rng.integers(1, 16, n))
+    req_auth = payers["requires_prior_auth"].to_numpy(dtype=bool)[p_payer]
+    p_has_auth = req_auth | (rng.random(n) < 0.15)
+    p_auth = np.where(p_has_auth, _fixed("PA", rng.integers(0, 10**8, n), 8), "").astype(object)
+    p_has_poc = (teams.disc[p_team] != "CHIRO") | (rng.random(n) < 0.4)
+    return _Patients(
+        team=p_team,
+        payer=p_payer,
+        cls=p_class,
+        dependent=people["dependent"],
+        rel=people["rel"],
+        dob=people["dob"],
+        sex=people["sex"],
+        last=people["last"],
+        first=people["first"],
+        **address,
+        member=member,
+        group=subscriber["group"],
+        sub_last=subscriber["sub_last"],
+        sub_first=subscriber["sub_first"],
+        sub_dob=subscriber["sub_dob"],
+        profile=p_profile,
+        base=p_base,
+        has_auth=p_has_auth,
+        auth=p_auth,
+        has_poc=p_has_poc,
+        injury=np.isin(p_class, ("workers_comp", "auto")),
+    )
+
+
+def _people(rng, p_class: np.ndarray, today: int) -> dict[str, np.ndarray]:
+    """Relationship to the subscriber, age, birth date, sex and name of each patient."""
+    n = len(p_class)
     p_medicare = np.isin(p_class, _MEDICARE_LIKE)
-    dependent = (p_class == "commercial") & (rng.random(P) < 0.3)
-    child = dependent & (rng.random(P) < 0.6)
-    p_rel = np.where(rng.random(P) < 0.75, "self", "").astype(object)
+    dependent = (p_class == "commercial") & (rng.random(n) < 0.3)
+    child = dependent & (rng.random(n) < 0.6)
+    p_rel = np.where(rng.random(n) < 0.75, "self", "").astype(object)
     p_rel[dependent] = np.where(child[dependent], "child", "spouse")
-    age = rng.integers(18, 65, P)
-    old = p_medicare & (rng.random(P) < 0.95)
+    age = rng.integers(18, 65, n)
+    old = p_medicare & (rng.random(n) < 0.95)
     age[old] = rng.integers(65, 93, old.sum())
     age[child] = rng.integers(6, 26, child.sum())
-    today = _epoch_day(run_date)
-    p_dob = today - age * 365 - rng.integers(0, 365, P) - 8
-    p_sex = rng.choice(np.array(["F", "M", "U"], dtype=object), P, p=[0.5, 0.48, 0.02])
-    p_last = _names(rng, P, _LAST, _LAST_SPECIAL, 0.04)
-    p_first = _names(rng, P, _FIRST, _FIRST_SPECIAL, 0.04)
-    apt = rng.random(P) < 0.1
-    p_addr = (
-        _SMALL_INTS[rng.integers(1, 400, P)] + " " + _STREETS[rng.integers(0, len(_STREETS), P)]
-    )
-    p_addr[apt] = p_addr[apt] + " APT " + _SMALL_INTS[rng.integers(1, 40, apt.sum())]
-    sp = rng.random(P) < 0.01
-    p_addr[sp] = _ADDR_SPECIAL[rng.integers(0, len(_ADDR_SPECIAL), sp.sum())]
-    city_i = rng.integers(0, len(_CITIES), P)
-    p_city = np.array([c[0] for c in _CITIES], dtype=object)[city_i]
-    p_state = np.array([c[1] for c in _CITIES], dtype=object)[city_i]
-    p_zip = np.array([c[2] for c in _CITIES], dtype=object)[city_i]
-    z = rng.random(P)
-    plus4 = _fixed("", rng.integers(1, 10000, P), 4)
-    p_zip = np.where(z < 0.25, p_zip + plus4, np.where(z < 0.3, p_zip + "-" + plus4, p_zip))
-    p_member = np.empty(P, dtype=object)
+    p_dob = today - age * 365 - rng.integers(0, 365, n) - 8
+    p_sex = rng.choice(np.array(["F", "M", "U"], dtype=object), n, p=[0.5, 0.48, 0.02])
+    last = _names(rng, n, _LAST, _LAST_SPECIAL, 0.04)
+    first = _names(rng, n, _FIRST, _FIRST_SPECIAL, 0.04)
+    return {
+        "dependent": dependent,
+        "child": child,
+        "rel": p_rel,
+        "age": age,
+        "dob": p_dob,
+        "sex": p_sex,
+        "last": last,
+        "first": first,
+    }
+
+
+def _addresses(rng, n: int) -> dict[str, np.ndarray]:
+    """Street (some with an apartment, a few unusual), city, state and ZIP (some ZIP+4)."""
+    apt = rng.random(n) < 0.1
+    addr = _SMALL_INTS[rng.integers(1, 400, n)] + " " + _STREETS[rng.integers(0, len(_STREETS), n)]
+    addr[apt] = addr[apt] + " APT " + _SMALL_INTS[rng.integers(1, 40, apt.sum())]
+    sp = rng.random(n) < 0.01
+    addr[sp] = _ADDR_SPECIAL[rng.integers(0, len(_ADDR_SPECIAL), sp.sum())]
+    city_i = rng.integers(0, len(_CITIES), n)
+    zip5 = np.array([c[2] for c in _CITIES], dtype=object)[city_i]
+    z = rng.random(n)
+    plus4 = _fixed("", rng.integers(1, 10000, n), 4)
+    return {
+        "addr": addr,
+        "city": np.array([c[0] for c in _CITIES], dtype=object)[city_i],
+        "state": np.array([c[1] for c in _CITIES], dtype=object)[city_i],
+        "zip": np.where(z < 0.25, zip5 + plus4, np.where(z < 0.3, zip5 + "-" + plus4, zip5)),
+    }
+
+
+def _member_ids(rng, p_class: np.ndarray) -> np.ndarray:
+    """A member id in the shape each payer class uses (an MBI for Medicare)."""
+    member = np.empty(len(p_class), dtype=object)
     d9 = [_DIGITS] * 9
     member_patterns = {
         "medicare": [
@@ -717,80 +891,129 @@ def _generate(
     }
     for cls in sorted(set(p_class)):
         sel = p_class == cls
-        p_member[sel] = _pattern(rng, int(sel.sum()), member_patterns.get(cls, [_UPPER, *d9]))
-    p_group = np.where(
-        p_class == "commercial", _fixed("GRP", rng.integers(0, 10**6, P), 6), ""
+        member[sel] = _pattern(rng, int(sel.sum()), member_patterns.get(cls, [_UPPER, *d9]))
+    return member
+
+
+def _subscribers(rng, p_class: np.ndarray, people: dict[str, np.ndarray], today: int):
+    """Group number (commercial plans) and, for dependents, the subscriber's name and birth
+    date (per patient; the columns leave them empty for patients who are the subscriber)."""
+    n = len(p_class)
+    dependent, child = people["dependent"], people["child"]
+    group = np.where(
+        p_class == "commercial", _fixed("GRP", rng.integers(0, 10**6, n), 6), ""
     ).astype(object)
-    p_sub_last = np.where(dependent, p_last, "").astype(object)
-    other_last = dependent & (rng.random(P) < 0.1)
-    p_sub_last[other_last] = _LAST[rng.integers(0, len(_LAST), other_last.sum())]
-    p_sub_first = np.where(dependent, _FIRST[rng.integers(0, len(_FIRST), P)], "").astype(object)
-    sub_age = np.where(child, rng.integers(30, 61, P), age + rng.integers(-5, 6, P))
+    sub_last = np.where(dependent, people["last"], "").astype(object)
+    other_last = dependent & (rng.random(n) < 0.1)
+    sub_last[other_last] = _LAST[rng.integers(0, len(_LAST), other_last.sum())]
+    sub_first = np.where(dependent, _FIRST[rng.integers(0, len(_FIRST), n)], "").astype(object)
+    sub_age = np.where(child, rng.integers(30, 61, n), people["age"] + rng.integers(-5, 6, n))
     sub_age = np.maximum(sub_age, 18)
-    p_sub_dob = today - sub_age * 365 - rng.integers(0, 365, P) - 8
-    p_profile = _choose_profiles(rng, t_disc[p_team])
-    p_base = np.where(rng.random(P) < 0.2, 0, rng.integers(1, 16, P))
-    req_auth = payers["requires_prior_auth"].to_numpy(dtype=bool)[p_payer]
-    p_has_auth = req_auth | (rng.random(P) < 0.15)
-    p_auth = np.where(p_has_auth, _fixed("PA", rng.integers(0, 10**8, P), 8), "").astype(object)
-    p_has_poc = (t_disc[p_team] != "CHIRO") | (rng.random(P) < 0.4)
-    p_injury = np.isin(p_class, ("workers_comp", "auto"))
+    sub_dob = today - sub_age * 365 - rng.integers(0, 365, n) - 8
+    return {"group": group, "sub_last": sub_last, "sub_first": sub_first, "sub_dob": sub_dob}
 
-    # visit ordinal per patient (a patient is seen at most once a day)
+
+@dataclass
+class _Visits:
+    visit: np.ndarray  # per encounter: the patient's visit number
+    authorized: np.ndarray  # per patient from here on
+    poc_start: np.ndarray
+    poc_end: np.ndarray
+    injury_day: np.ndarray
+
+
+def _visits(rng, pats: _Patients, enc: _Encounters) -> _Visits:
+    """Visit numbers (a patient is seen at most once a day), authorized visits, plan of care
+    and injury dates consistent with them."""
+    n_enc, n_pat = len(enc.pat), len(pats.payer)
+    pat, day = enc.pat, enc.day
     o = np.lexsort((day, pat))
-    ordinal = np.empty(E, dtype=np.int64)
-    ordinal[o] = np.arange(E) - _group_first(pat[o])
-    p_count = np.bincount(pat, minlength=P)
-    p_firstday = np.full(P, 7, dtype=np.int64)
+    ordinal = np.empty(n_enc, dtype=np.int64)
+    ordinal[o] = np.arange(n_enc) - _group_first(pat[o])
+    p_count = np.bincount(pat, minlength=n_pat)
+    p_firstday = np.full(n_pat, 7, dtype=np.int64)
     np.minimum.at(p_firstday, pat, day)
-    visit = p_base[pat] + ordinal + 1
-    p_authorized = np.maximum(
-        rng.choice(np.array([12, 16, 20, 24, 30]), P), p_base + p_count + rng.integers(0, 6, P)
+    base = pats.base
+    authorized = np.maximum(
+        rng.choice(np.array([12, 16, 20, 24, 30]), n_pat),
+        base + p_count + rng.integers(0, 6, n_pat),
     )
-    p_poc_start = (
-        first_day + p_firstday - p_base * 3 - np.where(p_base > 0, rng.integers(0, 3, P), 0)
+    poc_start = (
+        enc.first_day + p_firstday - base * 3 - np.where(base > 0, rng.integers(0, 3, n_pat), 0)
     )
-    p_poc_end = p_poc_start + 89
-    p_injury_day = p_poc_start - rng.integers(3, 60, P)
+    injury_day = poc_start - rng.integers(3, 60, n_pat)
+    return _Visits(
+        visit=base[pat] + ordinal + 1,
+        authorized=authorized,
+        poc_start=poc_start,
+        poc_end=poc_start + 89,
+        injury_day=injury_day,
+    )
 
-    # ---- encounter content ---------------------------------------------------------------
-    e_payer = p_payer[pat]
-    e_class = p_class[pat]
+
+# ----------------------------------------------------------------------------- services
+
+
+@dataclass
+class _Services:
+    """Per encounter: its payer's settings and its line slots (0: evaluation or CMT, 1-3: timed
+    codes, 4: modality, 5: group therapy) with the timed slots' minutes and units."""
+
+    payer: np.ndarray
+    cls: np.ndarray
+    cms: np.ndarray  # the payer counts units by the CMS total-time rule
+    profile: np.ndarray
+    is_assist: np.ndarray
+    evaluate: np.ndarray
+    slots: np.ndarray  # E x 6 code index, -1 = no line
+    present: np.ndarray
+    tmask: np.ndarray  # E x K timed slot present
+    minutes: np.ndarray  # E x K
+    units: np.ndarray  # E x K
+
+
+def _services(rng, payers, pats: _Patients, enc: _Encounters, staff, visits) -> _Services:
+    """Step 3 of the module notes: the codes of each encounter and its timed minutes."""
+    n = len(enc.pat)
+    payers = payers.reset_index(drop=True)
+    is_chiro, disc, disc_i = enc.is_chiro, enc.disc, enc.disc_i
+    e_payer = pats.payer[enc.pat]
+    e_class = pats.cls[enc.pat]
     e_medicare = np.isin(e_class, _MEDICARE_LIKE)
     e_ffs = e_class == "medicare"
     e_cms = payers["unit_method"].to_numpy(dtype=object)[e_payer] == "cms"
     cap_col = payers["max_timed_units_per_day"]
     pay_cap = np.where(cap_col.isna(), 4, cap_col.fillna(4).astype(int).clip(1, 4))
     e_cap = pay_cap[e_payer]
-    e_prof = p_profile[pat]
-    cred = c_cred[clin]
-    is_assist = np.isin(cred, ("PTA", "OTA"))
-    K = 3
+    e_prof = pats.profile[enc.pat]
+    cred = staff.cred[enc.clin]
 
     # slot 0: evaluation (PT/OT, first visit, by a PT/OT) or CMT (chiro)
-    evaluate = (~is_chiro) & (visit == 1) & np.isin(cred, ("PT", "OT")) & (rng.random(E) < 0.9)
-    ev_lvl = rng.choice(3, E, p=[0.35, 0.45, 0.2])
-    s0 = np.full(E, -1)
+    evaluate = (
+        (~is_chiro) & (visits.visit == 1) & np.isin(cred, ("PT", "OT")) & (rng.random(n) < 0.9)
+    )
+    ev_lvl = rng.choice(3, n, p=[0.35, 0.45, 0.2])
+    s0 = np.full(n, -1)
     s0[evaluate] = np.where(disc_i[evaluate] == 1, _CI["97165"], _CI["97161"]) + ev_lvl[evaluate]
     s0[is_chiro] = _PR_CMT_CODE[e_prof[is_chiro]]
 
     # slots 1-3: timed codes
-    tc = np.full((E, K), -1)
-    tmask = np.zeros((E, K), dtype=bool)
+    tc = np.full((n, _K), -1)
+    tmask = np.zeros((n, _K), dtype=bool)
     ptot = ~is_chiro
-    k_plain = rng.choice(np.arange(1, 4), E, p=[0.1, 0.4, 0.5])
-    k_eval = rng.choice(np.arange(0, 3), E, p=[0.2, 0.5, 0.3])
+    k_plain = rng.choice(np.arange(1, 4), n, p=[0.1, 0.4, 0.5])
+    k_eval = rng.choice(np.arange(0, 3), n, p=[0.2, 0.5, 0.3])
     k = np.where(evaluate, k_eval, k_plain)
     w = _TIMED_W[disc_i]
-    keys = rng.random((E, 5)) ** (1.0 / w)
-    pos = np.argsort(-keys, axis=1, kind="stable")[:, :K]
+    keys = rng.random((n, 5)) ** (1.0 / w)
+    pos = np.argsort(-keys, axis=1, kind="stable")[:, :_K]
     cand = _TIMED_CAND[disc_i[:, None], pos]
-    tmask[ptot] = np.arange(K)[None, :] < k[ptot, None]
+    tmask[ptot] = np.arange(_K)[None, :] < k[ptot, None]
     tc[ptot] = cand[ptot]
     # chiro: 97140 on another region (not for Medicare FFS), some 97110
     ch_ok = is_chiro & ~e_ffs
-    want140 = ch_ok & _PR_ALLOW140[e_prof] & (rng.random(E) < 0.6)
-    want110 = ch_ok & (rng.random(E) < 0.45)
+    want140 = ch_ok & _PR_ALLOW140[e_prof] & (rng.random(n) < 0.6)
+    want110 = ch_ok & (rng.random(n) < 0.45)
     tc[want140, 0] = _CI["97140"]
     tmask[want140, 0] = True
     tc[want110, 1] = _CI["97110"]
@@ -800,16 +1023,16 @@ def _generate(
     tc[~tmask] = -1
 
     # slot 4: modality; slot 5: group therapy (PT)
-    s4 = np.full(E, -1)
-    has_mod = np.where(is_chiro, ch_ok & (rng.random(E) < 0.55), rng.random(E) < 0.55)
-    kind = rng.choice(3, E, p=[0.35, 0.4, 0.25])  # hot pack, e-stim, traction
+    s4 = np.full(n, -1)
+    has_mod = np.where(is_chiro, ch_ok & (rng.random(n) < 0.55), rng.random(n) < 0.55)
+    kind = rng.choice(3, n, p=[0.35, 0.4, 0.25])  # hot pack, e-stim, traction
     traction_ok = _PR_TRACTION[e_prof] & (disc != "OT")
     kind = np.where((kind == 2) & ~traction_ok, 1, kind)
     kind = np.where((kind == 0) & e_medicare, 1, kind)  # 97010 is bundled (status B) at Medicare
     estim = np.where(e_medicare, _CI["G0283"], _CI["97014"])
-    hot = np.where((disc == "OT") & (rng.random(E) < 0.5), _CI["97018"], _CI["97010"])
-    s4[has_mod] = np.choose(kind, [hot, estim, np.full(E, _CI["97012"])])[has_mod]
-    s5 = np.where((disc == "PT") & (rng.random(E) < 0.06), _CI["97150"], -1)
+    hot = np.where((disc == "OT") & (rng.random(n) < 0.5), _CI["97018"], _CI["97010"])
+    s4[has_mod] = np.choose(kind, [hot, estim, np.full(n, _CI["97012"])])[has_mod]
+    s5 = np.where((disc == "PT") & (rng.random(n) < 0.06), _CI["97150"], -1)
 
     slots = np.column_stack([s0, tc, s4, s5])
     present = slots >= 0
@@ -821,314 +1044,514 @@ def _generate(
         tmask[empty, 0] = True
         minutes[empty, 0] = 23
         units = _units(minutes, tmask, e_cms)
+    return _Services(
+        payer=e_payer,
+        cls=e_class,
+        cms=e_cms,
+        profile=e_prof,
+        is_assist=np.isin(cred, ("PTA", "OTA")),
+        evaluate=evaluate,
+        slots=slots,
+        present=present,
+        tmask=tmask,
+        minutes=minutes,
+        units=units,
+    )
 
-    # ---- schedule ------------------------------------------------------------------------
-    slack = np.where(tmask, rng.choice(np.array([0, 0, 0, 1, 2]), (E, K)), 0)
+
+@dataclass
+class _Times:
+    slack: np.ndarray  # E x K minutes documented beyond the charted minutes
+    start: np.ndarray  # E x K minute of the day each timed slot starts
+    end: np.ndarray
+
+
+def _schedule(rng, enc: _Encounters, services: _Services, n_clinicians: int) -> _Times:
+    """Each clinician's encounters one after the other from 07:00-08:00: one clinician's
+    one-on-one intervals never overlap."""
+    n = len(enc.pat)
+    tmask, minutes, evaluate = services.tmask, services.minutes, services.evaluate
+    clin, day = enc.clin, enc.day
+    slack = np.where(tmask, rng.choice(np.array([0, 0, 0, 1, 2]), (n, _K)), 0)
     tdur = np.where(tmask, minutes + slack, 0)
-    pre = np.where(evaluate, rng.integers(30, 46, E), np.where(is_chiro, rng.integers(8, 16, E), 0))
+    pre = np.where(
+        evaluate, rng.integers(30, 46, n), np.where(enc.is_chiro, rng.integers(8, 16, n), 0)
+    )
     dur = pre + tdur.sum(axis=1)
-    gap = rng.integers(0, 11, E)
+    gap = rng.integers(0, 11, n)
     tot = dur + gap
-    day_start = (rng.integers(420, 481, (C, 7)) // 5) * 5
-    o = np.lexsort((slot, day, clin))
+    day_start = (rng.integers(420, 481, (n_clinicians, 7)) // 5) * 5
+    o = np.lexsort((enc.slot, day, clin))
     cs = np.cumsum(tot[o])
     excl = cs - tot[o]
     excl = excl - excl[_group_first(clin[o] * 7 + day[o])]
-    e_start = np.empty(E, dtype=np.int64)
+    e_start = np.empty(n, dtype=np.int64)
     e_start[o] = day_start[clin[o], day[o]] + excl + gap[o]
     if (e_start + dur).max() > 23 * 60 + 59:  # cannot happen: <= 7 visits of <= 131 min
         raise RuntimeError("schedule overflowed the day")
-    t_start = e_start[:, None] + pre[:, None] + np.cumsum(tdur, axis=1) - tdur
-    t_end = t_start + tdur
+    start = e_start[:, None] + pre[:, None] + np.cumsum(tdur, axis=1) - tdur
+    return _Times(slack=slack, start=start, end=start + tdur)
 
-    # ---- lines ---------------------------------------------------------------------------
-    le, ls = np.nonzero(present)
-    L = len(le)
-    code_i = slots[le, ls]
-    timed_slot = (ls >= 1) & (ls <= K)
-    tcol = np.clip(ls - 1, 0, K - 1)
-    l_timed = timed_slot & tmask[le, tcol]
-    l_units = np.where(l_timed, units[le, tcol], 1)
-    l_min = minutes[le, tcol]
-    lp = pat[le]
-    lprof = e_prof[le]
-    lclass = e_class[le]
-    is140 = code_i == _CI["97140"]
-    is_cmt = _CMT[code_i]
-    l_chiro = is_chiro[le]
 
+# ----------------------------------------------------------------------------- lines
+
+
+@dataclass
+class _Lines:
+    """One row per service line, in encounter then slot order."""
+
+    enc: np.ndarray  # encounter of the line
+    slot: np.ndarray
+    code: np.ndarray  # index into _CODE_LIST
+    tcol: np.ndarray  # timed slot column (0..K-1) of the line's slot
+    timed: np.ndarray
+    units: np.ndarray
+    minutes: np.ndarray
+    pat: np.ndarray
+    profile: np.ndarray
+    cls: np.ndarray
+    is140: np.ndarray
+    is_cmt: np.ndarray
+    chiro: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.enc)
+
+
+def _lines(enc: _Encounters, pats: _Patients, services: _Services) -> _Lines:
+    le, ls = np.nonzero(services.present)
+    code_i = services.slots[le, ls]
+    timed_slot = (ls >= 1) & (ls <= _K)
+    tcol = np.clip(ls - 1, 0, _K - 1)
+    l_timed = timed_slot & services.tmask[le, tcol]
+    return _Lines(
+        enc=le,
+        slot=ls,
+        code=code_i,
+        tcol=tcol,
+        timed=l_timed,
+        units=np.where(l_timed, services.units[le, tcol], 1),
+        minutes=services.minutes[le, tcol],
+        pat=enc.pat[le],
+        profile=services.profile[le],
+        cls=services.cls[le],
+        is140=code_i == _CI["97140"],
+        is_cmt=_CMT[code_i],
+        chiro=enc.is_chiro[le],
+    )
+
+
+def _identity_columns(
+    seed, run_date, payers, teams, enc, staff, pats, visits, services, lines
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The columns naming the encounter, patient, coverage, clinician and code of each line
+    (no random draws); also the encounter ids."""
+    le, lp, lc = lines.enc, lines.pat, enc.clin[lines.enc]
+    n_enc = len(enc.pat)
     col: dict[str, np.ndarray] = {}
-    col["line_id"] = _fixed(f"L{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, L + 1), 9)
+    col["line_id"] = _fixed(f"L{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, len(le) + 1), 9)
     enc_ids = _fixed(
-        f"E{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, E + 1), max(7, len(str(E)))
+        f"E{run_date:%y%m%d}-{seed % 10**8}-", np.arange(1, n_enc + 1), max(7, len(str(n_enc)))
     )
     col["encounter_id"] = enc_ids[le]
-    col["clinic_id"] = t_clinic[team[le]]
-    col["date_of_service"] = _date_strings(first_day + day)[le]
-    col["patient_id"] = (t_clinic[p_team] + "-" + _fixed("P", np.arange(P), 7))[lp]
-    col["patient_last_name"] = p_last[lp]
-    col["patient_first_name"] = p_first[lp]
-    col["patient_dob"] = _date_strings(p_dob)[lp]
-    col["patient_sex"] = p_sex[lp]
-    col["patient_address"] = p_addr[lp]
-    col["patient_city"] = p_city[lp]
-    col["patient_state"] = p_state[lp]
-    col["patient_zip"] = p_zip[lp]
-    col["payer_id"] = payers["payer_id"].to_numpy(dtype=object)[e_payer][le]
-    col["member_id"] = p_member[lp]
-    col["subscriber_relationship"] = p_rel[lp]
-    col["subscriber_last_name"] = p_sub_last[lp]
-    col["subscriber_first_name"] = p_sub_first[lp]
-    col["subscriber_dob"] = np.where(dependent, _date_strings(p_sub_dob), "").astype(object)[lp]
-    col["group_number"] = p_group[lp]
-    col["prior_auth_number"] = p_auth[lp]
-    col["authorized_visits"] = np.where(p_has_auth, _ints(p_authorized), "").astype(object)[lp]
-    col["visit_number"] = _ints(visit)[le]
-    col["plan_of_care_start"] = np.where(p_has_poc, _date_strings(p_poc_start), "").astype(object)[
+    col["clinic_id"] = teams.clinic[enc.team[le]]
+    col["date_of_service"] = _date_strings(enc.first_day + enc.day)[le]
+    col["patient_id"] = (teams.clinic[pats.team] + "-" + _fixed("P", np.arange(len(pats.team)), 7))[
         lp
     ]
-    col["plan_of_care_end"] = np.where(p_has_poc, _date_strings(p_poc_end), "").astype(object)[lp]
-    lc = clin[le]
-    col["rendering_npi"] = c_npi[lc]
-    col["rendering_last_name"] = c_last[lc]
-    col["rendering_first_name"] = c_first[lc]
-    col["rendering_credential"] = c_cred[lc]
-    col["discipline"] = disc[le]
-    col["cpt_code"] = _CODE_ARR[code_i]
+    col["patient_last_name"] = pats.last[lp]
+    col["patient_first_name"] = pats.first[lp]
+    col["patient_dob"] = _date_strings(pats.dob)[lp]
+    col["patient_sex"] = pats.sex[lp]
+    col["patient_address"] = pats.addr[lp]
+    col["patient_city"] = pats.city[lp]
+    col["patient_state"] = pats.state[lp]
+    col["patient_zip"] = pats.zip[lp]
+    payer_ids = payers.reset_index(drop=True)["payer_id"].to_numpy(dtype=object)
+    col["payer_id"] = payer_ids[services.payer][le]
+    col["member_id"] = pats.member[lp]
+    col["subscriber_relationship"] = pats.rel[lp]
+    col["subscriber_last_name"] = pats.sub_last[lp]
+    col["subscriber_first_name"] = pats.sub_first[lp]
+    dependent = pats.dependent
+    col["subscriber_dob"] = np.where(dependent, _date_strings(pats.sub_dob), "").astype(object)[lp]
+    col["group_number"] = pats.group[lp]
+    col["prior_auth_number"] = pats.auth[lp]
+    authorized = np.where(pats.has_auth, _ints(visits.authorized), "").astype(object)
+    col["authorized_visits"] = authorized[lp]
+    col["visit_number"] = _ints(visits.visit)[le]
+    poc_start = np.where(pats.has_poc, _date_strings(visits.poc_start), "").astype(object)
+    col["plan_of_care_start"] = poc_start[lp]
+    poc_end = np.where(pats.has_poc, _date_strings(visits.poc_end), "").astype(object)
+    col["plan_of_care_end"] = poc_end[lp]
+    col["rendering_npi"] = staff.npi[lc]
+    col["rendering_last_name"] = staff.last[lc]
+    col["rendering_first_name"] = staff.first[lc]
+    col["rendering_credential"] = staff.cred[lc]
+    col["discipline"] = enc.disc[le]
+    col["cpt_code"] = _CODE_ARR[lines.code]
+    return col, enc_ids
 
-    # modifiers: therapy, assistant, distinct-service, AT
+
+@dataclass
+class _Modifiers:
+    """Per line, each modifier family ("" = none); joined with ';' into ``modifiers``."""
+
+    therapy: np.ndarray
+    assistant: np.ndarray
+    distinct: np.ndarray
+    at: np.ndarray
+
+
+def _modifiers(rng, ref, enc: _Encounters, services: _Services, lines: _Lines) -> _Modifiers:
+    """Step 4 of the module notes: therapy, assistant, distinct-service and AT modifiers."""
+    le, code_i, n = lines.enc, lines.code, len(lines)
+    payers = ref.payers.reset_index(drop=True)
     always = ref.cpt["always_therapy"].reindex(_CODE_LIST).fillna(False).to_numpy(dtype=bool)
-    l_always = always[code_i] & ~l_chiro
-    ther = np.where(disc[le] == "OT", "GO", "GP").astype(object)
-    m_ther = np.where(l_always & (rng.random(L) < 0.97), ther, "").astype(object)
-    l_assist = is_assist[le] & l_always
-    p_cq = np.where(np.isin(lclass, _MEDICARE_LIKE), 0.9, 0.4)
+    l_always = always[code_i] & ~lines.chiro
+    ther = np.where(enc.disc[le] == "OT", "GO", "GP").astype(object)
+    m_ther = np.where(l_always & (rng.random(n) < 0.97), ther, "").astype(object)
+    l_assist = services.is_assist[le] & l_always
+    p_cq = np.where(np.isin(lines.cls, _MEDICARE_LIKE), 0.9, 0.4)
     m_asst = np.where(
-        l_assist & (rng.random(L) < p_cq), np.where(disc[le] == "OT", "CO", "CQ"), ""
+        l_assist & (rng.random(n) < p_cq), np.where(enc.disc[le] == "OT", "CO", "CQ"), ""
     ).astype(object)
-    has = np.zeros((E, len(_CODE_LIST)), dtype=bool)
+    has = np.zeros((len(enc.pat), len(_CODE_LIST)), dtype=bool)
     has[le, code_i] = True
-    distinct = np.zeros(L, dtype=bool)
-    xs = np.zeros(L, dtype=bool)
-    x_payer = payers["distinct_modifier"].to_numpy(dtype=object)[e_payer] == "x"
+    distinct = np.zeros(n, dtype=bool)
+    xs = np.zeros(n, dtype=bool)
+    x_payer = payers["distinct_modifier"].to_numpy(dtype=object)[services.payer] == "x"
     for _, pr in ref.ncci.iterrows():
         c1, c2 = pr["column1"], pr["column2"]
         if pr["modifier_indicator"] != "1" or c1 not in _CI or c2 not in _CI:
             continue
         eff, dele = pr["effective_date"], pr["deletion_date"]
-        active = np.array([eff <= d and (pd.isna(dele) or d < dele) for d in day_dates], dtype=bool)
-        enc_hit = has[:, _CI[c1]] & has[:, _CI[c2]] & active[day]
+        active = np.array(
+            [eff <= d and (pd.isna(dele) or d < dele) for d in enc.day_dates], dtype=bool
+        )
+        enc_hit = has[:, _CI[c1]] & has[:, _CI[c2]] & active[enc.day]
         hit = enc_hit[le] & (code_i == _CI[c2])
         distinct |= hit
         if c1 in ("98940", "98941", "98942"):
             xs |= hit & x_payer[le]
-    m_dist = np.where(distinct, np.where(xs, "XS", "59"), "").astype(object)
-    m_at = np.where(is_cmt & np.isin(lclass, _MEDICARE_LIKE), "AT", "").astype(object)
+    return _Modifiers(
+        therapy=m_ther,
+        assistant=m_asst,
+        distinct=np.where(distinct, np.where(xs, "XS", "59"), "").astype(object),
+        at=np.where(lines.is_cmt & np.isin(lines.cls, _MEDICARE_LIKE), "AT", "").astype(object),
+    )
 
-    col["minutes"] = np.where(l_timed, _ints(l_min), "").astype(object)
-    col["start_time"] = np.where(l_timed, _TIMES[np.clip(t_start[le, tcol], 0, 1439)], "")
-    col["end_time"] = np.where(l_timed, _TIMES[np.clip(t_end[le, tcol], 0, 1439)], "")
-    col["units_charted"] = _ints(l_units)
-    l_mult = t_mult[team[le]]
-    fee = np.round(_FEE_CENTS[code_i] * l_mult).astype(np.int64)
-    charge_cents = fee * l_units
+
+def _clinical_columns(
+    rng, col: dict[str, np.ndarray], teams, enc, pats, visits, times: _Times, lines: _Lines
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times, units, diagnoses, regions, techniques, goals and the other clinical columns,
+    added to ``col``. Returns each line's fee per unit and its charge, in cents (the charge
+    column is written after the problems, which may change units)."""
+    le, tcol, lprof, n = lines.enc, lines.tcol, lines.profile, len(lines)
+    l_timed, is140, is_cmt = lines.timed, lines.is140, lines.is_cmt
+    col["minutes"] = np.where(l_timed, _ints(lines.minutes), "").astype(object)
+    col["start_time"] = np.where(l_timed, _TIMES[np.clip(times.start[le, tcol], 0, 1439)], "")
+    col["end_time"] = np.where(l_timed, _TIMES[np.clip(times.end[le, tcol], 0, 1439)], "")
+    col["units_charted"] = _ints(lines.units)
+    fee = np.round(_FEE_CENTS[lines.code] * teams.mult[enc.team[le]]).astype(np.int64)
+    charge_cents = fee * lines.units
     col["diagnosis_codes"] = _PR_DX[lprof]
-    two = (_PR_NDX[lprof] >= 2) & (rng.random(L) < 0.5)
+    two = (_PR_NDX[lprof] >= 2) & (rng.random(n) < 0.5)
     ptr = np.where(two, "1;2", "1").astype(object)
     ptr[is_cmt] = _PR_CMT_PTR[lprof[is_cmt]]
-    chiro140 = is140 & l_chiro
+    chiro140 = is140 & lines.chiro
     ptr[chiro140] = _PR_140_PTR[lprof[chiro140]]
     col["diagnosis_pointers"] = ptr
-    region = np.full(L, "", dtype=object)
+    region = np.full(n, "", dtype=object)
     region[is140] = _PR_REGION[lprof[is140]]
     region[is_cmt] = _PR_CMT_REG[lprof[is_cmt]]
     col["body_region"] = region
-    tech = np.full(L, "", dtype=object)
-    pt140 = is140 & ~l_chiro
+    tech = np.full(n, "", dtype=object)
+    pt140 = is140 & ~lines.chiro
     tech[pt140] = rng.choice(_TECH_PT, int(pt140.sum()), p=_TECH_PT_W)
     override = pt140 & (_PR_TECH[lprof] != "")
     tech[override] = _PR_TECH[lprof[override]]
     tech[chiro140] = rng.choice(_TECH_CHIRO, int(chiro140.sum()))
     col["technique"] = tech
-    goal = l_timed & (is140 | (rng.random(L) < 0.6))
-    col["goal_id"] = np.where(goal, _GOALS[rng.integers(0, len(_GOALS), L)], "").astype(object)
-    respond = l_timed & (is140 | (rng.random(L) < 0.35))
-    resp = _names(rng, L, _RESPONSES, _RESPONSES_SPECIAL, 0.03)
+    goal = l_timed & (is140 | (rng.random(n) < 0.6))
+    col["goal_id"] = np.where(goal, _GOALS[rng.integers(0, len(_GOALS), n)], "").astype(object)
+    respond = l_timed & (is140 | (rng.random(n) < 0.35))
+    resp = _names(rng, n, _RESPONSES, _RESPONSES_SPECIAL, 0.03)
     col["patient_response"] = np.where(respond, resp, "").astype(object)
-    col["group_size"] = np.where(code_i == _CI["97150"], "3", "1").astype(object)
-    pos12 = (~is_chiro) & (rng.random(E) < 0.04)
+    col["group_size"] = np.where(lines.code == _CI["97150"], "3", "1").astype(object)
+    pos12 = (~enc.is_chiro) & (rng.random(len(enc.pat)) < 0.04)
     col["place_of_service"] = np.where(pos12, "12", "11").astype(object)[le]
-    col["injury_date"] = np.where(p_injury, _date_strings(p_injury_day), "").astype(object)[lp]
+    injury = np.where(pats.injury, _date_strings(visits.injury_day), "").astype(object)
+    col["injury_date"] = injury[lines.pat]
+    return fee, charge_cents
 
-    # ---- problems ------------------------------------------------------------------------
-    n_prob = int(round(problem_rate * E))
-    prob_rows: list[dict[str, np.ndarray]] = []
-    dup_lines = np.zeros(0, dtype=np.int64)
+
+# ----------------------------------------------------------------------------- problems
+
+
+@dataclass
+class _ProblemNight:
+    """The night's columns and what the problem injectors need to change them consistently
+    (a changed unit count changes the charge; a removed modifier is removed before joining)."""
+
+    rng: np.random.Generator
+    run_date: dt.date
+    ref: reference.Reference
+    col: dict[str, np.ndarray]
+    enc_ids: np.ndarray
+    enc: _Encounters
+    services: _Services
+    times: _Times
+    lines: _Lines
+    mods: _Modifiers
+    fee: np.ndarray
+    charge_cents: np.ndarray
+    rows: list[dict[str, np.ndarray]] = field(default_factory=list)
+    dup_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bad_charge_lines: np.ndarray | None = None
+
+    def log(self, encounters, kind: str, lines, column, value) -> None:
+        """One row of the problems frame per encounter in ``encounters``."""
+        n = len(encounters)
+        self.rows.append(
+            {
+                "encounter_id": self.enc_ids[encounters],
+                "line_id": self.col["line_id"][lines],
+                "kind": np.full(n, kind, dtype=object),
+                "column": np.broadcast_to(np.asarray(column, dtype=object), (n,)).copy(),
+                "value": np.asarray(value, dtype=object),
+            }
+        )
+
+
+@dataclass
+class _Targets:
+    """Per problem encounter (sorted): lines a problem may land on (-1 = none there)."""
+
+    pe: np.ndarray  # the problem encounters
+    first_line: np.ndarray
+    f_timed: np.ndarray  # first timed line
+    f_140: np.ndarray  # first 97140 line
+    f_ther: np.ndarray  # first line with a therapy modifier the payer requires
+    r_line: np.ndarray  # first timed line, else the first line
+    r_val: np.ndarray  # a uniform draw per problem encounter
+
+
+def _inject_problems(night: _ProblemNight, problem_rate: float):
+    """Step 5 of the module notes. Returns the problem rows and the lines to duplicate; writes
+    ``charge_amount`` (after any unit change)."""
+    n_enc = len(night.enc.pat)
+    n_prob = int(round(problem_rate * n_enc))
     if n_prob:
-        pe = np.sort(rng.choice(E, n_prob, replace=False))
-        line_start = np.searchsorted(le, np.arange(E))
-        first_line = line_start[pe]
+        targets, pick = _problem_targets(night, n_prob)
+        for i, kind in enumerate(PROBLEM_KINDS):
+            sel = pick == i
+            if sel.any():
+                _INJECTORS[kind](night, targets, sel, kind)
+    night.col["charge_amount"] = _money(night.charge_cents)
+    if night.bad_charge_lines is not None:
+        _spoil_charges(night)
+    return night.rows, night.dup_lines
 
-        def first_where(mask: np.ndarray) -> np.ndarray:
-            """First line of each problem encounter where mask holds (-1 if none)."""
-            out = np.full(E, -1)
-            idx = np.flatnonzero(mask)
-            enc, first = np.unique(le[idx], return_index=True)
-            out[enc] = idx[first]
-            return out[pe]
 
-        f_timed = first_where(l_timed)
-        f_140 = first_where(is140)
-        req_mod = payers["requires_therapy_modifiers"].to_numpy(dtype=bool)[e_payer]
-        f_ther = first_where((m_ther != "") & req_mod[le])
-        n_timed = tmask.sum(axis=1)[pe]
-        elig = np.ones((n_prob, len(PROBLEM_KINDS)), dtype=bool)
-        ki = {k_: i for i, k_ in enumerate(PROBLEM_KINDS)}
-        for name in ("missing_minutes", "negative_minutes", "end_before_start"):
-            elig[:, ki[name]] = f_timed >= 0
-        elig[:, ki["missing_therapy_modifier"]] = f_ther >= 0
-        elig[:, ki["lone_timed_under_8"]] = n_timed == 1
-        elig[:, ki["manual_without_technique"]] = f_140 >= 0
-        pick = np.argmax(rng.random(elig.shape) * elig, axis=1)
-        r_line = np.where(f_timed >= 0, f_timed, first_line)
-        r_val = rng.random(n_prob)
-        cols_before = {}
+def _problem_targets(night: _ProblemNight, n_prob: int) -> tuple[_Targets, np.ndarray]:
+    """The problem encounters, their candidate lines, and which kind each one gets (one a
+    kind it can show: a timed-line problem needs a timed line)."""
+    rng, le, n_enc = night.rng, night.lines.enc, len(night.enc.pat)
+    pe = np.sort(rng.choice(n_enc, n_prob, replace=False))
+    first_line = np.searchsorted(le, np.arange(n_enc))[pe]
 
-        def log(sel, kind_name, lines, column, value):
-            n = int(sel.sum())
-            prob_rows.append(
-                {
-                    "encounter_id": enc_ids[pe[sel]],
-                    "line_id": col["line_id"][lines],
-                    "kind": np.full(n, kind_name, dtype=object),
-                    "column": np.broadcast_to(np.asarray(column, dtype=object), (n,)).copy(),
-                    "value": np.asarray(value, dtype=object),
-                }
-            )
+    def first_where(mask: np.ndarray) -> np.ndarray:
+        """First line of each problem encounter where mask holds (-1 if none)."""
+        out = np.full(n_enc, -1)
+        idx = np.flatnonzero(mask)
+        enc, first = np.unique(le[idx], return_index=True)
+        out[enc] = idx[first]
+        return out[pe]
 
-        def encounter_lines(sel):
-            return np.flatnonzero(np.isin(le, pe[sel]))
+    f_timed = first_where(night.lines.timed)
+    f_140 = first_where(night.lines.is140)
+    payers = night.ref.payers.reset_index(drop=True)
+    req_mod = payers["requires_therapy_modifiers"].to_numpy(dtype=bool)[night.services.payer]
+    f_ther = first_where((night.mods.therapy != "") & req_mod[le])
+    n_timed = night.services.tmask.sum(axis=1)[pe]
+    elig = np.ones((n_prob, len(PROBLEM_KINDS)), dtype=bool)
+    ki = {k: i for i, k in enumerate(PROBLEM_KINDS)}
+    for name in ("missing_minutes", "negative_minutes", "end_before_start"):
+        elig[:, ki[name]] = f_timed >= 0
+    elig[:, ki["missing_therapy_modifier"]] = f_ther >= 0
+    elig[:, ki["lone_timed_under_8"]] = n_timed == 1
+    elig[:, ki["manual_without_technique"]] = f_140 >= 0
+    pick = np.argmax(rng.random(elig.shape) * elig, axis=1)
+    targets = _Targets(
+        pe=pe,
+        first_line=first_line,
+        f_timed=f_timed,
+        f_140=f_140,
+        f_ther=f_ther,
+        r_line=np.where(f_timed >= 0, f_timed, first_line),
+        r_val=rng.random(n_prob),
+    )
+    return targets, pick
 
-        for kind_name in PROBLEM_KINDS:
-            sel = pick == ki[kind_name]
-            if not sel.any():
-                continue
-            n_sel = int(sel.sum())
-            if kind_name == "missing_minutes":
-                li = f_timed[sel]
-                col["minutes"][li] = ""
-                log(sel, kind_name, li, "minutes", col["minutes"][li])
-            elif kind_name == "negative_minutes":
-                li = f_timed[sel]
-                col["minutes"][li] = "-" + col["minutes"][li]
-                log(sel, kind_name, li, "minutes", col["minutes"][li])
-            elif kind_name == "end_before_start":
-                li = f_timed[sel]
-                s, e_ = col["start_time"][li].copy(), col["end_time"][li].copy()
-                col["start_time"][li], col["end_time"][li] = e_, s
-                log(sel, kind_name, li, "start_time", col["start_time"][li])
-            elif kind_name == "units_off":
-                li = r_line[sel]
-                up = (l_units[li] <= 1) | (r_val[sel] < 0.5)
-                new_u = np.where(up, l_units[li] + 1, l_units[li] - 1)
-                col["units_charted"][li] = _ints(new_u)
-                charge_cents[li] = fee[li] * new_u
-                log(sel, kind_name, li, "units_charted", col["units_charted"][li])
-            elif kind_name == "lone_timed_under_8":
-                li = f_timed[sel]
-                short = rng.integers(3, 8, n_sel)
-                col["minutes"][li] = _ints(short)
-                start_min = t_start[le[li], tcol[li]]
-                col["end_time"][li] = _TIMES[start_min + short + slack[le[li], tcol[li]]]
-                col["units_charted"][li] = "1"
-                charge_cents[li] = fee[li]
-                log(sel, kind_name, li, "minutes", col["minutes"][li])
-            elif kind_name == "missing_therapy_modifier":
-                li = f_ther[sel]
-                m_ther[li] = ""
-                log(sel, kind_name, li, "modifiers", np.full(n_sel, "", dtype=object))
-            elif kind_name == "manual_without_technique":
-                li = f_140[sel]
-                col["technique"][li] = ""
-                log(sel, kind_name, li, "technique", col["technique"][li])
-            elif kind_name in ("unknown_payer", "unknown_clinic", "bad_date"):
-                column, pool = {
-                    "unknown_payer": ("payer_id", ["HUM77", "UHC99", "AETNA5", "XPAY01"]),
-                    "unknown_clinic": ("clinic_id", ["CLN99", "CLN7", "CLNX1"]),
-                    "bad_date": (
-                        "date_of_service",
-                        [
-                            f"{run_date.year}-13-45",
-                            f"{run_date.year}-02-30",
-                            f"{run_date.year}-00-10",
-                            f"{run_date.year}-1-32",
-                        ],
-                    ),
-                }[kind_name]
-                known = set(ref.payers.index) | set(ref.clinics.index)
-                pool = np.array([v for v in pool if v not in known], dtype=object)
-                vals = pool[rng.integers(0, len(pool), n_sel)]
-                per_enc = np.full(E, "", dtype=object)
-                per_enc[pe[sel]] = vals
-                li = encounter_lines(sel)
-                col[column][li] = per_enc[le[li]]
-                log(sel, kind_name, first_line[sel], column, vals)
-            elif kind_name == "duplicate_line_id":
-                li = first_line[sel]
-                dup_lines = li
-                log(sel, kind_name, li, "line_id", col["line_id"][li])
-            elif kind_name == "non_numeric_charge":
-                li = r_line[sel]
-                cols_before["charge"] = li
-                log(sel, kind_name, li, "charge_amount", np.full(n_sel, "", dtype=object))
-            elif kind_name == "missing_required_field":
-                li = first_line[sel]
-                fields = np.array(
-                    [
-                        "patient_last_name",
-                        "patient_last_name",
-                        "patient_first_name",
-                        "member_id",
-                        "diagnosis_codes",
-                        "place_of_service",
-                    ],
-                    dtype=object,
-                )
-                which = fields[rng.integers(0, len(fields), n_sel)]
-                for f in sorted(set(which)):
-                    col[f][li[which == f]] = ""
-                log(sel, kind_name, li, which, np.full(n_sel, "", dtype=object))
-        col["charge_amount"] = _money(charge_cents)
-        if "charge" in cols_before:
-            li = cols_before["charge"]
-            good = col["charge_amount"][li]
-            style = rng.integers(0, 4, len(li))
-            bad = np.select(
-                [style == 0, style == 1, style == 2],
-                ["$" + good, np.array([g.replace(".", ",") for g in good], dtype=object), "N/A"],
-                "TBD",
-            ).astype(object)
-            col["charge_amount"][li] = bad
-            for row in prob_rows:
-                if row["kind"][0] == "non_numeric_charge":
-                    row["value"] = bad
-    else:
-        col["charge_amount"] = _money(charge_cents)
-    col["modifiers"] = _join([m_ther, m_asst, m_dist, m_at])
 
-    if len(dup_lines):  # the copy follows its original
-        order = np.sort(np.concatenate([np.arange(L), dup_lines]), kind="stable")
+def _missing_minutes(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.f_timed[sel]
+    night.col["minutes"][li] = ""
+    night.log(t.pe[sel], kind, li, "minutes", night.col["minutes"][li])
+
+
+def _negative_minutes(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.f_timed[sel]
+    night.col["minutes"][li] = "-" + night.col["minutes"][li]
+    night.log(t.pe[sel], kind, li, "minutes", night.col["minutes"][li])
+
+
+def _end_before_start(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.f_timed[sel]
+    col = night.col
+    s, e = col["start_time"][li].copy(), col["end_time"][li].copy()
+    col["start_time"][li], col["end_time"][li] = e, s
+    night.log(t.pe[sel], kind, li, "start_time", col["start_time"][li])
+
+
+def _units_off(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.r_line[sel]
+    units = night.lines.units[li]
+    up = (units <= 1) | (t.r_val[sel] < 0.5)
+    new_u = np.where(up, units + 1, units - 1)
+    night.col["units_charted"][li] = _ints(new_u)
+    night.charge_cents[li] = night.fee[li] * new_u
+    night.log(t.pe[sel], kind, li, "units_charted", night.col["units_charted"][li])
+
+
+def _lone_timed_under_8(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.f_timed[sel]
+    col, le, tcol = night.col, night.lines.enc, night.lines.tcol
+    short = night.rng.integers(3, 8, int(sel.sum()))
+    col["minutes"][li] = _ints(short)
+    start_min = night.times.start[le[li], tcol[li]]
+    col["end_time"][li] = _TIMES[start_min + short + night.times.slack[le[li], tcol[li]]]
+    col["units_charted"][li] = "1"
+    night.charge_cents[li] = night.fee[li]
+    night.log(t.pe[sel], kind, li, "minutes", col["minutes"][li])
+
+
+def _missing_therapy_modifier(night: _ProblemNight, t: _Targets, sel, kind: str) -> None:
+    li = t.f_ther[sel]
+    night.mods.therapy[li] = ""
+    night.log(t.pe[sel], kind, li, "modifiers", np.full(int(sel.sum()), "", dtype=object))
+
+
+def _manual_without_technique(night: _ProblemNight, t: _Targets, sel, kind: str) -> None:
+    li = t.f_140[sel]
+    night.col["technique"][li] = ""
+    night.log(t.pe[sel], kind, li, "technique", night.col["technique"][li])
+
+
+def _unknown_value(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    """unknown_payer, unknown_clinic, bad_date: one value on every line of the encounter."""
+    year = night.run_date.year
+    column, pool = {
+        "unknown_payer": ("payer_id", ["HUM77", "UHC99", "AETNA5", "XPAY01"]),
+        "unknown_clinic": ("clinic_id", ["CLN99", "CLN7", "CLNX1"]),
+        "bad_date": (
+            "date_of_service",
+            [f"{year}-13-45", f"{year}-02-30", f"{year}-00-10", f"{year}-1-32"],
+        ),
+    }[kind]
+    known = set(night.ref.payers.index) | set(night.ref.clinics.index)
+    pool = np.array([v for v in pool if v not in known], dtype=object)
+    vals = pool[night.rng.integers(0, len(pool), int(sel.sum()))]
+    le = night.lines.enc
+    per_enc = np.full(len(night.enc.pat), "", dtype=object)
+    per_enc[t.pe[sel]] = vals
+    li = np.flatnonzero(np.isin(le, t.pe[sel]))
+    night.col[column][li] = per_enc[le[li]]
+    night.log(t.pe[sel], kind, t.first_line[sel], column, vals)
+
+
+def _duplicate_line_id(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.first_line[sel]
+    night.dup_lines = li  # copied when the frame is built
+    night.log(t.pe[sel], kind, li, "line_id", night.col["line_id"][li])
+
+
+def _non_numeric_charge(night: _ProblemNight, t: _Targets, sel: np.ndarray, kind: str) -> None:
+    li = t.r_line[sel]
+    night.bad_charge_lines = li  # spoiled once the charges are written (_spoil_charges)
+    night.log(t.pe[sel], kind, li, "charge_amount", np.full(int(sel.sum()), "", dtype=object))
+
+
+def _missing_required_field(night: _ProblemNight, t: _Targets, sel, kind: str) -> None:
+    li = t.first_line[sel]
+    fields = np.array(
+        [
+            "patient_last_name",
+            "patient_last_name",
+            "patient_first_name",
+            "member_id",
+            "diagnosis_codes",
+            "place_of_service",
+        ],
+        dtype=object,
+    )
+    which = fields[night.rng.integers(0, len(fields), int(sel.sum()))]
+    for f in sorted(set(which)):
+        night.col[f][li[which == f]] = ""
+    night.log(t.pe[sel], kind, li, which, np.full(int(sel.sum()), "", dtype=object))
+
+
+def _spoil_charges(night: _ProblemNight) -> None:
+    """The non_numeric_charge lines: "$45.00", "45,00", "N/A" or "TBD"; the problem rows
+    record the value written."""
+    li = night.bad_charge_lines
+    good = night.col["charge_amount"][li]
+    style = night.rng.integers(0, 4, len(li))
+    bad = np.select(
+        [style == 0, style == 1, style == 2],
+        ["$" + good, np.array([g.replace(".", ",") for g in good], dtype=object), "N/A"],
+        "TBD",
+    ).astype(object)
+    night.col["charge_amount"][li] = bad
+    for row in night.rows:
+        if row["kind"][0] == "non_numeric_charge":
+            row["value"] = bad
+
+
+_INJECTORS = {
+    "missing_minutes": _missing_minutes,
+    "units_off": _units_off,
+    "missing_therapy_modifier": _missing_therapy_modifier,
+    "unknown_payer": _unknown_value,
+    "unknown_clinic": _unknown_value,
+    "bad_date": _unknown_value,
+    "negative_minutes": _negative_minutes,
+    "duplicate_line_id": _duplicate_line_id,
+    "lone_timed_under_8": _lone_timed_under_8,
+    "non_numeric_charge": _non_numeric_charge,
+    "end_before_start": _end_before_start,
+    "manual_without_technique": _manual_without_technique,
+    "missing_required_field": _missing_required_field,
+}
+assert set(_INJECTORS) == set(PROBLEM_KINDS)
+
+
+def _frames(col: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]], dup_lines):
+    """The extract (a duplicated line right after its original) and the problems frame."""
+    if len(dup_lines):
+        n_lines = len(col["line_id"])
+        order = np.sort(np.concatenate([np.arange(n_lines), dup_lines]), kind="stable")
         col = {c: v[order] for c, v in col.items()}
     df = pd.DataFrame({c: col[c] for c in layout.COLUMN_NAMES})
-    if prob_rows:
-        problems = pd.DataFrame(
-            {c: np.concatenate([r[c] for r in prob_rows]) for c in problems_cols}
-        )
+    if rows:
+        problems = pd.DataFrame({c: np.concatenate([r[c] for r in rows]) for c in _PROBLEM_COLUMNS})
         problems = problems.sort_values(["encounter_id", "kind"], kind="stable").reset_index(
             drop=True
         )
     else:
-        problems = pd.DataFrame(columns=problems_cols)
+        problems = pd.DataFrame(columns=_PROBLEM_COLUMNS)
     return df, problems
 
 

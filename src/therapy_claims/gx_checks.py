@@ -1,14 +1,16 @@
 """Great Expectations (GX Core 1.x, pandas) checks on the night's raw rows.
 
-The suites live as GX ExpectationSuite JSON in the repo's top-level ``expectations/`` folder;
-every expectation carries ``meta.rule_code``, the catalogue code a failing row becomes.
+The suites live as GX ExpectationSuite JSON in the repo's top-level ``expectations/`` folder,
+and the build copies them into the package (``therapy_claims/expectations``, see
+``expectations_dir``); every expectation carries ``meta.rule_code``, the catalogue code a failing row becomes.
 ``run_suites`` validates a frame with each suite, writes one results JSON per suite and the GX
 Data Docs under ``validation/run_date=YYYY-MM-DD/``, and returns findings + a small summary.
 
 How it runs (and why):
 
 - GX is imported inside functions only: Airflow parses DAG files that import this package, and
-  ``import great_expectations`` takes seconds. ``GX_ANALYTICS_ENABLED`` is forced to false.
+  ``import great_expectations`` takes seconds. ``gx_compat.start`` runs first: it checks the
+  pinned GX release and turns GX's usage statistics off.
 - An in-memory (ephemeral) GX context per run; nothing is written to a ``gx/`` project folder.
   Data Docs are built once per run straight into ``<validation_dir>/data_docs``.
 - Every expectation first runs with ``SUMMARY``. A failing expectation whose failing rows all
@@ -22,15 +24,15 @@ How it runs (and why):
   Python).
 - GX is given, per run, only the columns its expectations evaluate (their column kwargs and
   row_condition columns): GX's pandas engine filters the whole frame (every column) two or
-  three times per expectation, so every column handed over costs per expectation. Columns that only a ``meta.message`` shows stay
-  out; messages are built from the original typed rows. The COMPLETE re-run is given only
+  three times per expectation, so every column handed over costs per expectation. Columns
+  that only a ``meta.message`` shows stay out; messages are built from the original typed
+  rows. The COMPLETE re-run is given only
   the failing expectations' columns.
 - Nullable integer columns (``Int64``) are handed to GX as float64: GX 1.24's
   ``column_values.between`` is vectorised only for numpy int/float and otherwise calls a Python
-  function per row (about 0.8 s per column per 1M rows). Text columns are handed over as
-  pandas Categoricals: taking rows of a text column copies every string, taking rows of a
-  Categorical copies only its integer codes (at 1M lines the suites took 40 s with text
-  columns, 8 s with Categoricals). Values and NA-ness are unchanged. The SUMMARY pass skips
+  function per row. Text columns are handed over as pandas Categoricals: taking rows of a text
+  column copies every string, taking rows of a Categorical copies only its integer codes
+  (docs/performance.md has the measurements). Values and NA-ness are unchanged. The SUMMARY pass skips
   GX's ``unexpected_index_query``.
 - Regex checks use ``expect_column_values_to_(not_)match_regex_per_value``
   (``gx_expectations``): GX's own regex expectations, evaluated once per distinct value of the
@@ -40,9 +42,9 @@ How it runs (and why):
   spelled out in full for that (tests/test_gx_rules.py shows how they are built and proves
   them equal to the lookaround forms they replaced).
 - Messages are built from the original typed rows, vectorised, never per row in Python.
-- GX does not fingerprint the batch frames (``_no_batch_fingerprint``): hashing them took as
-  long as several suites. The manifest records each input file's SHA-256, which identifies
-  the night's data.
+- GX does not fingerprint the batch frames (``gx_compat.no_batch_fingerprint``): hashing them
+  took as long as several suites. The manifest records each input file's SHA-256, which
+  identifies the night's data.
 """
 
 from __future__ import annotations
@@ -52,15 +54,15 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, storage
+from therapy_claims import findings, gx_compat, storage
 from therapy_claims.catalogue import CATALOGUE
 
 SUITES: tuple[str, ...] = (
@@ -74,6 +76,7 @@ ENV_EXPECTATIONS = "THERAPY_CLAIMS_EXPECTATIONS"
 CUSTOM_EXPECTATIONS_MODULE = "therapy_claims.gx_expectations"
 ID_COLUMN = "line_id"
 DOCS_DIR = "data_docs"
+PACKAGED_DIR = "expectations"  # inside the package; setup.py copies the suites there
 
 PER_VALUE_SUFFIX = "_per_value"  # gx_expectations.PER_VALUE_SUFFIX (no GX import here)
 
@@ -89,18 +92,30 @@ class SuiteError(RuntimeError):
 
 
 def expectations_dir() -> Path:
-    """The folder holding ``<suite>.json``: env ``THERAPY_CLAIMS_EXPECTATIONS``, else the repo's
-    top-level ``expectations/`` (``src/therapy_claims/../../expectations``)."""
+    """The folder holding ``<suite>.json``, first found of:
+
+    1. env ``THERAPY_CLAIMS_EXPECTATIONS`` (must exist: a wrong setting is an error, never a
+       silent fallback);
+    2. the suites shipped inside the installed package (``therapy_claims/expectations``, copied
+       in by the build, read through ``importlib.resources``);
+    3. the source checkout's top-level ``expectations/`` (running from ``src/`` or an editable
+       install, where nothing is copied)."""
     env = os.environ.get(ENV_EXPECTATIONS)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "expectations"
-    if not path.is_dir():
-        how = f"{ENV_EXPECTATIONS}={env!r}" if env else f"default {path} (set {ENV_EXPECTATIONS})"
-        raise SuiteError(f"GX expectations folder not found: {how}")
-    return path
-
-
-def _gx_env() -> None:
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise SuiteError(f"GX expectations folder not found: {ENV_EXPECTATIONS}={env!r}")
+        return path
+    packaged = resources.files(__package__).joinpath(PACKAGED_DIR)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "expectations"
+    if checkout.is_dir():
+        return checkout
+    raise SuiteError(
+        f"GX expectations folder not found: neither {packaged} (installed package) nor "
+        f"{checkout} (source checkout) exists; set {ENV_EXPECTATIONS}"
+    )
 
 
 def _import_custom_expectations() -> None:
@@ -121,7 +136,7 @@ def load_suite(name: str):
     Imports the custom expectations first. Raises ``SuiteError`` if the file is missing, if GX
     kept fewer expectations than the JSON lists (unknown type or bad kwargs: GX only logs
     those), if the suite is empty, or if an expectation lacks a known ``meta.rule_code``."""
-    _gx_env()
+    gx_compat.start()
     _import_custom_expectations()
     import great_expectations as gx
 
@@ -191,7 +206,7 @@ def run_suites(
     ``(findings, summary)``: one finding per (failing row, expectation) with the expectation's
     ``meta.rule_code``, and ``{suite: {success, evaluated, failed_expectations, failing_rows}}``.
     """
-    _gx_env()
+    gx_compat.start()
     loaded = {name: load_suite(name) for name in suites}  # fail before any work
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -217,7 +232,7 @@ def run_suites(
         after_converting()
     summary: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
-    with _no_batch_fingerprint():
+    with gx_compat.no_batch_fingerprint():
         for name, suite in loaded.items():
             suite = ctx.suites.add(suite)
             vd = ctx.validation_definitions.add(
@@ -264,24 +279,6 @@ def run_suites(
     if errors:  # a check that could not run must not pass as "no findings"
         raise SuiteError("GX could not evaluate: " + "; ".join(errors) + f" (results in {out_dir})")
     return findings.concat(all_findings), summary
-
-
-@contextmanager
-def _no_batch_fingerprint() -> Iterator[None]:
-    """GX's pandas engine md5-hashes every batch frame smaller than its ``HASH_THRESHOLD``
-    (1e9 bytes, by shallow memory use) into the results' batch markers
-    (``pandas_data_fingerprint``), and skips that for larger frames. A night's Categoricals
-    are small to that measure but not to hash: their categories are hashed as Python strings,
-    0.7 s of validate at 1M lines. Within this block every batch counts as large (the GX
-    version is pinned; the setting is put back afterwards)."""
-    from great_expectations.execution_engine import pandas_execution_engine as engine
-
-    before = engine.HASH_THRESHOLD
-    engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
-        engine.HASH_THRESHOLD = before
 
 
 def _exception_message(exp_result) -> str | None:

@@ -7,18 +7,25 @@ imports this module first and refuses a suite that lost expectations.
 
 Everything here is vectorised pandas: no per-row Python. GX is handed text columns as pandas
 Categoricals (see ``gx_checks``); text work is done once per distinct value (``per_value``).
+
+Importing this module imports GX; ``gx_checks`` calls ``gx_compat.start`` (pinned release,
+usage statistics off) before it does.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
-os.environ["GX_ANALYTICS_ENABLED"] = "false"  # before GX is imported
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from therapy_claims import gx_compat
+
+# the classes below subclass GX's metric providers from their internal modules: refuse any GX
+# release other than the pinned one before touching them
+gx_compat.check_version()
+
 from great_expectations.execution_engine import PandasExecutionEngine  # noqa: E402
 from great_expectations.expectations.core import (  # noqa: E402
     ExpectColumnValuesToMatchRegex,
@@ -193,8 +200,8 @@ def _contains(regex: str) -> Callable[[pd.Series], pd.Series]:
 class ColumnValuesMatchRegexPerValue(ColumnMapMetricProvider):
     """GX's ``column_values.match_regex`` (``column.astype(str).str.contains(regex)``), run once
     per distinct value (``per_value``). On the Categoricals GX is handed, the built-in first
-    copies every row into a new string array (``astype(str)``), then runs the regex on every row:
-    about 80 ms per expectation per 1M rows, for columns of a few dozen distinct values."""
+    copies every row into a new string array (``astype(str)``), then runs the regex on every row,
+    for columns of a few dozen distinct values (docs/performance.md)."""
 
     condition_metric_name = "column_values.match_regex_per_value"
     condition_value_keys = ("regex",)

@@ -1,4 +1,4 @@
-"""The nightly encounter extract layout (../shared/spec/extract-format.md), declared as data.
+"""The nightly encounter extract layout (docs/extract-format.md), declared as data.
 
 Every column the contract names is listed once here; extract reading, typing, the Great
 Expectations schema suite and the synthetic generator all read this table instead of
