@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from therapy_claims import findings, layout, pipeline
+from therapy_claims import config, findings, layout, schemas
 from therapy_claims.catalogue import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,12 +59,12 @@ def test_extract_page_lists_exactly_the_layout():
 def test_outputs_page_matches_the_published_layers_and_columns():
     text = (DOCS / "outputs.md").read_text()
     layout_paths = [r[0] for r in _table_rows(text, "path under the output root")]
-    for kind in pipeline.PUBLISHED_DIRS:
+    for kind in config.PUBLISHED_DIRS:
         assert any(p.startswith(f"{kind}/run_date=D/") for p in layout_paths), kind
     scored = [
         c.strip() for r in _table_rows(_section(text, "scored"), "column") for c in r[0].split(",")
     ]
-    assert scored == list(pipeline.SCORED_COLUMNS)
+    assert scored == schemas.SCORED.names
     exceptions = [
         c.strip()
         for r in _table_rows(_section(text, "exceptions"), "column")

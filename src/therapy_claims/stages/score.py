@@ -38,31 +38,7 @@ log = logging.getLogger("therapy_claims")
 
 SCORED = ("scored", "scored.parquet")
 EXCEPTIONS = ("exceptions", "exceptions.parquet")
-SCORED_COLUMNS = [
-    "line_id",
-    "encounter_id",
-    "claim_id",
-    "patient_id",
-    "payer_id",
-    "clinic_id",
-    "date_of_service",
-    "discipline",
-    "rendering_npi",
-    "cpt_code",
-    "modifiers",
-    "minutes",
-    "units_charted",
-    "units",
-    "charge_amount",
-    "status",
-    "exception_codes",
-    "changes",
-    "claim_type",
-    "receiver_id",
-    "unit_method",
-    "source_file",
-    "source_row",
-]
+SCORED_COLUMNS = schemas.SCORED.names  # the scored layer's columns, in order
 
 # what the rules do not read: names and addresses, for the 837 checks and writer only
 NOT_SCORED = (
