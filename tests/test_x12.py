@@ -431,7 +431,7 @@ def test_isa_is_106_chars_and_envelope(ref):
 
 
 def test_several_transaction_sets(ref, monkeypatch):
-    monkeypatch.setattr(x12.constants, "MAX_CLAIMS_PER_ST", 2)
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
     df = frame(*[line(claim_id=f"C{i}", clinic_id="CLN01" if i % 2 else "CLN02") for i in range(5)])
     text = build(ref, df)
     assert_valid(text)
@@ -697,7 +697,7 @@ def test_837p_refuses_institutional_clinic(ref):
 
 
 def test_placed_records_st02_per_claim(ref, monkeypatch):
-    monkeypatch.setattr(x12.constants, "MAX_CLAIMS_PER_ST", 2)
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
     df = frame(*[line(claim_id=f"C{i}", line_id=f"L{i}") for i in range(5)])
     placed: dict = {}
     text = build(ref, df, placed=placed)
@@ -732,7 +732,7 @@ def test_independent_checks_on_837i_catch_errors():
 
 
 def test_rejected_claims_keep_their_place_in_the_transaction_sets(ref, monkeypatch):
-    monkeypatch.setattr(x12.constants, "MAX_CLAIMS_PER_ST", 2)
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
     df = frame(
         line(claim_id="C1", line_id="L1"),
         line(claim_id="C2", line_id="L2", patient_last_name="~*:^"),
@@ -764,7 +764,7 @@ def test_renumber_gives_the_bytes_built_with_that_number(
     result is the same bytes as building with the final number, in ISA13, GS06, every BHT03,
     GE02 and IEA02, and nothing else moves (several transaction sets, so several BHTs), as
     text or as bytes."""
-    monkeypatch.setattr(x12.constants, "MAX_CLAIMS_PER_ST", 2)
+    monkeypatch.setattr(x12, "MAX_CLAIMS_PER_ST", 2)
     make, builder = (inst_line, build_i) if institutional else (line, build)
     df = frame(*[make(line_id=f"L{i}", claim_id=f"C{i}") for i in range(5)])
     built_first = builder(ref, df, interchange_control_number=first)

@@ -60,7 +60,7 @@ def transaction_sets(lines: LineColumns, claims: ClaimColumns, bad: np.ndarray) 
         return None
     n_w, n_claims = len(w), len(lines.ids)
     at = np.arange(n_w)
-    st = np.flatnonzero(ok) // constants.MAX_CLAIMS_PER_ST  # read now: tests lower it
+    st = np.flatnonzero(ok) // constants.claims_per_set()
     new_set = np.r_[True, st[1:] != st[:-1]]
     rank = claims.clinic_rank[w]
     header = new_set | np.r_[True, rank[1:] != rank[:-1]]

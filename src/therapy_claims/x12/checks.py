@@ -180,9 +180,10 @@ class Verdict:
             yield from order[bad[order]].tolist()
             return
         order = order.tolist()
+        per_set = constants.claims_per_set()
         current: object = None
         for at, k in enumerate(order):
-            if at % constants.MAX_CLAIMS_PER_ST == 0:
+            if at % per_set == 0:
                 current = object()  # a new transaction set
             changed = bool(clinic_ids[k] != current)
             if bad[k]:

@@ -16,3 +16,11 @@ REVENUE_CODES = {"PT": ("0420", "GP"), "OT": ("0430", "GO"), "SLP": ("0440", "GN
 THERAPY_MODIFIERS = ("GP", "GO", "GN")
 
 RELATIONSHIP_PAT01 = {"spouse": "01", "child": "19", "other": "G8"}
+
+
+def claims_per_set() -> int:
+    """``MAX_CLAIMS_PER_ST`` as the package shows it when asked: ``x12.MAX_CLAIMS_PER_ST`` is
+    the setting callers see (tests lower it there, for this writer and their oracle alike)."""
+    from therapy_claims import x12
+
+    return x12.MAX_CLAIMS_PER_ST
