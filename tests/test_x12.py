@@ -172,7 +172,7 @@ def test_clean_text(raw, max_len, expected):
 
 
 def test_money_format():
-    assert [x12._money(c) for c in (15000, 8750, 8725, 5, 0, 123456789)] == [
+    assert [x12.money(c) for c in (15000, 8750, 8725, 5, 0, 123456789)] == [
         "150",
         "87.5",
         "87.25",

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from therapy_claims import findings, schemas, storage
+from therapy_claims.x12 import reader
 
 LEDGER = "ledger"
 FILE_NAME = "ledger.parquet"
@@ -299,46 +300,47 @@ def find(out: str, claim_id: str) -> pd.DataFrame:
     return hit.sort_values(["run_date", "claim_id"], kind="mergesort")
 
 
-def _segments(text: str) -> list[list[str]]:
-    body = text.lstrip("\r\n")
-    term = body[105] if len(body) > 105 else "~"
-    ele = body[3] if len(body) > 3 else "*"
-    return [s.strip("\r\n").split(ele) for s in body.split(term) if s.strip("\r\n")]
-
-
 def _el(seg: list[str], i: int) -> str:
     return seg[i] if len(seg) > i else ""
 
 
 def parse_claim(text: str, claim_id: str) -> dict | None:
     """The parts of one claim (by CLM01) in an 837P/837I interchange, as plain values."""
-    segs = _segments(text)
-    comp = text.lstrip("\r\n")[104] if len(text.lstrip("\r\n")) > 104 else ":"
-    version = ""
+    try:
+        view = reader.find_claim(text, claim_id)
+    except ValueError:  # not an X12 interchange
+        return None
+    if view is None:
+        return None
+    receiver = ""
+    for seg in view.header:
+        if seg[0] == "NM1" and _el(seg, 1) == "40":
+            receiver = f"{_el(seg, 3)} ({_el(seg, 9)})"
+    billing, subscriber, patient, payer = _parties([*view.billing, *view.subscriber])
+    return {
+        "version": view.version,
+        "receiver": receiver,
+        "billing": billing,
+        "subscriber": subscriber,
+        "patient": patient or dict(subscriber),
+        "payer": payer,
+        "claim": _claim(view),
+    }
+
+
+def _parties(segs: list[list[str]]) -> tuple[dict, dict, dict, dict]:
+    """(billing provider, subscriber, patient, payer) from the 2000A and 2000B/C segments."""
     billing: dict = {}
     subscriber: dict = {}
     patient: dict = {}
     payer: dict = {}
-    receiver = ""
-    claim: dict | None = None
     who = None  # which party the next N3/N4/DMG belong to
     for seg in segs:
         sid = seg[0]
-        if claim is not None and sid in ("HL", "SE", "CLM"):
-            break
-        if sid == "ST":
-            version = _el(seg, 3)
-        elif sid == "NM1" and _el(seg, 1) == "40":
-            receiver = f"{_el(seg, 3)} ({_el(seg, 9)})"
-        elif sid == "HL":
-            level = _el(seg, 3)
-            if level == "20":
-                billing, who = {}, None
-            if level in ("20", "22"):
-                subscriber, patient, payer = {}, {}, {}
-        elif sid == "NM1":
+        if sid == "NM1":
             ent = _el(seg, 1)
             name = ", ".join(p for p in (_el(seg, 3), _el(seg, 4)) if p)
+            who = None
             if ent == "85":
                 billing.update(name=name, npi=_el(seg, 9))
                 who = billing
@@ -350,22 +352,13 @@ def parse_claim(text: str, claim_id: str) -> dict | None:
                 who = patient
             elif ent == "PR":
                 payer.update(name=name, id=_el(seg, 9))
-                who = None
-            elif claim is not None and ent in ("82", "71"):
-                prov = {"name": name, "npi": _el(seg, 9)}
-                if claim["lines"] and claim["in_lines"]:
-                    claim["lines"][-1]["rendering"] = prov
-                else:
-                    claim["attending" if ent == "71" else "rendering"] = prov
-            else:
-                who = None
         elif sid == "N3" and who is not None:
             who["address"] = _el(seg, 1)
         elif sid == "N4" and who is not None:
             who["city"] = f"{_el(seg, 1)}, {_el(seg, 2)} {_el(seg, 3)}"
         elif sid == "DMG" and who is not None:
             who.update(dob=_el(seg, 2), sex=_el(seg, 3))
-        elif sid == "REF" and _el(seg, 1) == "EI" and claim is None:
+        elif sid == "REF" and _el(seg, 1) == "EI":
             billing["tax_id"] = _el(seg, 2)
         elif sid == "SBR":
             subscriber["relationship"] = "self" if _el(seg, 2) == "18" else ""
@@ -375,18 +368,29 @@ def parse_claim(text: str, claim_id: str) -> dict | None:
             patient["relationship"] = {"01": "spouse", "19": "child", "G8": "other"}.get(
                 _el(seg, 1), _el(seg, 1)
             )
-        elif sid == "CLM" and _el(seg, 1) == claim_id:
-            facility = _el(seg, 5).split(comp)
-            claim = {
-                "id": _el(seg, 1),
-                "total": _el(seg, 2),
-                "facility": facility,
-                "dx": [],
-                "lines": [],
-                "in_lines": False,
-            }
-        elif claim is None:
-            continue
+    return billing, subscriber, patient, payer
+
+
+def _provider(seg: list[str]) -> dict:
+    name = ", ".join(p for p in (_el(seg, 3), _el(seg, 4)) if p)
+    return {"name": name, "npi": _el(seg, 9)}
+
+
+def _claim(view: reader.ClaimView) -> dict:
+    """The 2300 values (CLM, providers, diagnoses, dates) and each 2400 line's."""
+    comp = view.separators.component
+    clm = view.claim[0]
+    claim: dict = {
+        "id": _el(clm, 1),
+        "total": _el(clm, 2),
+        "facility": _el(clm, 5).split(comp),
+        "dx": [],
+        "lines": [],
+    }
+    for seg in view.claim[1:]:
+        sid = seg[0]
+        if sid == "NM1" and _el(seg, 1) in ("82", "71"):
+            claim["attending" if _el(seg, 1) == "71" else "rendering"] = _provider(seg)
         elif sid == "HI":
             for part in seg[1:]:
                 q, _, code = part.partition(comp)
@@ -398,11 +402,16 @@ def parse_claim(text: str, claim_id: str) -> dict | None:
             claim["statement"] = _el(seg, 3)
         elif sid == "DTP" and _el(seg, 1) == "431":
             claim["onset"] = _el(seg, 3)
-        elif sid == "LX":
-            claim["in_lines"] = True
-            claim["lines"].append({"lx": _el(seg, 1)})
-        elif sid in ("SV1", "SV2") and claim["lines"]:
-            ln = claim["lines"][-1]
+    claim["lines"] = [_line(segs, comp) for segs in view.lines]
+    return claim
+
+
+def _line(segs: list[list[str]], comp: str) -> dict:
+    """A 2400 loop's values: LX, SV1 (837P) or SV2 (837I), DTP*472, its rendering provider."""
+    ln = {"lx": _el(segs[0], 1)}
+    for seg in segs[1:]:
+        sid = seg[0]
+        if sid in ("SV1", "SV2"):
             if sid == "SV1":
                 proc, charge, units, pos, ptr = (
                     seg[1],
@@ -417,19 +426,11 @@ def parse_claim(text: str, claim_id: str) -> dict | None:
                 ln.update(revenue=seg[1], pointers="", pos="")
             parts = proc.split(comp)
             ln.update(code=_el(parts, 1), modifiers=parts[2:], charge=charge, units=units)
-        elif sid == "DTP" and _el(seg, 1) == "472" and claim["lines"]:
-            claim["lines"][-1]["date"] = _el(seg, 3)
-    if claim is None:
-        return None
-    return {
-        "version": version,
-        "receiver": receiver,
-        "billing": billing,
-        "subscriber": subscriber,
-        "patient": patient or dict(subscriber),
-        "payer": payer,
-        "claim": claim,
-    }
+        elif sid == "DTP" and _el(seg, 1) == "472":
+            ln["date"] = _el(seg, 3)
+        elif sid == "NM1" and _el(seg, 1) in ("82", "71"):
+            ln["rendering"] = _provider(seg)
+    return ln
 
 
 def _date(d8: str) -> str:

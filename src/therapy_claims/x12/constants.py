@@ -1,0 +1,26 @@
+"""Limits and code values of the 837P (005010X222A1) and 837I (005010X223A2) this package
+writes."""
+
+from __future__ import annotations
+
+VERSION = "005010X222A1"  # 837P
+VERSION_I = "005010X223A2"  # 837I
+MAX_CLAIMS_PER_ST = 5000  # TR3 recommendation
+MAX_LINES_PER_CLAIM = 50  # 837P 2400 loop repeat
+MAX_LINES_PER_CLAIM_I = 999  # 837I 2400 loop repeat
+MAX_DIAGNOSES = 12  # HI01..HI12
+LINE_LIMITS = {"professional": MAX_LINES_PER_CLAIM, "institutional": MAX_LINES_PER_CLAIM_I}
+
+# 837I outpatient therapy: revenue code and the therapy modifier every such line carries
+REVENUE_CODES = {"PT": ("0420", "GP"), "OT": ("0430", "GO"), "SLP": ("0440", "GN")}
+THERAPY_MODIFIERS = ("GP", "GO", "GN")
+
+RELATIONSHIP_PAT01 = {"spouse": "01", "child": "19", "other": "G8"}
+
+
+def claims_per_set() -> int:
+    """``MAX_CLAIMS_PER_ST`` as the package shows it when asked: ``x12.MAX_CLAIMS_PER_ST`` is
+    the setting callers see (tests lower it there, for this writer and their oracle alike)."""
+    from therapy_claims import x12
+
+    return x12.MAX_CLAIMS_PER_ST

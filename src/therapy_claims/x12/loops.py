@@ -1,0 +1,136 @@
+"""Segment templates shared by the 837P and the 837I: the billing provider (2000A/2010AA),
+the subscriber and patient (2000B/2010BA/2010BB, 2000C/2010CA), rendering and attending
+providers (2310A/B, 2420A/C), the claim total and authorisation, and a service line's common
+pieces.
+
+A template is a list of pieces: constant strings and :class:`Texts` (a text per claim or per
+line, from few distinct texts), joined by pyarrow (:mod:`therapy_claims.x12.joiner`). ``w`` are
+the claims written, in file order; ``rows`` lines in claim order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from therapy_claims.x12.batch import ClaimColumns, LineColumns
+from therapy_claims.x12.constants import MAX_LINES_PER_CLAIM_I
+from therapy_claims.x12.joiner import Texts, groups, join_columns, large, money_texts, objects
+
+
+def written(n_claims: int, w: np.ndarray, codes: np.ndarray, texts: np.ndarray | Texts) -> Texts:
+    """A text per claim (of ``n_claims``) from the ``codes`` of the written claims ``w`` (file
+    order) into ``texts`` (or into the texts of a ``Texts``)."""
+    by_claim = np.zeros(n_claims, dtype=np.int64)
+    by_claim[w] = codes
+    return texts.recode(by_claim) if isinstance(texts, Texts) else Texts(by_claim, texts)
+
+
+def written_lines(lines: LineColumns, w: np.ndarray) -> np.ndarray:
+    """Positions (claim order) of the lines of claims ``w``, claim after claim."""
+    n_lines = lines.sizes[w]
+    offsets = np.cumsum(n_lines) - n_lines
+    return np.repeat(lines.starts[w] - offsets, n_lines) + np.arange(int(n_lines.sum()))
+
+
+def billing_provider(e: dict[str, str]) -> str:
+    """2000A after its HL: PRV, NM1*85, N3, N4, REF*EI."""
+    return (
+        f"PRV*BI*PXC*{e['taxonomy']}~\nNM1*85*2*{e['name']}*****XX*{e['npi']}~\n"
+        f"N3*{e['address']}~\nN4*{e['city']}*{e['state']}*{e['zip']}~\nREF*EI*{e['tax_id']}~\n"
+    )
+
+
+def subscriber_items(claims: ClaimColumns, common: list, dependant_hl: list) -> tuple[list, list]:
+    """2000B (SBR), 2010BA (NM1*IL, and for a self subscriber N3, N4, DMG), 2010BB (NM1*PR),
+    and for a dependant 2000C (``dependant_hl``: its HL's pieces, then PAT) and 2010CA
+    (NM1*QC, N3, N4, DMG): the pieces of a self and of a dependant claim, after ``common``
+    (the 2000A, if any, and the 2000B HL up to its parent)."""
+    sbr09 = Texts(claims.payer_code, claims.entry_values(claims.payer_entries, "sbr09"))
+    pr = objects(
+        (
+            f"NM1*PR*2*{e['name']}*****PI*{e['id']}~\n" if isinstance(e, dict) else ""
+            for e in claims.payer_entries
+        ),
+        len(claims.payer_entries),
+    )
+    pr = Texts(claims.payer_code, pr)
+    c = claims
+    demographics = [
+        "~\nN3*", c.address, "~\nN4*", c.city, "*", c.state, "*",
+        c.zip, "~\nDMG*D8*", c.dob, "*", c.sex, "~\n",
+    ]  # fmt: skip
+    # the demographics' leading "~\n" ends NM1*IL (self) or NM1*QC (dependant)
+    self_items = [
+        *common, "*22*0~\nSBR*P*18*", c.group, "******", sbr09,
+        "~\nNM1*IL*1*", c.pat_last, "*", c.pat_first, "****MI*", c.member,
+        *demographics, pr,
+    ]  # fmt: skip
+    dep_items = [
+        *common, "*22*1~\nSBR*P**", c.group, "******", sbr09,
+        "~\nNM1*IL*1*", c.sub_last, "*", c.sub_first, "****MI*", c.member,
+        "~\n", pr, *dependant_hl, "*23*0~\nPAT*", c.pat01, "~\nNM1*QC*1*",
+        c.pat_last, "*", c.pat_first, *demographics,
+    ]  # fmt: skip
+    return self_items, dep_items
+
+
+def renderers(
+    lines: LineColumns, claims: ClaimColumns, rows: np.ndarray, entity: str = "82"
+) -> tuple[np.ndarray, Texts]:
+    """``NM1*82`` (837P: with ``PRV*PE``) or ``NM1*71`` of the rendering provider of each line
+    in ``rows``, joined once per distinct provider: (code per row, texts by code); code 0 is
+    ''."""
+    clinic = claims.clinic_rank[lines.line_claim[rows]]
+    last, first, npi = lines.r_last_code[rows], lines.r_first_code[rows], lines.npi_code[rows]
+    key, rep = groups(last, first, npi, np.zeros(len(rows)) if lines.institutional else clinic)
+    items = [
+        f"NM1*{entity}*1*", Texts(last, lines.r_last_texts), "*",
+        Texts(first, lines.r_first_texts), "****XX*", Texts(npi, lines.npi_texts), "~\n",
+    ]  # fmt: skip
+    if not lines.institutional:  # (written claims have a clinic, so a taxonomy)
+        taxonomy = claims.entry_values(claims.clinic_entries, "taxonomy")
+        items += ["PRV*PE*PXC*", Texts(clinic, taxonomy), "~\n"]
+    texts = pa.concat_arrays([large([""]), join_columns(items, rep)])
+    return key + 1, Texts(np.zeros(1, dtype=np.int64), arrow=texts)
+
+
+def claim_total(lines: LineColumns, w: np.ndarray, rows: np.ndarray) -> Texts:
+    """CLM02 of claims ``w``: the sum of their lines' charges (``rows``: their lines)."""
+    n_lines = lines.sizes[w]
+    offsets = np.cumsum(n_lines) - n_lines
+    cents = lines.cents[rows]
+    if cents.max() > np.iinfo(np.int64).max // MAX_LINES_PER_CLAIM_I:
+        cents = cents.astype(object)  # integer sums that int64 cannot hold
+    codes, totals = pd.factorize(np.add.reduceat(cents, offsets))
+    return written(len(lines.ids), w, codes, money_texts(totals))
+
+
+def prior_authorisation(claims: ClaimColumns) -> list:
+    """REF*G1 when the claim has an authorisation number."""
+    has_auth = np.not_equal(claims.auth.texts, "")[claims.auth.codes].astype(np.int64)
+    return [
+        Texts(has_auth, np.array(["", "REF*G1*"], dtype=object)),
+        claims.auth,
+        Texts(has_auth, np.array(["", "~\n"], dtype=object)),
+    ]
+
+
+def line_pieces(
+    lines: LineColumns, claims: ClaimColumns, rows: np.ndarray
+) -> tuple[Texts, Texts, Texts, Texts, Texts]:
+    """Per line (of all lines; ``rows`` those written): ``LX`` segment, charge, units, date of
+    service and the line's rendering provider (2420A / 2420C, when it differs from the
+    claim's; '' otherwise)."""
+    n_lx = int(lines.lx.max()) + 1
+    lx = Texts(lines.lx, objects((f"LX*{i}~\n" for i in range(n_lx)), n_lx))
+    codes, cents = pd.factorize(lines.cents)
+    money = money_texts(cents).recode(codes)
+    codes, units = pd.factorize(lines.units)
+    units = Texts(codes, objects(map(str, units), len(units)))
+    date = lines.dates.recode(lines.dos)
+    need = rows[lines.line_renderer[rows]]
+    renderer = np.zeros(len(lines.lx), dtype=np.int64)
+    renderer[need], texts = renderers(lines, claims, need)
+    return lx, money, units, date, texts.recode(renderer)
