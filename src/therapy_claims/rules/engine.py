@@ -33,7 +33,7 @@ FINDING_KEYS = ("line_id", "encounter_id", "source_file", "source_row")
 
 # therapy plan-of-care modifier per discipline
 THERAPY_MODIFIER = {"PT": "GP", "OT": "GO", "SLP": "GN"}
-# distinct-procedural-service modifiers (an ``has_modifier`` pattern)
+# distinct-procedural-service modifiers (a ``has_modifier`` pattern)
 DISTINCT = "59|XE|XS|XP|XU"
 # chiropractic manipulative treatment, spinal
 CMT_CODES = ("98940", "98941", "98942")
@@ -135,10 +135,6 @@ class Rule:
     @property
     def name(self) -> str:
         return f"{self.fn.__module__.rsplit('.', 1)[-1]}.{self.fn.__name__}"
-
-    @property
-    def is_fixer(self) -> bool:
-        return bool(self.changes)
 
     def __call__(self, night: Night) -> pd.DataFrame:
         return self.fn(night)
@@ -291,7 +287,12 @@ def iso_date(s: pd.Series) -> pd.Series:
 def code_on_date(rows: pd.DataFrame) -> pd.Series:
     """``<cpt_code> on <date_of_service>``, the line a message is about (``?`` for a missing
     code; the rows must carry both columns)."""
-    return rows["cpt_code"].fillna("?") + " on " + rows["date_of_service"].dt.strftime("%Y-%m-%d")
+    return message(
+        rows,
+        rows["cpt_code"].fillna("?"),
+        " on ",
+        rows["date_of_service"].dt.strftime("%Y-%m-%d"),
+    )
 
 
 def message(rows: pd.DataFrame | pd.Index, *parts: object) -> pd.Series:

@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 
 from therapy_claims import findings, npi
-from therapy_claims.rules.engine import Night, code_on_date, iso_date, rule, select, spread
+from therapy_claims.rules.engine import (
+    Night,
+    code_on_date,
+    iso_date,
+    message,
+    rule,
+    select,
+    spread,
+)
 
 ICD10_SHAPE = r"[A-TV-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?"
 
@@ -21,7 +29,14 @@ def unknown_payer(night: Night) -> pd.DataFrame:
     return findings.make(
         "UNKNOWN_PAYER",
         rows,
-        "payer_id '" + rows["payer_id"] + "' is not in payers.csv (" + code_on_date(rows) + ")",
+        message(
+            rows,
+            "payer_id '",
+            rows["payer_id"],
+            "' is not in payers.csv (",
+            code_on_date(rows),
+            ")",
+        ),
         evidence=night.ref.version("payers.csv"),
     )
 
@@ -33,7 +48,7 @@ def unknown_clinic(night: Night) -> pd.DataFrame:
     return findings.make(
         "UNKNOWN_CLINIC",
         rows,
-        "clinic_id '" + rows["clinic_id"] + "' is not in clinics.csv",
+        message(rows, "clinic_id '", rows["clinic_id"], "' is not in clinics.csv"),
         evidence=night.ref.version("clinics.csv"),
     )
 
@@ -53,21 +68,27 @@ def npi_invalid(night: Night) -> pd.DataFrame:
             findings.make(
                 "NPI_INVALID",
                 r,
-                "rendering NPI "
-                + r["rendering_npi"]
-                + " of "
-                + r["rendering_last_name"].fillna("")
-                + " fails the NPI check digit (Luhn with prefix 80840)",
+                message(
+                    r,
+                    "rendering NPI ",
+                    r["rendering_npi"],
+                    " of ",
+                    r["rendering_last_name"].fillna(""),
+                    " fails the NPI check digit (Luhn with prefix 80840)",
+                ),
                 evidence="CMS NPI check-digit algorithm",
             ),
             findings.make(
                 "NPI_INVALID",
                 b,
-                "billing NPI "
-                + b["billing_npi"]
-                + " of clinic "
-                + b["clinic_id"]
-                + " fails the NPI check digit (Luhn with prefix 80840)",
+                message(
+                    b,
+                    "billing NPI ",
+                    b["billing_npi"],
+                    " of clinic ",
+                    b["clinic_id"],
+                    " fails the NPI check digit (Luhn with prefix 80840)",
+                ),
                 evidence=night.ref.version("clinics.csv"),
             ),
         ]
@@ -113,28 +134,33 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
             findings.make(
                 "DIAGNOSIS_INVALID",
                 a,
-                "diagnosis code '"
-                + pd.Series(u_first_bad[pos[shape_bad]], index=a.index, dtype="string")
-                + "' is not an ICD-10-CM code ("
-                + code_on_date(a)
-                + ")",
+                message(
+                    a,
+                    "diagnosis code '",
+                    u_first_bad[pos[shape_bad]],
+                    "' is not an ICD-10-CM code (",
+                    code_on_date(a),
+                    ")",
+                ),
                 evidence="ICD-10-CM code shape",
             ),
             findings.make(
                 "DIAGNOSIS_INVALID",
                 b,
-                pd.Series(n[only_many], index=b.index).astype("string")
-                + " diagnosis codes; a claim holds at most 12",
+                message(b, n[only_many], " diagnosis codes; a claim holds at most 12"),
                 evidence="X12 837 HI segment: 12 codes",
             ),
             findings.make(
                 "DIAGNOSIS_INVALID",
                 c,
-                "diagnosis pointers '"
-                + c["diagnosis_pointers"].fillna("1")
-                + "' point outside the "
-                + pd.Series(n[only_ptr], index=c.index).astype("string")
-                + " diagnosis code(s) or are more than 4",
+                message(
+                    c,
+                    "diagnosis pointers '",
+                    c["diagnosis_pointers"].fillna("1"),
+                    "' point outside the ",
+                    n[only_ptr],
+                    " diagnosis code(s) or are more than 4",
+                ),
                 evidence="X12 837 SV107: 1-4 pointers into HI",
             ),
         ]
@@ -149,23 +175,45 @@ def date_invalid(night: Night) -> pd.DataFrame:
     future = (dos > run).to_numpy()
     before_birth = (dos < lines["patient_dob"]).to_numpy()
     too_old = (dos < run - pd.Timedelta(days=365)).to_numpy()
-    out = []
-    for mask, text in (
-        (future, lambda _: " is after the run date " + night.run_date.isoformat()),
-        (
-            before_birth & ~future,
-            lambda rows: " is before the patient's date of birth " + iso_date(rows["patient_dob"]),
-        ),
-        (
-            too_old & ~future & ~before_birth,
-            lambda _: " is more than 365 days before the run date (timely filing limit)",
-        ),
-    ):
-        rows = select(lines, mask, "date_of_service", "patient_dob")
-        msg = "date of service " + iso_date(rows["date_of_service"]) + text(rows)
-        out.append(
+    f = select(lines, future, "date_of_service")
+    b = select(lines, before_birth & ~future, "date_of_service", "patient_dob")
+    o = select(lines, too_old & ~future & ~before_birth, "date_of_service")
+    evidence = "timely filing: 365 days (42 CFR 424.44)"
+    return findings.concat(
+        [
             findings.make(
-                "DATE_INVALID", rows, msg, evidence="timely filing: 365 days (42 CFR 424.44)"
-            )
-        )
-    return findings.concat(out)
+                "DATE_INVALID",
+                f,
+                message(
+                    f,
+                    "date of service ",
+                    iso_date(f["date_of_service"]),
+                    " is after the run date " + night.run_date.isoformat(),
+                ),
+                evidence=evidence,
+            ),
+            findings.make(
+                "DATE_INVALID",
+                b,
+                message(
+                    b,
+                    "date of service ",
+                    iso_date(b["date_of_service"]),
+                    " is before the patient's date of birth ",
+                    iso_date(b["patient_dob"]),
+                ),
+                evidence=evidence,
+            ),
+            findings.make(
+                "DATE_INVALID",
+                o,
+                message(
+                    o,
+                    "date of service ",
+                    iso_date(o["date_of_service"]),
+                    " is more than 365 days before the run date (timely filing limit)",
+                ),
+                evidence=evidence,
+            ),
+        ]
+    )

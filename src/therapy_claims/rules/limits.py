@@ -7,7 +7,16 @@ import numpy as np
 import pandas as pd
 
 from therapy_claims import findings, units
-from therapy_claims.rules.engine import FINDING_KEYS, Night, isin, iso_date, rule, select, take
+from therapy_claims.rules.engine import (
+    FINDING_KEYS,
+    Night,
+    isin,
+    iso_date,
+    message,
+    rule,
+    select,
+    take,
+)
 
 
 def _first_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
@@ -59,34 +68,35 @@ def mue_exceeded(night: Night) -> pd.DataFrame:
         np.where(m["mai"] == "2", "per day, policy (MAI 2)", "per day, clinical (MAI 3)"),
     )
     rows = lines.loc[m["idx"].to_numpy(), list(FINDING_KEYS)]
-    msg = (
-        m["cpt_code"]
-        + ": "
-        + pd.Series(counted, index=m.index).astype("string")
-        + " units "
-        + mai_text
-        + " exceed the MUE of "
-        + m["mue_value"].astype(int).astype("string")
-        + " on "
-        + iso_date(m["date_of_service"])
+    msg = message(
+        rows,
+        m["cpt_code"],
+        ": ",
+        counted,
+        " units ",
+        mai_text,
+        " exceed the MUE of ",
+        m["mue_value"].astype(int),
+        " on ",
+        iso_date(m["date_of_service"]),
     )
-    evidence = (
-        night.ref.version("mue.csv")
-        + ": "
-        + m["code"]
-        + " mue_value="
-        + m["mue_value"].astype(int).astype("string")
-        + " mai="
-        + m["mai"]
-        + " effective "
-        + m["effective_date"].astype("string")
-        + np.where(
+    evidence = message(
+        rows,
+        night.ref.version("mue.csv") + ": ",
+        m["code"],
+        " mue_value=",
+        m["mue_value"].astype(int),
+        " mai=",
+        m["mai"],
+        " effective ",
+        m["effective_date"],
+        np.where(
             m.get("sample", pd.Series("", index=m.index)).astype("string") == "true",
             " (sample row)",
             "",
-        )
+        ),
     )
-    return findings.make("MUE_EXCEEDED", rows, msg.to_numpy(), evidence=evidence.to_numpy())
+    return findings.make("MUE_EXCEEDED", rows, msg, evidence=evidence)
 
 
 @rule("DAILY_UNIT_CAP_EXCEEDED", reads=("units",))
@@ -112,26 +122,29 @@ def daily_unit_cap(night: Night) -> pd.DataFrame:
     r = take(
         lines, pos[over], "discipline", "date_of_service", "payer_id", "max_timed_units_per_day"
     )
-    total = pd.Series(total.to_numpy()[over], index=r.index)
     return findings.make(
         "DAILY_UNIT_CAP_EXCEEDED",
         r,
-        total.astype("string")
-        + " timed units for "
-        + r["discipline"]
-        + " on "
-        + iso_date(r["date_of_service"])
-        + " exceed "
-        + r["payer_id"]
-        + "'s daily cap of "
-        + r["max_timed_units_per_day"].astype("string"),
-        evidence="payers.csv "
-        + r["payer_id"]
-        + " max_timed_units_per_day="
-        + r["max_timed_units_per_day"].astype("string")
-        + " ("
-        + night.ref.version("payers.csv")
-        + ")",
+        message(
+            r,
+            total.to_numpy()[over],
+            " timed units for ",
+            r["discipline"],
+            " on ",
+            iso_date(r["date_of_service"]),
+            " exceed ",
+            r["payer_id"],
+            "'s daily cap of ",
+            r["max_timed_units_per_day"],
+        ),
+        evidence=message(
+            r,
+            "payers.csv ",
+            r["payer_id"],
+            " max_timed_units_per_day=",
+            r["max_timed_units_per_day"],
+            " (" + night.ref.version("payers.csv") + ")",
+        ),
     )
 
 
@@ -168,37 +181,47 @@ def authorization_and_plan(night: Night) -> pd.DataFrame:
             findings.make(
                 "AUTH_MISSING",
                 a,
-                a["payer_id"]
-                + " requires prior authorization; the visit on "
-                + iso_date(a["date_of_service"])
-                + " has no prior_auth_number",
-                evidence="payers.csv "
-                + a["payer_id"]
-                + " requires_prior_auth=true ("
-                + night.ref.version("payers.csv")
-                + ")",
+                message(
+                    a,
+                    a["payer_id"],
+                    " requires prior authorization; the visit on ",
+                    iso_date(a["date_of_service"]),
+                    " has no prior_auth_number",
+                ),
+                evidence=message(
+                    a,
+                    "payers.csv ",
+                    a["payer_id"],
+                    " requires_prior_auth=true (" + night.ref.version("payers.csv") + ")",
+                ),
             ),
             findings.make(
                 "VISIT_LIMIT_EXCEEDED",
                 v,
-                "visit "
-                + v["visit_number"].astype("string")
-                + " of "
-                + v["authorized_visits"].astype("string")
-                + " authorized ("
-                + iso_date(v["date_of_service"])
-                + ")",
+                message(
+                    v,
+                    "visit ",
+                    v["visit_number"],
+                    " of ",
+                    v["authorized_visits"],
+                    " authorized (",
+                    iso_date(v["date_of_service"]),
+                    ")",
+                ),
                 evidence="extract: authorized_visits, visit_number",
             ),
             findings.make(
                 "POC_EXPIRED",
                 p,
-                "date of service "
-                + iso_date(p["date_of_service"])
-                + " is outside the plan of care "
-                + iso_date(p["plan_of_care_start"])
-                + " to "
-                + iso_date(p["plan_of_care_end"]),
+                message(
+                    p,
+                    "date of service ",
+                    iso_date(p["date_of_service"]),
+                    " is outside the plan of care ",
+                    iso_date(p["plan_of_care_start"]),
+                    " to ",
+                    iso_date(p["plan_of_care_end"]),
+                ),
                 evidence="MBPM ch. 15 220.1 (certified plan of care)",
             ),
         ]

@@ -16,6 +16,7 @@ from therapy_claims.rules.engine import (
     has_modifier,
     isin,
     joined,
+    message,
     rule,
     select,
     spread,
@@ -62,41 +63,53 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
     out = findings.make(
         "THERAPY_MODIFIER_ADDED",
         r,
-        r["cpt_code"]
-        + " had no therapy modifier; added "
-        + wanted
-        + " from discipline "
-        + r["discipline"]
-        + " ("
-        + code_on_date(r)
-        + ")",
-        evidence=pd.Series(
+        message(
+            r,
+            r["cpt_code"],
+            " had no therapy modifier; added ",
+            wanted,
+            " from discipline ",
+            r["discipline"],
+            " (",
+            code_on_date(r),
+            ")",
+        ),
+        evidence=message(
+            r,
             np.where(
                 institutional[room],
-                "837I: revenue codes 042x/043x/044x need GP/GO/GN (clinic " + r["clinic_id"] + ")",
-                "payers.csv "
-                + r["payer_id"]
-                + " requires_therapy_modifiers=true ("
-                + night.ref.version("payers.csv")
-                + ")",
+                message(
+                    r,
+                    "837I: revenue codes 042x/043x/044x need GP/GO/GN (clinic ",
+                    r["clinic_id"],
+                    ")",
+                ),
+                message(
+                    r,
+                    "payers.csv ",
+                    r["payer_id"],
+                    " requires_therapy_modifiers=true (" + night.ref.version("payers.csv") + ")",
+                ),
             ),
-            index=r.index,
         ),
         before=mods.replace("", "(none)"),
         after=after,
     )
-    night.record_change(room, "modifiers +" + wanted.astype("string"))
+    night.record_change(room, message(r, "modifiers +", wanted))
     night.update("modifiers", room, after)
     f = select(lines, need & ~room, "cpt_code", "discipline", "modifiers")
     out2 = findings.make(
         "MODIFIER_INVALID",
         f,
-        f["cpt_code"]
-        + " needs therapy modifier "
-        + f["discipline"].map(THERAPY_MODIFIER)
-        + " but already carries 4 modifiers ("
-        + f["modifiers"]
-        + ")",
+        message(
+            f,
+            f["cpt_code"],
+            " needs therapy modifier ",
+            f["discipline"].map(THERAPY_MODIFIER),
+            " but already carries 4 modifiers (",
+            f["modifiers"],
+            ")",
+        ),
         evidence="X12 837 SV101: at most 4 modifiers",
     )
     return findings.concat([out, out2])
@@ -127,23 +140,29 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
     out = findings.make(
         "ASSISTANT_MODIFIER_ADDED",
         r,
-        r["cpt_code"]
-        + " was furnished by a "
-        + r["rendering_credential"]
-        + "; added "
-        + want
-        + " ("
-        + code_on_date(r)
-        + ")",
-        evidence="payers.csv "
-        + r["payer_id"]
-        + " payer_class="
-        + r["payer_class"]
-        + "; CQ/CO required from 2020 (billing-rules.md 5.3)",
+        message(
+            r,
+            r["cpt_code"],
+            " was furnished by a ",
+            r["rendering_credential"],
+            "; added ",
+            want,
+            " (",
+            code_on_date(r),
+            ")",
+        ),
+        evidence=message(
+            r,
+            "payers.csv ",
+            r["payer_id"],
+            " payer_class=",
+            r["payer_class"],
+            "; CQ/CO required from 2020 (billing-rules.md 5.3)",
+        ),
         before=mods.replace("", "(none)"),
         after=after,
     )
-    night.record_change(room, "modifiers +" + want)
+    night.record_change(room, message(r, "modifiers +", want))
     night.update("modifiers", room, after)
     full = need & ~room
     f = select(lines, full, "cpt_code")
@@ -153,10 +172,13 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
             findings.make(
                 "MODIFIER_INVALID",
                 f,
-                f["cpt_code"]
-                + " needs assistant modifier "
-                + pd.Series(np.where(co[full], "CO", "CQ"), index=f.index, dtype="string")
-                + " but already carries 4 modifiers",
+                message(
+                    f,
+                    f["cpt_code"],
+                    " needs assistant modifier ",
+                    np.where(co[full], "CO", "CQ"),
+                    " but already carries 4 modifiers",
+                ),
                 evidence="X12 837 SV101: at most 4 modifiers",
             ),
         ]
@@ -180,12 +202,15 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
         findings.make(
             "MODIFIER_INVALID",
             r,
-            r["cpt_code"]
-            + ": modifier(s) "
-            + pd.Series(spread(codes[bad], unknown, None), index=r.index).astype("string")
-            + " not in modifiers.csv ("
-            + code_on_date(r)
-            + ")",
+            message(
+                r,
+                r["cpt_code"],
+                ": modifier(s) ",
+                spread(codes[bad], unknown, None),
+                " not in modifiers.csv (",
+                code_on_date(r),
+                ")",
+            ),
             evidence=night.ref.version("modifiers.csv"),
             suggested_fix="Correct the modifier; if it is valid for this payer, add it to modifiers.csv.",
         )
@@ -196,7 +221,7 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
         findings.make(
             "MODIFIER_INVALID",
             a,
-            a["cpt_code"] + " carries AT, which is only for CMT 98940-98942",
+            message(a, a["cpt_code"], " carries AT, which is only for CMT 98940-98942"),
             evidence="billing-rules.md 5.5 (Palmetto; Noridian)",
         )
     )
@@ -205,7 +230,9 @@ def modifier_unknown(night: Night) -> pd.DataFrame:
         findings.make(
             "MODIFIER_INVALID",
             b,
-            b["cpt_code"] + ": AT cannot be combined with GA/GX/GY/GZ (" + b["modifiers"] + ")",
+            message(
+                b, b["cpt_code"], ": AT cannot be combined with GA/GX/GY/GZ (", b["modifiers"], ")"
+            ),
             evidence="billing-rules.md 5.5 (DOS >= 2015-11-01)",
         )
     )
@@ -228,10 +255,14 @@ def assistant_pairing(night: Night) -> pd.DataFrame:
     return findings.make(
         "THERAPY_MODIFIER_MISMATCH",
         r,
-        r["cpt_code"]
-        + ": modifiers "
-        + r["modifiers"].fillna("")
-        + " pair an assistant modifier with the wrong "
-        "plan (CQ goes with GP, CO with GO) (" + code_on_date(r) + ")",
+        message(
+            r,
+            r["cpt_code"],
+            ": modifiers ",
+            r["modifiers"].fillna(""),
+            " pair an assistant modifier with the wrong plan (CQ goes with GP, CO with GO) (",
+            code_on_date(r),
+            ")",
+        ),
         evidence="billing-rules.md 5.3",
     )

@@ -15,6 +15,7 @@ from therapy_claims.rules.engine import (
     has_modifier,
     isin,
     iso_date,
+    message,
     rule,
     take,
 )
@@ -24,9 +25,43 @@ from therapy_claims.rules.engine import (
 def ncci_pairs(night: Night) -> pd.DataFrame:
     """NCCI PTP pairs per patient, rendering provider and date of service; the PTP row must be
     in effect on the date (effective <= DOS, and DOS before the deletion date)."""
+    pairs = _pairs_tonight(night)
+    if pairs is None:
+        return findings.empty()
+    pos_1, pos_2, k = pairs
+    distinct = has_modifier(night, DISTINCT)
+    zero = (night.ref.ncci["modifier_indicator"] == "0").to_numpy()[k]
+    one = ~zero
+    miss = one & ~(distinct[pos_1] | distinct[pos_2])
+    has_xs = has_modifier(night, "XS")
+    xs = np.flatnonzero(one & (has_xs[pos_1] | has_xs[pos_2]))
+    xs_same = np.zeros(len(k), dtype=bool)
+    shared = np.zeros(0, dtype=object)
+    if len(xs):
+        shared = _shared_regions(night, pos_1[xs], pos_2[xs])
+        xs_same[xs[shared != ""]] = True
+        shared = shared[shared != ""]
+    # the wording only for the pairs reported: most pairs carry a distinct-service modifier
+    report = np.flatnonzero(zero | miss | xs_same)
+    return _report(
+        night,
+        pos_1[report],
+        pos_2[report],
+        k[report],
+        zero[report],
+        miss[report],
+        xs_same[report],
+        shared,
+    )
+
+
+def _pairs_tonight(night: Night) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The line pairs of tonight's visits that a PTP row in effect on the date matches (not
+    indicator 9): the first line's position, the second's and the PTP row's, in the order of a
+    self-join of the night merged with the table; None when there are none."""
     lines, ncci = night.lines, night.ref.ncci
     if ncci.empty:
-        return findings.empty()
+        return None
     cand = np.flatnonzero(
         isin(night, "cpt_code", list(set(ncci["column1"]) | set(ncci["column2"])))
     )
@@ -56,30 +91,30 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
         )
         found.append(pair.assign(k=k)[pair["i1"] != pair["i2"]])
     if not found:
-        return findings.empty()
+        return None
     found_all = pd.concat(found, ignore_index=True)
     if found_all.empty:
-        return findings.empty()
+        return None
     # the order of a self-join of the night merged with the table: first line, second, PTP row
     i1, i2, k = (found_all[c].to_numpy() for c in ("i1", "i2", "k"))
     order = units.lexsort((k, i2, i1))
-    pos_1, pos_2, k = cand[i1[order]], cand[i2[order]], k[order]
-    distinct = has_modifier(night, DISTINCT)
-    zero = (ncci["modifier_indicator"] == "0").to_numpy()[k]
-    one = ~zero
-    miss = one & ~(distinct[pos_1] | distinct[pos_2])
-    has_xs = has_modifier(night, "XS")
-    xs = np.flatnonzero(one & (has_xs[pos_1] | has_xs[pos_2]))
-    xs_same = np.zeros(len(k), dtype=bool)
-    shared = np.zeros(0, dtype=object)
-    if len(xs):
-        shared = _shared_regions(night, pos_1[xs], pos_2[xs])
-        xs_same[xs[shared != ""]] = True
-        shared = shared[shared != ""]
-    # the wording only for the pairs reported: most pairs carry a distinct-service modifier
-    report = np.flatnonzero(zero | miss | xs_same)
-    pos_1, pos_2, k = pos_1[report], pos_2[report], k[report]
-    zero, miss, xs_same = zero[report], miss[report], xs_same[report]
+    return cand[i1[order]], cand[i2[order]], k[order]
+
+
+def _report(
+    night: Night,
+    pos_1: np.ndarray,
+    pos_2: np.ndarray,
+    k: np.ndarray,
+    zero: np.ndarray,
+    miss: np.ndarray,
+    xs_same: np.ndarray,
+    shared: np.ndarray,
+) -> pd.DataFrame:
+    """The findings of the reported pairs (first line, second line, PTP row): indicator 0
+    (``zero``), no distinct-service modifier (``miss``), XS on lines sharing the regions
+    ``shared`` (one per ``xs_same`` pair)."""
+    lines, ncci = night.lines, night.ref.ncci
 
     def side(positions: np.ndarray, names: list[str]) -> pd.DataFrame:
         return lines.iloc[positions, lines.columns.get_indexer(names)].reset_index(drop=True)
@@ -93,60 +128,66 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
         axis=1,
     )
     version = night.ref.version("ncci_ptp.csv")
-    evidence = (
-        version
-        + ": "
-        + pairs["column1"]
-        + "/"
-        + pairs["column2"]
-        + " modifier_indicator="
-        + pairs["modifier_indicator"]
-        + " effective "
-        + pairs["effective_date"].astype("string")
-        + " deletion "
-        + pairs["deletion_date"].astype("string").fillna("none")
-        + np.where(
+    evidence = message(
+        pairs,
+        version + ": ",
+        pairs["column1"],
+        "/",
+        pairs["column2"],
+        " modifier_indicator=",
+        pairs["modifier_indicator"],
+        " effective ",
+        pairs["effective_date"],
+        " deletion ",
+        pairs["deletion_date"].astype("string").fillna("none"),
+        np.where(
             pairs.get("sample", pd.Series("", index=pairs.index)).astype("string") == "true",
             " (sample row)",
             "",
-        )
+        ),
     ).to_numpy()
-    where = (
-        pairs["column2"] + " with " + pairs["column1"] + " on " + iso_date(pairs["date_of_service"])
+    where = message(
+        pairs,
+        pairs["column2"],
+        " with ",
+        pairs["column1"],
+        " on ",
+        iso_date(pairs["date_of_service"]),
     )
     prefer_x = (pairs["distinct_modifier_2"] == "x").to_numpy()
     cmt_pair = pairs["column1"].isin(CMT_CODES).to_numpy()
     fix_mod = np.where(
         cmt_pair, np.where(prefer_x, "XS", "59"), np.where(prefer_x, "XU or XE", "59")
     )
-    fix = (
-        "If "
-        + pairs["column2"]
-        + " was distinct from "
-        + pairs["column1"]
-        + " (different region or time block, documented), append "
-        + fix_mod
-        + " to "
-        + pairs["column2"]
-        + "; otherwise remove "
-        + pairs["column2"]
-        + "."
+    fix = message(
+        pairs,
+        "If ",
+        pairs["column2"],
+        " was distinct from ",
+        pairs["column1"],
+        " (different region or time block, documented), append ",
+        fix_mod,
+        " to ",
+        pairs["column2"],
+        "; otherwise remove ",
+        pairs["column2"],
+        ".",
     )
     out = [
         findings.make(
             "NCCI_NOT_BYPASSABLE",
             take(lines, pos_2[zero]),
-            (where + ": NCCI pair with modifier indicator 0; no modifier allows both").to_numpy()[
-                zero
-            ],
+            message(
+                pairs, where, ": NCCI pair with modifier indicator 0; no modifier allows both"
+            ).to_numpy()[zero],
             evidence=evidence[zero],
         ),
         findings.make(
             "NCCI_MODIFIER_MISSING",
             take(lines, pos_2[miss]),
-            (where + ": NCCI pair (indicator 1) without 59/XE/XS/XP/XU on either line").to_numpy()[
-                miss
-            ],
+            message(
+                pairs, where, ": NCCI pair (indicator 1) without 59/XE/XS/XP/XU on either line"
+            ).to_numpy()[miss],
             evidence=evidence[miss],
             suggested_fix=fix.to_numpy()[miss],
         ),
@@ -156,14 +197,15 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
         findings.make(
             "XS_SAME_REGION",
             take(lines, pos_2[xs_same]),
-            (
-                q["column2"]
-                + " and "
-                + q["column1"]
-                + " claim XS (separate structure) but both treat "
-                + shared
-                + " on "
-                + iso_date(q["date_of_service"])
+            message(
+                q,
+                q["column2"],
+                " and ",
+                q["column1"],
+                " claim XS (separate structure) but both treat ",
+                shared,
+                " on ",
+                iso_date(q["date_of_service"]),
             ).to_numpy(),
             evidence=evidence[xs_same],
         )

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from therapy_claims import findings, units
+from therapy_claims.layout import MANUAL_TECHNIQUES
 from therapy_claims.rules.engine import (
     CMT_CODES,
     MANUAL_THERAPY,
@@ -16,6 +17,7 @@ from therapy_claims.rules.engine import (
     isin,
     iso_date,
     joined,
+    message,
     rule,
     select,
     spread,
@@ -25,8 +27,6 @@ from therapy_claims.rules.engine import (
 
 @rule("TECHNIQUE_MISSING", "TECHNIQUE_INVALID", "DOCUMENTATION_INCOMPLETE")
 def manual_therapy_documentation(night: Night) -> pd.DataFrame:
-    from therapy_claims.layout import MANUAL_TECHNIQUES
-
     lines = night.lines
     mt = isin(night, "cpt_code", [MANUAL_THERAPY])
     missing = mt & lines["technique"].isna().to_numpy()
@@ -38,37 +38,36 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
     m = select(lines, missing, "cpt_code", "date_of_service")
     b = select(lines, invalid, "cpt_code", "date_of_service")
     d = select(lines, doc, "cpt_code", "date_of_service")
-    what = pd.Series(
-        np.where(
-            no_goal[doc] & no_resp[doc],
-            "goal_id and patient_response",
-            np.where(no_goal[doc], "goal_id", "patient_response"),
-        ),
-        index=d.index,
+    what = np.where(
+        no_goal[doc] & no_resp[doc],
+        "goal_id and patient_response",
+        np.where(no_goal[doc], "goal_id", "patient_response"),
     )
     return findings.concat(
         [
             findings.make(
                 "TECHNIQUE_MISSING",
                 m,
-                "97140 without a documented manual technique (" + code_on_date(m) + ")",
+                message(m, "97140 without a documented manual technique (", code_on_date(m), ")"),
                 evidence="Palmetto GBA Manual Therapy (billing-rules.md 8.2)",
             ),
             findings.make(
                 "TECHNIQUE_INVALID",
                 b,
-                "97140 technique '"
-                + pd.Series(spread(codes[invalid], bad, None), index=b.index).astype("string")
-                + "' is not manual therapy ("
-                + code_on_date(b)
-                + "); manual techniques: "
-                + ", ".join(MANUAL_TECHNIQUES),
+                message(
+                    b,
+                    "97140 technique '",
+                    spread(codes[invalid], bad, None),
+                    "' is not manual therapy (",
+                    code_on_date(b),
+                    "); manual techniques: " + ", ".join(MANUAL_TECHNIQUES),
+                ),
                 evidence="CPT 97140 descriptor (billing-rules.md 2.1, 8.2)",
             ),
             findings.make(
                 "DOCUMENTATION_INCOMPLETE",
                 d,
-                "97140 without " + what.astype("string") + " (" + code_on_date(d) + ")",
+                message(d, "97140 without ", what, " (", code_on_date(d), ")"),
                 evidence="MBPM ch. 15 220.3; billing-rules.md 8.2",
             ),
         ]
@@ -100,13 +99,16 @@ def cmt_same_region(night: Night) -> pd.DataFrame:
     return findings.make(
         "CMT_SAME_REGION",
         r,
-        "97140 on "
-        + region
-        + ", same region as "
-        + cmt_code.astype("string").to_numpy()
-        + " on "
-        + region
-        + ", "
-        + iso_date(r["date_of_service"]),
+        message(
+            r,
+            "97140 on ",
+            region,
+            ", same region as ",
+            cmt_code,
+            " on ",
+            region,
+            ", ",
+            iso_date(r["date_of_service"]),
+        ),
         evidence="NCCI: manual therapy to a manipulated region is included in CMT (billing-rules.md 3.1)",
     )

@@ -7,7 +7,16 @@ import numpy as np
 import pandas as pd
 
 from therapy_claims import findings, units
-from therapy_claims.rules.engine import Night, as_mask, code_on_date, iso_date, rule, select, take
+from therapy_claims.rules.engine import (
+    Night,
+    as_mask,
+    code_on_date,
+    iso_date,
+    message,
+    rule,
+    select,
+    take,
+)
 
 
 @rule("TIME_MISSING")
@@ -18,10 +27,13 @@ def time_missing(night: Night) -> pd.DataFrame:
     return findings.make(
         "TIME_MISSING",
         rows,
-        rows["cpt_code"]
-        + " is a timed 15-minute code but no minutes were charted ("
-        + code_on_date(rows)
-        + ")",
+        message(
+            rows,
+            rows["cpt_code"],
+            " is a timed 15-minute code but no minutes were charted (",
+            code_on_date(rows),
+            ")",
+        ),
         evidence=night.ref.version("cpt_codes.csv") + ": timed=true",
     )
 
@@ -72,27 +84,23 @@ def compute_units(night: Night) -> pd.DataFrame:
     method_txt = np.where(
         sub["unit_method"] == "cms", "CMS 8-minute rule, pooled", "AMA per-code rule"
     )
-    basis = (
-        sub["minutes"].astype("string")
-        + " min; "
-        + method_txt
-        + np.where(
-            sub["unit_method"] == "cms",
-            " timed minutes for "
-            + sub["discipline"].fillna("")
-            + " that day = "
-            + pool_min.astype("Int64").astype("string"),
-            "",
-        )
+    pooled = message(
+        sub, " timed minutes for ", sub["discipline"].fillna(""), " that day = ", pool_min
     )
-    evidence = (
-        "payers.csv "
-        + sub["payer_id"]
-        + " unit_method="
-        + sub["unit_method"].fillna("")
-        + " ("
-        + night.ref.version("payers.csv")
-        + ")"
+    basis = message(
+        sub,
+        sub["minutes"],
+        " min; ",
+        method_txt,
+        np.where(sub["unit_method"] == "cms", pooled, ""),
+    )
+    evidence = message(
+        sub,
+        "payers.csv ",
+        sub["payer_id"],
+        " unit_method=",
+        sub["unit_method"].fillna(""),
+        " (" + night.ref.version("payers.csv") + ")",
     )
     sub_computed = computed[report]
     sub_zero, sub_diff = zero[report], diff[report]
@@ -101,7 +109,9 @@ def compute_units(night: Night) -> pd.DataFrame:
         findings.make(
             "UNITS_ZERO",
             z,
-            z["cpt_code"] + " gets 0 units: " + basis[sub_zero] + " (" + code_on_date(z) + ")",
+            message(
+                z, z["cpt_code"], " gets 0 units: ", basis[sub_zero], " (", code_on_date(z), ")"
+            ),
             evidence=evidence[sub_zero],
         )
     ]
@@ -112,22 +122,25 @@ def compute_units(night: Night) -> pd.DataFrame:
         findings.make(
             "UNITS_CORRECTED",
             d,
-            d["cpt_code"]
-            + ": charted "
-            + before
-            + " unit(s), computed "
-            + after
-            + " from "
-            + basis[sub_diff]
-            + " ("
-            + code_on_date(d)
-            + ")",
+            message(
+                d,
+                d["cpt_code"],
+                ": charted ",
+                before,
+                " unit(s), computed ",
+                after,
+                " from ",
+                basis[sub_diff],
+                " (",
+                code_on_date(d),
+                ")",
+            ),
             evidence=evidence[sub_diff],
             before=before,
             after=after,
         )
     )
-    night.record_change(diff, "units " + before + "->" + after)
+    night.record_change(diff, message(d, "units ", before, "->", after))
     return findings.concat(out)
 
 
@@ -139,12 +152,15 @@ def not_one_on_one(night: Night) -> pd.DataFrame:
     return findings.make(
         "NOT_ONE_ON_ONE",
         r,
-        r["cpt_code"]
-        + " is a one-on-one timed code but group_size is "
-        + r["group_size"].astype("string")
-        + " ("
-        + code_on_date(r)
-        + "); group treatment is 97150",
+        message(
+            r,
+            r["cpt_code"],
+            " is a one-on-one timed code but group_size is ",
+            r["group_size"],
+            " (",
+            code_on_date(r),
+            "); group treatment is 97150",
+        ),
         evidence=night.ref.version("cpt_codes.csv") + ": one_on_one=true",
     )
 
@@ -240,7 +256,18 @@ def provider_overlap(night: Night) -> pd.DataFrame:
         both, on="block"
     )
     t2 = t2[(t2["start"] < t2["o_end"]) & (t2["o_start"] < t2["end"])]
-    t2 = t2.drop_duplicates("pos")
+    return _overlap_findings(lines, t2.drop_duplicates("pos"))
+
+
+def _hhmm(m: pd.Series) -> pd.Series:
+    """Minutes after midnight as ``HH:MM``."""
+    m = m.astype("int64")
+    return (m // 60).astype("string").str.zfill(2) + ":" + (m % 60).astype("string").str.zfill(2)
+
+
+def _overlap_findings(lines: pd.DataFrame, t2: pd.DataFrame) -> pd.DataFrame:
+    """PROVIDER_OVERLAP for the overlapping lines (``pos``), each with the other patient's block
+    it overlaps (its first line ``o_head``, ``o_start``, ``o_end``)."""
     rows = take(
         lines,
         t2["pos"].to_numpy(),
@@ -253,30 +280,25 @@ def provider_overlap(night: Night) -> pd.DataFrame:
     )
     other_patient = lines["patient_id"].iloc[t2["o_head"].to_numpy()]
 
-    def hhmm(m: pd.Series) -> pd.Series:
-        m = m.astype("int64")
-        return (
-            (m // 60).astype("string").str.zfill(2) + ":" + (m % 60).astype("string").str.zfill(2)
-        )
-
-    msg = (
-        rows["cpt_code"]
-        + " "
-        + rows["start_time"]
-        + "-"
-        + rows["end_time"]
-        + " for patient "
-        + rows["patient_id"]
-        + " overlaps "
-        + hhmm(t2["o_start"]).to_numpy()
-        + "-"
-        + hhmm(t2["o_end"]).to_numpy()
-        + " for patient "
-        + other_patient.astype("string").to_numpy()
-        + ": clinician NPI "
-        + rows["rendering_npi"]
-        + " on "
-        + iso_date(rows["date_of_service"])
+    msg = message(
+        rows,
+        rows["cpt_code"],
+        " ",
+        rows["start_time"],
+        "-",
+        rows["end_time"],
+        " for patient ",
+        rows["patient_id"],
+        " overlaps ",
+        _hhmm(t2["o_start"]),
+        "-",
+        _hhmm(t2["o_end"]),
+        " for patient ",
+        other_patient,
+        ": clinician NPI ",
+        rows["rendering_npi"],
+        " on ",
+        iso_date(rows["date_of_service"]),
     )
     return findings.make(
         "PROVIDER_OVERLAP", rows, msg, evidence="one-on-one time (MBPM ch. 15 220.3)"
