@@ -33,6 +33,7 @@ from __future__ import annotations
 import pandas as pd
 
 from therapy_claims.rules import coverage, input, limits, modifiers, ncci, region, time
+from therapy_claims.rules.coverage import KX_HISTORY_COLUMNS, kx_history
 from therapy_claims.rules.engine import (
     CMT_CODES,
     DISTINCT,
@@ -82,12 +83,14 @@ __all__ = [
     "CMT_CODES",
     "DISTINCT",
     "FINDING_KEYS",
+    "KX_HISTORY_COLUMNS",
     "MANUAL_THERAPY",
     "ORDER",
     "REGISTRY",
     "THERAPY_MODIFIER",
     "Night",
     "Rule",
+    "kx_history",
     "list_column",
     "run_all",
 ]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, units
+from therapy_claims import findings, storage, units
+from therapy_claims.reference import Reference
 from therapy_claims.rules.engine import (
     CMT_CODES,
     FINDING_KEYS,
@@ -16,11 +17,24 @@ from therapy_claims.rules.engine import (
     has_modifier,
     isin,
     iso_date,
+    message,
     rule,
     select,
     sort_order,
     take,
 )
+
+# what ``kx_history`` gives and ``Night.kx_history`` holds: one row per patient, year and bucket
+KX_HISTORY_COLUMNS = ["patient_id", "year", "bucket", "charges"]
+_SCORED_COLUMNS = [
+    "patient_id",
+    "payer_id",
+    "date_of_service",
+    "discipline",
+    "cpt_code",
+    "charge_amount",
+    "status",
+]
 
 
 @rule("CODE_NOT_COVERED")
@@ -38,24 +52,19 @@ def code_not_covered(night: Night) -> pd.DataFrame:
     return findings.make(
         "CODE_NOT_COVERED",
         r,
-        (
-            m["problem"]
-            + " (payer "
-            + r["payer_id"].to_numpy()
-            + ", "
-            + iso_date(r["date_of_service"]).to_numpy()
-            + ")"
-        ).to_numpy(),
-        evidence=(
-            night.ref.version("code_edits.csv")
-            + ": "
-            + m["payer_class"]
-            + "/"
-            + m["code"]
-            + " ("
-            + m.get("source", pd.Series("", index=m.index)).astype("string")
-            + ")"
-        ).to_numpy(),
+        message(
+            r, m["problem"], " (payer ", r["payer_id"], ", ", iso_date(r["date_of_service"]), ")"
+        ),
+        evidence=message(
+            r,
+            night.ref.version("code_edits.csv") + ": ",
+            m["payer_class"],
+            "/",
+            m["code"],
+            " (",
+            m.get("source", pd.Series("", index=m.index)),
+            ")",
+        ),
         suggested_fix=m["fix"].to_numpy(),
     )
 
@@ -72,10 +81,13 @@ def cmt_at_missing(night: Night) -> pd.DataFrame:
     return findings.make(
         "CMT_AT_MISSING",
         r,
-        r["cpt_code"]
-        + " to Medicare without AT ("
-        + code_on_date(r)
-        + ") is processed as maintenance care and denied",
+        message(
+            r,
+            r["cpt_code"],
+            " to Medicare without AT (",
+            code_on_date(r),
+            ") is processed as maintenance care and denied",
+        ),
         evidence="billing-rules.md 5.5 (Palmetto; Noridian)",
     )
 
@@ -147,25 +159,71 @@ def kx_required(night: Night) -> pd.DataFrame:
     return findings.make(
         "KX_REQUIRED",
         r,
-        "Medicare "
-        + r["bucket"]
-        + " therapy charges for patient "
-        + r["patient_id"]
-        + " in "
-        + r["year"].astype("string")
-        + " reach $"
-        + pd.Series(running, index=r.index).round(2).astype("string")
-        + ", above the $"
-        + pd.Series(threshold, index=r.index).round(0).astype(int).astype("string")
-        + " KX threshold; "
-        + r["cpt_code"]
-        + " on "
-        + iso_date(r["date_of_service"])
-        + " lacks KX",
-        evidence=night.ref.version("kx_thresholds.csv")
-        + ": "
-        + r["year"].astype("string")
-        + " "
-        + r["bucket"]
-        + " threshold (charges of earlier nights from scored/)",
+        message(
+            r,
+            "Medicare ",
+            r["bucket"],
+            " therapy charges for patient ",
+            r["patient_id"],
+            " in ",
+            r["year"],
+            " reach $",
+            pd.Series(running).round(2),
+            ", above the $",
+            pd.Series(threshold).round(0).astype(int),
+            " KX threshold; ",
+            r["cpt_code"],
+            " on ",
+            iso_date(r["date_of_service"]),
+            " lacks KX",
+        ),
+        evidence=message(
+            r,
+            night.ref.version("kx_thresholds.csv") + ": ",
+            r["year"],
+            " ",
+            r["bucket"],
+            " threshold (charges of earlier nights from scored/)",
+        ),
+    )
+
+
+def kx_history(out: str, run_date: str, ref: Reference, lines: pd.DataFrame) -> pd.DataFrame:
+    """Billed Medicare therapy charges of run dates before ``run_date`` (ISO text), per patient,
+    year and KX bucket (PT/SLP, OT): the scored layer's ``<out>/scored/run_date=*/`` files read
+    for the calendar years tonight's ``lines`` fall in; ``KX_HISTORY_COLUMNS``, for
+    ``Night.kx_history``. Empty when nothing was billed to Medicare for those years before."""
+    medicare = set(ref.payers.index[ref.payers["payer_class"] == "medicare"])
+    if lines.empty or not medicare:
+        return pd.DataFrame(columns=KX_HISTORY_COLUMNS)
+    years = set(lines["date_of_service"].dt.year.dropna().astype(int))
+    root = storage.join(out, "scored")
+    parts = []
+    for path in storage.list_files(root) if storage.is_dir(root) else []:
+        part = next(
+            (p for p in path.replace("\\", "/").split("/") if p.startswith("run_date=")), None
+        )
+        if not part or not path.endswith(".parquet"):
+            continue
+        rd = part.split("=", 1)[1]
+        if rd >= run_date or int(rd[:4]) < min(years):
+            continue
+        df = storage.read_parquet(path, columns=_SCORED_COLUMNS)
+        df = df[
+            (df["status"] == "billed")
+            & df["payer_id"].isin(medicare)
+            & df["discipline"].isin(["PT", "SLP", "OT"])
+        ]
+        df = df[df["cpt_code"].map(ref.cpt["always_therapy"]).fillna(False).astype(bool)]
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=KX_HISTORY_COLUMNS)
+    h = pd.concat(parts, ignore_index=True)
+    h["year"] = h["date_of_service"].dt.year
+    h["bucket"] = np.where(h["discipline"] == "OT", "OT", "PT/SLP")
+    h = h[h["year"].isin(years)]
+    return (
+        h.groupby(["patient_id", "year", "bucket"], as_index=False)["charge_amount"]
+        .sum()
+        .rename(columns={"charge_amount": "charges"})
     )
