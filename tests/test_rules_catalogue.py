@@ -538,6 +538,14 @@ def test_every_rule_code_is_in_the_catalogue():
             assert code in CATALOGUE, code
 
 
+def test_every_catalogue_code_names_who_works_it():
+    from therapy_claims.catalogue import CATALOGUE, OWNERS
+
+    assert {code for code, spec in CATALOGUE.items() if spec.owner not in OWNERS} == set()
+    assert CATALOGUE["TECHNIQUE_MISSING"].owner == "clinician"
+    assert CATALOGUE["AUTH_MISSING"].owner == "front desk"
+
+
 def test_cq_pairing_only_where_payer_uses_therapy_modifiers():
     # COM01 does not require therapy modifiers: CQ alone is not a mismatch there
     n = night([row(payer_id="COM01", modifiers="CQ", rendering_credential="PTA")])
