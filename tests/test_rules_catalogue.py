@@ -3,8 +3,6 @@ is the shipped sample folder unless a test writes its own (reference.copy_defaul
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import pytest
 from factories import OTHER_NPI, row
@@ -535,10 +533,17 @@ def test_kx_required_across_earlier_nights_and_tonight():
 def test_every_rule_code_is_in_the_catalogue():
     from therapy_claims.catalogue import CATALOGUE
 
-    for codes, _ in rules.REGISTRY:
-        for code in codes:
+    for r in rules.REGISTRY:
+        for code in r.codes:
             assert code in CATALOGUE, code
-    assert date(2026, 1, 1)  # keep the import used
+
+
+def test_every_catalogue_code_names_who_works_it():
+    from therapy_claims.catalogue import CATALOGUE, OWNERS
+
+    assert {code for code, spec in CATALOGUE.items() if spec.owner not in OWNERS} == set()
+    assert CATALOGUE["TECHNIQUE_MISSING"].owner == "clinician"
+    assert CATALOGUE["AUTH_MISSING"].owner == "front desk"
 
 
 def test_cq_pairing_only_where_payer_uses_therapy_modifiers():

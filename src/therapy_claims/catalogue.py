@@ -1,12 +1,24 @@
-"""The rule catalogue (docs/rules.md): code, severity, what it means and what a biller does
-about it. Rule implementations live in ``rules.py``; this is the data. docs/rules.md lists
-every code here (tests/test_docs.py checks it)."""
+"""The rule catalogue: per finding code its severity, when it fires, what to do about it and who
+does it. This is the data; the rules that emit the codes live in the ``rules`` package (and the
+ingest, GX and 837 checks). docs/rules.md lists every code here (tests/test_docs.py checks it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+
+# who works an exception: the desk that registers patients, coverage and authorisations; the
+# treating clinician (times, documentation); the biller (claims, modifiers the payer needs); the
+# coder (codes, code pairs and their modifiers); whoever keeps the reference tables and extracts
+FRONT_DESK, CLINICIAN, BILLER, CODER, REFERENCE_DATA = (
+    "front desk",
+    "clinician",
+    "biller",
+    "coder",
+    "IT/reference data",
+)
+OWNERS = (FRONT_DESK, CLINICIAN, BILLER, CODER, REFERENCE_DATA)
 
 
 @dataclass(frozen=True)
@@ -15,6 +27,7 @@ class RuleSpec:
     severity: str
     fires_when: str
     suggested_fix: str
+    owner: str  # one of OWNERS; not written to any output
 
 
 _SPECS = (
@@ -23,204 +36,238 @@ _SPECS = (
         ERROR,
         "an input file cannot be read or lacks a required column",
         "Fix or re-export the file from the practice-management system and drop it in again.",
+        REFERENCE_DATA,
     ),
     RuleSpec(
         "ROW_INVALID",
         ERROR,
         "a row fails parsing or typing",
         "Correct the named column in the source system and re-send the line.",
+        REFERENCE_DATA,
     ),
     RuleSpec(
         "DUPLICATE_LINE",
         ERROR,
         "a line_id appears more than once in the night",
         "Keep one charge line per line_id in the source system; void the duplicate.",
+        BILLER,
     ),
     RuleSpec(
         "ENCOUNTER_INCOMPLETE",
         ERROR,
         "a sibling line of the encounter was quarantined",
         "Fix the quarantined line of this encounter; the whole visit is billed together.",
+        BILLER,
     ),
     RuleSpec(
         "UNKNOWN_PAYER",
         ERROR,
         "payer_id is not in payers.csv",
         "Correct the payer on the patient's coverage, or add the payer to payers.csv.",
+        FRONT_DESK,
     ),
     RuleSpec(
         "UNKNOWN_CLINIC",
         ERROR,
         "clinic_id is not in clinics.csv",
         "Correct the clinic on the encounter, or add the clinic to clinics.csv.",
+        REFERENCE_DATA,
     ),
     RuleSpec(
         "NPI_INVALID",
         ERROR,
         "rendering or billing NPI fails the check digit",
         "Correct the NPI (check NPPES) on the provider or clinic record.",
+        REFERENCE_DATA,
     ),
     RuleSpec(
         "DIAGNOSIS_INVALID",
         ERROR,
         "malformed ICD-10-CM code, or a pointer outside the list",
         "Correct the diagnosis codes or pointers in the chart.",
+        CODER,
     ),
     RuleSpec(
         "DATE_INVALID",
         ERROR,
         "date of service in the future, before birth or past timely filing",
         "Correct the date of service or the date of birth.",
+        FRONT_DESK,
     ),
     RuleSpec(
         "TIME_MISSING",
         ERROR,
         "timed code without minutes",
         "Document the one-on-one minutes for this timed code.",
+        CLINICIAN,
     ),
     RuleSpec(
         "TIME_INCONSISTENT",
         ERROR,
         "end <= start, or minutes exceed end - start",
         "Correct the start/end times or the minutes in the treatment note.",
+        CLINICIAN,
     ),
     RuleSpec(
         "PROVIDER_OVERLAP",
         ERROR,
         "one clinician's one-on-one intervals overlap across patients",
         "Correct the times; one-on-one time cannot be with two patients at once.",
+        CLINICIAN,
     ),
     RuleSpec(
         "UNITS_ZERO",
         INFO,
         "a timed code gets 0 units",
         "Nothing to bill for this line; no action unless the minutes are wrong.",
+        BILLER,
     ),
     RuleSpec(
         "UNITS_CORRECTED",
         WARNING,
         "units_charted differs from the computed units",
         "Review the charted units; the computed units were billed.",
+        BILLER,
     ),
     RuleSpec(
         "NOT_ONE_ON_ONE",
         ERROR,
         "one-on-one timed code with group_size > 1",
         "Bill group treatment as 97150, or correct the group size.",
+        CODER,
     ),
     RuleSpec(
         "REGION_MISSING",
         ERROR,
         "97140 or CMT without a body region",
         "Document the body region treated.",
+        CLINICIAN,
     ),
     RuleSpec(
         "REGION_INVALID",
         ERROR,
         "97140 or CMT with an unknown body region",
         "Use one of the documented body regions.",
+        CLINICIAN,
     ),
     RuleSpec(
         "TECHNIQUE_MISSING",
         ERROR,
         "97140 without a manual technique",
         "Document the manual technique (e.g. joint mobilization).",
+        CLINICIAN,
     ),
     RuleSpec(
         "TECHNIQUE_INVALID",
         ERROR,
         "97140 with a non-manual technique",
         "Bill the modality under its own code; 97140 is manual techniques only.",
+        CODER,
     ),
     RuleSpec(
         "DOCUMENTATION_INCOMPLETE",
         WARNING,
         "97140 without goal_id or patient_response",
         "Link the line to a plan-of-care goal and document the patient's response.",
+        CLINICIAN,
     ),
     RuleSpec(
         "CMT_REGION_COUNT",
         ERROR,
         "CMT code does not match the number of spinal regions",
         "Use 98940 for 1-2, 98941 for 3-4, 98942 for 5 spinal regions.",
+        CODER,
     ),
     RuleSpec(
         "CMT_SAME_REGION",
         ERROR,
         "97140 on a region also manipulated that day",
         "Remove 97140 for the manipulated region, or document a different region.",
+        CODER,
     ),
     RuleSpec(
         "NCCI_MODIFIER_MISSING",
         ERROR,
         "NCCI pair (indicator 1) without 59/XE/XS/XP/XU",
         "If the services were distinct, add the distinct-service modifier; else drop the column-2 code.",
+        CODER,
     ),
     RuleSpec(
         "NCCI_NOT_BYPASSABLE",
         ERROR,
         "NCCI pair with indicator 0",
         "Bill only the column-1 code; no modifier can bypass this pair.",
+        CODER,
     ),
     RuleSpec(
         "XS_SAME_REGION",
         ERROR,
         "XS claimed but both lines treat the same region",
         "Remove XS or correct the regions.",
+        CODER,
     ),
     RuleSpec(
         "MODIFIER_59_WITH_X",
         ERROR,
         "59 and an X modifier on the same line",
         "Keep the X modifier and remove 59.",
+        CODER,
     ),
     RuleSpec(
         "MODIFIER_INVALID",
         ERROR,
         "malformed or unknown modifier, or more than 4",
         "Correct the modifiers (at most four, two characters each).",
+        CODER,
     ),
     RuleSpec(
         "THERAPY_MODIFIER_ADDED",
         WARNING,
         "GP/GO/GN was missing and was added from the discipline",
         "No action needed; add the therapy modifier at charge entry to avoid this.",
+        BILLER,
     ),
     RuleSpec(
         "THERAPY_MODIFIER_MISMATCH",
         ERROR,
         "GP/GO/GN disagrees with the discipline",
         "Correct the therapy modifier or the discipline of the line.",
+        BILLER,
     ),
     RuleSpec(
         "ASSISTANT_MODIFIER_ADDED",
         WARNING,
         "PTA/OTA line lacked CQ/CO and it was added",
         "No action needed; add CQ/CO at charge entry for assistant services.",
+        BILLER,
     ),
     RuleSpec(
         "MUE_EXCEEDED",
         ERROR,
         "units per code per date exceed the MUE",
         "Reduce the units to the MUE, or document and split per the MAI.",
+        CODER,
     ),
     RuleSpec(
         "DAILY_UNIT_CAP_EXCEEDED",
         ERROR,
         "payer's max timed units per day exceeded",
         "Reduce timed units to the payer's daily cap or obtain an exception.",
+        BILLER,
     ),
     RuleSpec(
         "AUTH_MISSING",
         ERROR,
         "payer requires prior authorization and none is given",
         "Obtain the authorization number and add it to the visit.",
+        FRONT_DESK,
     ),
     RuleSpec(
         "VISIT_LIMIT_EXCEEDED",
         ERROR,
         "visit_number > authorized_visits",
         "Request more authorized visits before billing this visit.",
+        FRONT_DESK,
     ),
     RuleSpec(
         "ALREADY_BILLED",
@@ -228,6 +275,7 @@ _SPECS = (
         "the claim (encounter, payer, clinic) was already billed on an earlier run date",
         "Do not resend: check the earlier claim's status with the payer; send a corrected "
         "(frequency 7) or void (8) claim by hand if the charges changed.",
+        BILLER,
     ),
     RuleSpec(
         "CLAIM_DATA_INVALID",
@@ -235,30 +283,35 @@ _SPECS = (
         "the claim cannot be written as a valid 837",
         "Correct the named field in the practice-management system (names, addresses and ids "
         "must keep letters or digits after X12 cleaning) and re-send the visit.",
+        FRONT_DESK,
     ),
     RuleSpec(
         "KX_REQUIRED",
         WARNING,
         "Medicare therapy charges this year pass the KX threshold and the line lacks KX",
         "If the record documents medical necessity, add KX; otherwise review before billing.",
+        BILLER,
     ),
     RuleSpec(
         "CODE_NOT_COVERED",
         ERROR,
         "the code is not payable by this payer class (code_edits.csv)",
         "Follow the fix named in the message (e.g. bill G0283 instead of 97014).",
+        CODER,
     ),
     RuleSpec(
         "CMT_AT_MISSING",
         WARNING,
         "Medicare CMT (98940-98942) without AT is treated as maintenance and denied",
         "Add AT for active/corrective treatment, or GA with an ABN for maintenance care.",
+        CODER,
     ),
     RuleSpec(
         "POC_EXPIRED",
         ERROR,
         "date of service outside the plan-of-care period",
         "Obtain a recertified plan of care covering the date of service.",
+        CLINICIAN,
     ),
 )
 

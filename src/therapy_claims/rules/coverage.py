@@ -1,0 +1,229 @@
+"""Coverage rules: codes a payer class does not pay (``code_edits.csv``), Medicare CMT without
+AT, and the Medicare therapy threshold (KX) over the patient's charges of the year, for which
+``kx_history`` reads the charges of earlier nights from the scored layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from therapy_claims import findings, storage, units
+from therapy_claims.reference import Reference
+from therapy_claims.rules.engine import (
+    CMT_CODES,
+    FINDING_KEYS,
+    Night,
+    code_on_date,
+    has_modifier,
+    isin,
+    iso_date,
+    message,
+    rule,
+    select,
+    sort_order,
+    take,
+)
+
+# what ``kx_history`` gives and ``Night.kx_history`` holds: one row per patient, year and bucket
+KX_HISTORY_COLUMNS = ["patient_id", "year", "bucket", "charges"]
+_SCORED_COLUMNS = [
+    "patient_id",
+    "payer_id",
+    "date_of_service",
+    "discipline",
+    "cpt_code",
+    "charge_amount",
+    "status",
+]
+
+
+@rule("CODE_NOT_COVERED")
+def code_not_covered(night: Night) -> pd.DataFrame:
+    lines, edits = night.lines, night.ref.code_edits
+    if edits.empty:
+        return findings.empty()
+    cand = isin(night, "cpt_code", edits["code"]) & isin(night, "payer_class", edits["payer_class"])
+    m = (
+        lines.loc[cand, ["payer_class", "cpt_code"]]
+        .reset_index(names="idx")
+        .merge(edits, left_on=["payer_class", "cpt_code"], right_on=["payer_class", "code"])
+    )
+    r = lines.loc[m["idx"].to_numpy(), [*FINDING_KEYS, "payer_id", "date_of_service"]]
+    return findings.make(
+        "CODE_NOT_COVERED",
+        r,
+        message(
+            r, m["problem"], " (payer ", r["payer_id"], ", ", iso_date(r["date_of_service"]), ")"
+        ),
+        evidence=message(
+            r,
+            night.ref.version("code_edits.csv") + ": ",
+            m["payer_class"],
+            "/",
+            m["code"],
+            " (",
+            m.get("source", pd.Series("", index=m.index)),
+            ")",
+        ),
+        suggested_fix=m["fix"].to_numpy(),
+    )
+
+
+@rule("CMT_AT_MISSING", reads=("modifiers",))
+def cmt_at_missing(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    bad = (
+        isin(night, "payer_class", ["medicare"])
+        & isin(night, "cpt_code", CMT_CODES)
+        & ~has_modifier(night, "AT|GA")
+    )
+    r = select(lines, bad, "cpt_code", "date_of_service")
+    return findings.make(
+        "CMT_AT_MISSING",
+        r,
+        message(
+            r,
+            r["cpt_code"],
+            " to Medicare without AT (",
+            code_on_date(r),
+            ") is processed as maintenance care and denied",
+        ),
+        evidence="billing-rules.md 5.5 (Palmetto; Noridian)",
+    )
+
+
+@rule("KX_REQUIRED", reads=("units", "modifiers"))
+def kx_required(night: Night) -> pd.DataFrame:
+    """Medicare Part B therapy: once a patient's billed therapy charges this calendar year (earlier
+    nights plus tonight, in date order) pass the year's threshold, each further line needs KX.
+    PT and SLP share one threshold, OT has its own. Charges stand in for allowed amounts."""
+    lines, kx = night.lines, night.ref.kx
+    sel = (
+        isin(night, "payer_class", ["medicare"])
+        & lines["always_therapy"].to_numpy()
+        & (lines["units"] > 0).to_numpy()
+        & isin(night, "discipline", ["PT", "SLP", "OT"])
+    )
+    if not sel.any() or kx.empty:
+        return findings.empty()
+    pos = np.flatnonzero(sel)
+    year = lines["date_of_service"].iloc[pos].dt.year.reset_index(drop=True)
+    ot = isin(night, "discipline", ["OT"])[pos]
+    bucket = np.where(ot, "OT", "PT/SLP")
+    # the running charges are per patient, year and bucket (a line without a patient or a year
+    # is in no group, as groupby leaves it out: it is never over)
+    patient = night.distinct("patient_id")[0][pos]
+    known = (patient >= 0) & year.notna().to_numpy()
+    group = units.group_ids([patient, year, ot])
+    first = np.unique(group, return_index=True)[1]  # a line of each group
+    threshold = np.where(
+        ot[first], year.iloc[first].map(kx["ot"]), year.iloc[first].map(kx["pt_slp"])
+    )
+    prior = night.kx_history
+    if prior is not None and not prior.empty:
+        t = pd.DataFrame(
+            {
+                "patient_id": lines["patient_id"].iloc[pos[first]].reset_index(drop=True),
+                "year": year.iloc[first].reset_index(drop=True),
+                "bucket": bucket[first],
+            }
+        )
+        earlier = t.merge(prior, on=["patient_id", "year", "bucket"], how="left")["charges"]
+        if len(earlier) != len(t):
+            raise ValueError("kx_history repeats a (patient_id, year, bucket)")
+        earlier = earlier.fillna(0).to_numpy()
+    else:
+        earlier = np.zeros(len(first))
+    # only groups whose earlier charges plus all of tonight's positive charges could pass the
+    # threshold need the running sum (in date order, the costly part); the slack covers the
+    # rounding of float sums taken in another order
+    charge = lines["charge_amount"].to_numpy()[pos]
+    most = earlier + np.bincount(group, weights=np.where(charge > 0, charge, 0.0))
+    scale = np.abs(earlier) + np.bincount(group, weights=np.abs(np.nan_to_num(charge)))
+    could = known[first] & (most + 1e-6 * (scale + 1) > threshold)
+    rows = np.flatnonzero(could[group])
+    if len(rows) == 0:
+        return findings.empty()
+    # those lines in date order (then claim, then line id): the order the charges add up in
+    rows = rows[sort_order(lines, pos[rows], ["date_of_service", "claim_id", "line_id"])]
+    g = group[rows]
+    running = pd.Series(charge[rows]).groupby(g, sort=False).cumsum().to_numpy() + earlier[g]
+    need = (running > threshold[g]) & ~has_modifier(night, "KX")[pos[rows]]
+    need &= ~pd.isna(threshold[g])
+    if not need.any():
+        return findings.empty()
+    over = rows[need]
+    r = take(lines, pos[over], "date_of_service", "patient_id", "cpt_code")
+    r = r.assign(year=year.to_numpy()[over], bucket=bucket[over])
+    running, threshold = running[need], threshold[g][need]
+    return findings.make(
+        "KX_REQUIRED",
+        r,
+        message(
+            r,
+            "Medicare ",
+            r["bucket"],
+            " therapy charges for patient ",
+            r["patient_id"],
+            " in ",
+            r["year"],
+            " reach $",
+            pd.Series(running).round(2),
+            ", above the $",
+            pd.Series(threshold).round(0).astype(int),
+            " KX threshold; ",
+            r["cpt_code"],
+            " on ",
+            iso_date(r["date_of_service"]),
+            " lacks KX",
+        ),
+        evidence=message(
+            r,
+            night.ref.version("kx_thresholds.csv") + ": ",
+            r["year"],
+            " ",
+            r["bucket"],
+            " threshold (charges of earlier nights from scored/)",
+        ),
+    )
+
+
+def kx_history(out: str, run_date: str, ref: Reference, lines: pd.DataFrame) -> pd.DataFrame:
+    """Billed Medicare therapy charges of run dates before ``run_date`` (ISO text), per patient,
+    year and KX bucket (PT/SLP, OT): the scored layer's ``<out>/scored/run_date=*/`` files read
+    for the calendar years tonight's ``lines`` fall in; ``KX_HISTORY_COLUMNS``, for
+    ``Night.kx_history``. Empty when nothing was billed to Medicare for those years before."""
+    medicare = set(ref.payers.index[ref.payers["payer_class"] == "medicare"])
+    if lines.empty or not medicare:
+        return pd.DataFrame(columns=KX_HISTORY_COLUMNS)
+    years = set(lines["date_of_service"].dt.year.dropna().astype(int))
+    root = storage.join(out, "scored")
+    parts = []
+    for path in storage.list_files(root) if storage.is_dir(root) else []:
+        part = next(
+            (p for p in path.replace("\\", "/").split("/") if p.startswith("run_date=")), None
+        )
+        if not part or not path.endswith(".parquet"):
+            continue
+        rd = part.split("=", 1)[1]
+        if rd >= run_date or int(rd[:4]) < min(years):
+            continue
+        df = storage.read_parquet(path, columns=_SCORED_COLUMNS)
+        df = df[
+            (df["status"] == "billed")
+            & df["payer_id"].isin(medicare)
+            & df["discipline"].isin(["PT", "SLP", "OT"])
+        ]
+        df = df[df["cpt_code"].map(ref.cpt["always_therapy"]).fillna(False).astype(bool)]
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=KX_HISTORY_COLUMNS)
+    h = pd.concat(parts, ignore_index=True)
+    h["year"] = h["date_of_service"].dt.year
+    h["bucket"] = np.where(h["discipline"] == "OT", "OT", "PT/SLP")
+    h = h[h["year"].isin(years)]
+    return (
+        h.groupby(["patient_id", "year", "bucket"], as_index=False)["charge_amount"]
+        .sum()
+        .rename(columns={"charge_amount": "charges"})
+    )

@@ -1,0 +1,219 @@
+"""Input rules: what a line must carry before anything else about it can be judged, namely a
+known payer and clinic, NPIs that pass the check digit, ICD-10-CM diagnosis codes with pointers
+into them, and a date of service that is neither in the future, before birth nor past timely
+filing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from therapy_claims import findings, npi
+from therapy_claims.rules.engine import (
+    Night,
+    code_on_date,
+    iso_date,
+    message,
+    rule,
+    select,
+    spread,
+)
+
+ICD10_SHAPE = r"[A-TV-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?"
+
+
+@rule("UNKNOWN_PAYER")
+def unknown_payer(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    rows = select(lines, lines["payer_name"].isna(), "payer_id", "cpt_code", "date_of_service")
+    return findings.make(
+        "UNKNOWN_PAYER",
+        rows,
+        message(
+            rows,
+            "payer_id '",
+            rows["payer_id"],
+            "' is not in payers.csv (",
+            code_on_date(rows),
+            ")",
+        ),
+        evidence=night.ref.version("payers.csv"),
+    )
+
+
+@rule("UNKNOWN_CLINIC")
+def unknown_clinic(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    rows = select(lines, lines["billing_npi"].isna(), "clinic_id")
+    return findings.make(
+        "UNKNOWN_CLINIC",
+        rows,
+        message(rows, "clinic_id '", rows["clinic_id"], "' is not in clinics.csv"),
+        evidence=night.ref.version("clinics.csv"),
+    )
+
+
+@rule("NPI_INVALID")
+def npi_invalid(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    # checked once per distinct NPI: a night has few clinicians and clinics
+    codes, uniques = night.distinct("rendering_npi")
+    bad_r = ~spread(codes, npi.valid_mask(uniques).to_numpy(dtype=bool), False)
+    codes, uniques = night.distinct("billing_npi")
+    bad_b = (codes >= 0) & ~spread(codes, npi.valid_mask(uniques).to_numpy(dtype=bool), False)
+    r = select(lines, bad_r, "rendering_npi", "rendering_last_name")
+    b = select(lines, bad_b, "billing_npi", "clinic_id")
+    return findings.concat(
+        [
+            findings.make(
+                "NPI_INVALID",
+                r,
+                message(
+                    r,
+                    "rendering NPI ",
+                    r["rendering_npi"],
+                    " of ",
+                    r["rendering_last_name"].fillna(""),
+                    " fails the NPI check digit (Luhn with prefix 80840)",
+                ),
+                evidence="CMS NPI check-digit algorithm",
+            ),
+            findings.make(
+                "NPI_INVALID",
+                b,
+                message(
+                    b,
+                    "billing NPI ",
+                    b["billing_npi"],
+                    " of clinic ",
+                    b["clinic_id"],
+                    " fails the NPI check digit (Luhn with prefix 80840)",
+                ),
+                evidence=night.ref.version("clinics.csv"),
+            ),
+        ]
+    )
+
+
+@rule("DIAGNOSIS_INVALID")
+def diagnosis_invalid(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    # checked once per distinct (codes, pointers) pair: a night repeats the same few lists
+    dx_pos, dx_uniq = pd.factorize(lines["diagnosis_codes"].fillna(""))
+    pt_pos, pt_uniq = pd.factorize(lines["diagnosis_pointers"].fillna("1"))
+    pos, uniq = pd.factorize(dx_pos * len(pt_uniq) + pt_pos)
+    u_dx = pd.Series(np.asarray(dx_uniq, dtype=object)[uniq // len(pt_uniq)], dtype="string")
+    u_pt = pd.Series(np.asarray(pt_uniq, dtype=object)[uniq % len(pt_uniq)], dtype="string")
+    codes = u_dx.str.split(";")
+    u_n = codes.str.len()
+    exploded = codes.explode()
+    bad_code = ~exploded.str.fullmatch(ICD10_SHAPE).fillna(False).astype(bool)
+    u_first_bad = exploded[bad_code].groupby(level=0).first().reindex(u_dx.index)
+    ptrs = u_pt.str.split(";").explode()
+    ptr_num = pd.to_numeric(ptrs, errors="coerce")
+    u_ptr_bad = (
+        (ptr_num.isna() | (ptr_num < 1) | (ptr_num > u_n.reindex(ptr_num.index)))
+        .groupby(level=0)
+        .any()
+        .reindex(u_dx.index)
+        .fillna(False)
+        .astype(bool)
+    ) | (u_pt.str.count(";") + 1 > 4)
+    n = u_n.to_numpy()[pos]
+    u_first_bad = u_first_bad.to_numpy(dtype=object)
+    shape_bad = pd.notna(u_first_bad)[pos]
+    too_many = n > 12
+    ptr_bad = u_ptr_bad.to_numpy()[pos]
+    only_many = too_many & ~shape_bad
+    only_ptr = ptr_bad & ~shape_bad & ~too_many
+    a = select(lines, shape_bad, "cpt_code", "date_of_service")
+    b = select(lines, only_many)
+    c = select(lines, only_ptr, "diagnosis_pointers")
+    return findings.concat(
+        [
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                a,
+                message(
+                    a,
+                    "diagnosis code '",
+                    u_first_bad[pos[shape_bad]],
+                    "' is not an ICD-10-CM code (",
+                    code_on_date(a),
+                    ")",
+                ),
+                evidence="ICD-10-CM code shape",
+            ),
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                b,
+                message(b, n[only_many], " diagnosis codes; a claim holds at most 12"),
+                evidence="X12 837 HI segment: 12 codes",
+            ),
+            findings.make(
+                "DIAGNOSIS_INVALID",
+                c,
+                message(
+                    c,
+                    "diagnosis pointers '",
+                    c["diagnosis_pointers"].fillna("1"),
+                    "' point outside the ",
+                    n[only_ptr],
+                    " diagnosis code(s) or are more than 4",
+                ),
+                evidence="X12 837 SV107: 1-4 pointers into HI",
+            ),
+        ]
+    )
+
+
+@rule("DATE_INVALID")
+def date_invalid(night: Night) -> pd.DataFrame:
+    lines = night.lines
+    dos = lines["date_of_service"]
+    run = pd.Timestamp(night.run_date)
+    future = (dos > run).to_numpy()
+    before_birth = (dos < lines["patient_dob"]).to_numpy()
+    too_old = (dos < run - pd.Timedelta(days=365)).to_numpy()
+    f = select(lines, future, "date_of_service")
+    b = select(lines, before_birth & ~future, "date_of_service", "patient_dob")
+    o = select(lines, too_old & ~future & ~before_birth, "date_of_service")
+    evidence = "timely filing: 365 days (42 CFR 424.44)"
+    return findings.concat(
+        [
+            findings.make(
+                "DATE_INVALID",
+                f,
+                message(
+                    f,
+                    "date of service ",
+                    iso_date(f["date_of_service"]),
+                    " is after the run date " + night.run_date.isoformat(),
+                ),
+                evidence=evidence,
+            ),
+            findings.make(
+                "DATE_INVALID",
+                b,
+                message(
+                    b,
+                    "date of service ",
+                    iso_date(b["date_of_service"]),
+                    " is before the patient's date of birth ",
+                    iso_date(b["patient_dob"]),
+                ),
+                evidence=evidence,
+            ),
+            findings.make(
+                "DATE_INVALID",
+                o,
+                message(
+                    o,
+                    "date of service ",
+                    iso_date(o["date_of_service"]),
+                    " is more than 365 days before the run date (timely filing limit)",
+                ),
+                evidence=evidence,
+            ),
+        ]
+    )
