@@ -12,7 +12,14 @@ from therapy_claims.catalogue import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-PAGES = ("README.md", "extract-format.md", "outputs.md", "rules.md", "performance.md")
+PAGES = (
+    "README.md",
+    "extract-format.md",
+    "outputs.md",
+    "rules.md",
+    "performance.md",
+    "architecture.md",
+)
 
 
 def _table_rows(text: str, header: str) -> list[list[str]]:
@@ -82,8 +89,19 @@ def test_outputs_page_matches_the_published_layers_and_columns():
 OUTSIDE = re.compile(r"\.\./shared|shared/spec|/work/")
 
 
+SOURCES = sorted(
+    p
+    for folder in ("src", "dags", "plugins", "tests", "docker")
+    for p in (REPO / folder).rglob("*")
+    if p.suffix in (".py", ".md", ".sh", ".json") and p.name != "test_docs.py"
+)
+
+
 @pytest.mark.parametrize(
-    "path", [REPO / "README.md", *(DOCS / p for p in PAGES)], ids=lambda p: p.name
+    "path",
+    [REPO / "README.md", REPO / "Makefile", *(DOCS / p for p in PAGES), *SOURCES],
+    ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_no_path_outside_the_repository(path):
-    assert not OUTSIDE.findall(path.read_text())
+    """A clone has only the repository: nothing it ships or tests may point outside it."""
+    assert not OUTSIDE.findall(path.read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ from x12_validate import independent_checks, pyx12_validate
 
 from therapy_claims import reference, x12
 
-SAMPLES = Path("/work/shared/reference/samples")
+SAMPLES = Path(__file__).resolve().parent / "data" / "x12_samples"  # valid synthetic 837s
 CREATED = datetime(2024, 1, 15, 12, 30)
 
 
