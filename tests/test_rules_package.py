@@ -112,6 +112,9 @@ def test_message_joins_texts_and_columns_by_position():
     assert pd.isna(m.iloc[1])  # a missing part leaves the text missing
     with pytest.raises(ValueError):
         engine.message(rows, np.array(["only", "two"]))
+    assert engine.message(rows, "same for all").tolist() == ["same for all"] * 3
+    none = engine.message(rows.iloc[:0], "<", rows["a"].iloc[:0], ">")
+    assert none.empty and none.dtype == "string"
 
 
 def test_code_on_date_names_a_missing_code():

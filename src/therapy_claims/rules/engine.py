@@ -302,11 +302,17 @@ def message(rows: pd.DataFrame | pd.Index, *parts: object) -> pd.Series:
     text with ``astype("string")`` (round numbers before). A missing part leaves the row's
     text missing."""
     index = rows if isinstance(rows, pd.Index) else rows.index
-    out = pd.Series("", index=index, dtype="string")
+    if len(index) == 0:  # most rules select no lines on most nights
+        return pd.Series(pd.array([], dtype="string"), index=index)
+    out: object = None
     for part in parts:
-        if isinstance(part, str):
-            out = out + part
-            continue
-        values = part.array if isinstance(part, pd.Series) else np.asarray(part)
-        out = out + pd.Series(values, index=index).astype("string")
+        if not isinstance(part, str):
+            if not (isinstance(part, pd.Series) and part.index.equals(index)):
+                values = part.array if isinstance(part, pd.Series) else np.asarray(part)
+                part = pd.Series(values, index=index)
+            if not isinstance(part.dtype, pd.StringDtype):
+                part = part.astype("string")
+        out = part if out is None else out + part
+    if not isinstance(out, pd.Series):  # no per-row part
+        return pd.Series("" if out is None else out, index=index, dtype="string")
     return out
