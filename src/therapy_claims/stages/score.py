@@ -123,9 +123,7 @@ def score(
     with timing.record("claim_checks"):
         unwritable = _unwritable(lines, raw_table, ref)
     del raw_table
-    n_unwritable = (
-        lines["claim_id"].take(unwritable["at"].to_numpy()).nunique() if len(unwritable) else 0
-    )
+    n_unwritable = len(unwritable) and lines["claim_id"].take(unwritable["at"]).nunique()
     if len(unwritable):
         status_of[unwritable["at"].to_numpy()] = _HELD
         lines["status"] = _status_column(status_of, lines.index)
@@ -139,11 +137,28 @@ def score(
         np.bincount(pos, minlength=len(lines)), codes[order], lines.index
     )
 
-    scored = lines.reindex(columns=SCORED_COLUMNS)
     exc = all_found.copy()
     exc.insert(0, "run_date", cfg.rd)
     for c in ("claim_id", "cpt_code", "date_of_service"):  # of the finding's line, if any
         exc[c] = pd.Series(lines[c].array.take(at, allow_fill=True), index=exc.index)
+    summary = _finish(cfg, handover, lines.reindex(columns=SCORED_COLUMNS), exc, ref, t0)
+    if n_unwritable:
+        log.warning(
+            "score: %s claim(s) cannot be written as 837 and are held (CLAIM_DATA_INVALID)",
+            n_unwritable,
+        )
+    return summary
+
+
+def _finish(
+    cfg: RunConfig,
+    handover: Handover,
+    scored: pd.DataFrame,
+    exc: pd.DataFrame,
+    ref: reference.Reference,
+    t0: float,
+) -> dict:
+    """Write the night's scored lines and exceptions and the summary the manifest reads."""
     with timing.record("write"):
         summary = _write_scored(cfg, handover, scored, exc)
     summary["reference_files"] = [
@@ -152,11 +167,6 @@ def score(
     summary["timings"] = timing.take()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     storage.write_json(cfg.staged("work", "score.json"), summary)
-    if n_unwritable:
-        log.warning(
-            "score: %s claim(s) cannot be written as 837 and are held (CLAIM_DATA_INVALID)",
-            n_unwritable,
-        )
     log.info(
         "score: %(rows_scored)s lines: %(lines_billed)s billed, %(lines_held)s held, "
         "%(lines_not_billed)s not billed; %(findings)s finding(s)",
