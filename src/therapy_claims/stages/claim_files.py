@@ -172,12 +172,21 @@ def _raw_positions(scored: pa.Table, raw: pa.Table, pos: np.ndarray) -> np.ndarr
 def lines_at(
     scored: pa.Table, raw: pa.Table, at_scored: np.ndarray, at_raw: np.ndarray, submitters
 ) -> pd.DataFrame:
-    """The lines at those positions as the 837 writer takes them: the scored columns, the raw
-    layer's claim fields and ``submitter_id``."""
+    """The lines at those positions as the 837 writer takes them (``writer_frame``)."""
+    return writer_frame(
+        scored.select(PUBLISH_SCORED).take(pa.array(at_scored)),
+        raw.select(CLAIM_FIELDS).take(pa.array(at_raw)),
+        submitters,
+    )
+
+
+def writer_frame(scored: pa.Table, raw: pa.Table, submitters: pd.Series) -> pd.DataFrame:
+    """Lines as the 837 writer takes them, from the same rows of the scored columns and the
+    raw layer's claim fields: those columns and ``submitter_id``."""
     lines = pd.concat(
         [
-            storage.to_frame(scored.select(PUBLISH_SCORED).take(pa.array(at_scored))),
-            storage.to_frame(raw.select(CLAIM_FIELDS[1:]).take(pa.array(at_raw))),
+            storage.to_frame(scored.select(PUBLISH_SCORED)),
+            storage.to_frame(raw.select(CLAIM_FIELDS[1:])),
         ],
         axis=1,
     )

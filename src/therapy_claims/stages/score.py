@@ -101,6 +101,11 @@ def score(
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
     claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
     status_of = np.where(lines["units"].to_numpy() > 0, _BILLED, _NOT_BILLED).astype(np.int8)
+    # which claims the 837 cannot carry, over every line billed unless its claim is held: a
+    # claim that stays billed is checked on exactly the lines it is sent with
+    with timing.record("claim_checks"):
+        verdicts = _claim_verdicts(lines, raw_table, status_of == _BILLED, claim_of_line, ref)
+    del raw_table
     if validated is not None:
         tuning.release_memory()  # the rules' intermediates, while GX runs
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
@@ -120,9 +125,7 @@ def score(
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
     lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS, claims=claim_of_line)
     # then hold every claim the 837 cannot carry
-    with timing.record("claim_checks"):
-        unwritable = _unwritable(lines, raw_table, ref)
-    del raw_table
+    unwritable = _unwritable(lines, verdicts)
     n_unwritable = len(unwritable) and lines["claim_id"].take(unwritable["at"]).nunique()
     if len(unwritable):
         status_of[unwritable["at"].to_numpy()] = _HELD
@@ -182,30 +185,19 @@ def _read_raw(cfg: RunConfig, handover: Handover) -> pa.Table:
     return handover.read_table(cfg.staged(*RAW), last=True)
 
 
-def _unwritable(lines: pd.DataFrame, raw: pa.Table, ref: reference.Reference) -> pd.DataFrame:
+def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     """``CLAIM_DATA_INVALID`` findings for every line of each billed claim the 837 writer
-    cannot carry (a name that is empty once X12's delimiters are removed, an NPI failing its
-    check digit, ...), with each line's position in ``at``. A claim sent in parts goes whole
-    or not at all: the other parts of a claim with an unwritable part are held too."""
+    cannot carry (``verdicts``: CLM01 -> reason), with each line's position in ``at``. A claim
+    sent in parts goes whole or not at all: the other parts of a claim with an unwritable part
+    are held too."""
     billed = np.flatnonzero((lines["status"] == "billed").to_numpy())
-    if not len(billed):
-        return pd.DataFrame()
-    frame = _writer_lines(lines, raw, billed, ref)
-    rejected: dict[str, str] = {}
-    institutional = (frame["claim_type"] == "institutional").to_numpy()
-    for inst in (False, True):
-        part = frame[institutional == inst]
-        if len(part):
-            rejected.update(
-                x12.unwritable_claims(
-                    part, institutional=inst, clinics=ref.clinics, payers=ref.payers
-                )
-            )
+    billed_ids = lines["claim_id"].take(billed)
+    sent = set(billed_ids.unique())
+    rejected = {c: m for c, m in verdicts.items() if c in sent}
     if not rejected:
         return pd.DataFrame()
     keys = ledger.claim_key(lines["claim_id"])
     bad_keys = set(ledger.claim_key(pd.Series(list(rejected), dtype="string")))
-    billed_ids = lines["claim_id"].take(billed)
     siblings = billed_ids[keys.take(billed).isin(bad_keys) & ~billed_ids.isin(list(rejected))]
     for cid in siblings.unique().tolist():
         b = str(ledger.claim_key(pd.Series([cid])).iloc[0])
@@ -224,16 +216,54 @@ def _unwritable(lines: pd.DataFrame, raw: pa.Table, ref: reference.Reference) ->
     return new
 
 
-def _writer_lines(
-    lines: pd.DataFrame, raw: pa.Table, billed: np.ndarray, ref: reference.Reference
-) -> pd.DataFrame:
-    """The billed lines as the 837 writer takes them, in claim-file order (claim, date of
-    service, line), as publish hands them over: the checks see what the writer will."""
-    scored = storage.to_table(lines[claim_files.PUBLISH_SCORED].take(billed))
-    raw = raw.select(claim_files.CLAIM_FIELDS).take(pa.array(billed))
+def _claim_verdicts(
+    lines: pd.DataFrame,
+    raw: pa.Table,
+    billed: np.ndarray,
+    claim_of_line: np.ndarray,
+    ref: reference.Reference,
+) -> dict[str, str]:
+    """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
+    lines under the CLM01s they would be sent with (a claim over the line limit in parts).
+
+    Whether a claim can be written does not depend on the order of its lines, only which of
+    its problems is named first: the lines are checked in the night's order, then the few
+    claims that fail again in the order publish hands them to the writer (claim, date of
+    service, line), for the reason the writer would give."""
+    # a line without a receiver or claim type goes into no file (its payer or clinic is
+    # unknown: an error that holds its claim)
+    billed = (
+        billed & lines["receiver_id"].notna().to_numpy() & lines["claim_type"].notna().to_numpy()
+    )
+    if not billed.any():
+        return {}
+    status = _status_column(np.where(billed, _BILLED, _NOT_BILLED), lines.index)
+    probe = lines[["claim_id", "claim_type", "date_of_service", "line_id"]].assign(status=status)
+    claim_ids = ledger.split_claims(probe, x12.LINE_LIMITS, claims=claim_of_line)
+    columns = [c for c in claim_files.PUBLISH_SCORED if c != "claim_id"]
+    scored = storage.to_table(lines[columns].assign(claim_id=claim_ids))
+    raw = raw.select(claim_files.CLAIM_FIELDS)
     submitters = ref.clinics["submitter_id"]
-    at_s, at_r, _ = claim_files.plan(scored, raw, np.ones(len(billed), dtype=bool), submitters)
-    return claim_files.lines_at(scored, raw, at_s, at_r, submitters)
+    institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(bool)
+    verdicts: dict[str, str] = {}
+    for inst in (False, True):
+        rows = pa.array(billed & (institutional == inst))
+        if not pc.any(rows).as_py():
+            continue
+        kind_scored, kind_raw = scored.filter(rows), raw.filter(rows)
+        frame = claim_files.writer_frame(kind_scored, kind_raw, submitters)
+        checks = {"institutional": inst, "clinics": ref.clinics, "payers": ref.payers}
+        bad = x12.unwritable_claims(frame, **checks)
+        if not bad:
+            continue
+        some = np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy())
+        kind_scored, kind_raw = kind_scored.take(pa.array(some)), kind_raw.take(pa.array(some))
+        at_s, at_r, _ = claim_files.plan(
+            kind_scored, kind_raw, np.ones(len(some), bool), submitters
+        )
+        ordered = claim_files.lines_at(kind_scored, kind_raw, at_s, at_r, submitters)
+        verdicts.update(x12.unwritable_claims(ordered, **checks))
+    return verdicts
 
 
 def _split_list(s: pd.Series) -> pd.Series:
