@@ -331,6 +331,52 @@ def test_unwritable_claim_is_held_not_lost(tmp_path):
     assert m["claim_files"][0]["claims"] == 1 and m["claim_files"][0]["lines"] == 1
 
 
+def _unwritable_night(tmp_path) -> pipeline.RunConfig:
+    rows = [
+        row(),
+        row(
+            line_id="L2",
+            encounter_id="E2",
+            patient_id="P2",
+            patient_last_name="*~^:",
+            start_time="10:00",
+            end_time="10:30",
+        ),
+    ]
+    inp = write_csv(tmp_path / "in" / "a.csv", rows)
+    return pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
+
+
+def test_score_decides_the_hold_and_publish_leaves_scored_and_exceptions_as_they_are(tmp_path):
+    """The claim the 837 cannot carry is held by score (the staged tables say so before
+    publish runs); publish writes them into place unchanged, byte for byte."""
+    cfg = _unwritable_night(tmp_path)
+    for stage in ("ingest", "validate", "score"):
+        getattr(pipeline, stage)(cfg)
+    staged = {
+        kind: Path(cfg.staged(kind, f"{kind}.parquet")).read_bytes()
+        for kind in ("scored", "exceptions")
+    }
+    s = pd.read_parquet(Path(cfg.staged("scored", "scored.parquet"))).set_index("line_id")
+    assert s.loc["L2", "status"] == "held" and s.loc["L1", "status"] == "billed"
+    assert list(s.loc["L2", "exception_codes"]) == ["CLAIM_DATA_INVALID"]
+    pipeline.publish(cfg)
+    for kind, data in staged.items():
+        assert (Path(cfg.final(kind)) / f"{kind}.parquet").read_bytes() == data
+
+
+def test_a_claim_the_writer_refuses_in_publish_fails_the_night(tmp_path, monkeypatch):
+    """Had score missed a claim the 837 cannot carry, publish would not leave it out quietly:
+    the night fails and nothing is published."""
+    cfg = _unwritable_night(tmp_path)
+    monkeypatch.setattr(x12, "unwritable_claims", lambda lines, **kw: {})
+    for stage in ("ingest", "validate", "score"):
+        getattr(pipeline, stage)(cfg)
+    with pytest.raises(pipeline.RunError, match="a bug"):
+        pipeline.publish(cfg)
+    assert not Path(cfg.final("claims")).exists() and not Path(cfg.final("scored")).exists()
+
+
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_claim_files_keep_split_claims_together_sorted_or_not(tmp_path, shuffled):
     """Files are cut between claims, never between the parts of a split claim, and every line

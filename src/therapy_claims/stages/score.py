@@ -29,9 +29,9 @@ from therapy_claims import (
 )
 from therapy_claims.catalogue import ERROR
 from therapy_claims.config import RunConfig, RunError
-from therapy_claims.handover import Handover
+from therapy_claims.handover import Handover, mapped_table
 from therapy_claims.stages import claim_files
-from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW
+from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW, mapped_raw
 from therapy_claims.stages.validate import GX_FINDINGS
 
 log = logging.getLogger("therapy_claims")
@@ -74,8 +74,7 @@ def score(
         ref = reference.load(cfg.reference)
     except reference.ReferenceError as exc:
         raise RunError(str(exc)) from exc
-    raw_table = _read_raw(cfg, handover)
-    lines = storage.to_frame(raw_table, [c for c in raw_table.column_names if c not in NOT_SCORED])
+    lines, claim_fields = _read_raw(cfg, handover)
     lines = reference.enrich(lines, ref)
     lines["claim_id"] = ledger.claim_ids(lines)
     night = rules.Night(
@@ -101,11 +100,21 @@ def score(
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
     claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
     status_of = np.where(lines["units"].to_numpy() > 0, _BILLED, _NOT_BILLED).astype(np.int8)
-    # which claims the 837 cannot carry, over every line billed unless its claim is held: a
-    # claim that stays billed is checked on exactly the lines it is sent with
+    # which claims the 837 cannot carry, over every line billed unless its claim is held (by
+    # what is known before validate's findings): a claim that stays billed is checked on
+    # exactly the lines it is sent with
     with timing.record("claim_checks"):
-        verdicts = _claim_verdicts(lines, raw_table, status_of == _BILLED, claim_of_line, ref)
-    del raw_table
+        known = np.concatenate(
+            [
+                at_earlier[earlier["severity"].eq(ERROR).to_numpy(bool)],
+                at_found[found["severity"].eq(ERROR).to_numpy(bool)],
+            ]
+        )
+        held = np.zeros(len(claims), dtype=bool)
+        held[claim_of_line[known[known >= 0]]] = True
+        billed = (status_of == _BILLED) & ~held[claim_of_line]
+        verdicts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
+    del claim_fields
     if validated is not None:
         tuning.release_memory()  # the rules' intermediates, while GX runs
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
@@ -178,11 +187,17 @@ def _finish(
     return {k: v for k, v in summary.items() if k != "reference_files"}
 
 
-def _read_raw(cfg: RunConfig, handover: Handover) -> pa.Table:
-    """The staged raw layer, all of it: the rules read most columns and the 837 checks the
-    claim fields. ``last``: holding it in memory through the rest of the run (for publish,
-    which reads a few columns of the billed lines) costs more memory than publish's read."""
-    return handover.read_table(cfg.staged(*RAW), last=True)
+def _read_raw(cfg: RunConfig, handover: Handover) -> tuple[pd.DataFrame, pa.Table]:
+    """The staged raw layer: the columns the rules read, as a frame, and the claim fields the
+    837 checks read (mapped from the uncompressed Arrow file when the run left one: only the
+    pages read are brought in). ``last``: holding the raw layer in memory through the rest of
+    the run (for publish, which reads a few columns of the billed lines) costs more memory
+    than publish's read."""
+    table = handover.read_table(cfg.staged(*RAW), last=True)
+    mapped = mapped_raw(cfg)
+    fields = mapped_table(mapped) if mapped is not None else table
+    lines = storage.to_frame(table, [c for c in table.column_names if c not in NOT_SCORED])
+    return lines, fields.select(claim_files.CLAIM_FIELDS)
 
 
 def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
