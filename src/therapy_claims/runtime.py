@@ -40,8 +40,6 @@ STAGES = ("ingest", "validate", "score", "publish", "manifest")
 PARALLEL_MIN_BYTES = 16 * 2**20
 # the scored columns of the lines publish's second process builds, as a mapped Arrow file
 PUBLISH_INPUT = ("work", "publish_scored.arrow")
-# and of the lines of the claim type score's second process checks for the 837
-CHECKS_INPUT = ("work", "checks_scored.arrow")
 
 
 def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
@@ -98,13 +96,7 @@ def _in_two_processes(cfg: RunConfig, stage: Callable[..., dict], say) -> None:
             say(f"validate done in {time.perf_counter() - t0:.1f}s: {_short(result)}")
             pool.shutdown(wait=False)  # it exits (and gives its memory back) while score ends
 
-        def offload(cfg: RunConfig, scored: pa.Table, at_raw: np.ndarray, institutional: bool):
-            """One claim type's 837 checks, in the second process once validate is done."""
-            handed = _handed_table(cfg, scored, CHECKS_INPUT)
-            done = pool.submit(claim_files.unwritable_elsewhere, cfg, handed, at_raw, institutional)
-            return done.result
-
-        stage("score", validated=validated, offload=offload)
+        stage("score", validated=validated)
     # a fresh second process for publish: it starts while this one plans the claim files,
     # then builds about half of them
     with second_process() as pool:
@@ -189,18 +181,11 @@ def _handed_over(cfg: RunConfig, scored, jobs: list[ClaimJob]) -> tuple[list[Cla
         for (key, at_s, at_r), end in zip(jobs, ends, strict=True)
     ]
     table = scored.select(claim_files.PUBLISH_SCORED).take(pa.array(at))
-    return rebased, _handed_table(cfg, table, PUBLISH_INPUT)
-
-
-def _handed_table(cfg: RunConfig, table: pa.Table, where: tuple[str, str]):
-    """``table`` for the second process: on a local output the path of an uncompressed Arrow
-    file in the staging area that it maps (so this process need not keep a copy for it),
-    else the table itself."""
-    path = cfg.staged(*where)
+    path = cfg.staged(*PUBLISH_INPUT)
     if storage.is_s3(path):
-        return table
+        return rebased, table
     write_arrow_file(table, path)
-    return path
+    return rebased, path
 
 
 # --------------------------------------------------------------------------- second process

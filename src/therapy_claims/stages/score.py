@@ -62,17 +62,12 @@ _STATUS_TEXT = pa.array(["not_billed", "billed", "held"])
 
 
 def score(
-    cfg: RunConfig,
-    handover: Handover,
-    *,
-    validated: Callable[[], object] | None = None,
-    offload: Offload | None = None,
+    cfg: RunConfig, handover: Handover, *, validated: Callable[[], object] | None = None
 ) -> dict:
     """Units and billing rules over the night's accepted lines, then hold every claim with an
     error from any stage, then every claim the 837 cannot carry. ``validated``, if given, is
     called (and must return) before the validate stage's findings are read: the runtime may
-    run validate in a second process meanwhile, and check one claim type's lines for the 837
-    there too (``offload``)."""
+    run validate in a second process meanwhile."""
     handover.require(cfg.staged(*RAW), "ingest")
     t0 = time.perf_counter()
     try:
@@ -118,7 +113,7 @@ def score(
         held = np.zeros(len(claims), dtype=bool)
         held[claim_of_line[known[known >= 0]]] = True
         billed = (status_of == _BILLED) & ~held[claim_of_line]
-        verdicts = _claim_verdicts(cfg, lines, claim_fields, billed, claim_of_line, ref, offload)
+        verdicts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
     if validated is not None:
         tuning.release_memory()  # the rules' intermediates, while GX runs
@@ -139,7 +134,7 @@ def score(
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
     lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS, claims=claim_of_line)
     # then hold every claim the 837 cannot carry
-    unwritable = _unwritable(lines, verdicts())
+    unwritable = _unwritable(lines, verdicts)
     n_unwritable = len(unwritable) and lines["claim_id"].take(unwritable["at"]).nunique()
     if len(unwritable):
         status_of[unwritable["at"].to_numpy()] = _HELD
@@ -236,53 +231,54 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     return new
 
 
-# checks one claim type's lines elsewhere: (cfg, their scored columns, their raw rows,
-# institutional) -> a call that returns {CLM01: reason}
-Offload = Callable[[RunConfig, pa.Table, np.ndarray, bool], Callable[[], dict[str, str]]]
-
-
 def _claim_verdicts(
-    cfg: RunConfig,
     lines: pd.DataFrame,
     raw: pa.Table,
     billed: np.ndarray,
     claim_of_line: np.ndarray,
     ref: reference.Reference,
-    offload: Offload | None,
-) -> Callable[[], dict[str, str]]:
-    """A call that returns ``{CLM01: reason}`` of the claims the 837 writer would leave out,
-    over the ``billed`` lines under the CLM01s they would be sent with (a claim over the line
-    limit in parts). With ``offload``, the claim type with fewer lines is checked elsewhere
-    meanwhile (the runtime's second process); the call then waits for it."""
+) -> dict[str, str]:
+    """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
+    lines under the CLM01s they would be sent with (a claim over the line limit in parts).
+
+    Whether a claim can be written does not depend on the order of its lines, only which of
+    its problems is named first: the lines are checked in the night's order, then the few
+    claims that fail again in the order publish hands them to the writer (claim, date of
+    service, line), for the reason the writer would give."""
     # a line without a receiver or claim type goes into no file (its payer or clinic is
     # unknown: an error that holds its claim)
     billed = (
         billed & lines["receiver_id"].notna().to_numpy() & lines["claim_type"].notna().to_numpy()
     )
+    if not billed.any():
+        return {}
     status = _status_column(np.where(billed, _BILLED, _NOT_BILLED), lines.index)
     probe = lines[["claim_id", "claim_type", "date_of_service", "line_id"]].assign(status=status)
     claim_ids = ledger.split_claims(probe, x12.LINE_LIMITS, claims=claim_of_line)
     columns = [c for c in claim_files.PUBLISH_SCORED if c != "claim_id"]
     scored = storage.to_table(lines[columns].assign(claim_id=claim_ids))
+    raw = raw.select(claim_files.CLAIM_FIELDS)
+    submitters = ref.clinics["submitter_id"]
     institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(bool)
-    kinds = {inst: np.flatnonzero(billed & (institutional == inst)) for inst in (False, True)}
-    there = min(kinds, key=lambda k: len(kinds[k])) if offload is not None else None
-    pending = []
-    if there is not None and len(kinds[there]):
-        at = kinds.pop(there)
-        pending.append(offload(cfg, scored.take(pa.array(at)), at, there))
     verdicts: dict[str, str] = {}
-    for inst, at in kinds.items():
-        if len(at):
-            rows = pa.array(at)
-            verdicts |= claim_files.unwritable(scored.take(rows), raw.take(rows), inst, ref)
-
-    def result() -> dict[str, str]:
-        for done in pending:
-            verdicts.update(done())
-        return verdicts
-
-    return result
+    for inst in (False, True):
+        rows = pa.array(billed & (institutional == inst))
+        if not pc.any(rows).as_py():
+            continue
+        kind_scored, kind_raw = scored.filter(rows), raw.filter(rows)
+        frame = claim_files.writer_frame(kind_scored, kind_raw, submitters)
+        checks = {"institutional": inst, "clinics": ref.clinics, "payers": ref.payers}
+        bad = x12.unwritable_claims(frame, **checks)
+        if not bad:
+            continue
+        some = np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy())
+        kind_scored, kind_raw = kind_scored.take(pa.array(some)), kind_raw.take(pa.array(some))
+        at_s, at_r, _ = claim_files.plan(
+            kind_scored, kind_raw, np.ones(len(some), bool), submitters
+        )
+        ordered = claim_files.lines_at(kind_scored, kind_raw, at_s, at_r, submitters)
+        verdicts.update(x12.unwritable_claims(ordered, **checks))
+    return verdicts
 
 
 def _split_list(s: pd.Series) -> pd.Series:
