@@ -196,6 +196,32 @@ def writer_frame(scored: pa.Table, raw: pa.Table, submitters: pd.Series) -> pd.D
     return lines
 
 
+# --------------------------------------------------------------------------- checking
+
+
+def unwritable(
+    scored: pa.Table, raw: pa.Table, institutional: bool, ref: reference.Reference
+) -> dict[str, str]:
+    """``{CLM01: reason}`` of the claims of these lines (the same rows of the scored columns
+    and the raw layer's claim fields, all of one claim type, every line of each claim) that
+    the 837 writer would leave out, with the reason it would give.
+
+    Whether a claim can be written does not depend on the order of its lines, only which of
+    its problems is named first: the lines are checked in the order given, then the few
+    claims that fail again in the order publish hands them to the writer (claim, date of
+    service, line)."""
+    submitters = ref.clinics["submitter_id"]
+    checks = {"institutional": institutional, "clinics": ref.clinics, "payers": ref.payers}
+    frame = writer_frame(scored, raw, submitters)
+    bad = x12.unwritable_claims(frame, **checks)
+    if not bad:
+        return {}
+    some = pa.array(np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy()))
+    scored, raw = scored.take(some), raw.take(some)
+    at_s, at_r, _ = plan(scored, raw, np.ones(len(some), bool), submitters)
+    return x12.unwritable_claims(lines_at(scored, raw, at_s, at_r, submitters), **checks)
+
+
 # --------------------------------------------------------------------------- building
 
 

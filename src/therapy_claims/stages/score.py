@@ -231,6 +231,11 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     return new
 
 
+# the 837 checks take the lines of this many claims at a time: their intermediates are held
+# while the validate process is at its largest
+CHECK_CLAIMS = 200_000
+
+
 def _claim_verdicts(
     lines: pd.DataFrame,
     raw: pa.Table,
@@ -239,12 +244,8 @@ def _claim_verdicts(
     ref: reference.Reference,
 ) -> dict[str, str]:
     """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
-    lines under the CLM01s they would be sent with (a claim over the line limit in parts).
-
-    Whether a claim can be written does not depend on the order of its lines, only which of
-    its problems is named first: the lines are checked in the night's order, then the few
-    claims that fail again in the order publish hands them to the writer (claim, date of
-    service, line), for the reason the writer would give."""
+    lines under the CLM01s they would be sent with (a claim over the line limit in parts),
+    checked a claim type and a share of the claims at a time."""
     # a line without a receiver or claim type goes into no file (its payer or clinic is
     # unknown: an error that holds its claim)
     billed = (
@@ -257,27 +258,16 @@ def _claim_verdicts(
     claim_ids = ledger.split_claims(probe, x12.LINE_LIMITS, claims=claim_of_line)
     columns = [c for c in claim_files.PUBLISH_SCORED if c != "claim_id"]
     scored = storage.to_table(lines[columns].assign(claim_id=claim_ids))
-    raw = raw.select(claim_files.CLAIM_FIELDS)
-    submitters = ref.clinics["submitter_id"]
     institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(bool)
+    shares = max(1, -(-int(claim_of_line.max(initial=0) + 1) // CHECK_CLAIMS))
+    share = claim_of_line % shares  # all lines of a claim in one share
     verdicts: dict[str, str] = {}
     for inst in (False, True):
-        rows = pa.array(billed & (institutional == inst))
-        if not pc.any(rows).as_py():
-            continue
-        kind_scored, kind_raw = scored.filter(rows), raw.filter(rows)
-        frame = claim_files.writer_frame(kind_scored, kind_raw, submitters)
-        checks = {"institutional": inst, "clinics": ref.clinics, "payers": ref.payers}
-        bad = x12.unwritable_claims(frame, **checks)
-        if not bad:
-            continue
-        some = np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy())
-        kind_scored, kind_raw = kind_scored.take(pa.array(some)), kind_raw.take(pa.array(some))
-        at_s, at_r, _ = claim_files.plan(
-            kind_scored, kind_raw, np.ones(len(some), bool), submitters
-        )
-        ordered = claim_files.lines_at(kind_scored, kind_raw, at_s, at_r, submitters)
-        verdicts.update(x12.unwritable_claims(ordered, **checks))
+        for k in range(shares):
+            at = np.flatnonzero(billed & (institutional == inst) & (share == k))
+            if len(at):
+                rows = pa.array(at)
+                verdicts |= claim_files.unwritable(scored.take(rows), raw.take(rows), inst, ref)
     return verdicts
 
 
