@@ -29,9 +29,9 @@ from therapy_claims import (
 )
 from therapy_claims.catalogue import ERROR
 from therapy_claims.config import RunConfig, RunError
-from therapy_claims.handover import Handover, mapped_table
+from therapy_claims.handover import Handover
 from therapy_claims.stages import claim_files
-from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW, mapped_raw
+from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW
 from therapy_claims.stages.validate import GX_FINDINGS
 
 log = logging.getLogger("therapy_claims")
@@ -103,6 +103,7 @@ def score(
     # which claims the 837 cannot carry, over every line billed unless its claim is held (by
     # what is known before validate's findings): a claim that stays billed is checked on
     # exactly the lines it is sent with
+    tuning.release_memory()  # the rules' intermediates, while validate runs
     with timing.record("claim_checks"):
         known = np.concatenate(
             [
@@ -116,7 +117,7 @@ def score(
         verdicts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
     if validated is not None:
-        tuning.release_memory()  # the rules' intermediates, while GX runs
+        tuning.release_memory()  # what the checks let go of, while GX runs
         with timing.record("gx_wait"):  # what validate in the second process adds to the wall
             validated()
     gx_path = cfg.staged(*GX_FINDINGS)
@@ -189,15 +190,13 @@ def _finish(
 
 def _read_raw(cfg: RunConfig, handover: Handover) -> tuple[pd.DataFrame, pa.Table]:
     """The staged raw layer: the columns the rules read, as a frame, and the claim fields the
-    837 checks read (mapped from the uncompressed Arrow file when the run left one: only the
-    pages read are brought in). ``last``: holding the raw layer in memory through the rest of
-    the run (for publish, which reads a few columns of the billed lines) costs more memory
-    than publish's read."""
+    837 checks read. ``last``: holding the raw layer in memory through the rest of the run
+    (for publish, which reads a few columns of the billed lines) costs more memory than
+    publish's read. (Mapping the claim fields from the raw layer's Arrow file instead kept
+    every page the checks read: 400 MiB more at a million lines.)"""
     table = handover.read_table(cfg.staged(*RAW), last=True)
-    mapped = mapped_raw(cfg)
-    fields = mapped_table(mapped) if mapped is not None else table
     lines = storage.to_frame(table, [c for c in table.column_names if c not in NOT_SCORED])
-    return lines, fields.select(claim_files.CLAIM_FIELDS)
+    return lines, table.select(claim_files.CLAIM_FIELDS)
 
 
 def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
@@ -233,7 +232,7 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
 
 # the 837 checks take the lines of this many claims at a time: their intermediates are held
 # while the validate process is at its largest
-CHECK_CLAIMS = 200_000
+CHECK_CLAIMS = 100_000
 
 
 def _claim_verdicts(
@@ -259,8 +258,11 @@ def _claim_verdicts(
     columns = [c for c in claim_files.PUBLISH_SCORED if c != "claim_id"]
     scored = storage.to_table(lines[columns].assign(claim_id=claim_ids))
     institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(bool)
-    shares = max(1, -(-int(claim_of_line.max(initial=0) + 1) // CHECK_CLAIMS))
-    share = claim_of_line % shares  # all lines of a claim in one share
+    n_claims = int(claim_of_line.max(initial=0)) + 1
+    shares = max(1, -(-n_claims // CHECK_CLAIMS))
+    # all lines of a claim in one share; claims are numbered in row order, so a share is
+    # mostly one run of rows
+    share = claim_of_line * shares // n_claims
     verdicts: dict[str, str] = {}
     for inst in (False, True):
         for k in range(shares):
@@ -268,6 +270,7 @@ def _claim_verdicts(
             if len(at):
                 rows = pa.array(at)
                 verdicts |= claim_files.unwritable(scored.take(rows), raw.take(rows), inst, ref)
+                tuning.release_memory()  # the share's intermediates, while validate runs
     return verdicts
 
 
