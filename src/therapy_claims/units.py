@@ -1,4 +1,4 @@
-"""Billable units from minutes (outputs-and-rules.md "Units"; billing-rules.md section 1).
+"""Billable units from minutes (docs/rules.md, "Units").
 
 - ``cms``: CMS total-time 8-minute rule (MCPM ch. 5 section 20.2). Minutes of all 15-minute
   timed codes for one patient, date of service and discipline are pooled; the pool's units come
