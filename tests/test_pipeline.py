@@ -299,22 +299,27 @@ def test_control_numbers_differ_across_run_dates():
     assert len(str(x12.control_number(date(2026, 12, 31), 9999))) == 9
 
 
-def test_unwritable_claim_is_held_not_lost(tmp_path):
-    # a patient name made only of characters X12 cannot carry: the claim is held with
-    # CLAIM_DATA_INVALID and the rest of the night is still billed
+def _unwritable_night(tmp_path, last_name: str = "*~^:") -> pipeline.RunConfig:
+    """Two visits; the second patient's name is made only of characters X12 cannot carry."""
     rows = [
         row(),
         row(
             line_id="L2",
             encounter_id="E2",
             patient_id="P2",
-            patient_last_name="🙂🙂",
+            patient_last_name=last_name,
             start_time="10:00",
             end_time="10:30",
         ),
     ]
     inp = write_csv(tmp_path / "in" / "a.csv", rows)
-    cfg = pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
+    return pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
+
+
+def test_unwritable_claim_is_held_not_lost(tmp_path):
+    # a patient name made only of characters X12 cannot carry: the claim is held with
+    # CLAIM_DATA_INVALID and the rest of the night is still billed
+    cfg = _unwritable_night(tmp_path, "🙂🙂")
     m = pipeline.run(cfg)
     assert m["balanced"] and (m["lines_billed"], m["lines_held"]) == (1, 1)
     assert m["exceptions_by_code"].get("CLAIM_DATA_INVALID") == 1
@@ -329,22 +334,6 @@ def test_unwritable_claim_is_held_not_lost(tmp_path):
     ok, report = pyx12_validate(str(f))
     assert ok, report
     assert m["claim_files"][0]["claims"] == 1 and m["claim_files"][0]["lines"] == 1
-
-
-def _unwritable_night(tmp_path) -> pipeline.RunConfig:
-    rows = [
-        row(),
-        row(
-            line_id="L2",
-            encounter_id="E2",
-            patient_id="P2",
-            patient_last_name="*~^:",
-            start_time="10:00",
-            end_time="10:30",
-        ),
-    ]
-    inp = write_csv(tmp_path / "in" / "a.csv", rows)
-    return pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=RD)
 
 
 def test_score_decides_the_hold_and_publish_leaves_scored_and_exceptions_as_they_are(tmp_path):

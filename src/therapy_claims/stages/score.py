@@ -105,14 +105,9 @@ def score(
     # exactly the lines it is sent with
     tuning.release_memory()  # the rules' intermediates, while validate runs
     with timing.record("claim_checks"):
-        known = np.concatenate(
-            [
-                at_earlier[earlier["severity"].eq(ERROR).to_numpy(bool)],
-                at_found[found["severity"].eq(ERROR).to_numpy(bool)],
-            ]
-        )
-        held = np.zeros(len(claims), dtype=bool)
-        held[claim_of_line[known[known >= 0]]] = True
+        known = findings.concat([earlier, found])
+        at_known = np.concatenate([at_earlier, at_found])
+        held = _claims_with_an_error(known, at_known, claim_of_line, len(claims))
         billed = (status_of == _BILLED) & ~held[claim_of_line]
         verdicts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
@@ -127,9 +122,7 @@ def score(
 
     # hold every claim with an error on any of its lines
     on_line = at >= 0
-    error_at = at[on_line & (all_found["severity"] == ERROR).to_numpy()]
-    held_claim = np.zeros(len(claims), dtype=bool)
-    held_claim[claim_of_line[error_at]] = True
+    held_claim = _claims_with_an_error(all_found, at, claim_of_line, len(claims))
     status_of[held_claim[claim_of_line]] = _HELD
     lines["status"] = _status_column(status_of, lines.index)
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
@@ -233,6 +226,17 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
 # the 837 checks take the lines of this many claims at a time: their intermediates are held
 # while the validate process is at its largest
 CHECK_CLAIMS = 100_000
+
+
+def _claims_with_an_error(
+    found: pd.DataFrame, at: np.ndarray, claim_of_line: np.ndarray, n_claims: int
+) -> np.ndarray:
+    """Per claim, whether any of its lines has an error among ``found`` (whose lines are at
+    the row positions ``at``; -1 for a finding on no line)."""
+    errors = at[(at >= 0) & found["severity"].eq(ERROR).to_numpy(bool)]
+    held = np.zeros(n_claims, dtype=bool)
+    held[claim_of_line[errors]] = True
+    return held
 
 
 def _claim_verdicts(
