@@ -199,13 +199,13 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     are held too."""
     billed = np.flatnonzero((lines["status"] == "billed").to_numpy())
     billed_ids = lines["claim_id"].take(billed)
-    sent = set(billed_ids.unique())
-    rejected = {c: m for c, m in verdicts.items() if c in sent}
-    if not rejected:
+    checked = billed_ids.isin(list(verdicts))  # a line of a billed claim that failed
+    if not checked.any():
         return pd.DataFrame()
-    keys = ledger.claim_key(lines["claim_id"])
+    failed = set(billed_ids[checked].unique())  # few: no walk over every billed claim
+    rejected = {c: m for c, m in verdicts.items() if c in failed}
     bad_keys = set(ledger.claim_key(pd.Series(list(rejected), dtype="string")))
-    siblings = billed_ids[keys.take(billed).isin(bad_keys) & ~billed_ids.isin(list(rejected))]
+    siblings = billed_ids[ledger.claim_key(billed_ids).isin(bad_keys) & ~checked]
     for cid in siblings.unique().tolist():
         b = str(ledger.claim_key(pd.Series([cid])).iloc[0])
         rejected[cid] = f"claim {cid}: another part of claim {b} cannot be written"
