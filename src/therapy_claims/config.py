@@ -24,6 +24,13 @@ class RunConfig:
     reference: str | None = None
     usage: str = "T"  # ISA15: T test, P production
     max_file_bytes: int = 25_000_000  # a claim file larger than this is split
+    # another run holds the output's lock: wait for it (True) or exit 2 naming the holder
+    wait: bool = False
+    # the ledger database: a SQLite file path or a postgresql:// URL (default: SQLite under
+    # <out>/.ledger/ for a local output; an s3:// output needs one, or THERAPY_CLAIMS_LEDGER)
+    ledger: str | None = None
+    # reopen a night older than the reopen window (events and late files)
+    reopen: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
