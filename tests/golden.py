@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -287,12 +288,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_RUN_FOLDER = re.compile(r"[/\\]run=[A-Za-z0-9._-]+(?=[/\\]|$)")
+
+
 def _relative(value: object, roots: list[str]) -> object:
+    """A path under a root as ``<root>/...``, without the run's own folder (``run=<id>``:
+    a run id is new each run, the night's content is not)."""
     if not isinstance(value, str):
         return value
     for root in roots:
         if value.startswith(root):
-            return "<root>" + value[len(root) :]
+            return _RUN_FOLDER.sub("", "<root>" + value[len(root) :])
     return value
 
 
@@ -330,17 +336,17 @@ def digest(out: str, landing: str, rd: dt.date = RD) -> dict:
     base = Path(out)
     roots = [str(Path(landing)), str(base)]
     result: dict = {}
-    claims = base / "claims" / night
-    result["claims"] = {p.name: _sha(p.read_bytes()) for p in sorted(claims.glob("*"))}
+    m = json.loads((base / "manifest" / f"{night}.json").read_text())
+    folder = {kind: Path(path) for kind, path in m["outputs"].items()}  # the committed run's
+    result["claims"] = {p.name: _sha(p.read_bytes()) for p in sorted(folder["claims"].glob("*"))}
     for rel, key in TABLE_KEYS.items():
         kind, name = rel.split("/")
-        p = base / kind / night / name
+        p = folder[kind] / name
         result[rel] = table_digest(str(p), key, roots) if p.exists() else None
-    csv = (base / "exceptions" / night / "exceptions.csv").read_text(encoding="utf-8")
+    csv = (folder["exceptions"] / "exceptions.csv").read_text(encoding="utf-8")
     for root in roots:
         csv = csv.replace(root, "<root>")
     result["exceptions/exceptions.csv"] = _sha(csv.encode("utf-8"))
-    m = json.loads((base / "manifest" / f"{night}.json").read_text())
     keep = [k for k in m if k.startswith(("rows_", "lines_", "claims_"))]
     result["manifest"] = {
         **{k: m[k] for k in keep},

@@ -42,13 +42,11 @@ def outputs(out: str) -> dict:
     """What must be equal between two runs of the same night: claim file bytes, scored and
     exceptions content, and the manifest's counts."""
     rd = RD.isoformat()
-    claims_dir = storage.join(out, "claims", f"run_date={rd}")
-    claims = {storage.name(p): storage.read_bytes(p) for p in storage.list_files(claims_dir)}
-    scored = storage.read_parquet(storage.join(out, "scored", f"run_date={rd}", "scored.parquet"))
-    exc = storage.read_parquet(
-        storage.join(out, "exceptions", f"run_date={rd}", "exceptions.parquet")
-    )
     m = storage.read_json(storage.join(out, "manifest", f"run_date={rd}.json"))
+    folder = m["outputs"]  # the committed run's folders
+    claims = {storage.name(p): storage.read_bytes(p) for p in storage.list_files(folder["claims"])}
+    scored = storage.read_parquet(storage.join(folder["scored"], "scored.parquet"))
+    exc = storage.read_parquet(storage.join(folder["exceptions"], "exceptions.parquet"))
     keep = [k for k in m if k.startswith(("rows_", "lines_", "claims_"))] + ["exceptions_by_code"]
     return {
         "claims": claims,

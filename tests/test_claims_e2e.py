@@ -13,7 +13,7 @@ import pytest
 from factories import OTHER_NPI, row, write_csv
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import cli, ledger, pipeline
+from therapy_claims import cli, ledger, nights, pipeline
 
 RD1 = date(2026, 11, 28)
 RD2 = date(2026, 11, 29)
@@ -144,7 +144,7 @@ def test_professional_and_institutional_files(mixed):
 
 def test_ledger_records_every_billed_claim(mixed):
     cfg, m = mixed
-    led = pd.read_parquet(Path(cfg.out) / "ledger" / f"run_date={cfg.rd}" / "ledger.parquet")
+    led = pd.read_parquet(Path(cfg.final("ledger")) / "ledger.parquet")
     assert len(led) == m["claims_billed"] == 4
     assert set(led["claim_id"]) == set(clm01s(cfg))
     assert set(led["claim_type"]) == {"837P", "837I"}
@@ -165,11 +165,15 @@ def test_ledger_records_every_billed_claim(mixed):
 def test_rerun_gives_identical_bytes(mixed, tmp_path):
     cfg, _ = mixed
     before = claim_files(cfg)
-    led_before = pd.read_parquet(Path(cfg.out) / "ledger" / f"run_date={cfg.rd}")
+    led_before = pd.read_parquet(Path(cfg.final("ledger")))
     m2 = pipeline.run(cfg)
     assert claim_files(cfg) == before
     assert m2["exceptions_by_code"].get("ALREADY_BILLED") is None  # same night: no duplicate
-    led_after = pd.read_parquet(Path(cfg.out) / "ledger" / f"run_date={cfg.rd}")
+    assert m2["exceptions_by_code"].get("CLAIM_NOT_RESENT") is None  # every claim sent again
+    led_after = pd.read_parquet(Path(cfg.final("ledger")))
+    # the same claims, files and control numbers; the files are in the new run's folder
+    for led in (led_before, led_after):
+        led["file"] = led["file"].map(lambda f: Path(f).name)
     pd.testing.assert_frame_equal(led_before, led_after)
 
 
@@ -334,7 +338,7 @@ def test_show_held_and_unknown_claims(tmp_path, capsys):
 def test_failed_rerun_keeps_previous_claims_and_ledger(mixed, monkeypatch):
     cfg, _ = mixed
     before = claim_files(cfg)
-    led_path = Path(cfg.out) / "ledger" / f"run_date={cfg.rd}" / "ledger.parquet"
+    led_path = Path(cfg.final("ledger")) / "ledger.parquet"
     led_before = led_path.read_bytes()
     from therapy_claims import x12
 
@@ -342,10 +346,14 @@ def test_failed_rerun_keeps_previous_claims_and_ledger(mixed, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(x12, "build_837i", boom)
+    published = cfg.run_id
     with pytest.raises(RuntimeError):
         pipeline.run(cfg)
+    assert nights.committed(cfg.out, cfg.rd)["run_id"] == published  # the old night stands
+    cfg.run_id = published
     assert claim_files(cfg) == before
     assert led_path.read_bytes() == led_before
+    assert set(ledger.read(cfg.out)["claim_id"]) == set(clm01s(cfg))
 
 
 def test_file_cuts_never_separate_the_parts_of_a_split_claim(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from factories import row, write_csv
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import pipeline, runtime, storage, x12
+from therapy_claims import nights, pipeline, runtime, storage, x12
 from therapy_claims.handover import Handover, InMemoryHandover
 from therapy_claims.stages import claim_files, publish
 
@@ -270,7 +270,8 @@ def test_rerun_is_identical_and_replaces(night, tmp_path):
     stray.write_text("left over")
     m2 = pipeline.run(cfg)
     after = {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")}
-    assert after == before  # byte-identical, and the stray file is gone
+    assert after == before  # byte-identical, in the new run's own folder (no stray file)
+    assert nights.committed(cfg.out, cfg.rd)["outputs"]["claims"] == cfg.final("claims")
     assert {k: m2[k] for k in ("rows_in", "lines_billed", "claims_billed")} == {
         k: m1[k] for k in ("rows_in", "lines_billed", "claims_billed")
     }
@@ -289,8 +290,9 @@ def test_failure_halfway_keeps_previous_outputs(night, monkeypatch):
     monkeypatch.setattr(x12, "build_837p", boom)
     with pytest.raises(RuntimeError):
         pipeline.run(cfg)
-    assert {f.name: f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12")} == before
     assert Path(cfg.manifest_path).read_bytes() == manifest_before
+    committed = Path(nights.committed(cfg.out, cfg.rd)["outputs"]["claims"])
+    assert {f.name: f.read_bytes() for f in committed.glob("*.x12")} == before
 
 
 def test_control_numbers_differ_across_run_dates():
@@ -363,7 +365,9 @@ def test_a_claim_the_writer_refuses_in_publish_fails_the_night(tmp_path, monkeyp
         getattr(pipeline, stage)(cfg)
     with pytest.raises(pipeline.RunError, match="a bug"):
         pipeline.publish(cfg)
-    assert not Path(cfg.final("claims")).exists() and not Path(cfg.final("scored")).exists()
+    # nothing is published: no manifest commits the night, and no claim file was written
+    assert nights.committed(cfg.out, cfg.rd) is None
+    assert not list(Path(cfg.out).rglob("*.x12"))
 
 
 @pytest.mark.parametrize("shuffled", [False, True])
@@ -500,7 +504,7 @@ def test_publish_in_a_second_process_writes_the_same_files(tmp_path):
     for stage in ("ingest", "validate", "score"):
         getattr(pipeline, stage)(cfg)
     two = pipeline.RunConfig(**{**cfg.__dict__, "out": str(tmp_path / "two")})
-    shutil.copytree(cfg.staging, two.staging)
+    shutil.copytree(cfg.out, two.out)  # the run's folders and its staging area
     pipeline.publish(cfg)
     with runtime.second_process() as pool:
         publish.publish(two, Handover(), build=runtime.TwoProcessBuild(pool))

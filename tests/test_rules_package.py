@@ -3,6 +3,8 @@ columns fixers change, the message helper, and the KX history read from the scor
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,9 +135,16 @@ def scored_part(out, run_date: str, rows: list[tuple]) -> None:
     cols = ["patient_id", "payer_id", "date_of_service", "discipline", "cpt_code"]
     df = pd.DataFrame(rows, columns=[*cols, "charge_amount", "status"])
     df["date_of_service"] = pd.to_datetime(df["date_of_service"])
-    d = out / "scored" / f"run_date={run_date}"
+    d = out / "scored" / f"run_date={run_date}" / "run=r1"
     d.mkdir(parents=True)
     df.to_parquet(d / "scored.parquet", index=False)
+    # the night's manifest commits the run; a crashed run's folder beside it is no part
+    manifest = out / "manifest" / f"run_date={run_date}.json"
+    manifest.parent.mkdir(exist_ok=True)
+    manifest.write_text(json.dumps({"run_id": "r1", "outputs": {"scored": str(d)}}))
+    crashed = d.parent / "run=crashed"
+    crashed.mkdir()
+    df.assign(charge_amount=1e6).to_parquet(crashed / "scored.parquet", index=False)
 
 
 def test_kx_history_counts_billed_medicare_therapy_of_earlier_nights(tmp_path):
@@ -154,7 +163,7 @@ def test_kx_history_counts_billed_medicare_therapy_of_earlier_nights(tmp_path):
             ("P2", "MCR01", "2025-12-30", "PT", "97110", 80.0, "billed"),  # another year
         ],
     )
-    (tmp_path / "scored" / "run_date=2026-11-20" / "notes.txt").write_text("not a part")
+    (tmp_path / "scored" / "run_date=2026-11-20" / "run=r1" / "notes.txt").write_text("no part")
     # tonight's own and later run dates, and a year before tonight's lines, do not count
     scored_part(
         tmp_path, "2026-11-28", [("P1", "MCR01", "2026-11-27", "PT", "97110", 1.0, "billed")]

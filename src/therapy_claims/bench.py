@@ -35,8 +35,8 @@ STAGE_ORDER = (
     "write",
     "claims",
     "x12",
+    "reserve",
     "reports",
-    "swap",
     "manifest",
 )
 WRAPPER = (
@@ -152,7 +152,7 @@ def one_size(lines: int, root: Path, seed: int, check_files: int) -> dict:
     floor = floor_seconds(csv, root / f"floor-{lines}.parquet")
     out = root / f"out-{lines}"
     # a night of its own, as the nightly job writes it (a rerun of the same night into its
-    # earlier outputs would also swap those out), so that runs compare
+    # earlier outputs would also tidy those away), so that runs compare
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(

@@ -278,6 +278,14 @@ _SPECS = (
         BILLER,
     ),
     RuleSpec(
+        "CLAIM_NOT_RESENT",
+        WARNING,
+        "an earlier run of this night sent the claim and this run does not bill it",
+        "The payer has the claim from the earlier run: if it should not have been sent, send a "
+        "void (frequency 8); if its lines changed, a corrected claim (frequency 7).",
+        BILLER,
+    ),
+    RuleSpec(
         "CLAIM_DATA_INVALID",
         ERROR,
         "the claim cannot be written as a valid 837",

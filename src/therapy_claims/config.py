@@ -1,8 +1,16 @@
-"""A night's settings (``RunConfig``) and where its files live: the staging area the stages
-hand over through, and the published folders the night is swapped into."""
+"""A night's settings (``RunConfig``) and where its files live.
+
+Every run of a night writes to its own versioned folders, ``<out>/<kind>/run_date=D/run=R/``
+(R: the run id), and hands its work files over through ``<out>/.staging/run_date=D/run=R/``.
+Nothing a reader trusts changes until the manifest, ``<out>/manifest/run_date=D.json``, is
+written: it is the night's commit record and names the run whose folders are the night
+(``therapy_claims.nights`` resolves them). So a reader sees the old night or the new one whole.
+"""
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -31,7 +39,12 @@ class RunConfig:
     ledger: str | None = None
     # reopen a night older than the reopen window (events and late files)
     reopen: bool = False
+    # this run's id: names its versioned folders (one is made up when not given)
+    run_id: str = ""
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_id = safe_run_id(self.run_id) if self.run_id else new_run_id()
 
     @property
     def rd(self) -> str:
@@ -39,17 +52,37 @@ class RunConfig:
 
     @property
     def staging(self) -> str:
-        return storage.join(self.out, ".staging", f"run_date={self.rd}")
+        """This run's work files (handed over between stages, never published)."""
+        return storage.join(self.out, ".staging", f"run_date={self.rd}", f"run={self.run_id}")
 
     def staged(self, *parts: str) -> str:
+        """Where a stage writes: a published kind's file goes straight into this run's
+        versioned folder (it is published when the manifest names the run), anything else
+        into the staging area."""
+        if parts and parts[0] in PUBLISHED_DIRS:
+            return storage.join(self.final(parts[0]), *parts[1:])
         return storage.join(self.staging, *parts)
 
     def final(self, kind: str) -> str:
-        return storage.join(self.out, kind, f"run_date={self.rd}")
+        """This run's versioned folder of ``kind``."""
+        return storage.join(self.out, kind, f"run_date={self.rd}", f"run={self.run_id}")
 
     @property
     def manifest_path(self) -> str:
         return storage.join(self.out, "manifest", f"run_date={self.rd}.json")
+
+
+def new_run_id() -> str:
+    """A run id no other run has: the UTC time and 6 random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def safe_run_id(value: str) -> str:
+    """A given run id (e.g. an Airflow run id) as a folder name: [A-Za-z0-9._-] only."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("._")
+    if not safe:
+        raise RunError(f"run id {value!r} has no usable characters")
+    return safe[:120]
 
 
 def parse_run_date(value: str) -> date:
@@ -80,4 +113,8 @@ def config_from(params: dict, *, default_run_date: date | None = None) -> RunCon
         run_date=parse_run_date(rd),
         reference=params.get("reference") or None,
         usage=params.get("usage", "T"),
+        wait=bool(params.get("wait", False)),
+        ledger=params.get("ledger") or None,
+        reopen=bool(params.get("reopen", False)),
+        run_id=str(params.get("run_id") or ""),
     )

@@ -1,18 +1,19 @@
 """The claim ledger: every claim billed, across nights, and what a biller sees of one claim.
 
-Layout under the output root (Hive-style, one partition per run date, published with the
-night's other outputs)::
+The system of record is a database (``therapy_claims.ledger_store``): claims are reserved in
+one transaction before their night is committed and marked sent after, under a unique claim key,
+so no claim is ever owned by two nights. Each run also publishes its claims as a Parquet layer
+for analysts, in its versioned folder::
 
-    ledger/run_date=YYYY-MM-DD/ledger.parquet
+    ledger/run_date=YYYY-MM-DD/run=RUN_ID/ledger.parquet
 
 One row per claim written to a claim file: ``claim_id`` (the CLM01 sent), ``claim_key`` (the
 claim before any split into parts of at most 50 lines: one encounter for one payer at one
 clinic), payer, clinic, patient, encounter, first/last date of service, lines, charge, the file
 and its control numbers (ISA13, GS06, ST02). No names or addresses (those stay in ``raw``).
 
-A rerun of a night replaces its own partition; the partitions of other run dates are the
-history that ``already_billed`` checks, so a claim billed on an earlier night is held with
-``ALREADY_BILLED`` instead of reaching the payer twice.
+``already_billed`` reads the database: a claim sent on another night is held with
+``ALREADY_BILLED`` instead of reaching the payer twice; a rerun of a night is not a duplicate.
 
 ``show`` prints one claim the way a biller reads a CMS-1500 / UB-04, parsed back from the
 837 file it was sent in (so it shows exactly what the payer received).
@@ -134,24 +135,19 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- reading
 
 
-def partition(out: str, run_date: str) -> str:
-    return storage.join(out, LEDGER, f"run_date={run_date}", FILE_NAME)
+def read(out: str, *, exclude_run_date: str | None = None, ledger: str | None = None):
+    """Every claim sent from ``out`` (optionally not those of one run date), from the ledger
+    database; a claim a night sent in several runs once, as its latest run sent it."""
+    from therapy_claims import ledger_store
 
-
-def read(out: str, *, exclude_run_date: str | None = None) -> pd.DataFrame:
-    """Every ledger partition under ``out`` (optionally without one run date's)."""
-    root = storage.join(out, LEDGER)
-    frames = []
-    if storage.exists(root) or storage.is_dir(root):
-        for path in storage.list_files(root):
-            m = re.search(r"run_date=(\d{4}-\d{2}-\d{2})", path)
-            if not m or not path.endswith(FILE_NAME) or m.group(1) == exclude_run_date:
-                continue
-            frames.append(storage.read_parquet(path))
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    with ledger_store.opened(out, ledger) as store:
+        rows = store.sent(exclude_run_date=exclude_run_date)
+    if rows.empty:
         return empty()
-    return pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+    rows = rows.drop_duplicates(["claim_id", "run_date"], keep="last")
+    return normalise(rows.reindex(columns=COLUMNS)).sort_values(
+        ["run_date", "claim_id"], kind="mergesort", ignore_index=True
+    )
 
 
 def empty() -> pd.DataFrame:
@@ -161,14 +157,16 @@ def empty() -> pd.DataFrame:
     return df
 
 
-def already_billed(out: str, run_date: str, lines: pd.DataFrame, evidence: str) -> pd.DataFrame:
+def already_billed(
+    out: str, run_date: str, lines: pd.DataFrame, evidence: str, ledger: str | None = None
+) -> pd.DataFrame:
     """``ALREADY_BILLED`` findings for every line of a claim billed on another run date.
 
     ``lines`` are the night's enriched lines (claim_id before any split). The claim is matched
     on its key (clinic, encounter, payer), so a split claim matches too. Re-running the same
     run date is not a duplicate (its own partition is left out).
     """
-    history = read(out, exclude_run_date=run_date)
+    history = read(out, exclude_run_date=run_date, ledger=ledger)
     if history.empty or lines.empty:
         return findings.empty()
     history = history.sort_values(["run_date", "claim_id"], kind="mergesort")
@@ -280,11 +278,48 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["claim_id"], kind="mergesort").reset_index(drop=True)
 
 
-def write(out_path: str, rows: list[pd.DataFrame]) -> None:
-    """Write one night's ledger partition (``out_path``: the staged ledger.parquet)."""
+def write(out_path: str, rows: list[pd.DataFrame]) -> pd.DataFrame:
+    """Write one run's ledger layer (``out_path``: its ledger.parquet); returns the rows."""
     rows = [r for r in rows if not r.empty]
     df = normalise(pd.concat(rows, ignore_index=True)) if rows else empty()
     storage.write_table(schemas.conform(storage.to_table(df), schemas.LEDGER), out_path)
+    return df
+
+
+def not_sent_again(
+    out: str, run_date: str, lines: pd.DataFrame, ledger: str | None = None
+) -> pd.DataFrame:
+    """``CLAIM_NOT_RESENT`` findings: claims an earlier run of this night sent that this run
+    does not bill (``lines``: the night's scored lines, statuses settled) (held now, or their lines are gone). They stay sent in the ledger; the
+    payer has them, so each may need a void or a corrected claim."""
+    from therapy_claims import ledger_store
+
+    with ledger_store.opened(out, ledger) as store:
+        sent = store.sent(run_date=run_date)
+    if sent.empty:
+        return findings.empty()
+    sent = sent.drop_duplicates("claim_key", keep="last")
+    billed = lines["claim_id"][lines["status"] == "billed"]
+    gone = sent[~sent["claim_key"].isin(claim_key(billed))]
+    if gone.empty:
+        return findings.empty()
+    message = (
+        "claim "
+        + gone["claim_key"].astype(str)
+        + " (encounter "
+        + gone["encounter_id"].astype(str)
+        + ", payer "
+        + gone["payer_id"].astype(str)
+        + ") was sent by an earlier run of this night in "
+        + gone["file"].astype(str)
+        + " (ISA13 "
+        + gone["interchange_control_number"].astype(str)
+        + ") and is not billed by this run"
+    )
+    rows = pd.DataFrame(
+        {"line_id": pd.NA, "encounter_id": gone["encounter_id"].to_numpy()}, index=gone.index
+    )
+    return findings.make("CLAIM_NOT_RESENT", rows, message, evidence="claim ledger")
 
 
 # --------------------------------------------------------------------------- show
@@ -542,17 +577,14 @@ def show(out: str, claim_id: str) -> str:
 
 def _not_billed(out: str, claim_id: str) -> str:
     cid = claim_id.strip().upper()
-    root = storage.join(out, "scored")
+    from therapy_claims import nights
+
     rows = []
-    if storage.exists(root) or storage.is_dir(root):
-        for path in storage.list_files(root):
-            if not path.endswith(".parquet"):
-                continue
-            s = storage.read_parquet(path)
-            s = s[(s["claim_id"] == cid) | (claim_key(s["claim_id"]) == cid)]
-            if not s.empty:
-                m = re.search(r"run_date=(\d{4}-\d{2}-\d{2})", path)
-                rows.append(s.assign(run_date=m.group(1) if m else ""))
+    for rd, path in nights.layer_files(out, "scored", "scored.parquet"):
+        s = storage.read_parquet(path)
+        s = s[(s["claim_id"] == cid) | (claim_key(s["claim_id"]) == cid)]
+        if not s.empty:
+            rows.append(s.assign(run_date=rd))
     if not rows:
         raise LookupError(
             f"claim {claim_id} is not in the ledger or in any scored night under {out}"

@@ -3,13 +3,13 @@
 The entry points the CLI, the Airflow DAG and the event tasks call; the stages themselves are
 in ``therapy_claims.stages`` and how a whole night runs is ``therapy_claims.runtime``.
 
-Each stage function here takes the night's ``RunConfig`` and hands over through the staging
-area's files (``<out>/.staging/run_date=YYYY-MM-DD/``), so each task of the DAG can run in its
+Each stage function here takes the night's ``RunConfig`` and hands over through files: the
+layers in the run's own folders (``<out>/<kind>/run_date=D/run=R/``), work files in its
+staging area (``<out>/.staging/run_date=D/run=R/``), so each task of the DAG can run in its
 own process and return only a small summary; ``run`` runs them all in this process, with the
-tables handed over in memory. Nothing outside the staging area changes until ``publish`` swaps
-the night's staged outputs into place; ``manifest`` is written last. A run that fails before
-that leaves the previous good outputs of the night untouched, and re-running a night replaces
-its outputs. Every entry point tunes the process the same way (``tuning.tune_process``).
+tables handed over in memory. Nothing a reader trusts changes until ``manifest`` commits the
+run; a run that fails before that leaves the previous good night committed. Every entry point
+tunes the process the same way (``tuning.tune_process``).
 """
 
 from __future__ import annotations

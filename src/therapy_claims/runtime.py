@@ -21,8 +21,8 @@ from contextlib import contextmanager
 import numpy as np
 import pyarrow as pa
 
-from therapy_claims import extract, storage, timing, tuning
-from therapy_claims.config import RunConfig
+from therapy_claims import extract, nights, storage, timing, tuning
+from therapy_claims.config import RunConfig, new_run_id
 from therapy_claims.handover import Handover, InMemoryHandover, write_arrow_file
 from therapy_claims.stages import claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
@@ -47,6 +47,8 @@ def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
     its input files hold at least ``PARALLEL_MIN_BYTES``."""
     tuning.tune_process()
     say = progress or (lambda msg: None)
+    if (nights.committed(cfg.out, cfg.rd) or {}).get("run_id") == cfg.run_id:
+        cfg.run_id = new_run_id()  # a run of a night is a new run: it never writes over one
     if parallel is None:
         parallel = _input_bytes(cfg) >= PARALLEL_MIN_BYTES
     with InMemoryHandover() as handover:

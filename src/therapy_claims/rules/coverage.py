@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, storage, units
+from therapy_claims import findings, nights, storage, units
 from therapy_claims.reference import Reference
 from therapy_claims.rules.engine import (
     CMT_CODES,
@@ -190,22 +190,15 @@ def kx_required(night: Night) -> pd.DataFrame:
 
 def kx_history(out: str, run_date: str, ref: Reference, lines: pd.DataFrame) -> pd.DataFrame:
     """Billed Medicare therapy charges of run dates before ``run_date`` (ISO text), per patient,
-    year and KX bucket (PT/SLP, OT): the scored layer's ``<out>/scored/run_date=*/`` files read
-    for the calendar years tonight's ``lines`` fall in; ``KX_HISTORY_COLUMNS``, for
+    year and KX bucket (PT/SLP, OT): the scored layer of each published night (as its manifest
+    names it) read for the calendar years tonight's ``lines`` fall in; ``KX_HISTORY_COLUMNS``, for
     ``Night.kx_history``. Empty when nothing was billed to Medicare for those years before."""
     medicare = set(ref.payers.index[ref.payers["payer_class"] == "medicare"])
     if lines.empty or not medicare:
         return pd.DataFrame(columns=KX_HISTORY_COLUMNS)
     years = set(lines["date_of_service"].dt.year.dropna().astype(int))
-    root = storage.join(out, "scored")
     parts = []
-    for path in storage.list_files(root) if storage.is_dir(root) else []:
-        part = next(
-            (p for p in path.replace("\\", "/").split("/") if p.startswith("run_date=")), None
-        )
-        if not part or not path.endswith(".parquet"):
-            continue
-        rd = part.split("=", 1)[1]
+    for rd, path in nights.layer_files(out, "scored", "scored.parquet"):
         if rd >= run_date or int(rd[:4]) < min(years):
             continue
         df = storage.read_parquet(path, columns=_SCORED_COLUMNS)

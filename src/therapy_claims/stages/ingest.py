@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from therapy_claims import extract, schemas, storage, timing
+from therapy_claims import extract, ledger_store, schemas, storage, timing
 from therapy_claims.config import RunConfig, RunError, now
 from therapy_claims.handover import Handover, mapped_if_there, write_arrow_file
 
@@ -57,6 +57,7 @@ def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 2
         files = extract.discover(cfg.inputs)
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from exc
+    ledger_store.recover(cfg)
     storage.delete_tree(cfg.staging)
     storage.write_json(
         cfg.staged("work", "plan.json"), {"started_at": now(), "t0": time.time(), "files": files}

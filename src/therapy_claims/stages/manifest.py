@@ -1,12 +1,17 @@
-"""Manifest: the night's inventory, written last. A reader trusts a night only once its
-manifest is there; it must balance (every input line billed, held, not billed or quarantined)."""
+"""Manifest: the night's inventory and its commit record, written last.
+
+Writing it (one atomic write) publishes the run: it names the run and its versioned folders,
+so readers move from the old night to the new one at once. Then the run's claims are marked
+sent in the ledger database and the folders of runs no manifest names any more are removed
+(the replaced run's are kept one more run, for a reader still reading them). It must balance
+(every input line billed, held, not billed or quarantined)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from therapy_claims import __version__, storage, timing
+from therapy_claims import __version__, ledger_store, nights, storage, timing
 from therapy_claims.config import PUBLISHED_DIRS, RunConfig, now
 from therapy_claims.handover import Handover
 
@@ -29,6 +34,7 @@ def manifest(cfg: RunConfig, handover: Handover) -> dict:
     validation = stage_docs.get("validate")
     m = {
         "run_date": cfg.rd,
+        "run_id": cfg.run_id,
         "version": __version__,
         "started_at": ingest_info["started_at"],
         "finished_at": now(),
@@ -55,7 +61,12 @@ def manifest(cfg: RunConfig, handover: Handover) -> dict:
         m["rows_in"] == m["rows_quarantined"] + m["rows_scored"]
         and m["rows_scored"] == m["lines_billed"] + m["lines_held"] + m["lines_not_billed"]
     )
-    storage.write_json(cfg.manifest_path, m)
+    replaced = nights.committed(cfg.out, cfg.rd)
+    storage.write_json(cfg.manifest_path, m)  # the commit
+    with ledger_store.opened(cfg) as store:
+        store.mark_sent(cfg.run_id)
+    keep = {cfg.run_id, (replaced or {}).get("run_id", "")}
+    nights.prune(cfg.out, cfg.rd, keep - ({""} if replaced is None else set()))
     storage.delete_tree(cfg.staging)
     log.info("manifest: %s", cfg.manifest_path)
     return {"manifest": cfg.manifest_path, "balanced": m["balanced"]}

@@ -1,5 +1,6 @@
 """Publish: plan the night's claim files, have them built, number and write them with the
-claim ledger and the run report, then swap every staged output into place together.
+claim ledger and the run report into this run's versioned folders, then reserve the claims in
+the ledger database. Nothing is visible to readers until the manifest commits the run.
 
 Publish decides nothing about claims: every hold was decided in score. How the files are
 built (in this process or partly in another) is the runtime's ``build`` function; the files
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from therapy_claims import ledger, reference, reports, storage, timing, tuning, x12
-from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
+from therapy_claims import ledger, ledger_store, reference, reports, storage, timing, tuning, x12
+from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover
 from therapy_claims.stages import claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
@@ -85,8 +86,11 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
         del scored, raw  # the batch lets go of them once they are built
         built = build(batch)
         files, ledger_rows = _number_and_write(cfg, built)
-    ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
+    sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
     storage.write_json(cfg.staged("work", "claim_files.json"), files)
+    # the claims are reserved before the manifest commits the night, and marked sent after
+    with timing.record("reserve"), ledger_store.opened(cfg) as store:
+        store.reserve(cfg.run_id, cfg.rd, sent)
 
     claims_seconds = time.perf_counter() - t0
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
@@ -97,16 +101,14 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
             cfg.staged("reports", "report.html"),
             reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
         )
-    handover.flush()
-    t_swap = time.perf_counter()
-    _swap(cfg)
+    handover.flush()  # every file of the night is in this run's folders
     out = {
         "claim_files": len(files),
         "claims": sum(f["claims"] for f in files),
         "lines": sum(f["lines"] for f in files),
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": timing.merge(
-            {"claims": round(claims_seconds, 3), "swap": round(time.perf_counter() - t_swap, 3)},
+            {"claims": round(claims_seconds, 3)},
             timing.take(),
         ),
     }
@@ -159,15 +161,3 @@ def _save_claim_file(path: str, data: bytes) -> str:
     """Write one claim file (atomically); returns its SHA-256."""
     storage.write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
-
-
-def _swap(cfg: RunConfig) -> None:
-    """Swap the night's staged outputs into place (a folder with nothing staged is removed)."""
-    if storage.is_s3(cfg.out):  # an S3 swap is object by object: no manifest until it is done
-        storage.delete_tree(cfg.manifest_path)
-    for kind in PUBLISHED_DIRS:
-        src = cfg.staged(kind)
-        if storage.exists(src):
-            storage.replace_tree(src, cfg.final(kind))
-        else:
-            storage.delete_tree(cfg.final(kind))

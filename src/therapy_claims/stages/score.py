@@ -87,7 +87,12 @@ def score(
 
     # a claim billed on another run date (claim ledger) is held, never sent twice
     found = findings.concat(
-        [found, ledger.already_billed(cfg.out, cfg.rd, lines, evidence="claim ledger")]
+        [
+            found,
+            ledger.already_billed(
+                cfg.out, cfg.rd, lines, evidence="claim ledger", ledger=cfg.ledger
+            ),
+        ]
     )
     earlier = handover.read_frame(cfg.staged(*INGEST_FINDINGS), last=True)
     # what does not depend on the validate stage's findings comes before waiting for them:
@@ -135,6 +140,12 @@ def score(
         lines["status"] = _status_column(status_of, lines.index)
         all_found = findings.concat([all_found, unwritable.drop(columns="at")])
         at = np.concatenate([at, unwritable["at"].to_numpy()])
+        on_line = at >= 0
+    # a claim an earlier run of this night sent and this run does not bill is flagged
+    resent = ledger.not_sent_again(cfg.out, cfg.rd, lines, cfg.ledger)
+    if len(resent):
+        all_found = findings.concat([all_found, resent])
+        at = np.concatenate([at, np.full(len(resent), -1)])
         on_line = at >= 0
     # per line, the codes of its findings in the order of all_found
     pos, codes = at[on_line], all_found["code"].to_numpy(dtype=object)[on_line]
