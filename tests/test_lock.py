@@ -117,6 +117,26 @@ def test_same_run_takes_it_again_and_moves_the_expiry_on(out, clock):
     assert lock.holder(out) == again
 
 
+def test_another_process_of_the_same_run_leaves_the_holder_process_in_place(out):
+    """A helper process of this run takes the lock again and exits: the lock still names this
+    process, so the helper's end does not free it for another run."""
+    mine = lock.acquire(out, run_id="A", run_date=NIGHT)
+    _child(out, "A", process_bound=True, stay=0).wait()
+    again = lock.holder(out)
+    assert again["pid"] == os.getpid() and again["process"] == mine["process"]
+    assert again["expires_at"] >= mine["expires_at"]
+    with pytest.raises(lock.LockHeld, match=f"pid {os.getpid()} on host"):
+        lock.acquire(out, run_id="B", run_date=NIGHT)
+
+
+def test_lock_held_survives_pickling():
+    import pickle
+
+    err = lock.LockHeld("output x is locked by run A", "x", {"run_id": "A"})
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.out, back.holder) == (str(err), "x", {"run_id": "A"})
+
+
 def test_wait_gets_the_lock_once_the_holder_releases(out):
     lock.acquire(out, run_id="A", run_date=NIGHT)
     t = threading.Timer(0.5, lock.release, args=(out, "A"))
@@ -323,6 +343,16 @@ def test_held_releases_on_errors_too(out):
             assert lock.holder(out) == h
             raise ValueError("boom")
     assert lock.holder(out) is None
+
+
+def test_held_keeps_the_blocks_error_when_release_fails(tmp_path, monkeypatch):
+    def unreachable(out, run_id):
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(lock, "release", unreachable)
+    with pytest.raises(ValueError, match="boom"):
+        with lock.held(str(tmp_path / "out"), run_id="A", run_date=NIGHT):
+            raise ValueError("boom")
 
 
 def test_the_command_is_stored_without_passwords(out):

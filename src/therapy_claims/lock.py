@@ -9,7 +9,8 @@ run first takes ``<out>/.lock/run.json``, one small JSON object naming who has t
 (times in UTC, ``...Z``). Whoever finds it held by another run gets ``LockHeld``, one line
 naming the holder and how to go on. The same ``run_id`` may take it again: an Airflow DAG run
 takes it in its first task and every later task (another process, perhaps another host) takes
-it again, which also moves ``expires_at`` on.
+it again, which also moves ``expires_at`` on (while the process that took it first still
+runs, the lock keeps naming that process).
 
 How each backend makes "read the holder, then act on it" one atomic step:
 
@@ -17,7 +18,7 @@ How each backend makes "read the holder, then act on it" one atomic step:
   exclusive ``flock`` on ``<out>/.lock/guard``. The kernel drops a flock when its process dies,
   so a crash never leaves the guard held. A new lock is written to a temporary file and
   hard-linked into place (``os.link`` refuses an existing name); a refreshed or taken-over one
-  is renamed over the old. A reader without the guard (``holder``) so sees a whole lock or
+  is renamed over the old, so a reader without the guard (``holder``) sees a whole lock or
   none. Why a guard and not only "rename the stale file away, then create": a breaker that read
   the stale lock and is then delayed can rename away the *new* lock a faster breaker has just
   created, and both would run. Needs a file system with working ``flock`` (local disks; NFSv4
@@ -29,7 +30,8 @@ How each backend makes "read the holder, then act on it" one atomic step:
   flight); the loser reads again and decides again. Of two runs breaking the same stale lock
   only the first PUT still matches the stale ETag. Taking over is one PUT, not delete + create,
   so there is no moment without a lock. Needs conditional writes and deletes (AWS S3 general
-  purpose buckets, MinIO); an endpoint that ignores the headers gives no mutual exclusion.
+  purpose buckets have both; check any other endpoint): one that ignores the headers gives no
+  mutual exclusion.
 
 A crashed holder does not block the output for ever:
 
@@ -81,6 +83,9 @@ class LockHeld(RunError):
         super().__init__(message)
         self.out = out
         self.holder = holder
+
+    def __reduce__(self):  # crosses process boundaries whole (the default passes the message only)
+        return (type(self), (str(self), self.out, self.holder))
 
 
 def _now() -> datetime:
@@ -285,9 +290,9 @@ class _LocalStore:
     def _staged(self, h: dict) -> str:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".run.json.", suffix=".tmp")
         try:
-            # readable like the outputs: an operator who cannot read the lock cannot see who holds it
-            os.fchmod(fd, 0o666 & ~storage._umask())
             with os.fdopen(fd, "wb") as fh:
+                # readable like the outputs: who cannot read the lock cannot see who holds it
+                os.fchmod(fh.fileno(), 0o666 & ~storage._umask())
                 fh.write(_encode(h))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -434,7 +439,7 @@ def acquire(
     ttl = _ttl()
 
     def make(now: datetime, current: dict | None) -> dict:
-        return {
+        h = {
             "run_id": run_id,
             "run_date": run_date.isoformat() if isinstance(run_date, date) else str(run_date),
             "host": socket.gethostname(),
@@ -444,6 +449,11 @@ def acquire(
             "command": _redact(command),
             "process": _identity() if process_bound else None,
         }
+        if current is not None and _process_state(current) == "alive":
+            # the run's own process still runs (this one, or the parent of a helper process
+            # taking it again): it stays the one whose end frees the lock
+            h |= {k: current.get(k) for k in ("host", "pid", "process", "command")}
+        return h
 
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting = False
@@ -528,5 +538,10 @@ def held(
     )
     try:
         yield h
-    finally:
-        release(out, run_id)
+    except BaseException:
+        try:
+            release(out, run_id)
+        except Exception as exc:  # the block's own error matters more; the TTL frees the lock
+            log.warning("could not release the lock on %s for run %s: %s", out, run_id, exc)
+        raise
+    release(out, run_id)
