@@ -1,6 +1,9 @@
 """Reading the nightly extracts (docs/extract-format.md) and typing their rows.
 
-A file that cannot be read, or lacks a required column, is rejected whole (FILE_REJECTED).
+A file that cannot be read, lacks a required column, or has a shape no extract has (a header
+of more than MAX_COLUMNS columns, a JSON line nested deeper than MAX_JSON_DEPTH: checked on
+the bytes before parsing, so such a file costs a scan, not minutes, GBs or a crash) is
+rejected whole (FILE_REJECTED). A file with column names and no rows is named (FILE_EMPTY).
 A row that cannot be parsed or typed is quarantined (ROW_INVALID, naming file, row, column
 and value), and its encounter's other lines are held (ENCOUNTER_INCOMPLETE). A line_id seen
 twice keeps its first occurrence (held, DUPLICATE_LINE) and quarantines the others. Nothing is
@@ -555,6 +558,8 @@ def read_typed(path: str) -> FilePart:
         ).assign(_stage=0)
         return FilePart(info, _empty_typed().iloc[0:0], _bad_records(None), found)
     frames = []
+    if info.rows == 0:  # a clinic that sent nothing is news: a finding on no line
+        frames.append(_file_empty(info.path))
     if not bad.empty:
         rows = bad.assign(line_id=pd.NA, encounter_id=pd.NA)
         msg = (
@@ -580,6 +585,18 @@ def read_typed(path: str) -> FilePart:
     typed["_encounter_id_raw"] = _one_chunk(df["encounter_id"])
     found = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return FilePart(info, typed, _bad_records(bad), found.reset_index(drop=True))
+
+
+def _file_empty(path: str) -> pd.DataFrame:
+    """FILE_EMPTY for a file read whole that holds no rows: it bills nothing and holds
+    nothing, so without this finding the exception report would not show that it came."""
+    return findings.make(
+        "FILE_EMPTY",
+        pd.DataFrame({"source_file": [path]}),
+        f"{storage.name(path)}: the file has its column names but no rows; "
+        "nothing came from it tonight",
+        evidence="extract contract (extract-format.md)",
+    ).assign(_stage=0)
 
 
 def _bad_records(bad: pd.DataFrame | None) -> pd.DataFrame:
