@@ -116,10 +116,11 @@ def test_empty_file_is_rejected(tmp_path):
     assert codes(got) == ["FILE_REJECTED"] and "empty" in got.findings["message"].iloc[0]
 
 
-def test_header_only_file_is_accepted_with_no_rows(tmp_path):
+def test_header_only_file_is_accepted_with_no_rows_and_named(tmp_path):
     p = write_csv(tmp_path / "h.csv", [])
     got = ingest(p)
-    assert codes(got) == [] and got.inputs[0].accepted and got.rows_in == 0
+    assert codes(got) == ["FILE_EMPTY"] and got.inputs[0].accepted and got.rows_in == 0
+    assert got.findings["message"].iloc[0].startswith("h.csv: the file has its column names")
 
 
 def test_not_csv_at_all_is_rejected(tmp_path):

@@ -73,3 +73,145 @@ def test_missing_file_is_clear(tmp_path):
     (tmp_path / "mue.csv").unlink()
     with pytest.raises(reference.ReferenceError, match="mue.csv not found"):
         reference.load(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "mue.csv",
+            "97012,1,3,",
+            "97012,1e308,3,",
+            "row 2 column mue_value: '1e308' is not a whole number from 0 to 99,999",
+        ),
+        (
+            "mue.csv",
+            "97012,1,3,",
+            "97012,-4,3,",
+            "row 2 column mue_value: '-4' is not a whole number from 0 to 99,999",
+        ),
+        (
+            "mue.csv",
+            "97012,1,3,",
+            "97012,1.5,3,",
+            "row 2 column mue_value: '1.5' is not a whole number from 0 to 99,999",
+        ),
+        (
+            "mue.csv",
+            "97012,1,3,",
+            "97012,inf,3,",
+            "row 2 column mue_value: 'inf' is not a whole number from 0 to 99,999",
+        ),
+        (
+            "mue.csv",
+            "97012,1,3,",
+            "97012,,3,",
+            "row 2 column mue_value: '' is not a whole number from 0 to 99,999",
+        ),
+        (
+            "payers.csv",
+            ",cms,x,,",
+            ",cms,x,1e30,",
+            "row 2 column max_timed_units_per_day: '1e30' is not a whole number from 1 to 96",
+        ),
+        (
+            "payers.csv",
+            ",cms,x,,",
+            ",cms,x,-3,",
+            "row 2 column max_timed_units_per_day: '-3' is not a whole number from 1 to 96",
+        ),
+        (
+            "payers.csv",
+            ",cms,x,,",
+            ",cms,x,nan,",
+            "row 2 column max_timed_units_per_day: 'nan' is not a whole number from 1 to 96",
+        ),
+        (
+            "kx_thresholds.csv",
+            "2022,2150,2150",
+            "2022,inf,2150",
+            "row 2 column pt_slp: 'inf' is not an amount from 1 to 100,000",
+        ),
+        (
+            "kx_thresholds.csv",
+            "2022,2150,2150",
+            "2022,2150,nan",
+            "row 2 column ot: 'nan' is not an amount from 1 to 100,000",
+        ),
+        (
+            "kx_thresholds.csv",
+            "2022,2150,2150",
+            f"2022,{10**30},2150",
+            f"row 2 column pt_slp: '{10**30}' is not an amount from 1 to 100,000",
+        ),
+        (
+            "kx_thresholds.csv",
+            "2022,2150,2150",
+            "99999999999999999999,2150,2150",
+            "row 2 column year: '99999999999999999999' is not a whole number from 1999 to 2100",
+        ),
+        (
+            "kx_thresholds.csv",
+            "2023,2230",
+            "2022,2230",
+            "row 3 column year: '2022' is listed twice",
+        ),
+        (
+            "mue.csv",
+            "97012,1,3,2017-01-01",
+            "97012,1,3,today",
+            "row 2 column effective_date: not a date: 'today'",
+        ),
+        (
+            "ncci_ptp.csv",
+            "98940,97140,2002-01-01,,1",
+            "98940,97140,2002-01-01,now,1",
+            "row 2 column deletion_date: not a date: 'now'",
+        ),
+    ],
+)
+def test_absurd_numbers_and_wall_clock_dates_fail_at_start(tmp_path, file, old, new, expected):
+    reference.copy_default(tmp_path)
+    p = tmp_path / file
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new, 1))
+    with pytest.raises(reference.ReferenceError) as exc:
+        reference.load(str(tmp_path))
+    assert str(exc.value) == f"{p} {expected}"
+
+
+def test_shipped_numbers_are_within_their_ranges():
+    ref = reference.load()
+    checked = {
+        ("payers.csv", "max_timed_units_per_day"): ref.payers["max_timed_units_per_day"].dropna(),
+        ("mue.csv", "mue_value"): ref.mue["mue_value"],
+        ("kx_thresholds.csv", "year"): ref.kx["year"],
+        ("kx_thresholds.csv", "pt_slp"): ref.kx["pt_slp"],
+        ("kx_thresholds.csv", "ot"): ref.kx["ot"],
+    }
+    assert set(checked) == set(reference.NUMBER_RANGES)
+    for key, values in checked.items():
+        low, high, _whole = reference.NUMBER_RANGES[key]
+        assert len(values) and values.between(low, high).all(), key
+    assert str(ref.mue["mue_value"].dtype) == "int64"
+    assert str(ref.payers["max_timed_units_per_day"].dtype) == "Int64"
+    assert ref.kx["year"].is_unique and str(ref.kx["year"].dtype) == "int64"
+
+
+def test_rows_of_a_cms_file_count_its_notice_lines(tmp_path):
+    reference.copy_default(tmp_path)
+    (tmp_path / "mue.csv").write_text(
+        "CPT codes and descriptions only are copyright 2024 American Medical Association.\n"
+        "Notice line two\n"
+        "HCPCS/CPT Code,Practitioner Services MUE Values,MUE Adjudication Indicator,"
+        "effective_date\n"
+        "97012,1,3 Date of Service Edit: Clinical,20240101\n"
+        "97140,1e308,3 Date of Service Edit: Clinical,20240101\n"
+    )
+    with pytest.raises(reference.ReferenceError) as exc:
+        reference.load(str(tmp_path))
+    # notice lines 1-2, header 3, rows 4 and 5
+    assert str(exc.value).endswith(
+        "mue.csv row 5 column mue_value: '1e308' is not a whole number from 0 to 99,999"
+    )

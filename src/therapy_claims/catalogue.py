@@ -39,6 +39,14 @@ _SPECS = (
         REFERENCE_DATA,
     ),
     RuleSpec(
+        "FILE_EMPTY",
+        WARNING,
+        "an input file is read but holds no rows (a header and nothing else)",
+        "Check that the clinic really charted nothing that day; if not, re-run its extract "
+        "and drop the file in again.",
+        REFERENCE_DATA,
+    ),
+    RuleSpec(
         "ROW_INVALID",
         ERROR,
         "a row fails parsing or typing",

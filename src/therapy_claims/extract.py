@@ -1,6 +1,9 @@
 """Reading the nightly extracts (docs/extract-format.md) and typing their rows.
 
-A file that cannot be read, or lacks a required column, is rejected whole (FILE_REJECTED).
+A file that cannot be read, lacks a required column, or has a shape no extract has (a header
+of more than MAX_COLUMNS columns, a JSON line nested deeper than MAX_JSON_DEPTH: checked on
+the bytes before parsing, so such a file costs a scan, not minutes, GBs or a crash) is
+rejected whole (FILE_REJECTED). A file with column names and no rows is named (FILE_EMPTY).
 A row that cannot be parsed or typed is quarantined (ROW_INVALID, naming file, row, column
 and value), and its encounter's other lines are held (ENCOUNTER_INCOMPLETE). A line_id seen
 twice keeps its first occurrence (held, DUPLICATE_LINE) and quarantines the others. Nothing is
@@ -22,6 +25,7 @@ import csv
 import hashlib
 import json
 import re
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -43,6 +47,13 @@ _THREADS = pa.cpu_count()  # typing and combine's row selection: one column per 
 # also takes records longer than that
 _QUICK_BLOCK = 1 << 20
 _BLOCK = 64 << 20
+# Limits on a file's shape (docs/extract-format.md), checked before a file is parsed: the
+# extract has 46 columns, and a PM system's extra ones are kept, but a header of a million
+# columns would take minutes and GBs to read and type for nothing. A JSON value nested deeper
+# than Python's recursion limit would crash its parser; column values are flat.
+MAX_COLUMNS = 1_000
+MAX_HEADER_BYTES = 1 << 16
+MAX_JSON_DEPTH = 64
 
 
 @dataclass
@@ -156,32 +167,63 @@ def _parse_csv_in_big_blocks(
     return table, bad
 
 
+def _header_end(data: bytes) -> int:
+    """The byte offset where the first line ends (its line break, or the end of the file).
+    Found by byte search, so a header of any length costs a scan, not a parse."""
+    end = data.find(b"\n")
+    end = len(data) if end < 0 else end
+    cr = data.find(b"\r", 0, end)
+    return end if cr < 0 else cr
+
+
+def _csv_header(data: bytes) -> list[str]:
+    """The header row's column names (stripped), or FileRejected naming what is wrong with
+    it. Its size is checked on the bytes before anything is decoded or split: a header of a
+    million columns is rejected for that, in the time it takes to count its commas."""
+    end = _header_end(data)
+    if end > MAX_HEADER_BYTES:
+        fields = data.count(b",", 0, end) + 1
+        if fields > MAX_COLUMNS:
+            about = "up to " if data.find(b'"', 0, end) >= 0 else ""  # quoted commas
+            raise FileRejected(
+                f"the header row has {about}{fields:,} columns; at most {MAX_COLUMNS:,} are read"
+            )
+        raise FileRejected(
+            f"the header row is {end:,} bytes long; at most {MAX_HEADER_BYTES:,} are read"
+        )
+    lines = data[:end].decode("utf-8").splitlines()
+    first_line = lines[0] if lines else ""
+    if not first_line.strip():
+        raise FileRejected("no header row (the file is empty or starts with a blank line)")
+    header = [h.strip() for h in next(csv.reader([first_line]))]
+    if len(header) > MAX_COLUMNS:
+        raise FileRejected(
+            f"the header row has {len(header):,} columns; at most {MAX_COLUMNS:,} are read"
+        )
+    if len(set(header)) != len(header):
+        dupes = sorted(h for h, n in Counter(header).items() if n > 1)
+        raise FileRejected(f"header repeats column(s) {', '.join(dupes)}")
+    return header
+
+
 def _read_csv(data: bytes, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All values as strings; returns (rows, bad_records) where bad_records has source_row and text."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        text_head = data[:65536].decode("utf-8", errors="strict")
+    try:  # a bad byte near the start is named with its value
+        data[:65536].decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
-        if exc.start < 65536 - 4:
+        if exc.start < 65536 - 4:  # not a character cut at the end of the head
             raise FileRejected(
                 f"not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
             ) from exc
-        text_head = data[:65532].decode("utf-8", errors="ignore")
     if not _is_utf8(data):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:  # for the offset of the first bad byte
             raise FileRejected(f"not UTF-8 text (byte offset {exc.start})") from exc
 
-    first_line = text_head.splitlines()[0] if text_head.strip() else ""
-    if not first_line.strip():
-        raise FileRejected("no header row (the file is empty or starts with a blank line)")
-    header = next(csv.reader([first_line]))
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header):
-        dupes = sorted({h for h in header if header.count(h) > 1})
-        raise FileRejected(f"header repeats column(s) {', '.join(dupes)}")
+    header = _csv_header(data)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         shown = ", ".join(missing[:8]) + (
@@ -238,6 +280,14 @@ def _stringify(df: pd.DataFrame) -> pd.DataFrame:
 
 def _read_parquet(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
+        # the footer first: a file of more columns than the extract could ever need is
+        # rejected before they are read
+        shape = pq.ParquetFile(pa.BufferReader(data))
+        if len(shape.schema_arrow) > MAX_COLUMNS:
+            raise FileRejected(
+                f"has {len(shape.schema_arrow):,} columns; at most {MAX_COLUMNS:,} are read",
+                rows=shape.metadata.num_rows,
+            )
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as exc:
         raise FileRejected(f"cannot be read as Parquet: {exc}") from exc
@@ -249,6 +299,49 @@ def _read_parquet(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df, pd.DataFrame({"source_row": pd.array([], dtype="Int64"), "text": [], "problem": []})
 
 
+# +1 for a byte that opens an array or object, -1 for one that closes it
+_NESTING = np.zeros(256, dtype=np.int8)
+_NESTING[[ord("["), ord("{")]], _NESTING[[ord("]"), ord("}")]] = 1, -1
+_DEPTH_CHUNK = 1 << 20  # bytes of a line counted at a time (bounded memory for any line)
+
+
+def _json_depth(line: str) -> int:
+    """How deeply the arrays and objects of one JSON line nest (the line's object is 1),
+    counted on its brackets outside strings, without parsing it: Python's parser recurses
+    once per level and fails (RecursionError) about a thousand levels down. Escapes are
+    dropped first (an escaped backslash, then an escaped quote), so every quote left opens or
+    closes a string; the rest is NumPy over the bytes, a chunk at a time."""
+    text = line.replace("\\\\", "").replace('\\"', "").encode("utf-8")
+    codes = np.frombuffer(text, dtype=np.uint8)
+    depth = deepest = inside = 0
+    for at in range(0, len(codes), _DEPTH_CHUNK):
+        part = codes[at : at + _DEPTH_CHUNK]
+        in_string = np.bitwise_xor.accumulate((part == ord('"')).view(np.uint8)) ^ inside
+        run = np.cumsum(np.where(in_string, 0, _NESTING[part]), dtype=np.int64) + depth
+        deepest, depth, inside = max(deepest, int(run.max())), int(run[-1]), int(in_string[-1])
+    return deepest
+
+
+def _json_rejected(reason: str, lines: list[str]) -> FileRejected:
+    """The whole file rejected for one line; its rows are the non-blank lines."""
+    return FileRejected(reason, rows=sum(1 for line in lines if line.strip()))
+
+
+def _check_json_shape(line: str, number: int, lines: list[str]) -> None:
+    """Reject the file if line ``number`` nests deeper than ``MAX_JSON_DEPTH``. Only a line
+    with more brackets than that is counted (the count is a C-speed scan; a line of flat
+    values has one)."""
+    if line.count("[") + line.count("{") <= MAX_JSON_DEPTH:
+        return
+    depth = _json_depth(line)
+    if depth > MAX_JSON_DEPTH:
+        raise _json_rejected(
+            f"line {number} nests arrays/objects {depth:,} levels deep; "
+            f"at most {MAX_JSON_DEPTH} are read",
+            lines,
+        )
+
+
 def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -257,16 +350,24 @@ def _read_jsonl(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     except UnicodeDecodeError as exc:
         raise FileRejected(f"not UTF-8 text (byte offset {exc.start})") from exc
     records, numbers, bad = [], [], []
-    for i, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        _check_json_shape(line, i, lines)
         try:
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
+        except RecursionError as exc:  # only if the depth check above let it through
+            raise _json_rejected(f"line {i} is nested too deeply to be read", lines) from exc
         except ValueError as exc:
             bad.append((i, line[:200], f"is not a JSON object ({exc})"))
             continue
+        if len(obj) > MAX_COLUMNS:
+            raise _json_rejected(
+                f"line {i} has {len(obj):,} fields; at most {MAX_COLUMNS:,} are read", lines
+            )
         records.append(obj)
         numbers.append(i)
     if not records and not bad:
@@ -336,23 +437,31 @@ def _type_values(col: Column, s: pd.Series) -> tuple[dict[str, pd.Series], Probl
     if col.required:
         problems.append((empty, "required value is missing"))
     if col.kind == "date":
-        val = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+        # pandas reads 'today' and 'now' as the wall clock's date, even with a format: a
+        # date is written with digits, so the night's outputs never depend on when it ran
+        digits = s.str.contains("[0-9]", regex=True).fillna(False).astype(bool)
+        val = pd.to_datetime(s.where(digits, ""), format="%Y-%m-%d", errors="coerce")
         problems.append((~empty & val.isna(), "{value} is not a date (YYYY-MM-DD)"))
         typed[col.name] = val
     elif col.kind == "int":
         num = pd.to_numeric(s.where(~empty), errors="coerce")
-        bad = ~empty & (num.isna() | (num != num.round()))
+        bad = ~empty & (num.isna() | (num.abs() == np.inf) | (num != num.round()))
         problems.append((bad, "{value} is not a whole number"))
+        # beyond Int64 ('1e30'): the cast would wrap it round to a negative number
+        big = ~bad & ~empty & (num.abs() >= 2**63)
+        problems.append((big, "{value} is out of range"))
         if col.minimum is not None:
-            low = ~bad & ~empty & (num < col.minimum)
+            low = ~bad & ~big & ~empty & (num < col.minimum)
             problems.append((low, f"{{value}} is below the minimum {col.minimum}"))
-        typed[col.name] = num.where(~bad).round().astype("Int64")
+        typed[col.name] = num.where(~bad & ~big).round().astype("Int64")
     elif col.kind == "decimal":
         num = pd.to_numeric(s.where(~empty).str.replace(r"^\$", "", regex=True), errors="coerce")
-        bad = ~empty & num.isna()
+        with np.errstate(over="ignore"):  # '1e308' in cents overflows: not an amount
+            cents = num.round(2)
+        bad = ~empty & (num.isna() | (cents.abs() == np.inf))  # 'inf', '1e308' (x 100)
         problems.append((bad, "{value} is not an amount"))
         problems.append((~bad & ~empty & (num < 0), "{value} is negative"))
-        typed[col.name] = num.round(2).astype("float64")
+        typed[col.name] = cents.astype("float64")
     elif col.kind == "time":
         ok = s.str.fullmatch(_TIME).fillna(False).astype(bool)
         problems.append((~empty & ~ok, "{value} is not a time (HH:MM, 24 h)"))
@@ -555,6 +664,8 @@ def read_typed(path: str) -> FilePart:
         ).assign(_stage=0)
         return FilePart(info, _empty_typed().iloc[0:0], _bad_records(None), found)
     frames = []
+    if info.rows == 0:  # a clinic that sent nothing is news: a finding on no line
+        frames.append(_file_empty(info.path))
     if not bad.empty:
         rows = bad.assign(line_id=pd.NA, encounter_id=pd.NA)
         msg = (
@@ -580,6 +691,18 @@ def read_typed(path: str) -> FilePart:
     typed["_encounter_id_raw"] = _one_chunk(df["encounter_id"])
     found = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return FilePart(info, typed, _bad_records(bad), found.reset_index(drop=True))
+
+
+def _file_empty(path: str) -> pd.DataFrame:
+    """FILE_EMPTY for a file read whole that holds no rows: it bills nothing and holds
+    nothing, so without this finding the exception report would not show that it came."""
+    return findings.make(
+        "FILE_EMPTY",
+        pd.DataFrame({"source_file": [path]}),
+        f"{storage.name(path)}: the file has its column names but no rows; "
+        "nothing came from it tonight",
+        evidence="extract contract (extract-format.md)",
+    ).assign(_stage=0)
 
 
 def _bad_records(bad: pd.DataFrame | None) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Reference data: clinics, payers, CPT code properties, NCCI PTP pairs and MUEs.
 
 Loaded from a folder (``--reference``), defaulting to the sample folder shipped in the package.
-Every file is recorded with its sha256 and row count for the manifest. Unknown setting values
-are a start-up error, never a silent default.
+Every file is recorded with its sha256 and row count for the manifest. Unknown setting values,
+numbers out of their range (``NUMBER_RANGES``) and dates that are not written with digits are a
+start-up error naming file, row, column and value, never a silent default.
 """
 
 from __future__ import annotations
@@ -70,6 +71,22 @@ UNIT_METHODS = ("cms", "per_code")
 DISTINCT_MODIFIERS = ("x", "59")
 CLAIM_TYPES = ("professional", "institutional")
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+# The numbers of the reference files: (file, column) -> (lowest, highest, whole). A value out
+# of its range is a start-up error, never a silent default: an MUE of 1e308 would never be
+# exceeded, a negative one always, a KX threshold of 'inf' or 'nan' never reached.
+# docs/extract-format.md gives each range and why.
+NUMBER_RANGES: dict[tuple[str, str], tuple[int, int, bool]] = {
+    # 96 = the 15-minute units in 24 hours
+    ("payers.csv", "max_timed_units_per_day"): (1, 96, True),
+    # CMS MUE values run from 0 to a few thousand (drugs and supplies)
+    ("mue.csv", "mue_value"): (0, 99_999, True),
+    # the therapy cap, the KX threshold's forerunner, began in 1999
+    ("kx_thresholds.csv", "year"): (1999, 2100, True),
+    # dollars; CMS's thresholds are a few thousand (2026: about 2,480)
+    ("kx_thresholds.csv", "pt_slp"): (1, 100_000, False),
+    ("kx_thresholds.csv", "ot"): (1, 100_000, False),
+}
 
 
 class ReferenceError(ValueError):
@@ -166,10 +183,18 @@ def _read(directory: str, name: str, required: tuple[str, ...], files: list[dict
         raise ReferenceError(f"{path}: missing column(s) {', '.join(missing)}")
     for c in df.columns:
         df[c] = df[c].astype(str).str.strip()
+    df.attrs["first_row"] = skip + 2  # the file's row number of the first record (header: 1)
     files.append(
         {"name": name, "path": path, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(df)}
     )
     return df
+
+
+def _first_bad(df: pd.DataFrame, bad: pd.Series) -> tuple[int, int]:
+    """The position of the first ``bad`` row and its row number in the file (the header is
+    row 1; a CMS file's notice lines before the header count too)."""
+    i = int(bad.to_numpy().nonzero()[0][0])
+    return i, i + df.attrs.get("first_row", 2)
 
 
 def _check_values(df: pd.DataFrame, path: str, column: str, allowed, *, allow_empty=False):
@@ -178,30 +203,59 @@ def _check_values(df: pd.DataFrame, path: str, column: str, allowed, *, allow_em
     if allow_empty:
         bad &= vals != ""
     if bad.any():
-        i = int(bad.to_numpy().nonzero()[0][0])
+        i, row = _first_bad(df, bad)
         raise ReferenceError(
-            f"{path} row {i + 2} column {column}: unknown value {vals.iloc[i]!r} "
+            f"{path} row {row} column {column}: unknown value {vals.iloc[i]!r} "
             f"(allowed: {', '.join(map(str, allowed))})"
         )
 
 
 def _bool(df: pd.DataFrame, path: str, column: str) -> pd.Series:
     low = df[column].str.lower()
-    _check_values(pd.DataFrame({column: low}), path, column, BOOLEANS)
+    _check_values(df.assign(**{column: low}), path, column, BOOLEANS)
     return low.map(BOOLEANS).astype(bool)
 
 
 def _dates(df: pd.DataFrame, path: str, column: str, *, allow_empty: bool) -> pd.Series:
     raw = df[column].replace({"*": ""})
+    # pandas reads 'today' and 'now' as the wall clock's date: a date is written with digits
+    raw = raw.where(raw.str.contains("[0-9]") | (raw == ""), "not a date")
     # documented CSV layout is YYYY-MM-DD; CMS quarterly files use YYYYMMDD
     iso = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
     compact = pd.to_datetime(raw, format="%Y%m%d", errors="coerce")
     out = iso.fillna(compact)
     bad = out.isna() & (raw != "") if allow_empty else out.isna()
     if bad.any():
-        i = int(bad.to_numpy().nonzero()[0][0])
-        raise ReferenceError(f"{path} row {i + 2} column {column}: not a date: {raw.iloc[i]!r}")
+        i, row = _first_bad(df, bad)
+        value = df[column].iloc[i]
+        raise ReferenceError(f"{path} row {row} column {column}: not a date: {value!r}")
     return out.dt.date
+
+
+def _figure(n: int) -> str:
+    return f"{n:,}" if n >= 10_000 else str(n)  # 99,999 but 2100 (a year)
+
+
+def _numbers(df: pd.DataFrame, path: str, name: str, column: str, *, allow_empty=False):
+    """The column's values as float64 (NaN where empty and ``allow_empty``), each checked
+    against its ``NUMBER_RANGES`` entry: a finite number within the range, whole if it must
+    be. The first value that is not stops the run, naming file, row, column and value."""
+    low, high, whole = NUMBER_RANGES[(name, column)]
+    raw = df[column]
+    num = pd.to_numeric(raw.where(raw != ""), errors="coerce").astype("float64")
+    ok = np.isfinite(num) & (num >= low) & (num <= high)
+    if whole:
+        ok &= num == num.round()
+    if allow_empty:
+        ok |= raw == ""
+    if not ok.all():
+        i, row = _first_bad(df, ~ok)
+        kind = "a whole number" if whole else "an amount"
+        raise ReferenceError(
+            f"{path} row {row} column {column}: {raw.iloc[i]!r} is not {kind} "
+            f"from {_figure(low)} to {_figure(high)}"
+        )
+    return num
 
 
 def load(directory: str | None = None) -> Reference:
@@ -229,14 +283,8 @@ def load(directory: str | None = None) -> Reference:
     _check_values(payers, p, "distinct_modifier", DISTINCT_MODIFIERS)
     payers["requires_prior_auth"] = _bool(payers, p, "requires_prior_auth")
     payers["requires_therapy_modifiers"] = _bool(payers, p, "requires_therapy_modifiers")
+    _numbers(payers, p, "payers.csv", "max_timed_units_per_day", allow_empty=True)
     cap = pd.to_numeric(payers["max_timed_units_per_day"].replace("", None), errors="coerce")
-    bad = cap.isna() & (payers["max_timed_units_per_day"] != "")
-    if bad.any():
-        i = int(bad.to_numpy().nonzero()[0][0])
-        raise ReferenceError(
-            f"{p} row {i + 2} column max_timed_units_per_day: not a number: "
-            f"{payers['max_timed_units_per_day'].iloc[i]!r}"
-        )
     payers["max_timed_units_per_day"] = cap.astype("Int64")
     if "receiver_name" not in payers.columns:
         payers["receiver_name"] = payers["receiver_id"]
@@ -260,20 +308,16 @@ def load(directory: str | None = None) -> Reference:
             latest = max(table["effective_date"])
             f["effective_quarter"] = f"{latest.year}Q{(latest.month - 1) // 3 + 1}"
     _check_values(mue, p, "mai", ("1", "2", "3"))
+    _numbers(mue, p, "mue.csv", "mue_value")
     mue["mue_value"] = pd.to_numeric(mue["mue_value"], errors="raise").astype(int)
 
     p = storage.join(directory, "code_edits.csv")
     _check_values(code_edits, p, "payer_class", PAYER_CLASSES)
     p = storage.join(directory, "kx_thresholds.csv")
-    try:
-        kx = kx.assign(
-            year=kx["year"].astype(int),
-            pt_slp=kx["pt_slp"].astype(float),
-            ot=kx["ot"].astype(float),
-        ).set_index("year", drop=False)
-    except ValueError as exc:
-        raise ReferenceError(f"{p}: year, pt_slp and ot must be numbers ({exc})") from exc
+    kx = _kx(kx, p)
 
+    for table in (clinics, payers, cpt, ncci, mue, modifiers, code_edits, kx):
+        table.attrs.clear()  # the row numbers were for the messages above only
     return Reference(
         directory=directory,
         clinics=clinics.set_index("clinic_id", drop=False),
@@ -286,6 +330,23 @@ def load(directory: str | None = None) -> Reference:
         kx=kx,
         files=files,
     )
+
+
+def _kx(kx: pd.DataFrame, path: str) -> pd.DataFrame:
+    """The KX thresholds by year: each number in its range, each year once (the rule looks
+    a year's threshold up by year)."""
+    year = _numbers(kx, path, "kx_thresholds.csv", "year").astype(int)
+    for c in ("pt_slp", "ot"):
+        _numbers(kx, path, "kx_thresholds.csv", c)
+    again = year.duplicated()
+    if again.any():
+        _, row = _first_bad(kx, again)
+        raise ReferenceError(
+            f"{path} row {row} column year: {kx['year'][again].iloc[0]!r} is listed twice"
+        )
+    return kx.assign(
+        year=year, pt_slp=kx["pt_slp"].astype(float), ot=kx["ot"].astype(float)
+    ).set_index("year", drop=False)
 
 
 def copy_default(dest: str | Path) -> None:
