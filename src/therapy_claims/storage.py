@@ -26,6 +26,7 @@ access there is the bucket policy's and encryption the bucket's (SSE).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -271,8 +272,10 @@ def _make_dirs(path: str) -> None:
         try:
             os.mkdir(d, mode)
         except FileExistsError:
-            if not d.is_dir():
-                raise
+            if not d.is_dir():  # a file where a folder should be
+                raise NotADirectoryError(
+                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(d)
+                ) from None
             continue  # made meanwhile (another thread or process)
         if private:
             os.chmod(d, mode)  # exactly: the umask may have taken bits off
