@@ -287,6 +287,11 @@ def test_private_writes_are_owner_only(tmp_path, umask_022, monkeypatch):
     storage.make_dirs(str(tmp_path / "raw" / "run_date=2026-11-28" / "x"))
     assert _mode(tmp_path / "raw") == 0o755
     assert _mode(tmp_path / "raw" / "run_date=2026-11-28") == 0o700
+    # for files written by other means (e.g. Arrow's own writer)
+    assert storage.file_mode(str(staging / "work" / "raw.arrow")) == 0o600
+    assert (
+        storage.file_mode(str(tmp_path / "scored" / "run_date=2026-11-28" / "s.parquet")) == 0o644
+    )
 
 
 def test_phi_mode_setting(tmp_path, umask_022, monkeypatch):

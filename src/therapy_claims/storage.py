@@ -246,7 +246,9 @@ def phi_modes(path: str = "") -> tuple[int, int]:
     return mode, mode | (mode & 0o444) >> 2
 
 
-def _file_mode(path: str) -> int:
+def file_mode(path: str) -> int:
+    """The mode a local file written at ``path`` gets: the PHI mode where ``is_private``, else
+    what the umask leaves of 0666 (for code that writes a file itself, e.g. with Arrow)."""
     return phi_modes(path)[0] if is_private(path) else 0o666 & ~_umask()
 
 
@@ -299,7 +301,7 @@ def write_bytes(path: str, data: bytes) -> None:
             _s3().put_object(Bucket=bucket, Key=key, Body=data)
             return
         target = Path(path)
-        mode = _file_mode(path)
+        mode = file_mode(path)
         _make_dirs(str(target.parent))
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
