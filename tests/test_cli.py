@@ -198,3 +198,91 @@ def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys
     )
     assert landed == expected == m["rows_in"] and m["balanced"]
     assert "balanced: yes" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- run's settings
+
+
+def _captured_config(monkeypatch, argv: list[str]):
+    """The RunConfig ``run`` hands the pipeline for ``argv`` (the night itself not run)."""
+    from therapy_claims import pipeline
+
+    seen = []
+
+    def fake_run(cfg, progress=None):
+        seen.append(cfg)
+        return {"inputs": []}
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    base = ["run", "--input", "in", "--out", "out", "--run-date", "2026-11-28", "-q"]
+    assert main(base + argv) == 0
+    return seen[0]
+
+
+def test_run_settings_reach_the_run_config(monkeypatch):
+    monkeypatch.delenv("THERAPY_CLAIMS_LEDGER", raising=False)
+    cfg = _captured_config(monkeypatch, [])
+    assert (cfg.wait, cfg.ledger, cfg.reopen) == (False, None, False)
+    cfg = _captured_config(
+        monkeypatch, ["--wait", "--ledger", "postgresql://db/claims", "--reopen"]
+    )
+    assert (cfg.wait, cfg.ledger, cfg.reopen) == (True, "postgresql://db/claims", True)
+
+
+def test_ledger_defaults_to_its_environment_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("THERAPY_CLAIMS_LEDGER", str(tmp_path / "ledger.sqlite"))
+    assert _captured_config(monkeypatch, []).ledger == str(tmp_path / "ledger.sqlite")
+    # the flag wins over the environment
+    assert _captured_config(monkeypatch, ["--ledger", "other.db"]).ledger == "other.db"
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _failing_run(monkeypatch, exc: BaseException) -> None:
+    from therapy_claims import pipeline
+
+    def fake_run(cfg, progress=None):
+        raise exc
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+
+
+RUN = ["run", "--input", "in", "--out", "out", "--run-date", "2026-11-28", "-q"]
+
+
+def test_storage_error_exit_2_one_line(monkeypatch, capsys):
+    from therapy_claims import storage
+
+    _failing_run(monkeypatch, storage.StorageError("write", "/o/x.parquet", "Disk quota exceeded"))
+    assert main(RUN) == 2
+    err = capsys.readouterr().err
+    assert err == "therapy-claims: error: write /o/x.parquet: Disk quota exceeded\n"
+
+
+def test_internal_error_exit_2_one_line_traceback_only_with_v(monkeypatch, capsys):
+    _failing_run(monkeypatch, ValueError("no column 'units'\n  in the scored table"))
+    assert main(RUN) == 2
+    line = "therapy-claims: error: internal error in run: ValueError: no column 'units'"
+    assert capsys.readouterr().err == line + "\n"
+    assert main(["-v", *RUN]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "fake_run" in err
+    assert err.splitlines()[-1] == line
+
+
+def test_internal_error_without_message_names_its_type(monkeypatch, capsys):
+    _failing_run(monkeypatch, ZeroDivisionError())
+    assert main(RUN) == 2
+    assert capsys.readouterr().err == (
+        "therapy-claims: error: internal error in run: ZeroDivisionError\n"
+    )
+
+
+def test_summary_of_a_missing_s3_bucket_exit_2_one_line(moto_server, capsys):
+    rc = main(["summary", "--out", "s3://tc-no-such-bucket-here/x", "--run-date", "2026-11-28"])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        "therapy-claims: error: list s3://tc-no-such-bucket-here/x/manifest/"
+        "run_date=2026-11-28.json: the bucket does not exist\n"
+    )

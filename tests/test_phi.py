@@ -1,12 +1,16 @@
 """No protected health information in logs, in the de-identified run report, or in the GX
-results and Data Docs; names and addresses only where a biller or the payer needs them."""
+results and Data Docs; names and addresses only where a biller or the payer needs them; the
+layers that hold it readable by their owner only."""
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from datetime import date
 from pathlib import Path
 
+import pytest
 from factories import row, write_csv
 
 from therapy_claims import pipeline
@@ -58,3 +62,45 @@ def test_no_phi_in_logs_report_or_validation(tmp_path, caplog):
     # the claim file carries them, as it must
     claims = b"".join(f.read_bytes() for f in Path(cfg.final("claims")).glob("*.x12"))
     assert b"QUIXWELL" in claims
+
+
+@pytest.mark.parametrize(
+    "setting, file_mode, dir_mode", [(None, 0o600, 0o700), ("0640", 0o640, 0o750)]
+)
+def test_phi_layers_are_owner_only(tmp_path, monkeypatch, setting, file_mode, dir_mode):
+    """The raw layer, the claim files and the ledger are written owner-only (or as
+    THERAPY_CLAIMS_PHI_MODE says); the analysts' layers keep the umask's mode."""
+    if setting is None:
+        monkeypatch.delenv("THERAPY_CLAIMS_PHI_MODE", raising=False)
+    else:
+        monkeypatch.setenv("THERAPY_CLAIMS_PHI_MODE", setting)
+    old = os.umask(0o022)
+    try:
+        inp = write_csv(tmp_path / "in" / "a.csv", [row(), row(line_id="L2", encounter_id="E2")])
+        cfg = pipeline.RunConfig(
+            inputs=[str(inp)], out=str(tmp_path / "out"), run_date=date(2026, 11, 28)
+        )
+        pipeline.run(cfg)
+    finally:
+        os.umask(old)
+    out = Path(cfg.out)
+    assert list(Path(cfg.final("claims")).glob("*.x12"))  # a claim file to look at
+    for kind in ("raw", "claims", "ledger"):
+        night = Path(cfg.final(kind))
+        files = [p for p in night.rglob("*") if p.is_file()]
+        assert files, kind
+        assert {_mode(p) for p in files} == {file_mode}, kind
+        assert {_mode(d) for d in [night, *(p for p in night.rglob("*") if p.is_dir())]} == {
+            dir_mode
+        }, kind
+        assert _mode(out / kind) == 0o755  # only the nights' folders in it
+    assert _mode(out / ".staging") == dir_mode  # the work folder the night was staged in
+    for kind in ("scored", "exceptions", "reports", "validation"):
+        night = Path(cfg.final(kind))
+        assert _mode(night) == 0o755, kind
+        assert {_mode(p) for p in night.rglob("*") if p.is_file()} == {0o644}, kind
+    assert _mode(cfg.manifest_path) == 0o644
+
+
+def _mode(p) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)

@@ -1,8 +1,10 @@
 """Command line: ``therapy-claims run | generate | demo | summary | show``.
 
 Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
-rejected as a whole; 2 usage error or a run that could not start (one line on stderr saying
-what and where).
+rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
+arguments or reference data, storage that failed (disk full, read-only, S3 unreachable, a
+missing bucket), or an internal error. Exit 2 always comes with one line on stderr saying
+what and where (``-v`` adds the traceback before it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from datetime import date
 from pathlib import Path
 
@@ -32,14 +35,26 @@ def _progress(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def cmd_run(args) -> int:
-    cfg = pipeline.RunConfig(
+LEDGER_ENV = "THERAPY_CLAIMS_LEDGER"
+
+
+def run_config(args) -> pipeline.RunConfig:
+    """The night's RunConfig from ``run``'s arguments (``--ledger`` defaults to
+    ``THERAPY_CLAIMS_LEDGER``)."""
+    return pipeline.RunConfig(
         inputs=args.input,
         out=args.out,
         run_date=pipeline.parse_run_date(args.run_date),
         reference=args.reference,
         usage=args.usage,
+        wait=args.wait,
+        ledger=args.ledger or os.environ.get(LEDGER_ENV) or None,
+        reopen=args.reopen,
     )
+
+
+def cmd_run(args) -> int:
+    cfg = run_config(args)
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
         from therapy_claims.reports import summary_text
@@ -168,6 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--usage", choices=("T", "P"), default="T", help="ISA15: T test (default) or P production"
     )
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another run's lock on the output instead of exiting 2",
+    )
+    r.add_argument(
+        "--ledger",
+        metavar="URL",
+        help=f"the ledger database: a SQLite file path or a postgresql:// URL "
+        f"(default: ${LEDGER_ENV}, else SQLite under <out>/.ledger/)",
+    )
+    r.add_argument(
+        "--reopen", action="store_true", help="allow reopening a night older than the window"
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     r.set_defaults(fn=cmd_run)
 
@@ -217,15 +246,35 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     # -v is for the night's stages: GX's INFO records are about its own internals (hundreds of
-    # them while it is imported)
+    # them while it is imported). Some GX modules set their own logger to INFO when imported,
+    # so the handlers drop them too.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_no_gx_info)
     try:
         return args.fn(args)
-    except pipeline.RunError as exc:
-        print(f"therapy-claims: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (pipeline.RunError, storage.StorageError) as exc:
+        return _fail(args, str(exc), exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen failure: one line, exit 2
+        lines = str(exc).strip().splitlines()
+        what = f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+        return _fail(args, f"internal error in {args.command}: {what}", exc)
+
+
+def _no_gx_info(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith("great_expectations")
+
+
+def _fail(args, message: str, exc: BaseException) -> int:
+    """Exit 2 with ``message`` as the one line on stderr; with ``-v`` the traceback first
+    (for an error from the second process, it includes that process's traceback)."""
+    if args.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    line = " ".join(message.splitlines()).strip()
+    print(f"therapy-claims: error: {line}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":
