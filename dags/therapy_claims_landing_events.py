@@ -16,16 +16,24 @@ DOC_MD = """
 Runs a night as soon as an extract is dropped into the local landing folder
 (`THERAPY_CLAIMS_LANDING`, default `$AIRFLOW_HOME/landing`). The watcher
 (`plugins/landing_watcher.py`) runs in the triggerer and fires when a new or changed file has
-stopped changing. **plan** skips files already processed (registry: path + sha256) and groups
+stopped changing. **plan** ignores paths outside the folder (with a warning), skips files
+already processed for any night (registry: path + sha256, shared with the nightly DAG) and groups
 the rest by night (run date from the path, e.g. `encounters_CLN01_2026-11-27.csv`, else the
 day after the latest `date_of_service`); **process** (mapped, one per night) runs the whole
 pipeline for the night and registers its files. At `THERAPY_CLAIMS_RECONCILE_CRON` the DAG
-also reconciles: it lists the folder and processes whatever was missed.
+also reconciles: it lists the folder and processes whatever was missed. A late file reruns its
+night with the files the night was published with; a night more than
+`THERAPY_CLAIMS_REOPEN_DAYS` (default 7) days before the newest published night needs the
+param `reopen`.
 
 **When it fails**
 - Nothing is registered until a night's manifest is written: fix the cause, then clear the
   failed task or trigger this DAG by hand (a run without events reconciles the folder).
 - `plan` failing with "no run date": rename the file with its night's date.
+- `plan` failing with "cannot take the new file(s)": files the night was published with are
+  gone or changed; put them back unchanged, or run the night by hand with all its files.
+- `plan` failing with "refusing to reopen": trigger with `reopen` true if the file really
+  belongs to that old night, else move it out of the folder.
 - Alerts go to the `therapy_claims_alerts` connection (on failure, and when a run is not done
   `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pendulum
@@ -13,20 +14,32 @@ DOC_MD = """
 ### therapy_claims_nightly
 
 Turns the night's encounter extracts into billable claims:
-**partitions** (list the landing zone; one partition per file or per folder, e.g. a clinic) →
+**partitions** (list the landing zone and keep only the files no night has processed yet, see
+below; one partition per file or per folder, e.g. a clinic) →
 **ingest_partition** (mapped: each partition's files read and typed on any worker) →
 **ingest** (the cross-file checks: repeated line ids, held visits, counts) →
 **validate** (Great Expectations suites: extract schema, time, region and modifier consistency) →
 **score** (units by the payer's rule, billing edits, hold claims with errors) →
 **publish** (837 claim files, exception report, run report; swapped into place together) →
-**manifest** (written last: the night's inventory; it must balance).
+**manifest** (written last: the night's inventory; it must balance) →
+**register** (the night's input files, path + sha256, into `<out>/.registry/`).
+
+**Sharing the landing zone.** Files stay in the landing zone after their night: `partitions`
+skips every file already registered for any night, by this DAG or an event DAG, so no file is
+billed twice. With no new file the run is skipped: `partitions` succeeds, logs "no new file",
+and every later task is skipped (nothing is staged or published). When the night was already
+published (a rerun, or an event DAG ran it), its earlier files are read again with the new
+ones; if one of them is gone or changed, `partitions` fails instead of publishing a smaller
+night.
 
 Outputs land under the output root in `raw/`, `scored/`, `exceptions/`, `claims/`,
 `validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`.
 
 **Parameters** (trigger with config): `input` (landing folder or file, local or `s3://`),
 `out` (output root), `run_date` (YYYY-MM-DD; default: the run's logical date), `reference`
-(reference data folder; default: the shipped samples), `partition_by` (`folder` or `file`).
+(reference data folder; default: the shipped samples), `partition_by` (`folder` or `file`),
+`reopen` (allow a night more than `THERAPY_CLAIMS_REOPEN_DAYS`, default 7, days before the
+newest published night).
 Any partitioning gives the same outputs as one process (`therapy-claims run`). Defaults come from the environment
 variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REFERENCE`.
 
@@ -35,6 +48,14 @@ variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REF
   as they were, and claim files are never half written. Fix the cause and clear the failed task
   (or trigger the DAG again with the same `run_date`): a re-run replaces that night's outputs.
 - `partitions` failing with "does not exist": the landing path is wrong or unreachable.
+- `partitions` failing with "cannot take the new file(s)": files the night was published with
+  are gone or changed; put them back unchanged, or run the night by hand with all its files.
+- `partitions` failing with "refusing to reopen": the night is older than the reopen window;
+  trigger again with `reopen` true if the files really belong to it.
+- A re-run of a night that succeeded (manifest and `register` done) finds nothing new and is
+  skipped: to rebuild such a night, run it by hand (`therapy-claims run`) with all its files.
+- `register` failing: the night is published; clear `register` (until it succeeds, the next
+  night would read the night's files again and hold their lines ALREADY_BILLED).
 - `ingest_partition` failing: that partition's log names the file; clear the failed map index
   (the other partitions keep their results), then `ingest` and the rest run.
 - An alert (on-failure notifier, and a deadline alert when the night is not done
@@ -54,7 +75,9 @@ def _config():
 
     ctx = get_current_context()
     when = ctx.get("logical_date") or ctx["dag_run"].run_after
-    return pipeline.config_from(dict(ctx["params"]), default_run_date=when.date())
+    cfg = pipeline.config_from(dict(ctx["params"]), default_run_date=when.date())
+    cfg.reopen = bool(ctx["params"].get("reopen", False))
+    return cfg
 
 
 @dag(
@@ -73,16 +96,23 @@ def _config():
         "run_date": Param("", type="string", description="YYYY-MM-DD; empty = logical date"),
         "reference": Param(os.environ.get("THERAPY_CLAIMS_REFERENCE", ""), type="string"),
         "partition_by": Param("folder", enum=["folder", "file"]),
+        "reopen": Param(False, type="boolean", description="allow a night older than the window"),
     },
 )
 def therapy_claims_nightly():
-    @task
+    @task.short_circuit
     def partitions() -> list:
+        """Empty (nothing new in the landing zone): every later task is skipped."""
         from therapy_claims import pipeline
 
-        return pipeline.plan_partitions(
+        parts = pipeline.plan_new_partitions(
             _config(), by=get_current_context()["params"]["partition_by"]
         )
+        if not parts:
+            logging.getLogger(__name__).info(
+                "no new file in the landing zone: the night is skipped (nothing published)"
+            )
+        return parts
 
     @task(max_active_tis_per_dag=16)
     def ingest_partition(files: list) -> dict:
@@ -120,8 +150,14 @@ def therapy_claims_nightly():
 
         return pipeline.manifest(_config())
 
+    @task
+    def register() -> int:
+        from therapy_claims import events
+
+        return events.register_night(_config(), run_id=get_current_context()["run_id"])
+
     mapped = ingest_partition.expand(files=partitions())
-    mapped >> ingest() >> validate() >> score() >> publish() >> manifest()
+    mapped >> ingest() >> validate() >> score() >> publish() >> manifest() >> register()
 
 
 therapy_claims_nightly()

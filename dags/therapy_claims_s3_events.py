@@ -14,12 +14,16 @@ DOC_MD = """
 Runs a night as soon as its extracts land in S3: S3 `ObjectCreated` notifications go to the
 SQS queue `THERAPY_CLAIMS_SQS_QUEUE`; the triggerer's watcher turns each message batch into
 a run of this DAG. **plan** lists exactly the files named in the events (keys URL-decoded,
-`s3:TestEvent` ignored), skips files already processed (registry: path + sha256), and groups
+`s3:TestEvent` ignored) that lie under the landing zone `THERAPY_CLAIMS_LANDING`
+(`s3://bucket/prefix`, param `landing`; any other key is ignored with a warning), skips files
+already processed for any night (registry: path + sha256, shared with the nightly DAG), and groups
 the rest by night (run date from the path, `run_date=YYYY-MM-DD` or a date in the file name,
 else the day after the latest `date_of_service`). **process** (mapped, one per night) runs the
 whole pipeline for the night (new files plus the files it was last published with) and then
 registers its files. At `THERAPY_CLAIMS_RECONCILE_CRON` (05:30 UTC) the DAG also runs without
 events: a **reconcile** that lists `THERAPY_CLAIMS_LANDING` and processes whatever the events missed.
+A night more than `THERAPY_CLAIMS_REOPEN_DAYS` (default 7) days before the newest published
+night is refused unless the run has the param `reopen` set.
 
 **When it fails**
 - SQS messages are deleted on receipt, but nothing is registered until a night's manifest is
@@ -27,6 +31,13 @@ events: a **reconcile** that lists `THERAPY_CLAIMS_LANDING` and processes whatev
   trigger this DAG by hand (a run without events reconciles the landing zone).
 - `plan` failing with "no run date": a file's path names no date and its content has none;
   rename it (`.../run_date=YYYY-MM-DD/...`) or put it under a dated folder.
+- `plan` failing with "cannot take the new file(s)": a late file's night was published with
+  files that are gone from the landing zone or changed; put them back unchanged, or run the
+  night by hand with all its files. The night is never republished from the late file alone.
+- `plan` failing with "refusing to reopen": trigger the DAG with `reopen` true if the file
+  really belongs to that old night, else move it out of the landing zone.
+- Files "ignored ... not inside the landing zone" in the log: the notification's bucket or
+  prefix differs from `THERAPY_CLAIMS_LANDING`; fix whichever is wrong.
 - Connection errors: check the `aws_default` connection (or `THERAPY_CLAIMS_AWS_CONN_ID`).
 - Alerts go to the `therapy_claims_alerts` connection (on failure, and when a run is not done
   `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued).

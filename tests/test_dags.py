@@ -59,6 +59,8 @@ def test_event_dags_are_watched_and_reconcile_nightly(dagbag):
             or "Asset" in type(dag.timetable).__name__
         ), dag_id
         assert "process" in dag.get_task("plan").downstream_task_ids
+        assert {"landing", "out", "reference", "reopen"} <= set(dag.params.keys())
+        assert dag.params["reopen"] is False
         (asset,) = dag.timetable.asset_condition.objects
         kinds[dag_id] = type(asset.watchers[0].trigger)
     assert kinds["therapy_claims_s3_events"] is MessageQueueTrigger
@@ -68,9 +70,17 @@ def test_event_dags_are_watched_and_reconcile_nightly(dagbag):
 def test_nightly_shape(dagbag):
     dag = dagbag.get_dag("therapy_claims_nightly")
     order = ["partitions", "ingest_partition", "ingest", "validate", "score", "publish", "manifest"]
+    order.append("register")  # the night's inputs into the registry, once the manifest is there
     for a, b in zip(order, order[1:], strict=False):
         assert b in dag.get_task(a).downstream_task_ids
-    assert {"input", "out", "run_date", "reference", "partition_by"} <= set(dag.params.keys())
+    assert {"input", "out", "run_date", "reference", "partition_by", "reopen"} <= set(
+        dag.params.keys()
+    )
+    assert dag.params["reopen"] is False
+    # nothing new in the landing zone: the first task skips every later one, whatever its
+    # trigger rule (ingest runs when none failed)
+    assert type(dag.get_task("partitions")).__name__ == "_ShortCircuitDecoratedOperator"
+    assert dag.get_task("partitions").ignore_downstream_trigger_rules
     assert (
         dag.get_task("ingest_partition").is_mapped
         if hasattr(dag.get_task("ingest_partition"), "is_mapped")
@@ -78,7 +88,14 @@ def test_nightly_shape(dagbag):
     )
 
 
+def _dag_test(dag, **conf):
+    dr = dag.test(run_conf=conf)
+    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
 def test_dag_test_run(dagbag, airflow_db, tmp_path):
+    from therapy_claims import registry, storage
+
     inp = write_csv(
         tmp_path / "landing" / "a.csv",
         [row(), row(line_id="L2", payer_id="NOPE", encounter_id="E2")],
@@ -86,10 +103,42 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
     out = tmp_path / "out"
     dag = dagbag.get_dag("therapy_claims_nightly")
     dag.deadline = None  # dag.test() in Airflow 3.3.2 cannot handle deadline alerts (by id)
-    dr = dag.test(run_conf={"input": str(inp.parent), "out": str(out), "run_date": "2026-11-27"})
-    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    conf = {"input": str(inp.parent), "out": str(out)}
+    dr, states = _dag_test(dag, **conf, run_date="2026-11-27")
     assert dr.state == "success", states
     m = json.loads((out / "manifest" / "run_date=2026-11-27.json").read_text())
     assert m["balanced"] and m["lines_billed"] == 1 and m["lines_held"] == 1
     assert list((out / "claims" / "run_date=2026-11-27").glob("*.x12"))
     assert (out / "validation" / "run_date=2026-11-27").exists()
+    assert states["register"] == "success"
+    assert registry.night_files(str(out), "2026-11-27") == {str(inp): storage.sha256(inp)}
+
+    # the next night: a.csv is still in the landing zone; only the new file is read
+    new = write_csv(
+        tmp_path / "landing" / "b.csv",
+        [
+            row(
+                line_id="L3",
+                encounter_id="E3",
+                patient_id="P3",
+                start_time="11:00",
+                end_time="11:30",
+            )
+        ],
+    )
+    dr, states = _dag_test(dag, **conf, run_date="2026-11-28")
+    assert dr.state == "success", states
+    m = json.loads((out / "manifest" / "run_date=2026-11-28.json").read_text())
+    assert [i["path"] for i in m["inputs"]] == [str(new)]
+    assert (
+        m["rows_in"] == 1
+        and m["lines_billed"] == 1
+        and "ALREADY_BILLED" not in m["exceptions_by_code"]
+    )
+
+    # nothing new: the run succeeds, skips every task after the first, publishes nothing
+    dr, states = _dag_test(dag, **conf, run_date="2026-11-29")
+    assert dr.state == "success", states
+    assert states.pop("partitions") == "success"
+    assert set(states.values()) == {"skipped"}, states
+    assert not (out / "manifest" / "run_date=2026-11-29.json").exists()

@@ -61,8 +61,9 @@ def deadline(reference: str = "queued"):
 def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str):
     """An event-driven nightly DAG: runs when ``asset``'s watcher fires, and reconciles at
     ``RECONCILE_CRON`` without events. **plan** (the nights the events or the landing zone
-    hold, minus files already processed) -> **process** (mapped, one per night). Shared by the
-    S3/SQS and the local-folder DAG files, which differ only in their asset."""
+    hold, minus files already processed; event paths outside ``landing`` are ignored) ->
+    **process** (mapped, one per night). Shared by the S3/SQS and the local-folder DAG files,
+    which differ only in their asset."""
     import pendulum
     from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context, task
     from airflow.timetables.trigger import CronTriggerTimetable
@@ -83,6 +84,9 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
             "landing": Param(landing, type="string"),
             "out": Param(OUT, type="string"),
             "reference": Param(REFERENCE, type="string"),
+            "reopen": Param(
+                False, type="boolean", description="allow nights older than the reopen window"
+            ),
         },
     )
     def event_night():
@@ -91,7 +95,9 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
             from therapy_claims import events
 
             p = get_current_context()["params"]
-            return events.plan_run(triggering_asset_events, p["landing"], p["out"])
+            return events.plan_run(
+                triggering_asset_events, p["landing"], p["out"], reopen=bool(p.get("reopen"))
+            )
 
         @task(max_active_tis_per_dag=4)
         def process(night: dict) -> dict:

@@ -11,21 +11,38 @@ path: a ``run_date=YYYY-MM-DD`` folder, else the last ``YYYY-MM-DD`` or ``YYYYMM
 (e.g. ``encounters_CLN01_2026-11-27.csv``); a file whose path names no date gets the day after
 its latest ``date_of_service`` (extracts are dropped the night after the visits).
 
-**Once only.** A file already in the registry (same path, same sha256) is skipped; a night
-with new files is run over the new files *and* the files it was last published with (still
-there, unchanged), so a clinic's late extract adds to the night instead of replacing it.
-SQS messages are deleted on receipt, so a failed run loses no file: nothing is registered
-until the night's manifest is written, and the nightly reconcile (``reconcile``) lists the
-landing zone and runs whatever the events missed.
+**Landing zone only.** An event's path is run only when it lies inside the configured
+landing zone (``THERAPY_CLAIMS_LANDING`` / the DAG param ``landing``, a folder or
+``s3://bucket/prefix``); any other path, or one with a ``.``/``..`` segment, is ignored with a
+warning naming it.
+
+**Once only.** A file already in the registry for any night (same path, same sha256) is
+skipped, whichever DAG (events or nightly) processed it; a night with new files is run over the
+new files *and* the files it was last published with (its manifest's inputs), so a clinic's
+late extract adds to the night instead of replacing it. Those earlier files must still be in
+the landing zone unchanged: if one is gone or changed the night is refused (``RunError``), never
+republished smaller. SQS messages are deleted on receipt, so a failed run loses no file:
+nothing is registered until the night's manifest is written, and the nightly reconcile
+(``reconcile``) lists the landing zone and runs whatever the events missed.
+
+**Reopen window.** A file whose night lies more than ``THERAPY_CLAIMS_REOPEN_DAYS`` (default 7)
+days before the newest night published in the output (its manifests, never the clock) is
+refused unless the run is given ``reopen=True``.
+
+**The nightly DAG** shares the landing zone the same way: its first task keeps only the files
+not registered for any night (``nightly_inputs``) and its last registers the night's inputs
+(``register_night``); with nothing new the night is skipped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import urllib.parse
 from datetime import date, timedelta
+from pathlib import Path
 
 from therapy_claims import extract, pipeline, registry, storage
 
@@ -34,6 +51,10 @@ log = logging.getLogger("therapy_claims")
 _RUN_DATE = re.compile(r"run_date=(\d{4}-\d{2}-\d{2})")
 _ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _COMPACT = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
+_MANIFEST = re.compile(r"run_date=(\d{4}-\d{2}-\d{2})\.json")
+
+REOPEN_DAYS_ENV = "THERAPY_CLAIMS_REOPEN_DAYS"
+DEFAULT_REOPEN_DAYS = 7
 
 
 # --------------------------------------------------------------------------- event payloads
@@ -73,9 +94,12 @@ def paths_from_payload(payload: dict) -> list[str]:
 
 
 def _is_extract(path: str) -> bool:
+    """An extract file by its extension, not hidden. ``.``/``..`` segments are not "hidden":
+    such a path is kept here so that the landing-zone check refuses it with a warning."""
     rest = path.split("://", 1)[-1]
     parts = rest.split("/")[1:] if path.startswith("s3://") else rest.split("/")
-    return path.lower().endswith(extract.EXTENSIONS) and not any(p.startswith(".") for p in parts)
+    hidden = any(p.startswith(".") and p not in (".", "..") for p in parts)
+    return path.lower().endswith(extract.EXTENSIONS) and not hidden
 
 
 def paths_from_asset_events(triggering_asset_events) -> list[str]:
@@ -120,13 +144,165 @@ def run_date_for(path: str) -> date:
     )
 
 
+# --------------------------------------------------------------------------- the landing zone
+
+
+def _segments(path: str) -> list[str]:
+    rest = path.split("://", 1)[1] if storage.is_s3(path) else path
+    return rest.replace("\\", "/").split("/")
+
+
+def under_landing(path: str, landing: str) -> bool:
+    """Whether ``path`` lies inside the landing zone ``landing`` (a local folder or
+    ``s3://bucket/prefix``). A path with a ``.`` or ``..`` segment is never inside (S3 keeps
+    such keys literally, a file system resolves them: either way they are not what they
+    seem); ``s3://bucket/prefix-evil/x`` is not inside ``s3://bucket/prefix``. Local paths
+    are compared after resolving symbolic links, so a link out of the folder is outside."""
+    if not landing or any(s in (".", "..") for s in _segments(path)):
+        return False
+    if storage.is_s3(landing) or storage.is_s3(path):
+        if not (storage.is_s3(landing) and storage.is_s3(path)):
+            return False
+        bucket, _, key = path[len("s3://") :].partition("/")
+        l_bucket, _, prefix = landing[len("s3://") :].partition("/")
+        prefix = prefix.strip("/")
+        if bucket != l_bucket or not key or key.endswith("/"):
+            return False
+        return not prefix or key.startswith(prefix + "/")
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(landing))
+    return real != root and real.is_relative_to(root)
+
+
+def landing_paths(paths: list[str], landing: str) -> list[str]:
+    """The event paths inside the configured landing zone; every other one is ignored with a
+    warning naming it (an event names files, it does not choose which files are billed)."""
+    kept = []
+    for p in paths:
+        if under_landing(p, landing):
+            kept.append(p)
+        else:
+            log.warning("ignoring %s named by an event: not inside the landing zone %s", p, landing)
+    return kept
+
+
+def _list_landing(inputs: list[str]) -> list[str]:
+    """The extract files under the landing zone (local paths made absolute, so the nightly
+    DAG and the watcher name a file the same way in the registry)."""
+    try:
+        files = extract.discover(inputs)
+    except FileNotFoundError as exc:
+        raise pipeline.RunError(str(exc)) from exc
+    return [p if storage.is_s3(p) else os.path.abspath(p) for p in files]
+
+
+# --------------------------------------------------------------------------- published nights
+
+
+def reopen_days() -> int:
+    """The reopen window in days (``THERAPY_CLAIMS_REOPEN_DAYS``, default 7)."""
+    raw = os.environ.get(REOPEN_DAYS_ENV, "").strip() or str(DEFAULT_REOPEN_DAYS)
+    try:
+        days = int(raw)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise pipeline.RunError(f"{REOPEN_DAYS_ENV}={raw!r} is not a number of days (0 or more)")
+    return days
+
+
+def newest_published(out: str) -> date | None:
+    """The newest night with a manifest under ``<out>/manifest/`` (one listing; the manifest's
+    name carries its night). The reopen window is measured from it, never from the clock, so
+    a backlog run late does not look old and a rerun next year behaves the same."""
+    newest = None
+    for f in storage.list_files(storage.join(out, "manifest")):
+        m = _MANIFEST.fullmatch(storage.name(f))
+        if m:
+            d = date.fromisoformat(m.group(1))
+            newest = d if newest is None or d > newest else newest
+    return newest
+
+
+def days_too_old(rd: str, newest: date | None) -> int:
+    """How many days night ``rd`` lies before the newest published night, when that is more
+    than the reopen window (0: inside the window, or nothing published yet)."""
+    if newest is None:
+        return 0
+    days = (newest - date.fromisoformat(rd)).days
+    return days if days > reopen_days() else 0
+
+
+def _check_reopen(rd: str, newest: date | None, files: list[str], reopen: bool) -> bool:
+    """Whether night ``rd`` is reopened (outside the window, let through by ``reopen``);
+    ``RunError`` when it is outside the window and ``reopen`` is not set."""
+    days = days_too_old(rd, newest)
+    if not days:
+        return False
+    if reopen:
+        log.warning("night %s is %s days before %s: reopened (reopen is set)", rd, days, newest)
+        return True
+    raise pipeline.RunError(
+        f"night {rd} is {days} days before the newest published night {newest} (reopen window "
+        f"{REOPEN_DAYS_ENV}={reopen_days()}): refusing to reopen it for {_names(files)}; if "
+        "the file(s) belong to that night, run again with reopen=True (DAG param reopen), "
+        "otherwise move them out of the landing zone"
+    )
+
+
+def published_inputs(out: str, rd: str) -> dict[str, str]:
+    """The files night ``rd`` was last published with (path -> sha256): its manifest's inputs,
+    else (no manifest: never published, or an S3 publish interrupted) the registry's."""
+    night = pipeline.RunConfig(inputs=[], out=out, run_date=pipeline.parse_run_date(rd))
+    try:
+        m = storage.read_json(night.manifest_path)
+    except FileNotFoundError:
+        return registry.night_files(out, rd)
+    return {i["path"]: i["sha256"] for i in m.get("inputs", [])}
+
+
+def _earlier_inputs(out: str, rd: str, new: list[str]) -> list[str]:
+    """The files night ``rd`` was published with that a rerun must read again besides
+    ``new``. Every one must still be there unchanged: a night rerun without them would be
+    republished smaller (its claims gone from the ledger, billed again by a later night), so
+    the night is refused instead (``RunError``, one line)."""
+    earlier, missing, changed = [], [], []
+    for p, sha in published_inputs(out, rd).items():
+        if p in new:
+            continue  # a new version of the same file replaces the old one
+        try:
+            (earlier if storage.sha256(p) == sha else changed).append(p)
+        except FileNotFoundError:
+            missing.append(p)
+    if missing or changed:
+        what = "; ".join(
+            f"{k}: {_names(v)}" for k, v in (("missing", missing), ("changed", changed)) if v
+        )
+        raise pipeline.RunError(
+            f"night {rd} cannot take the new file(s) {_names(new)}: file(s) it was published "
+            f"with are no longer in the landing zone as published ({what}); put them back "
+            "(unchanged) in the landing zone and run again, or run the night by hand with all "
+            f"its files (therapy-claims run --run-date {rd} --input ...)"
+        )
+    return earlier
+
+
+def _names(paths: list[str], at_most: int = 5) -> str:
+    shown = ", ".join(sorted(paths)[:at_most])
+    return shown + (f" and {len(paths) - at_most} more" if len(paths) > at_most else "")
+
+
 # --------------------------------------------------------------------------- nights
 
 
-def plan_nights(paths: list[str], out: str) -> list[dict]:
-    """Group the new files (not yet registered with these bytes) by night. Each night is
-    ``{"run_date", "new": [paths], "inputs": [paths]}`` where inputs add the files the night
-    was last published with that are still there unchanged. Missing files are skipped."""
+def plan_nights(paths: list[str], out: str, *, reopen: bool = False) -> list[dict]:
+    """Group the new files (not registered with these bytes for any night) by night. Each
+    night is ``{"run_date", "new": [paths], "inputs": [paths]}`` where inputs add the files
+    the night was last published with (all must still be there unchanged), and
+    ``"reopen": True`` when the night lies outside the reopen window and ``reopen`` lets it
+    through. Files named but gone are skipped. A night that must not run (no run date, an
+    earlier file missing or changed, outside the reopen window) fails the plan with a
+    ``RunError`` naming every such night; nothing runs and nothing is registered."""
+    done = registry.processed_any(out)
     nights: dict[str, set[str]] = {}
     for p in paths:
         try:
@@ -134,31 +310,40 @@ def plan_nights(paths: list[str], out: str) -> list[dict]:
         except FileNotFoundError:
             log.warning("%s named by an event is gone; skipped", p)
             continue
+        if (p, sha) in done:
+            log.info(
+                "%s (sha256 %s) was already processed for %s: no-op",
+                p,
+                sha[:12],
+                ", ".join(done.nights(p, sha)),
+            )
+            continue
         try:
             rd = run_date_for(p).isoformat()
         except pipeline.RunError as exc:
             log.error("%s", exc)
             rd = "unknown"
-        if rd != "unknown" and registry.is_processed(out, rd, p, sha):
-            log.info("%s (sha256 %s) was already processed for %s: no-op", p, sha[:12], rd)
-            continue
         nights.setdefault(rd, set()).add(p)
     if "unknown" in nights:
         raise pipeline.RunError(
             "no run date for: " + ", ".join(sorted(nights["unknown"])) + " (see the log)"
         )
-    plan = []
-    for rd, new in sorted(nights.items()):
-        earlier = []
-        for p, sha in registry.night_files(out, rd).items():
-            if p in new:
-                continue
-            try:
-                if storage.sha256(p) == sha:
-                    earlier.append(p)
-            except FileNotFoundError:
-                log.warning("%s was part of night %s but is gone; left out", p, rd)
-        plan.append({"run_date": rd, "new": sorted(new), "inputs": sorted([*new, *earlier])})
+    newest = newest_published(out) if nights else None
+    plan, refused = [], []
+    for rd, new_set in sorted(nights.items()):
+        new = sorted(new_set)
+        try:
+            reopened = _check_reopen(rd, newest, new, reopen)
+            earlier = _earlier_inputs(out, rd, new)
+        except pipeline.RunError as exc:
+            refused.append(str(exc))
+            continue
+        night = {"run_date": rd, "new": new, "inputs": sorted([*new, *earlier])}
+        if reopened:
+            night["reopen"] = True
+        plan.append(night)
+    if refused:
+        raise pipeline.RunError(" | ".join(refused))
     return plan
 
 
@@ -171,6 +356,7 @@ def process_night(
         out=out,
         run_date=pipeline.parse_run_date(night["run_date"]),
         reference=reference or None,
+        reopen=bool(night.get("reopen", False)),
     )
     m = pipeline.run(cfg, progress=progress)
     registry.record(out, cfg.rd, m["inputs"], run_id=run_id)
@@ -184,28 +370,86 @@ def process_night(
     }
 
 
-def reconcile(landing: str, out: str, reference: str | None = None, run_id: str = "") -> list:
+def reconcile(
+    landing: str, out: str, reference: str | None = None, run_id: str = "", *, reopen: bool = False
+) -> list:
     """List the landing zone and run every night with files the events missed."""
-    files = [p for p in extract.discover([landing]) if _is_extract(p)]
-    nights = plan_nights(files, out)
+    files = [p for p in _list_landing([landing]) if _is_extract(p)]
+    nights = plan_nights(files, out, reopen=reopen)
     log.info("reconcile: %s file(s) in %s, %s night(s) to run", len(files), landing, len(nights))
     return [process_night(n, out, reference, run_id=run_id) for n in nights]
 
 
-def plan_run(triggering_asset_events, landing: str, out: str) -> list[dict]:
-    """The nights an event-DAG run must process: those of the files its events name; a run
-    without events (the nightly reconcile, or triggered by hand) lists the landing zone."""
+def plan_run(
+    triggering_asset_events, landing: str, out: str, *, reopen: bool = False
+) -> list[dict]:
+    """The nights an event-DAG run must process: those of the files its events name (only
+    those inside the landing zone ``landing``); a run without events (the nightly reconcile,
+    or triggered by hand) lists the landing zone."""
     if not out:
         raise pipeline.RunError("no output root (THERAPY_CLAIMS_OUT / param out)")
     paths = paths_from_asset_events(triggering_asset_events)
     if triggering_asset_events:
-        log.info("events name %s extract file(s): %s", len(paths), paths[:20])
-        return plan_nights(paths, out)
+        if paths and not landing:
+            raise pipeline.RunError(
+                "events name files but no landing zone is configured "
+                "(THERAPY_CLAIMS_LANDING / param landing): none is run"
+            )
+        paths = landing_paths(paths, landing)
+        log.info("events name %s extract file(s) in %s: %s", len(paths), landing, paths[:20])
+        return plan_nights(paths, out, reopen=reopen)
     if not landing:
         raise pipeline.RunError("no landing zone (THERAPY_CLAIMS_LANDING / param landing)")
     if not storage.exists(landing):
         log.warning("reconcile: landing zone %s is empty or missing: nothing to do", landing)
         return []
-    files = [p for p in extract.discover([landing]) if _is_extract(p)]
+    files = [p for p in _list_landing([landing]) if _is_extract(p)]
     log.info("reconcile: %s file(s) in %s", len(files), landing)
-    return plan_nights(files, out)
+    return plan_nights(files, out, reopen=reopen)
+
+
+# --------------------------------------------------------------------------- the nightly DAG
+
+
+def nightly_inputs(cfg: pipeline.RunConfig) -> list[str]:
+    """The files the nightly run of ``cfg.rd`` reads: those in the landing zone
+    (``cfg.inputs``) not registered for any night, plus, when the night was already
+    published, the files it was published with (all still there unchanged, else
+    ``RunError``). ``[]`` when nothing is new: last night's files, still in the landing zone,
+    are not read again (they would all be held ALREADY_BILLED and nothing billed)."""
+    if not cfg.inputs:
+        raise pipeline.RunError("no input given (--input PATH)")
+    files = _list_landing(cfg.inputs)
+    done = registry.processed_any(cfg.out)
+    new = [p for p in files if (p, storage.sha256(p)) not in done]
+    if not new:
+        log.info(
+            "night %s: no new file in %s (%s file(s) there, all processed before): nothing to run",
+            cfg.rd,
+            ", ".join(cfg.inputs),
+            len(files),
+        )
+        return []
+    _check_reopen(cfg.rd, newest_published(cfg.out), new, cfg.reopen)
+    earlier = _earlier_inputs(cfg.out, cfg.rd, new)
+    log.info(
+        "night %s: %s new file(s) of %s in the landing zone, %s from its last publication",
+        cfg.rd,
+        len(new),
+        len(files),
+        len(earlier),
+    )
+    return sorted([*new, *earlier])
+
+
+def register_night(cfg: pipeline.RunConfig, run_id: str = "") -> int:
+    """Register the files night ``cfg.rd`` was published with (its manifest's inputs: the bytes
+    actually read), as ``process_night`` does; the nightly DAG's last task. ``RunError`` when
+    the night has no manifest."""
+    try:
+        m = storage.read_json(cfg.manifest_path)
+    except FileNotFoundError as exc:
+        raise pipeline.RunError(f"no manifest at {cfg.manifest_path}: nothing to register") from exc
+    n = registry.record(cfg.out, cfg.rd, m["inputs"], run_id=run_id)
+    log.info("night %s: %s input file(s) registered", cfg.rd, n)
+    return n

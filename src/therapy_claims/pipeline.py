@@ -14,6 +14,8 @@ tunes the process the same way (``tuning.tune_process``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from therapy_claims import tuning
 from therapy_claims.catalogue import CATALOGUE
 from therapy_claims.config import RunConfig, RunError, config_from, parse_run_date
@@ -30,6 +32,22 @@ def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 2
     """Start a night's ingest; the partitions of its files (see ``stages.ingest``)."""
     tuning.tune_process()
     return _ingest.plan_partitions(cfg, by=by, max_partitions=max_partitions)
+
+
+def plan_new_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 256) -> list:
+    """The nightly DAG's first task: the partitions of the landing zone's files (``cfg.inputs``)
+    that no night has processed yet, with the files the night was already published with
+    (``events.nightly_inputs``). ``[]`` when nothing is new: the night is skipped, nothing is
+    staged or published. ``RunError`` when the night is outside the reopen window (and
+    ``cfg.reopen`` is not set) or a file it was published with is gone or changed."""
+    tuning.tune_process()
+    from therapy_claims import events  # events builds on this module: imported when called
+
+    inputs = events.nightly_inputs(cfg)
+    if not inputs:
+        return []
+    night = replace(cfg, inputs=inputs)
+    return _ingest.plan_partitions(night, by=by, max_partitions=max_partitions)
 
 
 def ingest_partition(cfg: RunConfig, files: list[str]) -> dict:
@@ -81,6 +99,7 @@ __all__ = [
     "ingest_partition",
     "manifest",
     "parse_run_date",
+    "plan_new_partitions",
     "plan_partitions",
     "publish",
     "run",
