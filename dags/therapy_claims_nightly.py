@@ -54,6 +54,10 @@ variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REF
   trigger again with `reopen` true if the files really belong to it.
 - A re-run of a night that succeeded (manifest and `register` done) finds nothing new and is
   skipped: to rebuild such a night, run it by hand (`therapy-claims run`) with all its files.
+- A task failing with "output ... is locked by run R": another run (a DAG run, an event run or
+  `therapy-claims run`) holds the output. Wait for it, or if R crashed and its host is gone,
+  `therapy-claims unlock --out OUT`, then clear the task. The run lets go of the lock in its
+  last task (`unlock`), whatever became of it.
 - `register` failing: the night is published; clear `register` (until it succeeds, the next
   night would read the night's files again and hold their lines ALREADY_BILLED).
 - `ingest_partition` failing: that partition's log names the file; clear the failed map index
@@ -75,7 +79,9 @@ def _config():
 
     ctx = get_current_context()
     when = ctx.get("logical_date") or ctx["dag_run"].run_after
-    cfg = pipeline.config_from(dict(ctx["params"]), default_run_date=when.date())
+    # every task of a DAG run is one run of the night: the same run id, folders and lock
+    params = {**ctx["params"], "run_id": ctx["dag_run"].run_id}
+    cfg = pipeline.config_from(params, default_run_date=when.date())
     cfg.reopen = bool(ctx["params"].get("reopen", False))
     return cfg
 
@@ -156,8 +162,17 @@ def therapy_claims_nightly():
 
         return events.register_night(_config(), run_id=get_current_context()["run_id"])
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def unlock() -> None:
+        """Whatever became of the run, the output's lock is let go (a failed run's folders
+        and reservations are settled by the next run)."""
+        from therapy_claims import pipeline
+
+        pipeline.release(_config())
+
     mapped = ingest_partition.expand(files=partitions())
-    mapped >> ingest() >> validate() >> score() >> publish() >> manifest() >> register()
+    done = mapped >> ingest() >> validate() >> score() >> publish() >> manifest() >> register()
+    done >> unlock()
 
 
 therapy_claims_nightly()

@@ -99,9 +99,12 @@ def moto_server():
 
 
 @pytest.fixture
-def bucket(moto_server) -> str:
+def bucket(moto_server, tmp_path_factory, monkeypatch) -> str:
     import boto3
 
     name = f"tc-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name)
+    # an s3:// output names its ledger database (SQLite cannot live on S3): one per bucket
+    ledger = tmp_path_factory.mktemp("ledger") / "ledger.sqlite"
+    monkeypatch.setenv("THERAPY_CLAIMS_LEDGER", str(ledger))
     return name

@@ -108,8 +108,11 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
     assert dr.state == "success", states
     m = json.loads((out / "manifest" / "run_date=2026-11-27.json").read_text())
     assert m["balanced"] and m["lines_billed"] == 1 and m["lines_held"] == 1
-    assert list((out / "claims" / "run_date=2026-11-27").glob("*.x12"))
-    assert (out / "validation" / "run_date=2026-11-27").exists()
+    # the night is the DAG run's own folders, named by the manifest; the lock was let go
+    assert m["run_id"] and m["outputs"]["claims"].endswith(f"run={m['run_id']}")
+    assert list(Path(m["outputs"]["claims"]).glob("*.x12"))
+    assert Path(m["outputs"]["validation"]).exists()
+    assert not (out / ".lock" / "run.json").exists()
     assert states["register"] == "success"
     assert registry.night_files(str(out), "2026-11-27") == {str(inp): storage.sha256(inp)}
 

@@ -263,7 +263,7 @@ def hostile_night(tmp_path_factory):
     rc = cli.main(args)
     manifest = json.loads((out / "manifest" / f"run_date={RD}.json").read_text())
     exceptions = storage.read_parquet(
-        str(out / "exceptions" / f"run_date={RD}" / "exceptions.parquet")
+        str(Path(manifest["outputs"]["exceptions"]) / "exceptions.parquet")
     )
     return rc, manifest, exceptions
 
@@ -334,3 +334,20 @@ def test_an_absurd_reference_number_stops_the_cli_with_one_line(tmp_path, capsys
         f"therapy-claims: error: {mue} row 2 column mue_value: '1e308' is not a whole number "
         "from 0 to 99,999"
     ]
+
+
+@pytest.mark.parametrize("where", ["inside", "same", "around"])
+def test_an_input_overlapping_the_output_exits_2(tmp_path, capsys, where):
+    """Extracts and outputs in one folder: the night would read its own outputs as extracts."""
+    root = tmp_path / "data"
+    write_csv(root / "landing" / "night.csv", [row()])
+    inp, out = {
+        "inside": (root, root / "out"),  # the output inside the landing folder
+        "same": (root / "landing", root / "landing"),
+        "around": (root / "landing", root),  # the landing folder inside the output
+    }[where]
+    args = ["run", "--input", str(inp), "--out", str(out), "--run-date", "2026-11-28", "-q"]
+    assert cli.main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "overlap" in lines[0] and str(out) in lines[0]
+    assert not (out / "manifest").exists()

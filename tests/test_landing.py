@@ -35,7 +35,8 @@ def _nightly(landing, out, rd: str, *, reopen: bool = False) -> dict | None:
 
 
 def _statuses(out, rd: str) -> dict[str, str]:
-    df = storage.read_parquet(str(out / "scored" / f"run_date={rd}" / "scored.parquet"))
+    m = storage.read_json(str(out / "manifest" / f"run_date={rd}.json"))
+    df = storage.read_parquet(storage.join(m["outputs"]["scored"], "scored.parquet"))
     return dict(zip(df["line_id"], df["status"], strict=True))
 
 

@@ -91,6 +91,8 @@ def airflow_stack(moto_server, bucket, tmp_path):
             "THERAPY_CLAIMS_RECONCILE_CRON": "0 0 29 2 *",
             "THERAPY_CLAIMS_LANDING": f"s3://{bucket}/landing",
             "THERAPY_CLAIMS_OUT": f"s3://{bucket}/out",
+            # an s3:// output names its ledger database (SQLite on this disk, for the test)
+            "THERAPY_CLAIMS_LEDGER": str(tmp_path / "ledger.sqlite"),
             "GX_ANALYTICS_ENABLED": "false",
             # standalone starts its components as `airflow ...` from PATH
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

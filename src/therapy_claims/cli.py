@@ -1,4 +1,4 @@
-"""Command line: ``therapy-claims run | generate | demo | summary | show``.
+"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock``.
 
 Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
 rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
@@ -92,6 +92,20 @@ def cmd_show(args) -> int:
     except LookupError as exc:
         print(f"therapy-claims: {exc}", file=sys.stderr)
         return EXIT_REJECTED
+    return EXIT_OK
+
+
+def cmd_unlock(args) -> int:
+    """Remove the output's lock by hand (a holder that crashed on a host that is gone, or a
+    DAG run that will not come back). Its reservations and folders are settled by the next
+    run, which checks them against the manifests."""
+    from therapy_claims import lock
+
+    gone = lock.break_lock(args.out)
+    if gone is None:
+        print(f"{args.out} is not locked")
+    else:
+        print(f"removed the lock of run {gone.get('run_id')} (night {gone.get('run_date')})")
     return EXIT_OK
 
 
@@ -235,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("claim_id", metavar="CLAIM_ID", help="CLM01, e.g. TC0123456789ABCDE or ...-2")
     sh.add_argument("--out", required=True, metavar="PATH", help="output root")
     sh.set_defaults(fn=cmd_show)
+
+    u = sub.add_parser(
+        "unlock", help="remove the output's lock left by a run that crashed (names the holder)"
+    )
+    u.add_argument("--out", required=True, metavar="PATH", help="output root")
+    u.set_defaults(fn=cmd_unlock)
     return p
 
 

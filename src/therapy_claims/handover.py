@@ -13,6 +13,7 @@ A stage never keeps hand-over state of its own; it is all in the object it was g
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
@@ -136,8 +137,10 @@ def write_arrow_file(table: pa.Table, path: str) -> None:
     import pyarrow.feather as feather
 
     local = storage.local_path(path)
-    local.parent.mkdir(parents=True, exist_ok=True)
-    feather.write_feather(table, str(local), compression="uncompressed")
+    storage.make_dirs(str(local.parent))
+    with storage.guard("write", path):
+        feather.write_feather(table, str(local), compression="uncompressed")
+        os.chmod(local, storage.file_mode(path))  # the raw rows are PHI
 
 
 def mapped_table(path: str) -> pa.Table:

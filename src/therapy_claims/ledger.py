@@ -166,9 +166,16 @@ def already_billed(
     on its key (clinic, encounter, payer), so a split claim matches too. Re-running the same
     run date is not a duplicate (its own partition is left out).
     """
-    history = read(out, exclude_run_date=run_date, ledger=ledger)
-    if history.empty or lines.empty:
+    from therapy_claims import ledger_store
+
+    if lines.empty:
         return findings.empty()
+    keys = lines["claim_id"].dropna().astype(str).unique().tolist()
+    with ledger_store.opened(out, ledger) as store:
+        history = store.sent_for(keys, exclude_run_date=run_date)
+    if history.empty:
+        return findings.empty()
+    history = history.drop_duplicates(["claim_id", "run_date"], keep="last")
     history = history.sort_values(["run_date", "claim_id"], kind="mergesort")
     first = history.drop_duplicates("claim_key", keep="first").set_index("claim_key")
     hit = lines[lines["claim_id"].isin(list(first.index))]

@@ -77,7 +77,7 @@ SCHEMA = [
     f"""CREATE TABLE IF NOT EXISTS claims (
         {
         ", ".join(
-            f"{c} {'INTEGER' if c == 'lines' else 'REAL' if c == 'charge' else 'TEXT'}"
+            f"{c} {'INTEGER' if c == 'lines' else 'DOUBLE PRECISION' if c == 'charge' else 'TEXT'}"
             for c in CLAIM_COLUMNS
         )
     },
@@ -191,9 +191,13 @@ class Store:
     ) -> None:
         """Reserve a run's claims (ledger rows) in one transaction, or change nothing and raise
         ``RunError`` if another night owns any of them (``adopting`` history written before
-        this database: the earlier night keeps the claim, the rows are recorded all the same)."""
+        this database: the earlier night keeps the claim, the rows are recorded all the same).
+
+        The night's claim keys go into a temporary table and are checked against the owners
+        with one join: a night has hundreds of thousands of claims."""
         now = _now()
-        keys = sorted(set(rows["claim_key"].astype(str))) if len(rows) else []
+        keys = rows["claim_key"].astype(str).unique().tolist() if len(rows) else []
+        records = _records(rows, run_id, now)
         with self.transaction():
             self._exec(
                 "INSERT INTO runs (run_id, run_date, state, reserved_at) VALUES (?, ?, ?, ?) "
@@ -201,40 +205,48 @@ class Store:
                 (run_id, run_date, "reserved", now, now),
             )
             self._exec("DELETE FROM claims WHERE run_id = ? AND state = 'reserved'", (run_id,))
-            self._many(
-                "INSERT INTO claim_keys (claim_key, run_date, first_run_id) VALUES (?, ?, ?) "
-                "ON CONFLICT (claim_key) DO NOTHING",
-                [(k, run_date, run_id) for k in keys],
+            self._exec("CREATE TEMP TABLE IF NOT EXISTS night_keys (claim_key TEXT PRIMARY KEY)")
+            self._exec("DELETE FROM night_keys")
+            self._many("INSERT INTO night_keys (claim_key) VALUES (?)", [(k,) for k in keys])
+            taken = self.query(
+                "SELECT n.claim_key, k.run_date FROM night_keys n "
+                "JOIN claim_keys k ON k.claim_key = n.claim_key WHERE k.run_date <> ? "
+                "ORDER BY n.claim_key",
+                (run_date,),
             )
-            owners = self._owners(keys)
-            taken = {k: d for k, d in owners.items() if d != run_date}
             if taken and not adopting:
-                key, night = next(iter(sorted(taken.items())))
+                key, night = taken[0]
                 raise RunError(
                     f"{len(taken)} claim(s) of night {run_date} are already owned by another "
                     f"night in the ledger (e.g. claim {key}, night {night}): nothing was "
                     "published; run the night again (score holds them as ALREADY_BILLED)"
                 )
-            records = rows.reindex(columns=CLAIM_COLUMNS).astype(object)
-            records = records.where(records.notna(), None)
+            self._exec(
+                "INSERT INTO claim_keys (claim_key, run_date, first_run_id) "
+                "SELECT claim_key, ?, ? FROM night_keys WHERE true "
+                "ON CONFLICT (claim_key) DO NOTHING",
+                (run_date, run_id),
+            )
             self._many(
                 f"INSERT INTO claims ({', '.join(CLAIM_COLUMNS)}, run_id, state, reserved_at) "
                 f"VALUES ({', '.join('?' * (len(CLAIM_COLUMNS) + 3))})",
-                [(*r, run_id, "reserved", now) for r in records.itertuples(index=False)],
+                records,
             )
 
-    def _owners(self, keys: list[str]) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            owners.update(
-                self.query(
-                    "SELECT claim_key, run_date FROM claim_keys "
-                    f"WHERE claim_key IN ({', '.join('?' * len(part))})",
-                    part,
-                )
+    def sent_for(self, keys: list[str], *, exclude_run_date: str | None = None) -> pd.DataFrame:
+        """The sent rows of these claim keys (not those of one run date): the history a night's
+        claims are checked against, without reading all of it."""
+        with self.transaction():
+            self._exec("CREATE TEMP TABLE IF NOT EXISTS night_keys (claim_key TEXT PRIMARY KEY)")
+            self._exec("DELETE FROM night_keys")
+            self._many("INSERT INTO night_keys (claim_key) VALUES (?)", [(k,) for k in keys])
+            rows = self.query(
+                f"SELECT {', '.join('c.' + c for c in CLAIM_COLUMNS)}, c.run_id, c.sent_at "
+                "FROM claims c JOIN night_keys n ON n.claim_key = c.claim_key "
+                "WHERE c.state = 'sent' AND c.run_date <> ? ORDER BY c.run_date, c.claim_id",
+                (exclude_run_date or "",),
             )
-        return owners
+        return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "run_id", "sent_at"])
 
     def mark_sent(self, run_id: str) -> int:
         """The run's night was committed: its reserved claims are sent."""
@@ -312,6 +324,16 @@ class Store:
         return len(rows)
 
 
+def _records(rows: pd.DataFrame, run_id: str, now: str) -> list[tuple]:
+    """The ledger rows as database rows (Python values, NULL for missing), column by column."""
+    columns = []
+    for c in CLAIM_COLUMNS:
+        col = rows[c].astype(object) if c in rows else pd.Series(None, index=rows.index)
+        columns.append(col.where(col.notna(), None).tolist())
+    n = len(rows)
+    return list(zip(*columns, [run_id] * n, ["reserved"] * n, [now] * n, strict=True))
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -365,3 +387,20 @@ def recover(cfg: RunConfig) -> None:
     with opened(cfg) as store:
         store.reconcile(committed)
     nights.prune(cfg.out, cfg.rd, {committed.get(cfg.rd, ""), cfg.run_id})
+
+
+def abandon(cfg: RunConfig) -> None:
+    """After a run failed (not crashed: a crash is settled by ``recover``): release what it
+    reserved and remove its folders, unless its manifest was written (then it is the night,
+    and the next run settles it). Best effort: the failure being reported matters more."""
+    from therapy_claims import nights
+
+    try:
+        committed = (nights.committed(cfg.out, cfg.rd) or {}).get("run_id", "")
+        if committed == cfg.run_id:
+            return
+        with opened(cfg) as store:
+            store.release(cfg.run_id)
+        nights.remove_run(cfg.out, cfg.rd, cfg.run_id)
+    except Exception as exc:  # noqa: BLE001 - the run's own error is the one to report
+        log.info("could not tidy up after the failed run %s: %s", cfg.run_id, exc)

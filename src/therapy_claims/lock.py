@@ -458,7 +458,8 @@ def acquire(
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting = False
     while True:
-        h, won = _try_acquire(store, out, run_id, make)
+        with storage.guard("write", lock_path(out)):  # a read-only or full disk: exit 2
+            h, won = _try_acquire(store, out, run_id, make)
         if won:
             return h
         if not wait:

@@ -115,3 +115,9 @@ def prune(out: str, run_date: str, keep: set[str]) -> list[str]:
     if removed:
         log.info("removed %s folder(s) of runs no manifest names for %s", len(removed), run_date)
     return removed
+
+
+def remove_run(out: str, run_date: str, run_id: str) -> None:
+    """Remove one run's folders of the night (a run that failed: no manifest names it)."""
+    for kind in (*PUBLISHED_DIRS, ".staging"):
+        storage.delete_tree(storage.join(out, kind, f"run_date={run_date}", f"run={run_id}"))

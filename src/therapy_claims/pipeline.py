@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from therapy_claims import tuning
+from therapy_claims import lock, tuning
 from therapy_claims.catalogue import CATALOGUE
 from therapy_claims.config import RunConfig, RunError, config_from, parse_run_date
 from therapy_claims.handover import Handover
@@ -28,9 +28,29 @@ from therapy_claims.stages import score as _score
 from therapy_claims.stages import validate as _validate
 
 
+def hold(cfg: RunConfig) -> dict:
+    """Take (or take again) the output's lock for this run: a DAG run holds it from its first
+    task to its manifest, across task processes and hosts, so it is not tied to a process;
+    every stage takes it again first, which also keeps it from expiring."""
+    return lock.acquire(
+        cfg.out,
+        run_id=cfg.run_id,
+        run_date=cfg.rd,
+        wait=cfg.wait,
+        command="therapy-claims DAG run",
+        process_bound=False,
+    )
+
+
+def release(cfg: RunConfig) -> None:
+    """Let go of the output's lock (the DAG's last task, whatever became of the run)."""
+    lock.release(cfg.out, cfg.run_id)
+
+
 def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 256) -> list:
     """Start a night's ingest; the partitions of its files (see ``stages.ingest``)."""
     tuning.tune_process()
+    hold(cfg)
     return _ingest.plan_partitions(cfg, by=by, max_partitions=max_partitions)
 
 
@@ -43,8 +63,10 @@ def plan_new_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int
     tuning.tune_process()
     from therapy_claims import events  # events builds on this module: imported when called
 
+    hold(cfg)
     inputs = events.nightly_inputs(cfg)
     if not inputs:
+        release(cfg)  # the night is skipped: no later task runs to let go of the lock
         return []
     night = replace(cfg, inputs=inputs)
     return _ingest.plan_partitions(night, by=by, max_partitions=max_partitions)
@@ -53,39 +75,48 @@ def plan_new_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int
 def ingest_partition(cfg: RunConfig, files: list[str]) -> dict:
     """Read and type one partition's files (a mapped task of the DAG)."""
     tuning.tune_process()
+    hold(cfg)
     return _ingest.ingest_partition(cfg, files)
 
 
 def ingest_combine(cfg: RunConfig) -> dict:
     """The cross-file part of ingest, once every partition is read."""
     tuning.tune_process()
+    hold(cfg)
     return _ingest.ingest_combine(cfg, Handover())
 
 
 def ingest(cfg: RunConfig) -> dict:
     """The whole ingest in this process."""
     tuning.tune_process()
+    hold(cfg)
     return _ingest.ingest(cfg, Handover())
 
 
 def validate(cfg: RunConfig) -> dict:
     tuning.tune_process()
+    hold(cfg)
     return _validate.validate(cfg, Handover())
 
 
 def score(cfg: RunConfig) -> dict:
     tuning.tune_process()
+    hold(cfg)
     return _score.score(cfg, Handover())
 
 
 def publish(cfg: RunConfig) -> dict:
     tuning.tune_process()
+    hold(cfg)
     return _publish.publish(cfg, Handover())
 
 
 def manifest(cfg: RunConfig) -> dict:
     tuning.tune_process()
-    return _manifest.manifest(cfg, Handover())
+    hold(cfg)
+    result = _manifest.manifest(cfg, Handover())
+    release(cfg)
+    return result
 
 
 __all__ = [
@@ -101,7 +132,9 @@ __all__ = [
     "parse_run_date",
     "plan_new_partitions",
     "plan_partitions",
+    "hold",
     "publish",
+    "release",
     "run",
     "score",
     "validate",

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import pyarrow as pa
 
-from therapy_claims import extract, nights, storage, timing, tuning
+from therapy_claims import extract, ledger_store, lock, nights, storage, timing, tuning
 from therapy_claims.config import RunConfig, new_run_id
 from therapy_claims.handover import Handover, InMemoryHandover, write_arrow_file
 from therapy_claims.stages import claim_files
@@ -51,6 +51,18 @@ def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
         cfg.run_id = new_run_id()  # a run of a night is a new run: it never writes over one
     if parallel is None:
         parallel = _input_bytes(cfg) >= PARALLEL_MIN_BYTES
+    with lock.held(
+        cfg.out, run_id=cfg.run_id, run_date=cfg.rd, wait=cfg.wait, command="therapy-claims run"
+    ):
+        try:
+            _run(cfg, say, parallel)
+        except BaseException:
+            ledger_store.abandon(cfg)
+            raise
+    return storage.read_json(cfg.manifest_path)
+
+
+def _run(cfg: RunConfig, say, parallel: bool) -> None:
     with InMemoryHandover() as handover:
         stages = {
             "ingest": ingest,
@@ -73,7 +85,6 @@ def run(cfg: RunConfig, *, progress=None, parallel: bool | None = None) -> dict:
         else:
             for name in STAGES:
                 stage(name)
-    return storage.read_json(cfg.manifest_path)
 
 
 def _input_bytes(cfg: RunConfig) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import asdict
 
@@ -44,6 +45,25 @@ def ingest(cfg: RunConfig, handover: Handover) -> dict:
     return _combine(cfg, handover, parts, part_timings=[])
 
 
+def _apart(inputs: list[str], out: str) -> None:
+    """Refuse inputs that overlap the output root: the night would read its own outputs (or
+    earlier nights') as extracts, and a run's cleanup could delete its inputs."""
+
+    def norm(path: str) -> str:
+        if storage.is_s3(path):
+            return path.rstrip("/")
+        return os.path.realpath(path)
+
+    root = norm(out)
+    for path in inputs:
+        p = norm(path)
+        if p == root or p.startswith(root + "/") or root.startswith(p + "/"):
+            raise RunError(
+                f"input {path} and output {out} overlap: put the extracts and the outputs in "
+                "folders (or prefixes) apart"
+            )
+
+
 def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 256) -> list:
     """Start a night's ingest: list the input files, clear the night's staging area and record
     the plan. Returns the partitions (lists of file paths): one per file, or one per folder
@@ -53,6 +73,7 @@ def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 2
         raise RunError("no input given (--input PATH)")
     if by not in PARTITION_BY:
         raise RunError(f"partition_by {by!r} is not one of {', '.join(PARTITION_BY)}")
+    _apart(cfg.inputs, cfg.out)
     try:
         files = extract.discover(cfg.inputs)
     except FileNotFoundError as exc:

@@ -1,0 +1,163 @@
+"""The ledger database, on SQLite and on a real PostgreSQL server: one night owns a claim,
+reservations are all or nothing, crashed runs are settled, sent history is never lost."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from therapy_claims import ledger, ledger_store, nights, pipeline
+from therapy_claims.config import RunError
+
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+def _rows(keys: list[str], run_date: str) -> pd.DataFrame:
+    """Ledger rows (as publish writes them) for claims with these keys."""
+    return pd.DataFrame(
+        {
+            "claim_id": keys,
+            "claim_key": keys,
+            "run_date": run_date,
+            "payer_id": "MCR01",
+            "clinic_id": "CLN01",
+            "patient_id": "P1",
+            "encounter_id": [f"E{k}" for k in keys],
+            "lines": 2,
+            "charge": 120.5,
+            "claim_type": "837P",
+            "receiver_id": "R1",
+            "file": "f.x12",
+            "interchange_control_number": "263320001",
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of the Debian package on loopback, for this module; its URL."""
+    if not PG_BIN:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    bin_dir = PG_BIN[-1]
+    root = Path(tempfile.mkdtemp(prefix="tc-pg-"))
+    data = root / "data"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(
+        [*as_postgres, f"{bin_dir}/initdb", "-D", str(data), "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root}"
+    # the server's output goes to a log file: a pipe would stay open as long as it runs
+    log = root / "server.log"
+    subprocess.run(
+        [*as_postgres, f"{bin_dir}/pg_ctl", "-D", str(data), "-o", opts, "-l", str(log), "-w"]
+        + ["start"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [*as_postgres, f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    base = request.getfixturevalue("postgres")
+    import psycopg
+
+    name = f"tc{time.time_ns()}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_a_claim_belongs_to_one_night(url):
+    store = ledger_store.Store(url)
+    store.reserve("r1", "2026-11-28", _rows(["TCA", "TCB"], "2026-11-28"))
+    store.mark_sent("r1")
+    # another night with one of the claims: refused whole, nothing of it recorded
+    with pytest.raises(RunError, match=r"already owned by another night.*TCB.*2026-11-28"):
+        store.reserve("r2", "2026-11-29", _rows(["TCB", "TCC"], "2026-11-29"))
+    assert store.query("SELECT count(*) FROM claims WHERE run_id = 'r2'") == [(0,)]
+    assert store.query("SELECT claim_key FROM claim_keys ORDER BY 1") == [("TCA",), ("TCB",)]
+    # a rerun of the same night may send them again: its rows are added, none replaced
+    store.reserve("r3", "2026-11-28", _rows(["TCA"], "2026-11-28"))
+    store.mark_sent("r3")
+    sent = store.sent(run_date="2026-11-28")
+    assert sorted(zip(sent["claim_id"], sent["run_id"], strict=True)) == [
+        ("TCA", "r1"),
+        ("TCA", "r3"),
+        ("TCB", "r1"),
+    ]
+    assert sent["charge"].tolist() == [120.5] * 3 and sent["lines"].tolist() == [2] * 3
+    store.close()
+
+
+def test_reconcile_settles_crashed_runs_against_the_manifests(url):
+    store = ledger_store.Store(url)
+    store.reserve("committed", "2026-11-28", _rows(["TCA"], "2026-11-28"))
+    store.reserve("crashed", "2026-11-29", _rows(["TCB"], "2026-11-29"))
+    settled = store.reconcile({"2026-11-28": "committed"})
+    assert settled == {"sent": 1, "released": 1}
+    assert store.query("SELECT claim_id, state FROM claims") == [("TCA", "sent")]
+    # the crashed run's claim is free again: another night may bill it
+    store.reserve("r4", "2026-11-30", _rows(["TCB"], "2026-11-30"))
+    store.close()
+
+
+def test_a_night_runs_with_its_ledger_on_postgres(postgres, tmp_path):
+    """The whole pipeline with ``--ledger postgresql://...``: sent claims land there, and a
+    second night holds the same visits ALREADY_BILLED."""
+    from nights import write_night
+
+    write_night(str(tmp_path / "landing"), encounters=60)
+    m = {}
+    for rd in ("2026-11-28", "2026-11-29"):
+        cfg = pipeline.RunConfig(
+            inputs=[str(tmp_path / "landing")],
+            out=str(tmp_path / "out"),
+            run_date=pipeline.parse_run_date(rd),
+            ledger=postgres,
+        )
+        m[rd] = pipeline.run(cfg, parallel=False)
+    assert not (tmp_path / "out" / ".ledger").exists()  # nothing on the local disk
+    sent = ledger.read(str(tmp_path / "out"), ledger=postgres)
+    first = nights.committed(str(tmp_path / "out"), "2026-11-28")
+    assert len(sent) == sum(f["claims"] for f in first["claim_files"]) > 0
+    assert set(sent["run_date"]) == {"2026-11-28"}
+    assert m["2026-11-29"]["lines_billed"] == 0
+    assert m["2026-11-29"]["exceptions_by_code"]["ALREADY_BILLED"] > 0
+
+
+def test_an_s3_output_must_name_its_ledger(monkeypatch):
+    monkeypatch.delenv(ledger_store.ENV, raising=False)
+    with pytest.raises(RunError, match="--ledger"):
+        ledger_store.location("s3://bucket/out")
+    assert ledger_store.location("/data/out") == "/data/out/.ledger/ledger.sqlite"
