@@ -85,18 +85,18 @@ def _crash_child(landing: str, out: str, step: tuple[str, str], nth: int) -> Non
         hit("delete", ".staging" if "/.staging/" in p else "other")
         return delete_tree(path)
 
-    reserve, mark_sent, many = (
+    reserve, mark_sent, bulk = (
         ledger_store.Store.reserve,
         ledger_store.Store.mark_sent,
-        ledger_store.Store._many,
+        ledger_store.Store._bulk,
     )
 
     def counted_reserve(self, *a, **k):
         hit("reserve", "")
         return reserve(self, *a, **k)
 
-    def counted_many(self, statement, rows):
-        out = many(self, statement, rows)
+    def counted_bulk(self, statement, params):
+        out = bulk(self, statement, params)
         if statement.startswith("INSERT INTO claims"):  # inside the reserving transaction
             hit("reserve-inside", "")
         return out
@@ -113,7 +113,7 @@ def _crash_child(landing: str, out: str, step: tuple[str, str], nth: int) -> Non
 
     storage.write_bytes, storage.delete_tree = counted_write, counted_delete
     ledger_store.Store.reserve, ledger_store.Store.mark_sent = counted_reserve, counted_mark_sent
-    ledger_store.Store._many = counted_many
+    ledger_store.Store._bulk = counted_bulk
     runtime.publish = publishing
     pipeline.run(_cfg(Path(landing), Path(out)), parallel=False)
     os._exit(0)  # the step never came: exit 0 tells the test
@@ -158,8 +158,11 @@ def _ledger_rows(out: Path) -> list[tuple]:
     db = Path(out) / ".ledger" / "ledger.sqlite"
     if not db.exists():
         return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT claim_id, run_id, state, run_date FROM claims").fetchall()
+    with sqlite3.connect(db) as conn:  # a claim is sent when its run is committed
+        return conn.execute(
+            "SELECT c.claim_id, c.run_id, CASE r.state WHEN 'committed' THEN 'sent' "
+            "ELSE r.state END, c.run_date FROM claims c JOIN runs r ON r.run_id = c.run_id"
+        ).fetchall()
 
 
 def _converged(landing: Path, out: Path, sent_before: set[str]) -> None:

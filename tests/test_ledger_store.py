@@ -106,6 +106,7 @@ def test_a_claim_belongs_to_one_night(url):
     with pytest.raises(RunError, match=r"already owned by another night.*TCB.*2026-11-28"):
         store.reserve("r2", "2026-11-29", _rows(["TCB", "TCC"], "2026-11-29"))
     assert store.query("SELECT count(*) FROM claims WHERE run_id = 'r2'") == [(0,)]
+    assert store.query("SELECT count(*) FROM files WHERE run_id = 'r2'") == [(0,)]
     assert store.query("SELECT claim_key FROM claim_keys ORDER BY 1") == [("TCA",), ("TCB",)]
     # a rerun of the same night may send them again: its rows are added, none replaced
     store.reserve("r3", "2026-11-28", _rows(["TCA"], "2026-11-28"))
@@ -116,7 +117,9 @@ def test_a_claim_belongs_to_one_night(url):
         ("TCA", "r3"),
         ("TCB", "r1"),
     ]
-    assert sent["charge"].tolist() == [120.5] * 3 and sent["lines"].tolist() == [2] * 3
+    assert set(sent["file"]) == {"f.x12"} and set(sent["interchange_control_number"]) == {
+        "263320001"
+    }
     store.close()
 
 
@@ -126,7 +129,9 @@ def test_reconcile_settles_crashed_runs_against_the_manifests(url):
     store.reserve("crashed", "2026-11-29", _rows(["TCB"], "2026-11-29"))
     settled = store.reconcile({"2026-11-28": "committed"})
     assert settled == {"sent": 1, "released": 1}
-    assert store.query("SELECT claim_id, state FROM claims") == [("TCA", "sent")]
+    assert store.query("SELECT c.claim_id, r.state FROM claims c JOIN runs r USING (run_id)") == [
+        ("TCA", "committed")
+    ]
     # the crashed run's claim is free again: another night may bill it
     store.reserve("r4", "2026-11-30", _rows(["TCB"], "2026-11-30"))
     store.close()

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from therapy_claims import findings, schemas, storage
+from therapy_claims import findings, ledger_store, nights, schemas, storage
 from therapy_claims.x12 import reader
 
 LEDGER = "ledger"
@@ -138,8 +138,6 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
 def read(out: str, *, exclude_run_date: str | None = None, ledger: str | None = None):
     """Every claim sent from ``out`` (optionally not those of one run date), from the ledger
     database; a claim a night sent in several runs once, as its latest run sent it."""
-    from therapy_claims import ledger_store
-
     with ledger_store.opened(out, ledger) as store:
         rows = store.sent(exclude_run_date=exclude_run_date)
     if rows.empty:
@@ -166,8 +164,6 @@ def already_billed(
     on its key (clinic, encounter, payer), so a split claim matches too. Re-running the same
     run date is not a duplicate (its own partition is left out).
     """
-    from therapy_claims import ledger_store
-
     if lines.empty:
         return findings.empty()
     keys = lines["claim_id"].dropna().astype(str).unique().tolist()
@@ -299,8 +295,6 @@ def not_sent_again(
     """``CLAIM_NOT_RESENT`` findings: claims an earlier run of this night sent that this run
     does not bill (``lines``: the night's scored lines, statuses settled) (held now, or their lines are gone). They stay sent in the ledger; the
     payer has them, so each may need a void or a corrected claim."""
-    from therapy_claims import ledger_store
-
     with ledger_store.opened(out, ledger) as store:
         sent = store.sent(run_date=run_date)
     if sent.empty:
@@ -313,19 +307,13 @@ def not_sent_again(
     message = (
         "claim "
         + gone["claim_key"].astype(str)
-        + " (encounter "
-        + gone["encounter_id"].astype(str)
-        + ", payer "
-        + gone["payer_id"].astype(str)
-        + ") was sent by an earlier run of this night in "
+        + " was sent by an earlier run of this night in "
         + gone["file"].astype(str)
         + " (ISA13 "
         + gone["interchange_control_number"].astype(str)
         + ") and is not billed by this run"
     )
-    rows = pd.DataFrame(
-        {"line_id": pd.NA, "encounter_id": gone["encounter_id"].to_numpy()}, index=gone.index
-    )
+    rows = pd.DataFrame({"line_id": pd.NA}, index=gone.index)
     return findings.make("CLAIM_NOT_RESENT", rows, message, evidence="claim ledger")
 
 
@@ -584,8 +572,6 @@ def show(out: str, claim_id: str) -> str:
 
 def _not_billed(out: str, claim_id: str) -> str:
     cid = claim_id.strip().upper()
-    from therapy_claims import nights
-
     rows = []
     for rd, path in nights.layer_files(out, "scored", "scored.parquet"):
         s = storage.read_parquet(path)

@@ -30,6 +30,7 @@ committed, so its claims are marked sent; any other run's reservations are relea
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -39,7 +40,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from therapy_claims import storage
+from therapy_claims import nights, storage
 from therapy_claims.config import RunConfig, RunError
 
 log = logging.getLogger("therapy_claims")
@@ -47,26 +48,19 @@ log = logging.getLogger("therapy_claims")
 ENV = "THERAPY_CLAIMS_LEDGER"
 SQLITE_NAME = "ledger.sqlite"
 
-# the ledger layer's columns (ledger.COLUMNS) and what the database adds
+# what the database keeps of each claim a run sent: enough to say what was sent, when, where
+# and under which control number (the rest of the claim is in the run's ledger layer); a claim
+# names its file by number, the file's row holds the rest
 CLAIM_COLUMNS = [
     "claim_id",
     "claim_key",
     "run_date",
-    "payer_id",
-    "clinic_id",
-    "patient_id",
-    "encounter_id",
-    "first_date_of_service",
-    "last_date_of_service",
-    "lines",
-    "charge",
     "claim_type",
     "receiver_id",
     "file",
     "interchange_control_number",
-    "group_control_number",
-    "transaction_set_control_number",
 ]
+FILE_COLUMNS = ["file", "interchange_control_number", "claim_type", "receiver_id"]
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS claim_keys (
@@ -74,21 +68,24 @@ SCHEMA = [
         run_date TEXT NOT NULL,
         first_run_id TEXT NOT NULL
     )""",
-    f"""CREATE TABLE IF NOT EXISTS claims (
-        {
-        ", ".join(
-            f"{c} {'INTEGER' if c == 'lines' else 'DOUBLE PRECISION' if c == 'charge' else 'TEXT'}"
-            for c in CLAIM_COLUMNS
-        )
-    },
+    """CREATE TABLE IF NOT EXISTS files (
         run_id TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reserved_at TEXT NOT NULL,
-        sent_at TEXT,
-        PRIMARY KEY (claim_id, run_id)
+        file_no INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        interchange_control_number TEXT NOT NULL,
+        claim_type TEXT NOT NULL,
+        receiver_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, file_no)
     )""",
-    "CREATE INDEX IF NOT EXISTS claims_key ON claims (claim_key)",
-    "CREATE INDEX IF NOT EXISTS claims_run ON claims (run_id, state)",
+    """CREATE TABLE IF NOT EXISTS claims (
+        claim_key TEXT NOT NULL,
+        claim_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        run_date TEXT NOT NULL,
+        file_no INTEGER NOT NULL,
+        PRIMARY KEY (claim_key, claim_id, run_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS claims_run ON claims (run_id)",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY,
         run_date TEXT NOT NULL,
@@ -96,7 +93,15 @@ SCHEMA = [
         reserved_at TEXT NOT NULL,
         settled_at TEXT
     )""",
+    "CREATE INDEX IF NOT EXISTS runs_state ON runs (state, run_date)",
 ]
+# a claim as the readers get it: its row, its file's and its run's
+CLAIM_VIEW = (
+    "c.claim_id, c.claim_key, c.run_date, f.claim_type, f.receiver_id, f.file, "
+    "f.interchange_control_number, c.run_id, r.settled_at "
+    "FROM claims c JOIN files f ON f.run_id = c.run_id AND f.file_no = c.file_no "
+    "JOIN runs r ON r.run_id = c.run_id"
+)
 
 
 def _now() -> str:
@@ -134,6 +139,10 @@ class Store:
                 # isolation_level=None: transactions are begun here explicitly, and IMMEDIATE,
                 # so two writers queue on the write lock instead of failing mid-transaction
                 self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+                # WAL: readers never wait for the writer; FULL: a commit is on disk when it
+                # returns; a 64 MiB page cache holds a night's claim keys while they go in
+                for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-65536"):
+                    self.conn.execute(f"PRAGMA {pragma}")
                 os.chmod(path, 0o600)  # claims are PHI
         except (OSError, sqlite3.Error) as exc:
             raise RunError(f"open ledger database {_safe(url)}: {exc}") from None
@@ -186,33 +195,40 @@ class Store:
 
     # ----------------------------------------------------------------------- the protocol
 
+    def _values(self, array: str) -> str:
+        """The rows of a JSON array of texts given as one parameter, as a table ``j(value)``:
+        one statement takes a whole night's claims (row-by-row inserts from Python cost
+        about 5 us a row here: seconds at a million lines)."""
+        if self.postgres:
+            return f"jsonb_array_elements_text({array}::jsonb) AS j(value)"
+        return f"json_each({array}) AS j"
+
+    def _bulk(self, statement: str, params: tuple) -> None:
+        """One statement over the night's claims (``_values``); a crash test's hook."""
+        self._exec(statement, params)
+
     def reserve(
         self, run_id: str, run_date: str, rows: pd.DataFrame, *, adopting: bool = False
     ) -> None:
         """Reserve a run's claims (ledger rows) in one transaction, or change nothing and raise
         ``RunError`` if another night owns any of them (``adopting`` history written before
-        this database: the earlier night keeps the claim, the rows are recorded all the same).
-
-        The night's claim keys go into a temporary table and are checked against the owners
-        with one join: a night has hundreds of thousands of claims."""
+        this database: the earlier night keeps the claim, the rows are recorded all the same)."""
         now = _now()
-        keys = rows["claim_key"].astype(str).unique().tolist() if len(rows) else []
-        records = _records(rows, run_id, now)
+        rows = rows.reindex(columns=CLAIM_COLUMNS).astype("string").fillna("")
+        keys = json.dumps(sorted(rows["claim_key"].unique().tolist()))  # in index order
         with self.transaction():
             self._exec(
                 "INSERT INTO runs (run_id, run_date, state, reserved_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET state = 'reserved', reserved_at = ?",
                 (run_id, run_date, "reserved", now, now),
             )
-            self._exec("DELETE FROM claims WHERE run_id = ? AND state = 'reserved'", (run_id,))
-            self._exec("CREATE TEMP TABLE IF NOT EXISTS night_keys (claim_key TEXT PRIMARY KEY)")
-            self._exec("DELETE FROM night_keys")
-            self._many("INSERT INTO night_keys (claim_key) VALUES (?)", [(k,) for k in keys])
+            self._exec("DELETE FROM claims WHERE run_id = ?", (run_id,))
+            self._exec("DELETE FROM files WHERE run_id = ?", (run_id,))
             taken = self.query(
-                "SELECT n.claim_key, k.run_date FROM night_keys n "
-                "JOIN claim_keys k ON k.claim_key = n.claim_key WHERE k.run_date <> ? "
-                "ORDER BY n.claim_key",
-                (run_date,),
+                f"SELECT k.claim_key, k.run_date FROM {self._values('?')} "
+                "JOIN claim_keys k ON k.claim_key = j.value WHERE k.run_date <> ? "
+                "ORDER BY k.claim_key",
+                (keys, run_date),
             )
             if taken and not adopting:
                 key, night = taken[0]
@@ -221,54 +237,59 @@ class Store:
                     f"night in the ledger (e.g. claim {key}, night {night}): nothing was "
                     "published; run the night again (score holds them as ALREADY_BILLED)"
                 )
-            self._exec(
+            self._bulk(
                 "INSERT INTO claim_keys (claim_key, run_date, first_run_id) "
-                "SELECT claim_key, ?, ? FROM night_keys WHERE true "
+                f"SELECT j.value, ?, ? FROM {self._values('?')} WHERE true "
                 "ON CONFLICT (claim_key) DO NOTHING",
-                (run_date, run_id),
+                (run_date, run_id, keys),
             )
-            self._many(
-                f"INSERT INTO claims ({', '.join(CLAIM_COLUMNS)}, run_id, state, reserved_at) "
-                f"VALUES ({', '.join('?' * (len(CLAIM_COLUMNS) + 3))})",
-                records,
-            )
+            # one statement per claim file: its claims share file, control number and receiver
+            for file_no, (values, part) in enumerate(rows.groupby(FILE_COLUMNS, sort=True)):
+                self._exec(
+                    f"INSERT INTO files (run_id, file_no, {', '.join(FILE_COLUMNS)}) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, file_no, *values),
+                )
+                pairs = json.dumps((part["claim_id"] + "\t" + part["claim_key"]).tolist())
+                self._bulk(
+                    "INSERT INTO claims (claim_id, claim_key, run_date, file_no, run_id) "
+                    f"SELECT {self._split('j.value')}, ?, ?, ? FROM {self._values('?')}",
+                    (run_date, file_no, run_id, pairs),
+                )
+
+    def _split(self, pair: str) -> str:
+        """SQL for the two texts of ``claim_id<TAB>claim_key``."""
+        if self.postgres:
+            return f"split_part({pair}, E'\\t', 1), split_part({pair}, E'\\t', 2)"
+        tab = f"instr({pair}, char(9))"
+        return f"substr({pair}, 1, {tab} - 1), substr({pair}, {tab} + 1)"
 
     def sent_for(self, keys: list[str], *, exclude_run_date: str | None = None) -> pd.DataFrame:
         """The sent rows of these claim keys (not those of one run date): the history a night's
         claims are checked against, without reading all of it."""
-        with self.transaction():
-            self._exec("CREATE TEMP TABLE IF NOT EXISTS night_keys (claim_key TEXT PRIMARY KEY)")
-            self._exec("DELETE FROM night_keys")
-            self._many("INSERT INTO night_keys (claim_key) VALUES (?)", [(k,) for k in keys])
-            rows = self.query(
-                f"SELECT {', '.join('c.' + c for c in CLAIM_COLUMNS)}, c.run_id, c.sent_at "
-                "FROM claims c JOIN night_keys n ON n.claim_key = c.claim_key "
-                "WHERE c.state = 'sent' AND c.run_date <> ? ORDER BY c.run_date, c.claim_id",
-                (exclude_run_date or "",),
-            )
+        rows = self.query(
+            f"SELECT {CLAIM_VIEW} JOIN {self._values('?')} ON j.value = c.claim_key "
+            "WHERE r.state = 'committed' AND c.run_date <> ? ORDER BY c.run_date, c.claim_id",
+            (json.dumps(keys), exclude_run_date or ""),
+        )
         return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "run_id", "sent_at"])
 
     def mark_sent(self, run_id: str) -> int:
-        """The run's night was committed: its reserved claims are sent."""
-        now = _now()
+        """The run's night was committed: its reserved claims are sent (one row changes: a
+        claim is sent when its run is committed)."""
         with self.transaction():
-            n = self._exec(
-                "UPDATE claims SET state = 'sent', sent_at = ? "
-                "WHERE run_id = ? AND state = 'reserved'",
-                (now, run_id),
-            ).rowcount
             self._exec(
                 "UPDATE runs SET state = 'committed', settled_at = ? WHERE run_id = ?",
-                (now, run_id),
+                (_now(), run_id),
             )
-        return n
+            (n,) = self.query("SELECT count(*) FROM claims WHERE run_id = ?", (run_id,))[0]
+        return int(n)
 
     def release(self, run_id: str) -> int:
         """The run was never committed: its reservations go, and the claim keys only it held."""
         with self.transaction():
-            n = self._exec(
-                "DELETE FROM claims WHERE run_id = ? AND state = 'reserved'", (run_id,)
-            ).rowcount
+            n = self._exec("DELETE FROM claims WHERE run_id = ?", (run_id,)).rowcount
+            self._exec("DELETE FROM files WHERE run_id = ?", (run_id,))
             self._exec(
                 "DELETE FROM claim_keys WHERE first_run_id = ? AND NOT EXISTS "
                 "(SELECT 1 FROM claims c WHERE c.claim_key = claim_keys.claim_key)",
@@ -300,16 +321,16 @@ class Store:
 
     def sent(self, *, run_date: str | None = None, exclude_run_date: str | None = None):
         """Every sent claim row (a claim sent by several runs of its night: one row each)."""
-        where, params = ["state = 'sent'"], []
+        where, params = ["r.state = 'committed'"], []
         if run_date:
-            where.append("run_date = ?")
+            where.append("c.run_date = ?")
             params.append(run_date)
         if exclude_run_date:
-            where.append("run_date <> ?")
+            where.append("c.run_date <> ?")
             params.append(exclude_run_date)
         rows = self.query(
-            f"SELECT {', '.join(CLAIM_COLUMNS)}, run_id, sent_at FROM claims "
-            f"WHERE {' AND '.join(where)} ORDER BY run_date, claim_id, sent_at",
+            f"SELECT {CLAIM_VIEW} "
+            f"WHERE {' AND '.join(where)} ORDER BY c.run_date, c.claim_id, r.settled_at",
             params,
         )
         return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "run_id", "sent_at"])
@@ -322,16 +343,6 @@ class Store:
             self.reserve(f"{run_id}-{run_date}", str(run_date), part, adopting=True)
             self.mark_sent(f"{run_id}-{run_date}")
         return len(rows)
-
-
-def _records(rows: pd.DataFrame, run_id: str, now: str) -> list[tuple]:
-    """The ledger rows as database rows (Python values, NULL for missing), column by column."""
-    columns = []
-    for c in CLAIM_COLUMNS:
-        col = rows[c].astype(object) if c in rows else pd.Series(None, index=rows.index)
-        columns.append(col.where(col.notna(), None).tolist())
-    n = len(rows)
-    return list(zip(*columns, [run_id] * n, ["reserved"] * n, [now] * n, strict=True))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -365,8 +376,6 @@ def opened(cfg_or_out: RunConfig | str, ledger: str | None = None) -> Iterator[S
 
 
 def _adopt(store: Store, out: str) -> None:
-    from therapy_claims import nights
-
     found = nights.layer_files(out, "ledger", "ledger.parquet")
     for run_date, path in found:
         rows = storage.read_parquet(path)
@@ -377,8 +386,6 @@ def _adopt(store: Store, out: str) -> None:
 def recover(cfg: RunConfig) -> None:
     """Before a run of a night (under the output's lock): settle what crashed runs left in the
     ledger database, and remove the folders of this night's runs no manifest names."""
-    from therapy_claims import nights
-
     committed = nights.run_ids(cfg.out)
     if committed.get(cfg.rd) and committed[cfg.rd] == cfg.run_id:
         raise RunError(
@@ -393,8 +400,6 @@ def abandon(cfg: RunConfig) -> None:
     """After a run failed (not crashed: a crash is settled by ``recover``): release what it
     reserved and remove its folders, unless its manifest was written (then it is the night,
     and the next run settles it). Best effort: the failure being reported matters more."""
-    from therapy_claims import nights
-
     try:
         committed = (nights.committed(cfg.out, cfg.rd) or {}).get("run_id", "")
         if committed == cfg.run_id:
