@@ -97,7 +97,7 @@ def _crash_child(landing: str, out: str, step: tuple[str, str], nth: int) -> Non
 
     def counted_bulk(self, statement, params):
         out = bulk(self, statement, params)
-        if statement.startswith("INSERT INTO claims"):  # inside the reserving transaction
+        if statement.startswith("INSERT INTO claim_keys"):  # inside the reserving transaction
             hit("reserve-inside", "")
         return out
 
@@ -129,10 +129,11 @@ def _crash(landing: Path, out: Path, step, nth: int = 1) -> int:
 
 
 def _claims_in(folder: str) -> set[str]:
+    """The claim keys (CLM01 without a split part's suffix) in a folder's claim files."""
     ids = set()
     for path in storage.list_files(folder):
         if path.endswith(".x12"):
-            ids |= {c.id for c in reader.claims(storage.read_bytes(path))}
+            ids |= {c.id.split("-")[0] for c in reader.claims(storage.read_bytes(path))}
     return ids
 
 
@@ -150,7 +151,7 @@ def _reader_view(out: Path) -> tuple[str, set[str]] | None:
     claims = _claims_in(m["outputs"]["claims"])
     assert sum(f["claims"] for f in m["claim_files"]) == len(claims)
     layer = storage.read_parquet(storage.join(m["outputs"]["ledger"], "ledger.parquet"))
-    assert set(layer["claim_id"]) == claims
+    assert set(layer["claim_key"]) == claims
     return m["run_id"], claims
 
 
@@ -158,10 +159,11 @@ def _ledger_rows(out: Path) -> list[tuple]:
     db = Path(out) / ".ledger" / "ledger.sqlite"
     if not db.exists():
         return []
-    with sqlite3.connect(db) as conn:  # a claim is sent when its run is committed
+    with sqlite3.connect(db) as conn:  # a claim is sent when its first run is committed
         return conn.execute(
-            "SELECT c.claim_id, c.run_id, CASE r.state WHEN 'committed' THEN 'sent' "
-            "ELSE r.state END, c.run_date FROM claims c JOIN runs r ON r.run_id = c.run_id"
+            "SELECT k.claim_key, k.first_run_id, CASE r.state WHEN 'committed' THEN 'sent' "
+            "ELSE r.state END, k.run_date FROM claim_keys k "
+            "JOIN runs r ON r.run_id = k.first_run_id"
         ).fetchall()
 
 
@@ -172,8 +174,7 @@ def _converged(landing: Path, out: Path, sent_before: set[str]) -> None:
     run_id, claims = _reader_view(out)
     rows = _ledger_rows(out)
     assert not [r for r in rows if r[2] == "reserved"]
-    sent_now = {r[0] for r in rows if r[2] == "sent" and r[1] == run_id}
-    assert sent_now == claims
+    assert {r[0] for r in rows if r[2] == "sent" and r[3] == RD} == claims
     assert sent_before <= {r[0] for r in rows if r[2] == "sent"}
     # one committed run's folders, plus at most the run it replaced
     runs = {p.name for p in (out / "claims" / f"run_date={RD}").iterdir()}

@@ -101,25 +101,26 @@ def url(request, tmp_path) -> str:
 def test_a_claim_belongs_to_one_night(url):
     store = ledger_store.Store(url)
     store.reserve("r1", "2026-11-28", _rows(["TCA", "TCB"], "2026-11-28"))
-    store.mark_sent("r1")
+    assert store.sent_keys().empty  # reserved, not sent, until the run is committed
+    assert store.mark_sent("r1") == 2
     # another night with one of the claims: refused whole, nothing of it recorded
     with pytest.raises(RunError, match=r"already owned by another night.*TCB.*2026-11-28"):
         store.reserve("r2", "2026-11-29", _rows(["TCB", "TCC"], "2026-11-29"))
-    assert store.query("SELECT count(*) FROM claims WHERE run_id = 'r2'") == [(0,)]
-    assert store.query("SELECT count(*) FROM files WHERE run_id = 'r2'") == [(0,)]
     assert store.query("SELECT claim_key FROM claim_keys ORDER BY 1") == [("TCA",), ("TCB",)]
-    # a rerun of the same night may send them again: its rows are added, none replaced
+    assert store.query("SELECT count(*) FROM runs WHERE run_id = 'r2'") == [(0,)]
+    # a rerun of the same night sends some of them again: they stay the night's, as first sent
     store.reserve("r3", "2026-11-28", _rows(["TCA"], "2026-11-28"))
     store.mark_sent("r3")
-    sent = store.sent(run_date="2026-11-28")
-    assert sorted(zip(sent["claim_id"], sent["run_id"], strict=True)) == [
+    sent = store.sent_keys(run_date="2026-11-28")
+    assert list(zip(sent["claim_key"], sent["run_id"], strict=True)) == [
         ("TCA", "r1"),
-        ("TCA", "r3"),
         ("TCB", "r1"),
     ]
-    assert set(sent["file"]) == {"f.x12"} and set(sent["interchange_control_number"]) == {
-        "263320001"
-    }
+    owned = store.owned_elsewhere(["TCA", "TCZ"], "2026-11-30")
+    assert owned.to_dict("records") == [
+        {"claim_key": "TCA", "run_date": "2026-11-28", "run_id": "r1"}
+    ]
+    assert store.owned_elsewhere(["TCA"], "2026-11-28").empty  # its own night
     store.close()
 
 
@@ -129,8 +130,10 @@ def test_reconcile_settles_crashed_runs_against_the_manifests(url):
     store.reserve("crashed", "2026-11-29", _rows(["TCB"], "2026-11-29"))
     settled = store.reconcile({"2026-11-28": "committed"})
     assert settled == {"sent": 1, "released": 1}
-    assert store.query("SELECT c.claim_id, r.state FROM claims c JOIN runs r USING (run_id)") == [
-        ("TCA", "committed")
+    assert store.sent_keys()["claim_key"].tolist() == ["TCA"]
+    assert store.query("SELECT run_id, state FROM runs ORDER BY 1") == [
+        ("committed", "committed"),
+        ("crashed", "abandoned"),
     ]
     # the crashed run's claim is free again: another night may bill it
     store.reserve("r4", "2026-11-30", _rows(["TCB"], "2026-11-30"))

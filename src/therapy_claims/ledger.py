@@ -136,16 +136,36 @@ def claim_ids(lines: pd.DataFrame) -> pd.Series:
 
 
 def read(out: str, *, exclude_run_date: str | None = None, ledger: str | None = None):
-    """Every claim sent from ``out`` (optionally not those of one run date), from the ledger
-    database; a claim a night sent in several runs once, as its latest run sent it."""
-    with ledger_store.opened(out, ledger) as store:
-        rows = store.sent(exclude_run_date=exclude_run_date)
-    if rows.empty:
+    """Every claim the published nights of ``out`` sent (optionally not those of one run
+    date): the ledger layers their manifests name. (``ledger``: unused, kept so callers name
+    the database the same way everywhere.)"""
+    frames = [
+        storage.read_parquet(path)
+        for rd, path in nights.layer_files(out, LEDGER, FILE_NAME)
+        if rd != exclude_run_date
+    ]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
         return empty()
-    rows = rows.drop_duplicates(["claim_id", "run_date"], keep="last")
-    return normalise(rows.reindex(columns=COLUMNS)).sort_values(
+    rows = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
+    return normalise(rows).sort_values(
         ["run_date", "claim_id"], kind="mergesort", ignore_index=True
     )
+
+
+def _layer_rows(out: str, owned: pd.DataFrame) -> pd.DataFrame:
+    """The ledger-layer rows of the claims in ``owned`` (claim_key, run_date), read from each
+    of their nights' published layers (a claim a later run of its night dropped may be in none)."""
+    frames = []
+    for rd, keys in owned.groupby("run_date")["claim_key"]:
+        m = nights.committed(out, str(rd))
+        path = storage.join(nights.layer(m, LEDGER, str(rd), out), FILE_NAME) if m else None
+        if path and storage.exists(path):
+            rows = storage.read_parquet(path)
+            frames.append(rows[rows["claim_key"].isin(set(keys))])
+    if not frames:
+        return empty()
+    return pd.concat(frames, ignore_index=True)
 
 
 def empty() -> pd.DataFrame:
@@ -168,16 +188,24 @@ def already_billed(
         return findings.empty()
     keys = lines["claim_id"].dropna().astype(str).unique().tolist()
     with ledger_store.opened(out, ledger) as store:
-        history = store.sent_for(keys, exclude_run_date=run_date)
-    if history.empty:
+        owned = store.owned_elsewhere(keys, run_date)
+    if owned.empty:
         return findings.empty()
-    history = history.drop_duplicates(["claim_id", "run_date"], keep="last")
-    history = history.sort_values(["run_date", "claim_id"], kind="mergesort")
-    first = history.drop_duplicates("claim_key", keep="first").set_index("claim_key")
+    # how each was sent (CLM01, file, ISA13), from its night's ledger layer where it is there
+    sent = _layer_rows(out, owned).sort_values(["claim_id"], kind="mergesort")
+    sent = sent.drop_duplicates("claim_key").set_index("claim_key")
+    first = owned.set_index("claim_key").join(sent.drop(columns="run_date"), how="left")
     hit = lines[lines["claim_id"].isin(list(first.index))]
-    if hit.empty:
-        return findings.empty()
     prev = first.loc[hit["claim_id"].astype(str)]
+    how = (
+        " as "
+        + np.where(prev["claim_id"].isna(), prev.index, prev["claim_id"].astype(object))
+        + " in "
+        + prev["file"].fillna("a file no longer published").astype(str).to_numpy()
+        + " (ISA13 "
+        + prev["interchange_control_number"].fillna("unknown").astype(str).to_numpy()
+        + ")"
+    )
     message = (
         "claim "
         + hit["claim_id"].astype(str)
@@ -187,13 +215,7 @@ def already_billed(
         + hit["payer_id"].astype(str)
         + ") was already billed on "
         + prev["run_date"].astype(str).to_numpy()
-        + " as "
-        + prev["claim_id"].astype(str).to_numpy()
-        + " in "
-        + prev["file"].astype(str).to_numpy()
-        + " (ISA13 "
-        + prev["interchange_control_number"].astype(str).to_numpy()
-        + ")"
+        + how
     )
     return findings.make("ALREADY_BILLED", hit, message, evidence=evidence)
 
@@ -293,24 +315,31 @@ def not_sent_again(
     out: str, run_date: str, lines: pd.DataFrame, ledger: str | None = None
 ) -> pd.DataFrame:
     """``CLAIM_NOT_RESENT`` findings: claims an earlier run of this night sent that this run
-    does not bill (``lines``: the night's scored lines, statuses settled) (held now, or their lines are gone). They stay sent in the ledger; the
-    payer has them, so each may need a void or a corrected claim."""
+    does not bill (``lines``: the night's scored lines, statuses settled). They stay sent in
+    the ledger; the payer has them, so each may need a void or a corrected claim."""
     with ledger_store.opened(out, ledger) as store:
-        sent = store.sent(run_date=run_date)
-    if sent.empty:
+        owned = store.sent_keys(run_date=run_date)
+    if owned.empty:
         return findings.empty()
-    sent = sent.drop_duplicates("claim_key", keep="last")
     billed = lines["claim_id"][lines["status"] == "billed"]
-    gone = sent[~sent["claim_key"].isin(claim_key(billed))]
+    gone = owned[~owned["claim_key"].isin(claim_key(billed))]
     if gone.empty:
         return findings.empty()
+    # where the night's published run sent it, if that run still lists it
+    sent = _layer_rows(out, gone).drop_duplicates("claim_key").set_index("claim_key")
+    where = gone["claim_key"].map(sent["file"]) if len(sent) else pd.Series(pd.NA, gone.index)
+    icn = (
+        gone["claim_key"].map(sent["interchange_control_number"])
+        if len(sent)
+        else pd.Series(pd.NA, gone.index)
+    )
     message = (
         "claim "
         + gone["claim_key"].astype(str)
         + " was sent by an earlier run of this night in "
-        + gone["file"].astype(str)
+        + where.fillna("a file no longer published").astype(str)
         + " (ISA13 "
-        + gone["interchange_control_number"].astype(str)
+        + icn.fillna("unknown").astype(str)
         + ") and is not billed by this run"
     )
     rows = pd.DataFrame({"line_id": pd.NA}, index=gone.index)

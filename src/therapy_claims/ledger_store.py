@@ -10,11 +10,14 @@ An ``s3://`` output needs one of them: SQLite cannot live on S3.
 Tables:
 
 - ``claim_keys``: one row per claim (clinic + encounter + payer) ever reserved, with the night
-  that owns it. The primary key makes two nights unable to own one claim.
-- ``claims``: one row per CLM01 per run that included it (``reserved``, then ``sent``), with its
-  file and control numbers. Sent rows are never deleted or changed back: a rerun of a night
-  adds rows, so a claim already sent is never forgotten.
-- ``runs``: each run that reserved claims, and whether it was committed.
+  that owns it and the run that first reserved it. The primary key makes two nights unable to
+  own one claim. A claim is **sent** once that run is committed; a sent claim's row is never
+  deleted, so a rerun of its night never forgets it.
+- ``runs``: each run that reserved claims: ``reserved``, ``committed`` or ``abandoned``.
+
+What each run sent (CLM01s, files, control numbers, charges) is its ledger layer, which the
+night's manifest names (``therapy_claims.ledger``): the database keeps only what the guarantee
+needs, so a night's few hundred thousand claims go in with one statement (under a second).
 
 The protocol (``therapy_claims.stages.publish`` and ``manifest``):
 
@@ -48,44 +51,14 @@ log = logging.getLogger("therapy_claims")
 ENV = "THERAPY_CLAIMS_LEDGER"
 SQLITE_NAME = "ledger.sqlite"
 
-# what the database keeps of each claim a run sent: enough to say what was sent, when, where
-# and under which control number (the rest of the claim is in the run's ledger layer); a claim
-# names its file by number, the file's row holds the rest
-CLAIM_COLUMNS = [
-    "claim_id",
-    "claim_key",
-    "run_date",
-    "claim_type",
-    "receiver_id",
-    "file",
-    "interchange_control_number",
-]
-FILE_COLUMNS = ["file", "interchange_control_number", "claim_type", "receiver_id"]
-
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS claim_keys (
         claim_key TEXT PRIMARY KEY,
         run_date TEXT NOT NULL,
         first_run_id TEXT NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS files (
-        run_id TEXT NOT NULL,
-        file_no INTEGER NOT NULL,
-        file TEXT NOT NULL,
-        interchange_control_number TEXT NOT NULL,
-        claim_type TEXT NOT NULL,
-        receiver_id TEXT NOT NULL,
-        PRIMARY KEY (run_id, file_no)
-    )""",
-    """CREATE TABLE IF NOT EXISTS claims (
-        claim_key TEXT NOT NULL,
-        claim_id TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        run_date TEXT NOT NULL,
-        file_no INTEGER NOT NULL,
-        PRIMARY KEY (claim_key, claim_id, run_id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS claims_run ON claims (run_id)",
+    "CREATE INDEX IF NOT EXISTS claim_keys_run ON claim_keys (first_run_id)",
+    "CREATE INDEX IF NOT EXISTS claim_keys_night ON claim_keys (run_date)",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY,
         run_date TEXT NOT NULL,
@@ -95,13 +68,8 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS runs_state ON runs (state, run_date)",
 ]
-# a claim as the readers get it: its row, its file's and its run's
-CLAIM_VIEW = (
-    "c.claim_id, c.claim_key, c.run_date, f.claim_type, f.receiver_id, f.file, "
-    "f.interchange_control_number, c.run_id, r.settled_at "
-    "FROM claims c JOIN files f ON f.run_id = c.run_id AND f.file_no = c.file_no "
-    "JOIN runs r ON r.run_id = c.run_id"
-)
+# the claims a night owns and that are sent: their key's first run is committed
+SENT_KEYS = "FROM claim_keys k JOIN runs r ON r.run_id = k.first_run_id WHERE r.state = 'committed'"
 
 
 def _now() -> str:
@@ -210,20 +178,18 @@ class Store:
     def reserve(
         self, run_id: str, run_date: str, rows: pd.DataFrame, *, adopting: bool = False
     ) -> None:
-        """Reserve a run's claims (ledger rows) in one transaction, or change nothing and raise
-        ``RunError`` if another night owns any of them (``adopting`` history written before
-        this database: the earlier night keeps the claim, the rows are recorded all the same)."""
+        """Reserve a run's claims (``rows``: its ledger rows; their ``claim_key``) in one
+        transaction, or change nothing and raise ``RunError`` if another night owns any of
+        them (``adopting`` history written before this database: the earlier night keeps the
+        claim). A claim this night already owns (an earlier run of it) stays its own."""
         now = _now()
-        rows = rows.reindex(columns=CLAIM_COLUMNS).astype("string").fillna("")
-        keys = json.dumps(sorted(rows["claim_key"].unique().tolist()))  # in index order
+        keys = json.dumps(sorted(rows["claim_key"].dropna().astype(str).unique().tolist()))
         with self.transaction():
             self._exec(
                 "INSERT INTO runs (run_id, run_date, state, reserved_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET state = 'reserved', reserved_at = ?",
                 (run_id, run_date, "reserved", now, now),
             )
-            self._exec("DELETE FROM claims WHERE run_id = ?", (run_id,))
-            self._exec("DELETE FROM files WHERE run_id = ?", (run_id,))
             taken = self.query(
                 f"SELECT k.claim_key, k.run_date FROM {self._values('?')} "
                 "JOIN claim_keys k ON k.claim_key = j.value WHERE k.run_date <> ? "
@@ -243,58 +209,48 @@ class Store:
                 "ON CONFLICT (claim_key) DO NOTHING",
                 (run_date, run_id, keys),
             )
-            # one statement per claim file: its claims share file, control number and receiver
-            for file_no, (values, part) in enumerate(rows.groupby(FILE_COLUMNS, sort=True)):
-                self._exec(
-                    f"INSERT INTO files (run_id, file_no, {', '.join(FILE_COLUMNS)}) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, file_no, *values),
-                )
-                pairs = json.dumps((part["claim_id"] + "\t" + part["claim_key"]).tolist())
-                self._bulk(
-                    "INSERT INTO claims (claim_id, claim_key, run_date, file_no, run_id) "
-                    f"SELECT {self._split('j.value')}, ?, ?, ? FROM {self._values('?')}",
-                    (run_date, file_no, run_id, pairs),
-                )
 
-    def _split(self, pair: str) -> str:
-        """SQL for the two texts of ``claim_id<TAB>claim_key``."""
-        if self.postgres:
-            return f"split_part({pair}, E'\\t', 1), split_part({pair}, E'\\t', 2)"
-        tab = f"instr({pair}, char(9))"
-        return f"substr({pair}, 1, {tab} - 1), substr({pair}, {tab} + 1)"
-
-    def sent_for(self, keys: list[str], *, exclude_run_date: str | None = None) -> pd.DataFrame:
-        """The sent rows of these claim keys (not those of one run date): the history a night's
-        claims are checked against, without reading all of it."""
+    def owned_elsewhere(self, keys: list[str], run_date: str) -> pd.DataFrame:
+        """Of these claim keys, those another night sent: ``claim_key``, ``run_date``,
+        ``run_id`` (the run that first sent it)."""
         rows = self.query(
-            f"SELECT {CLAIM_VIEW} JOIN {self._values('?')} ON j.value = c.claim_key "
-            "WHERE r.state = 'committed' AND c.run_date <> ? ORDER BY c.run_date, c.claim_id",
-            (json.dumps(keys), exclude_run_date or ""),
+            "SELECT k.claim_key, k.run_date, k.first_run_id "
+            f"FROM {self._values('?')} JOIN claim_keys k ON k.claim_key = j.value "
+            "JOIN runs r ON r.run_id = k.first_run_id "
+            "WHERE r.state = 'committed' AND k.run_date <> ? ORDER BY k.claim_key",
+            (json.dumps(keys), run_date),
         )
-        return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "run_id", "sent_at"])
+        return pd.DataFrame(rows, columns=["claim_key", "run_date", "run_id"])
+
+    def sent_keys(self, *, run_date: str | None = None) -> pd.DataFrame:
+        """The sent claims (of one night): ``claim_key``, ``run_date``, ``run_id``."""
+        where, params = "", []
+        if run_date:
+            where, params = " AND k.run_date = ?", [run_date]
+        rows = self.query(
+            f"SELECT k.claim_key, k.run_date, k.first_run_id {SENT_KEYS}{where} "
+            "ORDER BY k.run_date, k.claim_key",
+            params,
+        )
+        return pd.DataFrame(rows, columns=["claim_key", "run_date", "run_id"])
 
     def mark_sent(self, run_id: str) -> int:
-        """The run's night was committed: its reserved claims are sent (one row changes: a
-        claim is sent when its run is committed)."""
+        """The run's night was committed: the claims it reserved are sent (one row changes: a
+        claim is sent when the run that first reserved it is committed). Returns how many."""
         with self.transaction():
             self._exec(
                 "UPDATE runs SET state = 'committed', settled_at = ? WHERE run_id = ?",
                 (_now(), run_id),
             )
-            (n,) = self.query("SELECT count(*) FROM claims WHERE run_id = ?", (run_id,))[0]
+            (n,) = self.query("SELECT count(*) FROM claim_keys WHERE first_run_id = ?", (run_id,))[
+                0
+            ]
         return int(n)
 
     def release(self, run_id: str) -> int:
-        """The run was never committed: its reservations go, and the claim keys only it held."""
+        """The run was never committed: the claims it reserved are free again."""
         with self.transaction():
-            n = self._exec("DELETE FROM claims WHERE run_id = ?", (run_id,)).rowcount
-            self._exec("DELETE FROM files WHERE run_id = ?", (run_id,))
-            self._exec(
-                "DELETE FROM claim_keys WHERE first_run_id = ? AND NOT EXISTS "
-                "(SELECT 1 FROM claims c WHERE c.claim_key = claim_keys.claim_key)",
-                (run_id,),
-            )
+            n = self._exec("DELETE FROM claim_keys WHERE first_run_id = ?", (run_id,)).rowcount
             self._exec(
                 "UPDATE runs SET state = 'abandoned', settled_at = ? WHERE run_id = ?",
                 (_now(), run_id),
@@ -318,22 +274,6 @@ class Store:
         return settled
 
     # ----------------------------------------------------------------------- reading
-
-    def sent(self, *, run_date: str | None = None, exclude_run_date: str | None = None):
-        """Every sent claim row (a claim sent by several runs of its night: one row each)."""
-        where, params = ["r.state = 'committed'"], []
-        if run_date:
-            where.append("c.run_date = ?")
-            params.append(run_date)
-        if exclude_run_date:
-            where.append("c.run_date <> ?")
-            params.append(exclude_run_date)
-        rows = self.query(
-            f"SELECT {CLAIM_VIEW} "
-            f"WHERE {' AND '.join(where)} ORDER BY c.run_date, c.claim_id, r.settled_at",
-            params,
-        )
-        return pd.DataFrame(rows, columns=[*CLAIM_COLUMNS, "run_id", "sent_at"])
 
     def import_rows(self, rows: pd.DataFrame, run_id: str) -> int:
         """Record ledger rows published before this database existed, as sent."""
