@@ -133,15 +133,6 @@ class Store:
     def _exec(self, statement: str, params: tuple | list = ()):
         return self.conn.execute(self._sql(statement), params)
 
-    def _many(self, statement: str, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        if self.postgres:
-            with self.conn.cursor() as cur:
-                cur.executemany(self._sql(statement), rows)
-        else:
-            self.conn.executemany(statement, rows)
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction: committed at the end, rolled back on any error."""
