@@ -57,9 +57,13 @@ COLUMNS = [
 ]
 
 
+# the suffix of a claim sent in parts (``split_claims``)
+PART_SUFFIX = r"-\d{1,2}$"
+
+
 def claim_key(claim_id: pd.Series) -> pd.Series:
     """The claim a (possibly split) CLM01 belongs to: ``TC...-2`` -> ``TC...``."""
-    return claim_id.astype("string").str.replace(r"-\d{1,2}$", "", regex=True)
+    return claim_id.astype("string").str.replace(PART_SUFFIX, "", regex=True)
 
 
 # --------------------------------------------------------------------------- splitting

@@ -120,7 +120,7 @@ def plan(
             "line_id": scored.column("line_id").take(at_s),
         }
     )
-    order = pc.sort_indices(keys, sort_keys=[(k, "ascending", "at_end") for k in CLAIM_FILE_ORDER])
+    order = _sort_order(keys)
     # a line without a receiver or claim type has no interchange (its payer or clinic is unknown,
     # an error that holds its claim: it is never billed)
     complete = pc.and_(pc.is_valid(keys["receiver_id"]), pc.is_valid(keys["claim_type"]))
@@ -143,6 +143,42 @@ def plan(
         for a, b in zip(starts, [*starts[1:], len(order)], strict=True)
     ]
     return pos[order], raw_pos[order], interchanges
+
+
+def _sort_order(keys: pa.Table) -> pa.Array:
+    """The rows of ``keys`` in ``CLAIM_FILE_ORDER``, as Arrow's stable sort on those columns
+    (missing values last) gives them. Every key but the last (line_id, unique) is replaced by
+    its value's rank among the column's distinct values, and the ranks are packed into one
+    integer: Arrow then compares one integer and, only on ties, the line ids, instead of five
+    texts per comparison (1.5 s against 0.8 s at a million lines)."""
+    packed = np.zeros(keys.num_rows, dtype=np.int64)
+    span = 1
+    for k in CLAIM_FILE_ORDER[:-1]:
+        rank, width = _dense_rank(keys.column(k))
+        span *= width
+        if span >= 2**62:  # too many distinct values to pack: the plain sort
+            return pc.sort_indices(
+                keys, sort_keys=[(c, "ascending", "at_end") for c in CLAIM_FILE_ORDER]
+            )
+        packed = packed * width + rank
+    last = CLAIM_FILE_ORDER[-1]
+    return pc.sort_indices(
+        pa.table({"packed": packed, last: keys.column(last)}),
+        sort_keys=[("packed", "ascending"), (last, "ascending", "at_end")],
+    )
+
+
+def _dense_rank(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int]:
+    """Per row, its value's rank in ascending order among the column's distinct values
+    (missing: after all of them), and the number of ranks."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries().combine_chunks()
+    values = encoded.dictionary
+    rank_of = np.empty(len(values) + 1, dtype=np.int64)
+    rank_of[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
+    rank_of[-1] = len(values)
+    return rank_of[pc.fill_null(encoded.indices, len(values)).to_numpy()], len(values) + 1
 
 
 def _raw_positions(scored: pa.Table, raw: pa.Table, pos: np.ndarray) -> np.ndarray:

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from therapy_claims import ledger, ledger_store, reference, reports, storage, timing, tuning, x12
 from therapy_claims.config import RunConfig, RunError
@@ -76,26 +79,29 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     )
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
-    if is_billed.any():
-        raw = claim_files.raw_claim_fields(cfg, handover)
-        at_scored, at_raw, interchanges = claim_files.plan(
-            scored, raw, is_billed, ref.clinics["submitter_id"]
-        )
-        jobs = [(key, at_scored[a:b], at_raw[a:b]) for key, a, b in interchanges]
-        batch = Batch(cfg, jobs, interchanges, {"scored": scored, "raw": raw}, ref, handover)
-        del scored, raw  # the batch lets go of them once they are built
-        built = build(batch)
-        files, ledger_rows = _number_and_write(cfg, built)
-    sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
-    storage.write_json(cfg.staged("work", "claim_files.json"), files)
-    # the claims are reserved before the manifest commits the night (and marked sent after),
-    # on a thread while the report is written and the background writes finish: the
-    # database works outside the GIL
+    # the night's claims are reserved in the ledger database before the manifest commits
+    # the night (and marked sent after). The claims are known before their files are built,
+    # so the reservation runs on a thread while they are built and written: the database
+    # works outside the GIL
+    keys = _claim_keys(scored, is_billed)
     with ThreadPoolExecutor(1, thread_name_prefix="tc-ledger") as pool:
-        reserving = pool.submit(_reserve, cfg, sent)
+        reserving = pool.submit(_reserve, cfg, keys)
+        if is_billed.any():
+            raw = claim_files.raw_claim_fields(cfg, handover)
+            at_scored, at_raw, interchanges = claim_files.plan(
+                scored, raw, is_billed, ref.clinics["submitter_id"]
+            )
+            jobs = [(key, at_scored[a:b], at_raw[a:b]) for key, a, b in interchanges]
+            batch = Batch(cfg, jobs, interchanges, {"scored": scored, "raw": raw}, ref, handover)
+            del scored, raw  # the batch lets go of them once they are built
+            built = build(batch)
+            files, ledger_rows = _number_and_write(cfg, built)
+        sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
+        storage.write_json(cfg.staged("work", "claim_files.json"), files)
         _finish(cfg, handover, files)
         with timing.record("reserve"):  # what the reservation adds to the wall
             reserving.result()
+    _same_claims(keys, sent)
     claims_seconds = time.perf_counter() - t0
     out = {
         "claim_files": len(files),
@@ -109,9 +115,28 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     return out
 
 
-def _reserve(cfg: RunConfig, sent: pd.DataFrame) -> None:
+def _claim_keys(scored: pa.Table, is_billed: np.ndarray) -> pd.DataFrame:
+    """The claims the night bills (``claim_key``: a claim sent in parts is one claim)."""
+    ids = pc.unique(scored.column("claim_id").filter(pa.array(is_billed)).drop_null())
+    keys = pc.unique(pc.replace_substring_regex(ids, pattern=ledger.PART_SUFFIX, replacement=""))
+    return pd.DataFrame({"claim_key": pd.array(keys.to_numpy(zero_copy_only=False), "string")})
+
+
+def _same_claims(reserved: pd.DataFrame, sent: pd.DataFrame) -> None:
+    """The claims reserved are the claims the ledger layer records as sent: every billed
+    claim is in a file (score held those the writer cannot carry)."""
+    a = storage.text_array(reserved["claim_key"])
+    b = pc.unique(storage.text_array(sent["claim_key"]).drop_null())
+    if len(a) != len(b) or not pc.all(pc.is_in(b, value_set=a)).as_py():
+        raise RunError(
+            f"publish: {len(a)} claim(s) reserved but {len(b)} in the claim files: nothing "
+            "was published (a defect: please report it with the run id)"
+        )
+
+
+def _reserve(cfg: RunConfig, keys: pd.DataFrame) -> None:
     with ledger_store.opened(cfg) as store:
-        store.reserve(cfg.run_id, cfg.rd, sent)
+        store.reserve(cfg.run_id, cfg.rd, keys)
 
 
 def _finish(cfg: RunConfig, handover: Handover, files: list[dict]) -> None:
