@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from therapy_claims import npi, reference
@@ -215,3 +217,55 @@ def test_rows_of_a_cms_file_count_its_notice_lines(tmp_path):
     assert str(exc.value).endswith(
         "mue.csv row 5 column mue_value: '1e308' is not a whole number from 0 to 99,999"
     )
+
+
+def _payers_without(tmp_path, columns: tuple[str, ...]):
+    reference.copy_default(tmp_path)
+    p = tmp_path / "payers.csv"
+    df = pd.read_csv(p, dtype=str, keep_default_na=False).drop(columns=list(columns))
+    df.to_csv(p, index=False)
+    return reference.load(str(tmp_path)).payers
+
+
+def test_payer_settings_left_out_take_their_defaults(tmp_path):
+    payers = _payers_without(tmp_path, tuple(reference.OPTIONAL_PAYER_SETTINGS))
+    assert set(payers["distinct_modifier_on"]) == {"column2"}
+    assert set(payers["noncovered_modifier"]) == {""}
+    # KX and AT hold for Medicare (the line is denied otherwise) and warn for the rest
+    assert payers.loc["MCR01", "kx_action"] == "hold"
+    assert payers.loc["MCR01", "cmt_at_action"] == "hold"
+    assert payers.loc["MA01", "kx_action"] == "warn"
+    assert payers.loc["COM01", "cmt_at_action"] == "warn"
+    assert set(payers["timely_filing_count"]) == {1}
+    assert set(payers["timely_filing_unit"]) == {"years"}
+
+
+def test_shipped_payer_settings():
+    payers = reference.load().payers
+    assert payers.loc["COM01", ["timely_filing_count", "timely_filing_unit"]].tolist() == [
+        90,
+        "days",
+    ]
+    assert payers.loc["MCD01", "timely_filing_unit"] == "months"
+    assert payers.loc["MA01", "distinct_modifier_on"] == "either"
+
+
+@pytest.mark.parametrize(
+    "column,value,expected",
+    [
+        ("distinct_modifier_on", "column1", "column distinct_modifier_on: unknown value 'column1'"),
+        ("noncovered_modifier", "GX", "column noncovered_modifier: unknown value 'GX'"),
+        ("kx_action", "ignore", "column kx_action: unknown value 'ignore'"),
+        ("timely_filing", "90", "column timely_filing: '90' is not a whole number"),
+        ("timely_filing", "0 days", "column timely_filing: '0 days' is not"),
+        ("timely_filing", "3 weeks", "column timely_filing: '3 weeks' is not"),
+    ],
+)
+def test_bad_payer_settings_fail_at_start(tmp_path, column, value, expected):
+    reference.copy_default(tmp_path)
+    p = tmp_path / "payers.csv"
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    df.loc[2, column] = value
+    df.to_csv(p, index=False)
+    with pytest.raises(reference.ReferenceError, match="row 4 " + re.escape(expected)):
+        reference.load(str(tmp_path))

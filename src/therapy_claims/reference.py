@@ -69,6 +69,19 @@ FILES = (
 PAYER_CLASSES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "auto")
 UNIT_METHODS = ("cms", "per_code")
 DISTINCT_MODIFIERS = ("x", "59")
+# payer settings that may be left out of payers.csv (a folder from an earlier version): the
+# column's default, or per payer class where the default depends on it
+DISTINCT_MODIFIER_ON = ("column2", "either")
+NONCOVERED_MODIFIERS = ("", "GY", "GA", "GZ")
+EDIT_ACTIONS = ("hold", "warn")
+OPTIONAL_PAYER_SETTINGS: dict[str, str] = {
+    "distinct_modifier_on": "column2",
+    "noncovered_modifier": "",
+    "kx_action": "",  # empty: hold for Medicare, warn for other payer classes
+    "cmt_at_action": "",  # as kx_action
+    "timely_filing": "1 year",
+}
+TIMELY_FILING_UNITS = ("days", "months", "years")
 CLAIM_TYPES = ("professional", "institutional")
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -258,6 +271,34 @@ def _numbers(df: pd.DataFrame, path: str, name: str, column: str, *, allow_empty
     return num
 
 
+def _payer_settings(payers: pd.DataFrame, path: str) -> None:
+    """The optional payer settings (``OPTIONAL_PAYER_SETTINGS``), checked, with their defaults
+    where a column or a cell is empty. ``timely_filing`` becomes ``timely_filing_count`` and
+    ``timely_filing_unit`` (days, months or years: calendar arithmetic)."""
+    for column, default in OPTIONAL_PAYER_SETTINGS.items():
+        if column not in payers.columns:
+            payers[column] = default
+        payers[column] = payers[column].replace("", default)
+    payers["noncovered_modifier"] = payers["noncovered_modifier"].str.upper()
+    _check_values(payers, path, "distinct_modifier_on", DISTINCT_MODIFIER_ON)
+    _check_values(payers, path, "noncovered_modifier", NONCOVERED_MODIFIERS)
+    medicare = payers["payer_class"].eq("medicare").map({True: "hold", False: "warn"})
+    for column in ("kx_action", "cmt_at_action"):
+        payers[column] = payers[column].str.lower().where(payers[column] != "", medicare)
+        _check_values(payers, path, column, EDIT_ACTIONS)
+    parts = payers["timely_filing"].str.lower().str.extract(r"^\s*(\d{1,4})\s+([a-z]+?)s?\s*$")
+    unit = parts[1].fillna("") + "s"
+    bad = parts[0].isna() | ~unit.isin(TIMELY_FILING_UNITS) | (pd.to_numeric(parts[0]) == 0)
+    if bad.any():
+        i, row = _first_bad(payers, bad)
+        raise ReferenceError(
+            f"{path} row {row} column timely_filing: {payers['timely_filing'].iloc[i]!r} is not "
+            "a whole number of days, months or years (e.g. '90 days', '1 year')"
+        )
+    payers["timely_filing_count"] = pd.to_numeric(parts[0]).astype(int)
+    payers["timely_filing_unit"] = unit
+
+
 def load(directory: str | None = None) -> Reference:
     directory = str(directory or DEFAULT_DIR)
     files: list[dict] = []
@@ -288,6 +329,7 @@ def load(directory: str | None = None) -> Reference:
     payers["max_timed_units_per_day"] = cap.astype("Int64")
     if "receiver_name" not in payers.columns:
         payers["receiver_name"] = payers["receiver_id"]
+    _payer_settings(payers, p)
     if payers["payer_id"].duplicated().any():
         raise ReferenceError(f"{p}: duplicate payer_id")
 
