@@ -8,12 +8,14 @@ import csv
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from factories import OTHER_NPI, RENDERING_NPI, row, write_csv
 from test_rules import REF, TEST_REFERENCE, fired, night
 
 from therapy_claims import extract, pipeline, reference, rules, storage
+from therapy_claims.layout import COLUMN_NAMES
 
 RD = date(2026, 11, 28)
 
@@ -72,6 +74,70 @@ def test_a_line_differing_in_one_key_is_not_a_duplicate(tmp_path, column, value)
     got = ingest(write_csv(tmp_path / "d.csv", [row(), row(line_id="L2", **{column: value})]))
     assert "DUPLICATE_CHARGE" not in codes(got)
     assert got.raw["line_id"].tolist() == ["L1", "L2"] and got.quarantined.empty
+
+
+@pytest.mark.parametrize(
+    ("kept", "copy"),
+    [("JOSÉ1", "josé1"), ("P1", "p\u00a01"), ("P-1", "p - 1")],  # accents, NBSP, inner blanks
+)
+def test_unicode_case_and_blanks_in_ids(tmp_path, kept, copy):
+    rows = [row(patient_id=kept), row(line_id="L2", patient_id=copy)]
+    assert codes(ingest(write_csv(tmp_path / "d.csv", rows))) == ["DUPLICATE_CHARGE"]
+
+
+def _oracle(typed: pd.DataFrame) -> dict[int, int]:
+    """Copy position -> kept position, the plain way: normalised keys, pandas groupby."""
+    keys = pd.DataFrame(
+        {
+            c: typed[c].str.upper().str.replace(r"[\s\xa0]+", "", regex=True)
+            for c in ("patient_id", "clinic_id", "rendering_npi", "cpt_code")
+        }
+    )
+    keys["date"] = typed["date_of_service"]
+    for c in ("start_minute", "end_minute"):
+        keys[c] = typed[c].fillna(-1)
+    order = typed.sort_values(["source_file", "source_row"], kind="stable").index
+    keys = keys.loc[order]
+    group = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
+    first = group.reset_index().groupby(0)["index"].transform("first").to_numpy()
+    pos = group.index.to_numpy()
+    return {int(p): int(f) for p, f in zip(pos, first, strict=True) if p != f}
+
+
+def test_the_fast_passes_find_what_a_plain_groupby_finds():
+    # many lines share the cheap keys (untimed codes of one clinician and day, no times) and
+    # differ only in patient: the hashed passes must neither lose nor invent a copy
+    rng = np.random.default_rng(14)
+    n = 4000
+    rows = []
+    for i in range(n):
+        timed = rng.random() < 0.5
+        start = int(rng.integers(420, 440))
+        pid = f"P{int(rng.integers(0, 60))}"
+        if rng.random() < 0.2:  # the same patient written otherwise
+            pid = " " + pid[0].lower() + " " + pid[1:]
+        rows.append(
+            row(
+                line_id=f"L{i}",
+                patient_id=pid,
+                clinic_id=["CLN01", "cln01", "CLN02"][int(rng.integers(0, 3))],
+                date_of_service=["2026-11-20", "2026-11-21"][int(rng.integers(0, 2))],
+                cpt_code=["97110", "97010", "g0283"][int(rng.integers(0, 3))],
+                rendering_npi=[RENDERING_NPI, OTHER_NPI][int(rng.integers(0, 2))],
+                start_time=f"{start // 60:02d}:{start % 60:02d}" if timed else "",
+                end_time=f"{(start + 15) // 60:02d}:{(start + 15) % 60:02d}" if timed else "",
+            )
+        )
+    strings = pd.DataFrame([{c: r.get(c, "") for c in COLUMN_NAMES} for r in rows])
+    strings = strings.astype("string")
+    strings["source_file"] = np.where(np.arange(n) % 3 == 0, "b.csv", "a.csv")
+    strings["source_row"] = pd.array(np.arange(n) + 2, dtype="Int64")
+    typed, _, bad = extract.type_rows(strings)
+    assert not bad.any()
+    copies, kept = extract.duplicate_charges(typed, np.arange(n))
+    expected = _oracle(typed)
+    assert len(expected) > 1000  # most lines are copies here: the check is not vacuous
+    assert dict(zip(copies.tolist(), kept.tolist(), strict=True)) == expected
 
 
 def test_payer_minutes_and_units_are_not_compared(tmp_path):

@@ -923,10 +923,11 @@ def duplicate_charges(typed: pd.DataFrame, at: np.ndarray) -> tuple[np.ndarray, 
     files = pd.factorize(typed["source_file"].array.take(rows), sort=True)[0]
     line_no = typed["source_row"].array.take(rows).to_numpy(dtype="int64", na_value=-1)
     order = np.lexsort((line_no, files, group))
-    rows, group = rows[order], group[order]
+    rows, group, files, line_no = rows[order], group[order], files[order], line_no[order]
     head = np.r_[True, group[1:] != group[:-1]]  # the first of each group in file order
     kept = rows[np.flatnonzero(head)[np.cumsum(head) - 1]]
-    return rows[~head], kept[~head]
+    copy = np.flatnonzero(~head)[np.lexsort((line_no[~head], files[~head]))]  # in file order
+    return rows[copy], kept[copy]
 
 
 def _duplicate_charge_findings(
