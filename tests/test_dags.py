@@ -98,7 +98,17 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
 
     inp = write_csv(
         tmp_path / "landing" / "a.csv",
-        [row(), row(line_id="L2", payer_id="NOPE", encounter_id="E2")],
+        [
+            row(),
+            # a later visit (its own times: not L1's charge charted twice)
+            row(
+                line_id="L2",
+                payer_id="NOPE",
+                encounter_id="E2",
+                start_time="10:00",
+                end_time="10:30",
+            ),
+        ],
     )
     out = tmp_path / "out"
     dag = dagbag.get_dag("therapy_claims_nightly")

@@ -78,7 +78,7 @@ def test_bad_date_and_negative_minutes_quarantine_with_column_and_value(tmp_path
 
 
 def test_broken_quoting_quarantines_the_record_and_keeps_the_rest(tmp_path):
-    text = to_csv([row(), row(line_id="L2", encounter_id="E2")])
+    text = to_csv([row(), row(line_id="L2", encounter_id="E2", patient_id="P2")])
     text += 'L3,E3,"CLN01,2026-11-20,broken\n'
     p = tmp_path / "q.csv"
     p.write_text(text)
@@ -159,11 +159,12 @@ def test_unknown_extra_columns_are_kept(tmp_path):
 
 
 def test_parquet_and_jsonl_inputs(tmp_path):
-    df = pd.DataFrame([row(), row(line_id="L2")])
+    df = pd.DataFrame([row(), row(line_id="L2", patient_id="P2")])
     df["minutes"] = [30, 8]  # typed column in Parquet
     df.to_parquet(tmp_path / "a.parquet")
     (tmp_path / "b.jsonl").write_text(
-        json.dumps(row(line_id="L3", encounter_id="E9")) + "\n{not json\n", encoding="utf-8"
+        json.dumps(row(line_id="L3", encounter_id="E9", patient_id="P9")) + "\n{not json\n",
+        encoding="utf-8",
     )
     got = ingest(tmp_path)
     assert sorted(got.raw["line_id"]) == ["L1", "L2", "L3"]
@@ -224,7 +225,7 @@ def test_type_rows_keeps_the_index_and_types_non_string_columns(tmp_path):
 
 
 def test_a_record_that_does_not_parse_in_a_large_file_keeps_row_numbers(tmp_path):
-    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}") for i in range(3000)]
+    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}", patient_id=f"P{i}") for i in range(3000)]
     text = to_csv(rows).split("\n")
     text.insert(1500, "L,E,too,few")  # record 1500 (the header is 1)
     p = tmp_path / "big.csv"
@@ -239,7 +240,7 @@ def test_a_record_that_does_not_parse_in_a_large_file_keeps_row_numbers(tmp_path
 def test_a_record_longer_than_a_read_block_is_read(tmp_path):
     # the quick CSV read works in 1 MiB blocks; a longer record is read all the same
     long_text = "word " * 500_000  # 2.5 MB in one quoted value
-    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}") for i in range(5)]
+    rows = [row(line_id=f"L{i}", encounter_id=f"E{i}", patient_id=f"P{i}") for i in range(5)]
     rows[2]["patient_response"] = long_text
     p = write_csv(tmp_path / "long.csv", rows)
     got = ingest(p)
@@ -252,7 +253,12 @@ def test_broken_records_in_a_multi_block_file_are_numbered_as_records(tmp_path):
     # values holding line breaks make record numbers differ from line numbers; the broken
     # records sit far apart (several read blocks) and each is named by its record number
     rows = [
-        row(line_id=f"L{i}", encounter_id=f"E{i}", patient_response="first\nsecond, third")
+        row(
+            line_id=f"L{i}",
+            encounter_id=f"E{i}",
+            patient_id=f"P{i}",
+            patient_response="first\nsecond, third",
+        )
         for i in range(30_000)
     ]
     lines = to_csv(rows).split("\n")  # each row takes two lines
@@ -307,7 +313,7 @@ def test_text_is_trimmed_and_empty_text_is_missing(tmp_path):
         tmp_path / "t.csv",
         [
             row(patient_last_name="  DOE ", group_number="", goal_id=" G1 "),
-            row(line_id="L2", group_number=" GRP9\t", goal_id="   "),
+            row(line_id="L2", patient_id="P2", group_number=" GRP9\t", goal_id="   "),
         ],
     )
     got = ingest(p)

@@ -67,8 +67,13 @@ def test_json_nested_beyond_the_parser_rejects_the_file_naming_the_line(tmp_path
 
 def test_the_depth_limit_is_exact_and_brackets_in_strings_do_not_count(tmp_path):
     at_limit = deep_line(63, "J1")  # 64 levels: read
-    in_text = json.dumps(row(line_id="J2", encounter_id="J2", patient_response="[" * 5000))
-    escaped = json.dumps(row(line_id="J3", encounter_id="J3", patient_response='\\"' + "{" * 99))
+    # each its own patient: one charge charted three times would keep only J1
+    in_text = json.dumps(
+        row(line_id="J2", encounter_id="J2", patient_id="P2", patient_response="[" * 5000)
+    )
+    escaped = json.dumps(
+        row(line_id="J3", encounter_id="J3", patient_id="P3", patient_response='\\"' + "{" * 99)
+    )
     (tmp_path / "ok.jsonl").write_text("\n".join([at_limit, in_text, escaped]) + "\n")
     got = ingest(tmp_path / "ok.jsonl")
     assert sorted(got.raw["line_id"]) == ["J1", "J2", "J3"]

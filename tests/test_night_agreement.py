@@ -35,7 +35,7 @@ def test_every_input_line_accounted_for_once(night):
     assert len(scored) + quarantined == len(df)
     # every input line_id is scored, or has a finding explaining why it is not
     explained = set(scored["line_id"]) | set(
-        exc.loc[exc["code"].isin(["ROW_INVALID", "DUPLICATE_LINE"]), "line_id"]
+        exc.loc[exc["code"].isin(["ROW_INVALID", "DUPLICATE_LINE", "DUPLICATE_CHARGE"]), "line_id"]
     )
     assert set(df["line_id"]) <= explained
 

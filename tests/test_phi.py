@@ -76,7 +76,8 @@ def test_phi_layers_are_owner_only(tmp_path, monkeypatch, setting, file_mode, di
         monkeypatch.setenv("THERAPY_CLAIMS_PHI_MODE", setting)
     old = os.umask(0o022)
     try:
-        inp = write_csv(tmp_path / "in" / "a.csv", [row(), row(line_id="L2", encounter_id="E2")])
+        rows = [row(), row(line_id="L2", encounter_id="E2", start_time="10:00", end_time="10:30")]
+        inp = write_csv(tmp_path / "in" / "a.csv", rows)
         cfg = pipeline.RunConfig(
             inputs=[str(inp)], out=str(tmp_path / "out"), run_date=date(2026, 11, 28)
         )

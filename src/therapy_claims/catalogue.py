@@ -61,6 +61,16 @@ _SPECS = (
         BILLER,
     ),
     RuleSpec(
+        "DUPLICATE_CHARGE",
+        ERROR,
+        "two lines under different line_ids are one charge: same patient, clinic, date of "
+        "service, code, rendering clinician and start/end times (ids without case or blanks); "
+        "the copy is quarantined, the first line in file order is kept",
+        "Void the duplicate charge in the practice-management system; the kept line is billed "
+        "once. If the service really was given twice, chart the second with its own times.",
+        BILLER,
+    ),
+    RuleSpec(
         "ENCOUNTER_INCOMPLETE",
         ERROR,
         "a sibling line of the encounter was quarantined",
@@ -80,6 +90,14 @@ _SPECS = (
         "clinic_id is not in clinics.csv",
         "Correct the clinic on the encounter, or add the clinic to clinics.csv.",
         REFERENCE_DATA,
+    ),
+    RuleSpec(
+        "CODE_UNKNOWN",
+        ERROR,
+        "cpt_code is not in cpt_codes.csv",
+        "Correct the procedure code on the line, or add the code (with its timed, one-on-one "
+        "and always-therapy flags and their source) to cpt_codes.csv.",
+        CODER,
     ),
     RuleSpec(
         "NPI_INVALID",

@@ -6,10 +6,12 @@ the bytes before parsing, so such a file costs a scan, not minutes, GBs or a cra
 rejected whole (FILE_REJECTED). A file with column names and no rows is named (FILE_EMPTY).
 A row that cannot be parsed or typed is quarantined (ROW_INVALID, naming file, row, column
 and value), and its encounter's other lines are held (ENCOUNTER_INCOMPLETE). A line_id seen
-twice keeps its first occurrence (held, DUPLICATE_LINE) and quarantines the others. Nothing is
-dropped without a finding. Typing is vectorised per column: plain text columns in Arrow, the
-others once per distinct value (a night has few dates, amounts or codes) and spread back to the
-rows; messages are built only for the rows that fail.
+twice keeps its first occurrence (held, DUPLICATE_LINE) and quarantines the others. One charge
+charted twice under two line_ids (same patient, clinic, date, code, clinician and times) keeps
+its first line in file order and quarantines the copies (DUPLICATE_CHARGE); nothing is held for
+it. Nothing is dropped without a finding. Typing is vectorised per column: plain text columns in
+Arrow, the others once per distinct value (a night has few dates, amounts or codes) and spread
+back to the rows; messages are built only for the rows that fail.
 
 ``source_row`` is the record's number in its file counting the header as row 1 (the row a
 spreadsheet shows when no value holds a line break); for JSON Lines, the line number.
@@ -36,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from therapy_claims import findings, storage, timing
+from therapy_claims import findings, storage, timing, units
 from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS, Column
 
 _CONTENT = re.compile(rb"[^\xef\xbb\xbf \r\n\t]")  # a byte other than BOM or blank
@@ -779,6 +781,11 @@ def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
     ]
     quarantine_mask = bad_mask.copy()
     quarantine_mask[ok_at[~first]] = True
+    # the same charge charted twice under different line_ids: the first kept, the copies
+    # quarantined (not bad rows: the kept line's visit is complete, nothing is held)
+    copies, kept = duplicate_charges(typed, ok_at[first])
+    quarantine_mask[copies] = True
+    dup_findings.append(_duplicate_charge_findings(typed[lineage], copies, kept))
 
     accepted = _take_rows(typed, np.flatnonzero(~quarantine_mask))
     quarantined = typed.loc[quarantine_mask, lineage]
@@ -813,6 +820,137 @@ def combine(parts: list[FilePart], ingested_at: str) -> Ingested:
     accepted = accepted.reset_index(drop=True)
     all_findings = findings.concat([earlier, *dup_findings, enc_findings])
     return Ingested(accepted, quarantined.reset_index(drop=True), all_findings, infos)
+
+
+# what makes two lines one charge: the same service by the same clinician at the same time
+CHARGE_KEYS = (
+    "patient_id",
+    "clinic_id",
+    "date_of_service",
+    "cpt_code",
+    "rendering_npi",
+    "start_minute",
+    "end_minute",
+)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: a multiplier that mixes bits
+
+
+def _mix(h: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``h`` combined with int64 ``values``: equal inputs give equal outputs; unequal ones
+    collide rarely (a collision only costs the exact check a few more rows)."""
+    with np.errstate(over="ignore"):
+        h = (h ^ values.view(np.uint64)) * _GOLDEN
+    return h ^ (h >> np.uint64(29))
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column of digits (an NPI) as int64 per row (-1: missing); equal texts, equal numbers
+    (the NPIs of clean rows are exactly 10 digits). Parsing is one Arrow cast, cheaper than
+    hashing the texts; a night with a value that is not digits (a row that failed typing)
+    gets the texts' codes instead."""
+    arr = column.array.__arrow_array__()
+    try:
+        return pc.fill_null(pc.cast(arr, pa.int64()), -1).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.factorize(column)[0].astype("int64")
+
+
+def _id_codes(column: pd.Series, at: np.ndarray) -> np.ndarray:
+    """int64 codes of an id column at positions ``at``, equal for ids equal but for case and
+    blanks ('P 001' and 'p001'): only the distinct ids are upper-cased and stripped."""
+    codes, uniques = pd.factorize(column.array.take(at))
+    if len(uniques) == 0:
+        return codes.astype("int64")
+    norm = pc.utf8_upper(pa.array(uniques, type=pa.large_string()))
+    if pc.any(pc.match_substring_regex(norm, r"[\s\p{Z}]")).as_py():
+        norm = pc.replace_substring_regex(norm, r"[\s\p{Z}]+", "")
+    same = pc.dictionary_encode(norm).indices.to_numpy(zero_copy_only=False).astype("int64")
+    return np.append(same, -1)[codes]  # -1: missing
+
+
+def _repeated(h: np.ndarray) -> np.ndarray:
+    """Positions of the hashes that occur more than once, and perhaps a few others: a sort
+    finds the repeated values, a table of 2**20 buckets marks the rows that may hold one
+    (cheaper than counting a million values in a hash table)."""
+    s = np.sort(h)
+    twice = s[1:][s[1:] == s[:-1]]
+    if not len(twice):
+        return np.zeros(0, dtype=np.intp)
+    table = np.zeros(1 << 20, dtype=bool)
+    table[(twice >> np.uint64(44)).astype(np.intp)] = True
+    return np.flatnonzero(table[(h >> np.uint64(44)).astype(np.intp)])
+
+
+def duplicate_charges(typed: pd.DataFrame, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Charges charted twice among the rows at positions ``at``: lines with the same
+    ``CHARGE_KEYS`` (ids without case or blanks; a missing start or end time equals only a
+    missing one). Returns the positions of the copies and, for each, the position of the
+    line kept: the first of its group in file order (source_file, then source_row).
+
+    Why by content: a practice-management system that charts a service twice gives the
+    copy its own line_id, so DUPLICATE_LINE never sees it, and the payer would be billed
+    twice for one service (billing-rules.md 9, rule 3: one line per code per date).
+
+    A night has a million rows and almost no copies, so the check narrows down in three
+    passes, none of which can lose a copy: a hash of the cheap keys (date, times, NPI, code)
+    over every row; the same plus the patient and clinic ids over the rows whose hash may
+    repeat; the exact keys over the few rows left."""
+    none = np.zeros(0, dtype=np.intp)
+    if len(at) < 2:
+        return none, none
+    cheap = [
+        typed["date_of_service"].to_numpy().view("int64"),
+        typed["start_minute"].to_numpy(dtype="int64", na_value=-1),
+        typed["end_minute"].to_numpy(dtype="int64", na_value=-1),
+        _numbers(typed["rendering_npi"]),
+        pd.factorize(typed["cpt_code"])[0].astype("int64", copy=False),
+    ]
+    h = np.zeros(len(typed), dtype=np.uint64)
+    for k in cheap:
+        h = _mix(h, k)
+    h = h[at]
+    again = _repeated(h)
+    ids = [_id_codes(typed[c], at[again]) for c in ("patient_id", "clinic_id")]
+    left = _repeated(_mix(_mix(h[again], ids[0]), ids[1]))
+    if not len(left):
+        return none, none
+    rows = at[again[left]]
+    group = units.group_ids([k[rows] for k in cheap] + [i[left] for i in ids])
+    dup = np.bincount(group)[group] > 1
+    rows, group = rows[dup], group[dup]
+    if not len(rows):
+        return none, none
+    files = pd.factorize(typed["source_file"].array.take(rows), sort=True)[0]
+    line_no = typed["source_row"].array.take(rows).to_numpy(dtype="int64", na_value=-1)
+    order = np.lexsort((line_no, files, group))
+    rows, group, files, line_no = rows[order], group[order], files[order], line_no[order]
+    head = np.r_[True, group[1:] != group[:-1]]  # the first of each group in file order
+    kept = rows[np.flatnonzero(head)[np.cumsum(head) - 1]]
+    copy = np.flatnonzero(~head)[np.lexsort((line_no[~head], files[~head]))]  # in file order
+    return rows[copy], kept[copy]
+
+
+def _duplicate_charge_findings(
+    lineage: pd.DataFrame, copies: np.ndarray, kept: np.ndarray
+) -> pd.DataFrame:
+    """DUPLICATE_CHARGE on each quarantined copy, naming the line kept."""
+    rows = lineage.iloc[copies]
+    first = lineage.iloc[kept]
+    msg = (
+        "same patient, clinic, date, code, clinician and times as line_id "
+        + pd.Series(first["line_id"].array, index=rows.index)
+        + " ("
+        + pd.Series(_where(first).array, index=rows.index)
+        + "), which is kept; this copy ("
+        + _where(rows)
+        + ") is quarantined"
+    )
+    return findings.make(
+        "DUPLICATE_CHARGE",
+        rows,
+        msg,
+        evidence="one charge per service: billing-rules.md 9 rule 3 (one line per code per date)",
+    )
 
 
 def _take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

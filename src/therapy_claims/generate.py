@@ -611,7 +611,8 @@ def _generate(
     )
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
-    return _frames(col, rows, dup_lines)
+    df, problems = _frames(col, rows, dup_lines)
+    return _issue14_dupes14(df, problems, seed, problem_rate, ref), problems
 
 
 # ----------------------------------------------------------------------------- teams, people
@@ -1553,6 +1554,59 @@ def _frames(col: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]], dup_l
     else:
         problems = pd.DataFrame(columns=_PROBLEM_COLUMNS)
     return df, problems
+
+
+# ----------------------------------------------------------------------------- issue 14
+
+# codes a clinic may bill that the code table lacks: unlisted PM&R and therapeutic procedures,
+# and a timed HCPCS code of the UHC list (billing-rules.md 2.1) not in cpt_codes.csv
+_UNKNOWN_CODES = ("97799", "97139", "S8948")
+_THERAPY_MODIFIER_OF = {"PT": "GP", "OT": "GO", "SLP": "GN"}
+
+
+def _issue14_dupes14(
+    df: pd.DataFrame, problems: pd.DataFrame, seed: int, problem_rate: float, ref
+) -> pd.DataFrame:
+    """A few lines of two classes of issue 14, each in an encounter of its own that has no
+    other problem, about half as often as one problem kind (none when ``problem_rate`` is 0):
+
+    - a charge charted twice: a line copied under a new line_id (``-C``) right after it,
+      every other copy with the patient id in lower case between blanks (DUPLICATE_CHARGE
+      quarantines the copy; the visit is billed as before);
+    - a procedure code the code table lacks: an untimed 1-unit line added to the encounter
+      (``-U``; CODE_UNKNOWN holds its claim).
+
+    Drawn from a random stream of its own, so the rest of the night is drawn as before; the
+    problems frame does not list these (its kinds are ``PROBLEM_KINDS``)."""
+    enc_codes, enc_ids = pd.factorize(df["encounter_id"])
+    clean = np.flatnonzero(~np.asarray(enc_ids.isin(problems["encounter_id"]), dtype=bool))
+    n_each = min(int(round(problem_rate * len(enc_ids) / len(PROBLEM_KINDS) / 2)), len(clean) // 2)
+    codes = np.array([c for c in _UNKNOWN_CODES if c not in ref.cpt.index], dtype=object)
+    if n_each == 0 or len(codes) == 0:
+        return df
+    rng = np.random.default_rng([seed, 14])
+    pick = rng.choice(clean, 2 * n_each, replace=False)
+    first = np.unique(enc_codes, return_index=True)[1]  # an encounter's lines are together
+    count = np.bincount(enc_codes)
+    dup_enc, unk_enc = pick[:n_each], pick[n_each:]
+    at = first[dup_enc] + (rng.random(n_each) * count[dup_enc]).astype(np.int64)
+    copies = df.iloc[at].copy()
+    copies["line_id"] = copies["line_id"] + "-C"
+    other = np.arange(n_each) % 2 == 1
+    copies.loc[copies.index[other], "patient_id"] = (
+        " " + copies["patient_id"][other].str.lower() + " "
+    )
+    unknown = df.iloc[first[unk_enc]].copy()
+    unknown["line_id"] = unknown["line_id"] + "-U"
+    unknown["cpt_code"] = codes[rng.integers(0, len(codes), n_each)]
+    unknown["modifiers"] = unknown["discipline"].map(_THERAPY_MODIFIER_OF).fillna("")
+    blank = ["minutes", "start_time", "end_time", "body_region", "technique", "goal_id"]
+    unknown[blank] = ""
+    unknown[["units_charted", "group_size", "charge_amount"]] = ["1", "1", "35.00"]
+    # each added line right after the line it was made from
+    key = np.concatenate([np.arange(len(df)) * 2, at * 2 + 1, first[unk_enc] * 2 + 1])
+    out = pd.concat([df, copies, unknown], ignore_index=True)
+    return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- write

@@ -49,6 +49,8 @@ PAYER_COLUMNS = (
     "requires_prior_auth",
     "requires_therapy_modifiers",
 )
+# cpt_codes.csv may also carry `source` (where each row's flags come from): documentation,
+# optional and never read, so a folder without it loads as before
 CPT_COLUMNS = ("code", "timed", "one_on_one", "always_therapy", "category")
 NCCI_COLUMNS = ("column1", "column2", "effective_date", "deletion_date", "modifier_indicator")
 MUE_COLUMNS = ("code", "mue_value", "mai", "effective_date")

@@ -158,7 +158,8 @@ def summary_text(manifest: dict) -> str:
         f"{len(m['claim_files'])} claim file(s)",
         f"  held        {m['lines_held']:>8}   in {m['claims_held']} claim(s) waiting for a fix",
         f"  not billed  {m['lines_not_billed']:>8}   (no billable units)",
-        f"  quarantined {m['rows_quarantined']:>8}   (could not be read; see ROW_INVALID)",
+        f"  quarantined {m['rows_quarantined']:>8}   "
+        "(not scored: ROW_INVALID, DUPLICATE_LINE, DUPLICATE_CHARGE)",
     ]
     rejected = [i for i in m["inputs"] if not i["accepted"]]
     for i in rejected:

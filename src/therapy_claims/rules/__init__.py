@@ -4,7 +4,8 @@
 date), the ``@rule`` registry, ``run_all`` and the column-wise helpers rules are written with.
 The rules themselves live in one module per family:
 
-- ``input``: UNKNOWN_PAYER, UNKNOWN_CLINIC, NPI_INVALID, DIAGNOSIS_INVALID, DATE_INVALID
+- ``input``: UNKNOWN_PAYER, UNKNOWN_CLINIC, CODE_UNKNOWN, NPI_INVALID, DIAGNOSIS_INVALID,
+  DATE_INVALID
 - ``time``: TIME_MISSING, the units fixer (UNITS_ZERO, UNITS_CORRECTED), NOT_ONE_ON_ONE,
   PROVIDER_OVERLAP
 - ``modifiers``: the fixers THERAPY_MODIFIER_ADDED and ASSISTANT_MODIFIER_ADDED (MODIFIER_INVALID
@@ -50,6 +51,7 @@ from therapy_claims.rules.engine import run_all as _run
 ORDER: tuple[Rule, ...] = (
     input.unknown_payer,
     input.unknown_clinic,
+    input.code_unknown,
     input.npi_invalid,
     input.diagnosis_invalid,
     time.time_missing,

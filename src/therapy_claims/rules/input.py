@@ -1,7 +1,7 @@
 """Input rules: what a line must carry before anything else about it can be judged, namely a
-known payer and clinic, NPIs that pass the check digit, ICD-10-CM diagnosis codes with pointers
-into them, and a date of service that is neither in the future, before birth nor past timely
-filing."""
+known payer, clinic and procedure code, NPIs that pass the check digit, ICD-10-CM diagnosis
+codes with pointers into them, and a date of service that is neither in the future, before
+birth nor past timely filing."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from therapy_claims import findings, npi
 from therapy_claims.rules.engine import (
     Night,
     code_on_date,
+    isin,
     iso_date,
     message,
     rule,
@@ -50,6 +51,32 @@ def unknown_clinic(night: Night) -> pd.DataFrame:
         rows,
         message(rows, "clinic_id '", rows["clinic_id"], "' is not in clinics.csv"),
         evidence=night.ref.version("clinics.csv"),
+    )
+
+
+@rule("CODE_UNKNOWN")
+def code_unknown(night: Night) -> pd.DataFrame:
+    """A procedure code the code table does not hold. Nothing about such a line can be
+    judged (timed or not, one-on-one, always-therapy: enrich reads them all as false, and
+    units would bill it as 1 untimed unit), so it must never be billed silently: its claim
+    is held until the code is corrected or added to cpt_codes.csv."""
+    lines = night.lines
+    unknown = ~isin(night, "cpt_code", night.ref.cpt.index) & lines["cpt_code"].notna().to_numpy()
+    rows = select(lines, unknown, "cpt_code", "date_of_service")
+    return findings.make(
+        "CODE_UNKNOWN",
+        rows,
+        message(
+            rows,
+            "procedure code '",
+            rows["cpt_code"],
+            "' of line ",
+            rows["line_id"],
+            " is not in cpt_codes.csv (",
+            code_on_date(rows),
+            "); the claim is held rather than billed as an untimed 1-unit code",
+        ),
+        evidence=night.ref.version("cpt_codes.csv"),
     )
 
 

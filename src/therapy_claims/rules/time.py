@@ -11,6 +11,7 @@ from therapy_claims.rules.engine import (
     Night,
     as_mask,
     code_on_date,
+    isin,
     iso_date,
     message,
     rule,
@@ -44,7 +45,9 @@ UNIT_COLUMNS = ["line_id", "cpt_code", "minutes", "timed", "unit_method"]
 @rule("UNITS_ZERO", "UNITS_CORRECTED", changes=("units",), timing="units")
 def compute_units(night: Night) -> pd.DataFrame:
     lines = night.lines
-    known = lines["unit_method"].notna().to_numpy()
+    # a payer and a code the reference knows (an unknown code's units mean nothing:
+    # CODE_UNKNOWN holds its claim, no UNITS_CORRECTED on top)
+    known = lines["unit_method"].notna().to_numpy() & isin(night, "cpt_code", night.ref.cpt.index)
     # the pool keys only group lines: their codes (cached on the night) group them alike
     keys = {k: night.distinct(k)[0] for k in units.POOL_KEYS}
     inputs = lines[UNIT_COLUMNS].assign(**keys)
