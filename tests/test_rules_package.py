@@ -24,11 +24,13 @@ EXPECTED_ORDER = [
     ("DIAGNOSIS_INVALID",),
     ("TIME_MISSING",),
     ("UNITS_ZERO", "UNITS_CORRECTED"),
+    ("CHARGE_CORRECTED",),
     ("THERAPY_MODIFIER_ADDED",),
     ("DATE_INVALID",),
     ("NOT_ONE_ON_ONE",),
     ("PROVIDER_OVERLAP",),
     ("ASSISTANT_MODIFIER_ADDED",),
+    ("KX_REQUIRED", "KX_REQUIRED_WARN", "KX_ADDED"),
     ("MODIFIER_INVALID",),
     ("THERAPY_MODIFIER_MISMATCH",),
     ("TECHNIQUE_MISSING", "TECHNIQUE_INVALID", "DOCUMENTATION_INCOMPLETE"),
@@ -38,8 +40,8 @@ EXPECTED_ORDER = [
     ("DAILY_UNIT_CAP_EXCEEDED",),
     ("AUTH_MISSING", "VISIT_LIMIT_EXCEEDED", "POC_EXPIRED"),
     ("CODE_NOT_COVERED",),
-    ("CMT_AT_MISSING",),
-    ("KX_REQUIRED",),
+    ("CMT_AT_MISSING", "CMT_AT_MISSING_WARN"),
+    ("CHARGE_INVALID", "CHARGE_ABOVE_SCHEDULE"),
 ]
 
 
@@ -131,9 +133,10 @@ def test_code_on_date_names_a_missing_code():
 
 def scored_part(out, run_date: str, rows: list[tuple]) -> None:
     """A scored layer file of run date ``run_date``: (patient, payer, date, discipline, code,
-    charge, status) per line."""
+    charge, status) per line, each of clinic CLN01 and 1 unit."""
     cols = ["patient_id", "payer_id", "date_of_service", "discipline", "cpt_code"]
     df = pd.DataFrame(rows, columns=[*cols, "charge_amount", "status"])
+    df = df.assign(clinic_id="CLN01", units=1)
     df["date_of_service"] = pd.to_datetime(df["date_of_service"])
     d = out / "scored" / f"run_date={run_date}" / "run=r1"
     d.mkdir(parents=True)
