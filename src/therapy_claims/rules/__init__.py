@@ -63,8 +63,8 @@ ORDER: tuple[Rule, ...] = (
     input.date_invalid,
     time.not_one_on_one,
     time.provider_overlap,
-    modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier
     coverage.kx_required,  # fixer: modifiers (KX), after the units and charges
+    modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier and KX
     modifiers.modifier_unknown,
     modifiers.assistant_pairing,
     region.manual_therapy_documentation,

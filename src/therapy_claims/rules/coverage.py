@@ -135,8 +135,8 @@ def cmt_at_missing(night: Night) -> pd.DataFrame:
     "KX_REQUIRED",
     "KX_REQUIRED_WARN",
     "KX_ADDED",
-    changes=("modifiers",),
-    reads=("units", "modifiers", "charge_amount"),
+    changes=("modifiers",),  # and reads them, as every modifier fixer does
+    reads=("units", "charge_amount"),
 )
 def kx_required(night: Night) -> pd.DataFrame:
     """Medicare Part B therapy: once a patient's therapy amounts this calendar year (earlier
