@@ -438,6 +438,20 @@ def test_kx_added_with_a_current_plan_of_care_and_a_goal(overrides, added, reaso
         assert n.lines["modifiers"].tolist() == ["GP"]
 
 
+def test_kx_added_keeps_the_factorised_modifiers_current():
+    # the KX rule works in date order: L2 (2026-11-20) before L1 (2026-11-21); both get KX
+    plan = {"goal_id": "STG1", "plan_of_care_start": "2026-10-01", "plan_of_care_end": "2026-12-31"}
+    lines = [
+        row(date_of_service="2026-11-21", modifiers="GP;59", **plan),
+        row(line_id="L2", encounter_id="E2", **plan),
+    ]
+    n = _kx_night(lines, earlier=2500.0)
+    rules.run_all(n)
+    assert n.lines["modifiers"].tolist() == ["GP;59;KX", "GP;KX"]
+    codes, values = n.distinct("modifiers")
+    assert values.to_numpy(dtype=object)[codes].tolist() == ["GP;59;KX", "GP;KX"]
+
+
 def test_kx_not_added_to_a_line_with_four_modifiers():
     r = {
         **_kx_lines()[1],

@@ -17,12 +17,12 @@ from therapy_claims import findings
 from therapy_claims.reference import Reference
 from therapy_claims.rules.engine import (
     Night,
-    as_mask,
     code_on_date,
     isin,
     iso_date,
     message,
     rule,
+    spread,
     take,
 )
 
@@ -178,16 +178,17 @@ def charge_follows_units(night: Night) -> pd.DataFrame:
     line that bills 0 units is not sent and keeps its charge; one charted with 0 units and
     no schedule row has no unit charge to follow and keeps it too."""
     lines = night.lines
-    units = lines["units"]
-    charted = lines["units_charted"]
-    charge = lines["charge_amount"]
-    sel = as_mask(charted.notna() & (units > 0) & (charted != units) & charge.notna())
+    units = lines["units"].to_numpy(dtype="float64", na_value=np.nan)
+    charted = lines["units_charted"].to_numpy(dtype="float64", na_value=np.nan)
+    charge = lines["charge_amount"].to_numpy(dtype="float64", na_value=np.nan)
+    # NaN compares unequal and not above 0: a missing number selects nothing
+    sel = (units > 0) & (charted != units) & ~np.isnan(charted) & ~np.isnan(charge)
     if not sel.any():
         return findings.empty()
     pos = np.flatnonzero(sel)
-    billed = units.to_numpy(dtype="int64")[pos]
-    was = charted.to_numpy(dtype="int64")[pos]
-    old = cents(charge.to_numpy()[pos]).astype("int64")
+    billed = units[pos].astype("int64")
+    was = charted[pos].astype("int64")
+    old = cents(charge[pos]).astype("int64")
     row = fee_rows(night, pos)
     unit = schedule_amount(night.ref, row, "unit_charge")
     scheduled = ~np.isnan(unit)
@@ -249,26 +250,46 @@ def charge_checks(night: Night) -> pd.DataFrame:
     charge = lines["charge_amount"].to_numpy(dtype="float64", na_value=np.nan)
     pos = np.flatnonzero(billed)
     amount = cents(charge[pos])
-    claim = night.distinct("claim_id")[0][pos]
-    known = claim >= 0
-    n_claims = max(len(night.distinct("claim_id")[1]), 1)
-    total = np.bincount(claim[known], weights=np.nan_to_num(amount[known]), minlength=n_claims)
-    missing = np.bincount(claim[known], weights=np.isnan(amount[known]), minlength=n_claims)
-    zero = known & (total == 0)[np.maximum(claim, 0)] & (missing == 0)[np.maximum(claim, 0)]
-    out = [_zero_claims(night, pos[zero])]
-    row = fee_rows(night, pos)
-    at = np.flatnonzero(row >= 0)
-    if len(at):
-        unit = schedule_amount(night.ref, row[at], "unit_charge")
-        units = lines["units"].to_numpy(dtype="int64")[pos[at]]
-        over = ~np.isnan(unit) & (amount[at] > CHARGE_ABOVE_SCHEDULE_FACTOR * unit * units)
-        at = at[over]
-        out.append(_above_schedule(night, pos[at], amount[at], unit[over], row[at]))
+    out = [_zero_claims(night, pos, amount)]
+    units = lines["units"].to_numpy(dtype="int64")[pos]
+    # only a line above the factor times its code's lowest unit charge in the schedule can be
+    # above its own row's: the rows of those few lines are looked up, not every line's
+    at = np.flatnonzero(amount > CHARGE_ABOVE_SCHEDULE_FACTOR * _lowest_unit(night)[pos] * units)
+    row = fee_rows(night, pos[at])
+    unit = schedule_amount(night.ref, row, "unit_charge")
+    over = ~np.isnan(unit) & (amount[at] > CHARGE_ABOVE_SCHEDULE_FACTOR * unit * units[at])
+    at = at[over]
+    out.append(_above_schedule(night, pos[at], amount[at], unit[over], row[over]))
     return findings.concat(out)
 
 
-def _zero_claims(night: Night, pos: np.ndarray) -> pd.DataFrame:
-    """CHARGE_INVALID on the first billed line (by line_id) of each claim at ``pos``."""
+def _lowest_unit(night: Night) -> np.ndarray:
+    """Per line, the lowest fee_schedule.csv unit charge (cents) of its code, whatever the
+    clinic, payer class or date; infinite where the schedule has none (checked per code)."""
+    codes, uniques = night.distinct("cpt_code")
+    s = night.ref.fee_schedule
+    lowest = pd.Series(cents(s["unit_charge"].to_numpy(dtype="float64")), index=s["code"])
+    per_code = uniques.map(lowest.dropna().groupby(level=0).min()).astype("float64")
+    return spread(codes, per_code.fillna(np.inf).to_numpy(), np.inf)
+
+
+def _zero_claims(night: Night, billed: np.ndarray, amount: np.ndarray) -> pd.DataFrame:
+    """CHARGE_INVALID on the first billed line (by line_id) of each claim whose ``billed``
+    lines (positions; ``amount``: their charges in cents) total $0.00. Ingest rejects negative
+    charges, so only a claim with a $0.00 line can total $0.00: the night's claims are not
+    grouped, only the lines of those few claims are (one pass over the claim ids, and none
+    on a night without a $0.00 line)."""
+    if not (amount == 0).any():
+        return findings.empty()
+    lines = night.lines
+    claim = lines["claim_id"]
+    suspects = pd.unique(claim.array.take(billed[amount == 0]).dropna())
+    mine = claim.isin(list(suspects)).to_numpy(dtype=bool, na_value=False)[billed]
+    ids = pd.Series(lines["claim_id"].array.take(billed[mine]))
+    total = pd.Series(np.nan_to_num(amount[mine])).groupby(ids).sum()
+    missing = pd.Series(np.isnan(amount[mine])).groupby(ids).any()
+    zero = total.index[(total == 0).to_numpy() & ~missing.reindex(total.index).to_numpy()]
+    pos = billed[mine][ids.isin(zero).to_numpy()]
     if not len(pos):
         return findings.empty()
     r = take(night.lines, pos, "claim_id", "date_of_service", "payer_id")

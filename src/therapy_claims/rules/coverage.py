@@ -25,6 +25,7 @@ from therapy_claims.rules.engine import (
     message,
     rule,
     sort_order,
+    spread,
     take,
 )
 
@@ -79,19 +80,20 @@ def code_not_covered(night: Night) -> pd.DataFrame:
 def _by_action(night: Night, column: str, pos: np.ndarray) -> np.ndarray:
     """Per line at ``pos``: the payer's ``column`` (kx_action, cmt_at_action) is ``warn``
     (else ``hold``: the default for Medicare, whose lines are denied otherwise)."""
-    return (night.lines[column].to_numpy(dtype=object)[pos] == "warn").astype(bool)
+    values = pd.Series(night.lines[column].array.take(pos))
+    return values.eq("warn").to_numpy(dtype=bool, na_value=False)
 
 
-def _action_evidence(rows: pd.DataFrame, night: Night, column: str, warn: np.ndarray) -> pd.Series:
-    """``payers.csv <payer> <column>=hold|warn (payers.csv@<sha>)`` per row."""
-    return message(
-        rows,
-        "payers.csv ",
-        rows["payer_id"],
-        f" {column}=",
-        np.where(warn, "warn", "hold"),
-        " (" + night.ref.version("payers.csv") + ")",
-    )
+def _action_evidence(night: Night, column: str, pos: np.ndarray) -> np.ndarray:
+    """``payers.csv <payer> <column>=hold|warn (payers.csv@<sha>)`` for the lines at ``pos``
+    (worded once per distinct payer)."""
+    if not len(pos):
+        return np.empty(0, dtype=object)
+    codes, uniques = night.distinct("payer_id")
+    action = uniques.map(night.ref.payers[column]).astype("string").fillna("?")
+    text = "payers.csv " + uniques.astype("string") + f" {column}=" + action
+    text = text + " (" + night.ref.version("payers.csv") + ")"
+    return spread(codes[pos], text.to_numpy(dtype=object, na_value="?"), "payers.csv ?")
 
 
 @rule("CMT_AT_MISSING", "CMT_AT_MISSING_WARN", reads=("modifiers",))
@@ -104,6 +106,8 @@ def cmt_at_missing(night: Night) -> pd.DataFrame:
         & isin(night, "cpt_code", CMT_CODES)
         & ~has_modifier(night, "AT|GA")
     )
+    if not bad.any():
+        return findings.empty()
     pos = np.flatnonzero(bad)
     warn = _by_action(night, "cmt_at_action", pos)
     out = []
@@ -124,7 +128,7 @@ def cmt_at_missing(night: Night) -> pd.DataFrame:
                 evidence=message(
                     r,
                     "billing-rules.md 5.5 (Palmetto; Noridian); ",
-                    _action_evidence(r, night, "cmt_at_action", warn[which]),
+                    _action_evidence(night, "cmt_at_action", pos[which]),
                 ),
             )
         )
@@ -283,7 +287,7 @@ def _kx_findings(night, pos, over, running, threshold, amount, allowed) -> pd.Da
         np.where(ot, "OT", "PT/SLP"),
         " threshold (allowed amounts from fee_schedule.csv, else charges; earlier nights from "
         "scored/); ",
-        _action_evidence(r, night, "kx_action", warn),
+        _action_evidence(night, "kx_action", at),
     )
     mods = r["modifiers"].fillna("")
     after = pd.Series(np.where(mods == "", "KX", mods + ";KX"), index=r.index, dtype="string")
@@ -320,7 +324,8 @@ def _kx_findings(night, pos, over, running, threshold, amount, allowed) -> pd.Da
     mask = np.zeros(len(lines), dtype=bool)
     mask[at[auto]] = True
     night.record_change(mask, "modifiers +KX")
-    night.update("modifiers", mask, after[auto])
+    # the lines are in date order here; ``update`` takes them in line order
+    night.update("modifiers", mask, after[auto].iloc[np.argsort(at[auto], kind="stable")])
     return findings.concat(out)
 
 

@@ -217,6 +217,29 @@ def add_calendar(dos: np.ndarray, count: np.ndarray, unit: np.ndarray) -> np.nda
 _DEFAULT_FILING = (1, "years")
 
 
+def _filing_deadlines(night: Night) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The timely filing deadline of every distinct (date of service, payer) of the night:
+    per payer (its distinct values, then a slot for a missing one) the limit's count and unit,
+    the deadlines as a flat grid (date-major), and per line its cell of the grid."""
+    d_codes, d_values = night.distinct("date_of_service")
+    p_codes, p_values = night.distinct("payer_id")
+    payers = night.ref.payers
+    n_p = len(p_values) + 1
+    count = p_values.map(payers["timely_filing_count"]).to_numpy(dtype="float64", na_value=np.nan)
+    unit = p_values.map(payers["timely_filing_unit"]).to_numpy(dtype=object, na_value=None)
+    count = np.append(count, np.nan)
+    unit = np.append(unit, None)
+    unknown = np.isnan(count)
+    count = np.where(unknown, _DEFAULT_FILING[0], np.nan_to_num(count)).astype("int64")
+    unit = np.where(unknown, _DEFAULT_FILING[1], unit).astype(object)
+    days = np.append(d_values.to_numpy(dtype="datetime64[D]"), np.datetime64("NaT", "D"))
+    grid_dos = np.repeat(days, n_p)
+    deadline = add_calendar(grid_dos, np.tile(count, len(days)), np.tile(unit, len(days)))
+    d_at = np.where(d_codes >= 0, d_codes, len(days) - 1)
+    p_at = np.where(p_codes >= 0, p_codes, n_p - 1)
+    return count, unit, deadline, d_at * n_p + p_at
+
+
 @rule("DATE_INVALID")
 def date_invalid(night: Night) -> pd.DataFrame:
     """A date of service after the run date, before the patient's birth, or past the payer's
@@ -228,20 +251,17 @@ def date_invalid(night: Night) -> pd.DataFrame:
     run = pd.Timestamp(night.run_date)
     future = (dos > run).to_numpy()
     before_birth = (dos < lines["patient_dob"]).to_numpy()
-    count = lines["timely_filing_count"].to_numpy(dtype="float64", na_value=np.nan)
-    unit = lines["timely_filing_unit"].to_numpy(dtype=object)
-    no_setting = np.isnan(count)
-    count = np.where(no_setting, _DEFAULT_FILING[0], np.nan_to_num(count)).astype("int64")
-    unit = np.where(no_setting, _DEFAULT_FILING[1], unit)
-    deadline = add_calendar(dos.to_numpy(dtype="datetime64[D]"), count, unit)
-    too_old = deadline < np.datetime64(night.run_date, "D")  # NaT compares False
+    # the deadline of each distinct (date of service, payer): a night has few of both
+    count, unit, deadline, at = _filing_deadlines(night)
+    too_old = (deadline < np.datetime64(night.run_date, "D"))[at]  # NaT compares False
     f = select(lines, future, "date_of_service")
     b = select(lines, before_birth & ~future, "date_of_service", "patient_dob")
     late = too_old & ~future & ~before_birth
     o = select(lines, late, "date_of_service", "payer_id", "payer_class")
-    limit = pd.Series(count[late]).astype("string") + " " + pd.Series(unit[late], dtype="string")
-    limit = limit.where(count[late] != 1, limit.str.removesuffix("s"))  # 1 year, 90 days
-    deadline_text = pd.Series(deadline[late]).dt.strftime("%Y-%m-%d")
+    payer = at[late] % len(count)
+    limit = pd.Series(count[payer]).astype("string") + " " + pd.Series(unit[payer], dtype="string")
+    limit = limit.where(count[payer] != 1, limit.str.removesuffix("s"))  # 1 year, 90 days
+    deadline_text = pd.Series(deadline[at[late]]).dt.strftime("%Y-%m-%d")
     evidence = "date of service checks: run date " + night.run_date.isoformat()
     return findings.concat(
         [
