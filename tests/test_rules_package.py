@@ -20,6 +20,7 @@ from therapy_claims.rules import coverage, engine
 EXPECTED_ORDER = [
     ("UNKNOWN_PAYER",),
     ("UNKNOWN_CLINIC",),
+    ("CODE_UNKNOWN",),
     ("NPI_INVALID",),
     ("DIAGNOSIS_INVALID",),
     ("TIME_MISSING",),
