@@ -191,6 +191,8 @@ def test_shipped_numbers_are_within_their_ranges():
         ("kx_thresholds.csv", "year"): ref.kx["year"],
         ("kx_thresholds.csv", "pt_slp"): ref.kx["pt_slp"],
         ("kx_thresholds.csv", "ot"): ref.kx["ot"],
+        ("fee_schedule.csv", "unit_charge"): ref.fee_schedule["unit_charge"].dropna(),
+        ("fee_schedule.csv", "allowed_amount"): ref.fee_schedule["allowed_amount"].dropna(),
     }
     assert set(checked) == set(reference.NUMBER_RANGES)
     for key, values in checked.items():

@@ -65,7 +65,8 @@ def test_units_corrected_records_before_after_and_change():
     f = fired(n, "UNITS_CORRECTED")
     assert len(f) == 1 and f["before"].iloc[0] == "3" and f["after"].iloc[0] == "2"
     assert "charted 3 unit(s), computed 2" in f["message"].iloc[0]
-    assert n.change_lists().tolist() == [["units 3->2"]]
+    # the charge follows the units: $90.00 for 3 units charted, 2 billed -> $60.00
+    assert n.change_lists().tolist() == [["units 3->2", "charge 90.00->60.00"]]
     assert fired(night([row(minutes="33", units_charted="2")]), "UNITS_CORRECTED").empty
 
 
@@ -158,10 +159,13 @@ def test_therapy_modifier_added_on_institutional_claims_whatever_the_payer():
 
 
 def test_changes_of_several_rules_on_one_line_keep_rule_order():
-    # units corrected (3 -> 2) and then the therapy modifier added on the same line
+    # units corrected (3 -> 2), the charge following them, then the therapy modifier added
     n = night([row(minutes="33", units_charted="3", modifiers=""), row(line_id="L2")])
     rules.run_all(n)
-    assert n.change_lists().tolist() == [["units 3->2", "modifiers +GP"], []]
+    assert n.change_lists().tolist() == [
+        ["units 3->2", "charge 90.00->60.00", "modifiers +GP"],
+        [],
+    ]
     assert n.lines["modifiers"].tolist() == ["GP", "GP"]
 
 

@@ -20,14 +20,17 @@ from therapy_claims.rules import coverage, engine
 EXPECTED_ORDER = [
     ("UNKNOWN_PAYER",),
     ("UNKNOWN_CLINIC",),
+    ("CODE_UNKNOWN",),
     ("NPI_INVALID",),
     ("DIAGNOSIS_INVALID",),
     ("TIME_MISSING",),
     ("UNITS_ZERO", "UNITS_CORRECTED"),
+    ("CHARGE_CORRECTED",),
     ("THERAPY_MODIFIER_ADDED",),
     ("DATE_INVALID",),
     ("NOT_ONE_ON_ONE",),
     ("PROVIDER_OVERLAP",),
+    ("KX_REQUIRED", "KX_REQUIRED_WARN", "KX_ADDED"),
     ("ASSISTANT_MODIFIER_ADDED",),
     ("MODIFIER_INVALID",),
     ("THERAPY_MODIFIER_MISMATCH",),
@@ -38,8 +41,8 @@ EXPECTED_ORDER = [
     ("DAILY_UNIT_CAP_EXCEEDED",),
     ("AUTH_MISSING", "VISIT_LIMIT_EXCEEDED", "POC_EXPIRED"),
     ("CODE_NOT_COVERED",),
-    ("CMT_AT_MISSING",),
-    ("KX_REQUIRED",),
+    ("CMT_AT_MISSING", "CMT_AT_MISSING_WARN"),
+    ("CHARGE_INVALID", "CHARGE_ABOVE_SCHEDULE"),
 ]
 
 
@@ -131,9 +134,10 @@ def test_code_on_date_names_a_missing_code():
 
 def scored_part(out, run_date: str, rows: list[tuple]) -> None:
     """A scored layer file of run date ``run_date``: (patient, payer, date, discipline, code,
-    charge, status) per line."""
+    charge, status) per line, each of clinic CLN01 and 1 unit."""
     cols = ["patient_id", "payer_id", "date_of_service", "discipline", "cpt_code"]
     df = pd.DataFrame(rows, columns=[*cols, "charge_amount", "status"])
+    df = df.assign(clinic_id="CLN01", units=1)
     df["date_of_service"] = pd.to_datetime(df["date_of_service"])
     d = out / "scored" / f"run_date={run_date}" / "run=r1"
     d.mkdir(parents=True)

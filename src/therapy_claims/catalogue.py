@@ -116,7 +116,7 @@ _SPECS = (
     RuleSpec(
         "DATE_INVALID",
         ERROR,
-        "date of service in the future, before birth or past timely filing",
+        "date of service in the future, before birth or past the payer's timely filing limit",
         "Correct the date of service or the date of birth.",
         FRONT_DESK,
     ),
@@ -321,8 +321,9 @@ _SPECS = (
     ),
     RuleSpec(
         "KX_REQUIRED",
-        WARNING,
-        "Medicare therapy charges this year pass the KX threshold and the line lacks KX",
+        ERROR,
+        "Medicare therapy amounts this year pass the KX threshold, the line lacks KX and the "
+        "payer's kx_action is hold",
         "If the record documents medical necessity, add KX; otherwise review before billing.",
         BILLER,
     ),
@@ -335,8 +336,9 @@ _SPECS = (
     ),
     RuleSpec(
         "CMT_AT_MISSING",
-        WARNING,
-        "Medicare CMT (98940-98942) without AT is treated as maintenance and denied",
+        ERROR,
+        "Medicare CMT (98940-98942) without AT (denied as maintenance); the payer's "
+        "cmt_at_action is hold",
         "Add AT for active/corrective treatment, or GA with an ABN for maintenance care.",
         CODER,
     ),
@@ -346,6 +348,50 @@ _SPECS = (
         "date of service outside the plan-of-care period",
         "Obtain a recertified plan of care covering the date of service.",
         CLINICIAN,
+    ),
+    RuleSpec(
+        "CHARGE_CORRECTED",
+        WARNING,
+        "units were corrected, so the charge was recomputed: unit charge (fee_schedule.csv, "
+        "else charted charge / charted units) x billed units",
+        "No action needed; charge the units the minutes support at charge entry.",
+        BILLER,
+    ),
+    RuleSpec(
+        "CHARGE_INVALID",
+        ERROR,
+        "the billed lines of a claim total $0.00",
+        "Enter the charges of the billed lines (or fee_schedule.csv unit charges) and re-send.",
+        BILLER,
+    ),
+    RuleSpec(
+        "CHARGE_ABOVE_SCHEDULE",
+        WARNING,
+        "a line's unit charge is more than 3x the fee_schedule.csv unit_charge",
+        "Check the charge for a keying error (an extra digit) before the claim goes out.",
+        BILLER,
+    ),
+    RuleSpec(
+        "KX_REQUIRED_WARN",
+        WARNING,
+        "as KX_REQUIRED, for a payer whose kx_action is warn: the line is billed without KX",
+        "If the record documents medical necessity, add KX; otherwise review before billing.",
+        BILLER,
+    ),
+    RuleSpec(
+        "KX_ADDED",
+        WARNING,
+        "KX was missing past the threshold and was added: the plan of care is current and the "
+        "line names a goal",
+        "No action needed if the record documents medical necessity; otherwise remove KX.",
+        BILLER,
+    ),
+    RuleSpec(
+        "CMT_AT_MISSING_WARN",
+        WARNING,
+        "as CMT_AT_MISSING, for a payer whose cmt_at_action is warn: the line is billed",
+        "Add AT for active/corrective treatment, or GA with an ABN for maintenance care.",
+        CODER,
     ),
 )
 

@@ -1350,6 +1350,7 @@ def _inject_problems(night: _ProblemNight, problem_rate: float):
             sel = pick == i
             if sel.any():
                 _INJECTORS[kind](night, targets, sel, kind)
+        _issue14_charges14(night, targets)
     night.col["charge_amount"] = _money(night.charge_cents)
     if night.bad_charge_lines is not None:
         _spoil_charges(night)
@@ -1519,6 +1520,101 @@ def _spoil_charges(night: _ProblemNight) -> None:
     for row in night.rows:
         if row["kind"][0] == "non_numeric_charge":
             row["value"] = bad
+
+
+def _issue14_charges14(night: _ProblemNight, t: _Targets) -> None:
+    """A few encounters (1 in 5,000, at least one) of each charge and time-limit case of issue
+    14, among those without another problem, picked evenly (no random draw: every other column
+    stays as it was): a claim whose lines all charge $0.00 (CHARGE_INVALID); a line at 4x its
+    fee_schedule.csv unit_charge (CHARGE_ABOVE_SCHEDULE); a timed line of a schedule row
+    charted one unit over, its charge following the charted units (UNITS_CORRECTED, then the
+    charge follows the schedule: CHARGE_CORRECTED); a claim of a payer whose timely filing is in
+    days, dated that many days and 10 more before its date (DATE_INVALID). Not listed in the
+    problems frame (``PROBLEM_KINDS`` is the one-problem-per-encounter injection)."""
+    enc, lines, col, ref = night.enc, night.lines, night.col, night.ref
+    n_enc, le = len(enc.pat), lines.enc
+    k = max(1, n_enc // 5000)
+    free = np.ones(n_enc, dtype=bool)
+    free[t.pe] = False
+
+    def pick(mask: np.ndarray) -> np.ndarray:
+        """Up to k free encounters where ``mask`` holds, evenly spread; then not free."""
+        idx = np.flatnonzero(mask & free)
+        if len(idx) > k:
+            idx = idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)]
+        free[idx] = False
+        return idx
+
+    known, line_key, unit_cents = _scheduled_lines(night, free)
+    # a claim of $0.00
+    zero = pick(np.ones(n_enc, dtype=bool))
+    night.charge_cents[np.isin(le, zero)] = 0
+    # a line at 4x the schedule's unit charge
+    li = _first_line_where(le, known, pick(np.bincount(le[known], minlength=n_enc) > 0))
+    night.charge_cents[li] = 4 * unit_cents.loc[line_key[li]].to_numpy() * lines.units[li]
+    # a timed line charted one unit over, charged for the charted units
+    timed = known & lines.timed
+    li = _first_line_where(le, timed, pick(np.bincount(le[timed], minlength=n_enc) > 0))
+    col["units_charted"][li] = _ints(lines.units[li] + 1)
+    night.charge_cents[li] = night.fee[li] * (lines.units[li] + 1)
+    # past a payer's timely filing in days (dated before the night: no injury date to pass)
+    payers = ref.payers.reset_index(drop=True)
+    days = np.where(
+        payers["timely_filing_unit"].to_numpy(dtype=object) == "days",
+        payers["timely_filing_count"].to_numpy(dtype=np.int64),
+        -1,
+    )[night.services.payer]
+    no_injury = np.bincount(le, weights=col["injury_date"] != "", minlength=n_enc) == 0
+    late = pick((days > 0) & no_injury)
+    on = np.isin(le, late)
+    col["date_of_service"][on] = _date_strings(enc.first_day + enc.day[le[on]] - days[le[on]] - 10)
+    for c in ("plan_of_care_start", "plan_of_care_end"):
+        given = on & (col[c] != "")
+        shift = (days[le[given]] + 10).astype(int)
+        col[c][given] = _date_strings(
+            col[c][given].astype("datetime64[D]").astype(np.int64) - shift
+        )
+
+
+def _scheduled_lines(night: _ProblemNight, free: np.ndarray):
+    """For ``_issue14_charges14``: per line whether a fee_schedule.csv row with a unit charge
+    in effect over the whole night (the latest of its key) covers its clinic, payer class and
+    code, the line's key as an integer, and the unit charge in cents by key (clinics are read
+    from ``free`` encounters: a problem encounter may carry an unknown clinic)."""
+    enc, lines, col, ref = night.enc, night.lines, night.col, night.ref
+    n_enc, le = len(enc.pat), lines.enc
+    fees = ref.fee_schedule.sort_values("effective_date", kind="stable", na_position="first")
+    eff = fees["effective_date"].to_numpy(dtype="datetime64[D]")
+    fees = fees[fees["unit_charge"].notna().to_numpy() & ~(eff > np.datetime64(enc.day_dates[0]))]
+    clinics, codes = pd.Index(ref.clinics.index), pd.Index(_CODE_LIST)
+    classes = pd.Index(ref.payers["payer_class"].unique())
+    first = np.searchsorted(le, np.arange(n_enc))  # each encounter's first line
+    team_clinic = np.full(int(enc.team.max()) + 1, -1)
+    seen = np.flatnonzero(free)
+    team_clinic[enc.team[seen]] = clinics.get_indexer(col["clinic_id"][first[seen]])
+    payer_class = classes.get_indexer(ref.payers["payer_class"].to_numpy(dtype=object))
+    l_clinic = team_clinic[enc.team[le]]
+    l_class = payer_class[night.services.payer[le]]
+    line_key = (l_clinic * len(classes) + l_class) * len(codes) + lines.code
+    parts = [
+        clinics.get_indexer(fees["clinic_id"]),
+        classes.get_indexer(fees["payer_class"]),
+        codes.get_indexer(fees["code"]),
+    ]
+    usable = np.logical_and.reduce([p >= 0 for p in parts])
+    row_key = ((parts[0] * len(classes) + parts[1]) * len(codes) + parts[2])[usable]
+    unit_cents = pd.Series(
+        np.round(fees["unit_charge"].to_numpy()[usable] * 100).astype(np.int64), index=row_key
+    )
+    unit_cents = unit_cents[~unit_cents.index.duplicated(keep="last")]
+    return (l_clinic >= 0) & np.isin(line_key, row_key), line_key, unit_cents
+
+
+def _first_line_where(le: np.ndarray, mask: np.ndarray, encounters: np.ndarray) -> np.ndarray:
+    """The first line of each of ``encounters`` (sorted) where ``mask`` holds."""
+    idx = np.flatnonzero(mask & np.isin(le, encounters))
+    _, first = np.unique(le[idx], return_index=True)
+    return idx[first]
 
 
 _INJECTORS = {

@@ -66,6 +66,7 @@ FILES = (
     "modifiers.csv",
     "code_edits.csv",
     "kx_thresholds.csv",
+    "fee_schedule.csv",  # optional: a folder without it has an empty fee schedule
 )
 
 PAYER_CLASSES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "auto")
@@ -101,7 +102,15 @@ NUMBER_RANGES: dict[tuple[str, str], tuple[int, int, bool]] = {
     # dollars; CMS's thresholds are a few thousand (2026: about 2,480)
     ("kx_thresholds.csv", "pt_slp"): (1, 100_000, False),
     ("kx_thresholds.csv", "ot"): (1, 100_000, False),
+    # dollars per unit, in whole cents; a therapy unit is charged tens to a few hundred
+    # dollars, so 10,000 a unit is a keying error (and 0 charges nothing: CHARGE_INVALID)
+    ("fee_schedule.csv", "unit_charge"): (1, 10_000, False),
+    # dollars per unit, in whole cents; 0 is a payer allowing nothing for the code
+    ("fee_schedule.csv", "allowed_amount"): (0, 10_000, False),
 }
+# fee_schedule.csv: the key columns every row has (unit_charge, allowed_amount, effective_date
+# and source are optional columns; a row gives unit_charge, allowed_amount or both)
+FEE_SCHEDULE_COLUMNS = ("clinic_id", "payer_class", "code")
 
 
 class ReferenceError(ValueError):
@@ -120,6 +129,9 @@ class Reference:
     code_edits: pd.DataFrame
     kx: pd.DataFrame
     files: list[dict] = field(default_factory=list)  # path, sha256, rows (for the manifest)
+    # per clinic, payer class and code: unit_charge, allowed_amount (dollars, NaN where not
+    # given) and effective_date (NaT: always); empty when the folder has no fee_schedule.csv
+    fee_schedule: pd.DataFrame = field(default_factory=lambda: _empty_fee_schedule())
 
     def version(self, name: str) -> str:
         """Short version tag of one reference file, for a finding's evidence."""
@@ -359,8 +371,9 @@ def load(directory: str | None = None) -> Reference:
     _check_values(code_edits, p, "payer_class", PAYER_CLASSES)
     p = storage.join(directory, "kx_thresholds.csv")
     kx = _kx(kx, p)
+    fees = _fee_schedule(directory, files, set(clinics["clinic_id"]))
 
-    for table in (clinics, payers, cpt, ncci, mue, modifiers, code_edits, kx):
+    for table in (clinics, payers, cpt, ncci, mue, modifiers, code_edits, kx, fees):
         table.attrs.clear()  # the row numbers were for the messages above only
     return Reference(
         directory=directory,
@@ -373,6 +386,7 @@ def load(directory: str | None = None) -> Reference:
         code_edits=code_edits,
         kx=kx,
         files=files,
+        fee_schedule=fees,
     )
 
 
@@ -391,6 +405,67 @@ def _kx(kx: pd.DataFrame, path: str) -> pd.DataFrame:
     return kx.assign(
         year=year, pt_slp=kx["pt_slp"].astype(float), ot=kx["ot"].astype(float)
     ).set_index("year", drop=False)
+
+
+def _empty_fee_schedule() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "clinic_id": pd.Series(dtype=object),
+            "payer_class": pd.Series(dtype=object),
+            "code": pd.Series(dtype=object),
+            "unit_charge": pd.Series(dtype="float64"),
+            "allowed_amount": pd.Series(dtype="float64"),
+            "effective_date": pd.Series(dtype="datetime64[s]"),
+            "source": pd.Series(dtype=object),
+        }
+    )
+
+
+def _fee_schedule(directory: str, files: list[dict], clinics: set[str]) -> pd.DataFrame:
+    """``fee_schedule.csv`` if the folder has one (else empty): per clinic, payer class and code
+    the unit charge (what the charge of a line whose units were corrected follows) and the
+    payer's allowed amount a unit (what the KX running total counts). Amounts are whole cents
+    within ``NUMBER_RANGES``; a clinic must be in clinics.csv, a payer class known, each key
+    listed once per effective date, and a row must give at least one amount."""
+    name = "fee_schedule.csv"
+    path = storage.join(directory, name)
+    if not storage.exists(path):
+        return _empty_fee_schedule()
+    df = _read(directory, name, FEE_SCHEDULE_COLUMNS, files)
+    for c in ("unit_charge", "allowed_amount", "effective_date", "source"):
+        if c not in df.columns:
+            df[c] = ""
+    _check_values(df, path, "payer_class", PAYER_CLASSES)
+    _check_values(df, path, "clinic_id", sorted(clinics))
+    amounts = {}
+    for c in ("unit_charge", "allowed_amount"):
+        num = _numbers(df, path, name, c, allow_empty=True)
+        fraction = (num * 100 - (num * 100).round()).abs() > 1e-6
+        if fraction.any():
+            i, row = _first_bad(df, fraction)
+            raise ReferenceError(
+                f"{path} row {row} column {c}: {df[c].iloc[i]!r} is not whole cents"
+            )
+        amounts[c] = (num * 100).round() / 100
+    neither = amounts["unit_charge"].isna() & amounts["allowed_amount"].isna()
+    if neither.any():
+        _, row = _first_bad(df, neither)
+        raise ReferenceError(f"{path} row {row}: neither unit_charge nor allowed_amount is given")
+    effective = pd.to_datetime(_dates(df, path, "effective_date", allow_empty=True))
+    again = df[list(FEE_SCHEDULE_COLUMNS)].assign(e=effective).duplicated()
+    if again.any():
+        _, row = _first_bad(df, again)
+        raise ReferenceError(
+            f"{path} row {row}: clinic_id, payer_class and code are listed twice for one "
+            "effective_date"
+        )
+    out = df[list(FEE_SCHEDULE_COLUMNS)].astype(object)
+    return out.assign(
+        unit_charge=amounts["unit_charge"].to_numpy(),
+        allowed_amount=amounts["allowed_amount"].to_numpy(),
+        effective_date=effective.astype("datetime64[s]").to_numpy(),
+        source=df["source"].astype(object).to_numpy(),
+    )
 
 
 def copy_default(dest: str | Path) -> None:

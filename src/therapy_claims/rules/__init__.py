@@ -15,8 +15,10 @@ The rules themselves live in one module per family:
 - ``ncci``: NCCI_MODIFIER_MISSING, NCCI_NOT_BYPASSABLE, XS_SAME_REGION
 - ``limits``: MUE_EXCEEDED, DAILY_UNIT_CAP_EXCEEDED, AUTH_MISSING, VISIT_LIMIT_EXCEEDED,
   POC_EXPIRED
-- ``coverage``: CODE_NOT_COVERED, CMT_AT_MISSING, KX_REQUIRED (and ``kx_history``, the charges
-  of earlier nights it counts)
+- ``coverage``: CODE_NOT_COVERED, CMT_AT_MISSING (CMT_AT_MISSING_WARN), KX_REQUIRED (the fixer
+  KX_ADDED, KX_REQUIRED_WARN; and ``kx_history``, the amounts of earlier nights it counts)
+- ``charges``: the charge fixer CHARGE_CORRECTED, CHARGE_INVALID, CHARGE_ABOVE_SCHEDULE (and the
+  fee_schedule.csv lookup the KX rule counts allowed amounts with)
 
 Rules run in ``ORDER``, not in the order they are defined or imported. Fixers (rules that
 change lines: units, added modifiers) run before every rule that reads what they change (the
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from therapy_claims.rules import coverage, input, limits, modifiers, ncci, region, time
+from therapy_claims.rules import charges, coverage, input, limits, modifiers, ncci, region, time
 from therapy_claims.rules.coverage import KX_HISTORY_COLUMNS, kx_history
 from therapy_claims.rules.engine import (
     CMT_CODES,
@@ -56,11 +58,13 @@ ORDER: tuple[Rule, ...] = (
     input.diagnosis_invalid,
     time.time_missing,
     time.compute_units,  # fixer: units
+    charges.charge_follows_units,  # fixer: charge_amount, after the units
     modifiers.therapy_modifier_added,  # fixer: modifiers
     input.date_invalid,
     time.not_one_on_one,
     time.provider_overlap,
-    modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier
+    coverage.kx_required,  # fixer: modifiers (KX), after the units and charges
+    modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier and KX
     modifiers.modifier_unknown,
     modifiers.assistant_pairing,
     region.manual_therapy_documentation,
@@ -71,7 +75,7 @@ ORDER: tuple[Rule, ...] = (
     limits.authorization_and_plan,
     coverage.code_not_covered,
     coverage.cmt_at_missing,
-    coverage.kx_required,
+    charges.charge_checks,  # the billed lines' charges, after every fixer
 )
 
 

@@ -194,18 +194,75 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
     )
 
 
+def add_calendar(dos: np.ndarray, count: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``dos`` (datetime64[D]) plus ``count`` days, months or years (``unit`` per date), with
+    calendar arithmetic: a month later is the same day of the next month, clamped to its last
+    day (2025-01-31 + 1 month = 2025-02-28; 2024-02-29 + 1 year = 2025-02-28). Vectorised:
+    numpy's month arithmetic, no loop per date or setting."""
+    dos = np.asarray(dos, dtype="datetime64[D]")
+    count = np.asarray(count, dtype="int64")
+    months = np.where(unit == "months", count, np.where(unit == "years", 12 * count, 0))
+    days = np.where(unit == "days", count, 0)
+    month = dos.astype("datetime64[M]")
+    day_of_month = dos - month.astype("datetime64[D]")  # 0 for the 1st
+    target = month + months.astype("timedelta64[M]")
+    last = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
+    return np.minimum(target.astype("datetime64[D]") + day_of_month, last) + days.astype(
+        "timedelta64[D]"
+    )
+
+
+# a line whose payer is unknown (UNKNOWN_PAYER holds it anyway) is checked against the default
+# timely_filing of payers.csv (reference.OPTIONAL_PAYER_SETTINGS): one year
+_DEFAULT_FILING = (1, "years")
+
+
+def _filing_deadlines(night: Night) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The timely filing deadline of every distinct (date of service, payer) of the night:
+    per payer (its distinct values, then a slot for a missing one) the limit's count and unit,
+    the deadlines as a flat grid (date-major), and per line its cell of the grid."""
+    d_codes, d_values = night.distinct("date_of_service")
+    p_codes, p_values = night.distinct("payer_id")
+    payers = night.ref.payers
+    n_p = len(p_values) + 1
+    count = p_values.map(payers["timely_filing_count"]).to_numpy(dtype="float64", na_value=np.nan)
+    unit = p_values.map(payers["timely_filing_unit"]).to_numpy(dtype=object, na_value=None)
+    count = np.append(count, np.nan)
+    unit = np.append(unit, None)
+    unknown = np.isnan(count)
+    count = np.where(unknown, _DEFAULT_FILING[0], np.nan_to_num(count)).astype("int64")
+    unit = np.where(unknown, _DEFAULT_FILING[1], unit).astype(object)
+    days = np.append(d_values.to_numpy(dtype="datetime64[D]"), np.datetime64("NaT", "D"))
+    grid_dos = np.repeat(days, n_p)
+    deadline = add_calendar(grid_dos, np.tile(count, len(days)), np.tile(unit, len(days)))
+    d_at = np.where(d_codes >= 0, d_codes, len(days) - 1)
+    p_at = np.where(p_codes >= 0, p_codes, n_p - 1)
+    return count, unit, deadline, d_at * n_p + p_at
+
+
 @rule("DATE_INVALID")
 def date_invalid(night: Night) -> pd.DataFrame:
+    """A date of service after the run date, before the patient's birth, or past the payer's
+    timely filing limit (payers.csv ``timely_filing``: the deadline is the date of service plus
+    that many days, months or years, calendar arithmetic; the run date may be the deadline
+    itself, a day later is too late)."""
     lines = night.lines
     dos = lines["date_of_service"]
     run = pd.Timestamp(night.run_date)
     future = (dos > run).to_numpy()
     before_birth = (dos < lines["patient_dob"]).to_numpy()
-    too_old = (dos < run - pd.Timedelta(days=365)).to_numpy()
+    # the deadline of each distinct (date of service, payer): a night has few of both
+    count, unit, deadline, at = _filing_deadlines(night)
+    too_old = (deadline < np.datetime64(night.run_date, "D"))[at]  # NaT compares False
     f = select(lines, future, "date_of_service")
     b = select(lines, before_birth & ~future, "date_of_service", "patient_dob")
-    o = select(lines, too_old & ~future & ~before_birth, "date_of_service")
-    evidence = "timely filing: 365 days (42 CFR 424.44)"
+    late = too_old & ~future & ~before_birth
+    o = select(lines, late, "date_of_service", "payer_id", "payer_class")
+    payer = at[late] % len(count)
+    limit = pd.Series(count[payer]).astype("string") + " " + pd.Series(unit[payer], dtype="string")
+    limit = limit.where(count[payer] != 1, limit.str.removesuffix("s"))  # 1 year, 90 days
+    deadline_text = pd.Series(deadline[at[late]]).dt.strftime("%Y-%m-%d")
+    evidence = "date of service checks: run date " + night.run_date.isoformat()
     return findings.concat(
         [
             findings.make(
@@ -229,7 +286,7 @@ def date_invalid(night: Night) -> pd.DataFrame:
                     " is before the patient's date of birth ",
                     iso_date(b["patient_dob"]),
                 ),
-                evidence=evidence,
+                evidence="extract: patient_dob",
             ),
             findings.make(
                 "DATE_INVALID",
@@ -238,9 +295,27 @@ def date_invalid(night: Night) -> pd.DataFrame:
                     o,
                     "date of service ",
                     iso_date(o["date_of_service"]),
-                    " is more than 365 days before the run date (timely filing limit)",
+                    " is past the timely filing limit of ",
+                    o["payer_id"].fillna("?"),
+                    " (",
+                    limit,
+                    "): the claim was due by ",
+                    deadline_text,
+                    ", the run date is " + night.run_date.isoformat(),
                 ),
-                evidence=evidence,
+                evidence=message(
+                    o,
+                    "payers.csv ",
+                    o["payer_id"].fillna("?"),
+                    " timely_filing=",
+                    limit,
+                    " (" + night.ref.version("payers.csv") + ")",
+                    np.where(
+                        (o["payer_class"] == "medicare").to_numpy(dtype=bool, na_value=False),
+                        "; 42 CFR 424.44",
+                        "",
+                    ),
+                ),
             ),
         ]
     )
