@@ -269,8 +269,9 @@ def test_ncci_indicator_1_needs_distinct_modifier_on_the_column_2_code():
     # line alone does not bypass (distinct_modifier_on=either: tests/test_rules_edits14.py)
     rows[0]["modifiers"] = "AT;59"
     f = fired(night(rows), "NCCI_MODIFIER_MISSING")
-    assert lines_of(f) == ["MT"] and "the modifier on 98940 (column 1) does not bypass" in (
-        f["message"].iloc[0]
+    assert (
+        lines_of(f) == ["MT"]
+        and "the modifier on 98940 (column 1) does not bypass" in (f["message"].iloc[0])
     )
 
 

@@ -611,8 +611,8 @@ def _generate(
     )
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
-    col, dup_lines = _issue14_edits14(night, dup_lines)
-    return _frames(col, rows, dup_lines)
+    added = _issue14_edits14(night)
+    return _frames(col, rows, dup_lines, added)
 
 
 # ----------------------------------------------------------------------------- teams, people
@@ -1548,7 +1548,7 @@ def _every(mask: np.ndarray, share: int, least: int) -> np.ndarray:
     return idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)] if k else idx
 
 
-def _issue14_edits14(night: _ProblemNight, dup_lines: np.ndarray):
+def _issue14_edits14(night: _ProblemNight) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A few lines of each class of the "edits apply to what is reported" rules, on
     encounters without a problem (a tiny share of the night; no random draw):
 
@@ -1559,14 +1559,15 @@ def _issue14_edits14(night: _ProblemNight, dup_lines: np.ndarray):
     - a chiropractor's lone timed 97140 beside CMT cut to 5 minutes, charted 1 unit and
       without its 59/XS: 0 units, so not reported, and no NCCI pair or region edit fires.
 
-    Returns the columns with the new lines (each right after its visit's CMT line) and the
-    duplicated lines' positions in them."""
+    Changes ``night.col`` in place; returns the new lines as the lines they copy (each goes
+    right after its source, see ``_frames``) and the columns that differ from the copy."""
     col, lines, services, times = night.col, night.lines, night.services, night.times
     le = lines.enc
     problem = np.zeros(len(night.enc.pat), dtype=bool)
     if night.rows:
         done = np.concatenate([r["encounter_id"] for r in night.rows])
-        problem = np.isin(night.enc_ids, done)
+        # a hashed lookup (np.isin on text compares every pair)
+        problem[pd.Index(night.enc_ids, dtype=object).get_indexer(done)] = True
     n_lines = np.bincount(le, minlength=len(problem))
     ok = ~problem[le]
     medicare = lines.cls == "medicare"
@@ -1592,40 +1593,44 @@ def _issue14_edits14(night: _ProblemNight, dup_lines: np.ndarray):
     src = _every(
         ok & lines.is_cmt & medicare & (n_lines[le] == 1) & _PR_ALLOW140[lines.profile], 50, 4
     )
-    if len(src) == 0:
-        return col, dup_lines
-    new = {c: v[src].copy() for c, v in col.items()}
+    k = len(src)
+    new: dict[str, np.ndarray] = {}
     window_end = times.start[le[src], 0]  # CMT-only: the end of the visit's 8-15 minutes
-    new["line_id"] = new["line_id"] + "M"
-    new["cpt_code"][:] = "97140"
-    new["minutes"][:] = "8"
+    new["line_id"] = col["line_id"][src] + "M"
+    new["cpt_code"] = np.full(k, "97140", dtype=object)
+    new["minutes"] = np.full(k, "8", dtype=object)
     new["start_time"] = _TIMES[window_end - 8]
     new["end_time"] = _TIMES[window_end]
-    new["units_charted"][:] = "1"
+    new["units_charted"] = np.full(k, "1", dtype=object)
     fee = night.fee[src] * _FEE_CENTS[_CI["97140"]] // _FEE_CENTS[lines.code[src]]
     new["charge_amount"] = _money(fee)
     new["body_region"] = _PR_REGION[lines.profile[src]]
     new["diagnosis_pointers"] = _PR_140_PTR[lines.profile[src]]
-    new["technique"][:] = _TECH_CHIRO[0]
-    new["goal_id"][:] = _GOALS[0]
-    new["patient_response"][:] = _RESPONSES[0]
+    new["technique"] = np.full(k, _TECH_CHIRO[0], dtype=object)
+    new["goal_id"] = np.full(k, _GOALS[0], dtype=object)
+    new["patient_response"] = np.full(k, _RESPONSES[0], dtype=object)
     # billed for the denial, it is still reported: XS (another region than the CMT's) too
-    new["modifiers"] = np.where(np.arange(len(src)) % 2 == 1, "XS;GY", "").astype(object)
-    # each new line right after its source line
-    key = np.concatenate([np.arange(len(col["line_id"])) * 2, src * 2 + 1])
-    order = np.argsort(key, kind="stable")
-    moved = np.empty(len(order), dtype=np.int64)
-    moved[order] = np.arange(len(order))
-    col = {c: np.concatenate([v, new[c]])[order] for c, v in col.items()}
-    return col, moved[dup_lines]
+    new["modifiers"] = np.where(np.arange(k) % 2 == 1, "XS;GY", "").astype(object)
+    return src, new
 
 
-def _frames(col: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]], dup_lines):
-    """The extract (a duplicated line right after its original) and the problems frame."""
-    if len(dup_lines):
+def _frames(
+    col: dict[str, np.ndarray],
+    rows: list[dict[str, np.ndarray]],
+    dup_lines,
+    added: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+):
+    """The extract (a duplicated line right after its original; an ``added`` line, a copy of
+    a line with some columns changed, likewise) and the problems frame."""
+    src, new = added if added is not None else (np.zeros(0, dtype=np.int64), {})
+    if len(dup_lines) or len(src):
         n_lines = len(col["line_id"])
-        order = np.sort(np.concatenate([np.arange(n_lines), dup_lines]), kind="stable")
+        copies = np.concatenate([np.arange(n_lines), dup_lines, src])
+        order = np.sort(copies, kind="stable")  # one reorder of the night's columns
         col = {c: v[order] for c, v in col.items()}
+        at = np.searchsorted(order, src, side="right") - 1  # the copy: the last of its line
+        for c, values in new.items():
+            col[c][at] = values
     df = pd.DataFrame({c: col[c] for c in layout.COLUMN_NAMES})
     if rows:
         problems = pd.DataFrame({c: np.concatenate([r[c] for r in rows]) for c in _PROBLEM_COLUMNS})

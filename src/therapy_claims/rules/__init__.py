@@ -21,8 +21,8 @@ The rules themselves live in one module per family:
 Rules run in ``ORDER``, not in the order they are defined or imported. Fixers (rules that
 change lines: units, added modifiers, lines left off the claim) run before every rule that
 reads what they change (the rules declare both, and a test holds the order to it). Beyond
-that the order is part of the output: findings are concatenated in it, and each scored line's ``exception_codes`` lists its
-findings in it, so moving a rule changes outputs.
+that the order is part of the output: findings are concatenated in it, and each scored
+line's ``exception_codes`` lists its findings in it, so moving a rule changes outputs.
 
 To add a rule: write it in its family's module with ``@rule(code, ...)`` (the code in
 ``catalogue.py``), declare ``changes=``/``reads=`` if it fixes or reads a fixed column, and

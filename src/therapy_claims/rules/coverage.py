@@ -76,51 +76,27 @@ def code_not_covered(night: Night) -> pd.DataFrame:
         & ~isin(night, "cpt_code", CMT_CODES)
     )
     hit = by_table | by_dc
-    carries = has_modifier(night, "|".join(LIABILITY_MODIFIERS))
-    wanted = lines["noncovered_modifier"].fillna("").to_numpy(dtype=object)
-    wants = hit & ~carries & (wanted != "")
-    add = wants & (modifier_counts(night) < 4)
-    night.exclude(hit & ~carries & ~add)
-    if not hit.any():
+    pos = np.flatnonzero(hit)  # few lines: the decision is worked on them alone
+    r = take(lines, pos, "cpt_code", "date_of_service", "payer_id", "modifiers")
+    want = pd.Series(
+        lines["noncovered_modifier"].array.take(pos), index=r.index, dtype="string"
+    ).fillna("")
+    carries = has_modifier(night, "|".join(LIABILITY_MODIFIERS))[pos]
+    wants = ~carries & (want != "").to_numpy(dtype=bool)
+    added = wants & (modifier_counts(night)[pos] < 4)
+    left_off = np.zeros(len(lines), dtype=bool)
+    left_off[pos[~carries & ~added]] = True
+    night.exclude(left_off)
+    if len(pos) == 0:
         return findings.empty()
-    r = select(lines, hit, "cpt_code", "date_of_service", "payer_id", "modifiers")
-    want = pd.Series(wanted[hit], index=r.index, dtype="string")
     mods = r["modifiers"].fillna("")
     after = mods.where(mods == "", mods + ";") + want
-    codes, present = joined(night, "modifiers", lambda v: v.isin(LIABILITY_MODIFIERS))
-    outcome = np.select(
-        [carries[hit], add[hit], wants[hit]],
-        [
-            message(
-                r,
-                "; billed with ",
-                spread(codes[hit], present, None),
-                " already on the line (for the denial), not held",
-            ),
-            message(r, "; billed with ", want, " added for the denial (payer setting)"),
-            message(
-                r,
-                "; not billed: no room to add ",
-                want,
-                " (4 modifiers); the rest of the claim goes out",
-            ),
-        ],
-        "; not billed, the rest of the claim goes out",
-    )
-    setting = message(
-        r,
-        "; payers.csv ",
-        r["payer_id"],
-        " noncovered_modifier=",
-        want.replace("", "(empty)"),
-        " (" + night.ref.version("payers.csv") + ")",
-    )
-    added = add[hit]
+    before = mods.replace("", "(none)")
     out = []
-    for code, sel in (("CODE_NOT_COVERED", by_table[hit]), ("DC_SERVICE_NOT_COVERED", by_dc[hit])):
+    for code, sel in (("CODE_NOT_COVERED", by_table[pos]), ("DC_SERVICE_NOT_COVERED", by_dc[pos])):
         q = r[sel]
         if code == "CODE_NOT_COVERED":
-            edit = night.ref.code_edits.iloc[edit_row[hit][sel]].reset_index(drop=True)
+            edit = night.ref.code_edits.iloc[edit_row[pos][sel]].reset_index(drop=True)
             what = edit["problem"]
             evidence = message(
                 q,
@@ -131,7 +107,6 @@ def code_not_covered(night: Night) -> pd.DataFrame:
                 " (",
                 edit.get("source", pd.Series("", index=edit.index)),
                 ")",
-                setting[sel],
             )
             fix = edit["fix"].to_numpy()
         else:
@@ -145,32 +120,70 @@ def code_not_covered(night: Night) -> pd.DataFrame:
                 q,
                 "MBPM ch. 15 240.1.1 (chiropractic coverage is limited to manual manipulation"
                 " of the spine); payer-edits.md Edits",
-                setting[sel],
             )
             fix = None
+        outcome, setting = _outcome(night, q, pos[sel], want[sel], carries[sel], added[sel])
         out.append(
             findings.make(
                 code,
                 q,
                 message(
-                    q,
-                    what,
-                    " (payer ",
-                    q["payer_id"],
-                    ", ",
-                    iso_date(q["date_of_service"]),
-                    ")",
-                    outcome[sel],
-                ),
-                evidence=evidence,
+                    q, what, " (payer ", q["payer_id"], ", ", iso_date(q["date_of_service"]), ")"
+                )
+                + outcome,
+                evidence=evidence + setting,
                 suggested_fix=fix,
-                before=mods.replace("", "(none)").where(added)[sel],
+                before=before.where(added)[sel],
                 after=after.where(added)[sel],
             )
         )
-    night.record_change(add, message(r[added], "modifiers +", want[added]))
-    night.update("modifiers", add, after[added])
+    if added.any():
+        add = np.zeros(len(lines), dtype=bool)
+        add[pos[added]] = True
+        night.record_change(add, message(r[added], "modifiers +", want[added]))
+        night.update("modifiers", add, after[added])
     return findings.concat(out)
+
+
+def _outcome(
+    night: Night,
+    q: pd.DataFrame,
+    positions: np.ndarray,
+    want: pd.Series,
+    carries: np.ndarray,
+    added: np.ndarray,
+) -> tuple[pd.Series, pd.Series]:
+    """For the non-covered lines ``q`` (at ``positions``): the end of each message (what
+    became of the line) and of its evidence (the payer setting that decided it)."""
+    codes, present = joined(night, "modifiers", lambda v: v.isin(LIABILITY_MODIFIERS))
+    outcome = np.select(
+        [carries, added, (want != "").to_numpy(dtype=bool)],
+        [
+            message(
+                q,
+                "; billed with ",
+                spread(codes[positions], present, None),
+                " already on the line (for the denial), not held",
+            ),
+            message(q, "; billed with ", want, " added for the denial (payer setting)"),
+            message(
+                q,
+                "; not billed: no room to add ",
+                want,
+                " (4 modifiers); the rest of the claim goes out",
+            ),
+        ],
+        "; not billed, the rest of the claim goes out",
+    )
+    setting = message(
+        q,
+        "; payers.csv ",
+        q["payer_id"],
+        " noncovered_modifier=",
+        want.replace("", "(empty)"),
+        " (" + night.ref.version("payers.csv") + ")",
+    )
+    return pd.Series(outcome, index=q.index, dtype="string"), setting
 
 
 def _code_edit_rows(night: Night, live: np.ndarray) -> np.ndarray:
@@ -189,8 +202,8 @@ def _code_edit_rows(night: Night, live: np.ndarray) -> np.ndarray:
         return at
     keys = pd.DataFrame(
         {
-            "payer_class": lines["payer_class"].to_numpy(dtype=object)[cand],
-            "code": lines["cpt_code"].to_numpy(dtype=object)[cand],
+            "payer_class": np.asarray(lines["payer_class"].array.take(cand), dtype=object),
+            "code": np.asarray(lines["cpt_code"].array.take(cand), dtype=object),
         }
     )
     table = pd.DataFrame(
