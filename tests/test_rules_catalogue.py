@@ -254,7 +254,7 @@ def test_cmt_same_region_fires_only_on_shared_region():
     assert fired(night(chiro_day("cervical", "XS")), "CMT_SAME_REGION").empty
 
 
-def test_ncci_indicator_1_needs_distinct_modifier_on_either_line():
+def test_ncci_indicator_1_needs_distinct_modifier_on_the_column_2_code():
     n = night(chiro_day("cervical", ""))
     f = fired(n, "NCCI_MODIFIER_MISSING")
     assert lines_of(f) == ["MT"]
@@ -265,8 +265,14 @@ def test_ncci_indicator_1_needs_distinct_modifier_on_either_line():
     assert "XS" in f["suggested_fix"].iloc[0]  # COM02 prefers X modifiers
     assert fired(night(chiro_day("cervical", "XS")), "NCCI_MODIFIER_MISSING").empty
     rows = chiro_day("cervical", "")
-    rows[0]["modifiers"] = "AT;59"  # on the column-1 line also bypasses
-    assert fired(night(rows), "NCCI_MODIFIER_MISSING").empty
+    # the tests' payers.csv leaves distinct_modifier_on out: column2, so 59 on the column-1
+    # line alone does not bypass (distinct_modifier_on=either: tests/test_rules_edits14.py)
+    rows[0]["modifiers"] = "AT;59"
+    f = fired(night(rows), "NCCI_MODIFIER_MISSING")
+    assert (
+        lines_of(f) == ["MT"]
+        and "the modifier on 98940 (column 1) does not bypass" in (f["message"].iloc[0])
+    )
 
 
 def test_ncci_pair_needs_same_provider_and_date():

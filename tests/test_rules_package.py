@@ -30,6 +30,7 @@ EXPECTED_ORDER = [
     ("DATE_INVALID",),
     ("NOT_ONE_ON_ONE",),
     ("PROVIDER_OVERLAP",),
+    ("CODE_NOT_COVERED", "DC_SERVICE_NOT_COVERED"),
     ("KX_REQUIRED", "KX_REQUIRED_WARN", "KX_ADDED"),
     ("ASSISTANT_MODIFIER_ADDED",),
     ("MODIFIER_INVALID",),
@@ -40,7 +41,6 @@ EXPECTED_ORDER = [
     ("MUE_EXCEEDED",),
     ("DAILY_UNIT_CAP_EXCEEDED",),
     ("AUTH_MISSING", "VISIT_LIMIT_EXCEEDED", "POC_EXPIRED"),
-    ("CODE_NOT_COVERED",),
     ("CMT_AT_MISSING", "CMT_AT_MISSING_WARN"),
     ("CHARGE_INVALID", "CHARGE_ABOVE_SCHEDULE"),
 ]
@@ -68,10 +68,11 @@ def test_fixers_run_before_the_rules_that_read_what_they_change():
 
 
 def busy_night() -> rules.Night:
-    """A night on which every rule reaches the fixed columns it reads: an NCCI pair, Medicare
+    """A night on which every rule reaches the fixed columns it reads: an NCCI pair (at a
+    Medicare Advantage plan: Medicare itself does not cover a chiropractor's 97140), Medicare
     PT lines far over the KX threshold."""
     rows = [
-        *chiro_day("cervical", "", payer="MCR01"),
+        *chiro_day("cervical", "", payer="MA01"),
         row(line_id="PT1", charge_amount="100"),
     ]
     n = night(rows)

@@ -214,8 +214,10 @@ _SPECS = (
     RuleSpec(
         "NCCI_MODIFIER_MISSING",
         ERROR,
-        "NCCI pair (indicator 1) without 59/XE/XS/XP/XU",
-        "If the services were distinct, add the distinct-service modifier; else drop the column-2 code.",
+        "NCCI pair (indicator 1) of reported lines without 59/XE/XS/XP/XU where the payer "
+        "takes it (payers.csv distinct_modifier_on: the column-2 code, or either code)",
+        "If the services were distinct, add the distinct-service modifier to the column-2 code "
+        "(XS or 59 on 97140 with CMT); else drop the column-2 code.",
         CODER,
     ),
     RuleSpec(
@@ -329,9 +331,21 @@ _SPECS = (
     ),
     RuleSpec(
         "CODE_NOT_COVERED",
-        ERROR,
-        "the code is not payable by this payer class (code_edits.csv)",
-        "Follow the fix named in the message (e.g. bill G0283 instead of 97014).",
+        WARNING,
+        "the code is not payable by this payer class (code_edits.csv): the line is not billed "
+        "(the rest of the claim goes out), or billed with GY/GA/GZ when the line carries one "
+        "or payers.csv noncovered_modifier names one",
+        "Follow the fix named in the message (e.g. bill G0283 instead of 97014); bill the "
+        "line with GY/GA/GZ only where the patient or a secondary payer needs the denial.",
+        CODER,
+    ),
+    RuleSpec(
+        "DC_SERVICE_NOT_COVERED",
+        WARNING,
+        "a chiropractor (credential DC) bills Medicare a code other than spinal CMT "
+        "98940-98942: not billed, or billed with GY/GA/GZ as for CODE_NOT_COVERED",
+        "Bill Medicare only the spinal manipulation; collect from the patient for the rest, "
+        "or bill it with GY where a secondary payer needs Medicare's denial.",
         CODER,
     ),
     RuleSpec(

@@ -611,7 +611,8 @@ def _generate(
     )
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
-    df, problems = _frames(col, rows, dup_lines)
+    added = _issue14_edits14(night)
+    df, problems = _frames(col, rows, dup_lines, added)
     return _issue14_dupes14(df, problems, seed, problem_rate, ref), problems
 
 
@@ -1635,12 +1636,98 @@ _INJECTORS = {
 assert set(_INJECTORS) == set(PROBLEM_KINDS)
 
 
-def _frames(col: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]], dup_lines):
-    """The extract (a duplicated line right after its original) and the problems frame."""
-    if len(dup_lines):
+def _every(mask: np.ndarray, share: int, least: int) -> np.ndarray:
+    """About one in ``share`` of the positions where ``mask`` holds (at least ``least``, as
+    many as there are), spread evenly over the night: picked without a random draw, so the
+    rest of the night is the night it was."""
+    idx = np.flatnonzero(mask)
+    k = min(len(idx), max(least, len(idx) // share))
+    return idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)] if k else idx
+
+
+def _issue14_edits14(night: _ProblemNight) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A few lines of each class of the "edits apply to what is reported" rules, on
+    encounters without a problem (a tiny share of the night; no random draw):
+
+    - a chiropractor's 97140 to Medicare (8 minutes in the encounter's own CMT window, so 1
+      unit): a new line after a CMT-only visit; every other one carries XS and GY. Not
+      covered (DC_SERVICE_NOT_COVERED): not billed, or billed with GY; the CMT goes out.
+    - 97010 with GY to Medicare in place of a G0283 (CODE_NOT_COVERED): billed with GY.
+    - a chiropractor's lone timed 97140 beside CMT cut to 5 minutes, charted 1 unit and
+      without its 59/XS: 0 units, so not reported, and no NCCI pair or region edit fires.
+
+    Changes ``night.col`` in place; returns the new lines as the lines they copy (each goes
+    right after its source, see ``_frames``) and the columns that differ from the copy."""
+    col, lines, services, times = night.col, night.lines, night.services, night.times
+    le = lines.enc
+    problem = np.zeros(len(night.enc.pat), dtype=bool)
+    if night.rows:
+        done = np.concatenate([r["encounter_id"] for r in night.rows])
+        # a hashed lookup (np.isin on text compares every pair)
+        problem[pd.Index(night.enc_ids, dtype=object).get_indexer(done)] = True
+    n_lines = np.bincount(le, minlength=len(problem))
+    ok = ~problem[le]
+    medicare = lines.cls == "medicare"
+
+    # 97010 with GY to Medicare, where a G0283 was
+    d = _every(ok & medicare & (lines.code == _CI["G0283"]), 50, 2)
+    col["cpt_code"][d] = "97010"
+    col["modifiers"][d] = np.where(col["modifiers"][d] == "", "GY", col["modifiers"][d] + ";GY")
+    col["charge_amount"][d] = _money(
+        night.fee[d] * _FEE_CENTS[_CI["97010"]] // _FEE_CENTS[_CI["G0283"]]
+    )
+
+    # a lone timed 97140 of 5 minutes beside CMT (not Medicare: there a DC's 97140 is excluded)
+    n_timed = services.tmask.sum(axis=1)
+    z = _every(ok & lines.chiro & lines.is140 & ~medicare & (n_timed[le] == 1), 50, 2)
+    col["minutes"][z] = "5"
+    col["end_time"][z] = _TIMES[times.start[le[z], lines.tcol[z]] + 5]
+    col["units_charted"][z] = "1"
+    col["modifiers"][z] = ""
+    col["charge_amount"][z] = _money(night.fee[z])
+
+    # a DC's 97140 to Medicare: a copy of the CMT line of a CMT-only visit, made a 97140
+    src = _every(
+        ok & lines.is_cmt & medicare & (n_lines[le] == 1) & _PR_ALLOW140[lines.profile], 50, 4
+    )
+    k = len(src)
+    new: dict[str, np.ndarray] = {}
+    window_end = times.start[le[src], 0]  # CMT-only: the end of the visit's 8-15 minutes
+    new["line_id"] = col["line_id"][src] + "M"
+    new["cpt_code"] = np.full(k, "97140", dtype=object)
+    new["minutes"] = np.full(k, "8", dtype=object)
+    new["start_time"] = _TIMES[window_end - 8]
+    new["end_time"] = _TIMES[window_end]
+    new["units_charted"] = np.full(k, "1", dtype=object)
+    fee = night.fee[src] * _FEE_CENTS[_CI["97140"]] // _FEE_CENTS[lines.code[src]]
+    new["charge_amount"] = _money(fee)
+    new["body_region"] = _PR_REGION[lines.profile[src]]
+    new["diagnosis_pointers"] = _PR_140_PTR[lines.profile[src]]
+    new["technique"] = np.full(k, _TECH_CHIRO[0], dtype=object)
+    new["goal_id"] = np.full(k, _GOALS[0], dtype=object)
+    new["patient_response"] = np.full(k, _RESPONSES[0], dtype=object)
+    # billed for the denial, it is still reported: XS (another region than the CMT's) too
+    new["modifiers"] = np.where(np.arange(k) % 2 == 1, "XS;GY", "").astype(object)
+    return src, new
+
+
+def _frames(
+    col: dict[str, np.ndarray],
+    rows: list[dict[str, np.ndarray]],
+    dup_lines,
+    added: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+):
+    """The extract (a duplicated line right after its original; an ``added`` line, a copy of
+    a line with some columns changed, likewise) and the problems frame."""
+    src, new = added if added is not None else (np.zeros(0, dtype=np.int64), {})
+    if len(dup_lines) or len(src):
         n_lines = len(col["line_id"])
-        order = np.sort(np.concatenate([np.arange(n_lines), dup_lines]), kind="stable")
+        copies = np.concatenate([np.arange(n_lines), dup_lines, src])
+        order = np.sort(copies, kind="stable")  # one reorder of the night's columns
         col = {c: v[order] for c, v in col.items()}
+        at = np.searchsorted(order, src, side="right") - 1  # the copy: the last of its line
+        for c, values in new.items():
+            col[c][at] = values
     df = pd.DataFrame({c: col[c] for c in layout.COLUMN_NAMES})
     if rows:
         problems = pd.DataFrame({c: np.concatenate([r[c] for r in rows]) for c in _PROBLEM_COLUMNS})

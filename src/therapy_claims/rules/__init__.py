@@ -15,16 +15,18 @@ The rules themselves live in one module per family:
 - ``ncci``: NCCI_MODIFIER_MISSING, NCCI_NOT_BYPASSABLE, XS_SAME_REGION
 - ``limits``: MUE_EXCEEDED, DAILY_UNIT_CAP_EXCEEDED, AUTH_MISSING, VISIT_LIMIT_EXCEEDED,
   POC_EXPIRED
-- ``coverage``: CODE_NOT_COVERED, CMT_AT_MISSING (CMT_AT_MISSING_WARN), KX_REQUIRED (the fixer
-  KX_ADDED, KX_REQUIRED_WARN; and ``kx_history``, the amounts of earlier nights it counts)
+- ``coverage``: CODE_NOT_COVERED and DC_SERVICE_NOT_COVERED (line-level: the line is left off
+  the claim, ``Night.exclude``, or billed with GY/GA/GZ), CMT_AT_MISSING (CMT_AT_MISSING_WARN),
+  KX_REQUIRED (the fixer KX_ADDED, KX_REQUIRED_WARN; and ``kx_history``, the amounts of earlier
+  nights it counts)
 - ``charges``: the charge fixer CHARGE_CORRECTED, CHARGE_INVALID, CHARGE_ABOVE_SCHEDULE (and the
   fee_schedule.csv lookup the KX rule counts allowed amounts with)
 
 Rules run in ``ORDER``, not in the order they are defined or imported. Fixers (rules that
-change lines: units, added modifiers) run before every rule that reads what they change (the
-rules declare both, and a test holds the order to it). Beyond that the order is part of the
-output: findings are concatenated in it, and each scored line's ``exception_codes`` lists its
-findings in it, so moving a rule changes outputs.
+change lines: units, added modifiers, lines left off the claim) run before every rule that
+reads what they change (the rules declare both, and a test holds the order to it). Beyond
+that the order is part of the output: findings are concatenated in it, and each scored
+line's ``exception_codes`` lists its findings in it, so moving a rule changes outputs.
 
 To add a rule: write it in its family's module with ``@rule(code, ...)`` (the code in
 ``catalogue.py``), declare ``changes=``/``reads=`` if it fixes or reads a fixed column, and
@@ -40,6 +42,7 @@ from therapy_claims.rules.coverage import KX_HISTORY_COLUMNS, kx_history
 from therapy_claims.rules.engine import (
     CMT_CODES,
     DISTINCT,
+    EXCLUDED,
     FINDING_KEYS,
     MANUAL_THERAPY,
     REGISTRY,
@@ -63,7 +66,9 @@ ORDER: tuple[Rule, ...] = (
     input.date_invalid,
     time.not_one_on_one,
     time.provider_overlap,
-    coverage.kx_required,  # fixer: modifiers (KX), after the units and charges
+    # fixer: excluded, modifiers (GY/GA/GZ); after the therapy modifier, before the edits
+    coverage.code_not_covered,
+    coverage.kx_required,  # fixer: modifiers (KX), after the units, charges and coverage
     modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier and KX
     modifiers.modifier_unknown,
     modifiers.assistant_pairing,
@@ -73,7 +78,6 @@ ORDER: tuple[Rule, ...] = (
     limits.mue_exceeded,
     limits.daily_unit_cap,
     limits.authorization_and_plan,
-    coverage.code_not_covered,
     coverage.cmt_at_missing,
     charges.charge_checks,  # the billed lines' charges, after every fixer
 )
@@ -88,6 +92,7 @@ def run_all(night: Night) -> pd.DataFrame:
 __all__ = [
     "CMT_CODES",
     "DISTINCT",
+    "EXCLUDED",
     "FINDING_KEYS",
     "KX_HISTORY_COLUMNS",
     "MANUAL_THERAPY",

@@ -181,8 +181,11 @@ def charge_follows_units(night: Night) -> pd.DataFrame:
     units = lines["units"].to_numpy(dtype="float64", na_value=np.nan)
     charted = lines["units_charted"].to_numpy(dtype="float64", na_value=np.nan)
     charge = lines["charge_amount"].to_numpy(dtype="float64", na_value=np.nan)
-    # NaN compares unequal and not above 0: a missing number selects nothing
-    sel = (units > 0) & (charted != units) & ~np.isnan(charted) & ~np.isnan(charge)
+    # NaN compares unequal and not above 0: a missing number selects nothing. A code the
+    # reference does not know has no meaningful units (CODE_UNKNOWN holds its claim): its
+    # charge is left as charted
+    known = isin(night, "cpt_code", night.ref.cpt.index)
+    sel = known & (units > 0) & (charted != units) & ~np.isnan(charted) & ~np.isnan(charge)
     if not sel.any():
         return findings.empty()
     pos = np.flatnonzero(sel)
@@ -239,14 +242,14 @@ def charge_follows_units(night: Night) -> pd.DataFrame:
     return out
 
 
-@rule("CHARGE_INVALID", "CHARGE_ABOVE_SCHEDULE", reads=("units", "charge_amount"))
+@rule("CHARGE_INVALID", "CHARGE_ABOVE_SCHEDULE", reads=("units", "charge_amount", "excluded"))
 def charge_checks(night: Night) -> pd.DataFrame:
-    """Over the billed lines (units > 0), after every fixer: a claim whose billed lines total
+    """Over the billed lines (``Night.reported``: units > 0, not left off), after every fixer: a claim whose billed lines total
     $0.00 (reported on its first billed line by line_id; a claim with a missing charge is the
     837 checks' to hold), and a line whose unit charge is more than
     ``CHARGE_ABOVE_SCHEDULE_FACTOR`` times its fee_schedule.csv unit_charge."""
     lines = night.lines
-    billed = (lines["units"] > 0).to_numpy(dtype=bool, na_value=False)
+    billed = night.reported()
     charge = lines["charge_amount"].to_numpy(dtype="float64", na_value=np.nan)
     pos = np.flatnonzero(billed)
     amount = cents(charge[pos])

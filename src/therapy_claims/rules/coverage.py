@@ -1,9 +1,10 @@
-"""Coverage rules: codes a payer class does not pay (``code_edits.csv``), Medicare CMT without
-AT, and the Medicare therapy threshold (KX) over the patient's amounts of the year (allowed
-amounts from ``fee_schedule.csv`` where it has them, else charges), for which ``kx_history``
-reads the amounts of earlier nights from the scored layer. Whether a missing AT or KX holds the
-claim or only warns is the payer's ``cmt_at_action`` / ``kx_action``: one finding code each
-way (the catalogue keeps one severity per code)."""
+"""Coverage rules: codes a payer class does not pay (``code_edits.csv``) and a chiropractor's
+non-CMT services to Medicare, line by line (not billed, or billed with GY/GA/GZ for the
+denial); Medicare CMT without AT; and the Medicare therapy threshold (KX) over the patient's
+amounts of the year (allowed amounts from ``fee_schedule.csv`` where it has them, else
+charges), for which ``kx_history`` reads the amounts of earlier nights from the scored layer.
+Whether a missing AT or KX holds the claim or only warns is the payer's ``cmt_at_action`` /
+``kx_action``: one finding code each way (the catalogue keeps one severity per code)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from therapy_claims.reference import Reference
 from therapy_claims.rules import charges
 from therapy_claims.rules.engine import (
     CMT_CODES,
-    FINDING_KEYS,
     Night,
     as_mask,
     code_on_date,
     has_modifier,
     isin,
     iso_date,
+    joined,
     message,
+    modifier_counts,
     rule,
     sort_order,
     spread,
@@ -45,36 +47,181 @@ _SCORED_COLUMNS = [
 ]
 
 
-@rule("CODE_NOT_COVERED")
+# modifiers that bill a line for its denial: GY statutorily excluded, GA expected denial with an
+# ABN on file, GZ without one (payer-edits.md "Edits"); payers.csv noncovered_modifier names one
+LIABILITY_MODIFIERS = ("GY", "GA", "GZ")
+
+
+@rule(
+    "CODE_NOT_COVERED",
+    "DC_SERVICE_NOT_COVERED",
+    changes=("excluded", "modifiers"),
+    reads=("units",),
+)
 def code_not_covered(night: Night) -> pd.DataFrame:
-    lines, edits = night.lines, night.ref.code_edits
-    if edits.empty:
+    """Lines a payer does not cover, decided line by line (the rest of the claim goes out):
+    a row of ``code_edits.csv`` for the line's payer class and code, or a chiropractor's
+    service other than spinal CMT billed to Medicare (MBPM ch. 15 240.1.1). Such a line is
+    billed for its denial when it already carries GY/GA/GZ, or gets the payer's
+    ``noncovered_modifier`` added (room permitting); otherwise it is left off the claim
+    (``Night.exclude``). Only lines with units are looked at: a 0-unit line is not billed
+    anyway. Runs after the therapy-modifier fixer (it reads the modifiers that one leaves; a
+    fixer of a column does not declare reading it) and before the assistant-modifier fixer,
+    which then counts an added GY among the line's four, and before the edits that look at
+    reported lines only (NCCI, MUE, region)."""
+    lines = night.lines
+    live = as_mask(lines["units"] > 0)
+    edit_row = _code_edit_rows(night, live)
+    by_table = edit_row >= 0
+    by_dc = (
+        live
+        & ~by_table
+        & isin(night, "payer_class", ["medicare"])
+        & isin(night, "rendering_credential", ["DC"])
+        & ~isin(night, "cpt_code", CMT_CODES)
+    )
+    hit = by_table | by_dc
+    pos = np.flatnonzero(hit)  # few lines: the decision is worked on them alone
+    r = take(lines, pos, "cpt_code", "date_of_service", "payer_id", "modifiers")
+    want = pd.Series(
+        lines["noncovered_modifier"].array.take(pos), index=r.index, dtype="string"
+    ).fillna("")
+    carries = has_modifier(night, "|".join(LIABILITY_MODIFIERS))[pos]
+    wants = ~carries & (want != "").to_numpy(dtype=bool)
+    added = wants & (modifier_counts(night)[pos] < 4)
+    left_off = np.zeros(len(lines), dtype=bool)
+    left_off[pos[~carries & ~added]] = True
+    night.exclude(left_off)
+    if len(pos) == 0:
         return findings.empty()
-    cand = isin(night, "cpt_code", edits["code"]) & isin(night, "payer_class", edits["payer_class"])
-    m = (
-        lines.loc[cand, ["payer_class", "cpt_code"]]
-        .reset_index(names="idx")
-        .merge(edits, left_on=["payer_class", "cpt_code"], right_on=["payer_class", "code"])
+    mods = r["modifiers"].fillna("")
+    after = mods.where(mods == "", mods + ";") + want
+    before = mods.replace("", "(none)")
+    out = []
+    for code, sel in (("CODE_NOT_COVERED", by_table[pos]), ("DC_SERVICE_NOT_COVERED", by_dc[pos])):
+        q = r[sel]
+        if code == "CODE_NOT_COVERED":
+            edit = night.ref.code_edits.iloc[edit_row[pos][sel]].reset_index(drop=True)
+            what = edit["problem"]
+            evidence = message(
+                q,
+                night.ref.version("code_edits.csv") + ": ",
+                edit["payer_class"],
+                "/",
+                edit["code"],
+                " (",
+                edit.get("source", pd.Series("", index=edit.index)),
+                ")",
+            )
+            fix = edit["fix"].to_numpy()
+        else:
+            what = message(
+                q,
+                q["cpt_code"],
+                " by a chiropractor (DC) is not covered by Medicare: only spinal manipulation"
+                " 98940-98942 is",
+            )
+            evidence = message(
+                q,
+                "MBPM ch. 15 240.1.1 (chiropractic coverage is limited to manual manipulation"
+                " of the spine); payer-edits.md Edits",
+            )
+            fix = None
+        outcome, setting = _outcome(night, q, pos[sel], want[sel], carries[sel], added[sel])
+        out.append(
+            findings.make(
+                code,
+                q,
+                message(
+                    q, what, " (payer ", q["payer_id"], ", ", iso_date(q["date_of_service"]), ")"
+                )
+                + outcome,
+                evidence=evidence + setting,
+                suggested_fix=fix,
+                before=before.where(added)[sel],
+                after=after.where(added)[sel],
+            )
+        )
+    if added.any():
+        add = np.zeros(len(lines), dtype=bool)
+        add[pos[added]] = True
+        night.record_change(add, message(r[added], "modifiers +", want[added]))
+        night.update("modifiers", add, after[added])
+    return findings.concat(out)
+
+
+def _outcome(
+    night: Night,
+    q: pd.DataFrame,
+    positions: np.ndarray,
+    want: pd.Series,
+    carries: np.ndarray,
+    added: np.ndarray,
+) -> tuple[pd.Series, pd.Series]:
+    """For the non-covered lines ``q`` (at ``positions``): the end of each message (what
+    became of the line) and of its evidence (the payer setting that decided it)."""
+    codes, present = joined(night, "modifiers", lambda v: v.isin(LIABILITY_MODIFIERS))
+    outcome = np.select(
+        [carries, added, (want != "").to_numpy(dtype=bool)],
+        [
+            message(
+                q,
+                "; billed with ",
+                spread(codes[positions], present, None),
+                " already on the line (for the denial), not held",
+            ),
+            message(q, "; billed with ", want, " added for the denial (payer setting)"),
+            message(
+                q,
+                "; not billed: no room to add ",
+                want,
+                " (4 modifiers); the rest of the claim goes out",
+            ),
+        ],
+        "; not billed, the rest of the claim goes out",
     )
-    r = lines.loc[m["idx"].to_numpy(), [*FINDING_KEYS, "payer_id", "date_of_service"]]
-    return findings.make(
-        "CODE_NOT_COVERED",
-        r,
-        message(
-            r, m["problem"], " (payer ", r["payer_id"], ", ", iso_date(r["date_of_service"]), ")"
-        ),
-        evidence=message(
-            r,
-            night.ref.version("code_edits.csv") + ": ",
-            m["payer_class"],
-            "/",
-            m["code"],
-            " (",
-            m.get("source", pd.Series("", index=m.index)),
-            ")",
-        ),
-        suggested_fix=m["fix"].to_numpy(),
+    setting = message(
+        q,
+        "; payers.csv ",
+        q["payer_id"],
+        " noncovered_modifier=",
+        want.replace("", "(empty)"),
+        " (" + night.ref.version("payers.csv") + ")",
     )
+    return pd.Series(outcome, index=q.index, dtype="string"), setting
+
+
+def _code_edit_rows(night: Night, live: np.ndarray) -> np.ndarray:
+    """Per line: the position of the ``code_edits.csv`` row for its payer class and code
+    among the live lines (-1: none; the first row where the table repeats a pair)."""
+    lines, edits = night.lines, night.ref.code_edits
+    at = np.full(len(lines), -1, dtype="int64")
+    if edits.empty:
+        return at
+    cand = np.flatnonzero(
+        live
+        & isin(night, "cpt_code", edits["code"])
+        & isin(night, "payer_class", edits["payer_class"])
+    )
+    if len(cand) == 0:
+        return at
+    keys = pd.DataFrame(
+        {
+            "payer_class": np.asarray(lines["payer_class"].array.take(cand), dtype=object),
+            "code": np.asarray(lines["cpt_code"].array.take(cand), dtype=object),
+        }
+    )
+    table = pd.DataFrame(
+        {
+            "payer_class": edits["payer_class"].to_numpy(dtype=object),
+            "code": edits["code"].to_numpy(dtype=object),
+            "row": np.arange(len(edits)),
+        }
+    ).drop_duplicates(["payer_class", "code"])
+    row = keys.merge(table, on=["payer_class", "code"], how="left")["row"].to_numpy()
+    found = ~np.isnan(row)
+    at[cand[found]] = row[found].astype("int64")
+    return at
 
 
 def _by_action(night: Night, column: str, pos: np.ndarray) -> np.ndarray:
@@ -140,7 +287,7 @@ def cmt_at_missing(night: Night) -> pd.DataFrame:
     "KX_REQUIRED_WARN",
     "KX_ADDED",
     changes=("modifiers",),  # and reads them, as every modifier fixer does
-    reads=("units", "charge_amount"),
+    reads=("units", "charge_amount", "excluded"),
 )
 def kx_required(night: Night) -> pd.DataFrame:
     """Medicare Part B therapy: once a patient's therapy amounts this calendar year (earlier
@@ -155,7 +302,7 @@ def kx_required(night: Night) -> pd.DataFrame:
     sel = (
         isin(night, "payer_class", ["medicare"])
         & lines["always_therapy"].to_numpy()
-        & (lines["units"] > 0).to_numpy()
+        & night.reported()  # a line left off the claim is not paid: it adds nothing
         & isin(night, "discipline", ["PT", "SLP", "OT"])
     )
     if not sel.any() or kx.empty:

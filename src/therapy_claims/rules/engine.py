@@ -8,6 +8,12 @@ modifiers) changes ``night.lines`` through ``Night.update`` and records the chan
 a column some fixer changes declares it (``reads=``), so the package's explicit order can be
 checked to put fixers first.
 
+A line is *reported* (it goes on the claim unless its claim is held) when it has units and no
+rule left it off the claim: ``Night.reported``. A rule leaves a line off with
+``Night.exclude`` (the column ``excluded``, declared ``changes=("excluded",)``); the line keeps
+its units and is ``not_billed``. Edits that only concern what is reported (NCCI, MUE, CMT
+region, daily caps) select ``Night.reported`` lines and declare ``reads=("units", "excluded")``.
+
 The helpers work on whole columns, never row by row: select lines (``select``, ``take``),
 check a column or the modifiers per distinct value (``isin``, ``has_modifier``, ``spread``,
 ``joined``, ``explode_list``), sort (``sort_order``), build list columns (``list_column``) and
@@ -38,6 +44,8 @@ DISTINCT = "59|XE|XS|XP|XU"
 # chiropractic manipulative treatment, spinal
 CMT_CODES = ("98940", "98941", "98942")
 MANUAL_THERAPY = "97140"
+# the line column ``Night.exclude`` sets: the line is left off the claim (``not_billed``)
+EXCLUDED = "excluded"
 
 # --------------------------------------------------------------------------- the night
 
@@ -67,6 +75,24 @@ class Night:
             known = text.notna().to_numpy()
             pos, values = pos[known], text.to_numpy(dtype=object)[known]
         self.changes.append((pos, values))
+
+    def exclude(self, mask: np.ndarray) -> None:
+        """Leave the selected lines off the claim: they are ``not_billed`` whatever their units
+        (which stay as computed), and the rest of their claim goes out. Lines excluded before
+        stay excluded. The rule that decides it calls this on every night, with no line
+        selected too, so the ``excluded`` column exists for the rules that read it."""
+        mask = np.asarray(mask, dtype=bool)
+        if EXCLUDED in self.lines.columns:
+            mask = mask | self.lines[EXCLUDED].to_numpy(dtype=bool)
+        self.lines[EXCLUDED] = mask
+
+    def reported(self) -> np.ndarray:
+        """Per line: it goes on its claim unless the claim is held, i.e. it has units > 0
+        after the units rule and no rule excluded it (``exclude``). NCCI, MUE and CMT-region
+        edits are about reported codes only: a 0-unit or excluded line cannot put its partner
+        on hold. A rule calling this declares ``reads=("units", "excluded")``."""
+        units = self.lines["units"].to_numpy(dtype="float64", na_value=0)
+        return (units > 0) & ~self.lines[EXCLUDED].to_numpy(dtype=bool)
 
     def change_lists(self) -> pd.Series:
         """One list of change strings per line, in the order the rules made them."""
@@ -223,6 +249,13 @@ def has_modifier(night: Night, pattern: str) -> np.ndarray:
     distinct list)."""
     codes, uniques = night.distinct("modifiers")
     return spread(codes, _has_mod(uniques, pattern).to_numpy(dtype=bool), False)
+
+
+def modifier_counts(night: Night) -> np.ndarray:
+    """Per line: how many modifiers it carries (0 when none; an 837 line takes at most 4)."""
+    codes, uniques = night.distinct("modifiers")
+    count = np.where(uniques == "", 0, uniques.str.count(";") + 1)
+    return spread(codes, count.astype("int64"), 0)
 
 
 def isin(night: Night, column: str, values) -> np.ndarray:

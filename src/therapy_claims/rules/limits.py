@@ -26,12 +26,13 @@ def _first_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values("line_id", kind="mergesort").drop_duplicates("claim_id", keep="first")
 
 
-@rule("MUE_EXCEEDED", reads=("units",))
+@rule("MUE_EXCEEDED", reads=("units", "excluded"))
 def mue_exceeded(night: Night) -> pd.DataFrame:
     """MUE by the row in effect on the date of service: MAI 1 per line, MAI 2/3 summed over the
-    patient's lines of the code on that date at the clinic."""
+    patient's lines of the code on that date at the clinic. Only reported lines count (units
+    > 0, not excluded): a 0-unit or excluded line adds no units to the day."""
     lines, mue = night.lines, night.ref.mue
-    billable = (lines["units"] > 0).to_numpy() & isin(night, "cpt_code", mue["code"])
+    billable = night.reported() & isin(night, "cpt_code", mue["code"])
     if not billable.any():
         return findings.empty()
     left = lines.loc[
@@ -99,15 +100,17 @@ def mue_exceeded(night: Night) -> pd.DataFrame:
     return findings.make("MUE_EXCEEDED", rows, msg, evidence=evidence)
 
 
-@rule("DAILY_UNIT_CAP_EXCEEDED", reads=("units",))
+@rule("DAILY_UNIT_CAP_EXCEEDED", reads=("units", "excluded"))
 def daily_unit_cap(night: Night) -> pd.DataFrame:
+    """A payer's cap on timed units per patient, date and discipline, over the reported lines
+    (units > 0, not excluded)."""
     lines = night.lines
     cap = lines["max_timed_units_per_day"]
-    timed = lines["timed"] & (lines["units"] > 0) & cap.notna()
+    timed = lines["timed"].to_numpy(dtype=bool) & night.reported() & cap.notna().to_numpy()
     if not timed.any():
         return findings.empty()
     # timed units per payer, patient, date and discipline: summed by dense group id
-    pos = np.flatnonzero(timed.to_numpy())
+    pos = np.flatnonzero(timed)
     codes = [
         night.distinct(k)[0][pos]
         for k in ("payer_id", "patient_id", "date_of_service", "discipline")

@@ -17,17 +17,11 @@ from therapy_claims.rules.engine import (
     isin,
     joined,
     message,
+    modifier_counts,
     rule,
     select,
     spread,
 )
-
-
-def _modifier_counts(night: Night) -> np.ndarray:
-    """Per line: how many modifiers it carries (0 when none)."""
-    codes, uniques = night.distinct("modifiers")
-    count = np.where(uniques == "", 0, uniques.str.count(";") + 1)
-    return spread(codes, count.astype("int64"), 0)
 
 
 @rule("THERAPY_MODIFIER_ADDED", changes=("modifiers",))
@@ -37,13 +31,16 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
     has_wanted = spread(codes, uniques.map(THERAPY_MODIFIER).notna().to_numpy(), False)
     # 837I: every 042x/043x/044x line needs its GP/GO/GN whatever the payer
     institutional = as_mask(lines["claim_type"] == "institutional")
+    # GP/GO/GN say "under a therapy plan of care": never a chiropractor's service (whose
+    # therapy codes Medicare does not cover at all: DC_SERVICE_NOT_COVERED)
     need = (
         (as_mask(lines["requires_therapy_modifiers"]) | institutional)
         & lines["always_therapy"].to_numpy()
         & has_wanted
         & ~has_modifier(night, "GP|GO|GN")
+        & ~isin(night, "rendering_credential", ["DC"])
     )
-    count = _modifier_counts(night)
+    count = modifier_counts(night)
     room = need & (count < 4)
     r = select(
         lines,
@@ -123,7 +120,7 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
     cq = as_mask((credential == "PTA") & (discipline == "PT"))
     co = as_mask((credential == "OTA") & (discipline == "OT"))
     need = medicare & lines["always_therapy"].to_numpy() & (cq | co) & ~has_modifier(night, "CQ|CO")
-    room = need & (_modifier_counts(night) < 4)
+    room = need & (modifier_counts(night) < 4)
     r = select(
         lines,
         room,

@@ -21,20 +21,30 @@ from therapy_claims.rules.engine import (
 )
 
 
-@rule("NCCI_MODIFIER_MISSING", "NCCI_NOT_BYPASSABLE", "XS_SAME_REGION", reads=("modifiers",))
+@rule(
+    "NCCI_MODIFIER_MISSING",
+    "NCCI_NOT_BYPASSABLE",
+    "XS_SAME_REGION",
+    reads=("modifiers", "units", "excluded"),
+)
 def ncci_pairs(night: Night) -> pd.DataFrame:
-    """NCCI PTP pairs per patient, rendering provider and date of service; the PTP row must be
-    in effect on the date (effective <= DOS, and DOS before the deletion date)."""
-    pairs = _pairs_tonight(night)
+    """NCCI PTP pairs per patient, rendering provider and date of service, among the lines
+    that will be reported (units > 0, not excluded: NCCI edits codes reported on a claim); the
+    PTP row must be in effect on the date (effective <= DOS, and DOS before the deletion
+    date). Where 59/X{EPSU} must sit to bypass an indicator-1 pair is the payer's
+    ``distinct_modifier_on`` (of the column-2 line): ``column2`` on the column-2 code only,
+    ``either`` on either code."""
+    pairs = _pairs_tonight(night, night.reported())
     if pairs is None:
         return findings.empty()
     pos_1, pos_2, k = pairs
     distinct = has_modifier(night, DISTINCT)
+    either = isin(night, "distinct_modifier_on", ["either"])[pos_2]
     zero = (night.ref.ncci["modifier_indicator"] == "0").to_numpy()[k]
     one = ~zero
-    miss = one & ~(distinct[pos_1] | distinct[pos_2])
+    miss = one & ~(distinct[pos_2] | (either & distinct[pos_1]))
     has_xs = has_modifier(night, "XS")
-    xs = np.flatnonzero(one & (has_xs[pos_1] | has_xs[pos_2]))
+    xs = np.flatnonzero(one & (has_xs[pos_2] | (either & has_xs[pos_1])))
     xs_same = np.zeros(len(k), dtype=bool)
     shared = np.zeros(0, dtype=object)
     if len(xs):
@@ -55,15 +65,17 @@ def ncci_pairs(night: Night) -> pd.DataFrame:
     )
 
 
-def _pairs_tonight(night: Night) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The line pairs of tonight's visits that a PTP row in effect on the date matches (not
-    indicator 9): the first line's position, the second's and the PTP row's, in the order of a
-    self-join of the night merged with the table; None when there are none."""
+def _pairs_tonight(
+    night: Night, reported: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The pairs of ``reported`` lines of tonight's visits that a PTP row in effect on the
+    date matches (not indicator 9): the first line's position, the second's and the PTP row's,
+    in the order of a self-join of the night merged with the table; None when there are none."""
     lines, ncci = night.lines, night.ref.ncci
     if ncci.empty:
         return None
     cand = np.flatnonzero(
-        isin(night, "cpt_code", list(set(ncci["column1"]) | set(ncci["column2"])))
+        reported & isin(night, "cpt_code", list(set(ncci["column1"]) | set(ncci["column2"])))
     )
     keys = ["patient_id", "rendering_npi", "date_of_service"]
     visit = units.group_ids([night.distinct(k)[0][cand] for k in keys])
@@ -123,7 +135,7 @@ def _report(
         [
             side(pos_1, ["date_of_service"]),
             ncci.iloc[k].reset_index(drop=True),
-            side(pos_2, ["distinct_modifier"]).add_suffix("_2"),
+            side(pos_2, ["distinct_modifier", "distinct_modifier_on", "payer_id"]).add_suffix("_2"),
         ],
         axis=1,
     )
@@ -173,6 +185,40 @@ def _report(
         pairs["column2"],
         ".",
     )
+    # where the distinct-service modifier must sit (payers.csv distinct_modifier_on, of the
+    # column-2 line's payer): a modifier on the column-1 code alone does not count for column2
+    on = pairs["distinct_modifier_on_2"].astype("string").fillna("column2")
+    on_col1 = has_modifier(night, DISTINCT)[pos_1]
+    missing = message(
+        pairs,
+        where,
+        ": NCCI pair (indicator 1) without 59/XE/XS/XP/XU on ",
+        np.where(on == "either", "either line", message(pairs, pairs["column2"], " (column 2)")),
+        np.where(
+            on_col1 & (on != "either"),
+            message(
+                pairs,
+                "; the modifier on ",
+                pairs["column1"],
+                " (column 1) does not bypass the pair for ",
+                pairs["payer_id_2"],
+            ),
+            "",
+        ),
+        "; add ",
+        np.where(cmt_pair, "XS/59", "59/XE/XS/XP/XU"),
+        " to ",
+        pairs["column2"],
+        " if it was distinct",
+    )
+    setting = message(
+        pairs,
+        "; payers.csv ",
+        pairs["payer_id_2"],
+        " distinct_modifier_on=",
+        on,
+        " (" + night.ref.version("payers.csv") + ")",
+    )
     out = [
         findings.make(
             "NCCI_NOT_BYPASSABLE",
@@ -185,10 +231,8 @@ def _report(
         findings.make(
             "NCCI_MODIFIER_MISSING",
             take(lines, pos_2[miss]),
-            message(
-                pairs, where, ": NCCI pair (indicator 1) without 59/XE/XS/XP/XU on either line"
-            ).to_numpy()[miss],
-            evidence=evidence[miss],
+            missing.to_numpy()[miss],
+            evidence=(evidence + setting.to_numpy())[miss],
             suggested_fix=fix.to_numpy()[miss],
         ),
     ]

@@ -74,14 +74,20 @@ def manual_therapy_documentation(night: Night) -> pd.DataFrame:
     )
 
 
-@rule("CMT_SAME_REGION")
+@rule("CMT_SAME_REGION", reads=("units", "excluded"))
 def cmt_same_region(night: Night) -> pd.DataFrame:
+    """97140 on a region a CMT line of the same patient and date manipulates, among the lines
+    that will be reported (units > 0, not excluded): a 0-unit or excluded 97140 is not
+    billed, so it bundles into nothing; an excluded CMT bundles nothing."""
     lines = night.lines
     cpt = lines["cpt_code"]
+    reported = night.reported()
     mt_pos, mt_item, items = explode_list(
-        night, "body_region", isin(night, "cpt_code", [MANUAL_THERAPY])
+        night, "body_region", reported & isin(night, "cpt_code", [MANUAL_THERAPY])
     )
-    cmt_pos, cmt_item, _ = explode_list(night, "body_region", isin(night, "cpt_code", CMT_CODES))
+    cmt_pos, cmt_item, _ = explode_list(
+        night, "body_region", reported & isin(night, "cpt_code", CMT_CODES)
+    )
     if len(mt_pos) == 0 or len(cmt_pos) == 0:
         return findings.empty()
     # the same patient and date (missing values match each other, as in a merge) and region

@@ -104,7 +104,9 @@ def score(
         raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
     claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
-    status_of = np.where(lines["units"].to_numpy() > 0, _BILLED, _NOT_BILLED).astype(np.int8)
+    # a line is billed when it has units and no rule left it off the claim (units > 0 and not
+    # excluded: Night.reported); a non-covered line is not_billed and its claim still goes out
+    status_of = np.where(night.reported(), _BILLED, _NOT_BILLED).astype(np.int8)
     # which claims the 837 cannot carry, over every line billed unless its claim is held (by
     # what is known before validate's findings): a claim that stays billed is checked on
     # exactly the lines it is sent with
