@@ -16,6 +16,7 @@ def compute(pairs, method="cms", discipline="PT"):
         {
             "line_id": [f"L{i}" for i in range(len(pairs))],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": discipline,
@@ -112,6 +113,7 @@ def test_pools_are_per_discipline_patient_and_date():
         {
             "line_id": ["a", "b", "c"],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": ["X", "X", "Y"],
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": ["PT", "OT", "PT"],
@@ -140,6 +142,7 @@ def test_tie_on_leftover_minutes_and_code_goes_to_the_lower_line_id():
         {
             "line_id": ["b", "a"],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": "PT",
@@ -157,6 +160,7 @@ def _pools_frame(rows):
         {
             "line_id": [r[0] for r in rows],
             "payer_id": [r[1] for r in rows],
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": "PT",
