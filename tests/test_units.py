@@ -425,3 +425,40 @@ def test_the_oracle_is_the_manuals_examples():
     ]:
         df = _frame([(f"L{i}", "C", c, m) for i, (c, m) in enumerate(pairs)])
         assert oracle_units(df) == expected == units.compute(df).tolist()
+
+
+def test_more_than_64_codes_take_the_two_steps_everywhere():
+    # 70 distinct codes (more than the bits of the repeat check): the same rule, the oracle's
+    rng = np.random.default_rng(64)
+    df = random_lines(5, n=600)
+    df["cpt_code"] = np.where(df["timed"], [f"C{c:02d}" for c in rng.integers(0, 70, 600)], "U")
+    assert df.loc[df["timed"], "cpt_code"].nunique() > 64
+    assert units.compute(df).tolist() == oracle_units(df)
+
+
+@pytest.mark.parametrize("codes", [3, 64])
+def test_pools_repeating_a_code_are_the_duplicated_pairs(codes):
+    rng = np.random.default_rng(codes)
+    pool = rng.integers(0, 300, 2000)
+    code = rng.integers(0, codes, 2000) * 7  # sparse code numbers: bits only for those present
+    got = units._pools_repeating_a_code(pool, code)
+    pairs = pd.DataFrame({"p": pool, "c": code})
+    expected = np.zeros(300, dtype=bool)
+    expected[pairs.loc[pairs.duplicated(), "p"].unique()] = True
+    assert (got == expected).all() and got.any() and not got.all()
+    assert units._pools_repeating_a_code(np.arange(65), np.arange(65)) is None
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_lexsort_by_line_id_breaks_ties_by_line_id(wide):
+    rng = np.random.default_rng(7)
+    n = 400
+    k1 = rng.integers(0, 2**40 if wide else 3, n)  # wide: too wide to pack, np.lexsort path
+    k2 = rng.integers(0, 2**40 if wide else 4, n)
+    k1[: n // 2], k2[: n // 2] = k1[0], k2[0]  # half the rows tie on both keys
+    ids = pd.Series([f"id{v:05d}" for v in rng.permutation(n)], dtype="string")
+    frame = pd.concat([pd.Series(["x"] * 10, dtype="string"), ids], ignore_index=True)
+    at = np.arange(n) + 10  # the rows' positions in a larger column
+    got = units.lexsort_by_line_id((k1, k2), frame, at)
+    expected = sorted(range(n), key=lambda i: (k2[i], k1[i], ids[i]))
+    assert got.tolist() == expected

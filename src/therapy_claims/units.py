@@ -67,35 +67,51 @@ def group_ids(keys: list[pd.Series] | list[np.ndarray]) -> np.ndarray:
     return pd.factorize(packed)[0]
 
 
+def _packed(keys: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray | None:
+    """Integer or boolean keys packed into one int64 per row, the last key highest (so the
+    packed values sort as ``np.lexsort`` sorts the keys); None where a key is not integer or
+    the keys' ranges do not fit in 62 bits together."""
+    packed = np.zeros(len(keys[0]), dtype="int64")
+    span = 1
+    for key in reversed(keys):  # the primary key first
+        k = np.asarray(key)
+        if k.dtype.kind not in "ib":
+            return None
+        k = k.astype("int64")
+        low = int(k.min())
+        width = int(k.max()) - low + 1
+        span *= width
+        if span >= 2**62:
+            return None
+        packed = packed * width + (k - low)
+    return packed
+
+
+def _ties(order: np.ndarray, same: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """``order`` with each run of tied slots (``same[i]``: slots i and i+1 tie) put in the
+    order of ``tiebreak`` (one value per tied slot, in ``order``'s order of those slots)."""
+    tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # slots of equal keys
+    run = np.cumsum(np.r_[True, ~same])[tied]
+    order[tied] = order[tied][lexsort((tiebreak(order[tied]), run))]
+    return order
+
+
 def lexsort(keys: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
     """``np.lexsort(keys)``: the order sorting by the last key, then the one before, ...; ties
     keep their order. Integer or boolean keys whose ranges fit in 62 bits together are packed
     into one int64 and sorted once with numpy's fastest (unstable) sort; rows with equal keys,
     which that leaves in any order, are then put back in theirs. Several times faster than
     ``np.lexsort``, which sorts once per key."""
-    n = len(keys[0])
-    if n == 0:
+    if len(keys[0]) == 0:
         return np.zeros(0, dtype=np.intp)
-    packed = np.zeros(n, dtype="int64")
-    span = 1
-    for key in reversed(keys):  # the primary key first
-        k = np.asarray(key)
-        if k.dtype.kind not in "ib":
-            return np.lexsort(keys)
-        k = k.astype("int64")
-        low = int(k.min())
-        width = int(k.max()) - low + 1
-        span *= width
-        if span >= 2**62:
-            return np.lexsort(keys)
-        packed = packed * width + (k - low)
+    packed = _packed(keys)
+    if packed is None:
+        return np.lexsort(keys)
     order = np.argsort(packed)
     ranked = packed[order]
     same = ranked[1:] == ranked[:-1]
     if same.any():
-        tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # slots of equal keys
-        run = np.cumsum(np.r_[True, ~same])[tied]
-        order[tied] = order[tied][np.lexsort((order[tied], run))]
+        order = _ties(order, same, lambda rows: rows)
     return order
 
 
@@ -104,28 +120,32 @@ def _sort_rank(values: pd.Series) -> np.ndarray:
     return pd.factorize(values, sort=True)[0]
 
 
-def ties_by_line_id(
-    order: np.ndarray,
-    keys: tuple[np.ndarray, ...] | list[np.ndarray],
-    line_id: pd.Series,
-    at: np.ndarray,
+def lexsort_by_line_id(
+    keys: tuple[np.ndarray, ...] | list[np.ndarray], line_id: pd.Series, at: np.ndarray
 ) -> np.ndarray:
-    """``order`` (a sort of ``keys``) with each run of rows equal in every key put in line id
-    order. ``line_id`` is a column of a larger frame in which ``at`` are the rows' positions:
-    only the tied rows' ids are taken and ranked (ranking every id would sort hundreds of
-    thousands of texts where a handful tie)."""
-    if len(order) < 2:
-        return order
-    same = np.ones(len(order) - 1, dtype=bool)
-    for key in keys:
-        ranked = key[order]
-        same &= ranked[1:] == ranked[:-1]
+    """``lexsort(keys)``, but rows equal in every key go in line id order. ``line_id`` is a
+    column of a larger frame in which ``at`` are the rows' positions: only the tied rows' ids
+    are taken and ranked (ranking every id would sort hundreds of thousands of texts where a
+    handful tie)."""
+    if len(keys[0]) < 2:
+        return np.arange(len(keys[0]))
+    packed = _packed(keys)
+    if packed is None:
+        order = np.lexsort(keys)
+        same = np.ones(len(order) - 1, dtype=bool)
+        for key in keys:
+            ranked = np.asarray(key)[order]
+            same &= ranked[1:] == ranked[:-1]
+    else:
+        order = np.argsort(packed)
+        ranked = packed[order]
+        same = ranked[1:] == ranked[:-1]
     if same.any():
-        tied = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # sorted slots
-        run = np.cumsum(np.r_[True, ~same])[tied]
-        line_rank = _sort_rank(line_id.iloc[at[order[tied]]].astype("string").fillna(""))
-        order = order.copy()
-        order[tied] = order[tied][lexsort((line_rank, run))]
+        order = _ties(
+            order,
+            same,
+            lambda rows: _sort_rank(line_id.iloc[at[rows]].astype("string").fillna("")),
+        )
     return order
 
 
@@ -171,14 +191,37 @@ def allocate(
             -leftover[contested],
             g,
         )
-        # members equal in all those keys (then side by side) go by line id
-        order = ties_by_line_id(lexsort(keys), keys, line_id, at[contested])
+        # members equal in all those keys go by line id
+        order = lexsort_by_line_id(keys, line_id, at[contested])
         g_sorted = g[order]
         first = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
         rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
         slots = contested[order]
         extra[slots] = (rank < remaining[slots]).astype("int64")
     return full + extra
+
+
+# bits set in each byte value: a popcount that needs no numpy 2
+_BITS = np.array([bin(b).count("1") for b in range(256)], dtype="int64")
+
+
+def _pools_repeating_a_code(pool: np.ndarray, code: np.ndarray) -> np.ndarray | None:
+    """Per pool id: does one code occur on two or more of its lines? None where the lines hold
+    more than 64 codes (too many to tell this way).
+
+    Each code present gets a bit of its own; per pool the bits of its lines are added
+    (uint64, wrapping). Adding powers of two sets as many bits as there are terms exactly when
+    no two are equal (a carry loses a bit), so a pool repeats a code iff the sum has fewer bits
+    set than the pool has lines: one scatter-add, not a hash of every (pool, code) pair."""
+    present = np.flatnonzero(np.bincount(code))
+    if len(present) > 64:
+        return None
+    bit = np.zeros(int(code.max()) + 1, dtype=np.uint64)
+    bit[present] = np.left_shift(np.uint64(1), np.arange(len(present), dtype=np.uint64))
+    acc = np.zeros(int(pool.max()) + 1, dtype=np.uint64)
+    np.add.at(acc, pool, bit[code])
+    bits = _BITS[acc.view(np.uint8)].reshape(-1, 8).sum(axis=1)
+    return bits < np.bincount(pool)
 
 
 def allocate_by_code(
@@ -191,7 +234,7 @@ def allocate_by_code(
 ) -> np.ndarray:
     """The total-time rule per code for the day: units per line (int64).
 
-    ``pool`` are the lines' dense pool ids and ``code`` their codes (any int64 key; equal codes
+    ``pool`` are the lines' pool ids and ``code`` their codes (non-negative int64; equal codes
     in a pool are one code). First the pool's units over its codes, each code with its lines'
     minutes added (a code of 15+ minutes in the day thus gets its full units before any
     remainder is handed out); then each code's units over its own lines by the same
@@ -199,18 +242,39 @@ def allocate_by_code(
     its lines' floors add up to at least floor(M/15) - (k - 1) for k lines with leftovers, so
     at most one unit per line is left to hand out, and only to lines with leftover minutes.
 
-    Ties between codes of a pool never reach the line id (a pool's codes differ, and the code
-    is a key), so each code stands in with its first line."""
+    In a pool where no code has two lines a code is its line: one allocation over the lines
+    is the same. Only pools repeating a code (few) take the two steps."""
     if len(minutes) == 0:
         return np.zeros(0, dtype="int64")
     if at is None:
         at = np.arange(len(minutes))
+    repeating = _pools_repeating_a_code(pool, code)
+    if repeating is None:  # more codes than bits: every pool takes the two steps
+        return _two_steps(minutes, pool, code, code_rank, line_id, at)
+    units = allocate(minutes, pool, code_rank, line_id, at)
+    two = np.flatnonzero(repeating[pool])
+    if len(two):
+        units[two] = _two_steps(
+            minutes[two], group_ids([pool[two]]), code[two], code_rank[two], line_id, at[two]
+        )
+    return units
+
+
+def _two_steps(
+    minutes: np.ndarray,
+    pool: np.ndarray,
+    code: np.ndarray,
+    code_rank: np.ndarray,
+    line_id: pd.Series,
+    at: np.ndarray,
+) -> np.ndarray:
+    """``allocate_by_code``'s two steps: the pool's units over its codes, then each code's over
+    its lines. Ties between codes of a pool never reach the line id (a pool's codes differ,
+    and the code is a key), so each code stands in with its first line."""
     per_code = group_ids([pool, code])  # numbered in order of first appearance
     first = np.flatnonzero(per_code > np.maximum.accumulate(np.r_[-1, per_code[:-1]]))
     code_minutes = np.bincount(per_code, weights=minutes).astype("int64")
     code_units = allocate(code_minutes, pool[first], code_rank[first], line_id, at[first])
-    if len(first) == len(minutes):  # no code has two lines: the code's units are the line's
-        return code_units[per_code]
     return allocate(minutes, per_code, code_rank, line_id, at, pool_units=code_units)
 
 

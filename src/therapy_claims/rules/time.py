@@ -61,18 +61,28 @@ def _unit_inputs(night: Night, minutes: pd.Series, at: np.ndarray | None = None)
 
 
 def _earlier_overlap(
-    start: np.ndarray, end: np.ndarray, group: np.ndarray, line_id: pd.Series, at: np.ndarray
+    start: np.ndarray,
+    end: np.ndarray,
+    groups: list[np.ndarray],
+    line_id: pd.Series,
+    at: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per interval [start, end): the minutes of it that intervals of its group coming before it
-    already cover, and which of them reaches furthest (its index; -1 where none overlaps).
+    """Per interval [start, end): the minutes of it that intervals of its group (equal in every
+    array of ``groups``: small non-negative codes) coming before it already cover, and which of
+    them reaches furthest (its index; -1 where none overlaps).
 
     "Before" is the order (start, end, line id). Every earlier interval starts at or before
     this one's start, so together they cover exactly [start, latest earlier end) of it: the
     overlap is min(end, latest earlier end) - start, or 0. Touching intervals do not overlap."""
-    order = units.lexsort((end, start, group))
-    order = units.ties_by_line_id(order, (end, start, group), line_id, at)
-    g, s, e = group[order], start[order], end[order]
-    run = _runs(g)
+    span = 1
+    for g in groups:
+        span *= int(g.max()) + 1
+    if span * 1440 * 1440 >= 2**62:  # too wide for one packed sort: the groups numbered first
+        groups = [units.group_ids(groups)]
+    keys = (end, start, *reversed(groups))  # the first group key is the primary one
+    order = units.lexsort_by_line_id(keys, line_id, at)
+    s, e = start[order], end[order]
+    run = _runs(*(g[order] for g in groups))
     latest = _running_max(e, run)
     # the interval holding the running maximum (the last of its run reaching that far)
     holder = np.maximum.accumulate(np.where(e == latest, np.arange(len(e)), 0))
@@ -115,8 +125,7 @@ def time_overlap_same_patient(night: Night) -> pd.DataFrame:
         return findings.empty()
     start = lines["start_minute"].iloc[pos].to_numpy(dtype="int64")
     end = lines["end_minute"].iloc[pos].to_numpy(dtype="int64")
-    group = units.group_ids([c[pos] for c in codes])
-    overlap, other = _earlier_overlap(start, end, group, lines["line_id"], pos)
+    overlap, other = _earlier_overlap(start, end, [c[pos] for c in codes], lines["line_id"], pos)
     minutes = lines["minutes"].iloc[pos].to_numpy(dtype="int64")
     cut = np.flatnonzero((overlap > 0) & (minutes > 0))
     if not len(cut):
