@@ -139,10 +139,11 @@ def test_overlap_of_exercise_and_manual_therapy_is_45_minutes_3_units():
     assert "minutes 30->15" in msg and "units 2->1" in msg and RENDERING_NPI in msg
     assert "09:15-09:45" in f["evidence"].iloc[0] and "09:00-09:30" in f["evidence"].iloc[0]
     assert "220.3" in f["evidence"].iloc[0]
-    # the change is on the line, then the units corrected against the chart (2 -> 1)
+    # the change is on the line, then the units corrected against the chart (2 -> 1) and the
+    # charge following the units (the charted $90.00 for 2 units: $45.00 for 1)
     assert n.change_lists().tolist() == [
         [],
-        ["minutes 30->15 (time overlap), units 2->1", "units 2->1"],
+        ["minutes 30->15 (time overlap), units 2->1", "units 2->1", "charge 90.00->45.00"],
     ]
     assert codes(found, "UNITS_CORRECTED")["line_id"].tolist() == ["B"]
     assert codes(found, "PROVIDER_OVERLAP").empty  # one patient: not that rule
