@@ -73,7 +73,14 @@ def test_units_corrected_records_before_after_and_change():
 def test_units_use_payer_method():
     rows = [
         row(cpt_code="97110", minutes="8", units_charted=""),
-        row(line_id="L2", cpt_code="97140", minutes="8", units_charted=""),
+        row(
+            line_id="L2",
+            cpt_code="97140",
+            minutes="8",
+            units_charted="",
+            start_time="09:30",
+            end_time="09:45",
+        ),
     ]
     cms = night(rows)
     rules.run_all(cms)
@@ -85,7 +92,11 @@ def test_units_use_payer_method():
 
 def test_therapy_modifier_added_when_payer_requires():
     n = night(
-        [row(modifiers=""), row(line_id="L2", modifiers="59"), row(line_id="L3", modifiers="GP")]
+        [
+            row(modifiers=""),
+            row(line_id="L2", modifiers="59", start_time="09:30", end_time="10:00"),
+            row(line_id="L3", modifiers="GP", start_time="10:00", end_time="10:30"),
+        ]
     )
     f = fired(n, "THERAPY_MODIFIER_ADDED")
     assert f["line_id"].tolist() == ["L1", "L2"]
@@ -160,7 +171,12 @@ def test_therapy_modifier_added_on_institutional_claims_whatever_the_payer():
 
 def test_changes_of_several_rules_on_one_line_keep_rule_order():
     # units corrected (3 -> 2), the charge following them, then the therapy modifier added
-    n = night([row(minutes="33", units_charted="3", modifiers=""), row(line_id="L2")])
+    n = night(
+        [
+            row(minutes="33", units_charted="3", modifiers=""),
+            row(line_id="L2", start_time="09:30", end_time="10:00"),  # after L1: no overlap
+        ]
+    )
     rules.run_all(n)
     assert n.change_lists().tolist() == [
         ["units 3->2", "charge 90.00->60.00", "modifiers +GP"],
@@ -180,8 +196,16 @@ def _kx_night(charges_and_ids: list[tuple[str, str, str]], earlier: float) -> ru
     """Medicare PT lines of patient P1 (line id, date, charge) and earlier nights' charges."""
     n = night(
         [
-            row(line_id=i, encounter_id="E1", date_of_service=d, charge_amount=c)
-            for i, d, c in charges_and_ids
+            # one half hour each, one after the other (never the same time twice)
+            row(
+                line_id=i,
+                encounter_id="E1",
+                date_of_service=d,
+                charge_amount=c,
+                start_time=f"{9 + k // 2:02d}:{30 * (k % 2):02d}",
+                end_time=f"{9 + (k + 1) // 2:02d}:{30 * ((k + 1) % 2):02d}",
+            )
+            for k, (i, d, c) in enumerate(charges_and_ids)
         ]
     )
     n.kx_history = pd.DataFrame(

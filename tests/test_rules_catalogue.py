@@ -10,6 +10,10 @@ from test_rules import TEST_REFERENCE, fired, night
 
 from therapy_claims import reference, rules
 
+# a second line of the same patient and clinician after the factory default (09:00-09:30):
+# overlapping time counts once (TIME_OVERLAP_SAME_PATIENT)
+LATER = {"start_time": "09:30", "end_time": "10:00"}
+
 
 def lines_of(f: pd.DataFrame) -> list[str]:
     return sorted(f["line_id"].tolist())
@@ -316,7 +320,13 @@ def test_ncci_dates_against_date_of_service(tmp_path, effective, deletion, fires
     ref = own_reference(tmp_path, ncci_ptp=NCCI_HEADER + f"97110,97140,{effective},{deletion},1\n")
     rows = [
         row(),
-        row(line_id="L2", cpt_code="97140", body_region="lumbar", technique="joint_mobilization"),
+        row(
+            line_id="L2",
+            cpt_code="97140",
+            **LATER,
+            body_region="lumbar",
+            technique="joint_mobilization",
+        ),
     ]
     assert (len(fired(night(rows, ref), "NCCI_MODIFIER_MISSING")) == 1) is fires
 
@@ -327,6 +337,7 @@ def test_ncci_indicator_0_is_not_bypassable_and_9_ignored(tmp_path):
         row(
             line_id="L2",
             cpt_code="97140",
+            **LATER,
             modifiers="GP;59",
             body_region="lumbar",
             technique="joint_mobilization",
@@ -355,7 +366,13 @@ def test_cms_quarterly_ptp_file_drives_the_rule(tmp_path):
     assert ref.ncci["deletion_date"].isna().tolist() == [True, False]
     rows = [
         row(),
-        row(line_id="L2", cpt_code="97140", body_region="lumbar", technique="joint_mobilization"),
+        row(
+            line_id="L2",
+            cpt_code="97140",
+            **LATER,
+            body_region="lumbar",
+            technique="joint_mobilization",
+        ),
     ]
     assert lines_of(fired(night(rows, ref), "NCCI_MODIFIER_MISSING")) == ["L2"]
 

@@ -24,6 +24,7 @@ EXPECTED_ORDER = [
     ("NPI_INVALID",),
     ("DIAGNOSIS_INVALID",),
     ("TIME_MISSING",),
+    ("TIME_OVERLAP_SAME_PATIENT",),
     ("UNITS_ZERO", "UNITS_CORRECTED"),
     ("CHARGE_CORRECTED",),
     ("THERAPY_MODIFIER_ADDED",),
@@ -73,7 +74,8 @@ def busy_night() -> rules.Night:
     PT lines far over the KX threshold."""
     rows = [
         *chiro_day("cervical", "", payer="MA01"),
-        row(line_id="PT1", charge_amount="100"),
+        # after the 97140 (09:00-09:30) of the same patient and clinician, not overlapping it
+        row(line_id="PT1", charge_amount="100", start_time="09:30", end_time="10:00"),
     ]
     n = night(rows)
     n.kx_history = pd.DataFrame(

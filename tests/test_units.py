@@ -16,6 +16,7 @@ def compute(pairs, method="cms", discipline="PT"):
         {
             "line_id": [f"L{i}" for i in range(len(pairs))],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": discipline,
@@ -112,6 +113,7 @@ def test_pools_are_per_discipline_patient_and_date():
         {
             "line_id": ["a", "b", "c"],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": ["X", "X", "Y"],
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": ["PT", "OT", "PT"],
@@ -140,6 +142,7 @@ def test_tie_on_leftover_minutes_and_code_goes_to_the_lower_line_id():
         {
             "line_id": ["b", "a"],
             "payer_id": "P",
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": "PT",
@@ -157,6 +160,7 @@ def _pools_frame(rows):
         {
             "line_id": [r[0] for r in rows],
             "payer_id": [r[1] for r in rows],
+            "clinic_id": "C",
             "patient_id": "X",
             "date_of_service": pd.Timestamp("2026-11-20"),
             "discipline": "PT",
@@ -223,3 +227,238 @@ def test_lexsort_is_numpys(high):
     wide = (rng.integers(0, 2**40, 50), rng.integers(0, 2**40, 50))  # too wide to pack
     assert (units.lexsort(wide) == np.lexsort(wide)).all()
     assert len(units.lexsort((np.zeros(0, dtype=int),))) == 0
+
+
+# --------------------------------------------------------------------------- per code for the day
+# MCPM ch. 5 section 20.2 (billing-rules.md 1.1, payer-edits.md "Units and time"): the day's
+# timed minutes give the units; lines of one code that day are one code; a code performed 15
+# minutes or more gets its full units before any remainder is handed out.
+
+
+def _frame(rows, method="cms"):
+    """(line_id, clinic_id, cpt_code, minutes) rows of patient X on one date and discipline."""
+    return pd.DataFrame(
+        {
+            "line_id": [r[0] for r in rows],
+            "payer_id": "P",
+            "clinic_id": [r[1] for r in rows],
+            "patient_id": "X",
+            "date_of_service": pd.Timestamp("2026-11-20"),
+            "discipline": "PT",
+            "cpt_code": [r[2] for r in rows],
+            "minutes": pd.array([r[3] for r in rows], dtype="Int64"),
+            "timed": True,
+            "unit_method": method,
+        }
+    )
+
+
+def by_line(rows, method="cms"):
+    df = _frame(rows, method)
+    return dict(zip(df["line_id"], units.compute(df).tolist(), strict=True))
+
+
+def test_a_code_charted_twice_is_one_code_of_20_minutes():
+    # 97110 10 + 10 min: one code of 20 min -> 1 unit (8-22), not 1 + 1; equal leftover and
+    # minutes, so the lower line id gets it
+    assert by_line([("b", "C", "97110", 10), ("a", "C", "97110", 10)]) == {"b": 0, "a": 1}
+
+
+def test_a_code_of_15_minutes_in_the_day_gets_its_unit_before_remainders():
+    # 97110 8 + 8 = 16 min (1 full unit, 1 left over), 97140 9, 97112 9: 34 min -> 2 units.
+    # 97110 first gets its full unit; the one left goes to the larger leftover (9 and 9: equal
+    # minutes, so the lower code 97112). Line by line, 97110 (leftovers 8, 8) got nothing.
+    got = by_line(
+        [
+            ("t1", "C", "97110", 8),
+            ("m", "C", "97140", 9),
+            ("n", "C", "97112", 9),
+            ("t2", "C", "97110", 8),
+        ]
+    )
+    assert got == {"t1": 1, "m": 0, "n": 1, "t2": 0}
+
+
+def test_example_3_with_97110_split_over_two_visits():
+    # the manual's example 3 (97110 33 + 97140 7 = 40 min -> 3: 97110 x2, 97140 x1) with 97110
+    # charted at two visits, 20 + 13: 97110 is one code of 33 min (2 full units, leftover 3)
+    got = by_line([("v1", "C", "97110", 20), ("v2", "C", "97110", 13), ("m", "C", "97140", 7)])
+    assert got == {"v1": 1, "v2": 1, "m": 1}
+
+
+def test_a_codes_units_go_to_its_lines_with_the_larger_leftover_then_more_minutes():
+    # 97110 23 + 8 = 31 min -> 2 units; lines: floors 1 and 0, leftovers 8 and 8: the tie goes
+    # to the line with more minutes (docs/rules.md "Units", step 4)
+    assert by_line([("a", "C", "97110", 8), ("b", "C", "97110", 23)]) == {"a": 0, "b": 2}
+    # 97110 14 + 9 = 23 min -> 2 units: each line has a leftover and gets one
+    assert by_line([("a", "C", "97110", 14), ("b", "C", "97110", 9)]) == {"a": 1, "b": 1}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (4, 3, {"a": 0, "b": 0}),  # 7 min of the code: 0 units
+        (4, 4, {"a": 1, "b": 0}),  # 8 min: 1 unit, tie -> lower line id
+        (11, 11, {"a": 1, "b": 0}),  # 22 min: still 1 unit
+        (11, 12, {"a": 1, "b": 1}),  # 23 min: 2 units
+    ],
+)
+def test_boundaries_of_one_code_over_two_lines(first, second, expected):
+    rows = [("a", "C", "97110", first), ("b", "C", "97110", second)]
+    assert by_line(rows) == expected
+    assert by_line(rows, "per_code") == expected  # AMA: the code on its own, the same here
+
+
+def test_two_clinics_do_not_pool_one_patients_minutes():
+    # 97110 8 min at clinic A and 8 at clinic B: two pools of 8 min, 1 unit each; at one clinic
+    # the same lines are 16 min of one code, 1 unit
+    assert by_line([("a", "A", "97110", 8), ("b", "B", "97110", 8)]) == {"a": 1, "b": 1}
+    assert by_line([("a", "A", "97110", 8), ("b", "A", "97110", 8)]) == {"a": 1, "b": 0}
+    assert by_line([("a", "A", "97110", 7), ("b", "B", "97140", 7)]) == {"a": 0, "b": 0}
+
+
+def test_per_code_pools_each_code_of_the_day_on_its_own():
+    # AMA: 97110 4 + 4 = 8 min -> 1 unit; 97140 7 alone -> 0; 97112 10 -> 1 (no pooling across)
+    got = by_line(
+        [
+            ("a", "C", "97110", 4),
+            ("b", "C", "97110", 4),
+            ("c", "C", "97140", 7),
+            ("d", "C", "97112", 10),
+        ],
+        "per_code",
+    )
+    assert got == {"a": 1, "b": 0, "c": 0, "d": 1}
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def _table(total: int) -> int:
+    """The CMS table, row by row (billing-rules.md 1.1): 0-7 -> 0, 8-22 -> 1, 23-37 -> 2, ..."""
+    if total < 8:
+        return 0
+    return 1 + (total - 8) // 15
+
+
+def _hand_out(members: dict, units_total: int) -> dict:
+    """``members``: key -> (minutes, code, line id). Each floor(minutes/15), then the units left
+    one at a time by (leftover desc, minutes desc, code, line id)."""
+    got = {k: m // 15 for k, (m, _, _) in members.items()}
+    left = units_total - sum(got.values())
+    ranked = sorted(members, key=lambda k: (-(members[k][0] % 15), -members[k][0], *members[k][1:]))
+    assert 0 <= left <= len([k for k in ranked if members[k][0] % 15])  # never more than one each
+    for k in ranked[:left]:
+        got[k] += 1
+    return got
+
+
+def oracle_units(df: pd.DataFrame) -> list[int]:
+    """Units per line by the documented rule, one pool at a time in plain Python."""
+    out = [0] * len(df)
+    pools: dict[tuple, list[int]] = {}
+    for i, r in enumerate(df.itertuples(index=False)):
+        if not r.timed:
+            out[i] = 1
+            continue
+        if pd.isna(r.minutes) or r.unit_method not in ("cms", "per_code"):
+            continue
+        key = tuple(getattr(r, k) for k in units.POOL_KEYS) + (r.unit_method,)
+        if r.unit_method == "per_code":
+            key += (r.cpt_code,)
+        pools.setdefault(key, []).append(i)
+    for members in pools.values():
+        rows = df.iloc[members]
+        code_min: dict[str, int] = {}
+        for r in rows.itertuples(index=False):
+            code_min[r.cpt_code] = code_min.get(r.cpt_code, 0) + int(r.minutes)
+        first_id = {c: min(rows.loc[rows["cpt_code"] == c, "line_id"]) for c in code_min}
+        code_units = _hand_out(
+            {c: (m, c, first_id[c]) for c, m in code_min.items()}, _table(sum(code_min.values()))
+        )
+        for c, u in code_units.items():
+            lines = [i for i in members if df["cpt_code"].iloc[i] == c]
+            got = _hand_out(
+                {i: (int(df["minutes"].iloc[i]), c, df["line_id"].iloc[i]) for i in lines}, u
+            )
+            assert sum(got.values()) == u
+            for i, v in got.items():
+                out[i] = v
+    return out
+
+
+def random_lines(seed: int, n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    timed = rng.random(n) < 0.9
+    minutes = pd.array(rng.integers(0, 45, n), dtype="Int64")
+    minutes[rng.random(n) < 0.05] = pd.NA
+    return pd.DataFrame(
+        {
+            "line_id": [f"L{i:04d}" for i in rng.permutation(n)],
+            "payer_id": rng.choice(["P", "Q"], n),
+            "clinic_id": rng.choice(["A", "B"], n),
+            "patient_id": rng.choice(["X", "Y", "Z"], n),
+            "date_of_service": pd.to_datetime(rng.choice(["2026-11-19", "2026-11-20"], n)),
+            "discipline": rng.choice(["PT", "OT"], n),
+            "cpt_code": np.where(
+                timed, rng.choice(["97110", "97112", "97140", "97530"], n), "97161"
+            ),
+            "minutes": minutes,
+            "timed": timed,
+            "unit_method": rng.choice(["cms", "per_code", None], n, p=[0.6, 0.35, 0.05]),
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_equals_the_oracle_on_random_nights(seed):
+    df = random_lines(seed)
+    assert units.compute(df).tolist() == oracle_units(df)
+
+
+def test_the_oracle_is_the_manuals_examples():
+    # the oracle itself against the published results (MCPM ch. 5 section 20.2, examples 1-4)
+    for pairs, expected in [
+        ([("97112", 24), ("97110", 23)], [2, 1]),
+        ([("97110", 33), ("97140", 7)], [2, 1]),
+        ([("97110", 18), ("97140", 13), ("97116", 10), ("97035", 8)], [1, 1, 1, 0]),
+    ]:
+        df = _frame([(f"L{i}", "C", c, m) for i, (c, m) in enumerate(pairs)])
+        assert oracle_units(df) == expected == units.compute(df).tolist()
+
+
+def test_more_than_64_codes_take_the_two_steps_everywhere():
+    # 70 distinct codes (more than the bits of the repeat check): the same rule, the oracle's
+    rng = np.random.default_rng(64)
+    df = random_lines(5, n=600)
+    df["cpt_code"] = np.where(df["timed"], [f"C{c:02d}" for c in rng.integers(0, 70, 600)], "U")
+    assert df.loc[df["timed"], "cpt_code"].nunique() > 64
+    assert units.compute(df).tolist() == oracle_units(df)
+
+
+@pytest.mark.parametrize("codes", [3, 64])
+def test_pools_repeating_a_code_are_the_duplicated_pairs(codes):
+    rng = np.random.default_rng(codes)
+    pool = rng.integers(0, 300, 2000)
+    code = rng.integers(0, codes, 2000) * 7  # sparse code numbers: bits only for those present
+    got = units._pools_repeating_a_code(pool, code)
+    pairs = pd.DataFrame({"p": pool, "c": code})
+    expected = np.zeros(300, dtype=bool)
+    expected[pairs.loc[pairs.duplicated(), "p"].unique()] = True
+    assert (got == expected).all() and got.any() and not got.all()
+    assert units._pools_repeating_a_code(np.arange(65), np.arange(65)) is None
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_lexsort_by_line_id_breaks_ties_by_line_id(wide):
+    rng = np.random.default_rng(7)
+    n = 400
+    k1 = rng.integers(0, 2**40 if wide else 3, n)  # wide: too wide to pack, np.lexsort path
+    k2 = rng.integers(0, 2**40 if wide else 4, n)
+    k1[: n // 2], k2[: n // 2] = k1[0], k2[0]  # half the rows tie on both keys
+    ids = pd.Series([f"id{v:05d}" for v in rng.permutation(n)], dtype="string")
+    frame = pd.concat([pd.Series(["x"] * 10, dtype="string"), ids], ignore_index=True)
+    at = np.arange(n) + 10  # the rows' positions in a larger column
+    got = units.lexsort_by_line_id((k1, k2), frame, at)
+    expected = sorted(range(n), key=lambda i: (k2[i], k1[i], ids[i]))
+    assert got.tolist() == expected

@@ -142,6 +142,14 @@ _SPECS = (
         CLINICIAN,
     ),
     RuleSpec(
+        "TIME_OVERLAP_SAME_PATIENT",
+        WARNING,
+        "two timed lines of one patient and one clinician overlap in time; the overlap counts once",
+        "Correct the start/end times or minutes in the treatment note; the overlapping minutes "
+        "were billed once, on the line that started first.",
+        CLINICIAN,
+    ),
+    RuleSpec(
         "UNITS_ZERO",
         INFO,
         "a timed code gets 0 units",

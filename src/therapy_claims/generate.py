@@ -609,6 +609,7 @@ def _generate(
     night = _ProblemNight(
         rng, run_date, ref, col, enc_ids, enc, services, times, lines, mods, fee, charge_cents
     )
+    _issue14_units14(night, problem_rate)
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
     added = _issue14_edits14(night)
@@ -1093,6 +1094,34 @@ def _schedule(rng, enc: _Encounters, services: _Services, n_clinicians: int) -> 
         raise RuntimeError("schedule overflowed the day")
     start = e_start[:, None] + pre[:, None] + np.cumsum(tdur, axis=1) - tdur
     return _Times(slack=slack, start=start, end=start + tdur)
+
+
+def _issue14_units14(night: _ProblemNight, problem_rate: float) -> None:
+    """A few visits (1 in 2,000 of the PT/OT visits with two timed codes, at least 2) whose
+    second timed code starts before the first one ends: one clinician's overlapping time
+    with one patient (TIME_OVERLAP_SAME_PATIENT; the overlap counts once, so the second line
+    usually bills fewer units than charted: UNITS_CORRECTED). Its interval keeps its length and
+    stays inside the visit, so no other patient's time is touched. Only on nights with
+    problems; picked evenly, without a random draw (every other column stays as it was), and
+    not listed in the problems frame (``PROBLEM_KINDS`` is the one-problem-per-encounter
+    injection, drawn afterwards)."""
+    if problem_rate == 0:
+        return
+    services, times, lines, col = night.services, night.times, night.lines, night.col
+    both = np.flatnonzero(services.tmask[:, 0] & services.tmask[:, 1] & ~night.enc.is_chiro)
+    k = min(len(both), max(2, len(both) // 2000))
+    if k == 0:
+        return
+    e = both[np.linspace(0, len(both) - 1, k).round().astype(np.int64)]
+    # slot 0 runs [s0, e0), slot 1 [e0, e1): slot 1 now starts half the shorter one's length
+    # before e0 (a partial overlap, as 09:00-09:30 with 09:15-09:45)
+    length = times.end[e, 1] - times.start[e, 1]
+    shorter = np.minimum(times.end[e, 0] - times.start[e, 0], length)
+    times.start[e, 1] = times.end[e, 0] - shorter // 2
+    times.end[e, 1] = times.start[e, 1] + length
+    li = np.flatnonzero(lines.timed & (lines.tcol == 1) & np.isin(lines.enc, e))
+    col["start_time"][li] = _TIMES[times.start[lines.enc[li], 1]]
+    col["end_time"][li] = _TIMES[times.end[lines.enc[li], 1]]
 
 
 # ----------------------------------------------------------------------------- lines

@@ -6,8 +6,8 @@ The rules themselves live in one module per family:
 
 - ``input``: UNKNOWN_PAYER, UNKNOWN_CLINIC, CODE_UNKNOWN, NPI_INVALID, DIAGNOSIS_INVALID,
   DATE_INVALID
-- ``time``: TIME_MISSING, the units fixer (UNITS_ZERO, UNITS_CORRECTED), NOT_ONE_ON_ONE,
-  PROVIDER_OVERLAP
+- ``time``: TIME_MISSING, the billable-minutes fixer (TIME_OVERLAP_SAME_PATIENT), the units
+  fixer (UNITS_ZERO, UNITS_CORRECTED), NOT_ONE_ON_ONE, PROVIDER_OVERLAP
 - ``modifiers``: the fixers THERAPY_MODIFIER_ADDED and ASSISTANT_MODIFIER_ADDED (MODIFIER_INVALID
   where a line has no room left), MODIFIER_INVALID, THERAPY_MODIFIER_MISMATCH
 - ``region``: 97140 and CMT: TECHNIQUE_MISSING, TECHNIQUE_INVALID, DOCUMENTATION_INCOMPLETE,
@@ -60,6 +60,7 @@ ORDER: tuple[Rule, ...] = (
     input.npi_invalid,
     input.diagnosis_invalid,
     time.time_missing,
+    time.time_overlap_same_patient,  # fixer: billable_minutes (what the units rule counts)
     time.compute_units,  # fixer: units
     charges.charge_follows_units,  # fixer: charge_amount, after the units
     modifiers.therapy_modifier_added,  # fixer: modifiers

@@ -1,5 +1,6 @@
-"""Time rules: charted minutes and the units billed from them (the units fixer), one-on-one
-codes billed for a group, and one clinician's one-on-one time with two patients at once."""
+"""Time rules: charted minutes, the billable minutes (one clinician's overlapping time with one
+patient counted once) and the units billed from them (the units fixer), one-on-one codes billed
+for a group, and one clinician's one-on-one time with two patients at once."""
 
 from __future__ import annotations
 
@@ -39,22 +40,196 @@ def time_missing(night: Night) -> pd.DataFrame:
     )
 
 
-UNIT_COLUMNS = ["line_id", "cpt_code", "minutes", "timed", "unit_method"]
+UNIT_COLUMNS = ["line_id", "cpt_code", "timed", "unit_method"]
+# one clinician's one-on-one time with one patient: their lines' intervals are swept together
+SAME_TIME_KEYS = ("clinic_id", "date_of_service", "rendering_npi", "patient_id")
 
 
-@rule("UNITS_ZERO", "UNITS_CORRECTED", changes=("units",), timing="units")
+def _unit_inputs(night: Night, minutes: pd.Series, at: np.ndarray | None = None) -> pd.DataFrame:
+    """What ``units.compute`` reads, for the lines at ``at`` (all lines if None), with
+    ``minutes`` (aligned with the night's lines) as the minutes: the pool keys as their codes
+    (cached on the night, they group alike) and a missing unit method as ``cms``."""
+    lines = night.lines
+    keys = {k: night.distinct(k)[0] for k in units.POOL_KEYS}
+    if at is None:
+        inputs = lines[UNIT_COLUMNS].assign(minutes=minutes, **keys)
+    else:  # a few lines: taken column by column, never the whole frame
+        inputs = take(lines, at, *UNIT_COLUMNS).assign(
+            minutes=minutes.array.take(at), **{k: c[at] for k, c in keys.items()}
+        )
+    return inputs.assign(unit_method=inputs["unit_method"].fillna("cms"))
+
+
+def _earlier_overlap(
+    start: np.ndarray,
+    end: np.ndarray,
+    groups: list[np.ndarray],
+    line_id: pd.Series,
+    at: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per interval [start, end): the minutes of it that intervals of its group (equal in every
+    array of ``groups``: small non-negative codes) coming before it already cover, and which of
+    them reaches furthest (its index; -1 where none overlaps).
+
+    "Before" is the order (start, end, line id). Every earlier interval starts at or before
+    this one's start, so together they cover exactly [start, latest earlier end) of it: the
+    overlap is min(end, latest earlier end) - start, or 0. Touching intervals do not overlap."""
+    span = 1
+    for g in groups:
+        span *= int(g.max()) + 1
+    if span * 1440 * 1440 >= 2**62:  # too wide for one packed sort: the groups numbered first
+        groups = [units.group_ids(groups)]
+    keys = (end, start, *reversed(groups))  # the first group key is the primary one
+    order = units.lexsort_by_line_id(keys, line_id, at)
+    s, e = start[order], end[order]
+    run = _runs(*(g[order] for g in groups))
+    latest = _running_max(e, run)
+    # the interval holding the running maximum (the last of its run reaching that far)
+    holder = np.maximum.accumulate(np.where(e == latest, np.arange(len(e)), 0))
+    later = np.r_[False, run[1:] == run[:-1]]
+    prev_latest, prev_holder = np.r_[0, latest[:-1]], np.r_[0, holder[:-1]]
+    covered = np.where(later, np.minimum(e, prev_latest) - s, 0).clip(min=0)
+    overlap = np.empty_like(covered)
+    other = np.full(len(order), -1, dtype="int64")
+    overlap[order] = covered
+    other[order] = np.where(covered > 0, order[prev_holder], -1)
+    return overlap, other
+
+
+@rule("TIME_OVERLAP_SAME_PATIENT", changes=("billable_minutes",), timing="units")
+def time_overlap_same_patient(night: Night) -> pd.DataFrame:
+    """The billable minutes of every line (``billable_minutes``, what the units rule counts):
+    the charted minutes, less any time the same clinician already charted for the same patient
+    (MBPM ch. 15 section 220.3: one-on-one minutes are clock time, counted once).
+
+    Per clinic, date, clinician and patient the timed lines with a start-end interval are taken
+    in (start, end, line id) order; a line loses the minutes of its interval that the earlier
+    lines' intervals cover (never below 0), so the overlapping minutes stay with the line that
+    started first. Each such line is reported with both intervals and its units before (from
+    the charted minutes) and after (from the billable minutes)."""
+    lines = night.lines
+    billable = lines["minutes"].copy()
+    lines["billable_minutes"] = billable
+    sel = (
+        lines["timed"].to_numpy(dtype=bool, na_value=False)
+        & lines["minutes"].notna().to_numpy()
+        & lines["start_minute"].notna().to_numpy()
+        & lines["end_minute"].notna().to_numpy()
+        & as_mask(lines["end_minute"] > lines["start_minute"])
+    )
+    codes = [night.distinct(k)[0] for k in SAME_TIME_KEYS]
+    for c in codes:  # a line missing one of the keys is not known to be the same time
+        sel &= c >= 0
+    pos = np.flatnonzero(sel)
+    if len(pos) < 2:
+        return findings.empty()
+    start = lines["start_minute"].iloc[pos].to_numpy(dtype="int64")
+    end = lines["end_minute"].iloc[pos].to_numpy(dtype="int64")
+    overlap, other = _earlier_overlap(start, end, [c[pos] for c in codes], lines["line_id"], pos)
+    minutes = lines["minutes"].iloc[pos].to_numpy(dtype="int64")
+    cut = np.flatnonzero((overlap > 0) & (minutes > 0))
+    if not len(cut):
+        return findings.empty()
+    after_min = np.maximum(minutes[cut] - overlap[cut], 0)
+    at = pos[cut]
+    billable.iloc[at] = after_min
+    lines["billable_minutes"] = billable
+    return _overlap_same_patient_findings(night, at, pos[other[cut]], after_min)
+
+
+def _overlap_same_patient_findings(
+    night: Night, at: np.ndarray, earlier: np.ndarray, after_min: np.ndarray
+) -> pd.DataFrame:
+    """TIME_OVERLAP_SAME_PATIENT on the lines at ``at`` (each overlapping the earlier line at
+    ``earlier``; ``after_min`` their billable minutes), with units before -> after: both
+    computed over the whole pools of these lines' patients (a pool never spans patients)."""
+    lines = night.lines
+    patient = night.distinct("patient_id")[0]
+    mine = np.zeros(len(night.distinct("patient_id")[1]), dtype=bool)
+    mine[patient[at]] = True
+    pool = np.flatnonzero(mine[np.maximum(patient, 0)] & (patient >= 0))
+    before = units.compute(_unit_inputs(night, lines["minutes"], pool))
+    after = units.compute(_unit_inputs(night, lines["billable_minutes"], pool))
+    slot = np.searchsorted(pool, at)
+    before = before.iloc[slot].astype("string")
+    after = after.iloc[slot].astype("string")
+    rows = take(
+        lines,
+        at,
+        "cpt_code",
+        "start_time",
+        "end_time",
+        "minutes",
+        "rendering_npi",
+        "date_of_service",
+    )
+    other = take(lines, earlier, "cpt_code", "start_time", "end_time")
+    after_min = pd.Series(after_min, index=rows.index)
+    intervals = message(
+        rows,
+        rows["cpt_code"],
+        " ",
+        rows["start_time"],
+        "-",
+        rows["end_time"],
+        " overlaps ",
+        other["cpt_code"],
+        " ",
+        other["start_time"],
+        "-",
+        other["end_time"],
+        " (line ",
+        other["line_id"],
+        ")",
+    )
+    change = message(rows, "minutes ", rows["minutes"], "->", after_min)
+    msg = message(
+        rows,
+        intervals,
+        ", same patient and clinician NPI ",
+        rows["rendering_npi"],
+        " on ",
+        iso_date(rows["date_of_service"]),
+        ": the overlapping time counts once, so ",
+        change,
+        " and units ",
+        before,
+        "->",
+        after,
+    )
+    evidence = message(
+        rows, intervals, "; one-on-one minutes are clock time (MBPM ch. 15 220.3, MCPM ch. 5 20.2)"
+    )
+    mask = np.zeros(len(lines), dtype=bool)
+    mask[at] = True
+    night.record_change(
+        mask,
+        message(rows, change, " (time overlap), units ", before, "->", after),
+    )
+    return findings.make(
+        "TIME_OVERLAP_SAME_PATIENT", rows, msg, evidence=evidence, before=before, after=after
+    )
+
+
+@rule(
+    "UNITS_ZERO",
+    "UNITS_CORRECTED",
+    changes=("units",),
+    reads=("billable_minutes",),
+    timing="units",
+)
 def compute_units(night: Night) -> pd.DataFrame:
     lines = night.lines
+    minutes = lines["billable_minutes"]
     # a payer and a code the reference knows (an unknown code's units mean nothing:
     # CODE_UNKNOWN holds its claim, no UNITS_CORRECTED on top)
     known = lines["unit_method"].notna().to_numpy() & isin(night, "cpt_code", night.ref.cpt.index)
     # the pool keys only group lines: their codes (cached on the night) group them alike
     keys = {k: night.distinct(k)[0] for k in units.POOL_KEYS}
-    inputs = lines[UNIT_COLUMNS].assign(**keys)
-    computed = units.compute(inputs.assign(unit_method=inputs["unit_method"].fillna("cms")))
+    computed = units.compute(_unit_inputs(night, minutes))
     lines["units"] = computed
     timed = lines["timed"].to_numpy()
-    has_min = lines["minutes"].notna().to_numpy()
+    has_min = minutes.notna().to_numpy()
     timed_min = timed & has_min & known
     charted = lines["units_charted"]
     zero = timed_min & (computed.to_numpy() == 0)
@@ -66,7 +241,7 @@ def compute_units(night: Night) -> pd.DataFrame:
         report,
         "cpt_code",
         "date_of_service",
-        "minutes",
+        "billable_minutes",
         "unit_method",
         "discipline",
         "payer_id",
@@ -80,7 +255,7 @@ def compute_units(night: Night) -> pd.DataFrame:
     pool_ids = units.group_ids([keys[k][pool] for k in units.POOL_KEYS])
     pool_min = np.bincount(
         pool_ids,
-        weights=lines["minutes"].iloc[pool].fillna(0).to_numpy(dtype="int64") * timed_min[pool],
+        weights=minutes.iloc[pool].fillna(0).to_numpy(dtype="int64") * timed_min[pool],
     ).astype("int64")[pool_ids]
     in_sub = report[pool]
     pool_min = pd.Series(pool_min[in_sub], index=sub.index)
@@ -92,7 +267,7 @@ def compute_units(night: Night) -> pd.DataFrame:
     )
     basis = message(
         sub,
-        sub["minutes"],
+        sub["billable_minutes"],
         " min; ",
         method_txt,
         np.where(sub["unit_method"] == "cms", pooled, ""),
