@@ -296,7 +296,7 @@ FROZEN_NIGHTS = [
         5,
         dt.date(2026, 5, 12),
         0.08,
-        "585f8c43115ba69fc0ae73ec0a6e92bb2a238bd165bdb36c122c6db689f0c829",
+        "af3e4e683462e77fcafc0fb7899baad2349ac877360b9ca6c6c57954a696b86b",
         "c6916c445c9838dbd19eddcab287ff3da2235bfbff55d29d7d6924f343509846",
     ),
     (
@@ -304,7 +304,7 @@ FROZEN_NIGHTS = [
         3,
         dt.date(2026, 11, 27),
         0.5,
-        "faaa2f35f92f142dd8c5ba17eec5803396809ad10a5010513884d97e89acb4a2",
+        "26307debeb29fd7ad21dfb53465a7647dc100df462414ccd3111572b2fb52fb5",
         "c6b3cd3346928caaf1c4bd9d97f23d6b45b8bf42317b5757fcffb6d9e50e8cbe",
     ),
 ]
