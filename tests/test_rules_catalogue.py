@@ -270,7 +270,7 @@ def test_ncci_indicator_1_needs_distinct_modifier_on_the_column_2_code():
     assert fired(night(chiro_day("cervical", "XS")), "NCCI_MODIFIER_MISSING").empty
     rows = chiro_day("cervical", "")
     # the tests' payers.csv leaves distinct_modifier_on out: column2, so 59 on the column-1
-    # line alone does not bypass (distinct_modifier_on=either: tests/test_rules_edits14.py)
+    # line alone does not bypass (distinct_modifier_on=either: tests/test_rules_reported_edits.py)
     rows[0]["modifiers"] = "AT;59"
     f = fired(night(rows), "NCCI_MODIFIER_MISSING")
     assert (
