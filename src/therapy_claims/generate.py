@@ -1882,12 +1882,16 @@ def _same_code_twice_a_day_and_modalities(
     la = _first_line_where(le, l110, a)
     lb = _first_line_where(le, lines.timed, b)
 
-    row_of = pd.Series(np.arange(len(df)), index=df["line_id"].to_numpy())
-    row_of = row_of[~row_of.index.duplicated()]
-    last_of = pd.Series(np.arange(len(df)), index=df["encounter_id"].to_numpy())
-    last_of = last_of[~last_of.index.duplicated(keep="last")]
+    # the untouched visits' lines are in the night's order, together: found by a small isin
+    def rows_of(line_ids: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(df["line_id"].isin(line_ids).to_numpy())
 
-    second = df.iloc[row_of.reindex(night.col["line_id"][la]).to_numpy()].copy()
+    def last_rows(encounters: np.ndarray) -> np.ndarray:
+        at = np.flatnonzero(df["encounter_id"].isin(night.enc_ids[encounters]).to_numpy())
+        eid = df["encounter_id"].to_numpy()[at]
+        return at[np.append(eid[1:] != eid[:-1], True)] if len(at) else at
+
+    second = df.iloc[rows_of(night.col["line_id"][la])].copy()
     second["line_id"] = second["line_id"] + "-2"
     second["encounter_id"] = second["encounter_id"] + "-2"
     start = (end[a] + 60 + 4) // 5 * 5
@@ -1896,7 +1900,7 @@ def _same_code_twice_a_day_and_modalities(
     second["charge_amount"] = _money(night.fee[la])
 
     codes = np.array(list(_ATTENDED_FEE_CENTS), dtype=object)[np.arange(len(b)) % 2]
-    attended = df.iloc[row_of.reindex(night.col["line_id"][lb]).to_numpy()].copy()
+    attended = df.iloc[rows_of(night.col["line_id"][lb])].copy()
     attended["line_id"] = attended["line_id"] + "-A"
     attended["cpt_code"] = codes
     attended["modifiers"] = _join([night.mods.therapy[lb], night.mods.assistant[lb]])
@@ -1906,7 +1910,7 @@ def _same_code_twice_a_day_and_modalities(
     attended["charge_amount"] = _money(night.fee[lb] * fee // _FEE_CENTS[lines.code[lb]])
 
     # each new visit and line right after the last line of the visit it comes from
-    after = [last_of.reindex(night.enc_ids[e]).to_numpy() * 2 + 1 for e in (a, b)]
+    after = [last_rows(e) * 2 + 1 for e in (a, b)]
     key = np.concatenate([np.arange(len(df)) * 2, *after])
     out = pd.concat([df, second, attended], ignore_index=True)
     return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
