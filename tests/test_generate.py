@@ -296,7 +296,7 @@ FROZEN_NIGHTS = [
         5,
         dt.date(2026, 5, 12),
         0.08,
-        "af3e4e683462e77fcafc0fb7899baad2349ac877360b9ca6c6c57954a696b86b",
+        "921eb6cba8e0d8adbd1e782e5b6ed29813541fcfcee422d53e3c01afe2098fff",
         "c6916c445c9838dbd19eddcab287ff3da2235bfbff55d29d7d6924f343509846",
     ),
     (
@@ -304,7 +304,7 @@ FROZEN_NIGHTS = [
         3,
         dt.date(2026, 11, 27),
         0.5,
-        "26307debeb29fd7ad21dfb53465a7647dc100df462414ccd3111572b2fb52fb5",
+        "aae8b61c86b5458f5efbef21859d60e5709d12e1e3e855ba029c6c57c1ac92b7",
         "c6b3cd3346928caaf1c4bd9d97f23d6b45b8bf42317b5757fcffb6d9e50e8cbe",
     ),
 ]

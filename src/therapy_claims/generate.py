@@ -609,12 +609,13 @@ def _generate(
     night = _ProblemNight(
         rng, run_date, ref, col, enc_ids, enc, services, times, lines, mods, fee, charge_cents
     )
-    _issue14_units14(night, problem_rate)
+    _overlapping_same_patient_time(night, problem_rate)
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
-    added = _issue14_edits14(night)
+    added = _coverage_and_reported_edit_cases(night)
     df, problems = _frames(col, rows, dup_lines, added)
-    return _issue14_dupes14(df, problems, seed, problem_rate, ref), problems
+    df = _duplicate_charges_and_unknown_codes(df, problems, seed, problem_rate, ref)
+    return _same_code_twice_a_day_and_modalities(df, night, problem_rate), problems
 
 
 # ----------------------------------------------------------------------------- teams, people
@@ -1096,7 +1097,7 @@ def _schedule(rng, enc: _Encounters, services: _Services, n_clinicians: int) -> 
     return _Times(slack=slack, start=start, end=start + tdur)
 
 
-def _issue14_units14(night: _ProblemNight, problem_rate: float) -> None:
+def _overlapping_same_patient_time(night: _ProblemNight, problem_rate: float) -> None:
     """A few visits (1 in 2,000 of the PT/OT visits with two timed codes, at least 2) whose
     second timed code starts before the first one ends: one clinician's overlapping time
     with one patient (TIME_OVERLAP_SAME_PATIENT; the overlap counts once, so the second line
@@ -1380,7 +1381,7 @@ def _inject_problems(night: _ProblemNight, problem_rate: float):
             sel = pick == i
             if sel.any():
                 _INJECTORS[kind](night, targets, sel, kind)
-        _issue14_charges14(night, targets)
+        _charge_and_filing_cases(night, targets)
     night.col["charge_amount"] = _money(night.charge_cents)
     if night.bad_charge_lines is not None:
         _spoil_charges(night)
@@ -1552,7 +1553,7 @@ def _spoil_charges(night: _ProblemNight) -> None:
             row["value"] = bad
 
 
-def _issue14_charges14(night: _ProblemNight, t: _Targets) -> None:
+def _charge_and_filing_cases(night: _ProblemNight, t: _Targets) -> None:
     """A few encounters (1 in 5,000, at least one) of each charge and time-limit case of issue
     14, among those without another problem, picked evenly (no random draw: every other column
     stays as it was): a claim whose lines all charge $0.00 (CHARGE_INVALID); a line at 4x its
@@ -1607,7 +1608,7 @@ def _issue14_charges14(night: _ProblemNight, t: _Targets) -> None:
 
 
 def _scheduled_lines(night: _ProblemNight, free: np.ndarray):
-    """For ``_issue14_charges14``: per line whether a fee_schedule.csv row with a unit charge
+    """For ``_charge_and_filing_cases``: per line whether a fee_schedule.csv row with a unit charge
     in effect over the whole night (the latest of its key) covers its clinic, payer class and
     code, the line's key as an integer, and the unit charge in cents by key (clinics are read
     from ``free`` encounters: a problem encounter may carry an unknown clinic)."""
@@ -1674,7 +1675,9 @@ def _every(mask: np.ndarray, share: int, least: int) -> np.ndarray:
     return idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)] if k else idx
 
 
-def _issue14_edits14(night: _ProblemNight) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _coverage_and_reported_edit_cases(
+    night: _ProblemNight,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A few lines of each class of the "edits apply to what is reported" rules, on
     encounters without a problem (a tiny share of the night; no random draw):
 
@@ -1776,7 +1779,7 @@ _UNKNOWN_CODES = ("97799", "97139", "S8948")
 _THERAPY_MODIFIER_OF = {"PT": "GP", "OT": "GO", "SLP": "GN"}
 
 
-def _issue14_dupes14(
+def _duplicate_charges_and_unknown_codes(
     df: pd.DataFrame, problems: pd.DataFrame, seed: int, problem_rate: float, ref
 ) -> pd.DataFrame:
     """A few lines of two classes of issue 14, each in an encounter of its own that has no
@@ -1818,6 +1821,98 @@ def _issue14_dupes14(
     # each added line right after the line it was made from
     key = np.concatenate([np.arange(len(df)) * 2, at * 2 + 1, first[unk_enc] * 2 + 1])
     out = pd.concat([df, copies, unknown], ignore_index=True)
+    return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+
+
+# constant-attendance modalities (one-on-one, timed) and their charge per unit, in cents
+_ATTENDED_FEE_CENTS = {"97035": 3200, "97033": 3800}
+
+
+def _same_code_twice_a_day_and_modalities(
+    df: pd.DataFrame, night: _ProblemNight, problem_rate: float
+) -> pd.DataFrame:
+    """Two classes of the units rules (docs/rules.md "Units"), each on about one in 2,000
+    visits (at least 2), picked evenly among the PT/OT visits that are the last of their
+    clinician's day and that no other case touched (none when ``problem_rate`` is 0):
+
+    - a second visit that day: a new encounter (``-2``) of the same patient, clinician, clinic
+      and payer, an hour after the clinician's last visit, with one 10-minute 97110 line
+      charted 1 unit. The day's 97110 minutes pool per clinic, so one of the two lines bills
+      fewer units than charted (UNITS_ZERO or UNITS_CORRECTED);
+    - a constant-attendance modality (97035 or 97033 in turn, one-on-one and timed) of 15
+      minutes added to a PT visit (``-A``) right after its last timed code: exactly one more
+      unit, within the payer's daily cap, so no other line's units change.
+
+    Both come after the clinician's last time of the day, so no one's time overlaps. Works on
+    the finished extract with no random draw, so every other line stays as it was; the
+    problems frame does not list these (its kinds are ``PROBLEM_KINDS``)."""
+    if problem_rate == 0 or len(df) == 0:
+        return df
+    enc, services, times, lines = night.enc, night.services, night.times, night.lines
+    n_enc, le = len(enc.pat), lines.enc
+    ids = pd.Index(night.enc_ids, dtype=object)
+    touched = np.zeros(n_enc, dtype=bool)
+    if night.rows:
+        touched[ids.get_indexer(np.concatenate([r["encounter_id"] for r in night.rows]))] = True
+    copied = df["line_id"].str.endswith(("-C", "-U")).to_numpy()
+    hit = ids.get_indexer(df["encounter_id"].to_numpy()[copied])
+    touched[hit[hit >= 0]] = True
+    touched |= services.tmask[:, 0] & services.tmask[:, 1] & (times.start[:, 1] < times.end[:, 0])
+    end = times.end[:, -1]  # the visit's end: its timed codes come last
+    day_key = enc.clin.astype(np.int64) * 7 + enc.day
+    day_end = np.full(int(day_key.max()) + 1, -1, dtype=np.int64)
+    np.maximum.at(day_end, day_key, end)
+    free = (end == day_end[day_key]) & ~touched & ~enc.is_chiro & (end + 75 <= 23 * 60 + 59)
+    k = max(2, n_enc // 2000)
+
+    def pick(mask: np.ndarray) -> np.ndarray:
+        idx = np.flatnonzero(mask & free)
+        if len(idx) > k:
+            idx = idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)]
+        free[idx] = False
+        return idx
+
+    l110 = lines.timed & (lines.code == _CI["97110"])
+    a = pick(np.bincount(le[l110], minlength=n_enc) > 0)
+    payers = night.ref.payers.reset_index(drop=True)
+    caps = payers["max_timed_units_per_day"]
+    cap = np.where(caps.isna(), 4, caps.fillna(4).astype(int).clip(1, 4))[services.payer]
+    room = (np.where(services.tmask, services.units, 0).sum(axis=1) < cap) & services.tmask[:, 0]
+    b = pick(room & (enc.disc == "PT"))
+    la = _first_line_where(le, l110, a)
+    lb = _first_line_where(le, lines.timed, b)
+
+    # the untouched visits' lines are in the night's order, together: found by a small isin
+    def rows_of(line_ids: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(df["line_id"].isin(line_ids).to_numpy())
+
+    def last_rows(encounters: np.ndarray) -> np.ndarray:
+        at = np.flatnonzero(df["encounter_id"].isin(night.enc_ids[encounters]).to_numpy())
+        eid = df["encounter_id"].to_numpy()[at]
+        return at[np.append(eid[1:] != eid[:-1], True)] if len(at) else at
+
+    second = df.iloc[rows_of(night.col["line_id"][la])].copy()
+    second["line_id"] = second["line_id"] + "-2"
+    second["encounter_id"] = second["encounter_id"] + "-2"
+    start = (end[a] + 60 + 4) // 5 * 5
+    second["start_time"], second["end_time"] = _TIMES[start], _TIMES[start + 10]
+    second[["minutes", "units_charted"]] = ["10", "1"]
+    second["charge_amount"] = _money(night.fee[la])
+
+    codes = np.array(list(_ATTENDED_FEE_CENTS), dtype=object)[np.arange(len(b)) % 2]
+    attended = df.iloc[rows_of(night.col["line_id"][lb])].copy()
+    attended["line_id"] = attended["line_id"] + "-A"
+    attended["cpt_code"] = codes
+    attended["modifiers"] = _join([night.mods.therapy[lb], night.mods.assistant[lb]])
+    attended["start_time"], attended["end_time"] = _TIMES[end[b]], _TIMES[end[b] + 15]
+    attended[["minutes", "units_charted", "body_region", "technique"]] = ["15", "1", "", ""]
+    fee = np.array([_ATTENDED_FEE_CENTS[c] for c in codes], dtype=np.int64)
+    attended["charge_amount"] = _money(night.fee[lb] * fee // _FEE_CENTS[lines.code[lb]])
+
+    # each new visit and line right after the last line of the visit it comes from
+    after = [last_rows(e) * 2 + 1 for e in (a, b)]
+    key = np.concatenate([np.arange(len(df)) * 2, *after])
+    out = pd.concat([df, second, attended], ignore_index=True)
     return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
 
 
