@@ -20,9 +20,18 @@ RD2 = date(2026, 11, 29)
 _SLOTS: dict[str, int] = {}
 
 
-def visit(enc: str, n: int = 1, *, clinic="CLN01", payer="MCR01", patient="P1", **kw):
-    """``n`` clean 97110 lines (15 min, 1 unit each) of one encounter, on successive days."""
-    first = date(2026, 6, 1)
+def visit(
+    enc: str,
+    n: int = 1,
+    *,
+    clinic="CLN01",
+    payer="MCR01",
+    patient="P1",
+    first=date(2026, 6, 1),
+    **kw,
+):
+    """``n`` clean 97110 lines (15 min, 1 unit each) of one encounter, on successive days from
+    ``first`` (within the payer's timely filing of the run dates here: one year for Medicare)."""
     # one clinician treats everyone: give each encounter its own time slot (no overlap)
     slot = _SLOTS.setdefault(enc, len(_SLOTS))
     start = 7 * 60 + 20 * slot
@@ -92,7 +101,8 @@ def clm01s(cfg) -> dict[str, str]:
 def mixed(tmp_path):
     rows = (
         visit("E1", 2)
-        + visit("E2", 1, payer="COM01", patient="P2")
+        # COM01 takes claims for 90 days after the date of service (payers.csv timely_filing)
+        + visit("E2", 1, payer="COM01", patient="P2", first=date(2026, 11, 2))
         + visit("H1", 2, clinic="CLN03", patient="P3")
         + visit(
             "H2",
@@ -224,7 +234,8 @@ def test_ledger_history_is_read_across_partitions(tmp_path):
 
 
 def test_claim_over_50_lines_is_split(tmp_path):
-    cfg, m = run(tmp_path, visit("BIG", 120) + visit("E2", 2, patient="P2"), RD1)
+    # a long Medicare episode passes the KX threshold: its lines carry KX (else KX_REQUIRED holds)
+    cfg, m = run(tmp_path, visit("BIG", 120, modifiers="GP;KX") + visit("E2", 2, patient="P2"), RD1)
     assert_files_valid(cfg, m)
     s = scored(cfg)
     big = s[s["encounter_id"] == "BIG"]
@@ -247,7 +258,7 @@ def test_claim_over_50_lines_is_split(tmp_path):
 
 
 def test_unwritable_part_holds_every_part(tmp_path):
-    rows = visit("BIG", 60)
+    rows = visit("BIG", 60, modifiers="GP;KX")  # past the KX threshold: KX on its lines
     # a line rendered by another clinician whose name X12 cannot carry: its part is unwritable
     rows[55].update(rendering_npi=OTHER_NPI, rendering_last_name="🙂", rendering_first_name="🙂")
     cfg, m = run(tmp_path, rows + visit("E2", 1, patient="P2"), RD1)
@@ -361,7 +372,7 @@ def test_file_cuts_never_separate_the_parts_of_a_split_claim(tmp_path):
     # its parts share one file (the only way to keep it whole), the others are cut around it
     rows = (
         visit("A", 1, patient="PA")
-        + visit("BIG", 120)
+        + visit("BIG", 120, modifiers="GP;KX")  # past the KX threshold: KX on its lines
         + [r for i in range(6) for r in visit(f"E{i}", 1, patient=f"P{i}")]
     )
     cfg, m = run(tmp_path, rows, RD1, max_file_bytes=4000)

@@ -174,7 +174,8 @@ def test_scored_lines(night):
     assert list(s.loc["L2", "modifiers"]) == ["GP"] and list(s.loc["L2", "changes"]) == [
         "modifiers +GP"
     ]
-    assert list(s.loc["L10", "changes"]) == ["units 3->2"]
+    # the charge follows the units: fee_schedule.csv's CLN01/medicare/97110 unit charge 42.00 x 2
+    assert list(s.loc["L10", "changes"]) == ["units 3->2", "charge 135.00->84.00"]
     assert s.loc["L7", "status"] == "held" and "ENCOUNTER_INCOMPLETE" in list(
         s.loc["L7", "exception_codes"]
     )

@@ -612,7 +612,8 @@ def _generate(
     _overlapping_same_patient_time(night, problem_rate)
     rows, dup_lines = _inject_problems(night, problem_rate)
     col["modifiers"] = _join([mods.therapy, mods.assistant, mods.distinct, mods.at])
-    added = _coverage_and_reported_edit_cases(night)
+    # a night without problems stays clean: these cases are problems of their own
+    added = _coverage_and_reported_edit_cases(night) if problem_rate > 0 else None
     df, problems = _frames(col, rows, dup_lines, added)
     df = _duplicate_charges_and_unknown_codes(df, problems, seed, problem_rate, ref)
     return _same_code_twice_a_day_and_modalities(df, night, problem_rate), problems
