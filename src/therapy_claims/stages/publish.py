@@ -127,7 +127,8 @@ def _same_claims(reserved: pd.DataFrame, sent: pd.DataFrame) -> None:
     claim is in a file (score held those the writer cannot carry)."""
     a = storage.text_array(reserved["claim_key"])
     b = pc.unique(storage.text_array(sent["claim_key"]).drop_null())
-    if len(a) != len(b) or not pc.all(pc.is_in(b, value_set=a)).as_py():
+    # (``all`` of no values is null, not true: a night that bills nothing has nothing to check)
+    if len(a) != len(b) or (len(b) and not pc.all(pc.is_in(b, value_set=a)).as_py()):
         raise RunError(
             f"publish: {len(a)} claim(s) reserved but {len(b)} in the claim files: nothing "
             "was published (a defect: please report it with the run id)"
