@@ -1554,6 +1554,16 @@ def _spoil_charges(night: _ProblemNight) -> None:
             row["value"] = bad
 
 
+def _pick_evenly(mask: np.ndarray, free: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` of the encounters where ``mask`` and ``free`` hold, evenly spread over them
+    (no random draw: the rest of the night is drawn as before); they are then not free."""
+    idx = np.flatnonzero(mask & free)
+    if len(idx) > k:
+        idx = idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)]
+    free[idx] = False
+    return idx
+
+
 def _charge_and_filing_cases(night: _ProblemNight, t: _Targets) -> None:
     """A few encounters (1 in 5,000, at least one) of each charge and time-limit case of issue
     14, among those without another problem, picked evenly (no random draw: every other column
@@ -1570,12 +1580,7 @@ def _charge_and_filing_cases(night: _ProblemNight, t: _Targets) -> None:
     free[t.pe] = False
 
     def pick(mask: np.ndarray) -> np.ndarray:
-        """Up to k free encounters where ``mask`` holds, evenly spread; then not free."""
-        idx = np.flatnonzero(mask & free)
-        if len(idx) > k:
-            idx = idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)]
-        free[idx] = False
-        return idx
+        return _pick_evenly(mask, free, k)
 
     known, line_key, unit_cents = _scheduled_lines(night, free)
     # a claim of $0.00
@@ -1867,11 +1872,7 @@ def _same_code_twice_a_day_and_modalities(
     k = max(2, n_enc // 2000)
 
     def pick(mask: np.ndarray) -> np.ndarray:
-        idx = np.flatnonzero(mask & free)
-        if len(idx) > k:
-            idx = idx[np.linspace(0, len(idx) - 1, k).round().astype(np.int64)]
-        free[idx] = False
-        return idx
+        return _pick_evenly(mask, free, k)
 
     l110 = lines.timed & (lines.code == _CI["97110"])
     a = pick(np.bincount(le[l110], minlength=n_enc) > 0)
