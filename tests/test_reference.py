@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,7 +22,10 @@ def test_default_reference_loads_and_records_versions():
     assert names == set(reference.FILES)
     quarters = {f["name"]: f.get("effective_quarter") for f in ref.files}
     assert quarters["ncci_ptp.csv"] == "2020Q4" and quarters["mue.csv"] == "2017Q1"
-    assert all(len(f["sha256"]) == 64 and f["rows"] > 0 for f in ref.files)
+    assert all(len(f["sha256"]) == 64 for f in ref.files)
+    # the sample provider directory is the header alone: no PROVIDER_UNKNOWN on made-up NPIs
+    assert all(f["rows"] > 0 for f in ref.files if f["name"] != "providers.csv")
+    assert ref.providers.empty
     for n in ref.clinics["billing_npi"]:
         assert npi.is_valid(n)
     assert ref.clinics["zip"].str.fullmatch(r"\d{9}").all()
@@ -270,4 +274,126 @@ def test_bad_payer_settings_fail_at_start(tmp_path, column, value, expected):
     df.loc[2, column] = value
     df.to_csv(p, index=False)
     with pytest.raises(reference.ReferenceError, match="row 4 " + re.escape(expected)):
+        reference.load(str(tmp_path))
+
+
+# ---- issue 15: payer routing ids, assistants, referring, SBR09 by claim type, providers ----
+
+
+def _edit_payers(folder, column, values: dict[str, str]):
+    """Set ``column`` of the named payers in the folder's payers.csv (other rows unchanged)."""
+    path = folder / "payers.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for pid, value in values.items():
+        df.loc[df["payer_id"] == pid, column] = value
+    df.to_csv(path, index=False)
+
+
+def test_payer_settings_of_issue_15_and_their_defaults():
+    ref = reference.load()
+    p = ref.payers
+    # the internal key and the clearinghouse's payer id are apart
+    assert p.loc["MCR01", "clearinghouse_payer_id"] == "99MCR"
+    # assistants: Medicare classes never let them render (the sample leaves the cell empty)
+    assert not p.loc["MCR01", "assistants_may_render"]
+    assert not p.loc["MA01", "assistants_may_render"]
+    assert p.loc["COM01", "assistants_may_render"] and not p.loc["COM02", "assistants_may_render"]
+    assert p.loc["MCD01", "requires_referring"] and not p.loc["MCR01", "requires_referring"]
+    # SBR09 on 837I: Medicare Part A where the 837P's is Part B, else the same
+    assert p.loc["MCR01", "claim_filing_indicator_institutional"] == "MA"
+    assert p.loc["COM01", "claim_filing_indicator_institutional"] == "CI"
+    assert (ref.clinics["point_of_origin"] == "1").all()
+
+
+def test_a_folder_without_the_optional_columns_takes_the_defaults():
+    ref = reference.load(str(Path(__file__).parent / "reference"))
+    p = ref.payers
+    assert p["assistants_may_render"].tolist() == [False, False, True, True, True, True, True]
+    assert not p["requires_referring"].any()
+    assert p.loc["MCR01", "claim_filing_indicator_institutional"] == "MA"
+    assert ref.providers.empty
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("", "row 3 column clearinghouse_payer_id: payer 'MA01' has no clearinghouse payer ID"),
+        ("AB*C", "row 3 column clearinghouse_payer_id: payer 'MA01' has 'AB*C', not 2-80 of"),
+    ],
+)
+def test_a_payer_without_a_clearinghouse_id_stops_the_run(tmp_path, value, expected):
+    reference.copy_default(tmp_path)
+    _edit_payers(tmp_path, "clearinghouse_payer_id", {"MA01": value})
+    with pytest.raises(reference.ReferenceError, match=re.escape(expected)):
+        reference.load(str(tmp_path))
+
+
+def test_a_payers_file_without_the_clearinghouse_column_names_it(tmp_path):
+    reference.copy_default(tmp_path)
+    df = pd.read_csv(tmp_path / "payers.csv", dtype=str, keep_default_na=False)
+    df.drop(columns="clearinghouse_payer_id").to_csv(tmp_path / "payers.csv", index=False)
+    with pytest.raises(reference.ReferenceError, match="missing column.*clearinghouse_payer_id"):
+        reference.load(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "column, value, expected",
+    [
+        ("assistants_may_render", "maybe", "assistants_may_render"),
+        ("requires_referring", "sometimes", "requires_referring"),
+        ("claim_filing_indicator_institutional", "PARTA", "is not a 2-character SBR09 code"),
+    ],
+)
+def test_bad_issue_15_payer_settings_stop_the_run(tmp_path, column, value, expected):
+    reference.copy_default(tmp_path)
+    _edit_payers(tmp_path, column, {"COM01": value})
+    with pytest.raises(reference.ReferenceError, match=expected):
+        reference.load(str(tmp_path))
+
+
+def test_point_of_origin_is_checked(tmp_path):
+    reference.copy_default(tmp_path)
+    df = pd.read_csv(tmp_path / "clinics.csv", dtype=str, keep_default_na=False)
+    df["point_of_origin"] = ["2", "", "7"]
+    df.to_csv(tmp_path / "clinics.csv", index=False)
+    with pytest.raises(reference.ReferenceError, match="point_of_origin"):
+        reference.load(str(tmp_path))
+    df["point_of_origin"] = ["2", "", "d"]
+    df.to_csv(tmp_path / "clinics.csv", index=False)
+    assert reference.load(str(tmp_path)).clinics["point_of_origin"].tolist() == ["2", "1", "D"]
+
+
+PROVIDERS = "npi,last_name,first_name,credential,taxonomy\n"
+
+
+def test_providers_file_loads_by_npi(tmp_path):
+    reference.copy_default(tmp_path)
+    good = npi.make_valid("123456789")
+    (tmp_path / "providers.csv").write_text(PROVIDERS + f"{good},SMITH,ANA,ot,225x00000x\n")
+    ref = reference.load(str(tmp_path))
+    row = ref.providers.loc[good]
+    assert (row["credential"], row["taxonomy"], row["last_name"]) == ("OT", "225X00000X", "SMITH")
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            "1234567890,SMITH,ANA,OT,225X00000X\n",
+            "row 2 column npi: '1234567890' is not a valid NPI",
+        ),
+        (
+            "{n},SMITH,ANA,OT,225X00000X\n{n},DOE,JO,PT,225100000X\n",
+            "row 3 column npi: '{n}' is listed twice",
+        ),
+        ("{n},,ANA,OT,225X00000X\n", "row 2 column last_name: '' is empty"),
+        ("{n},SMITH,ANA,RN,225X00000X\n", "row 2 column credential: 'RN' is not one of"),
+        ("{n},SMITH,ANA,OT,225X0000\n", "row 2 column taxonomy: '225X0000' is not a 10-character"),
+    ],
+)
+def test_bad_provider_rows_stop_the_run(tmp_path, body, expected):
+    reference.copy_default(tmp_path)
+    n = npi.make_valid("123456789")
+    (tmp_path / "providers.csv").write_text(PROVIDERS + body.format(n=n))
+    with pytest.raises(reference.ReferenceError, match=re.escape(expected.format(n=n))):
         reference.load(str(tmp_path))

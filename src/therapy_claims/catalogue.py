@@ -415,6 +415,87 @@ _SPECS = (
         "Add AT for active/corrective treatment, or GA with an ABN for maintenance care.",
         CODER,
     ),
+    # issue 15: claims a payer accepts (providers, claim content by payer, text)
+    RuleSpec(
+        "ASSISTANT_SUPERVISOR_MISSING",
+        ERROR,
+        "a PTA/OTA line for a payer that does not let assistants render (Medicare; payers.csv "
+        "assistants_may_render false) has no supervising therapist: supervising_npi missing, "
+        "invalid, or without a name (supervising_last_name/first_name or providers.csv)",
+        "Record the supervising PT/OT (NPI and name) on the visit and re-send it.",
+        CLINICIAN,
+    ),
+    RuleSpec(
+        "ASSISTANT_BILLED_UNDER_SUPERVISOR",
+        INFO,
+        "a PTA/OTA line goes out under the supervising therapist's NPI (rendering provider "
+        "before -> after), with CQ/CO",
+        "No action needed; this is how Medicare takes assistants' services.",
+        BILLER,
+    ),
+    RuleSpec(
+        "PROVIDER_UNKNOWN",
+        WARNING,
+        "a rendering, supervising or referring NPI is not in providers.csv (when the folder "
+        "lists providers): its taxonomy and name come from the extract or the credential",
+        "Add the clinician to providers.csv (NPI, name, credential, NPPES taxonomy), or correct "
+        "the NPI.",
+        REFERENCE_DATA,
+    ),
+    RuleSpec(
+        "REFERRING_MISSING",
+        ERROR,
+        "the payer requires a referring/ordering provider (payers.csv requires_referring) and "
+        "the visit has no valid referring_npi with a name",
+        "Enter the referring physician (NPI and name) from the referral or the plan-of-care "
+        "certification, and re-send the visit.",
+        FRONT_DESK,
+    ),
+    RuleSpec(
+        "INITIAL_TREATMENT_DATE_MISSING",
+        ERROR,
+        "a Medicare chiropractic (CMT) claim, or a Medicare institutional therapy claim, has no "
+        "initial_treatment_date and no plan_of_care_start to fall back on",
+        "Enter the date the episode's treatment started (initial_treatment_date) and re-send.",
+        CLINICIAN,
+    ),
+    RuleSpec(
+        "ACCIDENT_DATE_MISSING",
+        ERROR,
+        "a workers' comp or auto claim (or one with related_cause) has no accident_date and "
+        "no injury_date to fall back on",
+        "Enter the date of the accident or work injury and re-send the visit.",
+        FRONT_DESK,
+    ),
+    RuleSpec(
+        "ACCIDENT_STATE_MISSING",
+        ERROR,
+        "an auto accident claim has no accident_state (837P CLM11-4)",
+        "Enter the state where the auto accident happened and re-send the visit.",
+        FRONT_DESK,
+    ),
+    RuleSpec(
+        "PC_CLAIM_NUMBER_MISSING",
+        WARNING,
+        "a workers' comp or auto claim has no property-and-casualty claim number (REF*Y4)",
+        "Enter the carrier's claim number for the injury; most carriers deny without it.",
+        FRONT_DESK,
+    ),
+    RuleSpec(
+        "EMPLOYER_MISSING",
+        ERROR,
+        "a workers' comp claim has no employer_name (the employer is the insured)",
+        "Enter the patient's employer at the time of the injury and re-send the visit.",
+        FRONT_DESK,
+    ),
+    RuleSpec(
+        "TEXT_TRUNCATED",
+        WARNING,
+        "a name or address is longer than its 837 element and was cut (before -> after)",
+        "Check the claim against the patient's record; shorten the value in the source system "
+        "(e.g. abbreviate the street) so that eligibility matching sees what is on file.",
+        FRONT_DESK,
+    ),
 )
 
 CATALOGUE: dict[str, RuleSpec] = {s.code: s for s in _SPECS}

@@ -44,13 +44,15 @@ from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS, Colum
 _CONTENT = re.compile(rb"[^\xef\xbb\xbf \r\n\t]")  # a byte other than BOM or blank
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 LIST_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "list")
+LOWER_ENUMS = ("subscriber_relationship", "related_cause")  # the other enums are upper-case
+UPPER_TEXTS = ("cpt_code", "patient_state", "accident_state", "rendering_taxonomy")
 _THREADS = pa.cpu_count()  # typing and combine's row selection: one column per task
 # Arrow's CSV reader, see _read_csv: the quick read's blocks, and the blocks of the read that
 # also takes records longer than that
 _QUICK_BLOCK = 1 << 20
 _BLOCK = 64 << 20
 # Limits on a file's shape (docs/extract-format.md), checked before a file is parsed: the
-# extract has 46 columns, and a PM system's extra ones are kept, but a header of a million
+# extract has 59 columns, and a PM system's extra ones are kept, but a header of a million
 # columns would take minutes and GBs to read and type for nothing. A JSON value nested deeper
 # than Python's recursion limit would crash its parser; column values are flat.
 MAX_COLUMNS = 1_000
@@ -479,7 +481,7 @@ def _type_values(col: Column, s: pd.Series) -> tuple[dict[str, pd.Series], Probl
         ).astype("string")
         typed[col.name.replace("_time", "_minute")] = minute
     elif col.kind == "enum":
-        norm = s.str.lower() if col.name == "subscriber_relationship" else s.str.upper()
+        norm = s.str.lower() if col.name in LOWER_ENUMS else s.str.upper()
         problems.append(
             (~empty & ~norm.isin(col.allowed), "{value} is not one of " + "/".join(col.allowed))
         )
@@ -503,7 +505,7 @@ def _type_values(col: Column, s: pd.Series) -> tuple[dict[str, pd.Series], Probl
         if col.pattern:
             ok = s.str.fullmatch(col.pattern).fillna(False).astype(bool)
             problems.append((~empty & ~ok, "{value} has the wrong format"))
-        norm = s.str.upper() if col.name in ("cpt_code", "patient_state") else s
+        norm = s.str.upper() if col.name in UPPER_TEXTS else s
         typed[col.name] = norm.where(~empty).astype("string")
     return typed, problems
 

@@ -1766,7 +1766,9 @@ def _frames(
         at = np.searchsorted(order, src, side="right") - 1  # the copy: the last of its line
         for c, values in new.items():
             col[c][at] = values
-    df = pd.DataFrame({c: col[c] for c in layout.COLUMN_NAMES})
+    n_rows = len(col["line_id"])
+    empty = np.full(n_rows, "", dtype=object)
+    df = pd.DataFrame({c: col[c] if c in col else empty for c in layout.COLUMN_NAMES})
     if rows:
         problems = pd.DataFrame({c: np.concatenate([r[c] for r in rows]) for c in _PROBLEM_COLUMNS})
         problems = problems.sort_values(["encounter_id", "kind"], kind="stable").reset_index(

@@ -25,6 +25,8 @@ SEXES = ("M", "F", "U")
 RELATIONSHIPS = ("self", "spouse", "child", "other")
 CREDENTIALS = ("PT", "PTA", "OT", "OTA", "SLP", "DC", "MD", "DO")
 DISCIPLINES = ("PT", "OT", "SLP", "CHIRO")
+# what a claim is related to (837P CLM11: EM, AA, OA; 837I occurrence codes 04, 01, 05)
+RELATED_CAUSES = ("employment", "auto_accident", "other_accident")
 BODY_REGIONS = (
     "cervical",
     "thoracic",
@@ -93,6 +95,23 @@ COLUMNS: tuple[Column, ...] = (
     Column("group_size", "int", minimum=1),
     Column("place_of_service", "str", required=True, pattern=r"\d{2}"),
     Column("injury_date", "date"),
+    # providers (issue 15): the therapist supervising an assistant (PTA/OTA), the rendering
+    # clinician's own NUCC taxonomy (else providers.csv's), the referring/ordering provider
+    Column("supervising_npi", "str", pattern=r"\d{10}"),
+    Column("supervising_last_name", "str"),
+    Column("supervising_first_name", "str"),
+    Column("rendering_taxonomy", "str", pattern=r"[0-9A-Za-z]{9}[Xx]"),
+    Column("referring_npi", "str", pattern=r"\d{10}"),
+    Column("referring_last_name", "str"),
+    Column("referring_first_name", "str"),
+    # claim content by payer: the first treatment of the episode (Medicare CMT DTP*454,
+    # 837I occurrence codes 35/44/45), the accident or employment the claim is related to
+    Column("initial_treatment_date", "date"),
+    Column("related_cause", "enum", allowed=RELATED_CAUSES),
+    Column("accident_date", "date"),
+    Column("accident_state", "str", pattern=r"[A-Za-z]{2}"),
+    Column("pc_claim_number", "str", max_len=50),
+    Column("employer_name", "str"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -118,4 +137,7 @@ PHI_COLUMNS: tuple[str, ...] = (
     "group_number",
     "prior_auth_number",
     "patient_response",
+    "accident_date",
+    "pc_claim_number",
+    "employer_name",
 )

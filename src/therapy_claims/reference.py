@@ -48,6 +48,9 @@ PAYER_COLUMNS = (
     "max_timed_units_per_day",
     "requires_prior_auth",
     "requires_therapy_modifiers",
+    # the payer's ID at the clearinghouse (NM109 of 2010BB, what claims are routed by), apart
+    # from payer_id, the key the extracts use
+    "clearinghouse_payer_id",
 )
 # cpt_codes.csv may also carry `source` (where each row's flags come from): documentation,
 # optional and never read, so a folder without it loads as before
@@ -67,6 +70,7 @@ FILES = (
     "code_edits.csv",
     "kx_thresholds.csv",
     "fee_schedule.csv",  # optional: a folder without it has an empty fee schedule
+    "providers.csv",  # optional: a folder without it has no provider directory
 )
 
 PAYER_CLASSES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "auto")
@@ -83,7 +87,18 @@ OPTIONAL_PAYER_SETTINGS: dict[str, str] = {
     "kx_action": "",  # empty: hold for Medicare, warn for other payer classes
     "cmt_at_action": "",  # as kx_action
     "timely_filing": "1 year",
+    "assistants_may_render": "",  # empty: false for medicare and medicare_advantage, else true
+    "requires_referring": "false",
+    "claim_filing_indicator_institutional": "",  # empty: MA where the 837P's is MB, else it
 }
+# clinics.csv may carry point_of_origin (837I CL102, UB-04 FL15), default "1" (non-health-care
+# facility point of origin: the patient comes from home or work)
+POINTS_OF_ORIGIN = ("1", "2", "4", "5", "6", "8", "9", "D", "E", "F", "G")
+DEFAULT_POINT_OF_ORIGIN = "1"
+# providers.csv (optional): the clinicians the clinics bill under, by NPI
+PROVIDER_COLUMNS = ("npi", "last_name", "first_name", "credential", "taxonomy")
+TAXONOMY_RE = r"[0-9A-Z]{9}X"
+PAYER_ID_RE = r"[A-Z0-9]{2,80}"
 TIMELY_FILING_UNITS = ("days", "months", "years")
 CLAIM_TYPES = ("professional", "institutional")
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -132,6 +147,9 @@ class Reference:
     # per clinic, payer class and code: unit_charge, allowed_amount (dollars, NaN where not
     # given) and effective_date (NaT: always); empty when the folder has no fee_schedule.csv
     fee_schedule: pd.DataFrame = field(default_factory=lambda: _empty_fee_schedule())
+    # providers.csv by npi (npi, last_name, first_name, credential, taxonomy, source); empty
+    # when the folder has none
+    providers: pd.DataFrame = field(default_factory=lambda: _empty_providers())
 
     def version(self, name: str) -> str:
         """Short version tag of one reference file, for a finding's evidence."""
@@ -311,6 +329,42 @@ def _payer_settings(payers: pd.DataFrame, path: str) -> None:
         )
     payers["timely_filing_count"] = pd.to_numeric(parts[0]).astype(int)
     payers["timely_filing_unit"] = unit
+    medicare = payers["payer_class"].isin(["medicare", "medicare_advantage"])
+    render = payers["assistants_may_render"].str.lower()
+    payers["assistants_may_render"] = render.where(
+        render != "", np.where(medicare, "false", "true")
+    )
+    payers["assistants_may_render"] = _bool(payers, path, "assistants_may_render")
+    payers["requires_referring"] = payers["requires_referring"].str.lower()
+    payers["requires_referring"] = _bool(payers, path, "requires_referring")
+    inst = payers["claim_filing_indicator_institutional"].str.upper()
+    own = payers["claim_filing_indicator"].str.upper()
+    payers["claim_filing_indicator_institutional"] = inst.where(
+        inst != "", own.where(own != "MB", "MA")
+    )
+    sbr09 = ~payers["claim_filing_indicator_institutional"].str.fullmatch(r"[A-Z0-9]{2}")
+    if sbr09.any():
+        i, row = _first_bad(payers, sbr09)
+        raise ReferenceError(
+            f"{path} row {row} column claim_filing_indicator_institutional: "
+            f"{payers['claim_filing_indicator_institutional'].iloc[i]!r} is not a 2-character "
+            "SBR09 code (e.g. MA)"
+        )
+    ids = payers["clearinghouse_payer_id"].str.upper()
+    bad = ~ids.str.fullmatch(PAYER_ID_RE)
+    if bad.any():
+        i, row = _first_bad(payers, bad)
+        raise ReferenceError(
+            f"{path} row {row} column clearinghouse_payer_id: payer "
+            f"{payers['payer_id'].iloc[i]!r} has "
+            + (
+                "no clearinghouse payer ID (the ID the clearinghouse routes its claims by, "
+                "NM109 of the payer loop)"
+                if ids.iloc[i] == ""
+                else f"{payers['clearinghouse_payer_id'].iloc[i]!r}, not 2-80 of A-Z 0-9"
+            )
+        )
+    payers["clearinghouse_payer_id"] = ids
 
 
 def load(directory: str | None = None) -> Reference:
@@ -327,6 +381,11 @@ def load(directory: str | None = None) -> Reference:
 
     p = storage.join(directory, "clinics.csv")
     _check_values(clinics, p, "claim_type", CLAIM_TYPES)
+    if "point_of_origin" not in clinics.columns:
+        clinics["point_of_origin"] = ""
+    origin = clinics["point_of_origin"].str.upper()
+    clinics["point_of_origin"] = origin.where(origin != "", DEFAULT_POINT_OF_ORIGIN)
+    _check_values(clinics, p, "point_of_origin", POINTS_OF_ORIGIN)
     if clinics["clinic_id"].duplicated().any():
         raise ReferenceError(
             f"{p}: duplicate clinic_id {clinics['clinic_id'][clinics['clinic_id'].duplicated()].iloc[0]!r}"
@@ -372,8 +431,9 @@ def load(directory: str | None = None) -> Reference:
     p = storage.join(directory, "kx_thresholds.csv")
     kx = _kx(kx, p)
     fees = _fee_schedule(directory, files, set(clinics["clinic_id"]))
+    providers = _providers(directory, files)
 
-    for table in (clinics, payers, cpt, ncci, mue, modifiers, code_edits, kx, fees):
+    for table in (clinics, payers, cpt, ncci, mue, modifiers, code_edits, kx, fees, providers):
         table.attrs.clear()  # the row numbers were for the messages above only
     return Reference(
         directory=directory,
@@ -387,6 +447,7 @@ def load(directory: str | None = None) -> Reference:
         kx=kx,
         files=files,
         fee_schedule=fees,
+        providers=providers.set_index("npi", drop=False),
     )
 
 
@@ -419,6 +480,50 @@ def _empty_fee_schedule() -> pd.DataFrame:
             "source": pd.Series(dtype=object),
         }
     )
+
+
+def _empty_providers() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in (*PROVIDER_COLUMNS, "source")})
+
+
+def _providers(directory: str, files: list[dict]) -> pd.DataFrame:
+    """``providers.csv`` if the folder has one (else empty): each NPI once, with a valid check
+    digit, a known credential, a 10-character NUCC taxonomy and a name."""
+    from therapy_claims import npi as npi_check
+    from therapy_claims.layout import CREDENTIALS
+
+    name = "providers.csv"
+    path = storage.join(directory, name)
+    if not storage.exists(path):
+        return _empty_providers()
+    df = _read(directory, name, PROVIDER_COLUMNS, files)
+    if "source" not in df.columns:
+        df["source"] = ""
+    df["credential"] = df["credential"].str.upper()
+    df["taxonomy"] = df["taxonomy"].str.upper()
+    checks = (
+        ("npi", ~df["npi"].map(npi_check.is_valid).astype(bool), "is not a valid NPI"),
+        ("npi", df["npi"].duplicated(), "is listed twice"),
+        ("last_name", df["last_name"] == "", "is empty"),
+        ("first_name", df["first_name"] == "", "is empty"),
+        (
+            "credential",
+            ~df["credential"].isin(CREDENTIALS),
+            f"is not one of {', '.join(CREDENTIALS)}",
+        ),
+        (
+            "taxonomy",
+            ~df["taxonomy"].str.fullmatch(TAXONOMY_RE),
+            "is not a 10-character NUCC taxonomy",
+        ),
+    )
+    for column, bad, problem in checks:
+        if bad.any():
+            i, row = _first_bad(df, bad)
+            raise ReferenceError(
+                f"{path} row {row} column {column}: {df[column].iloc[i]!r} {problem}"
+            )
+    return df[[*PROVIDER_COLUMNS, "source"]].astype(object)
 
 
 def _fee_schedule(directory: str, files: list[dict], clinics: set[str]) -> pd.DataFrame:

@@ -69,6 +69,22 @@ CLAIM_FIELDS = [
     "diagnosis_pointers",
     "place_of_service",
     "injury_date",
+    # issue 15: providers and claim content by payer
+    "rendering_credential",
+    "rendering_taxonomy",
+    "supervising_npi",
+    "supervising_last_name",
+    "supervising_first_name",
+    "referring_npi",
+    "referring_last_name",
+    "referring_first_name",
+    "initial_treatment_date",
+    "plan_of_care_start",
+    "related_cause",
+    "accident_date",
+    "accident_state",
+    "pc_claim_number",
+    "employer_name",
 ]
 
 # one interchange per receiver, claim type and submitter; within it, claims in claim_id order
