@@ -97,9 +97,16 @@ def is_na(value: object) -> bool:
         return False
 
 
+def _is_break(ch: str) -> bool:
+    """A character that separates words: whitespace, an X12 delimiter, a control character."""
+    return ch.isspace() or ch in "*:^~|" or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+
+
 def clean_text(value: object, max_len: int | None = None) -> str:
-    """What an X12 element may carry: upper-case ASCII of the basic character set (the
-    delimiters dropped), whitespace runs as one space, stripped, cut to ``max_len``."""
+    """What an X12 element may carry: upper-case ASCII of the basic character set; each
+    whitespace character, X12 delimiter (``* : ^ ~ |``) and control character (C0, DEL, C1)
+    a space and any other character outside the set dropped; space runs as one space,
+    stripped, cut to ``max_len``."""
     if is_na(value):
         return ""
     text = str(value)
@@ -107,7 +114,7 @@ def clean_text(value: object, max_len: int | None = None) -> str:
         text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
         text = text.translate(_TRANSLIT)  # NFKD may expose more (compatibility forms)
-    text = re.sub(r"\s+", " ", text.upper())
+    text = "".join(" " if _is_break(ch) else ch for ch in text.upper())
     text = _NOT_BASIC.sub("", text)
     text = re.sub(r" {2,}", " ", text).strip()
     if max_len is not None and len(text) > max_len:
