@@ -87,6 +87,7 @@ class LineColumns:
         order = np.argsort(codes, kind="stable")
         self.sizes = np.bincount(codes)
         self.starts = np.cumsum(self.sizes) - self.sizes  # claim k: lines starts[k]..+sizes[k]
+        self.order = order  # the input row of each line (claim order)
         self.first = order[self.starts]  # each claim's first row
         self.line_claim = codes[order]
         self.lx = np.arange(n) - np.repeat(self.starts, self.sizes) + 1
@@ -143,10 +144,12 @@ class LineColumns:
         self.npi_ok = npi_ok[self.npi_code]
         self.npi_empty = (self.npi_texts == "")[self.npi_code]
         texts, problem = required(df["rendering_last_name"], "rendering_last_name", 60)
+        self.r_last = texts  # by input row, with what was cut (TEXT_TRUNCATED)
         self.r_last_problem = None if problem is None else problem[order]
         codes, self.r_last_texts = text_codes(texts)
         self.r_last_code = codes[order]
         texts, problem = required(df["rendering_first_name"], "rendering_first_name", 35)
+        self.r_first = texts
         self.r_first_problem = None if problem is None else problem[order]
         codes, self.r_first_texts = text_codes(texts)
         self.r_first_code = codes[order]
