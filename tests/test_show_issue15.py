@@ -24,7 +24,7 @@ WC_837P = "~\n".join(
         "N4*SPRINGFIELD*IL*627011234",
         "REF*EI*123456789",
         "HL*2*1*22*1",
-        "SBR*P*******WC",
+        "SBR*P********WC",
         "NM1*IL*2*PRAIRIE STATE LOGISTICS LLC*****MI*WC12345678",
         "REF*Y4*WC24-1234567",
         "NM1*PR*2*SAMPLE WORKERS COMP CARRIER*****PI*99WCC",

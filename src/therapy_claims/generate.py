@@ -2081,8 +2081,8 @@ def _claim_content_cases(
     """A few encounters (1 in 2,000, at least 2) of each ``CONTENT_KINDS`` case, on
     encounters no other problem or case touched, picked evenly (no random draw): a Medicare
     assistant's visit without its supervisor, a visit of a payer requiring a referring
-    provider without one, a Medicare CMT visit of a patient without a plan of care and
-    without its initial treatment date, a workers' comp visit without the employer, an auto
+    provider without one, a Medicare CMT visit without its initial treatment date and
+    without a plan of care, a workers' comp visit without the employer, an auto
     visit without the accident state, a workers' comp or auto visit without the P&C claim
     number, a patient street and a last name of more than 60 characters (cut in the 837), a
     last name with ``*`` inside. Listed in the problems frame (``CONTENT_FINDINGS`` gives the
@@ -2111,9 +2111,6 @@ def _claim_content_cases(
     cls = services.cls
     required = payers["requires_referring"].to_numpy(dtype=bool)[services.payer]
     cmt = np.bincount(lines.enc[lines.is_cmt], minlength=len(ids)) > 0
-    no_poc = ~night.col["plan_of_care_start"].astype(bool)[
-        np.searchsorted(lines.enc, np.arange(len(ids)))
-    ]
     everyone = np.ones(len(ids), dtype=bool)
     cases = (
         (
@@ -2128,8 +2125,8 @@ def _claim_content_cases(
         ),
         (
             "cmt_without_initial_date",
-            (cls == "medicare") & cmt & no_poc,
-            {"initial_treatment_date": ""},
+            (cls == "medicare") & cmt,
+            {"initial_treatment_date": "", "plan_of_care_start": "", "plan_of_care_end": ""},
         ),
         ("employer_missing", cls == "workers_comp", {"employer_name": ""}),
         ("accident_state_missing", cls == "auto", {"accident_state": ""}),
