@@ -13,9 +13,9 @@ lines, held here (in score) so that the 837 writer never meets a claim it cannot
   own claim number (REF*Y4); the claim goes out without it.
 - EMPLOYER_MISSING: a workers' comp claim names the employer as the insured.
 
-The values are claim-level (the writer reads a claim's first line); the extract repeats them on
-every line of a visit, so each line that lacks a value its claim needs gets the finding. Every
-column is checked once per distinct value.
+The values are claim-level (the writer reads a claim's first line) and the extract repeats them
+on every line of a visit: a claim gets one finding, on its lowest line_id among the lines that
+lack the value. Every column is checked once per distinct value.
 """
 
 from __future__ import annotations
@@ -75,6 +75,13 @@ def related_causes(night: Night) -> dict[str, np.ndarray]:
     }
 
 
+def one_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim (the lowest line_id): the findings are about the claim."""
+    if rows.empty:
+        return rows
+    return rows.sort_values("line_id", kind="mergesort").drop_duplicates("claim_id", keep="first")
+
+
 def per_claim(night: Night, mask: np.ndarray) -> np.ndarray:
     """Per line: some line of its claim (``claim_id``) is in ``mask``."""
     codes, _ = pd.factorize(night.lines["claim_id"], use_na_sentinel=False)
@@ -129,8 +136,9 @@ def _treatment_started(night: Night, institutional: np.ndarray) -> pd.DataFrame:
     cmt_claim = per_claim(night, isin(night, "cpt_code", CMT_CODES)) & ~institutional
     no_start = empty(night, "initial_treatment_date") & empty(night, "plan_of_care_start")
     hit = medicare & (cmt_claim | institutional) & no_start
-    rows = select(lines, hit, "payer_id", "cpt_code", "date_of_service")
-    inst = institutional[hit]
+    columns = ("claim_id", "claim_type", "payer_id", "cpt_code", "date_of_service")
+    rows = one_per_claim(select(lines, hit, *columns))
+    inst = rows["claim_type"].eq("institutional").fillna(False).to_numpy(dtype=bool)
     what = np.where(
         inst,
         "therapy claim (837I) cannot carry occurrence codes 35/44/45 (date treatment started)",
@@ -160,8 +168,11 @@ def _treatment_started(night: Night, institutional: np.ndarray) -> pd.DataFrame:
 
 def _accident_date(night: Night, causes: dict[str, np.ndarray], hit: np.ndarray) -> pd.DataFrame:
     """ACCIDENT_DATE_MISSING: a related cause without accident_date or injury_date."""
-    rows = select(night.lines, hit, "payer_id", "cpt_code", "date_of_service")
-    cause = np.select([causes[c][hit] for c in CAUSE_TEXT], list(CAUSE_TEXT.values()), "")
+    at = np.flatnonzero(hit)
+    cause = np.select([causes[c][at] for c in CAUSE_TEXT], list(CAUSE_TEXT.values()), "")
+    columns = ("claim_id", "payer_id", "cpt_code", "date_of_service")
+    rows = select(night.lines, hit, *columns).assign(cause=cause)
+    rows = one_per_claim(rows)
     return findings.make(
         "ACCIDENT_DATE_MISSING",
         rows,
@@ -170,7 +181,7 @@ def _accident_date(night: Night, causes: dict[str, np.ndarray], hit: np.ndarray)
             "the claim (payer ",
             rows["payer_id"],
             ") is related to ",
-            cause,
+            rows["cause"],
             ": ",
             code_on_date(rows),
             " has no accident_date and no injury_date, so the accident date (DTP*439) "
@@ -183,7 +194,8 @@ def _accident_date(night: Night, causes: dict[str, np.ndarray], hit: np.ndarray)
 def _accident_state(night: Night, hit: np.ndarray) -> pd.DataFrame:
     """ACCIDENT_STATE_MISSING: an 837P auto accident claim without accident_state."""
     hit = hit & empty(night, "accident_state")
-    rows = select(night.lines, hit, "payer_id", "cpt_code", "date_of_service")
+    columns = ("claim_id", "payer_id", "cpt_code", "date_of_service")
+    rows = one_per_claim(select(night.lines, hit, *columns))
     return findings.make(
         "ACCIDENT_STATE_MISSING",
         rows,
@@ -201,7 +213,8 @@ def _accident_state(night: Night, hit: np.ndarray) -> pd.DataFrame:
 
 def _simple(night: Night, code: str, hit: np.ndarray, problem: str, evidence: str) -> pd.DataFrame:
     """A claim of a workers' comp / auto payer without a value it should carry."""
-    rows = select(night.lines, hit, "payer_id", "payer_class", "cpt_code", "date_of_service")
+    columns = ("claim_id", "payer_id", "payer_class", "cpt_code", "date_of_service")
+    rows = one_per_claim(select(night.lines, hit, *columns))
     return findings.make(
         code,
         rows,
