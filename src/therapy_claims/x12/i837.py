@@ -54,8 +54,15 @@ def occurrence_codes(claims: ClaimColumns) -> Texts:
     c = claims
     has = [c.disciplines[d] for d in OCCURRENCE_CODES]
     medicare = c.needs_start.astype(np.int64)
-    parts = (medicare, *has, c.started.codes, c.plan_of_care.codes, c.cause, c.accident.codes)
-    key, rep = groups(*parts)
+    on = medicare > 0
+    # values only where they are written (few distinct combinations on a night)
+    key, rep = groups(
+        *(on & h for h in has),
+        np.where(on, c.started.codes + 1, 0),
+        np.where(on, c.plan_of_care.codes + 1, 0),
+        c.cause,
+        np.where(c.cause > 0, c.accident.codes + 1, 0),
+    )
     codes = list(OCCURRENCE_CODES.values())
     causes = [code for _, code in RELATED_CAUSES.values()]
 

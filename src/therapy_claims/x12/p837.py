@@ -39,8 +39,15 @@ def clm11_and_dates(claims: ClaimColumns) -> Texts:
     DTP*439 (accident: claims with a related cause); made once per distinct combination."""
     c = claims
     show454 = c.needs_start.astype(np.int64)
-    parts = (c.cause, c.accident_state.codes, c.onset.codes, show454, c.started.codes)
-    key, rep = groups(*parts, c.accident.codes)
+    related = c.cause > 0
+    # values only where they are written (few distinct combinations on a night)
+    key, rep = groups(
+        c.cause,
+        np.where(related, c.accident_state.codes + 1, 0),
+        c.onset.codes,
+        np.where(show454, c.started.codes + 1, 0),
+        np.where(related, c.accident.codes + 1, 0),
+    )
     causes = [code for code, _ in RELATED_CAUSES.values()]
 
     def text(r: int) -> str:
