@@ -256,7 +256,7 @@ def test_dependent_patient_claim_validates(ref):
         "HL*2*1*22*1",
         "SBR*P**GRP123******CI",
         "NM1*IL*1*DOE*MARY****MI*MEMBER123",
-        "NM1*PR*2*SAMPLE COMMERCIAL PPO*****PI*COM01",
+        "NM1*PR*2*SAMPLE COMMERCIAL PPO*****PI*99COM",
         "HL*3*2*23*0",
         "PAT*19",
         "NM1*QC*1*DOE*JANE",
@@ -591,7 +591,7 @@ def test_837i_claim_validates(ref):
     assert segs[i : i + 7] == [
         "CLM*ICN0001*345.5***13:A:1**A*Y*Y",
         "DTP*434*RD8*20240110-20240117",
-        "CL1*3**01",
+        "CL1*3*1*01",
         "REF*G1*AUTH12345",
         "HI*ABK:M5450",
         "HI*ABF:M6281*ABF:R2689",
@@ -817,6 +817,8 @@ def varied_lines(institutional: bool = False) -> pd.DataFrame:
             "patient_dob": pd.Timestamp("1980-01-01") + pd.Timedelta(days=c % 5),
             "member_id": f"M{c % 7}",
             "prior_auth_number": pd.NA if c % 4 else f"AUTH{c}",
+            # (Medicare 837I claims carry the date treatment started: occurrence codes)
+            "plan_of_care_start": pd.Timestamp("2024-01-02") + pd.Timedelta(days=c % 2),
         }
         if c % 3 == 1:
             claim |= {

@@ -109,7 +109,8 @@ _SPECS = (
     RuleSpec(
         "DIAGNOSIS_INVALID",
         ERROR,
-        "malformed ICD-10-CM code, or a pointer outside the list",
+        "malformed ICD-10-CM code, a pointer outside the list, or more diagnoses than the "
+        "claim holds (837P 12, 837I 25)",
         "Correct the diagnosis codes or pointers in the chart.",
         CODER,
     ),
