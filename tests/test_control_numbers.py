@@ -177,6 +177,17 @@ def test_a_submitter_stops_at_isa13_s_last_number(url):  # noqa: F811
     store.close()
 
 
+def test_a_database_failure_while_numbering_is_one_line_naming_it(tmp_path):
+    db = tmp_path / "ledger.sqlite"
+    store = ledger_store.Store(str(db))
+    with sqlite3.connect(db) as conn:  # a database that cannot number (a broken table)
+        conn.execute("DROP TABLE control_counters")
+    with pytest.raises(RunError, match=rf"number claim files in ledger database {db}: .*"):
+        store.control_numbers("r1", RD, [("SUBA", "R1", "a" * 64)])
+    assert store.query("SELECT count(*) FROM control_numbers") == [(0,)]  # nothing kept
+    store.close()
+
+
 def test_a_legacy_ledger_continues_above_its_old_numbers(tmp_path):
     """A database written before control numbers were counted (runs of nights numbered
     YYDDD + sequence): the counters start above every number those nights could have used."""

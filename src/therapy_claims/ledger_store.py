@@ -324,6 +324,24 @@ class Store:
         bound to their content, so a rerun of the same content gets them again and other
         content never does. ``RunError`` (nothing changed) when a submitter would pass
         ISA13's 999,999,999."""
+        try:
+            return self._control_numbers(run_id, run_date, files)
+        except self._errors() as exc:
+            raise RunError(
+                f"number claim files in ledger database {_safe(self.url)}: {_first_line(exc)}"
+            ) from None
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """The database driver's errors (a failure of the database, not of this code)."""
+        if self.postgres:
+            import psycopg
+
+            return (psycopg.Error,)
+        return (sqlite3.Error,)
+
+    def _control_numbers(
+        self, run_id: str, run_date: str, files: list[tuple[str, str, str]]
+    ) -> list[int]:
         wanted = list(dict.fromkeys(files))
         with self.transaction():
             numbers = {key: n for key in wanted if (n := self._number_of(key)) is not None}
