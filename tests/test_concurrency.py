@@ -5,6 +5,7 @@ ends up in two nights' files, and the ledger database agrees with the files."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from therapy_claims import generate, ledger, nights, pipeline, storage
-from therapy_claims.x12 import reader
+from therapy_claims.x12 import envelope, reader
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,18 @@ def test_with_wait_the_runs_queue_and_no_claim_is_billed_twice(landing, tmp_path
     sent = ledger.read(str(out))
     assert set(sent["claim_key"]) == set().union(*by_night.values())
     assert set(sent["run_date"]) == {"2026-11-28"}
+    # every committed file's control number is its own in the ledger database (one number,
+    # one content: the database's primary key); the nights' files never share one
+    with sqlite3.connect(out / ".ledger" / "ledger.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT submitter_id, control_number, content_sha256 FROM control_numbers"
+        ).fetchall()
+    numbers = {(s, n): d for s, n, d in rows}
+    seen = set()
+    for m in nights.all_committed(str(out)).values():
+        for f in m["claim_files"]:
+            data = storage.read_bytes(f["path"])
+            isa = data.split(b"~", 1)[0].decode("ascii").split("*")
+            key = (isa[6].strip(), int(isa[13]))
+            assert numbers[key] == envelope.content_digest(data) and key not in seen
+            seen.add(key)

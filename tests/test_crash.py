@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from therapy_claims import generate, ledger_store, nights, pipeline, runtime, storage
-from therapy_claims.x12 import reader
+from therapy_claims.x12 import envelope, reader
 
 RD = "2026-11-28"
 
@@ -167,6 +167,25 @@ def _ledger_rows(out: Path) -> list[tuple]:
         ).fetchall()
 
 
+def _numbers_agree(out: Path, numbers_before: dict) -> dict:
+    """Every committed claim file's (ISA06, ISA13) is in the ledger database with the file's
+    content, and no number the database gave before carries other content now. Returns the
+    database's numbers: (submitter, number) -> content digest."""
+    db = Path(out) / ".ledger" / "ledger.sqlite"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT submitter_id, control_number, content_sha256 FROM control_numbers"
+        ).fetchall()
+    numbers = {(s, n): d for s, n, d in rows}
+    assert all(numbers.get(k) == d for k, d in numbers_before.items())
+    m = nights.committed(str(out), RD)
+    for f in m["claim_files"] if m else []:
+        data = storage.read_bytes(f["path"])
+        isa = data.split(b"~", 1)[0].decode("ascii").split("*")
+        assert numbers[(isa[6].strip(), int(isa[13]))] == envelope.content_digest(data)
+    return numbers
+
+
 def _converged(landing: Path, out: Path, sent_before: set[str]) -> None:
     """The next run of the night converges: the ledger's sent claims of the night are the
     committed files' claims, nothing is left reserved, no claim sent before is forgotten."""
@@ -191,6 +210,7 @@ def test_a_crash_at_every_publish_step_leaves_the_old_or_the_new_night(landing, 
             pipeline.run(_cfg(landing, out), parallel=False)
             before = _reader_view(out)
         sent_before = {r[0] for r in _ledger_rows(out) if r[2] == "sent"}
+        numbers_before = _numbers_agree(out, {}) if rerun else {}
         code = _crash(landing, out, step)
         assert code in (-signal.SIGKILL, 0), (step, code)
         crashed += code == -signal.SIGKILL
@@ -204,7 +224,11 @@ def test_a_crash_at_every_publish_step_leaves_the_old_or_the_new_night(landing, 
         sent = {r[0] for r in _ledger_rows(out) if r[2] == "sent" and r[3] == RD}
         assert sent <= committed | (before[1] if before else set()), step
         assert sent_before <= {r[0] for r in _ledger_rows(out) if r[2] == "sent"}, step
+        numbers = _numbers_agree(out, numbers_before)
         _converged(landing, out, sent_before)
+        # the same content throughout: once numbered (all files at once), the runs after
+        # reuse the numbers
+        assert not numbers or _numbers_agree(out, numbers) == numbers, step
     assert crashed == len(STEPS)  # every step was reached, and crashed
 
 

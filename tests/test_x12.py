@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 
@@ -756,7 +757,9 @@ def test_rejected_claims_keep_their_place_in_the_transaction_sets(ref, monkeypat
 
 
 @pytest.mark.parametrize("institutional", [False, True])
-@pytest.mark.parametrize("first, second", [(17, 263320004), (263320009, 1), (5, 5)])
+@pytest.mark.parametrize(
+    "first, second", [(17, 263320004), (263320009, 1), (5, 5), (999_999_999, 1)]
+)
 def test_renumber_gives_the_bytes_built_with_that_number(
     ref, monkeypatch, institutional, first, second
 ):
@@ -775,6 +778,21 @@ def test_renumber_gives_the_bytes_built_with_that_number(
     assert_valid(x12.renumber(built_first, second))
     bht = [s for s in segments(built_second) if s.startswith("BHT*")]
     assert len(bht) == 3 and all(s.split("*")[3].startswith(str(second)) for s in bht)
+
+
+def test_the_content_digest_is_the_file_built_under_the_provisional_number(ref):
+    """Publish numbers files by their content: the file with its control numbers normalised.
+    A file built under any number has the digest of its bytes built under the provisional
+    one; other content has another digest."""
+    from therapy_claims.x12.envelope import PROVISIONAL, content_digest
+
+    df = frame(line())
+    provisional = build(ref, df, interchange_control_number=PROVISIONAL)
+    expected = hashlib.sha256(provisional.encode("ascii")).hexdigest()
+    for number in (1, 263320004, PROVISIONAL):
+        assert content_digest(build(ref, df, interchange_control_number=number)) == expected
+    other = build(ref, frame(line(charge_amount=99.0)), interchange_control_number=1)
+    assert content_digest(other) != expected
 
 
 def test_renumber_checks_the_number(ref):

@@ -14,6 +14,16 @@ Tables:
   own one claim. A claim is **sent** once that run is committed; a sent claim's row is never
   deleted, so a rerun of its night never forgets it.
 - ``runs``: each run that reserved claims: ``reserved``, ``committed`` or ``abandoned``.
+- ``control_numbers``: every interchange control number (ISA13/GS06) ever given to a file, per
+  submitter (ISA06), with the receiver and the SHA-256 of the content it carried
+  (``x12.envelope.content_digest``: the file with its control numbers normalised). The primary
+  key (submitter, number) makes a number carry one content; a unique index (submitter,
+  receiver, content) gives the same content its number again, so a rerun of unchanged content
+  writes the same bytes. Rows are never deleted, not even for a run that crashed or failed: a
+  number once given is spent.
+- ``control_counters``: per submitter, the last number given; ``settings``
+  ``control_number_floor``: where a submitter's counter starts (above every number a ledger
+  of the old YYDDD scheme, or the ledger layers a new database took in, recorded).
 
 What each run sent (CLM01s, files, control numbers, charges) is its ledger layer, which the
 night's manifest names (``therapy_claims.ledger``): the database keeps only what the guarantee
@@ -39,12 +49,13 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from therapy_claims import nights, storage
 from therapy_claims.config import RunConfig, RunError
+from therapy_claims.x12 import envelope
 
 log = logging.getLogger("therapy_claims")
 
@@ -67,7 +78,26 @@ SCHEMA = [
         settled_at TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS runs_state ON runs (state, run_date)",
+    """CREATE TABLE IF NOT EXISTS control_numbers (
+        submitter_id TEXT NOT NULL,
+        control_number BIGINT NOT NULL,
+        receiver_id TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        run_date TEXT NOT NULL,
+        first_run_id TEXT NOT NULL,
+        assigned_at TEXT NOT NULL,
+        PRIMARY KEY (submitter_id, control_number)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS control_numbers_content "
+    "ON control_numbers (submitter_id, receiver_id, content_sha256)",
+    """CREATE TABLE IF NOT EXISTS control_counters (
+        submitter_id TEXT PRIMARY KEY,
+        last_number BIGINT NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
 ]
+# settings: where a new submitter's counter starts (its first number is one more)
+FLOOR = "control_number_floor"
 # the claims a night owns and that are sent: their key's first run is committed
 SENT_KEYS = "FROM claim_keys k JOIN runs r ON r.run_id = k.first_run_id WHERE r.state = 'committed'"
 
@@ -123,6 +153,23 @@ class Store:
         with self.transaction():
             for statement in SCHEMA:
                 self._exec(statement)
+            if not self.query("SELECT value FROM settings WHERE name = ?", (FLOOR,)):
+                self._start_counters()
+
+    def _start_counters(self) -> None:
+        """The first time this database numbers files: counters start above every number
+        the old scheme (YYDDD of the run date + a sequence) could have given the nights it
+        already records (none for a new database)."""
+        run_dates = []
+        for (rd,) in self.query("SELECT DISTINCT run_date FROM runs"):
+            try:
+                run_dates.append(date.fromisoformat(str(rd)))
+            except ValueError:  # not a night's date: the old scheme numbered no file for it
+                continue
+        self._exec(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (FLOOR, envelope.legacy_ceiling(run_dates)),
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -264,12 +311,112 @@ class Store:
                 log.warning("ledger: run %s of %s was never committed: released", run_id, run_date)
         return settled
 
+    # ----------------------------------------------------------------------- control numbers
+
+    def control_numbers(
+        self, run_id: str, run_date: str, files: list[tuple[str, str, str]]
+    ) -> list[int]:
+        """The interchange control number of each file (``files``: its ``(submitter_id,
+        receiver_id, content_sha256)``, in the night's file order), in one transaction: the
+        number that content already carried for that submitter and receiver, else the next of
+        the submitter's counter (new content numbered in file order). Committed before any
+        file is written, and never given back: a crash after this leaves the numbers spent,
+        bound to their content, so a rerun of the same content gets them again and other
+        content never does. ``RunError`` (nothing changed) when a submitter would pass
+        ISA13's 999,999,999."""
+        try:
+            return self._control_numbers(run_id, run_date, files)
+        except self._errors() as exc:
+            raise RunError(
+                f"number claim files in ledger database {_safe(self.url)}: {_first_line(exc)}"
+            ) from None
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """The database driver's errors (a failure of the database, not of this code)."""
+        if self.postgres:
+            import psycopg
+
+            return (psycopg.Error,)
+        return (sqlite3.Error,)
+
+    def _control_numbers(
+        self, run_id: str, run_date: str, files: list[tuple[str, str, str]]
+    ) -> list[int]:
+        wanted = list(dict.fromkeys(files))
+        with self.transaction():
+            numbers = {key: n for key in wanted if (n := self._number_of(key)) is not None}
+            new = [key for key in wanted if key not in numbers]
+            for submitter in dict.fromkeys(key[0] for key in new):
+                mine = [key for key in new if key[0] == submitter]
+                first = self._take_numbers(submitter, len(mine))
+                for number, key in enumerate(mine, first):
+                    # a run numbering the same content at this moment (another output on this
+                    # database) may have given it a number first: it keeps that one, and
+                    # this number stays unused
+                    self._exec(
+                        "INSERT INTO control_numbers (submitter_id, control_number, "
+                        "receiver_id, content_sha256, run_date, first_run_id, assigned_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                        "(submitter_id, receiver_id, content_sha256) DO NOTHING",
+                        (submitter, number, key[1], key[2], run_date, run_id, _now()),
+                    )
+                    numbers[key] = self._number_of(key)
+        return [int(numbers[key]) for key in files]
+
+    def _number_of(self, key: tuple[str, str, str]) -> int | None:
+        rows = self.query(
+            "SELECT control_number FROM control_numbers "
+            "WHERE submitter_id = ? AND receiver_id = ? AND content_sha256 = ?",
+            key,
+        )
+        return int(rows[0][0]) if rows else None
+
+    def _take_numbers(self, submitter: str, n: int) -> int:
+        """The first of ``n`` new numbers of the submitter's counter (within a transaction:
+        the counter's row stays locked until it ends, so runs at once queue for it)."""
+        self._exec(
+            "INSERT INTO control_counters (submitter_id, last_number) "
+            "SELECT ?, value FROM settings WHERE name = ? ON CONFLICT (submitter_id) DO NOTHING",
+            (submitter, FLOOR),
+        )
+        self._exec(
+            "UPDATE control_counters SET last_number = last_number + ? WHERE submitter_id = ?",
+            (n, submitter),
+        )
+        ((last,),) = self.query(
+            "SELECT last_number FROM control_counters WHERE submitter_id = ?", (submitter,)
+        )
+        if int(last) > envelope.MAX_CONTROL_NUMBER:
+            raise RunError(
+                f"submitter {submitter} has no interchange control numbers left (ISA13 stops "
+                f"at {envelope.MAX_CONTROL_NUMBER:,}; {n} more needed): nothing was published; "
+                "agree a new submitter id (ISA06) with the clearinghouse"
+            )
+        return int(last) - n + 1
+
+    def raise_floor(self, number: int) -> None:
+        """Counters (and those yet to start) continue above ``number``: a number the ledger
+        recorded elsewhere (a ledger layer taken in) is never given again."""
+        with self.transaction():
+            self._exec(
+                "UPDATE settings SET value = ? WHERE name = ? AND value < ?",
+                (number, FLOOR, number),
+            )
+            self._exec(
+                "UPDATE control_counters SET last_number = ? WHERE last_number < ?",
+                (number, number),
+            )
+
     # ----------------------------------------------------------------------- reading
 
     def import_rows(self, rows: pd.DataFrame, run_id: str) -> int:
         """Record ledger rows published before this database existed, as sent."""
         if rows.empty:
             return 0
+        if "interchange_control_number" in rows:
+            numbers = pd.to_numeric(rows["interchange_control_number"], errors="coerce")
+            if numbers.notna().any():
+                self.raise_floor(int(numbers.max()))
         for run_date, part in rows.groupby("run_date", sort=True):
             self.reserve(f"{run_id}-{run_date}", str(run_date), part, adopting=True)
             self.mark_sent(f"{run_id}-{run_date}")

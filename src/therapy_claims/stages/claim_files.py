@@ -4,8 +4,9 @@ and building a batch of interchanges' files.
 ``plan`` works out, from the sort keys alone, where every billed line goes; ``build_batch``
 builds the files of some interchanges from the staged tables. The runtime decides where a
 batch is built (this process or a second one): the files are the same bytes either way,
-because each is built under a provisional control number and publish numbers them across the
-night afterwards (``x12.renumber``).
+because each is built under the provisional control number (``x12.envelope.PROVISIONAL``) and
+publish numbers them afterwards (``x12.renumber``) with the numbers the ledger database gives
+their content (``content_digest``, taken here, where the file is built).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from therapy_claims import ledger, reference, storage, timing, x12
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover, mapped_table
 from therapy_claims.stages.ingest import RAW, mapped_raw
+from therapy_claims.x12.envelope import PROVISIONAL, content_digest
 
 log = logging.getLogger("therapy_claims")
 
@@ -304,8 +306,8 @@ def build_batch(
     cfg: RunConfig, jobs: list[ClaimJob], scored, raw=None, ref=None
 ) -> tuple[list[list[dict]], dict]:
     """Build the claim files of some interchanges. Per job, its files in order, each built
-    under a provisional control number (its place in the interchange: 1, 2, ...); publish
-    numbers them across the night and renumbers the text. ``scored`` is the scored columns'
+    under the provisional control number with its content digest; publish numbers them and
+    renumbers the text. ``scored`` is the scored columns'
     Arrow table, or the path of an Arrow file of them to map (a second process); without
     ``raw`` the raw layer's claim fields are read from the staging area. Returns the files
     with the timings recorded here."""
@@ -330,10 +332,11 @@ def build_batch(
 def interchange_files(
     cfg: RunConfig, ref: reference.Reference, key: tuple, group: pd.DataFrame
 ) -> list[dict]:
-    """The claim files of one interchange (``group``: its lines in claim-file order), numbered
-    from 1 within it. Every claim reaching here was checked by score: a claim the writer
+    """The claim files of one interchange (``group``: its lines in claim-file order), under
+    the provisional control number, each with its ``submitter_id`` and ``content_sha256``
+    (what publish numbers it by). Every claim reaching here was checked by score: a claim the writer
     still leaves out is a bug, and fails publish rather than going unbilled unseen."""
-    receiver, claim_type, _submitter = key
+    receiver, claim_type, submitter = key
     kind = "837I" if claim_type == "institutional" else "837P"
     args = {
         "clinics": ref.clinics,
@@ -346,10 +349,13 @@ def interchange_files(
     }
     build = x12.build_837i if kind == "837I" else x12.build_837p
     out = []
-    for chunk, text, placed, seq in cut_files(build, group, args, cfg):
+    for chunk, text, placed, _seq in cut_files(build, group, args, cfg):
+        data = text.encode("ascii")
         out.append(
             {
-                "data": text.encode("ascii"),
+                "data": data,
+                "content_sha256": content_digest(data),
+                "submitter_id": submitter,
                 "receiver_id": receiver,
                 "claim_type": kind,
                 "claims": int(chunk["claim_id"].nunique()),
@@ -361,7 +367,7 @@ def interchange_files(
                     file="",
                     claim_type=kind,
                     receiver_id=receiver,
-                    icn=x12.control_number(cfg.run_date, seq),
+                    icn=PROVISIONAL,
                     placed=placed,
                 ),
             }
@@ -373,8 +379,9 @@ def cut_files(
     build: Callable[..., str], group: pd.DataFrame, args: dict, cfg: RunConfig
 ) -> Iterator[tuple[pd.DataFrame, str, dict[str, str], int]]:
     """Split one interchange's lines into claim files within ``cfg.max_file_bytes``, building
-    each file once, numbered ``x12.control_number(run_date, seq)`` for ``seq`` from 1; yields
-    ``(lines, text, placed, seq)`` per file.
+    each file once, under the provisional control number (nine digits, as long as any final
+    number: renumbering never makes a file longer); yields ``(lines, text, placed, seq)`` per
+    file, ``seq`` its place in the interchange from 1.
 
     A group is cut between claims (never between the parts of a split claim), in claim order,
     sized by its lines from the bytes per line of what was built so far, so a rerun cuts it
@@ -413,7 +420,7 @@ def cut_files(
         with timing.record("x12"):  # the 837 writer alone (part of "claims")
             text = build(
                 part,
-                interchange_control_number=x12.control_number(cfg.run_date, seq + 1),
+                interchange_control_number=PROVISIONAL,
                 rejected=dropped,
                 placed=placed,
                 **args,

@@ -153,25 +153,38 @@ def _finish(cfg: RunConfig, handover: Handover, files: list[dict]) -> None:
     handover.flush()  # every file of the night is in this run's folders
 
 
+def control_numbers(cfg: RunConfig, built: list[dict]) -> list[int]:
+    """Each built file's interchange control number, from the ledger database (committed
+    there before any file is written): what its content carried before, else the next of
+    its submitter's counter (``ledger_store.Store.control_numbers``)."""
+    wanted = [(f["submitter_id"], f["receiver_id"], f["content_sha256"]) for f in built]
+    if not wanted:
+        return []
+    with timing.record("number"), ledger_store.opened(cfg) as store:
+        return store.control_numbers(cfg.run_id, cfg.rd, wanted)
+
+
+def claim_file_name(f: dict, icn: int) -> str:
+    """``<receiver>_<claim type>_<submitter>_<ISA13>.x12``: each submitter counts its own
+    numbers, so the submitter keeps two submitters' files to one receiver apart."""
+    return f"{f['receiver_id']}_{f['claim_type']}_{f['submitter_id']}_{icn:09d}.x12"
+
+
 def _number_and_write(
     cfg: RunConfig, built: list[list[dict]]
 ) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Number the built files across the night, in interchange order, and write them: each
-    file is checksummed and written on a thread (both let go of the GIL) while the next one
-    is renumbered. Returns the files' manifest entries and their ledger rows."""
+    """Number the built files (``control_numbers``), in interchange order, and write them:
+    each file is checksummed and written on a thread (both let go of the GIL) while the next
+    one is renumbered. Returns the files' manifest entries and their ledger rows."""
     files: list[dict] = []
     ledger_rows: list[pd.DataFrame] = []
     saved: list[Future] = []
-    seq = 0
+    flat = [f for job in built for f in job]
+    numbers = control_numbers(cfg, flat)
     with ThreadPoolExecutor(2, thread_name_prefix="tc-claims") as io:
-        for f in (f for job in built for f in job):
-            seq += 1
-            try:
-                icn = x12.control_number(cfg.run_date, seq)
-            except ValueError as exc:
-                raise RunError(str(exc)) from None
+        for f, icn in zip(flat, numbers, strict=True):
             data = x12.renumber(f.pop("data"), icn)
-            fname = f"{f['receiver_id']}_{f['claim_type']}_{icn:09d}.x12"
+            fname = claim_file_name(f, icn)
             path = storage.join(cfg.final("claims"), fname)
             saved.append(io.submit(_save_claim_file, cfg.staged("claims", fname), data))
             files.append(

@@ -2,26 +2,52 @@
 transaction set, GE/IEA at the end; control numbers and renumbering a built file.
 
 The interchange control number is in ISA13, GS06, each BHT03 (``<number><ST02>``), GE02 and
-IEA02 and nowhere else, so claim files can be built apart and numbered in order afterwards
-(:func:`renumber`).
+IEA02 and nowhere else, so claim files are built under :data:`PROVISIONAL` and numbered
+afterwards (:func:`renumber`), once the ledger database has given each file its number: the
+same content keeps its number, other content gets a new one from the submitter's counter
+(``ledger_store.Store.control_numbers``). :func:`content_digest` is what "the same content"
+means: the file's bytes with its control numbers set to :data:`PROVISIONAL`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 
 from therapy_claims.x12.fields import Invalid, exact, req
 
+# ISA13 is nine digits: the last number a submitter can ever use
+MAX_CONTROL_NUMBER = 999_999_999
+# the number files are built under before they have their own. Nine digits, the most a final
+# number has, so no final file is longer than it was built (files are cut to a size limit)
+PROVISIONAL = MAX_CONTROL_NUMBER
+
 
 def control_number(run_date: date, sequence: int) -> int:
-    """ISA13/GS06: YYDDD of the run date then a 4-digit sequence. The same inputs give the same
-    numbers; another run date never reuses them (until the two-digit year wraps in 100 years).
+    """ISA13/GS06 of the scheme before issue 15: YYDDD of the run date then a 4-digit sequence.
+    No longer given to files (two runs of one run date with different content reused them);
+    kept to bound the numbers a ledger of that time recorded (:func:`legacy_ceiling`).
 
     Raises ``ValueError`` for a sequence outside 1..9999 (too many claim files for a night).
     """
     if not 1 <= sequence <= 9999:
         raise ValueError(f"too many claim files for one night ({sequence})")
     return int(run_date.strftime("%y%j")) * 10000 + sequence
+
+
+def legacy_ceiling(run_dates: list[date]) -> int:
+    """The largest number the old YYDDD scheme could have given a file of these run dates (0
+    for none): a submitter's counter starts above it, so numbers a legacy ledger recorded are
+    never given again. (The largest of them all, not the latest night's: the year wraps.)"""
+    return max((control_number(d, 9999) for d in run_dates), default=0)
+
+
+def content_digest(data: str | bytes) -> str:
+    """SHA-256 (hex) of a built interchange with its control numbers normalised (set to
+    :data:`PROVISIONAL`): two files with the same digest differ in their control numbers
+    alone. A file as built (under :data:`PROVISIONAL`) is hashed as it is, without a copy."""
+    normal = renumber(data, PROVISIONAL)
+    return hashlib.sha256(normal.encode("ascii") if isinstance(normal, str) else normal).hexdigest()
 
 
 def checked_number(interchange_control_number: int) -> int:
