@@ -425,3 +425,24 @@ def test_text_truncated_findings_through_a_night(tmp_path, caplog):
         ok, report = pyx12_validate(f)
         assert ok, report
     assert f"NM1*IL*1*{LAST_60}*JOHN****MI*" in text and LAST_61 not in text
+
+
+def test_a_workers_comp_employer_cut_is_listed_and_the_unsent_subscriber_is_not(ref):
+    """The employer is the insured (NM1*IL*2, NM103 60) on a workers' comp claim; the
+    subscriber's names are not sent there, so their length does not matter."""
+    employer = "E" * 58 + " CO LLC"  # 65 characters
+    df = frame(
+        line(claim_id="W1", line_id="W1", payer_id="WC01", employer_name=employer,
+             accident_date=pd.Timestamp("2024-01-02"), pc_claim_number="WC123",
+             subscriber_relationship="spouse", subscriber_last_name="T" * 61,
+             subscriber_first_name="ANN"),
+    )  # fmt: skip
+    text = write(ref, df)
+    assert f"NM1*IL*2*{'E' * 58} C*****MI*MEMBER123" in segments(text)  # 60 characters
+    got = cuts(ref, df)
+    assert got[["claim_id", "field", "element", "max_len", "before", "after"]].to_dict(
+        "records"
+    ) == [
+        {"claim_id": "W1", "field": "employer_name", "element": "NM103 (2010BA)", "max_len": 60,
+         "before": employer, "after": "E" * 58 + " C"},
+    ]  # fmt: skip
