@@ -411,6 +411,28 @@ def test_initial_treatment_date_missing_on_medicare_institutional_claims():
     assert "therapy claim (837I) cannot carry occurrence codes 35/44/45" in f["message"].iloc[0]
 
 
+def test_poc_date_missing_on_medicare_institutional_claims_only():
+    """837I to Medicare: 35/44/45 and 29/17/30 both; with the start date but no plan of care
+    the claim is held (POC_DATE_MISSING), with neither only INITIAL_TREATMENT_DATE_MISSING."""
+    rows = [
+        row(clinic_id="CLN03", initial_treatment_date="2026-11-02"),  # L1: POC missing
+        row(line_id="L2", encounter_id="E2", clinic_id="CLN03"),  # neither date
+        row(line_id="L3", encounter_id="E3", clinic_id="CLN03", plan_of_care_start="2026-11-01",
+            plan_of_care_end="2026-12-31", initial_treatment_date="2026-11-02"),  # both
+        row(line_id="L4", encounter_id="E4", initial_treatment_date="2026-11-02"),  # 837P
+        row(line_id="L5", encounter_id="E5", clinic_id="CLN03", payer_id="COM01",
+            initial_treatment_date="2026-11-02"),  # not Medicare
+    ]  # fmt: skip
+    n = night(rows)
+    assert codes_on(n, "POC_DATE_MISSING") == ["L1"]
+    assert codes_on(n, "INITIAL_TREATMENT_DATE_MISSING") == ["L2"]
+    msg = fired(n, "POC_DATE_MISSING")["message"].iloc[0]
+    assert msg == (
+        "medicare claim (payer MCR01): 97110 on 2026-11-20 has no plan_of_care_start: "
+        "occurrence code 29/17/30 (the date the plan of care was established) cannot be sent"
+    )
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [

@@ -50,6 +50,7 @@ EXPECTED_ORDER = [
         "ACCIDENT_STATE_MISSING",
         "PC_CLAIM_NUMBER_MISSING",
         "EMPLOYER_MISSING",
+        "POC_DATE_MISSING",
     ),
 ]
 

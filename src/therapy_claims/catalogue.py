@@ -490,6 +490,14 @@ _SPECS = (
         FRONT_DESK,
     ),
     RuleSpec(
+        "POC_DATE_MISSING",
+        ERROR,
+        "a Medicare institutional (837I) therapy claim has no plan_of_care_start, so occurrence "
+        "code 29/17/30 (the date the plan of care was established) cannot be sent",
+        "Enter the date the plan of care was established (plan_of_care_start) and re-send.",
+        CLINICIAN,
+    ),
+    RuleSpec(
         "TEXT_TRUNCATED",
         WARNING,
         "a name or address (patient, subscriber, provider, clinic, payer) is longer after "

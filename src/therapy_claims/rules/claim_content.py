@@ -12,6 +12,9 @@ lines, held here (in score) so that the 837 writer never meets a claim it cannot
 - PC_CLAIM_NUMBER_MISSING (warning): workers' comp and auto carriers find the claim by their
   own claim number (REF*Y4); the claim goes out without it.
 - EMPLOYER_MISSING: a workers' comp claim names the employer as the insured.
+- POC_DATE_MISSING: a Medicare 837I claim carries occurrence code 29/17/30, the date the plan
+  of care was established (``plan_of_care_start``; MCPM ch.5 §20: intermediaries' claims report
+  both dates). A claim with neither date is INITIAL_TREATMENT_DATE_MISSING alone.
 
 The values are claim-level (the writer reads a claim's first line) and the extract repeats them
 on every line of a visit: a claim gets one finding, on its lowest line_id among the lines that
@@ -41,6 +44,7 @@ CONTENT_CODES = (
     "ACCIDENT_STATE_MISSING",
     "PC_CLAIM_NUMBER_MISSING",
     "EMPLOYER_MISSING",
+    "POC_DATE_MISSING",
 )
 
 
@@ -124,6 +128,17 @@ def claim_content(night: Night) -> pd.DataFrame:
                 workers_comp & empty(night, "employer_name"),
                 "has no employer_name: the employer is the insured (2010BA NM1*IL*2)",
                 "state workers' compensation e-billing rules: the employer is the insured",
+            ),
+            _simple(
+                night,
+                "POC_DATE_MISSING",
+                isin(night, "payer_class", ["medicare"])
+                & institutional
+                & empty(night, "plan_of_care_start")
+                & ~empty(night, "initial_treatment_date"),
+                "has no plan_of_care_start: occurrence code 29/17/30 (the date the plan of care "
+                "was established) cannot be sent",
+                "CMS MCPM ch.5 §20: occurrence codes 35/44/45 and 29/17/30 on institutional therapy",
             ),
         ]
     )
@@ -212,7 +227,7 @@ def _accident_state(night: Night, hit: np.ndarray) -> pd.DataFrame:
 
 
 def _simple(night: Night, code: str, hit: np.ndarray, problem: str, evidence: str) -> pd.DataFrame:
-    """A claim of a workers' comp / auto payer without a value it should carry."""
+    """A claim of a payer (workers' comp, auto, Medicare) without a value it should carry."""
     columns = ("claim_id", "payer_id", "payer_class", "cpt_code", "date_of_service")
     rows = one_per_claim(select(night.lines, hit, *columns))
     return findings.make(

@@ -88,8 +88,12 @@ def truncations(batch: Batch, clinics: pd.DataFrame, payers: pd.DataFrame) -> pd
     # the subscriber's names go out for an insured person other than the patient; a workers'
     # comp claim's insured is the employer instead (NM1*IL*2)
     for attr, field, element in SUBSCRIBER_TEXTS:
-        rows += _claim_cuts(getattr(claims, attr), ok & claims.insured_person, field, element, "2010BA")
-    rows += _claim_cuts(claims.employer_name, ok & claims.employer, "employer_name", "NM103", "2010BA")
+        rows += _claim_cuts(
+            getattr(claims, attr), ok & claims.insured_person, field, element, "2010BA"
+        )
+    rows += _claim_cuts(
+        claims.employer_name, ok & claims.employer, "employer_name", "NM103", "2010BA"
+    )
     rows += _renderer_cuts(lines, claims, ok)
     rows += _reference_cuts(claims, ok, clinics, "clinic", CLINIC_TEXTS)
     rows += _reference_cuts(claims, ok, payers, "payer", PAYER_TEXTS)
