@@ -49,6 +49,7 @@ from therapy_claims.x12.fields import (
     zips,
 )
 from therapy_claims.x12.joiner import Texts, blank, groups, objects
+from therapy_claims.x12.providers import effective_renderers, referrers
 from therapy_claims.x12.text import clean_text
 
 
@@ -69,6 +70,7 @@ class LineColumns:
         else:
             self._pointers_and_places(df, order)
         self._renderers(df, order)
+        self.order = order  # (the effective renderers, ``providers.effective_renderers``)
 
     def _group(self, df: pd.DataFrame) -> np.ndarray:
         """Number the claims by first appearance; returns the rows in claim order."""
@@ -164,6 +166,7 @@ class ClaimColumns:
         lines: LineColumns,
         clinics: pd.DataFrame,
         payers: pd.DataFrame,
+        providers: pd.DataFrame | None = None,
     ):
         self._df, self._first = df, lines.first
         self.institutional = lines.institutional
@@ -180,6 +183,8 @@ class ClaimColumns:
         self._patient()
         self._subscriber()
         self._diagnoses()
+        effective_renderers(df, lines, self, payers, providers)
+        referrers(self._values, payers, self, providers)
         self._renderer(lines)
         del self._df, self._first  # the frame is not needed (nor kept alive) after this
 
@@ -211,6 +216,7 @@ class ClaimColumns:
         self.clinic_entries = [checked(clinic_entry, clinics, c, inst) for c in seen]
         self.claim_order = np.argsort(self.clinic_rank, kind="stable")
         self.payer_code, seen, payer_ids = self._reference_ids("payer_id")
+        self.payer_seen = seen
         self.payer_entries = [checked(payer_entry, payers, p) for p in seen]
         self.scope_ids = {"clinic": clinic_ids, "payer": payer_ids}
         clinic_problem = split_results(objects(self.clinic_entries, len(self.clinic_entries)))[1]

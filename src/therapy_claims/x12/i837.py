@@ -14,6 +14,7 @@ from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
     prior_authorisation,
+    referring,
     renderers,
     written,
 )
@@ -39,6 +40,7 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
         written(n_claims, w, first_date, lines.dates), "-",
         written(n_claims, w, last_date, lines.dates), "~\nCL1*3**01~\n",
         *prior_authorisation(claims), claims.hi, written(n_claims, w, key, attending),
+        referring(claims),
     ]  # fmt: skip
 
 
