@@ -32,6 +32,7 @@ from therapy_claims import x12
 from therapy_claims.x12 import (
     CREDENTIAL_TAXONOMY,
     MAX_DIAGNOSES,
+    MAX_DIAGNOSES_I,
     MAX_LINES_PER_CLAIM,
     MAX_LINES_PER_CLAIM_I,
     RELATIONSHIP_PAT01,
@@ -99,9 +100,16 @@ def is_na(value: object) -> bool:
         return False
 
 
+def _is_break(ch: str) -> bool:
+    """A character that separates words: whitespace, an X12 delimiter, a control character."""
+    return ch.isspace() or ch in "*:^~|" or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+
+
 def clean_text(value: object, max_len: int | None = None) -> str:
-    """What an X12 element may carry: upper-case ASCII of the basic character set (the
-    delimiters dropped), whitespace runs as one space, stripped, cut to ``max_len``."""
+    """What an X12 element may carry: upper-case ASCII of the basic character set; each
+    whitespace character, X12 delimiter (``* : ^ ~ |``) and control character (C0, DEL, C1)
+    a space and any other character outside the set dropped; space runs as one space,
+    stripped, cut to ``max_len``."""
     if is_na(value):
         return ""
     text = str(value)
@@ -109,7 +117,7 @@ def clean_text(value: object, max_len: int | None = None) -> str:
         text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
         text = text.translate(_TRANSLIT)  # NFKD may expose more (compatibility forms)
-    text = re.sub(r"\s+", " ", text.upper())
+    text = "".join(" " if _is_break(ch) else ch for ch in text.upper())
     text = _NOT_BASIC.sub("", text)
     text = re.sub(r" {2,}", " ", text).strip()
     if max_len is not None and len(text) > max_len:
@@ -188,6 +196,17 @@ def diagnosis_codes(value: object) -> list[str]:
     codes = [_NOT_CODE.sub("", clean_text(d)) for d in listish(value)]
     return [d for d in codes if d]
 
+
+# ---- claim content by payer class and claim type -------------------------------------------
+
+# related cause: (837P CLM11-1, 837I occurrence code); the payer class gives one when the
+# extract's related_cause is empty
+CAUSES = {"employment": ("EM", "04"), "auto_accident": ("AA", "01"), "other_accident": ("OA", "05")}
+CAUSE_OF_PAYER_CLASS = {"workers_comp": "employment", "auto": "auto_accident"}
+CMT = ("98940", "98941", "98942")  # Medicare CMT claims carry DTP*454
+# 837I to Medicare: (date treatment started, plan of care established) per discipline
+OCCURRENCE = {"PT": ("35", "29"), "OT": ("44", "17"), "SLP": ("45", "30")}
+EMPLOYEE = "20"  # PAT01 of a workers' comp patient under the employer as the insured
 
 # ---- checks: a value a claim cannot carry raises Unwritable --------------------------------
 
@@ -296,27 +315,58 @@ def clinic_entry(clinics: pd.DataFrame, cid: object, institutional: bool) -> dic
             "submitter_name": required(row["submitter_name"], "clinic submitter_name", 60),
             "phone": required(digits(row["contact_phone"]), "clinic contact_phone", 256),
             "type_of_bill": tob,
+            "point_of_origin": point_of_origin(row) if institutional else "",
         }
     except Unwritable as exc:
         exc.scope = "clinic"
         raise
 
 
+def point_of_origin(row: pd.Series) -> str:
+    """837I CL102 of a clinic: its point_of_origin, "1" when empty."""
+    value = row.get("point_of_origin", "")
+    text = "" if is_na(value) else str(value).strip()
+    return exact(text or "1", "clinic point_of_origin", r"[0-9A-Z]", "a 1-character code")
+
+
 def payer_entry(payers: pd.DataFrame, pid: object) -> dict[str, str]:
-    """The payer's checked 2010BB / SBR09 values."""
+    """The payer's checked 2010BB / SBR09 values and its class: NM109 is the clearinghouse
+    payer ID; the 837I's SBR09 is claim_filing_indicator_institutional (empty: MA where the
+    837P's is MB, else the 837P's)."""
     if is_na(pid) or pid not in payers.index:
         raise Unwritable("payer_id", "is not in payers.csv")
     row = payers.loc[pid]
     try:
+        name = required(row["payer_name"], "payer_name", 60)
+        routing_id = exact(
+            row.get("clearinghouse_payer_id"),
+            "payer clearinghouse_payer_id",
+            r"[A-Z0-9 .\-]{2,80}",
+            "2-80 of A-Z 0-9",
+        )
+        sbr09 = exact(
+            row["claim_filing_indicator"],
+            "payer claim_filing_indicator",
+            r"[A-Z0-9]{2}",
+            "a 2-character SBR09 code",
+        )
+        institutional = row.get("claim_filing_indicator_institutional", "")
+        institutional = "" if is_na(institutional) else str(institutional).strip()
+        if not institutional:
+            institutional = "MA" if sbr09 == "MB" else sbr09
+        sbr09_i = exact(
+            institutional,
+            "payer claim_filing_indicator_institutional",
+            r"[A-Z0-9]{2}",
+            "a 2-character SBR09 code",
+        )
+        payer_class = row.get("payer_class")
         return {
-            "name": required(row["payer_name"], "payer_name", 60),
-            "id": exact(row["payer_id"], "payer_id", r"[A-Z0-9 .\-]{2,80}", "2-80 of A-Z 0-9"),
-            "sbr09": exact(
-                row["claim_filing_indicator"],
-                "payer claim_filing_indicator",
-                r"[A-Z0-9]{2}",
-                "a 2-character SBR09 code",
-            ),
+            "name": name,
+            "id": routing_id,
+            "sbr09": sbr09,
+            "sbr09_i": sbr09_i,
+            "class": "" if is_na(payer_class) else str(payer_class),
         }
     except Unwritable as exc:
         exc.scope = "payer"
@@ -458,12 +508,17 @@ def _number_column(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+# claim dates the 837 carries (as ``_<name>`` on each row): onset, accident, the date treatment
+# started and the plan of care's
+DATE_FIELDS = ("injury_date", "accident_date", "initial_treatment_date", "plan_of_care_start")
+
+
 def read_claims(lines: pd.DataFrame) -> list[Claim]:
     """The claims of ``lines`` in file order: clinic by clinic (clinics by first appearance),
     claims by first appearance within a clinic, each claim's lines in input order.
 
-    Each row dict gets the writer's derived values: ``_dos`` and ``_dob`` / ``_injury``
-    (CCYYMMDD or ''), ``_cents`` (-1 when missing or negative) and ``_units`` (0 unless a
+    Each row dict gets the writer's derived values: ``_dos``, ``_dob`` and ``_<name>`` of
+    ``DATE_FIELDS`` (CCYYMMDD or ''), ``_cents`` (-1 when missing or negative) and ``_units`` (0 unless a
     positive whole number).
     """
     df = lines.reset_index(drop=True)
@@ -481,7 +536,10 @@ def read_claims(lines: pd.DataFrame) -> list[Claim]:
     derived = {
         "_dos": _d8_column(df["date_of_service"]),
         "_dob": _d8_column(df["patient_dob"]),
-        "_injury": _d8_column(df["injury_date"]) if "injury_date" in df else [""] * len(df),
+        **{
+            f"_{name}": _d8_column(df[name]) if name in df else [""] * len(df)
+            for name in DATE_FIELDS
+        },
         "_cents": cents,
         "_units": units,
     }
@@ -535,18 +593,23 @@ class ClaimWriter:
         if len(claim.rows) > self.max_lines:
             raise Unwritable("service lines", f"exceed {self.max_lines} per claim")
         payer = payer_entry(self.payers, first.get("payer_id"))
-        segments = self.subscriber_segments(first, payer, hl_parent, hl_next)
+        segments, content = self.subscriber_segments(claim, payer, hl_parent, hl_next)
         dx = diagnosis_codes(first.get("diagnosis_codes"))
         if not dx:
             raise Unwritable("diagnosis_codes", "is empty")
-        if len(dx) > MAX_DIAGNOSES:
-            raise Unwritable("diagnosis_codes", f"has more than {MAX_DIAGNOSES} codes")
+        limit = MAX_DIAGNOSES_I if self.institutional else MAX_DIAGNOSES
+        if len(dx) > limit:
+            raise Unwritable("diagnosis_codes", f"has more than {limit} codes")
         auth = identifier(first.get("prior_auth_number"), "prior_auth_number", 50)
         render = payer_flag(self.payers, first.get("payer_id"), "assistants_may_render")
         providers = [renderer(row, render, clinic, self.providers) for row in claim.rows]
         if self.institutional:
-            return segments + self.institutional_claim(claim, clinic, clm01, dx, auth, providers)
-        return segments + self.professional_claim(claim, clinic, clm01, dx, auth, providers)
+            return segments + self.institutional_claim(
+                claim, clinic, clm01, dx, auth, content, providers
+            )
+        return segments + self.professional_claim(
+            claim, clinic, clm01, dx, auth, content, providers
+        )
 
     def referring(self, first: dict) -> list[str]:
         """The claim's NM1*DN, if it names a referrer the 837 can carry; a payer requiring
@@ -565,9 +628,12 @@ class ClaimWriter:
             raise Unwritable("supervising_npi", SUPERVISOR_MISSING)
 
     def subscriber_segments(
-        self, first: dict, payer: dict[str, str], hl_parent: int, hl_sub: int
-    ) -> list[str]:
-        """2000B (and 2000C when the patient is not the subscriber) with the payer's NM1*PR."""
+        self, claim: Claim, payer: dict[str, str], hl_parent: int, hl_sub: int
+    ) -> tuple[list[str], dict]:
+        """2000B (and 2000C when the patient is not the subscriber) with the payer's NM1*PR,
+        and the claim's content (``content``). A workers' comp claim with an employer has the
+        employer as the insured (NM1*IL*2) and the patient as its employee (PAT*20)."""
+        first = claim.first
         relation = first.get("subscriber_relationship")
         relation = "self" if is_na(relation) else str(relation).strip().lower() or "self"
         if relation != "self" and relation not in RELATIONSHIP_PAT01:
@@ -585,28 +651,86 @@ class ClaimWriter:
         if sex not in ("M", "F", "U"):
             raise Unwritable("patient_sex", "is not M, F or U")
         group = identifier(first.get("group_number"), "group_number", 50)
+        employer = ""
+        if payer["class"] == "workers_comp":
+            employer = clean_text(first.get("employer_name"), 60)
+        insured = ""
+        if relation != "self" and not employer:
+            sub_last = required(first.get("subscriber_last_name"), "subscriber_last_name", 60)
+            sub_first = required(first.get("subscriber_first_name"), "subscriber_first_name", 35)
+            insured = f"NM1*IL*1*{sub_last}*{sub_first}****MI*{member}"
+        content = self.content(claim, payer)
         where = [f"N3*{address}", f"N4*{city}*{state}*{zip5}", f"DMG*D8*{first['_dob']}*{sex}"]
+        y4 = [f"REF*Y4*{content['pc_claim_number']}"] if content["pc_claim_number"] else []
         payer_nm1 = f"NM1*PR*2*{payer['name']}*****PI*{payer['id']}"
-        if relation == "self":
+        sbr09 = payer["sbr09_i" if self.institutional else "sbr09"]
+        if relation == "self" and not employer:
             return [
                 f"HL*{hl_sub}*{hl_parent}*22*0",
-                f"SBR*P*18*{group}******{payer['sbr09']}",
+                f"SBR*P*18*{group}******{sbr09}",
                 f"NM1*IL*1*{last}*{first_name}****MI*{member}",
                 *where,
+                *y4,
                 payer_nm1,
-            ]
-        sub_last = required(first.get("subscriber_last_name"), "subscriber_last_name", 60)
-        sub_first = required(first.get("subscriber_first_name"), "subscriber_first_name", 35)
+            ], content
+        if employer:
+            insured = f"NM1*IL*2*{employer}*****MI*{member}"
+        pat01 = EMPLOYEE if employer else RELATIONSHIP_PAT01[relation]
         return [
             f"HL*{hl_sub}*{hl_parent}*22*1",
-            f"SBR*P**{group}******{payer['sbr09']}",
-            f"NM1*IL*1*{sub_last}*{sub_first}****MI*{member}",
+            f"SBR*P**{group}******{sbr09}",
+            insured,
+            *y4,
             payer_nm1,
             f"HL*{hl_sub + 1}*{hl_sub}*23*0",
-            f"PAT*{RELATIONSHIP_PAT01[relation]}",
+            f"PAT*{pat01}",
             f"NM1*QC*1*{last}*{first_name}",
             *where,
-        ]
+        ], content
+
+    def content(self, claim: Claim, payer: dict[str, str]) -> dict:
+        """The claim's content by payer class and claim type, checked in this order: the
+        related cause (the column, else by payer class), its accident date (accident_date,
+        else injury_date), an 837P auto accident's state, the P&C claim number (with a related
+        cause), the date treatment started (initial_treatment_date, else plan_of_care_start)
+        where Medicare needs it (837P claims with a CMT line; every 837I claim)."""
+        first = claim.first
+        cause = first.get("related_cause")
+        cause = "" if is_na(cause) else str(cause).strip().lower()
+        if cause and cause not in CAUSES:
+            raise Unwritable("related_cause", "is not employment, auto_accident or other_accident")
+        cause = cause or CAUSE_OF_PAYER_CLASS.get(payer["class"], "")
+        accident = first["_accident_date"] or first["_injury_date"]
+        if cause and not accident:
+            raise Unwritable(
+                "accident_date", "is missing and so is injury_date (the related cause's date)"
+            )
+        state = ""
+        if cause == "auto_accident" and not self.institutional:
+            state = state_code(first.get("accident_state"), "accident_state")
+        pc_claim_number = ""
+        if cause:
+            pc_claim_number = identifier(first.get("pc_claim_number"), "pc_claim_number", 50)
+        medicare = payer["class"] == "medicare"
+        if self.institutional:
+            needs_start = medicare
+        else:
+            needs_start = medicare and any(clean_text(r["cpt_code"]) in CMT for r in claim.rows)
+        started = first["_initial_treatment_date"] or first["_plan_of_care_start"]
+        if needs_start and not started:
+            raise Unwritable(
+                "initial_treatment_date",
+                "is missing and so is plan_of_care_start (Medicare: the date treatment started)",
+            )
+        return {
+            "cause": cause,
+            "accident": accident,
+            "state": state,
+            "pc_claim_number": pc_claim_number,
+            "needs_start": needs_start,
+            "started": started,
+            "plan_of_care": first["_plan_of_care_start"],
+        }
 
     @staticmethod
     def line_checks(row: dict, service: str | None) -> int:
@@ -637,9 +761,11 @@ class ClaimWriter:
         clm01: str,
         dx: list[str],
         auth: str,
+        content: dict,
         providers: list[Renderer],
     ) -> list[str]:
-        """837P 2300 (CLM, DTP*431, REF*G1, HI, 2310A, 2310B) and the 2400 lines."""
+        """837P 2300 (CLM with CLM11, DTP*431, DTP*454, DTP*439, REF*G1, HI, 2310A, 2310B) and
+        the 2400 lines."""
         first = claim.first
         claim_place = place_code(first["place_of_service"])
         claim_npi = clean_text(providers[0].npi)
@@ -673,9 +799,18 @@ class ClaimWriter:
             if line_npi and line_npi != claim_npi:  # 2420A: the line's renderer differs
                 lines += rendering(r)
 
-        segments = [f"CLM*{clm01}*{money(total)}***{claim_place}:B:1*Y*A*Y*Y"]
-        if first["_injury"]:
-            segments.append(f"DTP*431*D8*{first['_injury']}")
+        clm = f"CLM*{clm01}*{money(total)}***{claim_place}:B:1*Y*A*Y*Y"
+        cause = content["cause"]
+        if cause:
+            code = CAUSES[cause][0]
+            clm += f"**AA:::{content['state']}" if code == "AA" else f"**{code}"
+        segments = [clm]
+        if first["_injury_date"]:
+            segments.append(f"DTP*431*D8*{first['_injury_date']}")
+        if content["needs_start"]:
+            segments.append(f"DTP*454*D8*{content['started']}")
+        if cause:
+            segments.append(f"DTP*439*D8*{content['accident']}")
         if auth:
             segments.append(f"REF*G1*{auth}")
         segments.append("HI*ABK:" + dx[0] + "".join("*ABF:" + d for d in dx[1:]))
@@ -691,10 +826,11 @@ class ClaimWriter:
         clm01: str,
         dx: list[str],
         auth: str,
+        content: dict,
         providers: list[Renderer],
     ) -> list[str]:
-        """837I 2300 (CLM, DTP*434, CL1, REF*G1, HI, attending NM1*71 + PRV*AT, referring
-        NM1*DN) and the 2400 lines."""
+        """837I 2300 (CLM, DTP*434, CL1, REF*G1, HI: diagnoses then occurrence codes,
+        attending NM1*71 + PRV*AT, referring NM1*DN) and the 2400 lines."""
         first, claim_renderer = claim.first, providers[0]
         if not clean_text(claim_renderer.npi):
             if claim_renderer.subst:
@@ -735,13 +871,27 @@ class ClaimWriter:
         segments = [
             f"CLM*{clm01}*{money(total)}***{tob[:2]}:A:{tob[2:]}**A*Y*Y",
             f"DTP*434*RD8*{min(dates)}-{max(dates)}",
-            "CL1*3**01",
+            f"CL1*3*{clinic['point_of_origin']}*01",
         ]
         if auth:
             segments.append(f"REF*G1*{auth}")
         segments.append(f"HI*ABK:{dx[0]}")
-        if len(dx) > 1:
-            segments.append("HI*" + "*".join("ABF:" + d for d in dx[1:]))
+        for at in range(1, len(dx), 12):  # the other diagnoses, 12 per HI
+            segments.append("HI*" + "*".join("ABF:" + d for d in dx[at : at + 12]))
+        occurrences = []
+        if content["needs_start"]:  # to Medicare: per discipline on the claim
+            on_claim = {clean_text(row["discipline"]) for row in claim.rows}
+            for k in (0, 1):  # the date treatment started, then the plan of care's
+                date = content["started"] if k == 0 else content["plan_of_care"]
+                occurrences += [
+                    f"BH:{codes[k]}:D8:{date}"
+                    for discipline, codes in OCCURRENCE.items()
+                    if discipline in on_claim and date
+                ]
+        if content["cause"]:
+            occurrences.append(f"BH:{CAUSES[content['cause']][1]}:D8:{content['accident']}")
+        if occurrences:
+            segments.append("HI*" + "*".join(occurrences))
         segments.append(self.provider("71", claim_renderer))
         segments.append(f"PRV*AT*PXC*{claim_renderer.taxonomy}")
         return segments + referring + lines

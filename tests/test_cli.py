@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from factories import row, write_csv
@@ -198,6 +199,18 @@ def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys
     )
     assert landed == expected == m["rows_in"] and m["balanced"]
     assert "balanced: yes" in capsys.readouterr().out
+    # the night ran on the demo's reference: the samples plus the night's providers roster,
+    # two assistants left out (their lines: PROVIDER_UNKNOWN)
+    ref_dir = tmp_path / "demo" / "reference"
+    paths = {Path(f["path"]).name: Path(f["path"]) for f in m["reference_files"]}
+    assert paths["providers.csv"] == ref_dir / "providers.csv"
+    assert paths["payers.csv"].parent == ref_dir
+    roster = pd.read_csv(ref_dir / "providers.csv", dtype=str)
+    df = generate.generate(
+        60, seed=7, run_date=__import__("datetime").date(2026, 11, 28), problem_rate=0.1
+    )
+    full = generate.providers_roster(df)
+    assert len(roster) == len(full) - 2 and set(roster["npi"]) < set(full["npi"])
 
 
 # --------------------------------------------------------------------------- run's settings

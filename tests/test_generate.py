@@ -232,7 +232,7 @@ def test_hostile_and_unicode_text_appears():
 def test_problem_rate_produces_many_kinds(dirty, ref):
     df, problems = dirty
     assert problems["kind"].nunique() >= 10
-    assert set(problems["kind"]) <= set(gen.PROBLEM_KINDS)
+    assert set(problems["kind"]) <= set(gen.PROBLEM_KINDS) | set(gen.CONTENT_KINDS)
     # one problem per affected encounter, and about problem_rate of the encounters
     assert problems["encounter_id"].is_unique
     assert 0.15 < len(problems) / df["encounter_id"].nunique() < 0.25
@@ -290,22 +290,26 @@ def test_write_rejects_unknown_suffix(tmp_path):
 
 # Digests of the CSV text of nights generated before generate.py was split into parts: the
 # generator must keep drawing the same random numbers in the same order for a given seed.
+# Issue 15 changed both nights' digests: the extract gained the populated provider, episode
+# and accident columns (and the content cases' names and streets), the problems frame the
+# CONTENT_KINDS rows; every other column's values are unchanged (see
+# test_the_new_columns_do_not_change_the_other_columns).
 FROZEN_NIGHTS = [
     (
         300,
         5,
         dt.date(2026, 5, 12),
         0.08,
-        "921eb6cba8e0d8adbd1e782e5b6ed29813541fcfcee422d53e3c01afe2098fff",
-        "c6916c445c9838dbd19eddcab287ff3da2235bfbff55d29d7d6924f343509846",
+        "7a3b2f20679f1854c286d27108ff8bab8c1d355704a8d0ac7d587900c989ef5f",
+        "98978500972a37a0b0de3d90d7def66a5be039b022d568b96261f0c6d1cde2d6",
     ),
     (
         3000,
         3,
         dt.date(2026, 11, 27),
         0.5,
-        "aae8b61c86b5458f5efbef21859d60e5709d12e1e3e855ba029c6c57c1ac92b7",
-        "c6b3cd3346928caaf1c4bd9d97f23d6b45b8bf42317b5757fcffb6d9e50e8cbe",
+        "07218a826fd06ac85b58fb87929dea1935f01440a1c865245a5528891c73e5fc",
+        "8663e70c0639bdc8a7293c20258ca0779999eca5cb11512b03e8bce6b64ec6f4",
     ),
 ]
 
@@ -321,3 +325,252 @@ def test_output_for_a_seed_is_frozen(encounters, seed, run_date, rate, extract_s
     )
     assert _csv_digest(df) == extract_sha
     assert _csv_digest(problems) == problems_sha
+
+
+# ----------------------------------------------------------------------------- issue 15
+
+NEW_COLUMNS = [
+    "supervising_npi",
+    "supervising_last_name",
+    "supervising_first_name",
+    "rendering_taxonomy",
+    "referring_npi",
+    "referring_last_name",
+    "referring_first_name",
+    "initial_treatment_date",
+    "related_cause",
+    "accident_date",
+    "accident_state",
+    "pc_claim_number",
+    "employer_name",
+]
+# the CSV digest of generate(60, seed=7, run_date=RUN, problem_rate=0) at bd3a1e4 (the new
+# columns empty)
+CLEAN_60_BEFORE_ISSUE_15 = "5c0b2090b98c13cc0230fec3c43ac10b027a4cecc89deb7d2f9ab2d0296c7ea3"
+
+
+def _dates(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+
+
+def test_assistants_are_supervised_by_a_therapist_of_their_team(clean):
+    cred = clean.groupby("rendering_npi")["rendering_credential"].first()
+    assistant = clean["rendering_credential"].isin(["PTA", "OTA"])
+    assert assistant.sum() > 50
+    sup = clean[assistant]
+    assert (sup["supervising_npi"] != "").all()
+    assert sup["supervising_npi"].map(npi.is_valid).all()
+    assert (sup[["supervising_last_name", "supervising_first_name"]] != "").all().all()
+    # the supervisor is a PT for a PTA, an OT for an OTA, never an assistant, and renders at
+    # the same clinic in the same discipline (the team's first clinician)
+    want = sup["rendering_credential"].map({"PTA": "PT", "OTA": "OT"})
+    assert (sup["supervising_npi"].map(cred) == want).all()
+    team = clean.groupby("rendering_npi")[["clinic_id", "discipline"]].first()
+    got = team.loc[sup["supervising_npi"]].to_numpy()
+    assert (got == sup[["clinic_id", "discipline"]].to_numpy()).all()
+    names = clean.drop_duplicates("rendering_npi").set_index("rendering_npi")
+    assert (
+        sup["supervising_last_name"].to_numpy()
+        == names.loc[sup["supervising_npi"], "rendering_last_name"].to_numpy()
+    ).all()
+    # a clinician who is not an assistant has no supervisor
+    assert (clean.loc[~assistant, ["supervising_npi", "supervising_last_name"]] == "").all().all()
+
+
+def test_rendering_taxonomy_is_the_credentials_on_some_lines(clean):
+    given = clean["rendering_taxonomy"] != ""
+    assert 0.2 < given.mean() < 0.8
+    want = clean["rendering_credential"].map(gen.TAXONOMY_OF)
+    assert (clean.loc[given, "rendering_taxonomy"] == want[given]).all()
+    # a clinician's taxonomy is given on all of their lines or none
+    assert (clean.groupby("rendering_npi")["rendering_taxonomy"].nunique() == 1).all()
+
+
+def test_referring_provider_where_required_and_on_some_others(clean, ref):
+    required = clean["payer_id"].map(ref.payers["requires_referring"]).astype(bool)
+    assert required.any()
+    has = clean["referring_npi"] != ""
+    assert has[required].all()
+    assert 0.15 < has[~required].mean() < 0.6
+    assert clean.loc[has, "referring_npi"].map(npi.is_valid).all()
+    assert (clean.loc[has, ["referring_last_name", "referring_first_name"]] != "").all().all()
+    # a physician, never one of the clinicians; the same one on all lines of a patient
+    assert not set(clean["referring_npi"]) & set(clean["rendering_npi"])
+    assert clean.loc[has, "referring_npi"].isin(gen.REFERRERS["npi"]).all()
+    assert (clean.groupby("patient_id")["referring_npi"].nunique() == 1).all()
+
+
+def test_initial_treatment_date_for_chiropractic_and_medicare(clean, ref):
+    cls = clean["payer_id"].map(ref.payers["payer_class"])
+    has = clean["initial_treatment_date"] != ""
+    chiro = clean["discipline"] == "CHIRO"
+    assert has[chiro].all()
+    # Medicare: given, else left to the plan of care (never neither)
+    medicare = cls.isin(["medicare", "medicare_advantage"])
+    assert (has | (clean["plan_of_care_start"] != ""))[medicare].all()
+    assert has[medicare & ~chiro].mean() > 0.5 and not has[medicare & ~chiro].all()
+    dos = _dates(clean["date_of_service"])
+    assert (_dates(clean.loc[has, "initial_treatment_date"]) <= dos[has]).all()
+    both = has & (clean["plan_of_care_start"] != "")
+    assert (
+        clean.loc[both, "initial_treatment_date"] == clean.loc[both, "plan_of_care_start"]
+    ).all()
+    assert (clean.groupby("patient_id")["initial_treatment_date"].nunique() == 1).all()
+
+
+def test_accident_columns_for_workers_comp_and_auto(clean, ref):
+    cls = clean["payer_id"].map(ref.payers["payer_class"])
+    wc, auto = cls == "workers_comp", cls == "auto"
+    assert wc.sum() > 20 and auto.sum() > 20
+    cause = clean["related_cause"]
+    assert cause[wc].isin(["employment", ""]).all() and (cause[wc] == "employment").any()
+    assert cause[auto].isin(["auto_accident", ""]).all() and (cause[auto] == "auto_accident").any()
+    assert (cause[wc] == "").any() and (cause[auto] == "").any()  # the payer-class fallback
+    other = ~(wc | auto)
+    assert cause[other].isin(["other_accident", ""]).all() and (cause[other] != "").any()
+    assert not cls[cause == "other_accident"].isin(["medicare", "medicare_advantage"]).any()
+    # an accident date (else the injury date) on every claim with a related cause, on or
+    # before the date of service
+    related = wc | auto | (cause != "")
+    when = clean["accident_date"].where(clean["accident_date"] != "", clean["injury_date"])
+    assert (when[related] != "").all()
+    assert (_dates(when[related]) <= _dates(clean.loc[related, "date_of_service"])).all()
+    assert (clean.loc[wc | auto, "accident_date"] == "").any()  # the injury-date fallback
+    assert clean.loc[auto, "accident_state"].str.fullmatch(r"[A-Z]{2}").all()
+    assert (clean.loc[~auto, "accident_state"] == "").all()
+    assert (clean.loc[wc | auto, "pc_claim_number"] != "").all()
+    assert (clean.loc[other, ["pc_claim_number", "employer_name"]] == "").all().all()
+    assert (clean.loc[wc, "employer_name"] != "").all() and (
+        clean.loc[auto, "employer_name"] == ""
+    ).all()
+
+
+def test_the_new_columns_do_not_change_the_other_columns():
+    """The issue-15 columns come from a random stream of their own: the other columns of a
+    clean night are those of a night whose new columns are blanked before the digest of the
+    night generated before issue 15 (the clean night of seed 7 at 60 encounters)."""
+    df = gen.generate(60, seed=7, run_date=RUN, problem_rate=0)
+    blank = df.copy()
+    blank[NEW_COLUMNS] = ""
+    assert _csv_digest(blank) == CLEAN_60_BEFORE_ISSUE_15
+    assert (df["supervising_npi"] != "").any()
+
+
+def test_content_cases_with_their_findings(dirty, ref):
+    df, problems = dirty
+    cases = problems[problems["kind"].isin(gen.CONTENT_KINDS)]
+    assert set(cases["kind"]) == set(gen.CONTENT_KINDS)
+    assert set(gen.CONTENT_FINDINGS.values()) - {""} <= set(catalogue_codes())
+    lines = df.set_index("line_id")
+    cls = df["payer_id"].map(ref.payers["payer_class"])
+    for kind, part in cases.groupby("kind"):
+        on = df["encounter_id"].isin(part["encounter_id"])
+        assert part["line_id"].isin(df["line_id"]).all()
+        c = part["column"].iloc[0]
+        assert (df.loc[on, c] == part["value"].iloc[0]).all(), kind
+        if kind == "assistant_without_supervisor":
+            assert (cls[on] == "medicare").all()
+            assert df.loc[on, "rendering_credential"].isin(["PTA", "OTA"]).all()
+        elif kind == "referring_missing":
+            assert df.loc[on, "payer_id"].map(ref.payers["requires_referring"]).all()
+        elif kind == "cmt_without_initial_date":
+            assert (cls[on] == "medicare").all() and (df.loc[on, "plan_of_care_start"] == "").all()
+            assert (df.loc[on, "plan_of_care_end"] == "").all()
+            assert df.loc[on, "cpt_code"].isin(["98940", "98941", "98942"]).any()
+        elif kind == "employer_missing":
+            assert (cls[on] == "workers_comp").all()
+        elif kind == "accident_state_missing":
+            assert (cls[on] == "auto").all()
+        elif kind == "pc_claim_number_missing":
+            assert cls[on].isin(["workers_comp", "auto"]).all()
+        elif kind in ("long_street", "long_name"):
+            assert len(part["value"].iloc[0]) > 60
+        else:
+            assert "*" in part["value"].iloc[0].strip("*")
+        assert lines.loc[part["line_id"], "encounter_id"].tolist() == part["encounter_id"].tolist()
+    # only there: the rest of the night keeps its supervisors, referring providers, ...
+    rest = ~df["encounter_id"].isin(cases["encounter_id"])
+    assistant = df["rendering_credential"].isin(["PTA", "OTA"]) & rest
+    assert (df.loc[assistant, "supervising_npi"] != "").all()
+    required = df["payer_id"].map(ref.payers["requires_referring"]).fillna(False).astype(bool)
+    assert (df.loc[required & rest, "referring_npi"] != "").all()
+    assert (df.loc[(cls == "workers_comp") & rest, "employer_name"] != "").all()
+    # dates of episodes and accidents stay on or before the date of service (the issue-14
+    # case dated past timely filing moves them with the visit)
+    dos = _dates(df["date_of_service"])
+    for c in ("initial_treatment_date", "accident_date", "plan_of_care_start"):
+        has = (df[c] != "") & dos.notna()
+        assert (_dates(df.loc[has, c]) <= dos[has]).all(), c
+
+
+def test_no_content_cases_without_problems(clean):
+    _, problems = gen.generate_labelled(600, seed=7, run_date=RUN, problem_rate=0)
+    assert problems.empty
+    assert clean["patient_address"].str.len().max() <= 55
+    assert clean["patient_last_name"].str.len().max() <= 60
+
+
+def catalogue_codes() -> list[str]:
+    from therapy_claims import catalogue
+
+    return list(catalogue.CATALOGUE)
+
+
+def test_providers_roster_lists_the_nights_clinicians(clean, tmp_path):
+    roster = gen.providers_roster(clean)
+    assert list(roster.columns) == [
+        "npi",
+        "last_name",
+        "first_name",
+        "credential",
+        "taxonomy",
+        "source",
+    ]
+    assert roster["npi"].is_unique and roster["npi"].map(npi.is_valid).all()
+    named = (
+        set(clean["rendering_npi"]) | set(clean["supervising_npi"]) | set(clean["referring_npi"])
+    )
+    assert set(roster["npi"]) == named - {""}
+    rend = clean.drop_duplicates("rendering_npi").set_index("rendering_npi")
+    mine = roster.set_index("npi").loc[rend.index]
+    assert (mine["credential"] == rend["rendering_credential"]).all()
+    assert (mine["last_name"] == rend["rendering_last_name"]).all()
+    assert (mine["taxonomy"] == rend["rendering_credential"].map(gen.TAXONOMY_OF)).all()
+    referrers = roster[roster["credential"].isin(["MD", "DO"])]
+    assert len(referrers) > 0 and referrers["npi"].isin(clean["referring_npi"]).all()
+    # a reference folder the pipeline loads, without two assistants
+    gone = gen.write_reference(clean, str(tmp_path / "ref"), leave_out=2)
+    loaded = reference.load(str(tmp_path / "ref"))
+    assert len(gone) == 2 and not set(gone) & set(loaded.providers.index)
+    assert set(loaded.providers.index) == set(roster["npi"]) - set(gone)
+    assert set(clean.loc[clean["rendering_npi"].isin(gone), "rendering_credential"]) <= {
+        "PTA",
+        "OTA",
+    }
+    assert not set(gone) & set(clean["supervising_npi"])
+    assert set(loaded.payers.index) == set(reference.load().payers.index)
+
+
+@pytest.mark.parametrize("run_date", [dt.date(2026, 11, 28), dt.date(2027, 3, 1)])
+def test_the_demo_night_exercises_issue_15(run_date, ref):
+    """``therapy-claims demo``'s night (its defaults: 300 encounters, seed 7, problem rate
+    0.1): assistants to Medicare with and without a supervisor, an OT, a chiropractor to
+    Medicare, workers' comp, auto, an institutional Medicare claim, and every content case."""
+    df, problems = gen.generate_labelled(300, seed=7, run_date=run_date, problem_rate=0.1)
+    cls = df["payer_id"].map(ref.payers["payer_class"])
+    medicare = cls == "medicare"
+    assistant = df["rendering_credential"].isin(["PTA", "OTA"])
+    assert (medicare & assistant & (df["supervising_npi"] != "")).any()
+    assert (medicare & assistant & (df["supervising_npi"] == "")).any()
+    assert (df["rendering_credential"] == "OT").any() and (
+        df["rendering_credential"] == "OTA"
+    ).any()
+    cmt = df["cpt_code"].isin(["98940", "98941", "98942"])
+    assert (medicare & cmt & (df["rendering_credential"] == "DC")).any()
+    assert (cls == "workers_comp").any() and (cls == "auto").any()
+    institutional = df["clinic_id"].map(ref.clinics["claim_type"]) == "institutional"
+    assert (institutional & medicare).any()
+    # a small night may have no Medicare CMT visit left for that case (2027-03-01 has two,
+    # both taken by the issue-14 coverage cases)
+    missing = set(gen.CONTENT_KINDS) - set(problems["kind"])
+    assert missing <= ({"cmt_without_initial_date"} if run_date.year == 2027 else set())

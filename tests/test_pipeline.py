@@ -254,8 +254,8 @@ def test_claim_files_validate_and_agree_with_scored(night):
         texts += text
     # hostile free text arrives cleaned: no delimiters inside data, transliterated to ASCII
     assert (
-        "NM1*IL*1*OBRIEN*MARIA" in texts
-        and "N3*12 MAIN STAPT4~" in texts
+        "NM1*IL*1*O BRIEN*MARIA" in texts
+        and "N3*12 MAIN ST APT 4~" in texts
         and "MULLER*JOSE" in texts
     )
     assert clm_ids == set(billed["claim_id"])

@@ -42,6 +42,8 @@ REFERRED = {
     "referring_last_name": "Referrer",
     "referring_first_name": "Rita",
 }
+# Medicare 837I claims carry the date treatment started (occurrence codes): the plan of care's
+EPISODE = {"plan_of_care_start": pd.Timestamp("2024-01-02")}
 PROVIDERS_HEADER = "npi,last_name,first_name,credential,taxonomy\n"
 
 
@@ -388,10 +390,11 @@ def test_837p_required_referrer_missing_cannot_be_written(ref, referring, proble
 
 def test_837i_attending_is_the_supervisor_with_prv_at_and_referrer(ref):
     df = frame(
-        inst_line(payer_id="MCR01", **PTA_LINE, **SUPERVISED, **REFERRED),
+        inst_line(payer_id="MCR01", **PTA_LINE, **SUPERVISED, **REFERRED, **EPISODE),
         inst_line(
             payer_id="MCR01",
             line_id="L2",
+            **EPISODE,
             rendering_credential="OT",
             rendering_npi="1881234565",
             rendering_last_name="Jones",
@@ -414,7 +417,7 @@ def test_837i_attending_is_the_supervisor_with_prv_at_and_referrer(ref):
 
 
 def test_837i_assistant_without_a_supervisor_cannot_be_the_attending(ref):
-    df = frame(inst_line(payer_id="MCR01", **PTA_LINE))
+    df = frame(inst_line(payer_id="MCR01", **PTA_LINE, **EPISODE))
     text, rejected = both_writers(ref, df, institutional=True)
     assert text == "" and rejected["ICN0001"].startswith(
         "claim ICN0001: supervising_npi is missing"

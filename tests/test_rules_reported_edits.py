@@ -258,7 +258,8 @@ def test_only_a_line_with_units_is_looked_at(tmp_path, minutes, fires):
 def dc_medicare(mt_mods: str = "", discipline: str = "CHIRO", payer: str = "MCR01") -> list[dict]:
     rows = chiro_day("cervical", mt_mods, payer=payer)
     for r in rows:
-        r["discipline"] = discipline
+        # (a Medicare CMT claim carries the initial treatment date: issue 15)
+        r.update(discipline=discipline, initial_treatment_date="2026-11-02")
     return rows
 
 
@@ -327,7 +328,12 @@ RD = date(2026, 11, 28)
 
 
 def night_rows() -> list[dict]:
-    dc = {"rendering_credential": "DC", "discipline": "CHIRO", "rendering_npi": OTHER_NPI}
+    dc = {
+        "rendering_credential": "DC",
+        "discipline": "CHIRO",
+        "rendering_npi": OTHER_NPI,
+        "initial_treatment_date": "2026-11-02",  # a Medicare CMT claim needs it (issue 15)
+    }
     chiro = {**dc, "technique": "myofascial_release", "goal_id": "G", "patient_response": "ok"}
     return [
         # E1 Medicare PT: 97110 30 min (2 units) billed; 97014 not covered -> not_billed

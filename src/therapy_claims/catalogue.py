@@ -109,7 +109,8 @@ _SPECS = (
     RuleSpec(
         "DIAGNOSIS_INVALID",
         ERROR,
-        "malformed ICD-10-CM code, or a pointer outside the list",
+        "malformed ICD-10-CM code, a pointer outside the list, or more diagnoses than the "
+        "claim holds (837P 12, 837I 25)",
         "Correct the diagnosis codes or pointers in the chart.",
         CODER,
     ),
@@ -491,7 +492,9 @@ _SPECS = (
     RuleSpec(
         "TEXT_TRUNCATED",
         WARNING,
-        "a name or address is longer than its 837 element and was cut (before -> after)",
+        "a name or address (patient, subscriber, provider, clinic, payer) is longer after "
+        "cleaning than its 837 element and was sent cut (before -> after: lengths only for "
+        "PHI); on the claim's billed lines",
         "Check the claim against the patient's record; shorten the value in the source system "
         "(e.g. abbreviate the street) so that eligibility matching sees what is on file.",
         FRONT_DESK,

@@ -134,6 +134,11 @@ def cmd_demo(args) -> int:
     landing.mkdir(parents=True, exist_ok=True)
     for old in landing.glob("*"):
         old.unlink()
+    # the sample reference plus a roster of the night's clinicians, two of them left out so
+    # that their lines show PROVIDER_UNKNOWN
+    ref_dir = root / "reference"
+    left_out = generate.write_reference(df, str(ref_dir), leave_out=2)
+    _progress(f"demo reference in {ref_dir}: providers.csv without {len(left_out)} clinician(s)")
     # two clinics' files, as practice-management systems drop them
     known = df["clinic_id"].where(df["clinic_id"].isin(["CLN01", "CLN02"]), "misc")
     for name, part in df.groupby(known, sort=True):
@@ -141,10 +146,19 @@ def cmd_demo(args) -> int:
     written = sum(1 for _ in landing.glob("*.csv"))
     _progress(f"demo night {rd}: {len(df)} service lines in {written} file(s) in {landing}")
     if args.no_airflow:
-        cfg = pipeline.RunConfig(inputs=[str(landing)], out=str(out), run_date=rd)
+        cfg = pipeline.RunConfig(
+            inputs=[str(landing)], out=str(out), run_date=rd, reference=str(ref_dir)
+        )
         pipeline.run(cfg, progress=_progress)
     else:
-        conf = json.dumps({"input": str(landing), "out": str(out), "run_date": rd.isoformat()})
+        conf = json.dumps(
+            {
+                "input": str(landing),
+                "out": str(out),
+                "run_date": rd.isoformat(),
+                "reference": str(ref_dir),
+            }
+        )
         airflow = Path(sys.executable).with_name("airflow")
         cmd = [str(airflow), "dags", "test", "therapy_claims_nightly", rd.isoformat(), "-c", conf]
         _progress(

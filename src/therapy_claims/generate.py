@@ -23,6 +23,11 @@ Everything is built column-wise with numpy (no Python loop per row or per encoun
    code is a CMT and the payer prefers X modifiers), AT on CMT for Medicare/MA.
 5. ``problem_rate`` of the encounters then get exactly one problem each (``PROBLEM_KINDS``);
    ``generate_labelled`` returns which encounter/line got which.
+6. The issue-15 columns (supervisors, taxonomies, referring providers, initial treatment and
+   accident details) come from a random stream of their own, so the columns above are the
+   same with or without them; on nights with problems a few ``CONTENT_KINDS`` cases follow
+   (``CONTENT_FINDINGS``: the finding each must raise). ``providers_roster`` and
+   ``write_reference`` make the providers.csv of a night's clinicians (the demo's reference).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import datetime as dt
 import gc
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -606,6 +612,7 @@ def _generate(
     )
     mods = _modifiers(rng, ref, enc, services, lines)
     fee, charge_cents = _clinical_columns(rng, col, teams, enc, pats, visits, times, lines)
+    _provider_and_episode_columns(seed, col, ref.payers, teams, enc, staff, pats, visits, lines)
     night = _ProblemNight(
         rng, run_date, ref, col, enc_ids, enc, services, times, lines, mods, fee, charge_cents
     )
@@ -616,7 +623,8 @@ def _generate(
     added = _coverage_and_reported_edit_cases(night) if problem_rate > 0 else None
     df, problems = _frames(col, rows, dup_lines, added)
     df = _duplicate_charges_and_unknown_codes(df, problems, seed, problem_rate, ref)
-    return _same_code_twice_a_day_and_modalities(df, night, problem_rate), problems
+    df = _same_code_twice_a_day_and_modalities(df, night, problem_rate)
+    return _claim_content_cases(df, problems, night, problem_rate)
 
 
 # ----------------------------------------------------------------------------- teams, people
@@ -1343,6 +1351,8 @@ class _ProblemNight:
     rows: list[dict[str, np.ndarray]] = field(default_factory=list)
     dup_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     bad_charge_lines: np.ndarray | None = None
+    # encounters an issue-14 case changed (the issue-15 cases keep off them)
+    cased: list[np.ndarray] = field(default_factory=list)
 
     def log(self, encounters, kind: str, lines, column, value) -> None:
         """One row of the problems frame per encounter in ``encounters``."""
@@ -1604,8 +1614,9 @@ def _charge_and_filing_cases(night: _ProblemNight, t: _Targets) -> None:
     no_injury = np.bincount(le, weights=col["injury_date"] != "", minlength=n_enc) == 0
     late = pick((days > 0) & no_injury)
     on = np.isin(le, late)
+    night.cased.append(np.flatnonzero(~free))
     col["date_of_service"][on] = _date_strings(enc.first_day + enc.day[le[on]] - days[le[on]] - 10)
-    for c in ("plan_of_care_start", "plan_of_care_end"):
+    for c in ("plan_of_care_start", "plan_of_care_end", "initial_treatment_date", "accident_date"):
         given = on & (col[c] != "")
         shift = (days[le[given]] + 10).astype(int)
         col[c][given] = _date_strings(
@@ -1746,6 +1757,7 @@ def _coverage_and_reported_edit_cases(
     new["patient_response"] = np.full(k, _RESPONSES[0], dtype=object)
     # billed for the denial, it is still reported: XS (another region than the CMT's) too
     new["modifiers"] = np.where(np.arange(k) % 2 == 1, "XS;GY", "").astype(object)
+    night.cased.append(le[np.concatenate([d, z, src])])
     return src, new
 
 
@@ -1918,6 +1930,292 @@ def _same_code_twice_a_day_and_modalities(
     key = np.concatenate([np.arange(len(df)) * 2, *after])
     out = pd.concat([df, second, attended], ignore_index=True)
     return out.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- issue 15
+
+# the NUCC taxonomy of each credential (docs/extract-format.md, providers.csv)
+TAXONOMY_OF: dict[str, str] = {
+    "PT": "225100000X",
+    "PTA": "225200000X",
+    "OT": "225X00000X",
+    "OTA": "224Z00000X",
+    "SLP": "235Z00000X",
+    "DC": "111N00000X",
+}
+# the referring/ordering physicians of the clinics' patients: (last, first, credential,
+# taxonomy); their NPIs are drawn once (type-2 range, so never a clinician's: those start 1)
+_REFERRERS_NAMED = (
+    ("OKAFOR", "ADAEZE", "MD", "207Q00000X"),  # family medicine
+    ("LINDQVIST", "PER", "MD", "207X00000X"),  # orthopaedic surgery
+    ("BHATTACHARYA", "ANIL", "MD", "208100000X"),  # physical medicine and rehabilitation
+    ("MORALES", "ELENA", "DO", "207R00000X"),  # internal medicine
+    ("FITZGERALD", "SEAN", "MD", "2084N0400X"),  # neurology
+    ("TANAKA", "HIRO", "DO", "207Q00000X"),
+    ("NOVAK", "IRENA", "MD", "207X00000X"),
+    ("WASHINGTON", "DENISE", "MD", "207R00000X"),
+)
+
+
+def _referrer_table() -> pd.DataFrame:
+    bodies = np.random.default_rng(1515).choice(10**8, len(_REFERRERS_NAMED), replace=False)
+    return pd.DataFrame(
+        {
+            "npi": [npi.make_valid(str(2 * 10**8 + b)) for b in bodies],
+            "last_name": [r[0] for r in _REFERRERS_NAMED],
+            "first_name": [r[1] for r in _REFERRERS_NAMED],
+            "credential": [r[2] for r in _REFERRERS_NAMED],
+            "taxonomy": [r[3] for r in _REFERRERS_NAMED],
+        }
+    ).astype(object)
+
+
+REFERRERS = _referrer_table()
+_EMPLOYERS = np.array(
+    [
+        "PRAIRIE STATE LOGISTICS LLC",
+        "ILLINI GRAIN COOPERATIVE",
+        "RIVER CITY CONSTRUCTION INC",
+        "SPRINGFIELD SCHOOL DISTRICT 186",
+        "LAKESIDE WAREHOUSE SERVICES",
+        "PEORIA MACHINE WORKS",
+        "CORN BELT TRUCKING CO",
+        "SANGAMON COUNTY HIGHWAY DEPT",
+        "HEARTLAND POULTRY PROCESSING",
+        "MIDWEST HOME HEALTH AIDES",
+    ],
+    dtype=object,
+)
+_OTHER_STATES = np.array(["IN", "WI", "MO", "IA", "KY"], dtype=object)
+
+
+def _provider_and_episode_columns(seed, col, payers, teams, enc, staff, pats, visits, lines):
+    """The issue-15 columns (docs/extract-format.md), added to ``col``: the supervising
+    therapist of every assistant's line (the team's first clinician, a PT or OT: never an
+    assistant), half the clinicians' own taxonomy, a referring physician on every line of a
+    payer requiring one and on a third of the other patients, the initial treatment date of
+    chiropractic and Medicare episodes (the episode's start: on or before every visit; left to
+    its plan-of-care fallback for some Medicare therapy patients), and the accident details
+    of workers' comp and auto patients (related cause, accident date and state, P&C claim
+    number, employer; some left to their documented fallbacks), plus a few other-accident
+    patients. Drawn from a random stream of its own: every other column is as it was."""
+    rng = np.random.default_rng([seed, 15])
+    lc, lp = enc.clin[lines.enc], lines.pat
+    n_c, n_p = len(staff.cred), len(pats.payer)
+    payers = payers.reset_index(drop=True)
+
+    # supervisors and taxonomies, per clinician
+    c_team = np.repeat(np.arange(len(teams.clinic)), enc.n_clin)
+    sup = enc.clin_off[c_team]
+    assistant = np.isin(staff.cred, ("PTA", "OTA"))
+    for c, values in (("npi", staff.npi), ("last_name", staff.last), ("first_name", staff.first)):
+        col[f"supervising_{c}"] = np.where(assistant, values[sup], "").astype(object)[lc]
+    tax = np.array([TAXONOMY_OF.get(c, "") for c in staff.cred], dtype=object)
+    col["rendering_taxonomy"] = np.where(rng.random(n_c) < 0.5, tax, "").astype(object)[lc]
+
+    # referring physician, per patient
+    required = payers["requires_referring"].to_numpy(dtype=bool)[pats.payer]
+    has_ref = required | (rng.random(n_p) < 0.35)
+    who = rng.integers(0, len(REFERRERS), n_p)
+    for c in ("npi", "last_name", "first_name"):
+        values = REFERRERS[c].to_numpy(dtype=object)[who]
+        col[f"referring_{c}"] = np.where(has_ref, values, "").astype(object)[lp]
+
+    # the episode's first treatment: chiropractic and Medicare episodes, some others
+    chiro = teams.disc[pats.team] == "CHIRO"
+    medicare = np.isin(pats.cls, _MEDICARE_LIKE)
+    given = chiro | medicare | (rng.random(n_p) < 0.2)
+    given &= chiro | ~pats.has_poc | (rng.random(n_p) < 0.7)  # else plan_of_care_start
+    col["initial_treatment_date"] = np.where(given, _date_strings(visits.poc_start), "").astype(
+        object
+    )[lp]
+
+    # accidents and work injuries
+    wc, auto = pats.cls == "workers_comp", pats.cls == "auto"
+    other = np.isin(pats.cls, ("commercial", "medicaid")) & (rng.random(n_p) < 0.02)
+    explicit = rng.random(n_p) < 0.75
+    cause = np.select(
+        [wc & explicit, auto & explicit, other],
+        ["employment", "auto_accident", "other_accident"],
+        "",
+    ).astype(object)
+    col["related_cause"] = cause[lp]
+    other_day = visits.poc_start - rng.integers(2, 30, n_p)
+    accident = np.where(other, other_day, visits.injury_day)
+    dated = other | ((wc | auto) & (rng.random(n_p) < 0.6))  # else injury_date
+    col["accident_date"] = np.where(dated, _date_strings(accident), "").astype(object)[lp]
+    away = rng.random(n_p) < 0.15
+    state = np.where(away, _OTHER_STATES[rng.integers(0, len(_OTHER_STATES), n_p)], pats.state)
+    col["accident_state"] = np.where(auto, state, "").astype(object)[lp]
+    year = pd.Series(_date_strings(visits.injury_day)).str[2:4].to_numpy(dtype=object)
+    digits = _fixed("", rng.integers(0, 10**7, n_p), 7)
+    pc = np.select([wc, auto], ["WC" + year + "-" + digits, "PIP" + year + digits], "")
+    col["pc_claim_number"] = pc.astype(object)[lp]
+    employer = _EMPLOYERS[rng.integers(0, len(_EMPLOYERS), n_p)]
+    col["employer_name"] = np.where(wc, employer, "").astype(object)[lp]
+
+
+# the claim-content cases of issue 15 and the finding each one must raise ("" = none: the
+# delimiter in a name becomes a space in the 837, two words, no finding)
+CONTENT_FINDINGS: dict[str, str] = {
+    "assistant_without_supervisor": "ASSISTANT_SUPERVISOR_MISSING",
+    "referring_missing": "REFERRING_MISSING",
+    "cmt_without_initial_date": "INITIAL_TREATMENT_DATE_MISSING",
+    "employer_missing": "EMPLOYER_MISSING",
+    "accident_state_missing": "ACCIDENT_STATE_MISSING",
+    "pc_claim_number_missing": "PC_CLAIM_NUMBER_MISSING",
+    "long_street": "TEXT_TRUNCATED",
+    "long_name": "TEXT_TRUNCATED",
+    "delimiter_in_name": "",
+}
+CONTENT_KINDS: tuple[str, ...] = tuple(CONTENT_FINDINGS)
+_LONG_STREET = "4821 NORTH PRAIRIE VIEW MEMORIAL HIGHWAY FRONTAGE ROAD BUILDING 7"
+_LONG_NAME = "VANDERSCHOOT-MONTGOMERY-FITZWILLIAM-ABERCROMBIE-WOLFESCHLEGEL"
+_DELIMITER_NAME = "O'BRIEN*SMITH"
+assert len(_LONG_STREET) > 60 and len(_LONG_NAME) > 60
+
+
+def _claim_content_cases(
+    df: pd.DataFrame, problems: pd.DataFrame, night: _ProblemNight, problem_rate: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A few encounters (1 in 2,000, at least 2) of each ``CONTENT_KINDS`` case, on
+    encounters no other problem or case touched, picked evenly (no random draw): a Medicare
+    assistant's visit without its supervisor, a visit of a payer requiring a referring
+    provider without one, a Medicare CMT visit without its initial treatment date and
+    without a plan of care, a workers' comp visit without the employer, an auto
+    visit without the accident state, a workers' comp or auto visit without the P&C claim
+    number, a patient street and a last name of more than 60 characters (cut in the 837), a
+    last name with ``*`` inside. Listed in the problems frame (``CONTENT_FINDINGS`` gives the
+    finding each must raise); none when ``problem_rate`` is 0."""
+    if problem_rate == 0 or len(df) == 0:
+        return df, problems
+    services, lines = night.services, night.lines
+    ids = pd.Index(night.enc_ids, dtype=object)
+    free = np.ones(len(ids), dtype=bool)
+    done = ids.get_indexer(problems["encounter_id"].to_numpy(dtype=object))
+    free[done[done >= 0]] = False
+    for cased in night.cased:
+        free[cased] = False
+    free &= ~(
+        services.tmask[:, 0]
+        & services.tmask[:, 1]
+        & (night.times.start[:, 1] < night.times.end[:, 0])
+    )
+    added = df["line_id"].str.fullmatch(r".*(?:-C|-U|-2|-A|M)").to_numpy()
+    # a second visit's encounter is its source's id with "-2"
+    source = df["encounter_id"][added].str.replace(r"-2$", "", regex=True)
+    hit = ids.get_indexer(source.to_numpy(dtype=object))
+    free[hit[hit >= 0]] = False
+    k = max(2, len(ids) // 2000)
+    payers = night.ref.payers.reset_index(drop=True)
+    cls = services.cls
+    required = payers["requires_referring"].to_numpy(dtype=bool)[services.payer]
+    cmt = np.bincount(lines.enc[lines.is_cmt], minlength=len(ids)) > 0
+    everyone = np.ones(len(ids), dtype=bool)
+    cases = (
+        (
+            "assistant_without_supervisor",
+            (cls == "medicare") & services.is_assist,
+            {"supervising_npi": "", "supervising_last_name": "", "supervising_first_name": ""},
+        ),
+        (
+            "referring_missing",
+            required,
+            {"referring_npi": "", "referring_last_name": "", "referring_first_name": ""},
+        ),
+        (
+            "cmt_without_initial_date",
+            (cls == "medicare") & cmt,
+            {"initial_treatment_date": "", "plan_of_care_start": "", "plan_of_care_end": ""},
+        ),
+        ("employer_missing", cls == "workers_comp", {"employer_name": ""}),
+        ("accident_state_missing", cls == "auto", {"accident_state": ""}),
+        (
+            "pc_claim_number_missing",
+            np.isin(cls, ("workers_comp", "auto")),
+            {"pc_claim_number": ""},
+        ),
+        ("long_street", everyone, {"patient_address": _LONG_STREET}),
+        ("long_name", everyone, {"patient_last_name": _LONG_NAME}),
+        ("delimiter_in_name", everyone, {"patient_last_name": _DELIMITER_NAME}),
+    )
+    assert tuple(c[0] for c in cases) == CONTENT_KINDS
+    eid = df["encounter_id"].to_numpy(dtype=object)
+    rows = []
+    for kind, mask, values in cases:
+        picked = night.enc_ids[_pick_evenly(mask, free, k)]
+        if len(picked) == 0:
+            continue
+        on = np.flatnonzero(pd.Index(picked).get_indexer(eid) >= 0)
+        for c, v in values.items():
+            df.iloc[on, df.columns.get_loc(c)] = v
+        first = on[np.unique(eid[on], return_index=True)[1]]
+        column, value = next(iter(values.items()))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "encounter_id": eid[first],
+                    "line_id": df["line_id"].to_numpy(dtype=object)[first],
+                    "kind": kind,
+                    "column": column,
+                    "value": value,
+                }
+            )
+        )
+    if not rows:
+        return df, problems
+    problems = pd.concat([problems, *rows], ignore_index=True)
+    problems = problems.sort_values(["encounter_id", "kind"], kind="stable").reset_index(drop=True)
+    return df, problems
+
+
+def providers_roster(df: pd.DataFrame) -> pd.DataFrame:
+    """A providers.csv (docs/extract-format.md) for a generated night: each rendering and
+    supervising clinician once (taxonomy by credential: what NPPES would list) and the
+    referring physicians the night names. Sorted by NPI; ``source`` says where it came from."""
+    rend = df[
+        ["rendering_npi", "rendering_last_name", "rendering_first_name", "rendering_credential"]
+    ]
+    rend.columns = ["npi", "last_name", "first_name", "credential"]
+    sup = df.loc[
+        df["supervising_npi"] != "",
+        ["supervising_npi", "supervising_last_name", "supervising_first_name", "discipline"],
+    ]
+    sup.columns = ["npi", "last_name", "first_name", "credential"]
+    sup = sup.assign(credential=sup["credential"].map({"PT": "PT", "OT": "OT"}))
+    people = pd.concat([rend, sup], ignore_index=True).dropna()
+    people = people[
+        people["npi"].map(npi.is_valid) & (people["last_name"] != "") & (people["first_name"] != "")
+    ]
+    people = people.drop_duplicates("npi").assign(
+        taxonomy=lambda p: p["credential"].map(TAXONOMY_OF)
+    )
+    named = REFERRERS[REFERRERS["npi"].isin(df["referring_npi"])]
+    out = pd.concat([people.dropna(), named], ignore_index=True).drop_duplicates("npi")
+    out = out.assign(source="synthetic roster (therapy_claims.generate)")
+    return out.sort_values("npi", kind="stable").reset_index(drop=True)[
+        ["npi", "last_name", "first_name", "credential", "taxonomy", "source"]
+    ]
+
+
+def write_reference(df: pd.DataFrame, directory: str, *, leave_out: int = 2) -> list[str]:
+    """A reference folder for a generated night: the shipped sample files plus
+    ``providers_roster(df)`` without ``leave_out`` of its clinicians (the last assistants by
+    NPI, never a supervisor), so that their lines show PROVIDER_UNKNOWN. Returns the NPIs left
+    out."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    for src in sorted(Path(reference.DEFAULT_DIR).glob("*.csv")):
+        if src.name != "providers.csv":
+            shutil.copyfile(src, target / src.name)
+    roster = providers_roster(df)
+    supervisors = set(df["supervising_npi"])
+    candidates = roster[
+        roster["credential"].isin(("PTA", "OTA")) & ~roster["npi"].isin(supervisors)
+    ]
+    gone = candidates["npi"].tail(leave_out).tolist() if leave_out > 0 else []
+    write(roster[~roster["npi"].isin(gone)].reset_index(drop=True), str(target / "providers.csv"))
+    return gone
 
 
 # ----------------------------------------------------------------------------- write

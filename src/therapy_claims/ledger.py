@@ -409,6 +409,7 @@ def _parties(segs: list[list[str]]) -> tuple[dict, dict, dict, dict]:
                 who = billing
             elif ent == "IL":
                 subscriber.update(name=name, member_id=_el(seg, 9))
+                subscriber["employer"] = _el(seg, 2) == "2"  # workers' comp: the employer
                 who = subscriber
             elif ent == "QC":
                 patient.update(name=name)
@@ -423,14 +424,19 @@ def _parties(segs: list[list[str]]) -> tuple[dict, dict, dict, dict]:
             who.update(dob=_el(seg, 2), sex=_el(seg, 3))
         elif sid == "REF" and _el(seg, 1) == "EI":
             billing["tax_id"] = _el(seg, 2)
+        elif sid == "REF" and _el(seg, 1) == "Y4":
+            subscriber["pc_claim"] = _el(seg, 2)
         elif sid == "SBR":
             subscriber["relationship"] = "self" if _el(seg, 2) == "18" else ""
             subscriber["group"] = _el(seg, 3)
             subscriber["filing"] = _el(seg, 9)
         elif sid == "PAT":
-            patient["relationship"] = {"01": "spouse", "19": "child", "G8": "other"}.get(
-                _el(seg, 1), _el(seg, 1)
-            )
+            patient["relationship"] = {
+                "01": "spouse",
+                "19": "child",
+                "20": "employee",
+                "G8": "other",
+            }.get(_el(seg, 1), _el(seg, 1))
     return billing, subscriber, patient, payer
 
 
@@ -447,18 +453,29 @@ def _claim(view: reader.ClaimView) -> dict:
         "id": _el(clm, 1),
         "total": _el(clm, 2),
         "facility": _el(clm, 5).split(comp),
+        "related": _el(clm, 11).split(comp) if _el(clm, 11) else [],
         "dx": [],
+        "occurrences": [],
         "lines": [],
     }
+    last = None  # the provider a PRV (taxonomy) belongs to
     for seg in view.claim[1:]:
         sid = seg[0]
-        if sid == "NM1" and _el(seg, 1) in ("82", "71"):
-            claim["attending" if _el(seg, 1) == "71" else "rendering"] = _provider(seg)
+        if sid == "NM1" and _el(seg, 1) in ("82", "71", "DN"):
+            role = {"71": "attending", "82": "rendering", "DN": "referring"}[_el(seg, 1)]
+            claim[role] = last = _provider(seg)
+        elif sid == "PRV" and last is not None:
+            last["taxonomy"] = _el(seg, 3)
         elif sid == "HI":
             for part in seg[1:]:
                 q, _, code = part.partition(comp)
                 if q in ("ABK", "ABF", "BK", "BF"):
                     claim["dx"].append(code.split(comp)[0])
+                elif q in ("BH", "BQ"):  # occurrence code: code, D8, date
+                    bits = code.split(comp)
+                    claim["occurrences"].append((_el(bits, 0), _el(bits, 2)))
+        elif sid == "DTP" and _el(seg, 1) in ("454", "439"):
+            claim["initial" if _el(seg, 1) == "454" else "accident"] = _el(seg, 3)
         elif sid == "REF" and _el(seg, 1) == "G1":
             claim["prior_auth"] = _el(seg, 2)
         elif sid == "DTP" and _el(seg, 1) == "434":
@@ -493,6 +510,8 @@ def _line(segs: list[list[str]], comp: str) -> dict:
             ln["date"] = _el(seg, 3)
         elif sid == "NM1" and _el(seg, 1) in ("82", "71"):
             ln["rendering"] = _provider(seg)
+        elif sid == "PRV" and "rendering" in ln:
+            ln["rendering"]["taxonomy"] = _el(seg, 3)
     return ln
 
 
@@ -500,8 +519,9 @@ def _date(d8: str) -> str:
     return f"{d8[4:6]}/{d8[6:8]}/{d8[:4]}" if re.fullmatch(r"\d{8}", d8 or "") else (d8 or "")
 
 
-def format_claim(parsed: dict, entry: dict) -> str:
-    """A CMS-1500 / UB-04 style text view of one parsed claim plus its ledger entry."""
+def format_claim(parsed: dict, entry: dict, charted: list[str] | None = None) -> str:
+    """A CMS-1500 / UB-04 style text view of one parsed claim plus its ledger entry (and
+    ``charted``: who charted its lines, from the raw layer, see ``_charted``)."""
     c = parsed["claim"]
     inst = parsed["version"].startswith("005010X223")
     form = "UB-04 (837I)" if inst else "CMS-1500 (837P)"
@@ -518,18 +538,21 @@ def format_claim(parsed: dict, entry: dict) -> str:
         f"  Patient        {pat.get('name', '')}   DOB {_date(pat.get('dob', ''))}  "
         f"sex {pat.get('sex', '')}",
         f"                 {pat.get('address', '')}, {pat.get('city', '')}",
-        f"  Insured        {sub.get('name', '')}   member id {sub.get('member_id', '')}   "
+        f"  Insured        {sub.get('name', '')}"
+        f"{' (employer)' if sub.get('employer') else ''}   member id {sub.get('member_id', '')}   "
         f"group {sub.get('group', '') or '-'}   relationship {rel}",
-        f"  Payer          {pay.get('name', '')} ({pay.get('id', '')})   "
-        f"filing indicator {sub.get('filing', '')}",
+        f"  Payer          {pay.get('name', '')}   clearinghouse payer id {pay.get('id', '')}"
+        f"{_payer_key(entry)}   filing indicator {sub.get('filing', '')}",
         f"  Billing        {bill.get('name', '')}   NPI {bill.get('npi', '')}   "
         f"TIN {bill.get('tax_id', '')}",
         f"                 {bill.get('address', '')}, {bill.get('city', '')}",
     ]
-    if c.get("attending"):
-        out.append(f"  Attending      {c['attending']['name']}   NPI {c['attending']['npi']}")
-    if c.get("rendering"):
-        out.append(f"  Rendering      {c['rendering']['name']}   NPI {c['rendering']['npi']}")
+    for role in ("attending", "rendering", "referring"):
+        if c.get(role):
+            who = c[role]
+            tax = f"   taxonomy {who['taxonomy']}" if who.get("taxonomy") else ""
+            out.append(f"  {role.capitalize():<15}{who['name']}   NPI {who['npi']}{tax}")
+    out += charted or []
     fac = c["facility"]
     if inst:
         tob = f"{_el(fac, 0)}{_el(fac, 2)}"
@@ -540,6 +563,7 @@ def format_claim(parsed: dict, entry: dict) -> str:
         out.append(f"  Place of svc   {_el(fac, 0)}   frequency {_el(fac, 2)}")
     if c.get("onset"):
         out.append(f"  Onset/injury   {_date(c['onset'])}")
+    out += _episode_and_accident(c, sub)
     if c.get("prior_auth"):
         out.append(f"  Prior auth     {c['prior_auth']}")
     dx = "   ".join(f"{chr(65 + i)}. {d}" for i, d in enumerate(c["dx"]))
@@ -576,6 +600,92 @@ def format_claim(parsed: dict, entry: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+# occurrence codes (UB-04 FL31-34) the 837I carries
+OCCURRENCE_MEANING = {
+    "01": "auto accident",
+    "04": "employment accident",
+    "05": "other accident",
+    "11": "onset",
+    "17": "OT plan established",
+    "29": "PT plan established",
+    "30": "SLP plan established",
+    "35": "PT started",
+    "44": "OT started",
+    "45": "SLP started",
+}
+RELATED_CAUSE_MEANING = {"EM": "employment", "AA": "auto accident", "OA": "other accident"}
+
+
+def _payer_key(entry: dict) -> str:
+    key = entry.get("payer_id", "")
+    return f" (payers.csv {key})" if key else ""
+
+
+def _episode_and_accident(c: dict, sub: dict) -> list[str]:
+    """The claim's initial treatment date, related cause (CLM11, with the auto accident's
+    state), accident date, P&C claim number and occurrence codes: what a payer of workers'
+    comp, auto or Medicare therapy and chiropractic claims reads first."""
+    out = []
+    if c.get("initial"):
+        out.append(f"  Initial treatment {_date(c['initial'])}")
+    causes = [RELATED_CAUSE_MEANING.get(x, x) + f" ({x})" for x in c["related"][:2] if x]
+    if causes:
+        state = _el(c["related"], 3)
+        out.append(f"  Related cause  {', '.join(causes)}" + (f"   state {state}" if state else ""))
+    if c.get("accident"):
+        out.append(f"  Accident date  {_date(c['accident'])}")
+    if sub.get("pc_claim"):
+        out.append(f"  P&C claim #    {sub['pc_claim']}")
+    if c["occurrences"]:
+        occ = "   ".join(
+            f"{code} {_date(d)} ({OCCURRENCE_MEANING.get(code, '?')})"
+            for code, d in c["occurrences"]
+        )
+        out.append(f"  Occurrence     {occ}")
+    return out
+
+
+def _charted(out: str, entry: dict) -> list[str]:
+    """Who charted the claim's lines, from the night's raw layer: each rendering clinician
+    with credential and, for an assistant, the supervising therapist (a Medicare claim carries
+    the supervisor as the rendering provider, so the 837 alone does not show the assistant).
+    Empty when the raw layer is gone."""
+    found = dict(nights.layer_files(out, "raw", "raw.parquet")).get(entry.get("run_date", ""))
+    if not found or not entry.get("encounter_id"):
+        return []
+    raw = storage.read_parquet(found)  # a night from before issue 15 lacks the supervisor
+    raw = raw.reindex(columns=list(_CHARTED_COLUMNS))
+    raw = raw[
+        (raw["encounter_id"] == entry["encounter_id"]) & (raw["payer_id"] == entry["payer_id"])
+    ]
+    lines = []
+    for r in raw.fillna("").drop_duplicates(["rendering_npi", "supervising_npi"]).itertuples():
+        text = (
+            f"  Charted by     {r.rendering_credential} {r.rendering_last_name}, "
+            f"{r.rendering_first_name}   NPI {r.rendering_npi}"
+        )
+        if r.supervising_npi:
+            name = ", ".join(x for x in (r.supervising_last_name, r.supervising_first_name) if x)
+            text += f"   supervised by {name}   NPI {r.supervising_npi}"
+        elif r.rendering_credential in ("PTA", "OTA"):
+            text += "   no supervising therapist charted"
+        lines.append(text)
+    return lines
+
+
+_CHARTED_COLUMNS = (
+    "encounter_id",
+    "payer_id",
+    "rendering_npi",
+    "rendering_last_name",
+    "rendering_first_name",
+    "rendering_credential",
+    "supervising_npi",
+    "supervising_last_name",
+    "supervising_first_name",
+)
+
+
 def show(out: str, claim_id: str) -> str:
     """Text for ``therapy-claims show``: every billed part of the claim, or why it is not billed.
 
@@ -597,7 +707,7 @@ def show(out: str, claim_id: str) -> str:
         if parsed is None:
             texts.append(f"Claim {entry['claim_id']}: not found in {entry['file']}.\n")
             continue
-        texts.append(format_claim(parsed, entry))
+        texts.append(format_claim(parsed, entry, _charted(out, entry)))
     if texts:
         return "\n".join(texts)
     return _not_billed(out, claim_id)

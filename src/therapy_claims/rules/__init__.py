@@ -24,6 +24,9 @@ The rules themselves live in one module per family:
   nights it counts)
 - ``charges``: the charge fixer CHARGE_CORRECTED, CHARGE_INVALID, CHARGE_ABOVE_SCHEDULE (and the
   fee_schedule.csv lookup the KX rule counts allowed amounts with)
+- ``claim_content``: INITIAL_TREATMENT_DATE_MISSING, ACCIDENT_DATE_MISSING,
+  ACCIDENT_STATE_MISSING, PC_CLAIM_NUMBER_MISSING, EMPLOYER_MISSING (what a claim carries by
+  payer class and claim type)
 
 Rules run in ``ORDER``, not in the order they are defined or imported. Fixers (rules that
 change lines: units, added modifiers, lines left off the claim) run before every rule that
@@ -42,6 +45,7 @@ import pandas as pd
 
 from therapy_claims.rules import (
     charges,
+    claim_content,
     coverage,
     input,
     limits,
@@ -97,6 +101,7 @@ ORDER: tuple[Rule, ...] = (
     limits.authorization_and_plan,
     coverage.cmt_at_missing,
     charges.charge_checks,  # the billed lines' charges, after every fixer
+    claim_content.claim_content,  # what the claim needs by payer class and claim type
 )
 
 

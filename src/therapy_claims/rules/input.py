@@ -149,7 +149,10 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
     n = u_n.to_numpy()[pos]
     u_first_bad = u_first_bad.to_numpy(dtype=object)
     shape_bad = pd.notna(u_first_bad)[pos]
-    too_many = n > 12
+    # the 837P carries 12 diagnoses (HI01-HI12), the 837I a principal and 24 others
+    institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(dtype=bool)
+    limit = np.where(institutional, 25, 12)
+    too_many = n > limit
     ptr_bad = u_ptr_bad.to_numpy()[pos]
     only_many = too_many & ~shape_bad
     only_ptr = ptr_bad & ~shape_bad & ~too_many
@@ -174,8 +177,22 @@ def diagnosis_invalid(night: Night) -> pd.DataFrame:
             findings.make(
                 "DIAGNOSIS_INVALID",
                 b,
-                message(b, n[only_many], " diagnosis codes; a claim holds at most 12"),
-                evidence="X12 837 HI segment: 12 codes",
+                message(
+                    b,
+                    n[only_many],
+                    " diagnosis codes; a",
+                    np.where(institutional[only_many], "n institutional", " professional"),
+                    " claim holds at most ",
+                    limit[only_many],
+                ),
+                evidence=message(
+                    b,
+                    np.where(
+                        institutional[only_many],
+                        "X12 837I HI: a principal (ABK) and 24 other (ABF) diagnoses",
+                        "X12 837P HI segment: 12 codes",
+                    ),
+                ),
             ),
             findings.make(
                 "DIAGNOSIS_INVALID",

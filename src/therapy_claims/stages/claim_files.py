@@ -268,9 +268,18 @@ def _submitter_ids(clinic_ids: pa.ChunkedArray, submitters: pd.Series) -> pd.Ser
 def unwritable(
     scored: pa.Table, raw: pa.Table, institutional: bool, ref: reference.Reference
 ) -> dict[str, str]:
+    """``claim_checks(...)[0]``: the claims of these lines the writer would leave out."""
+    return claim_checks(scored, raw, institutional, ref)[0]
+
+
+def claim_checks(
+    scored: pa.Table, raw: pa.Table, institutional: bool, ref: reference.Reference
+) -> tuple[dict[str, str], pd.DataFrame]:
     """``{CLM01: reason}`` of the claims of these lines (the same rows of the scored columns
     and the raw layer's claim fields, all of one claim type, every line of each claim) that
-    the 837 writer would leave out, with the reason it would give.
+    the 837 writer would leave out, with the reason it would give; and the values the others
+    are written with cut to their element's size (``x12.text_truncations``, ``row``: the
+    position among these lines).
 
     Whether a claim can be written does not depend on the order of its lines, only which of
     its problems is named first: the lines are checked in the order given, then the few
@@ -284,13 +293,13 @@ def unwritable(
         "providers": ref.providers,
     }
     frame = writer_frame(scored, raw, submitters)
-    bad = x12.unwritable_claims(frame, **checks)
+    bad, cut = x12.checked_claims(frame, **checks)
     if not bad:
-        return {}
+        return {}, cut
     some = pa.array(np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy()))
     scored, raw = scored.take(some), raw.take(some)
     at_s, at_r, _ = plan(scored, raw, np.ones(len(some), bool), submitters)
-    return x12.unwritable_claims(lines_at(scored, raw, at_s, at_r, submitters), **checks)
+    return x12.unwritable_claims(lines_at(scored, raw, at_s, at_r, submitters), **checks), cut
 
 
 # --------------------------------------------------------------------------- building

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from therapy_claims import (
     findings,
+    layout,
     ledger,
     reference,
     reports,
@@ -116,7 +117,7 @@ def score(
         at_known = np.concatenate([at_earlier, at_found])
         held = _claims_with_an_error(known, at_known, claim_of_line, len(claims))
         billed = (status_of == _BILLED) & ~held[claim_of_line]
-        verdicts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
+        verdicts, cuts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
     if validated is not None:
         tuning.release_memory()  # what the checks let go of, while GX runs
@@ -142,6 +143,12 @@ def score(
         lines["status"] = _status_column(status_of, lines.index)
         all_found = findings.concat([all_found, unwritable.drop(columns="at")])
         at = np.concatenate([at, unwritable["at"].to_numpy()])
+        on_line = at >= 0
+    # values the 837 carries cut to their element's size, on the lines of the billed claims
+    truncated = _text_truncated(lines, cuts)
+    if len(truncated):
+        all_found = findings.concat([all_found, truncated.drop(columns="at")])
+        at = np.concatenate([at, truncated["at"].to_numpy()])
         on_line = at >= 0
     # a claim an earlier run of this night sent and this run does not bill is flagged
     resent = ledger.not_sent_again(cfg.out, cfg.rd, lines, cfg.ledger)
@@ -236,6 +243,57 @@ def _unwritable(lines: pd.DataFrame, verdicts: dict[str, str]) -> pd.DataFrame:
     return new
 
 
+def _text_truncated(lines: pd.DataFrame, cuts: pd.DataFrame) -> pd.DataFrame:
+    """``TEXT_TRUNCATED`` findings, with each line's position in ``at``: a value of a claim
+    (``row`` -1) on every billed line of the claim, a line's own (a 2420A/C renderer) on that
+    line. Names and addresses are PHI (``layout.PHI_COLUMNS``): for those, the message and
+    before/after give the lengths only (the whole value is in the raw layer, the cut one in
+    the claim file); other values (providers', clinics', payers') are given as they are."""
+    if cuts.empty:
+        return pd.DataFrame()
+    billed = np.flatnonzero((lines["status"] == "billed").to_numpy())
+    on_claim = pd.DataFrame(
+        {"claim_id": lines["claim_id"].to_numpy(dtype=object)[billed], "at": billed}
+    )
+    whole = cuts[cuts["row"] < 0].merge(on_claim, on="claim_id", sort=False)
+    own = cuts[cuts["row"] >= 0]
+    own = own.assign(at=own["row"].to_numpy(np.int64))
+    own = own[np.isin(own["at"].to_numpy(), billed)]
+    hits = pd.concat([f for f in (whole, own) if len(f)] or [whole], ignore_index=True)
+    if hits.empty:
+        return pd.DataFrame()
+    phi = hits["field"].isin(layout.PHI_COLUMNS)
+    size = hits["before"].str.len().astype(str) + " characters"
+    cut = hits["after"].str.len().astype(str) + " characters"
+    before = hits["before"].where(~phi, size)
+    after = hits["after"].where(~phi, cut)
+    shown = np.where(
+        phi,
+        " (not shown: PHI; the raw layer's row has the value, the claim file the cut one)",
+        ": '" + before + "' -> '" + after + "'",
+    )
+    message = (
+        "claim " + hits["claim_id"] + ": " + hits["field"] + " is " + size
+        + " after cleaning; " + hits["element"] + " holds " + hits["max_len"].astype(str)
+        + ", so it was sent cut to " + cut + shown
+    )  # fmt: skip
+    at = hits["at"].to_numpy(np.int64)
+    rows = lines.iloc[at].reset_index(drop=True)
+    claim_type = rows["claim_type"].to_numpy(dtype=object)
+    spec = np.where(claim_type == "institutional", "837I 005010X223A2", "837P 005010X222A1")
+    evidence = "X12 " + pd.Series(spec) + " " + hits["element"].str.split(" ").str[0]
+    new = findings.make(
+        "TEXT_TRUNCATED",
+        rows,
+        message,
+        evidence=evidence + " maximum length " + hits["max_len"].astype(str),
+        before=before,
+        after=after,
+    )
+    new["at"] = at
+    return new
+
+
 # the 837 checks take the lines of this many claims at a time: their intermediates are held
 # while the validate process is at its largest
 CHECK_CLAIMS = 100_000
@@ -258,17 +316,19 @@ def _claim_verdicts(
     billed: np.ndarray,
     claim_of_line: np.ndarray,
     ref: reference.Reference,
-) -> dict[str, str]:
+) -> tuple[dict[str, str], pd.DataFrame]:
     """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
     lines under the CLM01s they would be sent with (a claim over the line limit in parts),
-    checked a claim type and a share of the claims at a time."""
+    checked a claim type and a share of the claims at a time; and the values the others are
+    written with cut (``x12.text_truncations``, ``row`` as the position in ``lines``)."""
     # a line without a receiver or claim type goes into no file (its payer or clinic is
     # unknown: an error that holds its claim)
     billed = (
         billed & lines["receiver_id"].notna().to_numpy() & lines["claim_type"].notna().to_numpy()
     )
+    cuts = [pd.DataFrame(columns=x12.truncation.COLUMNS)]
     if not billed.any():
-        return {}
+        return {}, cuts[0]
     status = _status_column(np.where(billed, _BILLED, _NOT_BILLED), lines.index)
     probe = lines[["claim_id", "claim_type", "date_of_service", "line_id"]].assign(status=status)
     claim_ids = ledger.split_claims(probe, x12.LINE_LIMITS, claims=claim_of_line)
@@ -286,9 +346,13 @@ def _claim_verdicts(
             at = np.flatnonzero(billed & (institutional == inst) & (share == k))
             if len(at):
                 rows = pa.array(at)
-                verdicts |= claim_files.unwritable(scored.take(rows), raw.take(rows), inst, ref)
+                bad, cut = claim_files.claim_checks(scored.take(rows), raw.take(rows), inst, ref)
+                verdicts |= bad
+                if len(cut):
+                    line_row = cut["row"].to_numpy(np.int64)
+                    cuts.append(cut.assign(row=np.where(line_row >= 0, at[line_row], -1)))
                 tuning.release_memory()  # the share's intermediates, while validate runs
-    return verdicts
+    return verdicts, cuts[0] if len(cuts) == 1 else pd.concat(cuts[1:], ignore_index=True)
 
 
 def _split_list(s: pd.Series) -> pd.Series:

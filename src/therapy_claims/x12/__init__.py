@@ -7,7 +7,8 @@ maps ``837.5010.X222.A1.xml`` / ``837Q3.I.5010.X223.A1.xml``.
 Design notes
 * Delimiters: ``*`` element, ``:`` component, ``^`` repetition, ``~`` segment (+ newline).
 * Every free-text element goes through :func:`clean_text` (upper-case, ASCII, X12 *basic*
-  character set without the delimiters) cut to the element's maximum length.
+  character set; delimiters, control characters and whitespace become a space) cut to the
+  element's maximum length; :func:`text_truncations` lists the values it cut.
 * Money is handled in integer cents, so CLM02 is exactly the sum of the SV102 values.
 * Hierarchy: per transaction set (ST, up to ``MAX_CLAIMS_PER_ST`` claims), one 2000A billing
   provider HL per clinic, one 2000B subscriber HL per claim, and a 2000C patient HL when the
@@ -31,6 +32,7 @@ Modules
 * ``fields``: a check per field (``Invalid`` problems), for one value or a whole column.
 * ``batch``: an interchange's lines and claims as checked columns.
 * ``checks``: the ordered claim checks, the messages, :func:`unwritable_claims`.
+* ``truncation``: the values written cut to their element's size, :func:`text_truncations`.
 * ``loops``, ``p837``, ``i837``: segment templates per loop (shared, 837P, 837I).
 * ``assembly``: transaction sets and the HL hierarchy.
 * ``envelope``: ISA/GS/ST/BHT/SE/GE/IEA, :func:`control_number`, :func:`renumber`.
@@ -47,6 +49,7 @@ from therapy_claims.x12.constants import (
     LINE_LIMITS,
     MAX_CLAIMS_PER_ST,
     MAX_DIAGNOSES,
+    MAX_DIAGNOSES_I,
     MAX_LINES_PER_CLAIM,
     MAX_LINES_PER_CLAIM_I,
     RELATIONSHIP_PAT01,
@@ -58,12 +61,14 @@ from therapy_claims.x12.constants import (
 )
 from therapy_claims.x12.envelope import control_number, renumber
 from therapy_claims.x12.text import clean_text, money
+from therapy_claims.x12.truncation import checked_claims, text_truncations
 
 __all__ = [
     "CREDENTIAL_TAXONOMY",
     "LINE_LIMITS",
     "MAX_CLAIMS_PER_ST",
     "MAX_DIAGNOSES",
+    "MAX_DIAGNOSES_I",
     "MAX_LINES_PER_CLAIM",
     "MAX_LINES_PER_CLAIM_I",
     "RELATIONSHIP_PAT01",
@@ -74,9 +79,11 @@ __all__ = [
     "VERSION_I",
     "build_837i",
     "build_837p",
+    "checked_claims",
     "clean_text",
     "control_number",
     "money",
     "renumber",
+    "text_truncations",
     "unwritable_claims",
 ]

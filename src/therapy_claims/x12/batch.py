@@ -27,7 +27,15 @@ from therapy_claims.x12.columns import (
     text_codes,
     units_of,
 )
-from therapy_claims.x12.constants import RELATIONSHIP_PAT01, REVENUE_CODES
+from therapy_claims.x12.constants import (
+    CAUSE_BY_PAYER_CLASS,
+    CMT_CODES,
+    EMPLOYEE_PAT01,
+    OCCURRENCE_CODES,
+    RELATED_CAUSES,
+    RELATIONSHIP_PAT01,
+    REVENUE_CODES,
+)
 from therapy_claims.x12.fields import (
     PerRow,
     by_row,
@@ -39,6 +47,7 @@ from therapy_claims.x12.fields import (
     payer_entry,
     place_of_service,
     pointer_composite,
+    related_cause,
     relationship,
     required,
     sex_code,
@@ -70,7 +79,6 @@ class LineColumns:
         else:
             self._pointers_and_places(df, order)
         self._renderers(df, order)
-        self.order = order  # (the effective renderers, ``providers.effective_renderers``)
 
     def _group(self, df: pd.DataFrame) -> np.ndarray:
         """Number the claims by first appearance; returns the rows in claim order."""
@@ -89,6 +97,7 @@ class LineColumns:
         order = np.argsort(codes, kind="stable")
         self.sizes = np.bincount(codes)
         self.starts = np.cumsum(self.sizes) - self.sizes  # claim k: lines starts[k]..+sizes[k]
+        self.order = order  # the input row of each line (claim order)
         self.first = order[self.starts]  # each claim's first row
         self.line_claim = codes[order]
         self.lx = np.arange(n) - np.repeat(self.starts, self.sizes) + 1
@@ -112,11 +121,14 @@ class LineColumns:
         self.svc = svc[order]
         self.svc_values = svc_values  # None where the code or a modifier is malformed
         self.svc_text = Texts(self.svc, objects((v or "" for v in svc_values), len(rep)))
+        cmt = np.fromiter((clean_text(c) in CMT_CODES for c in cpt_keys), bool, len(cpt_keys))
+        self.cmt = cmt[cpt_codes][order]  # a chiropractic manipulation (CMT) line
 
     def _disciplines(self, df: pd.DataFrame, order: np.ndarray) -> None:
         """837I: each line's discipline and so its revenue code."""
         codes, texts = text_codes(cleaned(df["discipline"]))
         self.disc_code = codes[order]
+        self.disc_texts = texts
         self.discipline = texts[self.disc_code]
         revenue = objects((REVENUE_CODES.get(d, ("",))[0] for d in texts), len(texts))
         self.revenue_text = Texts(self.disc_code, revenue)
@@ -145,10 +157,12 @@ class LineColumns:
         self.npi_ok = npi_ok[self.npi_code]
         self.npi_empty = (self.npi_texts == "")[self.npi_code]
         texts, problem = required(df["rendering_last_name"], "rendering_last_name", 60)
+        self.r_last = texts  # by input row, with what was cut (TEXT_TRUNCATED)
         self.r_last_problem = None if problem is None else problem[order]
         codes, self.r_last_texts = text_codes(texts)
         self.r_last_code = codes[order]
         texts, problem = required(df["rendering_first_name"], "rendering_first_name", 35)
+        self.r_first = texts
         self.r_first_problem = None if problem is None else problem[order]
         codes, self.r_first_texts = text_codes(texts)
         self.r_first_code = codes[order]
@@ -171,18 +185,13 @@ class ClaimColumns:
         self._df, self._first = df, lines.first
         self.institutional = lines.institutional
         self.problems: dict[str, PerRow | None] = {}
-        k = len(lines.first)
         self.dob = d8_texts(df["patient_dob"], lines.first)
-        self.injury = blank(k)
-        if "injury_date" in df:
-            injury = d8_texts(df["injury_date"], lines.first)
-            segment = (f"DTP*431*D8*{d}~\n" if d else "" for d in injury.texts)
-            self.injury = Texts(injury.codes, objects(segment, len(injury.texts)))
         self._references(clinics, payers)
         self._claim_ids(lines)
         self._patient()
         self._subscriber()
         self._diagnoses()
+        self._content(lines)
         effective_renderers(df, lines, self, payers, providers)
         referrers(self._values, payers, self, providers)
         self._renderer(lines)
@@ -303,6 +312,75 @@ class ClaimColumns:
             values("prior_auth_number"), "prior_auth_number", 50
         )
 
+    def _dates(self, name: str) -> Texts:
+        """CCYYMMDD of a date column on each claim's first line ('' when missing, and for
+        every claim when the frame has no such column)."""
+        if name not in self._df:
+            return blank(len(self._first))
+        return d8_texts(self._df[name], self._first)
+
+    def _content(self, lines: LineColumns) -> None:
+        """Claim content by payer class and claim type: the related cause (the column, else
+        employment for workers' comp and auto accident for auto payers; ``cause`` 0 for none,
+        else 1 + its place in ``RELATED_CAUSES``) with its accident date (``accident_date``,
+        else ``injury_date``), the auto accident's state, the property-and-casualty claim
+        number (REF*Y4), the employer as the insured (workers' comp) and the date treatment
+        started (``initial_treatment_date``, else ``plan_of_care_start``) that Medicare CMT
+        claims (837P DTP*454) and Medicare 837I claims (occurrence codes) carry."""
+        values, found = self._values, self.problems
+        k = len(self._first)
+        payer_class = self.entry_values(self.payer_entries, "class")[self.payer_code]
+        codes, keys = distinct(values("related_cause"))
+        given, problem = split_results(
+            objects((checked(related_cause, v) for v in keys), len(keys))
+        )
+        found["related_cause"] = by_row(codes, problem)
+        names = list(RELATED_CAUSES)
+        given = np.fromiter((names.index(c) + 1 if c else 0 for c in given), np.int64, len(keys))
+        self.cause = given[codes]
+        for payer_class_, cause in CAUSE_BY_PAYER_CLASS.items():
+            by_class = (self.cause == 0) & (payer_class == payer_class_)
+            self.cause[by_class] = names.index(cause) + 1
+        self.onset = self._dates("injury_date")
+        self.accident = fallback(self._dates("accident_date"), self.onset)
+        self.plan_of_care = self._dates("plan_of_care_start")
+        self.started = fallback(self._dates("initial_treatment_date"), self.plan_of_care)
+        self.accident_state, found["accident_state"] = checked_values(
+            lambda v: state_code(v, "accident_state"),
+            values("accident_state"),
+            unchanged="^[A-Z]{2}$",
+        )
+        self.pc_number, found["pc_claim_number"] = identifiers(
+            values("pc_claim_number"), "pc_claim_number", 50
+        )
+        has_pc = np.not_equal(self.pc_number.texts, "")[self.pc_number.codes]
+        self.has_y4 = (self.cause > 0) & has_pc
+        self.employer_name = cleaned(values("employer_name"), 60)
+        has_employer = np.not_equal(self.employer_name.texts, "")[self.employer_name.codes]
+        self.employer = (payer_class == "workers_comp") & has_employer
+        # the subscriber is a person other than the patient, or (workers' comp) the employer:
+        # either way the patient gets a 2000C loop (the employer's employee: PAT01 20)
+        self.insured_person = self.dependent & ~self.employer
+        self.dependent = self.dependent | self.employer
+        pat01 = self.pat01
+        self.pat01 = Texts(
+            np.where(self.employer, pat01.n_texts, pat01.codes),
+            np.append(pat01.texts, EMPLOYEE_PAT01).astype(object),
+        )
+        medicare = payer_class == "medicare"
+        if self.institutional:
+            self.disciplines = {
+                d: np.bincount(
+                    lines.line_claim, weights=(lines.disc_texts == d)[lines.disc_code], minlength=k
+                )
+                > 0
+                for d in OCCURRENCE_CODES
+            }
+            self.needs_start = medicare
+        else:
+            has_cmt = np.bincount(lines.line_claim, weights=lines.cmt, minlength=k) > 0
+            self.needs_start = medicare & has_cmt
+
     def _renderer(self, lines: LineColumns) -> None:
         """The claim's renderer is its first line's: ``renderer2310`` says which claims carry
         it (837I: every claim, as the attending provider; 837P: a 2310B only when it differs
@@ -315,3 +393,10 @@ class ClaimColumns:
         else:
             billing_npi = self.entry_values(self.clinic_entries, "npi")[self.clinic_rank]
             self.renderer2310 = self.has_npi0 & (self.npi0 != billing_npi)
+
+
+def fallback(a: Texts, b: Texts) -> Texts:
+    """Per row ``a``'s text, else (where it is '') ``b``'s: once per distinct pair."""
+    key, rep = groups(a.codes, b.codes)
+    first, second = a.texts[a.codes[rep]], b.texts[b.codes[rep]]
+    return Texts(key, np.where(np.not_equal(first, ""), first, second).astype(object))

@@ -2,7 +2,8 @@
 
 A claim is held for its first problem, in the order a claim-by-claim writer meets them:
 clinic, CLM01, line count, payer, the patient (relationship, name, member id, address, DOB,
-sex), group, the subscriber (dependants), diagnoses, authorisation, the claim's renderer, its
+sex), group, the subscriber (dependants), the claim content by payer (related cause,
+accident date and state, P&C claim number, the date treatment started), diagnoses, authorisation, the claim's renderer, its
 lines in order (charge, units, code and modifiers, date, 837I therapy modifier / 837P
 pointers and place, a line renderer's name and NPI), then the 2310B / attending names. Every
 check runs over whole columns (:mod:`therapy_claims.x12.batch`); the message names the claim,
@@ -25,6 +26,7 @@ from therapy_claims.x12.constants import (
     MAX_DIAGNOSES,
     MAX_LINES_PER_CLAIM,
     MAX_LINES_PER_CLAIM_I,
+    RELATED_CAUSES,
 )
 from therapy_claims.x12.fields import (
     BAD_NPI,
@@ -75,6 +77,13 @@ PATIENT = (
     "patient_zip",
 )
 SUBSCRIBER = ("subscriber_last_name", "subscriber_first_name")
+ACCIDENT_DATE = Invalid(
+    "accident_date", "is missing and so is injury_date (the related cause's date)"
+)
+START_DATE = Invalid(
+    "initial_treatment_date",
+    "is missing and so is plan_of_care_start (Medicare: the date treatment started)",
+)
 
 
 def claim_problems(lines: LineColumns, claims: ClaimColumns) -> FirstProblem:
@@ -94,7 +103,8 @@ def claim_problems(lines: LineColumns, claims: ClaimColumns) -> FirstProblem:
     p.note(found["patient_sex"])
     p.note(found["group_number"])
     for field in SUBSCRIBER:
-        p.note(found[field], where=claims.dependent)
+        p.note(found[field], where=claims.insured_person)
+    content_problems(p, claims)
     p.note(found["diagnosis_codes"])
     p.note(found["prior_auth_number"])
     # the claim's renderer (its first line's; an assistant's supervisor where the payer does
@@ -117,6 +127,23 @@ def referrer_problems(p: FirstProblem, claims: ClaimColumns) -> None:
     p.note_mask(need & ~r.npi_ok, Invalid("referring_npi", BAD_NPI))
     p.note(r.last_problem, where=need)
     p.note(r.first_problem, where=need)
+
+
+def content_problems(p: FirstProblem, claims: ClaimColumns) -> None:
+    """Claim content by payer and claim type, in this order: the related cause, its accident
+    date, an 837P auto accident's state, the P&C claim number (with a related cause), the
+    date treatment started (Medicare CMT 837P / Medicare 837I). Score's claim content rules
+    hold these claims first; here they are a safety net."""
+    found, related = claims.problems, claims.cause > 0
+    p.note(found["related_cause"])
+    accident = claims.accident
+    p.note_mask(related & (accident.texts == "")[accident.codes], ACCIDENT_DATE)
+    if not claims.institutional:
+        auto = claims.cause == 1 + list(RELATED_CAUSES).index("auto_accident")
+        p.note(found["accident_state"], where=auto)
+    p.note(found["pc_claim_number"], where=related)
+    started = claims.started
+    p.note_mask(claims.needs_start & (started.texts == "")[started.codes], START_DATE)
 
 
 def line_problems(lines: LineColumns, n_dx: np.ndarray) -> np.ndarray:

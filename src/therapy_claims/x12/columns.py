@@ -129,14 +129,37 @@ def is_clean(keys: np.ndarray, max_len: int | None, strings: pa.Array | None = N
     return ok if strings is None else np.append(ok, False)
 
 
-def cleaned(values: Values, max_len: int | None = None) -> Texts:
-    """``clean_text(value, max_len)`` of every value."""
+class Cleaned(Texts):
+    """The texts of :func:`cleaned`, and those cut to ``max_len``: ``uncut`` maps the
+    position of each key whose text was cut to its text before the cut (``TEXT_TRUNCATED``'s
+    before; the cut text, its after, is ``texts[position]``)."""
+
+    def __init__(self, codes, texts, strings, changed, max_len: int | None, uncut: dict):
+        super().__init__(codes, texts, strings, changed)
+        self.max_len, self.uncut = max_len, uncut
+
+    def cut(self) -> np.ndarray:
+        """Per key: its text was cut."""
+        out = np.zeros(self.n_texts, dtype=bool)
+        out[list(self.uncut)] = True
+        return out
+
+
+def cleaned(values: Values, max_len: int | None = None) -> Cleaned:
+    """``clean_text(value, max_len)`` of every value. A value that is cut is longer than
+    ``max_len``, never clean: only the keys cleaned here in Python can have been cut."""
     codes, keys, strings = encode(values)
     texts = keys.copy()
+    uncut = {}
     dirty = np.flatnonzero(~is_clean(keys, max_len, strings))
     for i in dirty:
-        texts[i] = clean_text(keys[i], max_len)
-    return Texts(codes, texts, strings, dirty)
+        text = texts[i] = clean_text(keys[i], max_len)
+        # a cut text keeps at least max_len - 1 characters (spaces come single: the cut
+        # strips one at most), so only those can have been cut
+        if max_len is not None and len(text) >= max_len - 1:
+            if len(whole := clean_text(keys[i])) > max_len:
+                uncut[int(i)] = whole
+    return Cleaned(codes, texts, strings, dirty, max_len, uncut)
 
 
 def text_codes(texts: Texts) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ VERSION_I = "005010X223A2"  # 837I
 MAX_CLAIMS_PER_ST = 5000  # TR3 recommendation
 MAX_LINES_PER_CLAIM = 50  # 837P 2400 loop repeat
 MAX_LINES_PER_CLAIM_I = 999  # 837I 2400 loop repeat
-MAX_DIAGNOSES = 12  # HI01..HI12
+MAX_DIAGNOSES = 12  # 837P: HI01..HI12
+MAX_DIAGNOSES_I = 25  # 837I: the principal (HI*ABK) and 24 others (two HI*ABF of 12)
 LINE_LIMITS = {"professional": MAX_LINES_PER_CLAIM, "institutional": MAX_LINES_PER_CLAIM_I}
 
 # 837I outpatient therapy: revenue code and the therapy modifier every such line carries
@@ -16,6 +17,21 @@ REVENUE_CODES = {"PT": ("0420", "GP"), "OT": ("0430", "GO"), "SLP": ("0440", "GN
 THERAPY_MODIFIERS = ("GP", "GO", "GN")
 
 RELATIONSHIP_PAT01 = {"spouse": "01", "child": "19", "other": "G8"}
+EMPLOYEE_PAT01 = "20"  # workers' comp: the patient as the employer's employee (2000C)
+
+# related causes (extract column ``related_cause``, else by payer class): 837P CLM11-1 and
+# 837I occurrence code (with the accident date)
+RELATED_CAUSES = {
+    "employment": ("EM", "04"),
+    "auto_accident": ("AA", "01"),
+    "other_accident": ("OA", "05"),
+}
+CAUSE_BY_PAYER_CLASS = {"workers_comp": "employment", "auto": "auto_accident"}
+# chiropractic manipulative treatment (spinal): Medicare claims with one carry DTP*454
+CMT_CODES = ("98940", "98941", "98942")
+# 837I to Medicare (payer class medicare), per discipline on the claim: occurrence codes for
+# the date treatment started and the date the plan of care was established
+OCCURRENCE_CODES = {"PT": ("35", "29"), "OT": ("44", "17"), "SLP": ("45", "30")}
 
 # a renderer's NUCC taxonomy (837P PRV*PE, 837I PRV*AT) by credential, when neither the line's
 # rendering_taxonomy nor providers.csv gives one (MD, DO and others: the clinic's taxonomy)

@@ -21,6 +21,8 @@ from therapy_claims import npi as npi_check
 from therapy_claims.x12.columns import Values, cleaned, encode, is_clean, matching
 from therapy_claims.x12.constants import (
     MAX_DIAGNOSES,
+    MAX_DIAGNOSES_I,
+    RELATED_CAUSES,
     RELATIONSHIP_PAT01,
     REVENUE_CODES,
     THERAPY_MODIFIERS,
@@ -152,27 +154,54 @@ def clinic_entry(clinics: pd.DataFrame, cid: object, institutional: bool) -> dic
             "submitter_name": req(row["submitter_name"], "clinic submitter_name", 60),
             "phone": req(digits_of(row["contact_phone"]), "clinic contact_phone", 256),
             "clm05": f"{tob[:2]}:A:{tob[2:]}" if tob else "",
+            "point_of_origin": point_of_origin(row) if institutional else "",
         }
     except Invalid as exc:
         exc.scope = "clinic"
         raise
 
 
+def point_of_origin(row: pd.Series) -> str:
+    """837I CL102 (UB-04 FL15) of a clinic: its ``point_of_origin``, "1" when empty."""
+    value = row.get("point_of_origin", "")
+    text = "" if is_na(value) else str(value).strip()
+    return exact(text or "1", "clinic point_of_origin", r"[0-9A-Z]", "a 1-character code")
+
+
 def payer_entry(payers: pd.DataFrame, pid: object) -> dict[str, str]:
-    """The payer's checked 2010BB / SBR09 values (raises ``Invalid``)."""
+    """The payer's checked 2010BB / SBR09 values and its class (raises ``Invalid``). NM109 is
+    the clearinghouse's payer ID (what claims are routed by), not the internal key; SBR09 is
+    the 837P's or the 837I's (``sbr09_i``: Medicare Part A on institutional claims)."""
     if is_na(pid) or pid not in payers.index:
         raise Invalid("payer_id", "is not in payers.csv")
     row = payers.loc[pid]
+    what = "a 2-character SBR09 code"
     try:
+        name = req(row["payer_name"], "payer_name", 60)
+        routing_id = exact(
+            row.get("clearinghouse_payer_id"),
+            "payer clearinghouse_payer_id",
+            r"[A-Z0-9 .\-]{2,80}",
+            "2-80 of A-Z 0-9",
+        )
+        filing = exact(
+            row["claim_filing_indicator"], "payer claim_filing_indicator", r"[A-Z0-9]{2}", what
+        )
+        filing_i = row.get("claim_filing_indicator_institutional", "")
+        filing_i = "" if is_na(filing_i) else str(filing_i).strip()
+        filing_i = exact(
+            filing_i or ("MA" if filing == "MB" else filing),
+            "payer claim_filing_indicator_institutional",
+            r"[A-Z0-9]{2}",
+            what,
+        )
+        payer_class = row.get("payer_class")
         return {
-            "name": req(row["payer_name"], "payer_name", 60),
-            "id": exact(row["payer_id"], "payer_id", r"[A-Z0-9 .\-]{2,80}", "2-80 of A-Z 0-9"),
-            "sbr09": exact(
-                row["claim_filing_indicator"],
-                "payer claim_filing_indicator",
-                r"[A-Z0-9]{2}",
-                "a 2-character SBR09 code",
-            ),
+            "name": name,
+            "id": routing_id,
+            "sbr09": filing,
+            "sbr09_i": filing_i,
+            "class": "" if is_na(payer_class) else str(payer_class),
         }
     except Invalid as exc:
         exc.scope = "payer"
@@ -193,6 +222,14 @@ def relationship(value: object) -> str:
     if relation != "self" and relation not in RELATIONSHIP_PAT01:
         raise Invalid("subscriber_relationship", "is not self/spouse/child/other")
     return relation
+
+
+def related_cause(value: object) -> str:
+    """The extract's ``related_cause`` ('' for none)."""
+    cause = "" if is_na(value) else str(value).strip().lower()
+    if cause and cause not in RELATED_CAUSES:
+        raise Invalid("related_cause", "is not employment, auto_accident or other_accident")
+    return cause
 
 
 def sex_code(value: object) -> str:
@@ -237,10 +274,15 @@ def diagnoses(codes: tuple, institutional: bool) -> tuple[int, str]:
     dx = hi_codes(codes)
     if not dx:
         raise Invalid("diagnosis_codes", "is empty")
-    if len(dx) > MAX_DIAGNOSES:
-        raise Invalid("diagnosis_codes", f"has more than {MAX_DIAGNOSES} codes")
-    if institutional:
-        other = "HI*" + "*".join("ABF:" + d for d in dx[1:]) + "~\n" if len(dx) > 1 else ""
+    limit = MAX_DIAGNOSES_I if institutional else MAX_DIAGNOSES
+    if len(dx) > limit:
+        raise Invalid("diagnosis_codes", f"has more than {limit} codes")
+    if institutional:  # the other diagnoses in HI*ABF segments of 12
+        others = dx[1:]
+        other = "".join(
+            "HI*" + "*".join("ABF:" + d for d in others[at : at + 12]) + "~\n"
+            for at in range(0, len(others), 12)
+        )
         return len(dx), f"HI*ABK:{dx[0]}~\n{other}"
     return len(dx), "HI*ABK:" + dx[0] + "".join("*ABF:" + d for d in dx[1:]) + "~\n"
 

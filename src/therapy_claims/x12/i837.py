@@ -1,5 +1,6 @@
 """837I (005010X223A2) outpatient therapy claim and service line templates: 2300 (CLM with
-the type of bill, DTP*434 statement period, CL1, REF*G1, HI), 2310A (the attending provider:
+the type of bill, DTP*434 statement period, CL1 with the clinic's point of origin, REF*G1,
+HI: diagnoses, then occurrence codes), 2310A (the attending provider:
 the first line's clinician), 2400 (LX, SV2 with the discipline's revenue code, DTP*472) and
 2420C (a line's rendering provider when it differs from the attending one)."""
 
@@ -9,7 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
-from therapy_claims.x12.joiner import Texts, join_distinct
+from therapy_claims.x12.constants import OCCURRENCE_CODES, RELATED_CAUSES
+from therapy_claims.x12.joiner import Texts, groups, join_distinct, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
@@ -33,15 +35,51 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
     offsets = np.cumsum(n_lines) - n_lines
     first_date = by_date[np.minimum.reduceat(ranks, offsets)]
     last_date = by_date[np.maximum.reduceat(ranks, offsets)]
+    origin = claims.entry_values(claims.clinic_entries, "point_of_origin")
     key, attending = renderers(lines, claims, lines.starts[w], "71")
     return [
         "CLM*", claims.id_texts, "*", claim_total(lines, w, rows), "***",
         Texts(claims.clinic_rank, clm05), "**A*Y*Y~\nDTP*434*RD8*",
         written(n_claims, w, first_date, lines.dates), "-",
-        written(n_claims, w, last_date, lines.dates), "~\nCL1*3**01~\n",
-        *prior_authorisation(claims), claims.hi, written(n_claims, w, key, attending),
+        written(n_claims, w, last_date, lines.dates), "~\nCL1*3*",
+        Texts(claims.clinic_rank, origin), "*01~\n", *prior_authorisation(claims), claims.hi,
+        occurrence_codes(claims), written(n_claims, w, key, attending),
         referring(claims),
     ]  # fmt: skip
+
+
+def occurrence_codes(claims: ClaimColumns) -> Texts:
+    """Per claim, one ``HI*BH:<code>:D8:<date>*...`` segment (or nothing): to Medicare, the
+    date treatment started (35 PT, 44 OT, 45 SLP) and the plan-of-care date (29, 17, 30) of
+    each discipline on the claim; with a related cause, its code (04 employment, 01 auto, 05
+    other accident) with the accident date. Made once per distinct combination."""
+    c = claims
+    has = [c.disciplines[d] for d in OCCURRENCE_CODES]
+    medicare = c.needs_start.astype(np.int64)
+    on = medicare > 0
+    # values only where they are written (few distinct combinations on a night)
+    key, rep = groups(
+        *(on & h for h in has),
+        np.where(on, c.started.codes + 1, 0),
+        np.where(on, c.plan_of_care.codes + 1, 0),
+        c.cause,
+        np.where(c.cause > 0, c.accident.codes + 1, 0),
+    )
+    codes = list(OCCURRENCE_CODES.values())
+    causes = [code for _, code in RELATED_CAUSES.values()]
+
+    def text(r: int) -> str:
+        started = c.started.texts[c.started.codes[r]]
+        plan = c.plan_of_care.texts[c.plan_of_care.codes[r]]
+        accident = c.accident.texts[c.accident.codes[r]]
+        on_claim = [k for k, h in enumerate(has) if h[r]] if medicare[r] else []
+        items = [f"BH:{codes[k][0]}:D8:{started}" for k in on_claim if started]
+        items += [f"BH:{codes[k][1]}:D8:{plan}" for k in on_claim if plan]
+        if c.cause[r] and accident:
+            items.append(f"BH:{causes[c.cause[r] - 1]}:D8:{accident}")
+        return "HI*" + "*".join(items) + "~\n" if items else ""
+
+    return Texts(key, objects(map(text, rep.tolist()), len(rep)))
 
 
 def line_texts(lines: LineColumns, claims: ClaimColumns, rows: np.ndarray) -> pa.Array:

@@ -50,12 +50,31 @@ def billing_provider(e: dict[str, str]) -> str:
     )
 
 
+def masked(texts: Texts, keep: np.ndarray) -> Texts:
+    """``texts`` where ``keep`` holds, else ''."""
+    arrow = pa.concat_arrays([texts.arrow(), large([""])])
+    return Texts(np.where(keep, texts.codes, texts.n_texts), arrow=arrow)
+
+
+def optional_segment(start: str, value: Texts, show: np.ndarray) -> list:
+    """``<start><value>~`` where ``show`` holds, else nothing: pieces per claim."""
+    code = show.astype(np.int64)
+    return [
+        Texts(code, np.array(["", start], dtype=object)),
+        masked(value, show),
+        Texts(code, np.array(["", "~\n"], dtype=object)),
+    ]
+
+
 def subscriber_items(claims: ClaimColumns, common: list, dependant_hl: list) -> tuple[list, list]:
-    """2000B (SBR), 2010BA (NM1*IL, and for a self subscriber N3, N4, DMG), 2010BB (NM1*PR),
-    and for a dependant 2000C (``dependant_hl``: its HL's pieces, then PAT) and 2010CA
-    (NM1*QC, N3, N4, DMG): the pieces of a self and of a dependant claim, after ``common``
-    (the 2000A, if any, and the 2000B HL up to its parent)."""
-    sbr09 = Texts(claims.payer_code, claims.entry_values(claims.payer_entries, "sbr09"))
+    """2000B (SBR), 2010BA (NM1*IL, and for a self subscriber N3, N4, DMG; REF*Y4), 2010BB
+    (NM1*PR), and for a dependant 2000C (``dependant_hl``: its HL's pieces, then PAT) and
+    2010CA (NM1*QC, N3, N4, DMG): the pieces of a self and of a dependant claim, after
+    ``common`` (the 2000A, if any, and the 2000B HL up to its parent). A workers' comp claim
+    with an employer is a dependant one: the employer (``NM1*IL*2``) is the insured and the
+    patient its employee (PAT*20)."""
+    key = "sbr09_i" if claims.institutional else "sbr09"
+    sbr09 = Texts(claims.payer_code, claims.entry_values(claims.payer_entries, key))
     pr = objects(
         (
             f"NM1*PR*2*{e['name']}*****PI*{e['id']}~\n" if isinstance(e, dict) else ""
@@ -69,17 +88,21 @@ def subscriber_items(claims: ClaimColumns, common: list, dependant_hl: list) -> 
         "~\nN3*", c.address, "~\nN4*", c.city, "*", c.state, "*",
         c.zip, "~\nDMG*D8*", c.dob, "*", c.sex, "~\n",
     ]  # fmt: skip
+    y4 = optional_segment("REF*Y4*", c.pc_number, c.has_y4)
+    employer = c.employer
+    entity = Texts(employer.astype(np.int64), np.array(["1", "2"], dtype=object))
     # the demographics' leading "~\n" ends NM1*IL (self) or NM1*QC (dependant)
     self_items = [
         *common, "*22*0~\nSBR*P*18*", c.group, "******", sbr09,
         "~\nNM1*IL*1*", c.pat_last, "*", c.pat_first, "****MI*", c.member,
-        *demographics, pr,
+        *demographics, *y4, pr,
     ]  # fmt: skip
     dep_items = [
         *common, "*22*1~\nSBR*P**", c.group, "******", sbr09,
-        "~\nNM1*IL*1*", c.sub_last, "*", c.sub_first, "****MI*", c.member,
-        "~\n", pr, *dependant_hl, "*23*0~\nPAT*", c.pat01, "~\nNM1*QC*1*",
-        c.pat_last, "*", c.pat_first, *demographics,
+        "~\nNM1*IL*", entity, "*", masked(c.sub_last, ~employer),
+        masked(c.employer_name, employer), "*", masked(c.sub_first, ~employer),
+        "****MI*", c.member, "~\n", *y4, pr, *dependant_hl, "*23*0~\nPAT*", c.pat01,
+        "~\nNM1*QC*1*", c.pat_last, "*", c.pat_first, *demographics,
     ]  # fmt: skip
     return self_items, dep_items
 

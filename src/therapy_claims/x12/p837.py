@@ -1,4 +1,5 @@
-"""837P (005010X222A1) claim and service line templates: 2300 (CLM, DTP*431, REF*G1, HI),
+"""837P (005010X222A1) claim and service line templates: 2300 (CLM with CLM11 related causes,
+DTP*431 onset, DTP*454 initial treatment, DTP*439 accident, REF*G1, HI),
 2310B (the rendering provider, when not the billing one), 2400 (LX, SV1, DTP*472) and 2420A
 (a line's rendering provider when it differs from the claim's)."""
 
@@ -8,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
-from therapy_claims.x12.joiner import Texts, join_distinct
+from therapy_claims.x12.constants import RELATED_CAUSES
+from therapy_claims.x12.joiner import Texts, groups, join_distinct, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
@@ -27,10 +29,46 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
     rendering[need], texts = renderers(lines, claims, lines.starts[w][need])
     return [
         "CLM*", claims.id_texts, "*", claim_total(lines, w, rows), "***", claim_pos,
-        ":B:1*Y*A*Y*Y~\n", claims.injury, *prior_authorisation(claims), claims.hi,
+        ":B:1*Y*A*Y*Y", clm11_and_dates(claims), *prior_authorisation(claims), claims.hi,
         referring(claims),
         written(len(lines.ids), w, rendering, texts),
     ]  # fmt: skip
+
+
+def clm11_and_dates(claims: ClaimColumns) -> Texts:
+    """Per claim, from CLM11 on: the related cause (``**EM``, ``**AA:::<state>``, ``**OA``)
+    ending CLM, then DTP*431 (onset), DTP*454 (initial treatment: Medicare CMT claims) and
+    DTP*439 (accident: claims with a related cause); made once per distinct combination."""
+    c = claims
+    show454 = c.needs_start.astype(np.int64)
+    related = c.cause > 0
+    # values only where they are written (few distinct combinations on a night)
+    key, rep = groups(
+        c.cause,
+        np.where(related, c.accident_state.codes + 1, 0),
+        c.onset.codes,
+        np.where(show454, c.started.codes + 1, 0),
+        np.where(related, c.accident.codes + 1, 0),
+    )
+    causes = [code for code, _ in RELATED_CAUSES.values()]
+
+    def text(r: int) -> str:
+        cause, out = c.cause[r], "~\n"
+        if cause:
+            code = causes[cause - 1]
+            state = c.accident_state.texts[c.accident_state.codes[r]]
+            out = f"**{code}:::{state}~\n" if code == "AA" else f"**{code}~\n"
+        onset, started = c.onset.texts[c.onset.codes[r]], c.started.texts[c.started.codes[r]]
+        accident = c.accident.texts[c.accident.codes[r]]
+        if onset:
+            out += f"DTP*431*D8*{onset}~\n"
+        if show454[r] and started:
+            out += f"DTP*454*D8*{started}~\n"
+        if cause and accident:
+            out += f"DTP*439*D8*{accident}~\n"
+        return out
+
+    return Texts(key, objects(map(text, rep.tolist()), len(rep)))
 
 
 def line_texts(lines: LineColumns, claims: ClaimColumns, rows: np.ndarray) -> pa.Array:

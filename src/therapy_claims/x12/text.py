@@ -1,8 +1,9 @@
 """Text as X12 elements carry it: cleaning free text to the basic character set, amounts.
 
 Every free-text element goes through :func:`clean_text` (upper-case, ASCII, X12 *basic*
-character set without the delimiters) cut to the element's maximum length. Money is handled in
-integer cents, so a claim's total is exactly the sum of its lines' amounts (:func:`money`).
+character set; delimiters, control characters and whitespace become a space) cut to the
+element's maximum length. Money is handled in integer cents, so a claim's total is exactly the
+sum of its lines' amounts (:func:`money`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ _TRANSLIT = str.maketrans(
 _NOT_BASIC = re.compile(r"[^A-Z0-9 !\"&'()+,\-./;?=]")
 
 
-_SPACES = re.compile(r"\s+")
+# word breaks: whitespace (any Unicode space, tabs, line ends), the X12 delimiters (this
+# writer's element *, component :, repetition ^ and segment ~ separators, and |, which other
+# senders use as one) and control characters (C0, DEL, C1). Each becomes a space, not nothing,
+# so that O'BRIEN*SMITH stays two words (issue 15).
+_BREAKS = re.compile(r"[\s*:^~|\x00-\x1f\x7f-\x9f]+")
 
 
 _MULTI_SPACE = re.compile(r" {2,}")
@@ -88,8 +93,8 @@ def _clean_str(text: str) -> str:
         text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
         text = text.translate(_TRANSLIT)  # NFKD may expose more (e.g. compatibility forms)
-    text = _SPACES.sub(" ", text.upper())  # tabs, newlines, unicode spaces -> one space
-    text = _NOT_BASIC.sub("", text)
+    text = _BREAKS.sub(" ", text.upper())  # delimiters, controls, whitespace -> one space
+    text = _NOT_BASIC.sub("", text)  # any other character outside the basic set: dropped
     return _MULTI_SPACE.sub(" ", text).strip()
 
 
@@ -97,9 +102,13 @@ def clean_text(value: object, max_len: int | None = None) -> str:
     """Make ``value`` safe for an X12 element.
 
     Upper-cases, transliterates to ASCII (``JOSÉ`` -> ``JOSE``, ``ß`` -> ``SS``, ``Ø`` -> ``O``),
-    keeps only the X12 basic character set ``A-Z 0-9`` space and ``! " & ' ( ) + , - . / ; ? =``
-    (so the delimiters ``* : ~ ^`` and everything else are dropped; whitespace becomes a
-    space), collapses runs of spaces, strips, and cuts to ``max_len``. None/NA -> ``""``.
+    turns every word break into a space: whitespace, the X12 delimiters ``* : ^ ~ |`` and
+    control characters (U+0000-U+001F, U+007F-U+009F), so ``O'BRIEN*SMITH`` ->
+    ``O'BRIEN SMITH``; then drops any other character outside the X12 basic character set
+    ``A-Z 0-9`` space ``! " & ' ( ) + , - . / ; ? =`` (``#``, ``@``, ``%``, emoji, letters
+    with no ASCII form, zero-width and other format characters), collapses runs of spaces,
+    strips, and cuts to ``max_len`` (then strips the cut's trailing spaces). A compatibility
+    form is transliterated first, so a full-width ``＊`` is a delimiter too. None/NA -> ``""``.
     """
     if isinstance(value, str):
         return _clean_cut(value, max_len)
