@@ -30,12 +30,14 @@ import pandas as pd
 
 from therapy_claims import x12
 from therapy_claims.x12 import (
+    CREDENTIAL_TAXONOMY,
     MAX_DIAGNOSES,
     MAX_DIAGNOSES_I,
     MAX_LINES_PER_CLAIM,
     MAX_LINES_PER_CLAIM_I,
     RELATIONSHIP_PAT01,
     REVENUE_CODES,
+    SUPERVISOR_TAXONOMY,
     THERAPY_MODIFIERS,
     VERSION,
     VERSION_I,
@@ -371,6 +373,108 @@ def payer_entry(payers: pd.DataFrame, pid: object) -> dict[str, str]:
         raise
 
 
+def payer_flag(payers: pd.DataFrame, pid: object, setting: str) -> bool:
+    """payers.csv ``assistants_may_render`` / ``requires_referring``; without the column the
+    loader's default (assistants render except for Medicare and Medicare Advantage; no
+    referrer required), and the defaults for an unknown payer."""
+    known = not is_na(pid) and pid in payers.index
+    if known and setting in payers.columns:
+        value = payers.loc[pid, setting]
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes")
+        return False if is_na(value) else bool(value)
+    if setting == "assistants_may_render":
+        payer_class = payers.loc[pid, "payer_class"] if known and "payer_class" in payers else ""
+        return payer_class not in ("medicare", "medicare_advantage")
+    return False
+
+
+# ---- providers: the effective renderer, its taxonomy, the referrer ---------------------------
+
+RENDERING = ("rendering_npi", "rendering_last_name", "rendering_first_name")
+SUPERVISING = ("supervising_npi", "supervising_last_name", "supervising_first_name")
+REFERRING = ("referring_npi", "referring_last_name", "referring_first_name")
+SUPERVISOR_MISSING = (
+    "is missing (an assistant (PTA/OTA) cannot be the rendering provider for this payer: "
+    "payers.csv assistants_may_render is false)"
+)
+
+
+def listed(providers: pd.DataFrame | None, npi_text: str) -> dict | None:
+    """providers.csv's row of an NPI (cleaned text), or None."""
+    if providers is None or len(providers) == 0 or not npi_text:
+        return None
+    if npi_text not in providers.index:
+        return None
+    return providers.loc[npi_text].to_dict()
+
+
+@dataclass
+class Renderer:
+    """A line's rendering provider as the 837 names it: the raw NPI and name values, the
+    fields they come from (for messages), its taxonomy, and whether it is an assistant's
+    supervisor (``subst``)."""
+
+    npi: object
+    last: object
+    first: object
+    fields: tuple[str, str, str]
+    taxonomy: str
+    subst: bool
+
+
+def renderer(
+    row: dict, assistants_render: bool, clinic: dict[str, str], providers: pd.DataFrame | None
+) -> Renderer:
+    """The line's renderer: an assistant's supervisor where the payer does not let assistants
+    render (the name from the columns, else providers.csv's), else the rendering clinician."""
+    credential = clean_text(row.get("rendering_credential"))
+    if credential in SUPERVISOR_TAXONOMY and not assistants_render:
+        npi_text = clean_text(row.get("supervising_npi"))
+        entry = listed(providers, npi_text)
+        last, first = row.get("supervising_last_name"), row.get("supervising_first_name")
+        if (not clean_text(last, 60) or not clean_text(first, 35)) and entry is not None:
+            last, first = entry["last_name"], entry["first_name"]
+        taxonomy = clean_text(entry["taxonomy"]) if entry is not None else ""
+        taxonomy = taxonomy or SUPERVISOR_TAXONOMY[credential]
+        return Renderer(row.get("supervising_npi"), last, first, SUPERVISING, taxonomy, True)
+    own = clean_text(row.get("rendering_taxonomy"))
+    entry = listed(providers, clean_text(row.get("rendering_npi")))
+    if re.fullmatch(r"[0-9A-Z]{9}X", own):
+        taxonomy = own
+    elif entry is not None and clean_text(entry["taxonomy"]):
+        taxonomy = clean_text(entry["taxonomy"])
+    else:
+        taxonomy = CREDENTIAL_TAXONOMY.get(credential, clinic["taxonomy"])
+    return Renderer(
+        row.get("rendering_npi"),
+        row.get("rendering_last_name"),
+        row.get("rendering_first_name"),
+        RENDERING,
+        taxonomy,
+        False,
+    )
+
+
+def referrer(row: dict, providers: pd.DataFrame | None) -> str:
+    """``NM1*DN`` of the claim's referring provider (its first line's), the name from the
+    columns, else providers.csv's; raises ``Unwritable`` when there is none to write."""
+    npi_text = clean_text(row.get("referring_npi"))
+    if not npi_text:
+        raise Unwritable(
+            "referring_npi",
+            "is missing (the payer requires a referring provider: requires_referring)",
+        )
+    npi(npi_text, "referring_npi")
+    last, first = row.get("referring_last_name"), row.get("referring_first_name")
+    entry = listed(providers, npi_text)
+    if (not clean_text(last, 60) or not clean_text(first, 35)) and entry is not None:
+        last, first = entry["last_name"], entry["first_name"]
+    last = required(last, "referring_last_name", 60)
+    first = required(first, "referring_first_name", 35)
+    return f"NM1*DN*1*{last}*{first}****XX*{npi_text}"
+
+
 # ---- the input, claim by claim ---------------------------------------------------------------
 
 
@@ -462,9 +566,15 @@ class ClaimWriter:
     diagnoses, authorisation, the claim's renderer, its lines in order, then the names of the
     2310B / attending provider), so a claim's rejection names its first problem."""
 
-    def __init__(self, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame):
+    def __init__(
+        self,
+        institutional: bool,
+        clinics: pd.DataFrame,
+        payers: pd.DataFrame,
+        providers: pd.DataFrame | None = None,
+    ):
         self.institutional = institutional
-        self.clinics, self.payers = clinics, payers
+        self.clinics, self.payers, self.providers = clinics, payers, providers
         self.max_lines = MAX_LINES_PER_CLAIM_I if institutional else MAX_LINES_PER_CLAIM
 
     def clinic(self, claim: Claim) -> dict[str, str]:
@@ -491,9 +601,31 @@ class ClaimWriter:
         if len(dx) > limit:
             raise Unwritable("diagnosis_codes", f"has more than {limit} codes")
         auth = identifier(first.get("prior_auth_number"), "prior_auth_number", 50)
+        render = payer_flag(self.payers, first.get("payer_id"), "assistants_may_render")
+        providers = [renderer(row, render, clinic, self.providers) for row in claim.rows]
         if self.institutional:
-            return segments + self.institutional_claim(claim, clinic, clm01, dx, auth, content)
-        return segments + self.professional_claim(claim, clinic, clm01, dx, auth, content)
+            return segments + self.institutional_claim(
+                claim, clinic, clm01, dx, auth, content, providers
+            )
+        return segments + self.professional_claim(
+            claim, clinic, clm01, dx, auth, content, providers
+        )
+
+    def referring(self, first: dict) -> list[str]:
+        """The claim's NM1*DN, if it names a referrer the 837 can carry; a payer requiring
+        one rejects the claim without."""
+        try:
+            return [referrer(first, self.providers)]
+        except Unwritable:
+            if payer_flag(self.payers, first.get("payer_id"), "requires_referring"):
+                raise
+            return []
+
+    @staticmethod
+    def supervisor_check(r: Renderer) -> None:
+        """An assistant's line billed under a supervisor needs one."""
+        if r.subst and not clean_text(r.npi):
+            raise Unwritable("supervising_npi", SUPERVISOR_MISSING)
 
     def subscriber_segments(
         self, claim: Claim, payer: dict[str, str], hl_parent: int, hl_sub: int
@@ -616,11 +748,11 @@ class ClaimWriter:
         return row["_cents"]
 
     @staticmethod
-    def provider(entity: str, row: dict) -> str:
-        """NM1 of a line's clinician as rendering (82) or attending (71) provider."""
-        last = required(row["rendering_last_name"], "rendering_last_name", 60)
-        first = required(row["rendering_first_name"], "rendering_first_name", 35)
-        return f"NM1*{entity}*1*{last}*{first}****XX*{npi(row['rendering_npi'], 'rendering_npi')}"
+    def provider(entity: str, r: Renderer) -> str:
+        """NM1 of a line's renderer as rendering (82) or attending (71) provider."""
+        last = required(r.last, r.fields[1], 60)
+        first = required(r.first, r.fields[2], 35)
+        return f"NM1*{entity}*1*{last}*{first}****XX*{npi(r.npi, r.fields[0])}"
 
     def professional_claim(
         self,
@@ -630,21 +762,23 @@ class ClaimWriter:
         dx: list[str],
         auth: str,
         content: dict,
+        providers: list[Renderer],
     ) -> list[str]:
-        """837P 2300 (CLM with CLM11, DTP*431, DTP*454, DTP*439, REF*G1, HI, 2310B) and the
-        2400 lines."""
+        """837P 2300 (CLM with CLM11, DTP*431, DTP*454, DTP*439, REF*G1, HI, 2310A, 2310B) and
+        the 2400 lines."""
         first = claim.first
         claim_place = place_code(first["place_of_service"])
-        claim_npi = clean_text(first["rendering_npi"])
+        claim_npi = clean_text(providers[0].npi)
         if claim_npi:
-            claim_npi = npi(first["rendering_npi"], "rendering_npi")
+            claim_npi = npi(providers[0].npi, providers[0].fields[0])
+        referring = self.referring(first)
 
-        def rendering(row: dict) -> list[str]:
-            return [self.provider("82", row), f"PRV*PE*PXC*{clinic['taxonomy']}"]
+        def rendering(r: Renderer) -> list[str]:
+            return [self.provider("82", r), f"PRV*PE*PXC*{r.taxonomy}"]
 
         lines: list[str] = []
         total = 0
-        for lx, row in enumerate(claim.rows, start=1):
+        for lx, (row, r) in enumerate(zip(claim.rows, providers, strict=True), start=1):
             service = service_code(row["cpt_code"], listish(row.get("modifiers")))
             amount = self.line_checks(row, service)
             total += amount
@@ -660,9 +794,10 @@ class ClaimWriter:
                 f"SV1*{service}*{money(amount)}*UN*{row['_units']}*{shown_place}**{ptr[0]}",
                 f"DTP*472*D8*{row['_dos']}",
             ]
-            line_npi = clean_text(row["rendering_npi"])
+            self.supervisor_check(r)
+            line_npi = clean_text(r.npi)
             if line_npi and line_npi != claim_npi:  # 2420A: the line's renderer differs
-                lines += rendering(row)
+                lines += rendering(r)
 
         clm = f"CLM*{clm01}*{money(total)}***{claim_place}:B:1*Y*A*Y*Y"
         cause = content["cause"]
@@ -679,8 +814,9 @@ class ClaimWriter:
         if auth:
             segments.append(f"REF*G1*{auth}")
         segments.append("HI*ABK:" + dx[0] + "".join("*ABF:" + d for d in dx[1:]))
+        segments += referring
         if claim_npi and claim_npi != clinic["npi"]:  # 2310B only when it is not the billing NPI
-            segments += rendering(first)
+            segments += rendering(providers[0])
         return segments + lines
 
     def institutional_claim(
@@ -691,16 +827,20 @@ class ClaimWriter:
         dx: list[str],
         auth: str,
         content: dict,
+        providers: list[Renderer],
     ) -> list[str]:
         """837I 2300 (CLM, DTP*434, CL1, REF*G1, HI: diagnoses then occurrence codes,
-        attending NM1*71) and the 2400 lines."""
-        first = claim.first
-        if not clean_text(first["rendering_npi"]):
+        attending NM1*71 + PRV*AT, referring NM1*DN) and the 2400 lines."""
+        first, claim_renderer = claim.first, providers[0]
+        if not clean_text(claim_renderer.npi):
+            if claim_renderer.subst:
+                raise Unwritable("supervising_npi", SUPERVISOR_MISSING)
             raise Unwritable("rendering_npi", "is missing (needed for the attending provider)")
-        attending = npi(first["rendering_npi"], "rendering_npi")
+        attending = npi(claim_renderer.npi, claim_renderer.fields[0])
+        referring = self.referring(first)
         lines: list[str] = []
         total = 0
-        for lx, row in enumerate(claim.rows, start=1):
+        for lx, (row, r) in enumerate(zip(claim.rows, providers, strict=True), start=1):
             service = service_code(row["cpt_code"], listish(row.get("modifiers")))
             amount = self.line_checks(row, service)
             total += amount
@@ -722,9 +862,10 @@ class ClaimWriter:
                 f"SV2*{revenue_code}*{service}*{money(amount)}*UN*{row['_units']}",
                 f"DTP*472*D8*{row['_dos']}",
             ]
-            line_npi = clean_text(row["rendering_npi"])
+            self.supervisor_check(r)
+            line_npi = clean_text(r.npi)
             if line_npi and line_npi != attending:  # 2420C: the line's clinician differs
-                lines.append(self.provider("82", row))
+                lines.append(self.provider("82", r))
         dates = [row["_dos"] for row in claim.rows]
         tob = clinic["type_of_bill"]
         segments = [
@@ -751,8 +892,9 @@ class ClaimWriter:
             occurrences.append(f"BH:{CAUSES[content['cause']][1]}:D8:{content['accident']}")
         if occurrences:
             segments.append("HI*" + "*".join(occurrences))
-        segments.append(self.provider("71", first))
-        return segments + lines
+        segments.append(self.provider("71", claim_renderer))
+        segments.append(f"PRV*AT*PXC*{claim_renderer.taxonomy}")
+        return segments + referring + lines
 
 
 def billing_provider(hl: int, clinic: dict[str, str]) -> list[str]:
@@ -847,6 +989,7 @@ def _build(
     usage: str = "T",
     rejected: dict[str, str] | None = None,
     placed: dict[str, str] | None = None,
+    providers: pd.DataFrame | None = None,
 ) -> str:
     """One interchange (ISA..IEA), ``~\\n`` after each segment; ``""`` if no claim can be
     written. Claims that cannot be written go to ``rejected`` (claim id -> message) or, without
@@ -866,7 +1009,7 @@ def _build(
         raise ValueError(f"claim (envelope): {exc}") from None
 
     claims = read_claims(lines)
-    writer = ClaimWriter(institutional, clinics, payers)
+    writer = ClaimWriter(institutional, clinics, payers, providers)
     per_set = x12.MAX_CLAIMS_PER_ST  # read now: tests may shrink it for both writers
     sets: list[TransactionSet] = []
     submitter = None

@@ -51,6 +51,34 @@ class WriterCall:
     args: dict
 
 
+PT_SUPERVISOR = npi.make_valid("171234567")
+OT_SUPERVISOR = npi.make_valid("171234568")
+REFERRER = npi.make_valid("181234567")
+
+
+def with_providers(extract: pd.DataFrame) -> pd.DataFrame:
+    """The generated night with the provider columns filled (the generator leaves them
+    empty): a supervising therapist on every assistant's line (PTA: a PT, OTA: an OT), so
+    Medicare assistants' lines go out under the supervisor, and a referring provider on every
+    line (the sample MCD01 requires one), so the writers' substitution and NM1*DN paths are
+    compared on every night."""
+    out = extract.copy()
+    credential = out["rendering_credential"]
+    supervisors = (
+        ("PTA", PT_SUPERVISOR, "Superv", "Paula"),
+        ("OTA", OT_SUPERVISOR, "Overseer", "Olga"),
+    )
+    for assistant, supervisor, last, first in supervisors:
+        at = credential == assistant
+        out.loc[at, "supervising_npi"] = supervisor
+        out.loc[at, "supervising_last_name"] = last
+        out.loc[at, "supervising_first_name"] = first
+    out["referring_npi"] = REFERRER
+    out["referring_last_name"] = "Referrer"
+    out["referring_first_name"] = "Rita"
+    return out
+
+
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory):
     """A loader of the generated nights as publish hands them to the writer (each night run
@@ -66,6 +94,7 @@ def nights(tmp_path_factory):
             seed, rate = NIGHTS[name]
             folder = tmp_path_factory.mktemp(name)
             extract = generate.generate(ENCOUNTERS, seed=seed, run_date=RD, problem_rate=rate)
+            extract = with_providers(extract)
             landing = folder / "landing" / "night.csv"
             generate.write(extract, str(landing))
             cfg = pipeline.RunConfig(
@@ -188,13 +217,18 @@ def test_generated_nights_agree(nights, name):
     calls, billed_share = nights(name)
     assert {c.institutional for c in calls} == {False, True}  # 837P and 837I clinics
     assert billed_share < 0.7 if name == "many_problems" else billed_share > 0.8
+    everything = ""
     for call in calls:
         text, rejected, placed = both(call.lines, call.institutional, **call.args)
+        everything += text
         # score held every claim with a problem: all the others go out
         lines = call.lines
         assert rejected == {}
         assert set(placed) == set(lines["claim_id"])
         assert sum(s.startswith("CLM*") for s in segments(text)) == lines["claim_id"].nunique()
+    # assistants' lines went out under their supervisors, and every claim names its referrer
+    assert f"XX*{PT_SUPERVISOR}~" in everything and f"XX*{OT_SUPERVISOR}~" in everything
+    assert everything.count(f"NM1*DN*1*REFERRER*RITA****XX*{REFERRER}~") == everything.count("CLM*")
 
 
 def varied(lines: pd.DataFrame, ref: reference.Reference, institutional: bool) -> pd.DataFrame:
@@ -336,6 +370,10 @@ def with_defects(lines: pd.DataFrame, defects: list[tuple]) -> tuple[pd.DataFram
     lines = lines.reset_index(drop=True).copy()
     lines["claim_id"] = lines["claim_id"].astype(object)  # may take a CLM01 X12 cannot carry
     candidates = [(cid, at) for cid, at in claim_rows(lines).items() if len(at) > 1]
+    # claims without assistants' lines first: an assistant's line may go out under its
+    # supervisor, and then a defect in its rendering columns is not written at all
+    assistant = lines["rendering_credential"].isin(["PTA", "OTA"]).to_numpy()
+    candidates.sort(key=lambda c: bool(assistant[c[1]].any()))
     assert len(candidates) > len(defects) + 2
     expected: dict[str, str] = {}
     for (cid, at), (column, value, where, message) in zip(candidates, defects, strict=False):

@@ -59,6 +59,14 @@ def line(**overrides) -> dict:
     return row
 
 
+# the sample payers.csv's MCD01 requires a referring provider (NM1*DN)
+MCD01_REFERRER = {
+    "referring_npi": "1800456786",
+    "referring_last_name": "Referrer",
+    "referring_first_name": "Rita",
+}
+
+
 def frame(*rows: dict) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
     for c in ("date_of_service", "patient_dob", "subscriber_dob", "injury_date"):
@@ -290,6 +298,7 @@ def test_several_claims_and_clinics(ref):
         line(
             claim_id="A2",
             payer_id="MCD01",
+            **MCD01_REFERRER,  # the sample MCD01 requires a referring provider
             subscriber_relationship="spouse",
             subscriber_last_name="Doe",
             subscriber_first_name="Ann",
@@ -835,6 +844,7 @@ def varied_lines(institutional: bool = False) -> pd.DataFrame:
             "patient_dob": pd.Timestamp("1980-01-01") + pd.Timedelta(days=c % 5),
             "member_id": f"M{c % 7}",
             "prior_auth_number": pd.NA if c % 4 else f"AUTH{c}",
+            **(MCD01_REFERRER if c % 3 == 2 else {}),
             # (Medicare 837I claims carry the date treatment started: occurrence codes)
             "plan_of_care_start": pd.Timestamp("2024-01-02") + pd.Timedelta(days=c % 2),
         }

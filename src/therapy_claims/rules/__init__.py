@@ -10,6 +10,9 @@ The rules themselves live in one module per family:
   fixer (UNITS_ZERO, UNITS_CORRECTED), NOT_ONE_ON_ONE, PROVIDER_OVERLAP
 - ``modifiers``: the fixers THERAPY_MODIFIER_ADDED and ASSISTANT_MODIFIER_ADDED (MODIFIER_INVALID
   where a line has no room left), MODIFIER_INVALID, THERAPY_MODIFIER_MISMATCH
+- ``providers``: ASSISTANT_SUPERVISOR_MISSING and ASSISTANT_BILLED_UNDER_SUPERVISOR (an
+  assistant's line billed under the supervising therapist), PROVIDER_UNKNOWN,
+  REFERRING_MISSING
 - ``region``: 97140 and CMT: TECHNIQUE_MISSING, TECHNIQUE_INVALID, DOCUMENTATION_INCOMPLETE,
   CMT_SAME_REGION
 - ``ncci``: NCCI_MODIFIER_MISSING, NCCI_NOT_BYPASSABLE, XS_SAME_REGION
@@ -48,6 +51,7 @@ from therapy_claims.rules import (
     limits,
     modifiers,
     ncci,
+    providers,
     region,
     time,
 )
@@ -84,6 +88,9 @@ ORDER: tuple[Rule, ...] = (
     coverage.code_not_covered,
     coverage.kx_required,  # fixer: modifiers (KX), after the units, charges and coverage
     modifiers.assistant_modifier_added,  # fixer: modifiers, after the therapy modifier and KX
+    providers.assistant_supervisor,
+    providers.provider_unknown,
+    providers.referring_missing,
     modifiers.modifier_unknown,
     modifiers.assistant_pairing,
     region.manual_therapy_documentation,

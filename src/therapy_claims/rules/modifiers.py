@@ -22,6 +22,7 @@ from therapy_claims.rules.engine import (
     select,
     spread,
 )
+from therapy_claims.rules.providers import billed_under_supervisor
 
 
 @rule("THERAPY_MODIFIER_ADDED", changes=("modifiers",))
@@ -114,12 +115,20 @@ def therapy_modifier_added(night: Night) -> pd.DataFrame:
 
 @rule("ASSISTANT_MODIFIER_ADDED", changes=("modifiers",), reads=("modifiers",))
 def assistant_modifier_added(night: Night) -> pd.DataFrame:
+    """CQ (PTA) / CO (OTA) on assistants' therapy lines to Medicare and Medicare Advantage,
+    and on every assistant's line that goes out under the supervising therapist (a payer
+    that does not let assistants render, payers.csv ``assistants_may_render``): the
+    supervisor's NPI on the claim must still show that an assistant furnished the service."""
     lines = night.lines
     medicare = isin(night, "payer_class", ["medicare", "medicare_advantage"])
     credential, discipline = lines["rendering_credential"], lines["discipline"]
     cq = as_mask((credential == "PTA") & (discipline == "PT"))
     co = as_mask((credential == "OTA") & (discipline == "OT"))
-    need = medicare & lines["always_therapy"].to_numpy() & (cq | co) & ~has_modifier(night, "CQ|CO")
+    ota = as_mask(credential == "OTA")
+    under = billed_under_supervisor(night)
+    need = ((medicare & lines["always_therapy"].to_numpy() & (cq | co)) | under) & ~has_modifier(
+        night, "CQ|CO"
+    )
     room = need & (modifier_counts(night) < 4)
     r = select(
         lines,
@@ -131,7 +140,7 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
         "payer_class",
         "modifiers",
     )
-    want = pd.Series(np.where(co[room], "CO", "CQ"), index=r.index, dtype="string")
+    want = pd.Series(np.where(ota[room], "CO", "CQ"), index=r.index, dtype="string")
     mods = r["modifiers"].fillna("")
     after = pd.Series(np.where(mods == "", want, mods + ";" + want), index=r.index, dtype="string")
     out = findings.make(
@@ -152,9 +161,17 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
             r,
             "payers.csv ",
             r["payer_id"],
-            " payer_class=",
-            r["payer_class"],
-            "; CQ/CO required from 2020 (billing-rules.md 5.3)",
+            np.where(
+                under[room] & ~medicare[room],
+                " assistants_may_render=false: billed under the supervising therapist's NPI, "
+                "the modifier shows the assistant",
+                message(
+                    r,
+                    " payer_class=",
+                    r["payer_class"],
+                    "; CQ/CO required from 2020 (billing-rules.md 5.3)",
+                ),
+            ),
         ),
         before=mods.replace("", "(none)"),
         after=after,
@@ -173,7 +190,7 @@ def assistant_modifier_added(night: Night) -> pd.DataFrame:
                     f,
                     f["cpt_code"],
                     " needs assistant modifier ",
-                    np.where(co[full], "CO", "CQ"),
+                    np.where(ota[full], "CO", "CQ"),
                     " but already carries 4 modifiers",
                 ),
                 evidence="X12 837 SV101: at most 4 modifiers",

@@ -288,7 +288,12 @@ def claim_checks(
     claims that fail again in the order publish hands them to the writer (claim, date of
     service, line)."""
     submitters = ref.clinics["submitter_id"]
-    checks = {"institutional": institutional, "clinics": ref.clinics, "payers": ref.payers}
+    checks = {
+        "institutional": institutional,
+        "clinics": ref.clinics,
+        "payers": ref.payers,
+        "providers": ref.providers,
+    }
     frame = writer_frame(scored, raw, submitters)
     bad, cut = x12.checked_claims(frame, **checks)
     if not bad:
@@ -341,6 +346,7 @@ def interchange_files(
     args = {
         "clinics": ref.clinics,
         "payers": ref.payers,
+        "providers": ref.providers,
         "receiver_id": receiver,
         "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes

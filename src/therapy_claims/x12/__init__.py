@@ -45,6 +45,7 @@ from __future__ import annotations
 from therapy_claims.x12.build import build_837i, build_837p
 from therapy_claims.x12.checks import unwritable_claims
 from therapy_claims.x12.constants import (
+    CREDENTIAL_TAXONOMY,
     LINE_LIMITS,
     MAX_CLAIMS_PER_ST,
     MAX_DIAGNOSES,
@@ -53,6 +54,7 @@ from therapy_claims.x12.constants import (
     MAX_LINES_PER_CLAIM_I,
     RELATIONSHIP_PAT01,
     REVENUE_CODES,
+    SUPERVISOR_TAXONOMY,
     THERAPY_MODIFIERS,
     VERSION,
     VERSION_I,
@@ -62,6 +64,7 @@ from therapy_claims.x12.text import clean_text, money
 from therapy_claims.x12.truncation import checked_claims, text_truncations
 
 __all__ = [
+    "CREDENTIAL_TAXONOMY",
     "LINE_LIMITS",
     "MAX_CLAIMS_PER_ST",
     "MAX_DIAGNOSES",
@@ -70,6 +73,7 @@ __all__ = [
     "MAX_LINES_PER_CLAIM_I",
     "RELATIONSHIP_PAT01",
     "REVENUE_CODES",
+    "SUPERVISOR_TAXONOMY",
     "THERAPY_MODIFIERS",
     "VERSION",
     "VERSION_I",

@@ -58,6 +58,7 @@ from therapy_claims.x12.fields import (
     zips,
 )
 from therapy_claims.x12.joiner import Texts, blank, groups, objects
+from therapy_claims.x12.providers import effective_renderers, referrers
 from therapy_claims.x12.text import clean_text
 
 
@@ -179,6 +180,7 @@ class ClaimColumns:
         lines: LineColumns,
         clinics: pd.DataFrame,
         payers: pd.DataFrame,
+        providers: pd.DataFrame | None = None,
     ):
         self._df, self._first = df, lines.first
         self.institutional = lines.institutional
@@ -190,6 +192,8 @@ class ClaimColumns:
         self._subscriber()
         self._diagnoses()
         self._content(lines)
+        effective_renderers(df, lines, self, payers, providers)
+        referrers(self._values, payers, self, providers)
         self._renderer(lines)
         del self._df, self._first  # the frame is not needed (nor kept alive) after this
 
@@ -221,6 +225,7 @@ class ClaimColumns:
         self.clinic_entries = [checked(clinic_entry, clinics, c, inst) for c in seen]
         self.claim_order = np.argsort(self.clinic_rank, kind="stable")
         self.payer_code, seen, payer_ids = self._reference_ids("payer_id")
+        self.payer_seen = seen
         self.payer_entries = [checked(payer_entry, payers, p) for p in seen]
         self.scope_ids = {"clinic": clinic_ids, "payer": payer_ids}
         clinic_problem = split_results(objects(self.clinic_entries, len(self.clinic_entries)))[1]

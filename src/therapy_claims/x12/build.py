@@ -56,6 +56,7 @@ def _build(
     usage: str = "T",
     rejected: dict[str, str] | None = None,
     placed: dict[str, str] | None = None,
+    providers: pd.DataFrame | None = None,
 ) -> str:
     """Build one 837P (or, with ``institutional``, 837I) interchange (ISA..IEA) for ``lines``; returns ASCII text, ``~\\n`` per segment.
 
@@ -95,7 +96,7 @@ def _build(
     icn = checked_number(interchange_control_number)
     rcv_id, rcv_name = receiver(receiver_id, receiver_name)
 
-    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers)
+    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers)
     verdict, ids = batch.verdict, batch.lines.ids
     for k in verdict.failing():
         if rejected is None:

@@ -37,6 +37,7 @@ from therapy_claims.x12.fields import (
     problem_array,
 )
 from therapy_claims.x12.joiner import groups, objects
+from therapy_claims.x12.providers import REFERRER_MISSING, SUPERVISOR_MISSING
 
 
 class FirstProblem:
@@ -106,18 +107,26 @@ def claim_problems(lines: LineColumns, claims: ClaimColumns) -> FirstProblem:
     content_problems(p, claims)
     p.note(found["diagnosis_codes"])
     p.note(found["prior_auth_number"])
-    # the claim's renderer (its first line's), its lines, then the 2310B / attending names
-    bad_npi = Invalid("rendering_npi", BAD_NPI)
+    # the claim's renderer (its first line's; an assistant's supervisor where the payer does
+    # not let assistants render), its referrer, its lines, then the 2310B / attending names
     if lines.institutional:
-        p.note_mask(
-            ~claims.has_npi0,
-            Invalid("rendering_npi", "is missing (needed for the attending provider)"),
-        )
-    p.note_mask(claims.has_npi0 & ~lines.npi_ok[starts], bad_npi)
-    p.note(line_problems(lines, claims.n_dx, bad_npi))
+        p.note(lines.missing_problem[starts], where=~claims.has_npi0)
+    p.note(lines.npi_problem[starts], where=claims.has_npi0 & ~lines.npi_ok[starts])
+    referrer_problems(p, claims)
+    p.note(line_problems(lines, claims.n_dx))
     for problem in (lines.r_last_problem, lines.r_first_problem):
-        p.note(None if problem is None else problem[starts], where=claims.renderer2310)
+        p.note(problem[starts], where=claims.renderer2310)
     return p
+
+
+def referrer_problems(p: FirstProblem, claims: ClaimColumns) -> None:
+    """A claim whose payer requires a referring provider and whose first line names no
+    usable one: NPI missing, NPI invalid, then the name (columns, else providers.csv)."""
+    need, r = claims.referrer_required, claims.referrer
+    p.note_mask(need & r.npi_empty, REFERRER_MISSING)
+    p.note_mask(need & ~r.npi_ok, Invalid("referring_npi", BAD_NPI))
+    p.note(r.last_problem, where=need)
+    p.note(r.first_problem, where=need)
 
 
 def content_problems(p: FirstProblem, claims: ClaimColumns) -> None:
@@ -137,7 +146,7 @@ def content_problems(p: FirstProblem, claims: ClaimColumns) -> None:
     p.note_mask(claims.needs_start & (started.texts == "")[started.codes], START_DATE)
 
 
-def line_problems(lines: LineColumns, n_dx: np.ndarray, bad_npi: Invalid) -> np.ndarray:
+def line_problems(lines: LineColumns, n_dx: np.ndarray) -> np.ndarray:
     """Each claim's first problem on a service line (lines in order), or None; ``n_dx``: the
     number of diagnoses per claim."""
     p = FirstProblem(len(lines.line_claim))
@@ -169,10 +178,12 @@ def line_problems(lines: LineColumns, n_dx: np.ndarray, bad_npi: Invalid) -> np.
             np.equal(lines.place_values, None)[lines.place],
             Invalid("place_of_service", "is not 2 digits"),
         )
+    # an assistant's line billed under a supervisor that is not there
+    p.note_mask(lines.subst & lines.npi_empty, SUPERVISOR_MISSING)
     # a line renderer that differs from the claim's: 2420A (837P) / 2420C (837I)
     p.note(lines.r_last_problem, where=lines.line_renderer)
     p.note(lines.r_first_problem, where=lines.line_renderer)
-    p.note_mask(lines.line_renderer & ~lines.npi_ok, bad_npi)
+    p.note(lines.npi_problem, where=lines.line_renderer & ~lines.npi_ok)
     bad = np.flatnonzero(p.bad)
     claims, at = np.unique(lines.line_claim[bad], return_index=True)
     out = problem_array(len(lines.starts))
@@ -229,24 +240,35 @@ class Batch:
     """The claims of one interchange as checked columns, and the verdict on each claim."""
 
     def __init__(
-        self, df: pd.DataFrame, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame
+        self,
+        df: pd.DataFrame,
+        institutional: bool,
+        clinics: pd.DataFrame,
+        payers: pd.DataFrame,
+        providers: pd.DataFrame | None = None,
     ):
         self.lines = LineColumns(df, institutional)
-        self.claims = ClaimColumns(df, self.lines, clinics, payers)
+        self.claims = ClaimColumns(df, self.lines, clinics, payers, providers)
         self.verdict = Verdict(self.lines, self.claims)
 
 
 def unwritable_claims(
-    lines: pd.DataFrame, *, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame
+    lines: pd.DataFrame,
+    *,
+    institutional: bool,
+    clinics: pd.DataFrame,
+    payers: pd.DataFrame,
+    providers: pd.DataFrame | None = None,
 ) -> dict[str, str]:
     """``{claim_id: message}`` of the claims of ``lines`` that cannot be written as 837I
     (``institutional``) or 837P: exactly what ``build_837i`` / ``build_837p`` of the same
-    ``lines``, ``clinics`` and ``payers`` put into ``rejected`` (in the same order), without
-    making the file. ``lines`` is the frame the writer takes; no lines, no claims.
+    ``lines``, ``clinics``, ``payers`` and ``providers`` (providers.csv, indexed by NPI)
+    put into ``rejected`` (in the same order), without making the file. ``lines`` is the
+    frame the writer takes; no lines, no claims.
 
     Raises ``ValueError`` as the build does when a line has no ``claim_id``.
     """
     if lines is None or len(lines) == 0:
         return {}
-    verdict = Batch(lines.reset_index(drop=True), institutional, clinics, payers).verdict
+    verdict = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers).verdict
     return {verdict.ids[k]: verdict.message(k) for k in verdict.failing()}

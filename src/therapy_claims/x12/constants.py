@@ -33,6 +33,21 @@ CMT_CODES = ("98940", "98941", "98942")
 # the date treatment started and the date the plan of care was established
 OCCURRENCE_CODES = {"PT": ("35", "29"), "OT": ("44", "17"), "SLP": ("45", "30")}
 
+# a renderer's NUCC taxonomy (837P PRV*PE, 837I PRV*AT) by credential, when neither the line's
+# rendering_taxonomy nor providers.csv gives one (MD, DO and others: the clinic's taxonomy)
+CREDENTIAL_TAXONOMY = {
+    "PT": "225100000X",
+    "PTA": "225200000X",
+    "OT": "225X00000X",
+    "OTA": "224Z00000X",
+    "SLP": "235Z00000X",
+    "DC": "111N00000X",
+}
+# assistants, and the taxonomy of the therapist an assistant's line goes out under where the
+# payer does not let assistants render (payers.csv assistants_may_render), when providers.csv
+# does not list the supervisor: a PT for a PTA, an OT for an OTA
+SUPERVISOR_TAXONOMY = {"PTA": "225100000X", "OTA": "225X00000X"}
+
 
 def claims_per_set() -> int:
     """``MAX_CLAIMS_PER_ST`` as the package shows it when asked: ``x12.MAX_CLAIMS_PER_ST`` is

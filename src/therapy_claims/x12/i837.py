@@ -16,6 +16,7 @@ from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
     prior_authorisation,
+    referring,
     renderers,
     written,
 )
@@ -43,6 +44,7 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
         written(n_claims, w, last_date, lines.dates), "~\nCL1*3*",
         Texts(claims.clinic_rank, origin), "*01~\n", *prior_authorisation(claims), claims.hi,
         occurrence_codes(claims), written(n_claims, w, key, attending),
+        referring(claims),
     ]  # fmt: skip
 
 

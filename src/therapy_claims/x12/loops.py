@@ -16,7 +16,15 @@ import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
 from therapy_claims.x12.constants import MAX_LINES_PER_CLAIM_I
-from therapy_claims.x12.joiner import Texts, groups, join_columns, large, money_texts, objects
+from therapy_claims.x12.joiner import (
+    Texts,
+    blank,
+    groups,
+    join_columns,
+    large,
+    money_texts,
+    objects,
+)
 
 
 def written(n_claims: int, w: np.ndarray, codes: np.ndarray, texts: np.ndarray | Texts) -> Texts:
@@ -102,21 +110,41 @@ def subscriber_items(claims: ClaimColumns, common: list, dependant_hl: list) -> 
 def renderers(
     lines: LineColumns, claims: ClaimColumns, rows: np.ndarray, entity: str = "82"
 ) -> tuple[np.ndarray, Texts]:
-    """``NM1*82`` (837P: with ``PRV*PE``) or ``NM1*71`` of the rendering provider of each line
-    in ``rows``, joined once per distinct provider: (code per row, texts by code); code 0 is
-    ''."""
-    clinic = claims.clinic_rank[lines.line_claim[rows]]
+    """``NM1*82`` (837P: with ``PRV*PE``) or ``NM1*71`` (with ``PRV*AT``) of the effective
+    rendering provider of each line in ``rows`` (an assistant's supervisor where the payer
+    does not let assistants render) and its taxonomy, joined once per distinct provider:
+    (code per row, texts by code); code 0 is ''. 837I 2420C (``NM1*82``) has no PRV."""
     last, first, npi = lines.r_last_code[rows], lines.r_first_code[rows], lines.npi_code[rows]
-    key, rep = groups(last, first, npi, np.zeros(len(rows)) if lines.institutional else clinic)
+    prv = "PRV*AT*PXC*" if entity == "71" else "" if lines.institutional else "PRV*PE*PXC*"
+    taxonomy = lines.tax_code[rows] if prv else np.zeros(len(rows), dtype=np.int64)
+    key, rep = groups(last, first, npi, taxonomy)
     items = [
         f"NM1*{entity}*1*", Texts(last, lines.r_last_texts), "*",
         Texts(first, lines.r_first_texts), "****XX*", Texts(npi, lines.npi_texts), "~\n",
     ]  # fmt: skip
-    if not lines.institutional:  # (written claims have a clinic, so a taxonomy)
-        taxonomy = claims.entry_values(claims.clinic_entries, "taxonomy")
-        items += ["PRV*PE*PXC*", Texts(clinic, taxonomy), "~\n"]
+    if prv:  # (written claims have a clinic, so a taxonomy)
+        items += [prv, Texts(taxonomy, lines.tax_texts), "~\n"]
     texts = pa.concat_arrays([large([""]), join_columns(items, rep)])
     return key + 1, Texts(np.zeros(1, dtype=np.int64), arrow=texts)
+
+
+def referring(claims: ClaimColumns) -> Texts:
+    """Per claim: the referring provider, ``NM1*DN`` (837P 2310A, 837I 2310F), when its first
+    line names one with a valid NPI and a name; '' otherwise. Joined once per distinct
+    provider."""
+    r = claims.referrer
+    use = np.flatnonzero(r.usable)
+    if len(use) == 0:
+        return blank(len(r.npi_code))
+    key, rep = groups(r.last[0][use], r.first[0][use], r.npi_code[use])
+    items = [
+        "NM1*DN*1*", Texts(r.last[0], r.last[1]), "*", Texts(r.first[0], r.first[1]),
+        "****XX*", Texts(r.npi_code, r.npi_texts), "~\n",
+    ]  # fmt: skip
+    codes = np.zeros(len(r.npi_code), dtype=np.int64)
+    codes[use] = key + 1
+    texts = pa.concat_arrays([large([""]), join_columns(items, use[rep])])
+    return Texts(codes, arrow=texts)
 
 
 def claim_total(lines: LineColumns, w: np.ndarray, rows: np.ndarray) -> Texts:

@@ -15,6 +15,7 @@ from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
     prior_authorisation,
+    referring,
     renderers,
     written,
 )
@@ -29,6 +30,7 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
     return [
         "CLM*", claims.id_texts, "*", claim_total(lines, w, rows), "***", claim_pos,
         ":B:1*Y*A*Y*Y", clm11_and_dates(claims), *prior_authorisation(claims), claims.hi,
+        referring(claims),
         written(len(lines.ids), w, rendering, texts),
     ]  # fmt: skip
 

@@ -49,7 +49,12 @@ COLUMNS = ["claim_id", "row", "field", "element", "max_len", "before", "after"]
 
 
 def text_truncations(
-    lines: pd.DataFrame, *, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame
+    lines: pd.DataFrame,
+    *,
+    institutional: bool,
+    clinics: pd.DataFrame,
+    payers: pd.DataFrame,
+    providers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The values the 837I (``institutional``) or 837P of ``lines`` would carry cut, one row
     per claim that can be written (``unwritable_claims`` names the others) and cut value:
@@ -59,18 +64,23 @@ def text_truncations(
     ``after`` (as written). No lines, no rows."""
     if lines is None or len(lines) == 0:
         return pd.DataFrame(columns=COLUMNS)
-    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers)
+    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers)
     return truncations(batch, clinics, payers)
 
 
 def checked_claims(
-    lines: pd.DataFrame, *, institutional: bool, clinics: pd.DataFrame, payers: pd.DataFrame
+    lines: pd.DataFrame,
+    *,
+    institutional: bool,
+    clinics: pd.DataFrame,
+    payers: pd.DataFrame,
+    providers: pd.DataFrame | None = None,
 ) -> tuple[dict[str, str], pd.DataFrame]:
     """``(unwritable_claims(...), text_truncations(...))`` of the same arguments, checking the
     lines once (score asks both of every billed line)."""
     if lines is None or len(lines) == 0:
         return {}, pd.DataFrame(columns=COLUMNS)
-    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers)
+    batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers)
     verdict = batch.verdict
     bad = {verdict.ids[k]: verdict.message(k) for k in verdict.failing()}
     return bad, truncations(batch, clinics, payers)
@@ -126,8 +136,10 @@ def _renderer_cuts(lines: LineColumns, claims: ClaimColumns, ok: np.ndarray) -> 
     differs from the billing provider, 837I 2310A attending) and a line's own where it
     differs from the claim's (837P 2420A, 837I 2420C)."""
     claim_loop, line_loop = ("2310A", "2420C") if lines.institutional else ("2310B", "2420A")
-    written = ok & claims.renderer2310
-    own = lines.line_renderer & ok[lines.line_claim]
+    # (an assistant's line billed under its supervisor does not carry the rendering columns'
+    # names: those cuts are not on the claim)
+    written = ok & claims.renderer2310 & ~lines.subst[lines.starts]
+    own = lines.line_renderer & ok[lines.line_claim] & ~lines.subst
     rows: list[tuple] = []
     for texts, field, element in (
         (lines.r_last, "rendering_last_name", "NM103"),
