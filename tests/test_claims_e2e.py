@@ -39,6 +39,8 @@ def visit(
         "start_time": f"{start // 60:02d}:{start % 60:02d}",
         "end_time": f"{(start + 15) // 60:02d}:{(start + 15) % 60:02d}",
     }
+    if clinic == "CLN03":  # an 837I to Medicare carries the therapy dates (occurrence codes)
+        kw = {"plan_of_care_start": "2026-05-01", "plan_of_care_end": "2027-06-30", **kw}
     out = []
     for i in range(n):
         out.append(

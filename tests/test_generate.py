@@ -308,8 +308,8 @@ FROZEN_NIGHTS = [
         3,
         dt.date(2026, 11, 27),
         0.5,
-        "07218a826fd06ac85b58fb87929dea1935f01440a1c865245a5528891c73e5fc",
-        "8663e70c0639bdc8a7293c20258ca0779999eca5cb11512b03e8bce6b64ec6f4",
+        "085867e97bdf0f62e5933a9942f3ea89324148983fca916afead333c7b8d4fc6",
+        "685ed1b5c106126d1d0c5520ef8fd6ab0ab306c5aaabf08b088dc28b701556a5",
     ),
 ]
 

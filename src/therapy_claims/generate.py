@@ -2112,6 +2112,9 @@ def _claim_content_cases(
     required = payers["requires_referring"].to_numpy(dtype=bool)[services.payer]
     cmt = np.bincount(lines.enc[lines.is_cmt], minlength=len(ids)) > 0
     everyone = np.ones(len(ids), dtype=bool)
+    # CLM11-4 (the accident state) is on the 837P only: the case needs a professional clinic
+    claim_type = df["clinic_id"].map(night.ref.clinics["claim_type"])
+    professional = ids.isin(df.loc[claim_type.eq("professional").to_numpy(), "encounter_id"])
     cases = (
         (
             "assistant_without_supervisor",
@@ -2129,7 +2132,7 @@ def _claim_content_cases(
             {"initial_treatment_date": "", "plan_of_care_start": "", "plan_of_care_end": ""},
         ),
         ("employer_missing", cls == "workers_comp", {"employer_name": ""}),
-        ("accident_state_missing", cls == "auto", {"accident_state": ""}),
+        ("accident_state_missing", (cls == "auto") & professional, {"accident_state": ""}),
         (
             "pc_claim_number_missing",
             np.isin(cls, ("workers_comp", "auto")),
