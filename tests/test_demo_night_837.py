@@ -73,12 +73,13 @@ def test_each_point_of_the_issue_shows_in_the_files(demo):
     segs = [s for t in texts.values() for s in segments(t)]
     text = "\n".join(segs)
     # assistants billed under a supervisor: the supervisor's NPI renders, with CQ/CO
-    under = scored[
-        scored["exception_codes"].map(lambda c: "ASSISTANT_BILLED_UNDER_SUPERVISOR" in list(c))
-    ]
-    assert len(under) and (under["status"] == "billed").any()
-    supervisors = set(df.loc[df["line_id"].isin(under["line_id"]), "supervising_npi"])
+    may_render = df["payer_id"].map(ref.payers["assistants_may_render"]).fillna(True)
+    under = df[df["rendering_credential"].isin(["PTA", "OTA"]) & ~may_render.astype(bool)]
+    billed = scored[(scored["status"] == "billed") & scored["line_id"].isin(under["line_id"])]
+    assert len(billed)
+    supervisors = set(under.loc[under["line_id"].isin(billed["line_id"]), "supervising_npi"])
     assert any(f"XX*{npi}" in text for npi in supervisors)
+    # (that no assistant renders where the payer forbids it: the structural checker)
     assert any(":CQ" in s or ":CO" in s for s in segs if s.startswith(("SV1*", "SV2*")))
     # the renderers' own taxonomies: an OT, a chiropractor
     assert "PRV*PE*PXC*225X00000X" in segs and "PRV*PE*PXC*111N00000X" in segs

@@ -427,14 +427,6 @@ _SPECS = (
         CLINICIAN,
     ),
     RuleSpec(
-        "ASSISTANT_BILLED_UNDER_SUPERVISOR",
-        INFO,
-        "a PTA/OTA line goes out under the supervising therapist's NPI (rendering provider "
-        "before -> after), with CQ/CO",
-        "No action needed; this is how Medicare takes assistants' services.",
-        BILLER,
-    ),
-    RuleSpec(
         "PROVIDER_UNKNOWN",
         WARNING,
         "a rendering, supervising or referring NPI is not in providers.csv (when the folder "

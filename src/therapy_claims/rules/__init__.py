@@ -10,9 +10,8 @@ The rules themselves live in one module per family:
   fixer (UNITS_ZERO, UNITS_CORRECTED), NOT_ONE_ON_ONE, PROVIDER_OVERLAP
 - ``modifiers``: the fixers THERAPY_MODIFIER_ADDED and ASSISTANT_MODIFIER_ADDED (MODIFIER_INVALID
   where a line has no room left), MODIFIER_INVALID, THERAPY_MODIFIER_MISMATCH
-- ``providers``: ASSISTANT_SUPERVISOR_MISSING and ASSISTANT_BILLED_UNDER_SUPERVISOR (an
-  assistant's line billed under the supervising therapist), PROVIDER_UNKNOWN,
-  REFERRING_MISSING
+- ``providers``: ASSISTANT_SUPERVISOR_MISSING (an assistant's line with no supervising
+  therapist to bill under), PROVIDER_UNKNOWN, REFERRING_MISSING
 - ``region``: 97140 and CMT: TECHNIQUE_MISSING, TECHNIQUE_INVALID, DOCUMENTATION_INCOMPLETE,
   CMT_SAME_REGION
 - ``ncci``: NCCI_MODIFIER_MISSING, NCCI_NOT_BYPASSABLE, XS_SAME_REGION

@@ -4,8 +4,10 @@
   ``assistants_may_render``: false by default for Medicare and Medicare Advantage) goes out
   under the supervising therapist (``supervising_npi``, with CQ/CO: the modifier fixer adds
   them). Without a usable supervisor (a valid NPI and a name, from the columns or
-  providers.csv) the line is held (ASSISTANT_SUPERVISOR_MISSING); with one, the substitution
-  is reported (ASSISTANT_BILLED_UNDER_SUPERVISOR, before -> after NPI).
+  providers.csv) the line is held (ASSISTANT_SUPERVISOR_MISSING). With one, the substitution
+  is the payer's rule applied to every such line, not an exception to work: no finding (a
+  quarter of a night's lines would carry one); the claim file names the supervisor and
+  ``show CLAIM_ID`` the assistant who charted the line.
 - A payer with ``requires_referring`` needs a referring provider (REFERRING_MISSING).
 - When providers.csv lists providers, an NPI the claim names that it does not list is a
   warning (PROVIDER_UNKNOWN): the taxonomy then comes from the extract or the credential.
@@ -98,14 +100,10 @@ def _why(rows: pd.DataFrame, column: str, valid: np.ndarray, named: np.ndarray) 
     )
 
 
-@rule(
-    "ASSISTANT_SUPERVISOR_MISSING",
-    "ASSISTANT_BILLED_UNDER_SUPERVISOR",
-    reads=("units", "excluded"),
-)
+@rule("ASSISTANT_SUPERVISOR_MISSING", reads=("units", "excluded"))
 def assistant_supervisor(night: Night) -> pd.DataFrame:
-    """Assistants' reported lines the payer does not take as rendered by them: held without a
-    usable supervisor, else reported as billed under the supervisor's NPI."""
+    """Assistants' reported lines the payer does not take as rendered by them, without a
+    usable supervisor to bill under: held."""
     lines = night.lines
     under = billed_under_supervisor(night) & night.reported()
     valid, named = person(night, SUPERVISING)
@@ -137,34 +135,7 @@ def assistant_supervisor(night: Night) -> pd.DataFrame:
             " assistants_may_render=false (" + night.ref.version("payers.csv") + ")",
         ),
     )
-    b = select(lines, under & usable, *columns)
-    before = _npi_text(b, "rendering_npi")
-    after = b["supervising_npi"].str.strip()
-    billed = findings.make(
-        "ASSISTANT_BILLED_UNDER_SUPERVISOR",
-        b,
-        message(
-            b,
-            code_on_date(b),
-            " by a ",
-            b["rendering_credential"],
-            " goes out under the supervising therapist: rendering NPI ",
-            before,
-            " -> ",
-            after,
-            ", with ",
-            np.where(as_mask(b["rendering_credential"] == "OTA"), "CO", "CQ"),
-        ),
-        evidence=message(
-            b,
-            "payers.csv ",
-            b["payer_id"],
-            " assistants_may_render=false (" + night.ref.version("payers.csv") + ")",
-        ),
-        before=before,
-        after=after,
-    )
-    return findings.concat([missing, billed])
+    return missing
 
 
 @rule("PROVIDER_UNKNOWN", reads=("units", "excluded"))
