@@ -99,6 +99,15 @@ DEFAULT_POINT_OF_ORIGIN = "1"
 PROVIDER_COLUMNS = ("npi", "last_name", "first_name", "credential", "taxonomy")
 TAXONOMY_RE = r"[0-9A-Z]{9}X"
 PAYER_ID_RE = r"[A-Z0-9]{2,80}"
+# payer columns no rule reads per line (the 837 writer and publish read them from the payers
+# frame): not copied onto every line by ``enrich``
+PAYER_NOT_PER_LINE = (
+    "claim_filing_indicator",
+    "claim_filing_indicator_institutional",
+    "clearinghouse_payer_id",
+    "receiver_name",
+    "timely_filing",
+)
 TIMELY_FILING_UNITS = ("days", "months", "years")
 CLAIM_TYPES = ("professional", "institutional")
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -589,7 +598,7 @@ def enrich(lines: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     ``lines``), column by column (a join would copy the whole night's frame once per table),
     each looked up once per distinct key."""
     payer, clinic, cpt = (_Lookup(lines[c]) for c in ("payer_id", "clinic_id", "cpt_code"))
-    for c in ref.payers.columns.drop("payer_id"):
+    for c in ref.payers.columns.drop(["payer_id", *PAYER_NOT_PER_LINE]):
         col = ref.payers[c]
         # unknown payers map to NA: keep a nullable dtype the rules can fillna on
         lines[c] = payer(col, lambda s: s.astype("boolean")) if col.dtype == bool else payer(col)

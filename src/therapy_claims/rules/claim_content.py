@@ -35,7 +35,6 @@ from therapy_claims.rules.engine import (
     message,
     rule,
     select,
-    spread,
 )
 
 CONTENT_CODES = (
@@ -48,34 +47,42 @@ CONTENT_CODES = (
 )
 
 
-def empty(night: Night, column: str) -> np.ndarray:
+def empty(night: Night, column: str, where: np.ndarray | None = None) -> np.ndarray:
     """Per line: the optional ``column`` is missing or blank (every line when the frame has
-    no such column)."""
+    no such column). Only the lines ``where`` are looked at (the others are False): the
+    columns checked here are claim details few lines need, and most hold one value per
+    patient, so looking at a night's million values would cost more than the lines asked."""
     lines = night.lines
+    n = len(lines)
+    at = np.arange(n) if where is None else np.flatnonzero(where)
+    out = np.zeros(n, dtype=bool)
     if column not in lines.columns:
-        return np.ones(len(lines), dtype=bool)
-    if lines[column].dtype.kind == "M":
-        return lines[column].isna().to_numpy()
-    codes, uniques = night.distinct(column)
-    blank = uniques.astype("string").str.strip().eq("").fillna(True)
-    return spread(codes, blank.to_numpy(dtype=bool), True)
+        out[at] = True
+        return out
+    values = lines[column].iloc[at]
+    if values.dtype.kind == "M":
+        out[at] = values.isna().to_numpy()
+    else:
+        out[at] = values.astype("string").str.strip().eq("").fillna(True).to_numpy(dtype=bool)
+    return out
 
 
 def related_causes(night: Night) -> dict[str, np.ndarray]:
     """Per line, each related cause: the ``related_cause`` column, else employment for payer
     class workers_comp and auto_accident for auto."""
     lines = night.lines
-    given = np.full((len(lines),), "", dtype=object)
+    causes = ("employment", "auto_accident", "other_accident")
+    given = np.zeros(len(lines), dtype=np.int8)  # 0: none, else 1 + the cause's position
     if "related_cause" in lines.columns:
-        codes, uniques = night.distinct("related_cause")
-        norm = uniques.astype("string").str.strip().str.lower().fillna("")
-        given = spread(codes, norm.to_numpy(dtype=object), "")
-    none = given == ""
+        col = lines["related_cause"]
+        at = np.flatnonzero(col.notna().to_numpy())  # few lines name a cause
+        norm = col.iloc[at].astype("string").str.strip().str.lower()
+        given[at] = norm.map({c: i + 1 for i, c in enumerate(causes)}).fillna(0).to_numpy(np.int8)
+    none = given == 0
     return {
-        "employment": (given == "employment")
-        | (none & isin(night, "payer_class", ["workers_comp"])),
-        "auto_accident": (given == "auto_accident") | (none & isin(night, "payer_class", ["auto"])),
-        "other_accident": given == "other_accident",
+        "employment": (given == 1) | (none & isin(night, "payer_class", ["workers_comp"])),
+        "auto_accident": (given == 2) | (none & isin(night, "payer_class", ["auto"])),
+        "other_accident": given == 3,
     }
 
 
@@ -88,8 +95,9 @@ def one_per_claim(rows: pd.DataFrame) -> pd.DataFrame:
 
 def per_claim(night: Night, mask: np.ndarray) -> np.ndarray:
     """Per line: some line of its claim (``claim_id``) is in ``mask``."""
-    codes, _ = pd.factorize(night.lines["claim_id"], use_na_sentinel=False)
-    return (np.bincount(codes, weights=mask, minlength=codes.max(initial=-1) + 1) > 0)[codes]
+    codes, uniques = night.distinct("claim_id")  # (every line has a claim id)
+    hit = np.bincount(codes[mask], minlength=len(uniques)) > 0
+    return hit[codes]
 
 
 # what each related cause is, as messages name it
@@ -109,7 +117,8 @@ def claim_content(night: Night) -> pd.DataFrame:
     related = causes["employment"] | causes["auto_accident"] | causes["other_accident"]
     workers_comp = isin(night, "payer_class", ["workers_comp"])
     p_and_c = workers_comp | isin(night, "payer_class", ["auto"])
-    no_accident = empty(night, "accident_date") & empty(night, "injury_date")
+    no_accident = empty(night, "accident_date", related)
+    no_accident &= empty(night, "injury_date", no_accident)
     return findings.concat(
         [
             _treatment_started(night, institutional),
@@ -118,24 +127,21 @@ def claim_content(night: Night) -> pd.DataFrame:
             _simple(
                 night,
                 "PC_CLAIM_NUMBER_MISSING",
-                p_and_c & empty(night, "pc_claim_number"),
+                p_and_c & empty(night, "pc_claim_number", p_and_c),
                 "has no pc_claim_number: REF*Y4 (the carrier's claim number) is left out",
                 "X12 837 2010BA REF*Y4 property and casualty claim number",
             ),
             _simple(
                 night,
                 "EMPLOYER_MISSING",
-                workers_comp & empty(night, "employer_name"),
+                workers_comp & empty(night, "employer_name", workers_comp),
                 "has no employer_name: the employer is the insured (2010BA NM1*IL*2)",
                 "state workers' compensation e-billing rules: the employer is the insured",
             ),
             _simple(
                 night,
                 "POC_DATE_MISSING",
-                isin(night, "payer_class", ["medicare"])
-                & institutional
-                & empty(night, "plan_of_care_start")
-                & ~empty(night, "initial_treatment_date"),
+                _started_without_poc(night, institutional),
                 "has no plan_of_care_start: occurrence code 29/17/30 (the date the plan of care "
                 "was established) cannot be sent",
                 "CMS MCPM ch.5 §20: occurrence codes 35/44/45 and 29/17/30 on institutional therapy",
@@ -144,13 +150,21 @@ def claim_content(night: Night) -> pd.DataFrame:
     )
 
 
+def _started_without_poc(night: Night, institutional: np.ndarray) -> np.ndarray:
+    """Per line: a Medicare 837I line with the date treatment started but no plan of care."""
+    medicare_i = isin(night, "payer_class", ["medicare"]) & institutional
+    no_poc = empty(night, "plan_of_care_start", medicare_i)
+    return no_poc & ~empty(night, "initial_treatment_date", no_poc)
+
+
 def _treatment_started(night: Night, institutional: np.ndarray) -> pd.DataFrame:
     """INITIAL_TREATMENT_DATE_MISSING on Medicare CMT 837P claims and Medicare 837I claims."""
     lines = night.lines
     medicare = isin(night, "payer_class", ["medicare"])
     cmt_claim = per_claim(night, isin(night, "cpt_code", CMT_CODES)) & ~institutional
-    no_start = empty(night, "initial_treatment_date") & empty(night, "plan_of_care_start")
-    hit = medicare & (cmt_claim | institutional) & no_start
+    need = medicare & (cmt_claim | institutional)
+    no_start = empty(night, "initial_treatment_date", need)
+    hit = no_start & empty(night, "plan_of_care_start", no_start)
     columns = ("claim_id", "claim_type", "payer_id", "cpt_code", "date_of_service")
     rows = one_per_claim(select(lines, hit, *columns))
     inst = rows["claim_type"].eq("institutional").fillna(False).to_numpy(dtype=bool)
@@ -208,7 +222,7 @@ def _accident_date(night: Night, causes: dict[str, np.ndarray], hit: np.ndarray)
 
 def _accident_state(night: Night, hit: np.ndarray) -> pd.DataFrame:
     """ACCIDENT_STATE_MISSING: an 837P auto accident claim without accident_state."""
-    hit = hit & empty(night, "accident_state")
+    hit = empty(night, "accident_state", hit)
     columns = ("claim_id", "payer_id", "cpt_code", "date_of_service")
     rows = one_per_claim(select(night.lines, hit, *columns))
     return findings.make(
