@@ -446,3 +446,33 @@ def test_a_workers_comp_employer_cut_is_listed_and_the_unsent_subscriber_is_not(
         {"claim_id": "W1", "field": "employer_name", "element": "NM103 (2010BA)", "max_len": 60,
          "before": employer, "after": "E" * 58 + " C"},
     ]  # fmt: skip
+
+
+def test_supervisor_and_referrer_names_cut_are_listed(ref):
+    """An assistant's line to Medicare goes out under the supervising therapist's names
+    (2310B), a Medicaid claim names its referrer (2310A): cut names of both are listed, from
+    the extract's columns (the NPIs pass the check digit)."""
+    df = frame(
+        line(claim_id="S1", line_id="S1", payer_id="MCR01", rendering_credential="PTA",
+             rendering_npi="1700345675", modifiers=["GP", "CQ"],
+             supervising_npi="1245319599", supervising_last_name="V" * 61,
+             supervising_first_name="W" * 36),
+        line(claim_id="R1", line_id="R1", payer_id="MCD01", prior_auth_number="AUTH1",
+             referring_npi="1700345675", referring_last_name="Q" * 62,
+             referring_first_name="Paula"),
+    )  # fmt: skip
+    text = write(ref, df)
+    segs = segments(text)
+    assert f"NM1*82*1*{'V' * 60}*{'W' * 35}****XX*1245319599" in segs
+    assert f"NM1*DN*1*{'Q' * 60}*PAULA****XX*1700345675" in segs
+    got = cuts(ref, df).sort_values(["claim_id", "field"]).reset_index(drop=True)
+    assert got[["claim_id", "row", "field", "element", "max_len", "before"]].to_dict(
+        "records"
+    ) == [
+        {"claim_id": "R1", "row": -1, "field": "referring_last_name",
+         "element": "NM103 (2310A)", "max_len": 60, "before": "Q" * 62},
+        {"claim_id": "S1", "row": -1, "field": "supervising_first_name",
+         "element": "NM104 (2310B)", "max_len": 35, "before": "W" * 36},
+        {"claim_id": "S1", "row": -1, "field": "supervising_last_name",
+         "element": "NM103 (2310B)", "max_len": 60, "before": "V" * 61},
+    ]  # fmt: skip

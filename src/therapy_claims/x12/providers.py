@@ -129,12 +129,15 @@ class Person:
         self.npi_ok, self.npi_empty = ok[self.npi_code], (self.npi_texts == "")[self.npi_code]
         self.listed, self.directory = listing(directory, self.npi_texts)
         names = []
+        self.cleaned = []  # the name columns as cleaned (by row), with what was cut
         for value, field, size in ((values[1], fields[1], 60), (values[2], fields[2], 35)):
             texts, problem = required(value, field, size)
+            self.cleaned.append(texts)
             names.append((*text_codes(texts), problem or no_problems(n)))
         (l_code, l_texts, l_problem), (f_code, f_texts, f_problem) = names
         nameless = (l_texts == "")[l_code] | (f_texts == "")[f_code]
         use = nameless & self.listed[self.npi_code]
+        self.from_directory = use  # per row: the name is providers.csv's, not the columns'
         self.last, self.first = (l_code, l_texts), (f_code, f_texts)
         self.last_problem, self.first_problem = l_problem, f_problem
         if use.any():  # the names providers.csv gives the NPI
@@ -193,6 +196,7 @@ def effective_renderers(
     subst = np.isin(cred_texts, ASSISTANTS)[cred] & ~allows[claims.payer_code][lines.line_claim]
     lines.subst = subst
     sup = Person(tuple(column(df, c) for c in SUPERVISING), SUPERVISING, directory)
+    lines.supervisor = sup  # by input row (TEXT_TRUNCATED reads its cut names)
     s_npi = sup.npi_code[order]
     # the taxonomy, first choice first
     _, r_dir = listing(directory, lines.npi_texts)

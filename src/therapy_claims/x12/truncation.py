@@ -46,6 +46,8 @@ CLINIC_TEXTS = (
 PAYER_TEXTS = (("payer_name", "payer_name", 60, "NM103 (2010BB)"),)
 
 COLUMNS = ["claim_id", "row", "field", "element", "max_len", "before", "after"]
+SUPERVISING_NAMES = ("supervising_last_name", "supervising_first_name")
+REFERRING_NAMES = ("referring_last_name", "referring_first_name")
 
 
 def text_truncations(
@@ -105,6 +107,8 @@ def truncations(batch: Batch, clinics: pd.DataFrame, payers: pd.DataFrame) -> pd
         claims.employer_name, ok & claims.employer, "employer_name", "NM103", "2010BA"
     )
     rows += _renderer_cuts(lines, claims, ok)
+    rows += _supervisor_cuts(lines, claims, ok)
+    rows += _referrer_cuts(lines, claims, ok)
     rows += _reference_cuts(claims, ok, clinics, "clinic", CLINIC_TEXTS)
     rows += _reference_cuts(claims, ok, payers, "payer", PAYER_TEXTS)
     out = pd.DataFrame(rows, columns=COLUMNS)
@@ -156,6 +160,50 @@ def _renderer_cuts(lines: LineColumns, claims: ClaimColumns, ok: np.ndarray) -> 
             row = int(lines.order[i])
             rows.append((int(lines.line_claim[i]), row, field, f"{element} ({line_loop})",
                          texts.max_len, *_before_after(texts, row)))  # fmt: skip
+    return rows
+
+
+def _supervisor_cuts(lines: LineColumns, claims: ClaimColumns, ok: np.ndarray) -> list[tuple]:
+    """The supervising therapist's names from the extract's columns, where an assistant's
+    line goes out under them: as the claim's renderer (837P 2310B, 837I 2310A) when its first
+    line does, else on the line (837P 2420A, 837I 2420C) when it is the line's own renderer."""
+    sup = getattr(lines, "supervisor", None)
+    if sup is None or not lines.subst.any():
+        return []
+    claim_loop, line_loop = ("2310A", "2420C") if lines.institutional else ("2310B", "2420A")
+    from_columns = (lines.subst & ~sup.from_directory[lines.order]) & ok[lines.line_claim]
+    rows: list[tuple] = []
+    for texts, field, element in zip(
+        sup.cleaned, SUPERVISING_NAMES, ("NM103", "NM104"), strict=True
+    ):
+        if not texts.uncut:
+            continue
+        cut = texts.cut()[texts.codes[lines.order]] & from_columns  # per line, claim order
+        first = np.zeros(len(cut), dtype=bool)
+        first[lines.starts] = True
+        for i in np.flatnonzero(cut & (first & claims.renderer2310[lines.line_claim])).tolist():
+            k, row = int(lines.line_claim[i]), int(lines.order[i])
+            rows.append((k, -1, field, f"{element} ({claim_loop})", texts.max_len,
+                         *_before_after(texts, row)))  # fmt: skip
+        for i in np.flatnonzero(cut & lines.line_renderer & ~first).tolist():
+            row = int(lines.order[i])
+            rows.append((int(lines.line_claim[i]), row, field, f"{element} ({line_loop})",
+                         texts.max_len, *_before_after(texts, row)))  # fmt: skip
+    return rows
+
+
+def _referrer_cuts(lines: LineColumns, claims: ClaimColumns, ok: np.ndarray) -> list[tuple]:
+    """The referring provider's names from the extract's columns, on the claims that carry
+    NM1*DN (837P 2310A, 837I 2310F)."""
+    ref = getattr(claims, "referrer", None)
+    if ref is None:
+        return []
+    loop = "2310F" if lines.institutional else "2310A"
+    written = ok & ref.usable & ~ref.from_directory
+    rows: list[tuple] = []
+    for texts, field, element in zip(ref.cleaned, REFERRING_NAMES, ("NM103", "NM104"), strict=True):
+        if texts.uncut:
+            rows += _claim_cuts(texts, written, field, element, loop)
     return rows
 
 
