@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from therapy_claims import layout, npi, reference, storage
+from therapy_claims.x12.constants import CREDENTIAL_TAXONOMY
 
 PROBLEM_KINDS: tuple[str, ...] = (
     "missing_minutes",  # a timed line with minutes ""
@@ -1934,15 +1935,9 @@ def _same_code_twice_a_day_and_modalities(
 
 # ----------------------------------------------------------------------------- issue 15
 
-# the NUCC taxonomy of each credential (docs/extract-format.md, providers.csv)
-TAXONOMY_OF: dict[str, str] = {
-    "PT": "225100000X",
-    "PTA": "225200000X",
-    "OT": "225X00000X",
-    "OTA": "224Z00000X",
-    "SLP": "235Z00000X",
-    "DC": "111N00000X",
-}
+# the NUCC taxonomy of each credential (docs/extract-format.md, providers.csv): the table the
+# 837 writer falls back on, so the roster and the claims agree
+TAXONOMY_OF: dict[str, str] = CREDENTIAL_TAXONOMY
 # the referring/ordering physicians of the clinics' patients: (last, first, credential,
 # taxonomy); their NPIs are drawn once (type-2 range, so never a clinician's: those start 1)
 _REFERRERS_NAMED = (
