@@ -50,6 +50,7 @@ def run_config(args) -> pipeline.RunConfig:
         wait=args.wait,
         ledger=args.ledger or os.environ.get(LEDGER_ENV) or None,
         reopen=args.reopen,
+        releases=args.releases,
     )
 
 
@@ -224,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--reopen", action="store_true", help="allow reopening a night older than the window"
+    )
+    r.add_argument(
+        "--releases",
+        metavar="PATH",
+        help="reviewed releases: a CSV file or a folder of them, local or s3:// "
+        '(default: <out>/releases/ if it exists; docs/outputs.md "Releases")',
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     r.set_defaults(fn=cmd_run)
