@@ -56,6 +56,13 @@ def run_config(args) -> pipeline.RunConfig:
 
 def cmd_run(args) -> int:
     cfg = run_config(args)
+    if cfg.releases:  # a path that is not there fails before the night's work, not in score
+        from therapy_claims import releases
+
+        try:
+            releases.source(cfg.releases, cfg.out)
+        except releases.ReleaseError as exc:
+            raise pipeline.RunError(str(exc)) from exc
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
         from therapy_claims.reports import summary_text
