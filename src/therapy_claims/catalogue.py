@@ -28,6 +28,10 @@ class RuleSpec:
     fires_when: str
     suggested_fix: str
     owner: str  # one of OWNERS; not written to any output
+    # whether a reviewed release (``therapy_claims.releases``) may waive the code. Not for
+    # what no review can make billable: the data could not be read or typed, a copy of a line
+    # or charge, an encounter missing a line, a claim billed before, what the 837 cannot carry
+    releasable: bool = True
 
 
 _SPECS = (
@@ -37,6 +41,7 @@ _SPECS = (
         "an input file cannot be read or lacks a required column",
         "Fix or re-export the file from the practice-management system and drop it in again.",
         REFERENCE_DATA,
+        releasable=False,
     ),
     RuleSpec(
         "FILE_EMPTY",
@@ -45,6 +50,7 @@ _SPECS = (
         "Check that the clinic really charted nothing that day; if not, re-run its extract "
         "and drop the file in again.",
         REFERENCE_DATA,
+        releasable=False,
     ),
     RuleSpec(
         "ROW_INVALID",
@@ -52,6 +58,7 @@ _SPECS = (
         "a row fails parsing or typing",
         "Correct the named column in the source system and re-send the line.",
         REFERENCE_DATA,
+        releasable=False,
     ),
     RuleSpec(
         "DUPLICATE_LINE",
@@ -59,6 +66,7 @@ _SPECS = (
         "a line_id appears more than once in the night",
         "Keep one charge line per line_id in the source system; void the duplicate.",
         BILLER,
+        releasable=False,
     ),
     RuleSpec(
         "DUPLICATE_CHARGE",
@@ -69,6 +77,7 @@ _SPECS = (
         "Void the duplicate charge in the practice-management system; the kept line is billed "
         "once. If the service really was given twice, chart the second with its own times.",
         BILLER,
+        releasable=False,
     ),
     RuleSpec(
         "ENCOUNTER_INCOMPLETE",
@@ -76,6 +85,7 @@ _SPECS = (
         "a sibling line of the encounter was quarantined",
         "Fix the quarantined line of this encounter; the whole visit is billed together.",
         BILLER,
+        releasable=False,
     ),
     RuleSpec(
         "UNKNOWN_PAYER",
@@ -313,6 +323,7 @@ _SPECS = (
         "Do not resend: check the earlier claim's status with the payer; send a corrected "
         "(frequency 7) or void (8) claim by hand if the charges changed.",
         BILLER,
+        releasable=False,
     ),
     RuleSpec(
         "CLAIM_NOT_RESENT",
@@ -329,6 +340,7 @@ _SPECS = (
         "Correct the named field in the practice-management system (names, addresses and ids "
         "must keep letters or digits after X12 cleaning) and re-send the visit.",
         FRONT_DESK,
+        releasable=False,
     ),
     RuleSpec(
         "KX_REQUIRED",
@@ -498,6 +510,48 @@ _SPECS = (
         "Check the claim against the patient's record; shorten the value in the source system "
         "(e.g. abbreviate the street) so that eligibility matching sees what is on file.",
         FRONT_DESK,
+        releasable=False,
+    ),
+    # issue 16: reviewed releases (therapy_claims.releases); none of them can be released
+    RuleSpec(
+        "RELEASED",
+        INFO,
+        "a reviewed release (releases/*.csv) waived an error on the line: it no longer holds "
+        "the claim; the error's own finding stays (before -> after: who, when, why)",
+        "No action; the claim is billed unless another error holds it. Remove the release row "
+        "once the claim is billed.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "RELEASE_UNUSED",
+        WARNING,
+        "a release waived nothing tonight: past its expires_on, or no error of its code on the "
+        "lines it names",
+        "Remove the release row (the claim was fixed or billed), or correct the ids or code it "
+        "names; give releases an expires_on.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "RELEASE_INVALID",
+        WARNING,
+        "a release file or row cannot be read: not CSV, an unknown or missing column, a bad "
+        "date, an unknown code, no or two ways of naming the lines (file, row, column, value)",
+        "Correct the named cell of the release file; the row (a bad header: the file) is not "
+        "applied until then.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "RELEASE_NOT_ALLOWED",
+        WARNING,
+        'a release names a code that cannot be released (docs/outputs.md "Releases"), or a '
+        "warning or info code, which holds nothing",
+        "Fix the cause the code names instead (e.g. void the duplicate, correct the data); "
+        "remove the release row.",
+        BILLER,
+        releasable=False,
     ),
 )
 

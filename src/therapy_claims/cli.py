@@ -50,11 +50,19 @@ def run_config(args) -> pipeline.RunConfig:
         wait=args.wait,
         ledger=args.ledger or os.environ.get(LEDGER_ENV) or None,
         reopen=args.reopen,
+        releases=args.releases,
     )
 
 
 def cmd_run(args) -> int:
     cfg = run_config(args)
+    if cfg.releases:  # a path that is not there fails before the night's work, not in score
+        from therapy_claims import releases
+
+        try:
+            releases.source(cfg.releases, cfg.out)
+        except releases.ReleaseError as exc:
+            raise pipeline.RunError(str(exc)) from exc
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
         from therapy_claims.reports import summary_text
@@ -224,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--reopen", action="store_true", help="allow reopening a night older than the window"
+    )
+    r.add_argument(
+        "--releases",
+        metavar="PATH",
+        help="reviewed releases: a CSV file or a folder of them, local or s3:// "
+        '(default: <out>/releases/ if it exists; docs/outputs.md "Releases")',
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     r.set_defaults(fn=cmd_run)

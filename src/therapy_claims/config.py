@@ -41,6 +41,10 @@ class RunConfig:
     reopen: bool = False
     # this run's id: names its versioned folders (one is made up when not given)
     run_id: str = ""
+    # reviewed releases (overrides of errors that hold claims, ``therapy_claims.releases``):
+    # a CSV file or a folder of them, local or s3://; None: ``<out>/releases/`` if it exists
+    # (decided when score runs: a night without releases costs one existence check)
+    releases: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,7 +102,8 @@ def now() -> str:
 
 
 def config_from(params: dict, *, default_run_date: date | None = None) -> RunConfig:
-    """RunConfig from a dict (DAG params / run conf): input (str or list), out, run_date, reference."""
+    """RunConfig from a dict (DAG params / run conf): input (str or list), out, run_date,
+    reference, usage, wait, ledger, reopen, run_id, releases."""
     inputs = params.get("input") or params.get("inputs") or []
     if isinstance(inputs, str):
         inputs = [inputs]
@@ -117,4 +122,5 @@ def config_from(params: dict, *, default_run_date: date | None = None) -> RunCon
         ledger=params.get("ledger") or None,
         reopen=bool(params.get("reopen", False)),
         run_id=str(params.get("run_id") or ""),
+        releases=params.get("releases") or None,
     )

@@ -51,6 +51,10 @@ def manifest(cfg: RunConfig, handover: Handover) -> dict:
         "claim_files": files,
         "reference_files": score_info["reference_files"],
         "exceptions_by_code": score_info["exceptions_by_code"],
+        # reviewed releases (docs/outputs.md "Releases"): rows applied and unused, the files
+        "releases_applied": score_info.get("releases_applied", 0),
+        "releases_unused": score_info.get("releases_unused", 0),
+        "release_files": score_info.get("release_files", []),
         "validation": validation["suites"] if validation else None,
         "outputs": {kind: cfg.final(kind) for kind in PUBLISHED_DIRS},
         "stage_seconds": {name: doc.get("seconds") for name, doc in stage_docs.items()},

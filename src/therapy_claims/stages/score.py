@@ -20,6 +20,7 @@ from therapy_claims import (
     layout,
     ledger,
     reference,
+    releases,
     reports,
     rules,
     schemas,
@@ -75,6 +76,7 @@ def score(
         ref = reference.load(cfg.reference)
     except reference.ReferenceError as exc:
         raise RunError(str(exc)) from exc
+    rel = _read_releases(cfg)
     lines, claim_fields = _read_raw(cfg, handover)
     lines = reference.enrich(lines, ref)
     lines["claim_id"] = ledger.claim_ids(lines)
@@ -115,7 +117,12 @@ def score(
     with timing.record("claim_checks"):
         known = findings.concat([earlier, found])
         at_known = np.concatenate([at_earlier, at_found])
-        held = _claims_with_an_error(known, at_known, claim_of_line, len(claims))
+        waived = (
+            None
+            if rel is None
+            else releases.apply(rel, known, at_known, lines, cfg.run_date).waived
+        )
+        held = _claims_with_an_error(known, at_known, claim_of_line, len(claims), waived)
         billed = (status_of == _BILLED) & ~held[claim_of_line]
         verdicts, cuts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
@@ -128,11 +135,16 @@ def score(
     all_found = findings.concat([earlier, gx, found])
     at = np.concatenate([at_earlier, ids.get_indexer(gx["line_id"]), at_found])
 
-    # hold every claim with an error on any of its lines
-    on_line = at >= 0
-    held_claim = _claims_with_an_error(all_found, at, claim_of_line, len(claims))
+    # hold every claim with an error on any of its lines, but for the errors released
+    applied = None if rel is None else releases.apply(rel, all_found, at, lines, cfg.run_date)
+    waived = None if applied is None else applied.waived
+    held_claim = _claims_with_an_error(all_found, at, claim_of_line, len(claims), waived)
     status_of[held_claim[claim_of_line]] = _HELD
     lines["status"] = _status_column(status_of, lines.index)
+    if applied is not None and len(applied.found):  # what each release did, never silent
+        all_found = findings.concat([all_found, applied.found])
+        at = np.concatenate([at, ids.get_indexer(applied.found["line_id"])])
+    on_line = at >= 0
     # CLM01 as sent: a claim over the 837 line limit goes out in parts (<claim_id>-1, -2, ...)
     lines["claim_id"] = ledger.split_claims(lines, x12.LINE_LIMITS, claims=claim_of_line)
     # then hold every claim the 837 cannot carry
@@ -167,7 +179,15 @@ def score(
     exc.insert(0, "run_date", cfg.rd)
     for c in ("claim_id", "cpt_code", "date_of_service"):  # of the finding's line, if any
         exc[c] = pd.Series(lines[c].array.take(at, allow_fill=True), index=exc.index)
-    summary = _finish(cfg, handover, lines.reindex(columns=SCORED_COLUMNS), exc, ref, t0)
+    summary = _finish(
+        cfg,
+        handover,
+        lines.reindex(columns=SCORED_COLUMNS),
+        exc,
+        ref,
+        t0,
+        _release_info(rel, applied),
+    )
     if n_unwritable:
         log.warning(
             "score: %s claim(s) cannot be written as 837 and are held (CLAIM_DATA_INVALID)",
@@ -183,10 +203,12 @@ def _finish(
     exc: pd.DataFrame,
     ref: reference.Reference,
     t0: float,
+    release_info: dict,
 ) -> dict:
     """Write the night's scored lines and exceptions and the summary the manifest reads."""
     with timing.record("write"):
         summary = _write_scored(cfg, handover, scored, exc)
+    summary |= release_info
     summary["reference_files"] = [
         {k: f.get(k) for k in ("path", "sha256", "rows", "effective_quarter")} for f in ref.files
     ]
@@ -199,6 +221,38 @@ def _finish(
         summary,
     )
     return {k: v for k, v in summary.items() if k != "reference_files"}
+
+
+def _read_releases(cfg: RunConfig) -> releases.Releases | None:
+    """The night's reviewed releases, or None without any (the usual night: one check for
+    ``<out>/releases/``). A ``--releases`` path that is not there stops the run: the team
+    expects those releases applied."""
+    try:
+        where = releases.source(cfg.releases, cfg.out)
+    except releases.ReleaseError as exc:
+        raise RunError(str(exc)) from exc
+    return None if where is None else releases.read(where)
+
+
+def _release_info(rel: releases.Releases | None, applied: releases.Applied | None) -> dict:
+    """The summary's release counts (logged as counts only: a release's reason and who gave
+    it are free text, written to the exception report's ``after`` and nowhere else)."""
+    info = {
+        "releases_applied": applied.applied if applied else 0,
+        "releases_unused": applied.unused if applied else 0,
+        "release_files": [] if rel is None else rel.files,
+    }
+    if rel is not None and applied is not None:
+        refused = applied.found["code"].isin(["RELEASE_INVALID", "RELEASE_NOT_ALLOWED"]).sum()
+        log.info(
+            "score: releases from %s file(s): %s applied, %s unused, %s finding(s) of rows "
+            "not applied (RELEASE_INVALID, RELEASE_NOT_ALLOWED)",
+            len(rel.files),
+            info["releases_applied"],
+            info["releases_unused"],
+            int(refused),
+        )
+    return info
 
 
 def _read_raw(cfg: RunConfig, handover: Handover) -> tuple[pd.DataFrame, pa.Table]:
@@ -300,11 +354,18 @@ CHECK_CLAIMS = 100_000
 
 
 def _claims_with_an_error(
-    found: pd.DataFrame, at: np.ndarray, claim_of_line: np.ndarray, n_claims: int
+    found: pd.DataFrame,
+    at: np.ndarray,
+    claim_of_line: np.ndarray,
+    n_claims: int,
+    waived: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per claim, whether any of its lines has an error among ``found`` (whose lines are at
-    the row positions ``at``; -1 for a finding on no line)."""
-    errors = at[(at >= 0) & found["severity"].eq(ERROR).to_numpy(bool)]
+    the row positions ``at``; -1 for a finding on no line) that no release ``waived``."""
+    is_error = (at >= 0) & found["severity"].eq(ERROR).to_numpy(bool)
+    if waived is not None:
+        is_error &= ~waived
+    errors = at[is_error]
     held = np.zeros(n_claims, dtype=bool)
     held[claim_of_line[errors]] = True
     return held
