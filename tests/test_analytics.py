@@ -466,3 +466,12 @@ def _check_partitions(out: str, engine: str, statements: list[str], parsed: list
     }
     assert len(replaced) == 2
     assert sum(r in "\n".join(statements) for r in replaced) == 1
+
+
+def test_the_docs_show_each_measure_as_the_code_runs_it():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "analytics.md").read_text()
+    for name, measure in analytics.MEASURES.items():
+        assert f"`--measure {name}`" in text, name
+        assert f"```sql\n{measure.sql}\n```" in text, name
+    for view in analytics.VIEWS:
+        assert f"| `{view}` |" in text, view
