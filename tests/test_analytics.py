@@ -144,6 +144,7 @@ def test_nights_is_one_row_per_manifest(out):
         for k in ("rows_in", "lines_billed", "lines_held", "lines_not_billed", "claims_billed"):
             assert r[k] == m[k], k
         assert r["claim_files"] == len(m["claim_files"])
+        assert r["started_at"] == m["started_at"].replace("Z", "+00:00")  # UTC on any host
         scored = _layer(out, "lines")[rd].to_pandas()
         held = scored.loc[scored["status"] == "held", "charge_amount"].sum()
         assert r["held_dollars"] == pytest.approx(round(float(held), 2), abs=0.005)

@@ -335,6 +335,7 @@ def connect(out: str, views: Iterable[str] | None = None) -> duckdb.DuckDBPyConn
     for v in list(wanted):
         wanted |= _NEEDS.get(v, set())
     con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")  # the manifests' times print as recorded, on any host
     for name, layer in LAYERS.items():
         if name in wanted:
             _layer_view(con, out, manifests, layer)
