@@ -1,4 +1,4 @@
-"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock``.
+"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock | query | ddl``.
 
 Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
 rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
@@ -126,6 +126,32 @@ def cmd_summary(args) -> int:
     from therapy_claims.reports import summary_text
 
     print(summary_text(storage.read_json(cfg.manifest_path)))
+    return EXIT_OK
+
+
+def cmd_query(args) -> int:
+    """Analyst SQL (DuckDB) over every committed night's layers; ``--measure`` runs a
+    standard measure, ``--list`` names the views and measures (docs/analytics.md)."""
+    from therapy_claims import analytics
+
+    if args.list:
+        print(analytics.listing(), end="")
+        return EXIT_OK
+    if (args.sql is None) == (args.measure is None):
+        raise pipeline.RunError("query needs SQL or --measure NAME (one of them)")
+    if not args.out:
+        raise pipeline.RunError("query needs --out PATH (the output root)")
+    sql = args.sql if args.measure is None else analytics.MEASURES[args.measure].sql
+    analytics.query(args.out, sql, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_ddl(args) -> int:
+    """Print the Athena / Trino statements for the query layers on S3 (docs/analytics.md)."""
+    from therapy_claims import analytics
+
+    for stmt in analytics.ddl(args.out, args.engine, args.schema):
+        print(stmt + ";\n")
     return EXIT_OK
 
 
@@ -283,6 +309,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--out", required=True, metavar="PATH", help="output root")
     u.set_defaults(fn=cmd_unlock)
+
+    from therapy_claims.analytics import MEASURES
+
+    q = sub.add_parser(
+        "query",
+        help="SQL over every committed night (DuckDB views lines, exceptions, claims, "
+        "worklist, nights)",
+    )
+    q.add_argument("sql", nargs="?", metavar="SQL", help="the query (or --measure / --list)")
+    q.add_argument("--out", metavar="PATH", help="output root (local folder or s3://bucket/prefix)")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--measure", choices=tuple(MEASURES), help="run a standard measure")
+    q.add_argument("--list", action="store_true", help="list the views and the measures")
+    q.set_defaults(fn=cmd_query)
+
+    dd = sub.add_parser(
+        "ddl", help="print Athena / Trino CREATE TABLE statements and partitions for the layers"
+    )
+    dd.add_argument("--engine", choices=("athena", "trino"), required=True)
+    dd.add_argument("--out", required=True, metavar="s3://BUCKET/PREFIX", help="output root")
+    dd.add_argument("--schema", default="therapy_claims", help="database / schema name")
+    dd.set_defaults(fn=cmd_ddl)
     return p
 
 
