@@ -19,6 +19,7 @@ PAGES = (
     "rules.md",
     "performance.md",
     "architecture.md",
+    "analytics.md",
 )
 
 
