@@ -509,11 +509,21 @@ def summary_text(manifest: dict, *, exc=None, worklist=None, history=()) -> str:
 
 def _read_layer(path: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
     """A published Parquet file (only ``columns`` it has, if given), or None when absent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if not storage.exists(path):
         return None
-    table = storage.read_table(path)
-    if columns is not None:
-        table = table.select([c for c in columns if c in table.column_names])
+    data = storage.read_bytes(path)
+    with storage.guard("read", path):
+        try:
+            parquet = pq.ParquetFile(pa.BufferReader(data))
+            names = parquet.schema_arrow.names
+            table = parquet.read(
+                columns=None if columns is None else [c for c in columns if c in names]
+            )
+        except pa.ArrowInvalid as exc:
+            raise storage.StorageError("read", path, f"not a readable Parquet file: {exc}") from exc
     return storage.to_frame(table)
 
 
