@@ -385,3 +385,28 @@ def test_summary_of_a_real_night_ranks_and_trends(real_night, capsys):
     rank = {"error": 0, "warning": 1, "info": 2}
     rest = [rank[s] for s, _ in rows[holding:]]
     assert rest == sorted(rest)
+
+
+def test_trend_lines_break_where_a_night_has_no_value():
+    page = reports.html_report(
+        TONIGHT,
+        {"rows_in": 40, "rows_quarantined": 2, "files": 1, "files_rejected": 0},
+        score_info(),
+        [],
+        _exceptions(),
+        worklist=worklist_frame(),
+        history=history(),
+    )
+
+    def chart(name: str) -> str:
+        start = page.index(f"data-chart='{name}'")
+        return page[start : page.index("</svg>", start)]
+
+    # rate: 11-25, (none on 11-26), 11-27, 11-28: the first point stands alone
+    rate = chart("trend-clean-claim-rate")
+    assert rate.count("class='point'") == 3 and rate.count("<polyline") == 1
+    assert len(re.search(r"<polyline[^>]* points='([^']*)'", rate).group(1).split()) == 2
+    held = chart("trend-held-dollars")  # 11-26 to 11-28: one line through three points
+    assert len(re.search(r"<polyline[^>]* points='([^']*)'", held).group(1).split()) == 3
+    assert "<title>2026-11-27: 75.0%</title>" in rate
+    assert "<title>2026-11-27: $700.25</title>" in held

@@ -641,8 +641,19 @@ def _line_chart(chart: str, label: str, points: list[tuple[str, float | None]], 
         for i, (rd, _) in enumerate(points)
     )
     coords = [xy(i, v) for i, v in known]
-    line = "<polyline fill='none' stroke='#2e86c1' stroke-width='2' points='{}'/>".format(
-        " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    # consecutive nights are joined; a night without a value breaks the line
+    runs: list[list[tuple[float, float]]] = []
+    for k, ((i, _), c) in enumerate(zip(known, coords, strict=True)):
+        if k and i == known[k - 1][0] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    line = "".join(
+        "<polyline fill='none' stroke='#2e86c1' stroke-width='2' points='{}'/>".format(
+            " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+        )
+        for run in runs
+        if len(run) > 1
     )
     dots = "".join(
         f"<circle class='point' cx='{x:.1f}' cy='{y:.1f}' r='4' fill='#2e86c1'>"
