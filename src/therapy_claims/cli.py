@@ -65,9 +65,9 @@ def cmd_run(args) -> int:
             raise pipeline.RunError(str(exc)) from exc
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
-        from therapy_claims.reports import summary_text
+        from therapy_claims.reports import night_summary
 
-        print(summary_text(manifest))
+        print(night_summary(cfg.out, cfg.rd))
     return EXIT_REJECTED if any(not i["accepted"] for i in manifest["inputs"]) else EXIT_OK
 
 
@@ -118,14 +118,16 @@ def cmd_unlock(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    """Print a committed night's summary, ranked (``reports.night_summary``): its manifest,
+    exceptions and worklist, and the trends of the nights before it."""
     cfg = pipeline.RunConfig(
         inputs=[], out=args.out, run_date=pipeline.parse_run_date(args.run_date)
     )
     if not storage.exists(cfg.manifest_path):
         raise pipeline.RunError(f"no manifest at {cfg.manifest_path}: has this night run?")
-    from therapy_claims.reports import summary_text
+    from therapy_claims.reports import night_summary
 
-    print(summary_text(storage.read_json(cfg.manifest_path)))
+    print(night_summary(cfg.out, cfg.rd))
     return EXIT_OK
 
 
@@ -213,9 +215,9 @@ def cmd_demo(args) -> int:
             f"DAG run finished; log in {log_path}"
             + (f" ({states[0].strip()[:120]})" if states else "")
         )
-    from therapy_claims.reports import summary_text
+    from therapy_claims.reports import night_summary
 
-    print(summary_text(storage.read_json(cfg.manifest_path)))
+    print(night_summary(cfg.out, cfg.rd))
     return EXIT_OK
 
 
@@ -292,9 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("summary", help="print the biller summary of a night that has run")
-    s.add_argument("--out", required=True)
-    s.add_argument("--run-date", required=True)
+    s = sub.add_parser(
+        "summary",
+        help="print a night's summary: held dollars and codes ranked, split by clinic and "
+        "payer, the oldest open claims, trends",
+    )
+    s.add_argument("--out", required=True, metavar="PATH", help="output root")
+    s.add_argument("--date", "--run-date", dest="run_date", required=True, metavar="YYYY-MM-DD")
     s.set_defaults(fn=cmd_summary)
 
     sh = sub.add_parser(

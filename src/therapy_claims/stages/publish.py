@@ -21,8 +21,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from therapy_claims import ledger, ledger_store, reference, reports, storage, timing, tuning, x12
-from therapy_claims.config import RunConfig, RunError
+from therapy_claims import (
+    ledger,
+    ledger_store,
+    nights,
+    reference,
+    reports,
+    storage,
+    timing,
+    tuning,
+    x12,
+)
+from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
 from therapy_claims.handover import Handover
 from therapy_claims.stages import claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
@@ -146,10 +156,13 @@ def _finish(cfg: RunConfig, handover: Handover, files: list[dict]) -> None:
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     with timing.record("reports"):
         exc = handover.read_frame(cfg.staged(*EXCEPTIONS))
-        storage.write_bytes(
-            cfg.staged("reports", "report.html"),
-            reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
+        # the trends' earlier nights (tonight's point is tonight's summaries)
+        history = nights.recent(cfg.out, cfg.rd, reports.TREND_NIGHTS - 1, including=False)
+        links = {kind: cfg.final(kind) for kind in PUBLISHED_DIRS}
+        page = reports.html_report(
+            cfg.rd, ingest_info, score_info, files, exc, history=history, links=links
         )
+        storage.write_bytes(cfg.staged("reports", "report.html"), page.encode("utf-8"))
     handover.flush()  # every file of the night is in this run's folders
 
 
