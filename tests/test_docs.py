@@ -16,6 +16,7 @@ PAGES = (
     "README.md",
     "extract-format.md",
     "outputs.md",
+    "data-dictionary.md",
     "rules.md",
     "performance.md",
     "architecture.md",
