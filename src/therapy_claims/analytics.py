@@ -112,29 +112,14 @@ LAYERS = {
     )
 }
 
-# text columns that hold dates internally and are published as DATE (the ledger's)
-_TEXT_DATES = {"ledger": {"first_date_of_service", "last_date_of_service"}}
-
-
 def published_schema(layer: Layer) -> pa.Schema:
-    """The layer's columns with the types it is published with (the issue 16 contract:
-    money decimal(12, 2), dates date32, ``ingested_at`` UTC timestamps, no ``run_date``
-    inside a file partitioned by run date). Derived by type from the internal schema, so a
-    column added to a layer needs nothing here."""
+    """The layer's columns with the types its files are published with: the one conversion
+    in ``schemas`` (``schemas.published_type``), without the file metadata."""
     fields = []
     for f in layer.internal:
-        if f.name == "run_date":
-            continue
-        t = f.type
-        if t == schemas.MONEY:
-            t = pa.decimal128(12, 2)
-        elif pa.types.is_timestamp(t) and t.tz is None and f.name != "ingested_at":
-            t = pa.date32()
-        elif f.name == "ingested_at":
-            t = pa.timestamp("us", tz="UTC")
-        elif f.name in _TEXT_DATES.get(layer.kind, ()):
-            t = pa.date32()
-        fields.append(pa.field(f.name, t))
+        t = schemas.published_type(f)
+        if t is not None:
+            fields.append(pa.field(f.name, t))
     return pa.schema(fields)
 
 
