@@ -381,3 +381,46 @@ def test_layer_files_are_known_by_their_name():
         schemas.layer_of("/o/.staging/run_date=2026-11-27/run=X/work/gx_findings.parquet") is None
     )
     assert schemas.layer_of("/o/exceptions/run_date=2026-11-27/run=X/exceptions.csv") is None
+
+
+def test_an_extract_with_an_unknown_column_runs_and_raw_keeps_it_as_text(tmp_path):
+    """docs/outputs.md: the raw layer keeps an extract's unknown columns, as text. Such a
+    file once stopped the whole night at the raw layer's schema."""
+    import csv
+
+    from therapy_claims import cli
+
+    src = tmp_path / "night.csv"
+    assert (
+        cli.main(["generate", "--encounters", "20", "--out", str(src), "--run-date", "2026-12-01"])
+        == 0
+    )
+    rows = list(csv.reader(src.open(newline="")))
+    rows[0].append("favourite_colour")
+    for i, r in enumerate(rows[1:]):
+        r.append(str(i) if i % 2 else "=HYPERLINK(1)")
+    with src.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    out = tmp_path / "out"
+    rc = cli.main(["run", "--input", str(src), "--out", str(out), "--run-date", "2026-12-01"])
+    assert rc == 0
+    (raw,) = out.glob("raw/run_date=2026-12-01/run=*/raw.parquet")
+    table = pq.read_table(raw)
+    assert (
+        table.schema.names[: len(schemas.PUBLISHED["raw"].names)] == schemas.PUBLISHED["raw"].names
+    )
+    assert table.schema.field("favourite_colour").type == pa.large_string()
+    # (quarantined rows are not in raw: each kept row's value is its own source row's)
+    by_row = dict(
+        zip(
+            table.column("source_row").to_pylist(),
+            table.column("favourite_colour").to_pylist(),
+            strict=True,
+        )
+    )
+    assert len(by_row) > 10
+    assert by_row == {n: rows[n - 1][-1] for n in by_row}
+    back = schemas.read(str(raw), "raw")
+    assert (
+        back.column("favourite_colour").to_pylist() == table.column("favourite_colour").to_pylist()
+    )

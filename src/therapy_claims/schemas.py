@@ -122,12 +122,23 @@ LEDGER = pa.schema(
 LAYERS = {"raw": RAW, "scored": SCORED, "exceptions": EXCEPTIONS, "ledger": LEDGER}
 
 
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema, *, extra_text: bool = False) -> pa.Table:
     """``table`` with exactly ``schema``'s columns, order and types. A table that already has
     them is returned as it is; a column of another type is cast (e.g. the all-null column of
-    an empty night, which pandas cannot type); a missing or extra column is a bug."""
+    an empty night, which pandas cannot type); a missing or extra column is a bug, except
+    with ``extra_text`` (the raw layer: an extract's unknown columns are kept, as text, after
+    the declared ones)."""
     if table.schema.equals(schema):
         return table
+    if extra_text:
+        extras = [c for c in table.column_names if c not in schema.names]
+        if extras and set(schema.names) <= set(table.column_names):
+            declared = conform(table.select(schema.names), schema)
+            for name in extras:
+                declared = declared.append_column(
+                    pa.field(name, TEXT), table.column(name).cast(TEXT)
+                )
+            return declared
     if table.column_names != schema.names:
         raise ValueError(f"columns {table.column_names} are not the layer's {schema.names}")
     return table.cast(schema)
@@ -211,7 +222,7 @@ def published(table: pa.Table, layer: str) -> pa.Table:
     a date with a time of day; a time not written ``YYYY-MM-DDTHH:MM:SSZ``) is a
     ``ValueError``: publishing never changes a value silently."""
     schema = LAYERS[layer]
-    table = conform(table, schema)
+    table = conform(table, schema, extra_text=layer == "raw")
     meta = {VERSION_KEY: SCHEMA_VERSION.encode(), LAYER_KEY: layer.encode()}
     arrays, fields = [], []
     for f in schema:
@@ -224,6 +235,10 @@ def published(table: pa.Table, layer: str) -> pa.Table:
             continue
         arrays.append(_to_published(column, f.type, to, f"{layer}.{f.name}"))
         fields.append(pa.field(f.name, to))
+    for f in table.schema:  # the raw layer's extra extract columns, as text
+        if f.name not in schema.names:
+            arrays.append(table.column(f.name))
+            fields.append(f)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
 
