@@ -106,7 +106,7 @@ def _config():
     },
 )
 def therapy_claims_nightly():
-    @task.short_circuit
+    @task.short_circuit(execution_timeout=dag_settings.timeout("partitions"))
     def partitions() -> list:
         """Empty (nothing new in the landing zone): every later task is skipped."""
         from therapy_claims import pipeline
@@ -120,49 +120,57 @@ def therapy_claims_nightly():
             )
         return parts
 
-    @task(max_active_tis_per_dag=16)
+    @task(max_active_tis_per_dag=16, execution_timeout=dag_settings.timeout("ingest_partition"))
     def ingest_partition(files: list) -> dict:
         from therapy_claims import pipeline
 
         return pipeline.ingest_partition(_config(), list(files))
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, execution_timeout=dag_settings.timeout("ingest"))
     def ingest() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.ingest_combine(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("validate"))
     def validate() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.validate(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("score"))
     def score() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.score(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("publish"))
     def publish() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.publish(_config())
 
-    @task(retries=3)
+    # writing the manifest commits the night: the task updates the layer Assets
+    @task(
+        retries=3,
+        execution_timeout=dag_settings.timeout("manifest"),
+        outlets=dag_settings.layer_assets(),
+    )
     def manifest() -> dict:
         from therapy_claims import pipeline
 
-        return pipeline.manifest(_config())
+        cfg = _config()
+        result = pipeline.manifest(cfg)
+        dag_settings.describe_events(get_current_context()["outlet_events"], cfg.out, cfg.rd)
+        return result
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("register"))
     def register() -> int:
         from therapy_claims import events
 
         return events.register_night(_config(), run_id=get_current_context()["run_id"])
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=dag_settings.timeout("unlock"))
     def unlock() -> None:
         """Whatever became of the run, the output's lock is let go (a failed run's folders
         and reservations are settled by the next run)."""
