@@ -33,7 +33,14 @@ ones; if one of them is gone or changed, `partitions` fails instead of publishin
 night.
 
 Outputs land under the output root in `raw/`, `scored/`, `exceptions/`, `claims/`,
-`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`.
+`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`; the Great
+Expectations results of every night also go to the GX project's store `<out>/gx/`.
+
+**Assets**: `manifest` commits the night and updates one Asset per layer,
+`therapy_claims.<layer>` (`<THERAPY_CLAIMS_OUT>/<layer>`: raw, scored, exceptions, claims,
+ledger, validation, reports, worklist); each event's extra names the night (`run_date`,
+`manifest`). Schedule downstream DAGs on them (`schedule=[Asset(name=..., uri=...)]`).
+No Asset is updated by a skipped night, nor (extra left empty) by a run given another `out`.
 
 **Parameters** (trigger with config): `input` (landing folder or file, local or `s3://`),
 `out` (output root), `run_date` (YYYY-MM-DD; default: the run's logical date), `reference`
@@ -62,9 +69,11 @@ variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REF
   night would read the night's files again and hold their lines ALREADY_BILLED).
 - `ingest_partition` failing: that partition's log names the file; clear the failed map index
   (the other partitions keep their results), then `ingest` and the rest run.
-- An alert (on-failure notifier, and a deadline alert when the night is not done
-  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after 02:00) goes to the `therapy_claims_alerts`
-  connection (SMTP or webhook).
+- An alert (the SMTP provider's notifier on failure, and a deadline alert when the night is not
+  done `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after 02:00) goes to the `therapy_claims_alerts`
+  connection (SMTP; a webhook through the http provider with `THERAPY_CLAIMS_ALERT_VIA=http`).
+- A task failing with "Timeout": it ran past its `execution_timeout` (`THERAPY_CLAIMS_TIMEOUT_*`
+  settings); it is retried. A hung S3 endpoint or lock wait is the usual cause.
 - `score` failing with a reference error: a reference file is missing or holds an unknown
   setting value; the log names the file, row and column. Fix the file and clear the task.
 - `score` failing with "does not balance": a bug; do not publish by hand, open an issue with the log.
