@@ -147,6 +147,75 @@ def test_rerun_of_a_night_replaces_its_folder_and_adds_to_the_store(tmp_path):
     assert len(list((store / "validations").rglob("*.json"))) == 2
 
 
+def test_a_nights_site_update_does_not_read_the_whole_store(tmp_path, monkeypatch):
+    """Updating the site with a night costs the same however many nights it holds: the
+    results store is never listed whole, and the index lists the latest 60 results, newest
+    first, tonight's among them."""
+    from great_expectations.data_context.store.store import Store
+
+    store, frame = tmp_path / "gx", typed_frame({})
+    night = (NIGHTS[0], "time_consistency")
+    gx_checks.run_suites(
+        frame,
+        str(tmp_path / "n0"),
+        night[0],
+        night[1:],
+        gx_store=str(store),
+        run_name="run_date=2025-01-15.run=R0",
+    )
+    # 70 older nights of the suite: copies of that night's result and page, earlier run times
+    for sub, suffix in (("validations", ".json"), ("data_docs/validations", ".html")):
+        (src,) = (store / sub).rglob(f"*{suffix}")
+        for j in range(70):
+            copy = src.parents[2] / f"run_date=2024-10-{j % 28 + 1:02d}.run=C{j}"
+            copy = copy / f"20241001T{j // 60:02d}{j % 60:02d}00.000000Z" / src.name
+            copy.parent.mkdir(parents=True)
+            copy.write_bytes(src.read_bytes())
+    listed = []
+    real = Store.list_keys
+    monkeypatch.setattr(Store, "list_keys", lambda self: listed.append(self) or real(self))
+    gx_checks.run_suites(
+        frame,
+        str(tmp_path / "n1"),
+        NIGHTS[1],
+        night[1:],
+        gx_store=str(store),
+        run_name="run_date=2025-01-16.run=R1",
+    )
+    assert not [s for s in listed if "Validation" in type(s).__name__]
+    rows = _index_rows(store / "data_docs" / "index.html")
+    assert len(rows) == 60
+    assert "run_date=2025-01-16.run=R1" in rows[0] and "run_date=2025-01-15.run=R0" in rows[1]
+    # GX's own full rebuild (no identifiers) still works with these builders: every page
+    monkeypatch.setattr(Store, "list_keys", real)
+    ctx = _gx_context(store)
+    ctx.build_data_docs()
+    assert len(_index_rows(store / "data_docs" / "index.html")) == 60
+
+
+def _index_rows(index: Path) -> list[str]:
+    html = index.read_text()
+    table = html[html.index("<tbody>") : html.index("</tbody>")]
+    return table.split("<tr>")[1:]
+
+
+def test_gx_users_can_run_the_nightly_checkpoint_by_hand(tmp_path):
+    """checkpoint.run on a night's frame (all columns, one frame for every suite) gives the
+    results the nightly's run gives, and its UpdateDataDocsAction writes the site."""
+    frame = typed_frame({}, {"start_time": "10:00", "end_time": "10:00"}, {"patient_sex": "X"})
+    _, summary = gx_checks.run_suites(frame, str(tmp_path / "night"), NIGHTS[0])
+    ctx = _gx_context(tmp_path / "gx")
+    result = ctx.checkpoints.get("nightly").run(batch_parameters={"dataframe": frame})
+    by_suite = {r.suite_name: r for r in result.run_results.values()}
+    for name, s in summary.items():
+        stats = by_suite[name].statistics
+        assert by_suite[name].success is s["success"], name
+        assert stats["evaluated_expectations"] == s["evaluated"], name
+        assert stats["unsuccessful_expectations"] == s["failed_expectations"], name
+    assert (tmp_path / "gx" / "data_docs" / "index.html").is_file()
+    assert _external(tmp_path / "gx" / "data_docs" / "index.html") == []
+
+
 # ------------------------------------------------------------------------- offline Data Docs
 
 
