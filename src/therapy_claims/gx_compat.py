@@ -2,9 +2,12 @@
 
 The checks in ``gx_checks`` and the custom expectations in ``gx_expectations`` use GX Core
 through its public API, except for what is here: a setting of GX's pandas engine that is
-changed while the suites run (``no_batch_fingerprint``), and the environment GX starts in
-(``start``). Both depend on how this exact GX release behaves, so ``start`` refuses any other
-release with a message that says what to do, instead of letting a patch silently miss.
+changed while the suites run (``no_batch_fingerprint``), the environment GX starts in
+(``start``), and the Data Docs site builder the nightly drives itself (``site_builder``,
+``night_index``: one rendering for the site and the night's copy). ``gx_data_docs`` also
+subclasses GX's Data Docs builders and views of this release (and checks it on import).
+They depend on how this exact GX release behaves, so ``start`` refuses any other release
+with a message that says what to do, instead of letting a patch silently miss.
 
 Importing this module does nothing (no GX import, no environment change): Airflow parses DAG
 files that import this package, and ``import great_expectations`` takes seconds.
