@@ -34,8 +34,15 @@ param `reopen`.
   gone or changed; put them back unchanged, or run the night by hand with all its files.
 - `plan` failing with "refusing to reopen": trigger with `reopen` true if the file really
   belongs to that old night, else move it out of the folder.
-- Alerts go to the `therapy_claims_alerts` connection (on failure, and when a run is not done
-  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued).
+- Alerts go to the `therapy_claims_alerts` connection through the providers' notifiers (SMTP;
+  a webhook with `THERAPY_CLAIMS_ALERT_VIA=http`) on failure, and when a run is not done
+  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued.
+- A task failing with "Timeout": it ran past its `execution_timeout` (`process`: 180 min,
+  `THERAPY_CLAIMS_TIMEOUT_PROCESS_MINUTES`); it is retried.
+
+**Assets**: each `process` that commits a night updates one Asset per published layer,
+`therapy_claims.<layer>` (`<THERAPY_CLAIMS_OUT>/<layer>`), its extra naming the night
+(`run_date`, `manifest`), as the nightly DAG's `manifest` does.
 """
 
 LANDING = s.LANDING or os.path.join(os.environ.get("AIRFLOW_HOME", "."), "landing")

@@ -33,7 +33,14 @@ ones; if one of them is gone or changed, `partitions` fails instead of publishin
 night.
 
 Outputs land under the output root in `raw/`, `scored/`, `exceptions/`, `claims/`,
-`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`.
+`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`; the Great
+Expectations results of every night also go to the GX project's store `<out>/gx/`.
+
+**Assets**: `manifest` commits the night and updates one Asset per layer,
+`therapy_claims.<layer>` (`<THERAPY_CLAIMS_OUT>/<layer>`: raw, scored, exceptions, claims,
+ledger, validation, reports, worklist); each event's extra names the night (`run_date`,
+`manifest`). Schedule downstream DAGs on them (`schedule=[Asset(name=..., uri=...)]`).
+No Asset is updated by a skipped night, nor (extra left empty) by a run given another `out`.
 
 **Parameters** (trigger with config): `input` (landing folder or file, local or `s3://`),
 `out` (output root), `run_date` (YYYY-MM-DD; default: the run's logical date), `reference`
@@ -62,9 +69,11 @@ variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REF
   night would read the night's files again and hold their lines ALREADY_BILLED).
 - `ingest_partition` failing: that partition's log names the file; clear the failed map index
   (the other partitions keep their results), then `ingest` and the rest run.
-- An alert (on-failure notifier, and a deadline alert when the night is not done
-  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after 02:00) goes to the `therapy_claims_alerts`
-  connection (SMTP or webhook).
+- An alert (the SMTP provider's notifier on failure, and a deadline alert when the night is not
+  done `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after 02:00) goes to the `therapy_claims_alerts`
+  connection (SMTP; a webhook through the http provider with `THERAPY_CLAIMS_ALERT_VIA=http`).
+- A task failing with "Timeout": it ran past its `execution_timeout` (`THERAPY_CLAIMS_TIMEOUT_*`
+  settings); it is retried. A hung S3 endpoint or lock wait is the usual cause.
 - `score` failing with a reference error: a reference file is missing or holds an unknown
   setting value; the log names the file, row and column. Fix the file and clear the task.
 - `score` failing with "does not balance": a bug; do not publish by hand, open an issue with the log.
@@ -106,7 +115,7 @@ def _config():
     },
 )
 def therapy_claims_nightly():
-    @task.short_circuit
+    @task.short_circuit(execution_timeout=dag_settings.timeout("partitions"))
     def partitions() -> list:
         """Empty (nothing new in the landing zone): every later task is skipped."""
         from therapy_claims import pipeline
@@ -120,49 +129,57 @@ def therapy_claims_nightly():
             )
         return parts
 
-    @task(max_active_tis_per_dag=16)
+    @task(max_active_tis_per_dag=16, execution_timeout=dag_settings.timeout("ingest_partition"))
     def ingest_partition(files: list) -> dict:
         from therapy_claims import pipeline
 
         return pipeline.ingest_partition(_config(), list(files))
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, execution_timeout=dag_settings.timeout("ingest"))
     def ingest() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.ingest_combine(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("validate"))
     def validate() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.validate(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("score"))
     def score() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.score(_config())
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("publish"))
     def publish() -> dict:
         from therapy_claims import pipeline
 
         return pipeline.publish(_config())
 
-    @task(retries=3)
+    # writing the manifest commits the night: the task updates the layer Assets
+    @task(
+        retries=3,
+        execution_timeout=dag_settings.timeout("manifest"),
+        outlets=dag_settings.layer_assets(),
+    )
     def manifest() -> dict:
         from therapy_claims import pipeline
 
-        return pipeline.manifest(_config())
+        cfg = _config()
+        result = pipeline.manifest(cfg)
+        dag_settings.describe_events(get_current_context()["outlet_events"], cfg.out, cfg.rd)
+        return result
 
-    @task
+    @task(execution_timeout=dag_settings.timeout("register"))
     def register() -> int:
         from therapy_claims import events
 
         return events.register_night(_config(), run_id=get_current_context()["run_id"])
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=dag_settings.timeout("unlock"))
     def unlock() -> None:
         """Whatever became of the run, the output's lock is let go (a failed run's folders
         and reservations are settled by the next run)."""

@@ -39,8 +39,15 @@ night is refused unless the run has the param `reopen` set.
 - Files "ignored ... not inside the landing zone" in the log: the notification's bucket or
   prefix differs from `THERAPY_CLAIMS_LANDING`; fix whichever is wrong.
 - Connection errors: check the `aws_default` connection (or `THERAPY_CLAIMS_AWS_CONN_ID`).
-- Alerts go to the `therapy_claims_alerts` connection (on failure, and when a run is not done
-  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued).
+- Alerts go to the `therapy_claims_alerts` connection through the providers' notifiers (SMTP;
+  a webhook with `THERAPY_CLAIMS_ALERT_VIA=http`) on failure, and when a run is not done
+  `THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS` after it was queued.
+- A task failing with "Timeout": it ran past its `execution_timeout` (`process`: 180 min,
+  `THERAPY_CLAIMS_TIMEOUT_PROCESS_MINUTES`); it is retried.
+
+**Assets**: each `process` that commits a night updates one Asset per published layer,
+`therapy_claims.<layer>` (`<THERAPY_CLAIMS_OUT>/<layer>`), its extra naming the night
+(`run_date`, `manifest`), as the nightly DAG's `manifest` does.
 """
 
 if s.SQS_QUEUE:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,19 +17,31 @@ EVENT_DAGS = ("therapy_claims_s3_events", "therapy_claims_landing_events")
 
 
 @pytest.fixture(scope="module")
-def dagbag(airflow_db, tmp_path_factory):
+def out_root(tmp_path_factory) -> Path:
+    """The output root the DAGs are configured with (THERAPY_CLAIMS_OUT): their layer Assets'."""
+    return tmp_path_factory.mktemp("dag_out") / "out"
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db, tmp_path_factory, out_root):
     """Every DAG, the SQS one included (it is defined only when a queue is configured)."""
     from airflow.dag_processing.dagbag import DagBag
+
+    from therapy_claims import dag_settings
 
     env = {
         "THERAPY_CLAIMS_SQS_QUEUE": "http://127.0.0.1:1/123456789012/landing",
         "THERAPY_CLAIMS_LANDING": str(tmp_path_factory.mktemp("landing")),
+        "THERAPY_CLAIMS_OUT": str(out_root),
         "THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS": "4",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        return DagBag(dag_folder=str(REPO / "dags"))
+        mp.delenv("THERAPY_CLAIMS_ALERT_VIA", raising=False)
+        importlib.reload(dag_settings)  # its settings are read from the environment on import
+        yield DagBag(dag_folder=str(REPO / "dags"))
+    importlib.reload(dag_settings)
 
 
 def test_no_import_errors(dagbag):
@@ -44,6 +58,66 @@ def test_dag_policy(dagbag):
         for t in dag.tasks:
             assert t.retries >= 1, t.task_id
             assert t.on_failure_callback, t.task_id  # failure notifier
+            # a hung task fails (and alerts, and retries) instead of holding the night
+            assert t.execution_timeout is not None, (dag_id, t.task_id)
+            assert timedelta(0) < t.execution_timeout <= timedelta(hours=4), (dag_id, t.task_id)
+
+
+def test_alerts_use_the_smtp_providers_notifier_on_the_alert_connection(dagbag):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    for dag_id, dag in dagbag.dags.items():
+        for t in dag.tasks:
+            (notifier,) = t.on_failure_callback
+            assert isinstance(notifier, SmtpNotifier), (dag_id, t.task_id, notifier)
+            assert notifier.smtp_conn_id == "therapy_claims_alerts"
+            assert "{{ ti.task_id }}" in notifier.subject
+
+
+def test_task_timeouts_come_from_dag_settings_and_the_environment(dagbag, monkeypatch):
+    from therapy_claims import dag_settings
+
+    nightly = dagbag.get_dag("therapy_claims_nightly")
+    assert nightly.get_task("score").execution_timeout == timedelta(minutes=60)
+    assert nightly.get_task("partitions").execution_timeout == timedelta(minutes=15)
+    assert dagbag.get_dag("therapy_claims_landing_events").get_task(
+        "process"
+    ).execution_timeout == timedelta(minutes=180)
+    monkeypatch.setenv("THERAPY_CLAIMS_TIMEOUT_SCORE_MINUTES", "7.5")
+    monkeypatch.setenv("THERAPY_CLAIMS_TIMEOUT_MINUTES", "20")
+    assert dag_settings.timeout("score") == timedelta(minutes=7.5)
+    assert dag_settings.timeout("publish") == timedelta(minutes=20)
+    assert dag_settings.timeout("manifest") == timedelta(minutes=15)  # its own setting
+    monkeypatch.setenv("THERAPY_CLAIMS_TIMEOUT_SCORE_MINUTES", "0")
+    with pytest.raises(ValueError, match="score"):
+        dag_settings.timeout("score")
+
+
+LAYERS = ("raw", "scored", "exceptions", "claims", "ledger", "validation", "reports", "worklist")
+
+
+def test_the_committing_task_updates_one_asset_per_layer(dagbag, out_root):
+    """The task that writes the night's manifest (nightly: manifest; event DAGs: process)
+    declares the layers as outlets, with URIs under the output root; no other task does."""
+    committing = {
+        "therapy_claims_nightly": "manifest",
+        "therapy_claims_s3_events": "process",
+        "therapy_claims_landing_events": "process",
+    }
+    for dag_id, task_id in committing.items():
+        dag = dagbag.get_dag(dag_id)
+        outlets = dag.get_task(task_id).outlets
+        assert {a.uri for a in outlets} == {(out_root / k).resolve().as_uri() for k in LAYERS}
+        assert {a.name for a in outlets} == {f"therapy_claims.{k}" for k in LAYERS}
+        assert [t.task_id for t in dag.tasks if t.outlets] == [task_id], dag_id
+
+
+def test_layer_asset_uris_on_s3_and_without_an_output_root():
+    from therapy_claims import dag_settings
+
+    assets = dag_settings.layer_assets("s3://claims-bucket/nightly/")
+    assert [a.uri for a in assets] == [f"s3://claims-bucket/nightly/{k}" for k in LAYERS]
+    assert dag_settings.layer_assets("") == []
 
 
 def test_event_dags_are_watched_and_reconcile_nightly(dagbag):
@@ -93,7 +167,23 @@ def _dag_test(dag, **conf):
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
-def test_dag_test_run(dagbag, airflow_db, tmp_path):
+def _asset_events(dag_id: str) -> list[tuple[str, dict]]:
+    """(asset uri, extra) of every asset event a run of ``dag_id`` emitted, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetEvent.source_dag_id == dag_id)
+            .order_by(AssetEvent.id)
+            .all()
+        )
+    return [(uri, dict(extra or {})) for uri, extra in rows]
+
+
+def test_dag_test_run(dagbag, airflow_db, tmp_path, out_root):
     from therapy_claims import registry, storage
 
     inp = write_csv(
@@ -110,7 +200,7 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
             ),
         ],
     )
-    out = tmp_path / "out"
+    out = out_root  # the output root the layer Assets are under
     dag = dagbag.get_dag("therapy_claims_nightly")
     dag.deadline = None  # dag.test() in Airflow 3.3.2 cannot handle deadline alerts (by id)
     conf = {"input": str(inp.parent), "out": str(out)}
@@ -125,6 +215,13 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
     assert not (out / ".lock" / "run.json").exists()
     assert states["register"] == "success"
     assert registry.night_files(str(out), "2026-11-27") == {str(inp): storage.sha256(inp)}
+    # the committed night updated every layer Asset, naming the night and its manifest
+    events = dict(_asset_events("therapy_claims_nightly"))
+    assert set(events) == {(out / k).resolve().as_uri() for k in LAYERS}
+    assert {e["run_date"] for e in events.values()} == {"2026-11-27"}
+    assert {e["manifest"] for e in events.values()} == {
+        str(out / "manifest" / "run_date=2026-11-27.json")
+    }
 
     # the next night: a.csv is still in the landing zone; only the new file is read
     new = write_csv(
@@ -155,3 +252,5 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path):
     assert states.pop("partitions") == "success"
     assert set(states.values()) == {"skipped"}, states
     assert not (out / "manifest" / "run_date=2026-11-29.json").exists()
+    # two committed nights, two events per layer: a skipped night updates no Asset
+    assert len(_asset_events("therapy_claims_nightly")) == 2 * len(LAYERS)

@@ -21,6 +21,7 @@ PAGES = (
     "performance.md",
     "architecture.md",
     "analytics.md",
+    "great-expectations.md",
 )
 
 

@@ -268,9 +268,16 @@ def test_missing_column_is_a_clear_error(tmp_path):
 
 def test_expectations_dir_default_and_env(monkeypatch, tmp_path):
     monkeypatch.delenv(gx_checks.ENV_EXPECTATIONS, raising=False)
-    assert (gx_checks.expectations_dir() / "extract_schema.json").is_file()
+    project = gx_checks.expectations_dir()
+    assert (project / "great_expectations.yml").is_file()
+    assert (project / "expectations" / "extract_schema.json").is_file()
+    shutil.copytree(project, tmp_path / "p")
+    monkeypatch.setenv(gx_checks.ENV_EXPECTATIONS, str(tmp_path / "p"))
+    assert gx_checks.expectations_dir() == tmp_path / "p"
+    # a folder without great_expectations.yml is not a GX project: an error, not a fallback
     monkeypatch.setenv(gx_checks.ENV_EXPECTATIONS, str(tmp_path))
-    assert gx_checks.expectations_dir() == tmp_path
+    with pytest.raises(gx_checks.SuiteError, match="not found"):
+        gx_checks.expectations_dir()
     monkeypatch.setenv(gx_checks.ENV_EXPECTATIONS, str(tmp_path / "nope"))
     with pytest.raises(gx_checks.SuiteError, match="not found"):
         gx_checks.expectations_dir()
@@ -278,7 +285,7 @@ def test_expectations_dir_default_and_env(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", gx_checks.SUITES)
 def test_every_suite_loads_fully_with_catalogue_rule_codes(name):
-    listed = json.loads((gx_checks.expectations_dir() / f"{name}.json").read_text())
+    listed = json.loads(_suite_file(gx_checks.expectations_dir(), name).read_text())
     suite = gx_checks.load_suite(name)
     assert len(suite.expectations) == len(listed["expectations"]) > 0
     assert all(e.meta["rule_code"] for e in suite.expectations)
@@ -300,14 +307,20 @@ def test_schema_suite_covers_the_layout():
     ]
 
 
+def _suite_file(project: Path, name: str) -> Path:
+    return project / "expectations" / f"{name}.json"
+
+
 def _temp_expectations(tmp_path, monkeypatch, name="time_consistency", edit=None) -> Path:
-    d = tmp_path / "expectations"
-    d.mkdir()
-    src = gx_checks.expectations_dir() / f"{name}.json"
-    data = json.loads(src.read_text())
+    """A copy of the GX project holding only the suite ``name`` (edited by ``edit``)."""
+    d = tmp_path / "project"
+    shutil.copytree(gx_checks.expectations_dir(), d)
+    data = json.loads(_suite_file(d, name).read_text())
     if edit:
         edit(data)
-    (d / f"{name}.json").write_text(json.dumps(data))
+    for other in (d / "expectations").glob("*.json"):
+        other.unlink()
+    _suite_file(d, name).write_text(json.dumps(data))
     monkeypatch.setenv(gx_checks.ENV_EXPECTATIONS, str(d))
     return d
 

@@ -175,7 +175,9 @@ def _modifier_lists() -> list[str]:
 
 
 def _suite_regex(rule_code: str, discipline: str | None) -> str:
-    suite = json.loads((gx_checks.expectations_dir() / "modifier_consistency.json").read_text())
+    suite = json.loads(
+        (gx_checks.expectations_dir() / "expectations" / "modifier_consistency.json").read_text()
+    )
     for e in suite["expectations"]:
         condition = e["kwargs"].get("row_condition")
         if e["meta"]["rule_code"] == rule_code and (

@@ -102,10 +102,13 @@ def test_the_installed_copy_is_the_one_that_runs(installed, night):
     venv = installed.resolve()
     assert Path(module).resolve().is_relative_to(venv), module
     assert not Path(module).resolve().is_relative_to(REPO), module
-    # the suites shipped inside the package, not the repository's folder
+    # the GX project shipped inside the package, not the repository's folder: every file of it
     assert Path(suites).resolve() == Path(module).resolve().parent / "expectations"
-    assert sorted(p.name for p in Path(suites).glob("*.json")) == sorted(
-        p.name for p in (REPO / "expectations").glob("*.json")
+    shipped = sorted(str(p.relative_to(suites)) for p in Path(suites).rglob("*") if p.is_file())
+    assert shipped == sorted(
+        str(p.relative_to(REPO / "expectations"))
+        for p in (REPO / "expectations").rglob("*")
+        if p.is_file() and "uncommitted" not in p.parts
     )
 
 
@@ -121,12 +124,13 @@ def test_installed_run_balances_validates_and_writes_claims(night):
     validation = night / m["outputs"]["validation"]  # the run the manifest commits
     assert set(m["validation"]) == set(SUITES)
     for name in SUITES:
-        listed = json.loads((REPO / "expectations" / f"{name}.json").read_text())["expectations"]
+        suite = REPO / "expectations" / "expectations" / f"{name}.json"
+        listed = json.loads(suite.read_text())["expectations"]
         result = json.loads((validation / f"{name}.json").read_text())
         assert result["statistics"]["evaluated_expectations"] == len(listed) > 0
         assert m["validation"][name]["evaluated"] == len(listed)
     assert (validation / "data_docs" / "index.html").is_file()
-
+    assert (out / "gx" / "data_docs" / "index.html").is_file()  # the GX project's site
     # claim files written, as the manifest lists them
     assert m["claim_files"]
     for f in m["claim_files"]:

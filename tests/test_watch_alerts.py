@@ -59,67 +59,144 @@ def webhook():
     srv.server_close()
 
 
+def _failure_context():
+    """A failed task's context, as Airflow hands it to on_failure_callback."""
+    ti = SimpleNamespace(
+        dag_id="therapy_claims_nightly", task_id="score", try_number=3, log_url="http://af/log"
+    )
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "run_id": "r1",
+        "dag_run": SimpleNamespace(run_id="r1", dag_id="therapy_claims_nightly"),
+        "exception": ValueError("bad ref"),
+    }
+
+
 def test_failure_notifier_posts_to_the_webhook_connection(webhook, monkeypatch):
+    """THERAPY_CLAIMS_ALERT_VIA=http: the http provider's HttpNotifier, its JSON templated
+    from the failed task's context."""
+    from airflow.providers.http.notifications.http import HttpNotifier
+
     from therapy_claims import alerts
 
     url, got = webhook
     monkeypatch.setenv(
         "AIRFLOW_CONN_THERAPY_CLAIMS_ALERTS", json.dumps({"conn_type": "http", "host": url})
     )
-    ti = SimpleNamespace(
-        dag_id="therapy_claims_nightly", task_id="score", try_number=3, log_url="u"
-    )
-    ctx = {"ti": ti, "dag_run": SimpleNamespace(run_id="r1"), "exception": ValueError("bad ref")}
-    alerts.FailureNotifier().notify(ctx)
+    monkeypatch.setenv("THERAPY_CLAIMS_ALERT_VIA", "http")
+    notifier = alerts.failure_notifier()
+    assert isinstance(notifier, HttpNotifier)
+    notifier(_failure_context())  # as Airflow calls it: templates rendered, then notify
     assert len(got) == 1 and got[0]["dag_id"] == "therapy_claims_nightly"
-    assert "score failed" in got[0]["subject"] and "bad ref" in got[0]["text"]
+    assert got[0]["subject"] == "[therapy-claims] therapy_claims_nightly.score failed"
+    assert "bad ref" in got[0]["text"] and got[0]["run_id"] == "r1"
+    assert got[0]["try_number"] == "3" and got[0]["log_url"] == "http://af/log"
     # the deadline callback (async, in the triggerer) goes the same way
     asyncio.run(alerts.deadline_missed({"dag_run": {"run_id": "r2", "dag_id": "d"}}, promise="4 h"))
     assert "not published in time" in got[1]["subject"] and got[1]["run_id"] == "r2"
+    assert "4 h" in got[1]["text"]
 
 
-def test_smtp_connection_sends_a_mail(monkeypatch):
+@pytest.fixture
+def smtp_server():
+    """A plain SMTP server on loopback that keeps what it is sent: (envelope to, message)."""
+    import email
+    import socketserver
+
+    got: list = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            rcpt: list[str] = []
+            self.wfile.write(b"220 test ESMTP\r\n")
+            while line := self.rfile.readline():
+                cmd = line.decode().strip()
+                verb = cmd.split(" ")[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    self.wfile.write(b"250 test\r\n")
+                elif verb == "RCPT":
+                    rcpt.append(cmd.split(":", 1)[1].strip(" <>"))
+                    self.wfile.write(b"250 ok\r\n")
+                elif verb == "DATA":
+                    self.wfile.write(b"354 go\r\n")
+                    data = b""
+                    while not data.endswith(b"\r\n.\r\n"):
+                        data += self.rfile.readline()
+                    got.append((rcpt, email.message_from_bytes(data[:-5])))
+                    self.wfile.write(b"250 ok\r\n")
+                elif verb == "QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:  # MAIL, NOOP, RSET
+                    self.wfile.write(b"250 ok\r\n")
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1], got
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_smtp_connection_sends_a_mail_through_the_smtp_providers_notifier(smtp_server, monkeypatch):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
     from therapy_claims import alerts
 
-    sent = []
-
-    class FakeSMTP:
-        def __init__(self, host, port, timeout):
-            sent.append((host, port))
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-        def starttls(self):
-            sent.append("tls")
-
-        def login(self, u, p):
-            sent.append(("login", u))
-
-        def send_message(self, msg):
-            sent.append((msg["To"], msg["Subject"]))
-
-    monkeypatch.setattr(alerts.smtplib, "SMTP", FakeSMTP)
+    port, got = smtp_server
+    monkeypatch.delenv("THERAPY_CLAIMS_ALERT_VIA", raising=False)  # smtp is the default
+    monkeypatch.delenv("THERAPY_CLAIMS_ALERT_TO", raising=False)
     monkeypatch.setenv(
         "AIRFLOW_CONN_THERAPY_CLAIMS_ALERTS",
         json.dumps(
             {
                 "conn_type": "smtp",
                 "host": "127.0.0.1",
-                "port": 1025,
-                "extra": {"from": "tc@example.org", "to": "oncall@example.org"},
+                "port": port,
+                "extra": {
+                    "from_email": "tc@example.org",
+                    "to": "oncall@example.org",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
             }
         ),
     )
-    assert alerts.send("subject", "text") == "smtp"
-    assert sent == [("127.0.0.1", 1025), ("oncall@example.org", "subject")]
+    notifier = alerts.failure_notifier()
+    assert isinstance(notifier, SmtpNotifier)
+    notifier(_failure_context())
+    (rcpt, msg) = got[0]
+    assert rcpt == ["oncall@example.org"]  # the connection's extra "to"
+    assert msg["From"] == "tc@example.org"
+    assert msg["Subject"] == "[therapy-claims] therapy_claims_nightly.score failed"
+    body = "".join(p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart())
+    assert "bad ref" in body and "run r1" in body
+    # THERAPY_CLAIMS_ALERT_TO wins over the connection's extra
+    monkeypatch.setenv("THERAPY_CLAIMS_ALERT_TO", "a@example.org, b@example.org")
+    alerts.failure_notifier()(_failure_context())
+    assert got[1][0] == ["a@example.org", "b@example.org"]
 
 
-def test_no_connection_only_logs(monkeypatch):
+def test_no_connection_only_logs(monkeypatch, caplog):
     from therapy_claims import alerts
 
-    monkeypatch.delenv("AIRFLOW_CONN_THERAPY_CLAIMS_ALERTS", raising=False)
-    assert alerts.send("s", "t", conn_id="nope_not_defined") == "logged"
+    monkeypatch.delenv("AIRFLOW_CONN_NOPE_NOT_DEFINED", raising=False)
+    for kind in alerts.VIA:
+        alerts.failure_notifier(kind, "nope_not_defined")(_failure_context())
+    assert (
+        sum(
+            "ALERT [therapy-claims] therapy_claims_nightly.score failed" in r.message
+            for r in caplog.records
+        )
+        == 2
+    )
+    assert any("only logged" in r.message for r in caplog.records)
+
+
+def test_unknown_alert_kind_is_refused(monkeypatch):
+    from therapy_claims import alerts
+
+    monkeypatch.setenv("THERAPY_CLAIMS_ALERT_VIA", "pigeon")
+    with pytest.raises(ValueError, match="pigeon"):
+        alerts.failure_notifier()

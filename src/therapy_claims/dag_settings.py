@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 
 def env(name: str, default: str = "") -> str:
@@ -20,14 +21,82 @@ WATCH_POLL_SECONDS = float(env("THERAPY_CLAIMS_WATCH_POLL_SECONDS", "5"))
 RECONCILE_CRON = env("THERAPY_CLAIMS_RECONCILE_CRON", "30 5 * * *")
 
 
+# Each task's execution_timeout, in minutes: generous next to a large night (docs/performance.md:
+# about a minute for a million lines in one process), short enough that a hung task (an
+# unreachable S3 endpoint, a lock wait) fails, alerts and retries long before the deadline.
+# THERAPY_CLAIMS_TIMEOUT_MINUTES overrides the default, THERAPY_CLAIMS_TIMEOUT_<TASK>_MINUTES
+# one task (e.g. THERAPY_CLAIMS_TIMEOUT_SCORE_MINUTES).
+TIMEOUT_MINUTES = {
+    "default": 60,
+    "partitions": 15,  # lists the landing zone
+    "plan": 15,
+    "manifest": 15,
+    "register": 15,
+    "unlock": 10,
+    "process": 180,  # an event DAG's whole night in one task
+}
+
+# the layers a night publishes (config.PUBLISHED_DIRS) and the worklist: each an Asset that the
+# task committing the night updates, so downstream DAGs can be scheduled on them
+LAYERS = ("raw", "scored", "exceptions", "claims", "ledger", "validation", "reports", "worklist")
+
+
+def timeout(task_id: str) -> timedelta:
+    """The ``execution_timeout`` of the task ``task_id`` (TIMEOUT_MINUTES, env overrides)."""
+    key = task_id.upper()
+    default = env("THERAPY_CLAIMS_TIMEOUT_MINUTES", str(TIMEOUT_MINUTES["default"]))
+    minutes = env(
+        f"THERAPY_CLAIMS_TIMEOUT_{key}_MINUTES", str(TIMEOUT_MINUTES.get(task_id, default))
+    )
+    value = float(minutes)
+    if value <= 0:
+        raise ValueError(f"execution timeout of {task_id} must be positive, not {minutes!r}")
+    return timedelta(minutes=value)
+
+
+def layer_uri(out: str, layer: str) -> str:
+    """The Asset URI of ``layer`` under the output root ``out``: ``s3://bucket/prefix/<layer>``
+    or ``file:///abs/path/<layer>``."""
+    if out.startswith("s3://"):
+        return out.rstrip("/") + "/" + layer
+    return Path(out, layer).resolve().as_uri()
+
+
+def layer_assets(out: str | None = None) -> list:
+    """One Asset per published layer under the output root (default ``THERAPY_CLAIMS_OUT``),
+    named ``therapy_claims.<layer>``; none when no output root is configured (an asset is a
+    fixed URI, known when the DAG file is parsed)."""
+    from airflow.sdk import Asset
+
+    out = OUT if out is None else out
+    if not out:
+        return []
+    return [
+        Asset(name=f"therapy_claims.{layer}", uri=layer_uri(out, layer), group="therapy_claims")
+        for layer in LAYERS
+    ]
+
+
+def describe_events(outlet_events, out: str, run_date: str) -> None:
+    """Tell the layer Assets' events which night they announce: ``extra`` = the night, the
+    output root and the night's manifest (read a night through its manifest, docs/outputs.md).
+    Only for the assets of ``out``: a run given another output root updated none of them."""
+    if not out or out.rstrip("/") != OUT.rstrip("/"):
+        return
+    manifest = out.rstrip("/") + f"/manifest/run_date={run_date}.json"
+    for asset in layer_assets(out):
+        outlet_events[asset].extra = {"run_date": run_date, "out": out, "manifest": manifest}
+
+
 def default_args() -> dict:
-    from therapy_claims.alerts import FailureNotifier
+    from therapy_claims.alerts import failure_notifier
 
     return {
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
         "owner": "rcm-ops",
-        "on_failure_callback": [FailureNotifier()],
+        "on_failure_callback": [failure_notifier()],
+        "execution_timeout": timeout("default"),
     }
 
 
@@ -90,7 +159,7 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
         },
     )
     def event_night():
-        @task
+        @task(execution_timeout=timeout("plan"))
         def plan(*, triggering_asset_events=None) -> list:
             from therapy_claims import events
 
@@ -99,13 +168,18 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
                 triggering_asset_events, p["landing"], p["out"], reopen=bool(p.get("reopen"))
             )
 
-        @task(max_active_tis_per_dag=4)
+        # the task that commits each night: it updates the layer Assets
+        @task(
+            max_active_tis_per_dag=4, execution_timeout=timeout("process"), outlets=layer_assets()
+        )
         def process(night: dict) -> dict:
             from therapy_claims import events
 
             ctx = get_current_context()
             p = ctx["params"]
-            return events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
+            done = events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
+            describe_events(ctx["outlet_events"], p["out"], done["run_date"])
+            return done
 
         process.expand(night=plan())
 

@@ -1,24 +1,30 @@
 """Great Expectations (GX Core 1.x, pandas) checks on the night's raw rows.
 
-The suites live as GX ExpectationSuite JSON in the repo's top-level ``expectations/`` folder,
-and the build copies them into the package (``therapy_claims/expectations``, see
-``expectations_dir``); every expectation carries ``meta.rule_code``, the catalogue code a failing row becomes.
-``run_suites`` validates a frame with each suite, writes one results JSON per suite and the GX
-Data Docs under ``validation/run_date=YYYY-MM-DD/``, and returns findings + a small summary.
+The suites live in the GX file project ``expectations/`` (``gx_project``: its expectations
+store, ``expectations/expectations/<suite>.json``, one validation definition per suite and the
+nightly checkpoint); the build copies the project into the package. Every expectation carries
+``meta.rule_code``, the catalogue code a failing row becomes. ``run_suites`` runs each suite's
+validation definition on the frame, writes one results JSON per suite and the night's Data Docs
+into the night's validation folder, adds the results to the project's validation results store
+and Data Docs site (``<out>/gx/``), and returns findings + a small summary.
 
 How it runs (and why):
 
 - GX is imported inside functions only: Airflow parses DAG files that import this package, and
   ``import great_expectations`` takes seconds. ``gx_compat.start`` runs first: it checks the
   pinned GX release and turns GX's usage statistics off.
-- An in-memory (ephemeral) GX context per run; nothing is written to a ``gx/`` project folder.
-  Data Docs are built once per run straight into ``<validation_dir>/data_docs``.
+- The project's file context per run, its validation results store and Data Docs site under
+  the ``gx_store`` folder given (``<out>/gx``). The checkpoint's validation definitions are run
+  one by one, each on its own columns (below), not through ``checkpoint.run`` (one frame for
+  all); Data Docs are rendered once per run, for tonight's results only, and the night's copy
+  is made from those pages (``gx_project.build_docs``).
 - Every expectation first runs with ``SUMMARY``. A failing expectation whose failing rows all
   fit in SUMMARY's ``partial_unexpected_index_list`` (20) is done; the others are run again
   with ``COMPLETE`` (and ``exclude_unexpected_values``) to get every failing row. The re-run
   validates a Batch directly (``Batch.validate``), not through a ValidationDefinition: a
   ValidationDefinition stores its result, and GX serialises a COMPLETE result (every failing
-  row) element by element in Python. Failing rows are GX's index labels of a fresh RangeIndex,
+  row) element by element in Python. So the store holds the SUMMARY results; the failing
+  line_ids are in the night's ``<suite>.json``. Failing rows are GX's index labels of a fresh RangeIndex,
   i.e. row positions, so a duplicated or missing line_id never smears a finding onto its twin
   (GX's ``unexpected_index_column_names`` would also look every failing row up one by one in
   Python).
@@ -51,18 +57,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
-import shutil
+import tempfile
 from collections.abc import Callable
-from importlib import resources
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, gx_compat, storage
+from therapy_claims import findings, gx_compat, gx_project, storage
 from therapy_claims.catalogue import CATALOGUE
 
 SUITES: tuple[str, ...] = (
@@ -72,11 +77,17 @@ SUITES: tuple[str, ...] = (
     "modifier_consistency",
 )
 
-ENV_EXPECTATIONS = "THERAPY_CLAIMS_EXPECTATIONS"
+ENV_EXPECTATIONS = gx_project.ENV_PROJECT
 CUSTOM_EXPECTATIONS_MODULE = "therapy_claims.gx_expectations"
 ID_COLUMN = "line_id"
-DOCS_DIR = "data_docs"
-PACKAGED_DIR = "expectations"  # inside the package; setup.py copies the suites there
+DOCS_DIR = gx_project.DOCS_DIR
+
+# the nightly checkpoint's result format (expectations/checkpoints/nightly.json)
+SUMMARY_FORMAT = {
+    "result_format": "SUMMARY",
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+}
 
 PER_VALUE_SUFFIX = "_per_value"  # gx_expectations.PER_VALUE_SUFFIX (no GX import here)
 
@@ -92,30 +103,13 @@ class SuiteError(RuntimeError):
 
 
 def expectations_dir() -> Path:
-    """The folder holding ``<suite>.json``, first found of:
-
-    1. env ``THERAPY_CLAIMS_EXPECTATIONS`` (must exist: a wrong setting is an error, never a
-       silent fallback);
-    2. the suites shipped inside the installed package (``therapy_claims/expectations``, copied
-       in by the build, read through ``importlib.resources``);
-    3. the source checkout's top-level ``expectations/`` (running from ``src/`` or an editable
-       install, where nothing is copied)."""
-    env = os.environ.get(ENV_EXPECTATIONS)
-    if env:
-        path = Path(env)
-        if not path.is_dir():
-            raise SuiteError(f"GX expectations folder not found: {ENV_EXPECTATIONS}={env!r}")
-        return path
-    packaged = resources.files(__package__).joinpath(PACKAGED_DIR)
-    if isinstance(packaged, Path) and packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).resolve().parents[2] / "expectations"
-    if checkout.is_dir():
-        return checkout
-    raise SuiteError(
-        f"GX expectations folder not found: neither {packaged} (installed package) nor "
-        f"{checkout} (source checkout) exists; set {ENV_EXPECTATIONS}"
-    )
+    """The GX project folder (``expectations/``, holding ``great_expectations.yml``; the suites
+    are in its ``expectations/`` store): ``gx_project.project_dir``, its errors as
+    ``SuiteError``."""
+    try:
+        return gx_project.project_dir()
+    except gx_project.ProjectError as exc:
+        raise SuiteError(str(exc)) from exc
 
 
 def _import_custom_expectations() -> None:
@@ -140,7 +134,7 @@ def load_suite(name: str):
     _import_custom_expectations()
     import great_expectations as gx
 
-    path = expectations_dir() / f"{name}.json"
+    path = expectations_dir() / gx_project.SUITES_DIR / f"{name}.json"
     if not path.is_file():
         raise SuiteError(f"GX suite {name!r}: {path} not found")
     try:
@@ -195,58 +189,93 @@ def run_suites(
     suites: tuple[str, ...] | list[str] = SUITES,
     *,
     after_converting: Callable[[], object] | None = None,
+    gx_store: str | None = None,
+    run_name: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Validate ``df`` (the night's typed raw rows) with every suite.
+    """Validate ``df`` (the night's typed raw rows) with every suite, through the GX project's
+    validation definitions (``gx_project``).
 
     ``after_converting`` is called once every column GX reads has been converted (see the
     module notes): from then on ``df`` is read only for the rows of findings.
 
     Writes ``<validation_dir>/<suite>.json`` (SUMMARY-level results plus the failing line_ids of
-    each failing expectation) and ``<validation_dir>/data_docs/index.html``. Returns
-    ``(findings, summary)``: one finding per (failing row, expectation) with the expectation's
-    ``meta.rule_code``, and ``{suite: {success, evaluated, failed_expectations, failing_rows}}``.
+    each failing expectation) and the night's Data Docs, ``<validation_dir>/data_docs/``.
+    ``gx_store`` (a local folder, ``<out>/gx`` for a night) is where the project's validation
+    results store and Data Docs site are: tonight's results are added to them under the GX run
+    name ``run_name`` (default ``run_date=<run_date>``); without it they go to a temporary
+    folder that is removed. Returns ``(findings, summary)``: one finding per (failing row,
+    expectation) with the expectation's ``meta.rule_code``, and
+    ``{suite: {success, evaluated, failed_expectations, failing_rows}}``.
     """
     gx_compat.start()
     loaded = {name: load_suite(name) for name in suites}  # fail before any work
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
 
     out_dir = storage.local_path(validation_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    docs_dir = out_dir / DOCS_DIR
-    if docs_dir.exists():  # a rerun of the run date replaces, never accumulates, the docs
-        shutil.rmtree(docs_dir)
-
     frame = df.reset_index(drop=True)
     if ID_COLUMN not in frame.columns:
         raise ValueError(f"GX checks need a {ID_COLUMN} column")
 
-    ctx = _context(docs_dir)
-    batch = _batch_definition(ctx)
-    run_id = RunIdentifier(run_name=f"run_date={run_date}")
+    with ExitStack() as stack:
+        store = gx_store or stack.enter_context(tempfile.TemporaryDirectory(prefix="tc-gx-store-"))
+        ctx = gx_project.context(store)
+        definitions = {name: _definition(ctx, name, suite) for name, suite in loaded.items()}
+        converted: dict[str, pd.Series] = {}
+        columns = {
+            name: _gx_columns(frame, suite, name, converted) for name, suite in loaded.items()
+        }
+        if after_converting is not None:
+            after_converting()
+        run_id = _run_id(run_name or f"run_date={run_date}")
+        found, summary, results, errors = _validate_all(
+            definitions, frame, columns, converted, run_id
+        )
+        for name, (result, failing) in results.items():
+            _write_results(out_dir / f"{name}.json", name, run_date, result, failing, frame)
+        gx_project.build_docs(ctx, store, _stored_keys(ctx, results, run_id), out_dir / DOCS_DIR)
+    if errors:  # a check that could not run must not pass as "no findings"
+        raise SuiteError("GX could not evaluate: " + "; ".join(errors) + f" (results in {out_dir})")
+    return findings.concat(found), summary
 
+
+def _definition(ctx, name: str, suite):
+    """The project's validation definition ``name``, checked to run the suite ``load_suite``
+    checked (same expectations: the store's copy is the same file)."""
+    try:
+        vd = ctx.validation_definitions.get(name)
+    except Exception as exc:  # GX raises its own DataContextError kinds
+        raise SuiteError(f"GX project has no validation definition {name!r}: {exc}") from exc
+    if len(vd.suite.expectations) != len(suite.expectations):
+        raise SuiteError(
+            f"GX validation definition {name!r} runs {len(vd.suite.expectations)} expectations, "
+            f"the suite file lists {len(suite.expectations)}"
+        )
+    return vd
+
+
+def _run_id(run_name: str):
+    from datetime import UTC, datetime
+
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+
+
+def _validate_all(definitions: dict, frame, columns, converted, run_id):
+    """Run each validation definition on its own columns (SUMMARY, stored in the project's
+    validation results store), then re-run what failed beyond SUMMARY's list (COMPLETE, not
+    stored). Returns (findings frames, summary, {suite: (result, failing)}, errors)."""
     all_findings: list[pd.DataFrame] = []
-    converted: dict[str, pd.Series] = {}
-    columns = {name: _gx_columns(frame, suite, name, converted) for name, suite in loaded.items()}
-    if after_converting is not None:
-        after_converting()
     summary: dict[str, dict[str, Any]] = {}
+    results: dict[str, tuple[Any, list]] = {}
     errors: list[str] = []
     with gx_compat.no_batch_fingerprint():
-        for name, suite in loaded.items():
-            suite = ctx.suites.add(suite)
-            vd = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch, suite=suite)
-            )
+        for name, vd in definitions.items():
             # counts only: the results JSON and Data Docs must not carry patients' values (PHI);
             # the failing rows are named by line_id in the exception report instead
             result = vd.run(
                 batch_parameters={"dataframe": _frame_of(columns[name], frame.index, converted)},
-                result_format={
-                    "result_format": "SUMMARY",
-                    "exclude_unexpected_values": True,
-                    "return_unexpected_index_query": False,
-                },
+                result_format=SUMMARY_FORMAT,
                 run_id=run_id,
             )
             raised = {
@@ -259,8 +288,9 @@ def run_suites(
                 for r in result.results
                 if (i := r.expectation_config.id) in raised
             ]
-            failing = _failing_rows(batch, name, result, frame.index, converted, set(raised))
-
+            failing = _failing_rows(
+                vd.batch_definition, name, result, frame.index, converted, set(raised)
+            )
             all_findings += [
                 _findings(name, exp_result, frame, rows) for exp_result, rows in failing
             ]
@@ -273,12 +303,27 @@ def run_suites(
                 "failed_expectations": int(stats.get("unsuccessful_expectations", 0)),
                 "failing_rows": len(failing_positions),
             }
-            _write_results(out_dir / f"{name}.json", name, run_date, result, failing, frame)
+            results[name] = (result, failing)
+    return all_findings, summary, results, errors
 
-    ctx.build_data_docs()
-    if errors:  # a check that could not run must not pass as "no findings"
-        raise SuiteError("GX could not evaluate: " + "; ".join(errors) + f" (results in {out_dir})")
-    return findings.concat(all_findings), summary
+
+def _stored_keys(ctx, results: dict[str, tuple[Any, list]], run_id) -> dict:
+    """``{ValidationResultIdentifier: result}`` of tonight's ``results``: the keys the
+    validation definitions stored them under (suite, run name, run time, batch id), read back
+    from the store's folder of this run (not the whole store, which grows every night)."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ValidationResultIdentifier,
+    )
+
+    backend = ctx.validation_results_store.store_backend
+    run = run_id.to_tuple()
+    out = {}
+    for name, (result, _) in results.items():
+        for t in backend.list_keys(prefix=(*name.split("."), run[0])):
+            key = ValidationResultIdentifier.from_tuple(t)
+            if key.run_id.to_tuple() == run:
+                out[key] = result
+    return out
 
 
 def _exception_message(exp_result) -> str | None:
@@ -289,37 +334,6 @@ def _exception_message(exp_result) -> str | None:
         if isinstance(entry, dict) and entry.get("raised_exception"):
             return str(entry.get("exception_message") or "exception")
     return None
-
-
-def _context(docs_dir: Path | None):
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    for site in list((ctx.get_config().data_docs_sites or {}).keys()):
-        ctx.delete_data_docs_site(site)
-    if docs_dir is not None:
-        ctx.add_data_docs_site(
-            site_name="therapy_claims",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-    return ctx
-
-
-def _batch_definition(ctx):
-    return (
-        ctx.data_sources.add_pandas(name="raw")
-        .add_dataframe_asset(name="raw_rows")
-        .add_batch_definition_whole_dataframe("night")
-    )
 
 
 def _condition_columns(node: Any) -> list[str]:

@@ -2,9 +2,12 @@
 
 The checks in ``gx_checks`` and the custom expectations in ``gx_expectations`` use GX Core
 through its public API, except for what is here: a setting of GX's pandas engine that is
-changed while the suites run (``no_batch_fingerprint``), and the environment GX starts in
-(``start``). Both depend on how this exact GX release behaves, so ``start`` refuses any other
-release with a message that says what to do, instead of letting a patch silently miss.
+changed while the suites run (``no_batch_fingerprint``), the environment GX starts in
+(``start``), and the Data Docs site builder the nightly drives itself (``site_builder``,
+``night_index``: one rendering for the site and the night's copy). ``gx_data_docs`` also
+subclasses GX's Data Docs builders and views of this release (and checks it on import).
+They depend on how this exact GX release behaves, so ``start`` refuses any other release
+with a message that says what to do, instead of letting a patch silently miss.
 
 Importing this module does nothing (no GX import, no environment change): Airflow parses DAG
 files that import this package, and ``import great_expectations`` takes seconds.
@@ -73,3 +76,49 @@ def no_batch_fingerprint() -> Iterator[None]:
         yield
     finally:
         engine.HASH_THRESHOLD = before
+
+
+def site_builder(ctx, site_name: str):
+    """The ``SiteBuilder`` of the context's Data Docs site ``site_name``, made as
+    ``ctx.build_data_docs`` makes it (``_init_site_builder_for_data_docs_site_creation``), so the
+    caller gets the index data back from ``SiteBuilder.build`` (``build_data_docs`` drops it)."""
+    sites = ctx.variables.data_docs_sites or {}
+    if site_name not in sites:
+        raise KeyError(f"GX project has no Data Docs site {site_name!r} (has {sorted(sites)})")
+    return ctx._init_site_builder_for_data_docs_site_creation(
+        site_name=site_name, site_config=sites[site_name]
+    )
+
+
+def night_index(builder, links: dict, pages: list[str]) -> tuple[str, list[str]]:
+    """An index page of the site's validation ``pages`` only (site-relative paths, as
+    ``validations/<suite>/<run name>/<run time>/<batch>.html``) and their suites, rendered from
+    the index data ``links`` that ``SiteBuilder.build`` returned, with the site index builder's
+    own renderer and view (templates compiled once). Returns ``(html, files)``: ``files`` are
+    the site-relative pages the index links to."""
+    import urllib.parse
+
+    wanted = set(pages)
+    kept = [
+        link
+        for link in links.get("validations_links", [])
+        if urllib.parse.unquote(link["filepath"]) in wanted
+    ]
+    suites = {link["expectation_suite_name"] for link in kept}
+    suite_links = [
+        link
+        for link in links.get("expectations_links", [])
+        if link["expectation_suite_name"] in suites
+    ]
+    night = {k: v for k, v in links.items() if not k.endswith("_links")}
+    night["validations_links"] = kept
+    night["expectations_links"] = suite_links
+    index = builder.site_index_builder
+    rendered = index.renderer_class.render(night)
+    html = index.view_class.render(
+        rendered,
+        data_context_id=index.data_context_id,
+        show_how_to_buttons=index.show_how_to_buttons,
+    )
+    files = [urllib.parse.unquote(link["filepath"]) for link in (*kept, *suite_links)]
+    return html, files

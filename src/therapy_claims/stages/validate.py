@@ -1,5 +1,11 @@
 """Validate: the Great Expectations suites over the night's raw layer; failing rows become
-findings that score holds claims on."""
+findings that score holds claims on.
+
+The night's results go to the validation layer (``validation/run_date=D/run=R/``: one JSON per
+suite and the night's Data Docs) and into the GX project's stores under ``<out>/gx/``
+(``gx_project``): the validation results store and the Data Docs site that accumulate nights.
+On an S3 output the stores are built in a temporary folder and only the night's validation
+results are copied to ``<out>/gx/validations/`` (docs/great-expectations.md says why)."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from therapy_claims import storage, timing
+from therapy_claims import gx_project, storage, timing
 from therapy_claims.config import RunConfig
 from therapy_claims.handover import Handover
 from therapy_claims.stages.ingest import RAW, mapped_raw
@@ -28,14 +34,22 @@ def validate(cfg: RunConfig, handover: Handover) -> dict:
 
     t0 = time.perf_counter()
     raw, release = _read_for_validate(cfg, handover, set(gx_checks.needed_columns()))
+    gx_root = gx_project.store_root(cfg.out)
+    local = not storage.is_s3(gx_root)
     with tempfile.TemporaryDirectory(prefix="tc-gx-") as tmp:
+        night, store = Path(tmp, "night"), Path(tmp, gx_project.STORE_DIR)
         with timing.record("gx"):
-            found, summary = gx_checks.run_suites(raw, tmp, cfg.rd, after_converting=release)
-        base = Path(tmp)
-        for f in sorted(p for p in base.rglob("*") if p.is_file()):
-            storage.write_bytes(
-                cfg.staged("validation", *f.relative_to(base).parts), f.read_bytes()
+            found, summary = gx_checks.run_suites(
+                raw,
+                str(night),
+                cfg.rd,
+                after_converting=release,
+                gx_store=str(storage.local_path(gx_root) if local else store),
+                run_name=f"run_date={cfg.rd}.run={cfg.run_id}",
             )
+        _copy_tree(night, cfg.staged("validation"))
+        if not local:  # the results store only (docs/great-expectations.md)
+            _copy_tree(store / "validations", storage.join(gx_root, "validations"))
     storage.write_parquet(found, cfg.staged(*GX_FINDINGS))
     out = {
         "suites": summary,
@@ -46,6 +60,11 @@ def validate(cfg: RunConfig, handover: Handover) -> dict:
     storage.write_json(cfg.staged("work", "validate.json"), out)
     log.info("validate: %s suite(s), %s failing row finding(s)", len(summary), len(found))
     return out
+
+
+def _copy_tree(base: Path, target: str) -> None:
+    for f in sorted(p for p in base.rglob("*") if p.is_file()):
+        storage.write_bytes(storage.join(target, *f.relative_to(base).parts), f.read_bytes())
 
 
 def _read_for_validate(
