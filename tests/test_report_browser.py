@@ -145,3 +145,20 @@ def test_the_harness_sees_requests_leaving_and_errors(tmp_path):
         assert visit.page.title() == "bad"
     assert visit.outside() == ["http://127.0.0.1:9/x.png"]
     assert "oops" in visit.errors() and any("boom" in e for e in visit.errors())
+
+
+def test_data_docs_open_offline_in_the_browser(night):
+    """The night's Data Docs (linked from the report) and the GX project's site under the
+    output root load nothing from outside the machine and raise no console errors, the
+    night's pages and the site's index alike."""
+    out, manifests = night
+    folder = Path(manifests[-1]["outputs"]["validation"]) / "data_docs"
+    pages = [folder / "index.html", *sorted(folder.rglob("*.html"))[:3]]
+    site = Path(out) / "gx" / "data_docs" / "index.html"
+    assert site.is_file() and pages[0].is_file()
+    for page in [*pages, site]:
+        with open_page(page) as visit:
+            assert visit.outside() == [], page
+            assert visit.errors() == [], page
+            body = visit.page.inner_text("body")
+            assert "extract_schema" in body or "Validation" in body or "Expectation" in body, page
