@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from therapy_claims import findings, storage, timing, units
-from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS, Column
+from therapy_claims.layout import COLUMN_NAMES, COLUMNS, PHI_COLUMNS, REQUIRED_COLUMNS, Column
 
 _CONTENT = re.compile(rb"[^\xef\xbb\xbf \r\n\t]")  # a byte other than BOM or blank
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
@@ -617,7 +617,12 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
         if "{value}" in text:  # the offending value, quoted, built only for the failing rows
             head, tail = text.split("{value}", 1)
             value = df[col].iloc[at].astype("string").fillna("").str.strip()
-            text = head + "'" + value.str.slice(0, 60) + "'" + tail
+            if col in PHI_COLUMNS:  # a date of birth, ZIP...: its length only (exceptions
+                # are the analysts' layer; the extract's row has the value)
+                shown = "a value of " + value.str.len().astype("string") + " characters"
+                text = head + shown + " (not shown: PHI)" + tail
+            else:
+                text = head + "'" + value.str.slice(0, 60) + "'" + tail
         msg = _where(df[["source_file", "source_row"]].iloc[at]) + f", column {col}: " + text
         frames.append(
             findings.make(
