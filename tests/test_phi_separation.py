@@ -440,25 +440,27 @@ def test_inputs_inside_the_phi_root_are_refused(tmp_path, capsys):
     landing.mkdir(parents=True)
     (landing / "a.csv").write_text("x\n")
     args = ["run", "--input", str(landing), "--out", str(tmp_path / "out")]
-    args += ["--phi-out", str(tmp_path / "phi"), "--run-date", RD.isoformat()]
+    args += ["--phi-out", str(tmp_path / "phi"), "--run-date", RD.isoformat(), "-q"]
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "overlap" in err[0] and str(tmp_path / "phi") in err[0]
 
 
-def test_cli_and_dags_take_a_phi_root():
+def test_cli_and_dags_take_a_phi_root(tmp_path, monkeypatch):
     """``run`` and ``demo`` take ``--phi-out``; the nightly and the event DAGs a ``phi_out``
     param (empty by default: everything under ``out``)."""
-    from airflow.models import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     parser = cli.build_parser()
     for command in (["run", "--input", "i", "--out", "o", "--run-date", "2026-11-27"], ["demo"]):
         assert parser.parse_args([*command, "--phi-out", "s3://phi/x"]).phi_out == "s3://phi/x"
         assert parser.parse_args(command).phi_out is None
-    dags = DagBag(
-        dag_folder=str(Path(__file__).resolve().parents[1] / "dags"), include_examples=False
-    )
-    assert not dags.import_errors
+    # the S3 event DAG exists with a queue to watch (as in test_dags)
+    monkeypatch.setenv("THERAPY_CLAIMS_SQS_QUEUE", "http://127.0.0.1:1/123456789012/landing")
+    monkeypatch.setenv("THERAPY_CLAIMS_LANDING", str(tmp_path))
+    monkeypatch.delenv("THERAPY_CLAIMS_PHI_OUT", raising=False)
+    dags = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+    assert dags.import_errors == {}
     for dag_id in (
         "therapy_claims_nightly",
         "therapy_claims_s3_events",
