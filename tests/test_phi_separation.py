@@ -32,8 +32,10 @@ import pytest
 from therapy_claims import cli, config, generate, nights, pipeline, storage
 
 RD = date(2026, 11, 27)
-# the extract's columns whose values the analysts' root must never hold (layout.PHI_COLUMNS
-# has more: patient_id is the analysts' key to a patient, by the output contract)
+# the extract's columns whose values the analysts' root must never hold: names, address
+# lines, member ids, and the other ids and names of the insurance (layout.PHI_COLUMNS has
+# more: patient_id is the analysts' key to a patient, by the output contract; a city, a ZIP,
+# an accident date or a free-text response are values an analysts' layer may hold by chance)
 PHI_TEXT = (
     "patient_last_name",
     "patient_first_name",
@@ -41,6 +43,10 @@ PHI_TEXT = (
     "subscriber_first_name",
     "patient_address",
     "member_id",
+    "group_number",
+    "prior_auth_number",
+    "pc_claim_number",
+    "employer_name",
 )
 PHI_DATES = ("patient_dob", "subscriber_dob")
 # the crafted rows' values (each also a PHI value of the night)
@@ -56,7 +62,7 @@ def write_night(landing: str, reference: Path) -> None:
     """The demo's night (``cli.cmd_demo``: two clinics' files and the rest, a roster without
     two clinicians) under ``landing`` (local or s3://), plus ``late_<D>.csv``: three rows of
     one generated patient, each its own visit, with a bad date of birth, a bad ZIP and a date
-    of birth after the date of service."""
+    of birth after the date of service, and a record of that patient cut short."""
     df = generate.generate(80, seed=16, run_date=RD, problem_rate=0.1)
     generate.write_reference(df, str(reference), leave_out=2)
     known = df["clinic_id"].where(df["clinic_id"].isin(["CLN01", "CLN02"]), "misc")
@@ -71,7 +77,12 @@ def write_night(landing: str, reference: Path) -> None:
     crafted.loc[0, "patient_dob"] = BAD_DOB
     crafted.loc[1, "patient_zip"] = BAD_ZIP
     crafted.loc[2, "patient_dob"] = LATE_DOB
-    generate.write(crafted, storage.join(landing, f"late_{RD}.csv"))
+    late = storage.join(landing, f"late_{RD}.csv")
+    generate.write(crafted, late)
+    # and a record cut short (8 fields where the header has them all): it cannot be parsed
+    cut = ",".join(["PHI-L4", "PHI-E4", "CLN01", "2026-11-21", "PHI-P4"])
+    cut += f",{base['patient_last_name']},{base['patient_first_name']},{base['patient_dob']}\n"
+    storage.write_bytes(late, storage.read_bytes(late) + cut.encode("utf-8"))
 
 
 def phi_values(landing: str, raw_layer: str) -> set[str]:
@@ -297,6 +308,8 @@ def _first_night(r: Roots, capsys) -> dict:
         ("PHI-L2", "ROW_INVALID"),
         ("PHI-L3", "DATE_INVALID"),
     } <= codes
+    cut = exc[exc["message"].str.contains(f"late_{RD}.csv row 5: record has 8 fields")]
+    assert len(cut) == 1 and cut["code"].iloc[0] == "ROW_INVALID"
     assert bad["message"].str.contains("not shown: PHI").sum() >= 3
     # show: the claim file (PHI root) read back through the ledger layer and the manifest
     ledger = storage.read_parquet(storage.join(m["outputs"]["ledger"], "ledger.parquet"))
