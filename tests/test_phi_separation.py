@@ -387,7 +387,8 @@ def run_the_nights(r: Roots, capsys) -> None:
         _owner_only(r)
 
 
-def test_phi_separation_on_local_folders(tmp_path, capsys):
+def test_phi_separation_on_local_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("THERAPY_CLAIMS_PHI_MODE", raising=False)  # owner-only: 0600 / 0700
     r = Roots(
         landing=str(tmp_path / "landing"),
         out=str(tmp_path / "out"),
