@@ -33,7 +33,8 @@ ones; if one of them is gone or changed, `partitions` fails instead of publishin
 night.
 
 Outputs land under the output root in `raw/`, `scored/`, `exceptions/`, `claims/`,
-`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD`; the Great
+`validation/`, `reports/` and `manifest/`, partitioned by `run_date=YYYY-MM-DD` (`raw/` and
+`claims/` under `phi_out` when it is given: docs/outputs.md "PHI separation"); the Great
 Expectations results of every night also go to the GX project's store `<out>/gx/`.
 
 **Assets**: `manifest` commits the night and updates one Asset per layer,
@@ -46,7 +47,8 @@ No Asset is updated by a skipped night, nor (extra left empty) by a run given an
 `out` (output root), `run_date` (YYYY-MM-DD; default: the run's logical date), `reference`
 (reference data folder; default: the shipped samples), `partition_by` (`folder` or `file`),
 `reopen` (allow a night more than `THERAPY_CLAIMS_REOPEN_DAYS`, default 7, days before the
-newest published night).
+newest published night), `phi_out` (a separate root, local or `s3://`, for the layers holding
+PHI: `raw/` and `claims/`; empty: under `out`; default `THERAPY_CLAIMS_PHI_OUT`).
 Any partitioning gives the same outputs as one process (`therapy-claims run`). Defaults come from the environment
 variables `THERAPY_CLAIMS_LANDING`, `THERAPY_CLAIMS_OUT` and `THERAPY_CLAIMS_REFERENCE`.
 
@@ -112,6 +114,11 @@ def _config():
         "reference": Param(os.environ.get("THERAPY_CLAIMS_REFERENCE", ""), type="string"),
         "partition_by": Param("folder", enum=["folder", "file"]),
         "reopen": Param(False, type="boolean", description="allow a night older than the window"),
+        "phi_out": Param(
+            os.environ.get("THERAPY_CLAIMS_PHI_OUT", ""),
+            type="string",
+            description="root for raw/ and claims/ (PHI), apart from out; empty = under out",
+        ),
     },
 )
 def therapy_claims_nightly():

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from factories import row, to_csv, write_csv
 
-from therapy_claims import cli, extract, reference, storage
+from therapy_claims import cli, extract, layout, reference, storage
 from therapy_claims.layout import COLUMN_NAMES
 
 RD = "2026-11-28"
@@ -194,8 +194,14 @@ def test_words_for_dates_are_not_dates(tmp_path, column, word):
         tmp_path / "d.csv", [row(), row(line_id="L2", encounter_id="E2", **{column: word})]
     )
     got = ingest(p)
+    # a date of birth is PHI: the message (the analysts' exceptions layer) gives its length
+    shown = (
+        f"a value of {len(word)} characters (not shown: PHI)"
+        if column in layout.PHI_COLUMNS
+        else f"'{word}'"
+    )
     assert messages(got, "ROW_INVALID") == [
-        f"d.csv row 3, column {column}: '{word}' is not a date (YYYY-MM-DD)"
+        f"d.csv row 3, column {column}: {shown} is not a date (YYYY-MM-DD)"
     ]
     assert got.quarantined["line_id"].tolist() == ["L2"]
     assert got.raw["line_id"].tolist() == ["L1"]
@@ -315,9 +321,11 @@ def test_exception_report_names_rejected_and_empty_files_and_bad_dates(hostile_n
     bad = exc[exc["code"] == "ROW_INVALID"].set_index("line_id")["message"]
     assert bad.to_dict() == {
         "D1": "dates.csv row 2, column date_of_service: 'today' is not a date (YYYY-MM-DD)",
-        "D2": "dates.csv row 3, column patient_dob: 'now' is not a date (YYYY-MM-DD)",
+        "D2": "dates.csv row 3, column patient_dob: a value of 3 characters (not shown: PHI) "
+        "is not a date (YYYY-MM-DD)",
         "D3": "dates.csv row 4, column injury_date: 'yesterday' is not a date (YYYY-MM-DD)",
-        "D4": "dates.csv row 5, column subscriber_dob: 'today' is not a date (YYYY-MM-DD)",
+        "D4": "dates.csv row 5, column subscriber_dob: a value of 5 characters (not shown: PHI) "
+        "is not a date (YYYY-MM-DD)",
     }
     assert m["exceptions_by_code"]["FILE_EMPTY"] == 1
 

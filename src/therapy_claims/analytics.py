@@ -112,6 +112,7 @@ LAYERS = {
     )
 }
 
+
 def published_schema(layer: Layer) -> pa.Schema:
     """The layer's columns with the types its files are published with: the one conversion
     in ``schemas`` (``schemas.published_type``), without the file metadata."""

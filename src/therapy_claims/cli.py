@@ -36,11 +36,12 @@ def _progress(msg: str) -> None:
 
 
 LEDGER_ENV = "THERAPY_CLAIMS_LEDGER"
+PHI_OUT_ENV = "THERAPY_CLAIMS_PHI_OUT"
 
 
 def run_config(args) -> pipeline.RunConfig:
     """The night's RunConfig from ``run``'s arguments (``--ledger`` defaults to
-    ``THERAPY_CLAIMS_LEDGER``)."""
+    ``THERAPY_CLAIMS_LEDGER``, ``--phi-out`` to ``THERAPY_CLAIMS_PHI_OUT``)."""
     return pipeline.RunConfig(
         inputs=args.input,
         out=args.out,
@@ -51,6 +52,7 @@ def run_config(args) -> pipeline.RunConfig:
         ledger=args.ledger or os.environ.get(LEDGER_ENV) or None,
         reopen=args.reopen,
         releases=args.releases,
+        phi_out=args.phi_out or os.environ.get(PHI_OUT_ENV) or None,
     )
 
 
@@ -163,6 +165,11 @@ def cmd_demo(args) -> int:
 
     root = Path(args.dir).resolve()
     landing, out = root / "landing", root / "out"
+    # the raw layer and the claim files apart (a folder or s3://); the DAG's tasks may run
+    # elsewhere than here, so a folder is named absolutely
+    phi_out = args.phi_out or None
+    if phi_out and not storage.is_s3(phi_out):
+        phi_out = str(Path(phi_out).resolve())
     rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
     df = generate.generate(
         args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate
@@ -183,7 +190,11 @@ def cmd_demo(args) -> int:
     _progress(f"demo night {rd}: {len(df)} service lines in {written} file(s) in {landing}")
     if args.no_airflow:
         cfg = pipeline.RunConfig(
-            inputs=[str(landing)], out=str(out), run_date=rd, reference=str(ref_dir)
+            inputs=[str(landing)],
+            out=str(out),
+            run_date=rd,
+            reference=str(ref_dir),
+            phi_out=phi_out,
         )
         pipeline.run(cfg, progress=_progress)
     else:
@@ -193,6 +204,7 @@ def cmd_demo(args) -> int:
                 "out": str(out),
                 "run_date": rd.isoformat(),
                 "reference": str(ref_dir),
+                **({"phi_out": phi_out} if phi_out else {}),
             }
         )
         airflow = Path(sys.executable).with_name("airflow")
@@ -267,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reviewed releases: a CSV file or a folder of them, local or s3:// "
         '(default: <out>/releases/ if it exists; docs/outputs.md "Releases")',
     )
+    r.add_argument(
+        "--phi-out",
+        metavar="PATH",
+        help="root for the layers holding PHI (raw extracts, claim files): a local folder or "
+        "s3://bucket/prefix with its own access, apart from --out, which then holds no names, "
+        f"addresses, member ids or dates of birth (default: ${PHI_OUT_ENV}, else under --out)",
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     r.set_defaults(fn=cmd_run)
 
@@ -291,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--run-date", metavar="YYYY-MM-DD")
     d.add_argument(
         "--no-airflow", action="store_true", help="run the same stages in-process instead"
+    )
+    d.add_argument(
+        "--phi-out",
+        metavar="PATH",
+        help="put the raw layer and the claim files under this root instead of <dir>/out",
     )
     d.set_defaults(fn=cmd_demo)
 

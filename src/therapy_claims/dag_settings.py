@@ -14,6 +14,7 @@ def env(name: str, default: str = "") -> str:
 LANDING = env("THERAPY_CLAIMS_LANDING")
 OUT = env("THERAPY_CLAIMS_OUT")
 REFERENCE = env("THERAPY_CLAIMS_REFERENCE")
+PHI_OUT = env("THERAPY_CLAIMS_PHI_OUT")  # raw/ and claims/ apart from OUT (docs/outputs.md)
 SQS_QUEUE = env("THERAPY_CLAIMS_SQS_QUEUE")
 AWS_CONN_ID = env("THERAPY_CLAIMS_AWS_CONN_ID", "aws_default")
 SQS_WAITER_DELAY = int(env("THERAPY_CLAIMS_SQS_WAITER_DELAY", "30"))
@@ -153,6 +154,11 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
             "landing": Param(landing, type="string"),
             "out": Param(OUT, type="string"),
             "reference": Param(REFERENCE, type="string"),
+            "phi_out": Param(
+                PHI_OUT,
+                type="string",
+                description="root for raw/ and claims/ (PHI), apart from out; empty = under out",
+            ),
             "reopen": Param(
                 False, type="boolean", description="allow nights older than the reopen window"
             ),
@@ -177,7 +183,9 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
 
             ctx = get_current_context()
             p = ctx["params"]
-            done = events.process_night(night, p["out"], p["reference"], run_id=ctx["run_id"])
+            done = events.process_night(
+                night, p["out"], p["reference"], run_id=ctx["run_id"], phi_out=p.get("phi_out")
+            )
             describe_events(ctx["outlet_events"], p["out"], done["run_date"])
             return done
 

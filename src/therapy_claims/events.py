@@ -348,15 +348,23 @@ def plan_nights(paths: list[str], out: str, *, reopen: bool = False) -> list[dic
 
 
 def process_night(
-    night: dict, out: str, reference: str | None = None, run_id: str = "", progress=None
+    night: dict,
+    out: str,
+    reference: str | None = None,
+    run_id: str = "",
+    progress=None,
+    *,
+    phi_out: str | None = None,
 ) -> dict:
-    """Run one planned night (all stages) and register its inputs once the manifest is written."""
+    """Run one planned night (all stages) and register its inputs once the manifest is
+    written (``phi_out``: the root of the layers holding PHI, apart from ``out``)."""
     cfg = pipeline.RunConfig(
         inputs=night["inputs"],
         out=out,
         run_date=pipeline.parse_run_date(night["run_date"]),
         reference=reference or None,
         reopen=bool(night.get("reopen", False)),
+        phi_out=phi_out or None,
     )
     m = pipeline.run(cfg, progress=progress)
     registry.record(out, cfg.rd, m["inputs"], run_id=run_id)
@@ -371,13 +379,19 @@ def process_night(
 
 
 def reconcile(
-    landing: str, out: str, reference: str | None = None, run_id: str = "", *, reopen: bool = False
+    landing: str,
+    out: str,
+    reference: str | None = None,
+    run_id: str = "",
+    *,
+    reopen: bool = False,
+    phi_out: str | None = None,
 ) -> list:
     """List the landing zone and run every night with files the events missed."""
     files = [p for p in _list_landing([landing]) if _is_extract(p)]
     nights = plan_nights(files, out, reopen=reopen)
     log.info("reconcile: %s file(s) in %s, %s night(s) to run", len(files), landing, len(nights))
-    return [process_night(n, out, reference, run_id=run_id) for n in nights]
+    return [process_night(n, out, reference, run_id=run_id, phi_out=phi_out) for n in nights]
 
 
 def plan_run(

@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from therapy_claims import findings, storage, timing, units
-from therapy_claims.layout import COLUMN_NAMES, COLUMNS, REQUIRED_COLUMNS, Column
+from therapy_claims.layout import COLUMN_NAMES, COLUMNS, PHI_COLUMNS, REQUIRED_COLUMNS, Column
 
 _CONTENT = re.compile(rb"[^\xef\xbb\xbf \r\n\t]")  # a byte other than BOM or blank
 EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
@@ -167,8 +167,14 @@ def _parse_csv_in_big_blocks(
         try:
             table, bad = _parse_csv(data, header, use_threads=False)
         except (pa.ArrowInvalid, pa.ArrowException) as exc:
-            raise FileRejected(f"cannot be parsed as CSV: {exc}") from exc
+            raise FileRejected(f"cannot be parsed as CSV: {_without_row(exc)}") from exc
     return table, bad
+
+
+def _without_row(exc: Exception) -> str:
+    """Arrow's parse error without the row it may quote (``Expected 60 columns, got 3: <the
+    row>``): a row is PHI, and the reason goes to the manifest and the exception report."""
+    return re.sub(r"(columns, got \d+):.*", r"\1", str(exc), flags=re.DOTALL)
 
 
 def _header_end(data: bytes) -> int:
@@ -620,7 +626,12 @@ def type_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
         if "{value}" in text:  # the offending value, quoted, built only for the failing rows
             head, tail = text.split("{value}", 1)
             value = df[col].iloc[at].astype("string").fillna("").str.strip()
-            text = head + "'" + value.str.slice(0, 60) + "'" + tail
+            if col in PHI_COLUMNS:  # a date of birth, ZIP...: its length only (exceptions
+                # are the analysts' layer; the extract's row has the value)
+                shown = "a value of " + value.str.len().astype("string") + " characters"
+                text = head + shown + " (not shown: PHI)" + tail
+            else:
+                text = head + "'" + value.str.slice(0, 60) + "'" + tail
         msg = _where(df[["source_file", "source_row"]].iloc[at]) + f", column {col}: " + text
         frames.append(
             findings.make(
@@ -675,15 +686,15 @@ def read_typed(path: str) -> FilePart:
         frames.append(_file_empty(info.path))
     if not bad.empty:
         rows = bad.assign(line_id=pd.NA, encounter_id=pd.NA)
+        # not the record's text: its first fields are the patient's id, name and date of
+        # birth, and the exception report is the analysts' layer (the file's row has them)
         msg = (
             bad["source_file"].map(storage.name)
             + " row "
             + bad["source_row"].astype("string").fillna("?")
             + ": record "
             + bad["problem"]
-            + ": '"
-            + bad["text"].str.slice(0, 80)
-            + "'"
+            + " (its text is not shown: PHI)"
         )
         frames.append(
             findings.make("ROW_INVALID", rows, msg, evidence="RFC 4180 CSV / JSON Lines").assign(

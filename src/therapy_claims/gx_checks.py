@@ -69,6 +69,7 @@ import pandas as pd
 
 from therapy_claims import findings, gx_compat, gx_project, storage
 from therapy_claims.catalogue import CATALOGUE
+from therapy_claims.layout import PHI_COLUMNS
 
 SUITES: tuple[str, ...] = (
     "extract_schema",
@@ -512,7 +513,13 @@ def _kwargs(exp) -> dict:
 
 
 def _text(rows: pd.DataFrame, col: str) -> pd.Series:
+    """A column's values as a finding's message shows them; a PHI column's (``layout.
+    PHI_COLUMNS``: a ZIP, a date of birth...) as its length only, since the findings go to
+    the analysts' exceptions layer (the raw layer's row has the value)."""
     s = rows[col]
+    if col in PHI_COLUMNS:
+        length = s.astype("string").str.len().astype("string")
+        return ("a value of " + length + " characters (not shown: PHI)").fillna("<missing>")
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         s = s.dt.strftime("%Y-%m-%d")
     return s.astype("string").fillna("<missing>")

@@ -471,7 +471,7 @@ def recover(cfg: RunConfig) -> None:
         )
     with opened(cfg) as store:
         store.reconcile(committed)
-    nights.prune(cfg.out, cfg.rd, {committed.get(cfg.rd, ""), cfg.run_id})
+    nights.prune(cfg.out, cfg.rd, {committed.get(cfg.rd, ""), cfg.run_id}, phi_out=cfg.phi_out)
 
 
 def abandon(cfg: RunConfig) -> None:
@@ -484,6 +484,6 @@ def abandon(cfg: RunConfig) -> None:
             return
         with opened(cfg) as store:
             store.release(cfg.run_id)
-        nights.remove_run(cfg.out, cfg.rd, cfg.run_id)
+        nights.remove_run(cfg.out, cfg.rd, cfg.run_id, phi_out=cfg.phi_out)
     except Exception as exc:  # noqa: BLE001 - the run's own error is the one to report
         log.info("could not tidy up after the failed run %s: %s", cfg.run_id, exc)

@@ -6,6 +6,10 @@ commits by writing the night's manifest, ``manifest/run_date=D.json``, in one at
 (``outputs``), so every reader goes through it: a run that crashed before its manifest leaves
 folders nobody points at, and the previous good night stays committed until the new one is.
 
+With a separate PHI root (``RunConfig.phi_out``) the manifest's ``outputs`` name the ``raw``
+and ``claims`` folders there: a reader follows them and needs that root's access only for
+those layers.
+
 An output written before versioned folders existed has manifests without ``run_id`` whose
 ``outputs`` are the plain ``<kind>/run_date=D/`` folders; they read the same way.
 """
@@ -16,7 +20,7 @@ import logging
 import re
 
 from therapy_claims import storage
-from therapy_claims.config import PUBLISHED_DIRS
+from therapy_claims.config import PHI_DIRS, PUBLISHED_DIRS
 
 log = logging.getLogger("therapy_claims")
 
@@ -107,20 +111,45 @@ def _children(folder: str) -> dict[str, list[str]]:
     return out
 
 
-def prune(out: str, run_date: str, keep: set[str]) -> list[str]:
+def _night_folders(out: str, run_date: str, phi_out: str | None) -> list[tuple[str, bool]]:
+    """The night's folders of every published kind and its staging area, each with whether it
+    is under a separate PHI root: the PHI root's first (a tidy-up cut short leaves no PHI
+    folder whose run the output root no longer knows), then the output root's in
+    ``PUBLISHED_DIRS`` order."""
+    night = f"run_date={run_date}"
+    if not phi_out:
+        return [(storage.join(out, kind, night), False) for kind in (*PUBLISHED_DIRS, ".staging")]
+    phi = [(storage.join(phi_out, kind, night), True) for kind in (*PHI_DIRS, ".staging")]
+    kept = [k for k in (*PUBLISHED_DIRS, ".staging") if k not in PHI_DIRS]
+    return phi + [(storage.join(out, kind, night), False) for kind in kept]
+
+
+def prune(out: str, run_date: str, keep: set[str], *, phi_out: str | None = None) -> list[str]:
     """Remove the night's versioned folders and staging areas of runs not in ``keep`` (run ids;
-    '' keeps an old manifest's plain files). Returns what was removed.
+    '' keeps an old manifest's plain files), under the output root and the PHI root
+    ``phi_out`` (if apart). Returns what was removed.
 
     Called under the output's lock, after a commit (``keep``: the new run and the one it
     replaced, which a reader that read the old manifest a moment ago may still be reading)
-    and when a run starts (``keep``: the committed run): a crashed run's folders go then."""
+    and when a run starts (``keep``: the committed run): a crashed run's folders go then.
+    Under the PHI root only the runs of this output root are removed (a run leaves a folder
+    under the output root from its start until it is removed here): another output's runs
+    there are not this one's to remove."""
+    folders = _night_folders(out, run_date, phi_out)
+    listed = {folder: _children(folder) for folder, _ in folders}
+    ours = {
+        m.group(1)
+        for folder, apart in folders
+        if not apart
+        for name in listed[folder]
+        if (m := _RUN.match(name))
+    }
     removed = []
-    for kind in (*PUBLISHED_DIRS, ".staging"):
-        folder = storage.join(out, kind, f"run_date={run_date}")
-        for name, files in _children(folder).items():
+    for folder, apart in folders:
+        for name, files in listed[folder].items():
             m = _RUN.match(name)
             run = m.group(1) if m else ""
-            if run in keep:
+            if run in keep or (apart and run not in ours):
                 continue
             target = storage.join(folder, name)
             if m:
@@ -134,7 +163,8 @@ def prune(out: str, run_date: str, keep: set[str]) -> list[str]:
     return removed
 
 
-def remove_run(out: str, run_date: str, run_id: str) -> None:
-    """Remove one run's folders of the night (a run that failed: no manifest names it)."""
-    for kind in (*PUBLISHED_DIRS, ".staging"):
-        storage.delete_tree(storage.join(out, kind, f"run_date={run_date}", f"run={run_id}"))
+def remove_run(out: str, run_date: str, run_id: str, *, phi_out: str | None = None) -> None:
+    """Remove one run's folders of the night (a run that failed: no manifest names it), under
+    the output root and the PHI root ``phi_out`` (if apart)."""
+    for folder, _ in _night_folders(out, run_date, phi_out):
+        storage.delete_tree(storage.join(folder, f"run={run_id}"))

@@ -272,7 +272,7 @@ def date_invalid(night: Night) -> pd.DataFrame:
     count, unit, deadline, at = _filing_deadlines(night)
     too_old = (deadline < np.datetime64(night.run_date, "D"))[at]  # NaT compares False
     f = select(lines, future, "date_of_service")
-    b = select(lines, before_birth & ~future, "date_of_service", "patient_dob")
+    b = select(lines, before_birth & ~future, "date_of_service")
     late = too_old & ~future & ~before_birth
     o = select(lines, late, "date_of_service", "payer_id", "payer_class")
     payer = at[late] % len(count)
@@ -300,8 +300,9 @@ def date_invalid(night: Night) -> pd.DataFrame:
                     b,
                     "date of service ",
                     iso_date(b["date_of_service"]),
-                    " is before the patient's date of birth ",
-                    iso_date(b["patient_dob"]),
+                    # the date of birth is PHI: exceptions are the analysts' layer (the
+                    # raw layer's row has it)
+                    " is before the patient's date of birth (patient_dob, not shown: PHI)",
                 ),
                 evidence="extract: patient_dob",
             ),

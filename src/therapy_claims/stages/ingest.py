@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from dataclasses import asdict
 
 import pandas as pd
 
 from therapy_claims import extract, ledger_store, schemas, storage, timing
-from therapy_claims.config import RunConfig, RunError, now
+from therapy_claims.config import RunConfig, RunError, now, overlap
 from therapy_claims.handover import Handover, mapped_if_there, write_arrow_file
 
 log = logging.getLogger("therapy_claims")
@@ -29,9 +28,9 @@ INGEST_FINDINGS = ("work", "ingest_findings.parquet")
 
 
 def mapped_raw(cfg: RunConfig) -> str | None:
-    """The raw layer's uncompressed Arrow file, if this night's run left one (a local output
-    run in one process)."""
-    return mapped_if_there(cfg.staged(*RAW_ARROW))
+    """The raw layer's uncompressed Arrow file, if this night's run left one (a local PHI
+    root run in one process)."""
+    return mapped_if_there(cfg.phi_staged(*RAW_ARROW))
 
 
 def ingest(cfg: RunConfig, handover: Handover) -> dict:
@@ -45,23 +44,17 @@ def ingest(cfg: RunConfig, handover: Handover) -> dict:
     return _combine(cfg, handover, parts, part_timings=[])
 
 
-def _apart(inputs: list[str], out: str) -> None:
-    """Refuse inputs that overlap the output root: the night would read its own outputs (or
-    earlier nights') as extracts, and a run's cleanup could delete its inputs."""
-
-    def norm(path: str) -> str:
-        if storage.is_s3(path):
-            return path.rstrip("/")
-        return os.path.realpath(path)
-
-    root = norm(out)
-    for path in inputs:
-        p = norm(path)
-        if p == root or p.startswith(root + "/") or root.startswith(p + "/"):
-            raise RunError(
-                f"input {path} and output {out} overlap: put the extracts and the outputs in "
-                "folders (or prefixes) apart"
-            )
+def _apart(inputs: list[str], roots: list[str]) -> None:
+    """Refuse inputs that overlap an output root (the analysts' or the PHI root): the night
+    would read its own outputs (or earlier nights') as extracts, and a run's cleanup could
+    delete its inputs."""
+    for root in roots:
+        for path in inputs:
+            if overlap(path, root):
+                raise RunError(
+                    f"input {path} and output {root} overlap: put the extracts and the outputs "
+                    "in folders (or prefixes) apart"
+                )
 
 
 def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 256) -> list:
@@ -73,13 +66,14 @@ def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 2
         raise RunError("no input given (--input PATH)")
     if by not in PARTITION_BY:
         raise RunError(f"partition_by {by!r} is not one of {', '.join(PARTITION_BY)}")
-    _apart(cfg.inputs, cfg.out)
+    _apart(cfg.inputs, [cfg.out, *([cfg.phi_out] if cfg.phi_out else [])])
     try:
         files = extract.discover(cfg.inputs)
     except FileNotFoundError as exc:
         raise RunError(str(exc)) from exc
     ledger_store.recover(cfg)
-    storage.delete_tree(cfg.staging)
+    for area in cfg.staging_areas():
+        storage.delete_tree(area)
     storage.write_json(
         cfg.staged("work", "plan.json"), {"started_at": now(), "t0": time.time(), "files": files}
     )
@@ -95,7 +89,8 @@ def plan_partitions(cfg: RunConfig, *, by: str = "file", max_partitions: int = 2
 
 
 def _part_dir(cfg: RunConfig, path: str) -> str:
-    return cfg.staged("work", "parts", hashlib.sha256(path.encode("utf-8")).hexdigest()[:20])
+    """A partition file's typed rows (PHI) and findings, in the PHI root's staging area."""
+    return cfg.phi_staged("work", "parts", hashlib.sha256(path.encode("utf-8")).hexdigest()[:20])
 
 
 def ingest_partition(cfg: RunConfig, files: list[str]) -> dict:
@@ -167,11 +162,12 @@ def _combine(
     with timing.record("combine"):
         got = extract.combine(parts, ingested_at=started)
     table = schemas.conform(storage.to_table(got.raw), schemas.RAW, extra_text=True)
-    if handover.in_memory and not storage.is_s3(cfg.out):
-        write_arrow_file(table, cfg.staged(*RAW_ARROW))
+    if handover.in_memory and not storage.is_s3(cfg.phi_root):
+        write_arrow_file(table, cfg.phi_staged(*RAW_ARROW))
     handover.write_table(table, cfg.staged(*RAW))
     handover.write_frame(got.findings, cfg.staged(*INGEST_FINDINGS))
-    storage.write_parquet(got.quarantined, cfg.staged("work", "quarantined.parquet"))
+    # the rows that failed typing, as read: PHI
+    storage.write_parquet(got.quarantined, cfg.phi_staged("work", "quarantined.parquet"))
     summary = {
         "run_date": cfg.rd,
         "started_at": started,
@@ -185,7 +181,7 @@ def _combine(
     }
     summary["timings"] = timing.merge(*part_timings, timing.take())
     storage.write_json(cfg.staged("work", "ingest.json"), {**summary, "inputs": got.inputs_dicts()})
-    storage.delete_tree(cfg.staged("work", "parts"))
+    storage.delete_tree(cfg.phi_staged("work", "parts"))
     log.info(
         "ingest: %(files)s file(s), %(rows_in)s rows, %(rows_quarantined)s quarantined, "
         "%(files_rejected)s file(s) rejected",

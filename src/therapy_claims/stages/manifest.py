@@ -70,7 +70,8 @@ def manifest(cfg: RunConfig, handover: Handover) -> dict:
     with ledger_store.opened(cfg) as store:
         store.mark_sent(cfg.run_id)
     keep = {cfg.run_id, (replaced or {}).get("run_id", "")}
-    nights.prune(cfg.out, cfg.rd, keep - ({""} if replaced is None else set()))
-    storage.delete_tree(cfg.staging)
+    nights.prune(cfg.out, cfg.rd, keep - ({""} if replaced is None else set()), phi_out=cfg.phi_out)
+    for area in cfg.staging_areas():
+        storage.delete_tree(area)
     log.info("manifest: %s", cfg.manifest_path)
     return {"manifest": cfg.manifest_path, "balanced": m["balanced"]}
