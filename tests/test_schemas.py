@@ -15,6 +15,7 @@ FILES = {
     "scored": "scored.parquet",
     "exceptions": "exceptions.parquet",
     "ledger": "ledger.parquet",
+    "worklist": "worklist.parquet",
 }
 
 
@@ -46,7 +47,7 @@ def test_a_night_of_one_rejected_file_still_writes_typed_layers(tmp_path):
     )
     pipeline.run(cfg)
     got = _schemas(cfg)
-    assert {"scored", "exceptions", "ledger"} <= set(got)
+    assert {"scored", "exceptions", "ledger", "worklist"} <= set(got)
     for layer, schema in got.items():
         assert schema.equals(schemas.LAYERS[layer]), layer
 

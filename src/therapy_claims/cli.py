@@ -187,9 +187,14 @@ def cmd_demo(args) -> int:
             f"DAG run finished; log in {log_path}"
             + (f" ({states[0].strip()[:120]})" if states else "")
         )
+    from therapy_claims import worklist
     from therapy_claims.reports import summary_text
 
-    print(summary_text(storage.read_json(cfg.manifest_path)))
+    manifest = storage.read_json(cfg.manifest_path)
+    print(summary_text(manifest))
+    # the morning's queue: what is held, for how much, since when and who acts first
+    path = storage.join(manifest["outputs"]["worklist"], worklist.FILE_NAME)
+    print("\n".join(worklist.summary_lines(worklist.read(path), rd)))
     return EXIT_OK
 
 

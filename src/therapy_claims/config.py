@@ -17,7 +17,16 @@ from datetime import UTC, date, datetime
 from therapy_claims import storage
 
 # the night's published folders, each ``<out>/<kind>/run_date=YYYY-MM-DD/``
-PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "ledger", "validation", "reports")
+PUBLISHED_DIRS = (
+    "raw",
+    "scored",
+    "exceptions",
+    "claims",
+    "ledger",
+    "validation",
+    "reports",
+    "worklist",
+)
 
 
 class RunError(RuntimeError):

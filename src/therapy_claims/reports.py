@@ -24,11 +24,14 @@ def _defuse(s: pd.Series) -> pd.Series:
     return s.where(~risky, "'" + s)
 
 
-def _pandas_csv(df: pd.DataFrame) -> bytes:
-    """The CSV as ``DataFrame.to_csv`` writes it, text defused and dates as YYYY-MM-DD."""
+def _pandas_csv(df: pd.DataFrame, money: tuple[str, ...] = ()) -> bytes:
+    """The CSV as ``DataFrame.to_csv`` writes it, text defused, dates as YYYY-MM-DD and the
+    ``money`` columns with two decimals."""
     out = df.copy()
     for c in out.columns:
-        if out[c].dtype == "string" or out[c].dtype == object:
+        if c in money:
+            out[c] = pd.array(_money_text(out[c]), dtype=object)
+        elif out[c].dtype == "string" or out[c].dtype == object:
             out[c] = _defuse(out[c].astype("string"))
         elif pd.api.types.is_datetime64_any_dtype(out[c]):
             out[c] = out[c].dt.strftime("%Y-%m-%d")
@@ -73,15 +76,36 @@ def _defused(text):
 
 
 def _kind(s: pd.Series) -> str | None:
-    """How ``_pandas_csv`` writes a column: as defused text, as a date, as an integer, or
-    (None) in a way of pandas' own (floats, booleans, categories, ...)."""
+    """How ``_pandas_csv`` writes a column: as defused text, as a date, as an integer, as a
+    flag (``True``/``False``), or (None) in a way of pandas' own (floats, categories, ...)."""
     if s.dtype == "string" or s.dtype == object:
         return "text"
     if pd.api.types.is_datetime64_any_dtype(s):
         return "date"
+    if pd.api.types.is_bool_dtype(s):
+        return "flag"
     if pd.api.types.is_signed_integer_dtype(s):
         return "integer"
     return None
+
+
+def _money_text(s: pd.Series):
+    """Dollars as text with two decimals (``1234.50``, ``-3.00``; missing: null), as Arrow
+    ``large_string``, computed on integer cents: a spreadsheet reads it as the number, and
+    it is not a float's repr (``1234.5``, ``0.30000000000000004``)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cents = np.round(s.to_numpy(dtype=float, na_value=np.nan) * 100)
+    missing = ~np.isfinite(cents)
+    whole = np.abs(np.where(missing, 0, cents)).astype(np.int64)
+    digits = pc.cast(pa.array(whole // 100), pa.large_string())
+    frac = pc.utf8_lpad(pc.cast(pa.array(whole % 100), pa.large_string()), 2, "0")
+    sign = pa.array(np.where(cents < 0, "-", ""), type=pa.large_string())
+    text = pc.binary_join_element_wise(sign, digits, _large(""))
+    text = pc.binary_join_element_wise(text, frac, _large("."))
+    return pc.if_else(pa.array(missing), pa.nulls(len(text), pa.large_string()), text)
 
 
 def _fields(s: pd.Series, kind: str):
@@ -92,6 +116,12 @@ def _fields(s: pd.Series, kind: str):
 
     if kind == "integer":  # digits and '-': never quoted
         text = pc.cast(pa.array(s.array, type=pa.int64()), pa.large_string())
+        return pc.fill_null(text, _large(""))
+    if kind == "money":  # digits, '-' and '.': never quoted
+        return pc.fill_null(_money_text(s), _large(""))
+    if kind == "flag":  # as to_csv writes a bool: True / False (missing: empty)
+        flags = pa.array(s.array, type=pa.bool_())
+        text = pc.if_else(flags, _large("True"), _large("False"))
         return pc.fill_null(text, _large(""))
     if kind == "text":
         text = pa.array(s.astype("string").array, type=pa.large_string())
@@ -121,22 +151,27 @@ def _csv_lines(fields: list):
     return rows.buffers()[2].slice(start, end - start)
 
 
-def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
-    """The exception report as CSV for spreadsheets: UTF-8 with a BOM, CRLF line ends, text a
-    spreadsheet would run as a formula prefixed with a quote, dates as YYYY-MM-DD.
+def spreadsheet_safe_csv(df: pd.DataFrame, *, money: tuple[str, ...] = ()) -> bytes:
+    """The exception report (or the worklist) as CSV for spreadsheets: UTF-8 with a BOM, CRLF
+    line ends, text a spreadsheet would run as a formula prefixed with a quote, dates as
+    YYYY-MM-DD, the ``money`` columns (dollars) with two decimals.
 
     The fields are formatted and joined by Arrow, column by column (``to_csv`` formats them
-    one by one in Python), byte for byte as ``to_csv`` writes them. A frame with a column of
-    another dtype, with repeated names or with one column (the csv module quotes a row's only
-    field when it is empty) goes to ``to_csv``."""
+    one by one in Python), byte for byte as ``to_csv`` writes them (money aside). A frame with
+    a column of another dtype, with repeated names or with one column (the csv module quotes
+    a row's only field when it is empty) goes to ``to_csv``."""
     import pyarrow as pa
 
     # BOM so that spreadsheet programs read the file as UTF-8
     bom = b"\xef\xbb\xbf"
     flat = df.columns.is_unique and not isinstance(df.columns, pd.MultiIndex)
-    kinds = [_kind(df.iloc[:, i]) for i in range(len(df.columns))] if flat else []
+    kinds = (
+        ["money" if c in money else _kind(df.iloc[:, i]) for i, c in enumerate(df.columns)]
+        if flat
+        else []
+    )
     if len(kinds) < 2 or None in kinds:
-        return bom + _pandas_csv(df)
+        return bom + _pandas_csv(df, money)
     names = [_quoted(pa.array([str(c)], type=pa.large_string())) for c in df.columns]
     fields = [_fields(df.iloc[:, i], kind) for i, kind in enumerate(kinds)]
     return b"".join([bom, _csv_lines(names), _csv_lines(fields)])
