@@ -326,6 +326,51 @@ def test_the_previous_night_is_the_latest_committed_before(night_runs):
     assert nights.latest_before(cfg3.out, "2027-01-01")[0] == N3.isoformat()
 
 
+def test_a_claim_billed_under_a_release_resolves_as_released(tmp_path):
+    """Night 1 holds a visit on an NCCI pair (97530 with 97140, no distinct-service
+    modifier); night 2 a reviewer's release of that code for the visit (by worklist key)
+    lets it go out: the row resolves ``released``, and the waived error holds nothing."""
+    t = ["09:00", "09:15", "09:30"]
+    common = {"encounter_id": "EN", "minutes": "15", "units_charted": "1"}
+    rows = [
+        row(line_id="EN-1", cpt_code="97530", start_time=t[0], end_time=t[1], **common),
+        row(
+            line_id="EN-2",
+            cpt_code="97140",
+            start_time=t[1],
+            end_time=t[2],
+            body_region="lumbar",
+            technique="joint_mobilization",
+            goal_id="G1",
+            patient_response="tolerated well",
+            **common,
+        ),
+    ]
+    out = tmp_path / "out"
+    runs = {}
+    for rd in (N1, N2):
+        if rd == N2:
+            (out / "releases").mkdir(parents=True)
+            (out / "releases" / "review.csv").write_text(
+                "clinic_id,encounter_id,code,reason,released_by,released_on\n"
+                "CLN01,EN,NCCI_MODIFIER_MISSING,distinct blocks documented,A. Chen,2026-11-29\n"
+            )
+        inp = write_csv(tmp_path / f"landing-{rd}" / "extract.csv", rows)
+        cfg = pipeline.RunConfig(inputs=[str(inp)], out=str(out), run_date=rd)
+        runs[rd] = (cfg, pipeline.run(cfg))
+    n1 = _by_key(runs[N1][0])["CLN01|EN"]
+    assert (n1["status"], list(n1["blocking_codes"])) == ("open", ["NCCI_MODIFIER_MISSING"])
+    assert n1["owner"] == CATALOGUE["NCCI_MODIFIER_MISSING"].owner
+    cfg2, m2 = runs[N2]
+    n2 = _by_key(cfg2)["CLN01|EN"]
+    assert (n2["status"], n2["resolution"], n2["resolved_on"]) == ("resolved", "released", _day(N2))
+    assert m2["worklist"]["resolved_tonight"] == 1 and m2["worklist"]["open"] == 0
+    e = pd.read_parquet(Path(cfg2.final("exceptions")) / "exceptions.parquet")
+    ncci = e[e["code"] == "NCCI_MODIFIER_MISSING"]
+    assert len(ncci) == 1 and not ncci["holds_claim"].any()
+    assert (e["code"] == "RELEASED").sum() == 1 and not e["holds_claim"].any()
+
+
 # --------------------------------------------------------------------------- small frames
 
 
