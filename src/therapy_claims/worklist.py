@@ -100,7 +100,7 @@ def build(
     tonight["first_held"] = pd.Series(before, index=tonight.index).fillna(night)
     tonight["last_held"] = night
     tonight["status"] = OPEN
-    carried = carried[~carried["worklist_key"].isin(tonight["worklist_key"])].copy()
+    carried = carried[~_isin(carried["worklist_key"], tonight["worklist_key"])].copy()
     resolution = _resolutions(lines, exceptions, carried["worklist_key"])
     gone = resolution.notna().to_numpy(bool)
     carried["status"] = np.where(gone, RESOLVED, OPEN)
@@ -166,7 +166,7 @@ def _blocking_codes(blocking: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
     codes = pd.DataFrame(
         {"worklist_key": _keys(blocking), "code": blocking["code"].astype("string")}
     )
-    codes = codes[codes["worklist_key"].isin(keys) & codes["code"].notna()]
+    codes = codes[_isin(codes["worklist_key"], keys) & codes["code"].notna().to_numpy(bool)]
     codes = codes.drop_duplicates()
     rank = _per_code(codes["code"], lambda c: _RANK[c], missing=len(_RANK))
     codes = codes.assign(rank=rank.to_numpy(dtype=np.int64))
@@ -176,14 +176,11 @@ def _blocking_codes(blocking: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:
 def _resolutions(lines: pd.DataFrame, exceptions: pd.DataFrame, keys: pd.Series) -> pd.Series:
     """For each carried open key (none held tonight): how it resolved tonight (``billed``,
     ``released``, ``not_billed``), or missing while it has no line tonight."""
-    present = keys.isin(lines["worklist_key"])
+    present = _isin(keys, lines["worklist_key"])
     billed_keys = lines.loc[lines["status"].eq("billed").fillna(False), "worklist_key"]
-    billed = keys.isin(billed_keys)
-    if "code" in exceptions and len(exceptions):
-        releases = exceptions[exceptions["code"].eq(RELEASE_CODE).fillna(False).to_numpy(bool)]
-        released = keys.isin(_keys(releases))
-    else:
-        released = pd.Series(False, index=keys.index)
+    billed = _isin(keys, billed_keys)
+    releases = exceptions[exceptions["code"].eq(RELEASE_CODE).fillna(False).to_numpy(bool)]
+    released = _isin(keys, _keys(releases))
     how = np.select(
         [billed & released, billed, present], [RELEASED, BILLED, NOT_BILLED], default=None
     )
@@ -254,15 +251,15 @@ def summary_lines(worklist: pd.DataFrame, run_date: date, *, top: int = 5) -> li
     ).head(top)
     out.append(f"  Oldest open ({len(oldest)}):")
     for r in oldest.itertuples(index=False):
-        codes = ", ".join(_text(c) for c in list(r.blocking_codes or [])[:3])
+        codes = ", ".join(_cell(c) for c in list(r.blocking_codes or [])[:3])
         out.append(
             f"    {r.worklist_key:<24} {r.age_days:>4} day(s)  ${r.held_dollars:>10,.2f}  "
-            f"{_text(r.payer_id):<8} {codes} ({_text(r.owner) or 'no owner'})"
+            f"{_cell(r.payer_id):<8} {codes} ({_cell(r.owner) or 'no owner'})"
         )
     return out
 
 
-def _text(value) -> str:
+def _cell(value) -> str:
     """A cell as text (missing: empty)."""
     return "" if value is None or value is pd.NA or value != value else str(value)
 
@@ -320,6 +317,19 @@ def _open(previous: pd.DataFrame | None) -> pd.DataFrame:
     return _typed(previous[previous["status"].eq(OPEN).fillna(False).to_numpy(bool)]).copy()
 
 
+def _isin(values: pd.Series, among) -> np.ndarray:
+    """Whether each of ``values`` (text) is one of ``among``, in Arrow (pandas' ``isin`` on
+    Arrow text walks ``among`` in Python)."""
+    found = pc.is_in(_text(values), value_set=pc.unique(_text(among)))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
+def _text(values) -> pa.Array:
+    """A text column (Series or Index) as one Arrow ``string`` array."""
+    arr = pa.array(values.array if hasattr(values, "array") else values, type=pa.string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def _per_code(codes: pd.Series, value, missing=None) -> pd.Series:
     """``value(code)`` for each code, worked once per distinct code (``missing`` for a code
     the catalogue does not have)."""
@@ -332,7 +342,7 @@ def _lists(lengths: np.ndarray, values: pd.Series) -> pd.arrays.ArrowExtensionAr
     """A list-of-text column: row i holds the next ``lengths[i]`` of ``values``."""
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    flat = pa.array(values.to_numpy(dtype=object), type=pa.string())
+    flat = _text(values)
     return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(pa.array(offsets), flat))
 
 
