@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -305,4 +306,35 @@ def test_summary_of_a_missing_s3_bucket_exit_2_one_line(moto_server, capsys):
     assert capsys.readouterr().err == (
         "therapy-claims: error: list s3://tc-no-such-bucket-here/x/manifest/"
         "run_date=2026-11-28.json: the bucket does not exist\n"
+    )
+
+
+def test_summary_reads_a_committed_night_by_date(tmp_path, capsys):
+    inp = write_csv(
+        tmp_path / "in" / "a.csv",
+        [
+            row(),
+            row(
+                line_id="L2",
+                payer_id="NOPE",
+                encounter_id="E2",
+                patient_id="P2",
+                start_time="10:00",
+                end_time="10:30",
+            ),
+        ],
+    )
+    out = str(tmp_path / "out")
+    assert main(["run", "-q", "--input", str(inp), "--out", out, "--run-date", "2026-11-28"]) == 0
+    capsys.readouterr()
+    assert main(["summary", "--out", out, "--date", "2026-11-28"]) == 0
+    text = capsys.readouterr().out
+    assert "Held tonight: 1 claim(s)" in text and "UNKNOWN_PAYER" in text
+    assert re.search(r"^  2026-11-28 +50\.0% ", text, re.M)  # 1 claim billed, 1 held
+    assert main(["summary", "--out", out, "--run-date", "2026-11-28"]) == 0  # the old name
+    assert capsys.readouterr().out == text
+    assert main(["summary", "--out", out, "--date", "2026-11-27"]) == 2
+    assert capsys.readouterr().err == (
+        f"therapy-claims: error: no manifest at {out}/manifest/run_date=2026-11-27.json: "
+        "has this night run?\n"
     )

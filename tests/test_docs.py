@@ -16,9 +16,11 @@ PAGES = (
     "README.md",
     "extract-format.md",
     "outputs.md",
+    "data-dictionary.md",
     "rules.md",
     "performance.md",
     "architecture.md",
+    "analytics.md",
 )
 
 

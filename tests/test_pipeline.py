@@ -207,8 +207,11 @@ def test_scored_lines(night):
 def test_exception_report(night):
     cfg, m = night
     e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
+    # the night is the file's partition (run_date=D), not a column; the CSV keeps it
+    assert "run_date" not in e.columns
+    csv = (Path(cfg.final("exceptions")) / "exceptions.csv").read_text(encoding="utf-8-sig")
+    assert csv.startswith("run_date,line_id,")
     for col in (
-        "run_date",
         "line_id",
         "encounter_id",
         "code",

@@ -1,4 +1,4 @@
-"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock``.
+"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock | query | ddl``.
 
 Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
 rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
@@ -65,9 +65,9 @@ def cmd_run(args) -> int:
             raise pipeline.RunError(str(exc)) from exc
     manifest = pipeline.run(cfg, progress=None if args.quiet else _progress)
     if not args.quiet:
-        from therapy_claims.reports import summary_text
+        from therapy_claims.reports import night_summary
 
-        print(summary_text(manifest))
+        print(night_summary(cfg.out, cfg.rd))
     return EXIT_REJECTED if any(not i["accepted"] for i in manifest["inputs"]) else EXIT_OK
 
 
@@ -118,14 +118,42 @@ def cmd_unlock(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    """Print a committed night's summary, ranked (``reports.night_summary``): its manifest,
+    exceptions and worklist, and the trends of the nights before it."""
     cfg = pipeline.RunConfig(
         inputs=[], out=args.out, run_date=pipeline.parse_run_date(args.run_date)
     )
     if not storage.exists(cfg.manifest_path):
         raise pipeline.RunError(f"no manifest at {cfg.manifest_path}: has this night run?")
-    from therapy_claims.reports import summary_text
+    from therapy_claims.reports import night_summary
 
-    print(summary_text(storage.read_json(cfg.manifest_path)))
+    print(night_summary(cfg.out, cfg.rd))
+    return EXIT_OK
+
+
+def cmd_query(args) -> int:
+    """Analyst SQL (DuckDB) over every committed night's layers; ``--measure`` runs a
+    standard measure, ``--list`` names the views and measures (docs/analytics.md)."""
+    from therapy_claims import analytics
+
+    if args.list:
+        print(analytics.listing(), end="")
+        return EXIT_OK
+    if (args.sql is None) == (args.measure is None):
+        raise pipeline.RunError("query needs SQL or --measure NAME (one of them)")
+    if not args.out:
+        raise pipeline.RunError("query needs --out PATH (the output root)")
+    sql = args.sql if args.measure is None else analytics.MEASURES[args.measure].sql
+    analytics.query(args.out, sql, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_ddl(args) -> int:
+    """Print the Athena / Trino statements for the query layers on S3 (docs/analytics.md)."""
+    from therapy_claims import analytics
+
+    for stmt in analytics.ddl(args.out, args.engine, args.schema):
+        print(stmt + ";\n")
     return EXIT_OK
 
 
@@ -188,11 +216,11 @@ def cmd_demo(args) -> int:
             + (f" ({states[0].strip()[:120]})" if states else "")
         )
     from therapy_claims import worklist
-    from therapy_claims.reports import summary_text
+    from therapy_claims.reports import night_summary
 
+    print(night_summary(cfg.out, cfg.rd))
+    # the morning's queue in short: what is held, for how much, who acts first, the oldest
     manifest = storage.read_json(cfg.manifest_path)
-    print(summary_text(manifest))
-    # the morning's queue: what is held, for how much, since when and who acts first
     path = storage.join(manifest["outputs"]["worklist"], worklist.FILE_NAME)
     print("\n".join(worklist.summary_lines(worklist.read(path), rd)))
     return EXIT_OK
@@ -271,9 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(fn=cmd_demo)
 
-    s = sub.add_parser("summary", help="print the biller summary of a night that has run")
-    s.add_argument("--out", required=True)
-    s.add_argument("--run-date", required=True)
+    s = sub.add_parser(
+        "summary",
+        help="print a night's summary: held dollars and codes ranked, split by clinic and "
+        "payer, the oldest open claims, trends",
+    )
+    s.add_argument("--out", required=True, metavar="PATH", help="output root")
+    s.add_argument("--date", "--run-date", dest="run_date", required=True, metavar="YYYY-MM-DD")
     s.set_defaults(fn=cmd_summary)
 
     sh = sub.add_parser(
@@ -288,6 +320,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--out", required=True, metavar="PATH", help="output root")
     u.set_defaults(fn=cmd_unlock)
+
+    from therapy_claims.analytics import MEASURES
+
+    q = sub.add_parser(
+        "query",
+        help="SQL over every committed night (DuckDB views lines, exceptions, claims, "
+        "worklist, nights)",
+    )
+    q.add_argument("sql", nargs="?", metavar="SQL", help="the query (or --measure / --list)")
+    q.add_argument("--out", metavar="PATH", help="output root (local folder or s3://bucket/prefix)")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--measure", choices=tuple(MEASURES), help="run a standard measure")
+    q.add_argument("--list", action="store_true", help="list the views and the measures")
+    q.set_defaults(fn=cmd_query)
+
+    dd = sub.add_parser(
+        "ddl", help="print Athena / Trino CREATE TABLE statements and partitions for the layers"
+    )
+    dd.add_argument("--engine", choices=("athena", "trino"), required=True)
+    dd.add_argument("--out", required=True, metavar="s3://BUCKET/PREFIX", help="output root")
+    dd.add_argument("--schema", default="therapy_claims", help="database / schema name")
+    dd.set_defaults(fn=cmd_ddl)
     return p
 
 

@@ -427,6 +427,7 @@ def read_file(path: str) -> tuple[pd.DataFrame, pd.DataFrame, InputFile]:
 # --------------------------------------------------------------------------- typing
 
 _TIME = r"([01]?\d|2[0-3]):[0-5]\d"
+MAX_AMOUNT = 10_000_000_000  # dollars: decimal(12, 2) holds less (schemas.SQL_MONEY)
 
 Problems = list[tuple[pd.Series, str]]  # (rows with the problem, message text)
 
@@ -465,6 +466,8 @@ def _type_values(col: Column, s: pd.Series) -> tuple[dict[str, pd.Series], Probl
         bad = ~empty & (num.isna() | (cents.abs() == np.inf))  # 'inf', '1e308' (x 100)
         problems.append((bad, "{value} is not an amount"))
         problems.append((~bad & ~empty & (num < 0), "{value} is negative"))
+        # the published layers hold amounts as decimal(12, 2): a larger one could not be kept
+        problems.append((~bad & ~empty & (cents >= MAX_AMOUNT), "{value} is out of range"))
         typed[col.name] = cents.astype("float64")
     elif col.kind == "time":
         ok = s.str.fullmatch(_TIME).fillna(False).astype(bool)

@@ -8,6 +8,11 @@ decoding the Parquet file again; the files are written meanwhile by a background
 anything that needs the file itself waits for that write first. Both give a stage the same
 tables, so a night's outputs do not depend on which one ran it.
 
+A published layer's file (``<layer>.parquet``: raw, scored, exceptions, ...) is the layer's
+published form (``schemas.published``: SQL types, no ``run_date`` column): both write it
+so, and a stage reading one back gets the internal form (``schemas.internal``) it computed
+with, from memory or from the file, so the stages' logic never sees the published types.
+
 A stage never keeps hand-over state of its own; it is all in the object it was given.
 """
 
@@ -19,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pandas as pd
 import pyarrow as pa
 
-from therapy_claims import storage, tuning
+from therapy_claims import schemas, storage, tuning
 from therapy_claims.config import RunError
 
 
@@ -32,14 +37,14 @@ class Handover:
         self.write_table(storage.to_table(df), path)
 
     def write_table(self, table: pa.Table, path: str) -> None:
-        storage.write_table(table, path)
+        write_file(table, path)
 
     def read_table(
         self, path: str, columns: list[str] | None = None, *, last: bool = False
     ) -> pa.Table:
         """The staged table at ``path`` (``columns`` only, if given); ``last``: no later stage
         reads it from memory."""
-        return storage.read_table(path, columns)
+        return read_file(path, columns)
 
     def read_frame(
         self, path: str, columns: list[str] | None = None, *, last: bool = False
@@ -47,11 +52,17 @@ class Handover:
         return storage.to_frame(self.read_table(path, columns, last=last))
 
     def columns(self, path: str) -> list[str]:
+        """The staged table's column names (a layer's: of its internal form)."""
         import pyarrow.parquet as pq
 
         if storage.is_s3(path):
-            return pq.read_schema(pa.BufferReader(storage.read_bytes(path))).names
-        return pq.read_schema(path).names
+            schema = pq.read_schema(pa.BufferReader(storage.read_bytes(path)))
+        else:
+            schema = pq.read_schema(path)
+        layer = schemas.layer_of(path)
+        if layer is None:
+            return schema.names
+        return schemas.internal(schema.empty_table(), layer).column_names
 
     def flush(self, path: str | None = None) -> None:
         """Wait for writes still in progress (of ``path`` only, if given)."""
@@ -96,7 +107,8 @@ class InMemoryHandover(Handover):
     def write_table(self, table: pa.Table, path: str) -> None:
         self._tables[path] = table
         self.flush(path)  # an earlier write of the same file finishes first
-        self._writes[path] = self._writer.submit(storage.write_table, table, path)
+        # the conversion to the published form too happens on the writer's thread
+        self._writes[path] = self._writer.submit(write_file, table, path)
 
     def read_table(
         self, path: str, columns: list[str] | None = None, *, last: bool = False
@@ -105,7 +117,7 @@ class InMemoryHandover(Handover):
             table = self._tables.pop(path) if last else self._tables[path]
             return table.select(columns) if columns is not None else table
         self.flush(path)
-        return storage.read_table(path, columns)
+        return read_file(path, columns)
 
     def columns(self, path: str) -> list[str]:
         if path in self._tables:
@@ -124,6 +136,19 @@ class InMemoryHandover(Handover):
         if not storage.exists(path):
             self.flush(path)  # it may be a write still in progress
         super().require(path, stage)
+
+
+def write_file(table: pa.Table, path: str) -> None:
+    """``table`` as the Parquet file at ``path``: a layer's file in its published form."""
+    layer = schemas.layer_of(path)
+    storage.write_table(schemas.published(table, layer) if layer else table, path)
+
+
+def read_file(path: str, columns: list[str] | None = None) -> pa.Table:
+    """The Parquet file at ``path`` (``columns`` only, if given): a layer's in its internal
+    form."""
+    layer = schemas.layer_of(path)
+    return schemas.read(path, layer, columns) if layer else storage.read_table(path, columns)
 
 
 # --------------------------------------------------------------------------- mapped files

@@ -144,7 +144,7 @@ def read(out: str, *, exclude_run_date: str | None = None, ledger: str | None = 
     date): the ledger layers their manifests name. (``ledger``: unused, kept so callers name
     the database the same way everywhere.)"""
     frames = [
-        storage.read_parquet(path)
+        _read_layer(path)
         for rd, path in nights.layer_files(out, LEDGER, FILE_NAME)
         if rd != exclude_run_date
     ]
@@ -165,11 +165,17 @@ def _layer_rows(out: str, owned: pd.DataFrame) -> pd.DataFrame:
         m = nights.committed(out, str(rd))
         path = storage.join(nights.layer(m, LEDGER, str(rd), out), FILE_NAME) if m else None
         if path and storage.exists(path):
-            rows = storage.read_parquet(path)
+            rows = _read_layer(path)
             frames.append(rows[rows["claim_key"].isin(set(keys))])
     if not frames:
         return empty()
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_layer(path: str, kind: str = LEDGER) -> pd.DataFrame:
+    """A published layer's file as a frame of its internal form (``schemas.read``): the
+    same columns and types whether the night was published before issue 16 or after."""
+    return storage.to_frame(schemas.read(path, kind))
 
 
 def empty() -> pd.DataFrame:
@@ -311,7 +317,7 @@ def write(out_path: str, rows: list[pd.DataFrame]) -> pd.DataFrame:
     """Write one run's ledger layer (``out_path``: its ledger.parquet); returns the rows."""
     rows = [r for r in rows if not r.empty]
     df = normalise(pd.concat(rows, ignore_index=True)) if rows else empty()
-    storage.write_table(schemas.conform(storage.to_table(df), schemas.LEDGER), out_path)
+    storage.write_table(schemas.published(storage.to_table(df), LEDGER), out_path)
     return df
 
 
@@ -653,7 +659,7 @@ def _charted(out: str, entry: dict) -> list[str]:
     found = dict(nights.layer_files(out, "raw", "raw.parquet")).get(entry.get("run_date", ""))
     if not found or not entry.get("encounter_id"):
         return []
-    raw = storage.read_parquet(found)  # a night from before issue 15 lacks the supervisor
+    raw = _read_layer(found, "raw")  # a night from before issue 15 lacks the supervisor
     raw = raw.reindex(columns=list(_CHARTED_COLUMNS))
     raw = raw[
         (raw["encounter_id"] == entry["encounter_id"]) & (raw["payer_id"] == entry["payer_id"])
@@ -717,7 +723,7 @@ def _not_billed(out: str, claim_id: str) -> str:
     cid = claim_id.strip().upper()
     rows = []
     for rd, path in nights.layer_files(out, "scored", "scored.parquet"):
-        s = storage.read_parquet(path)
+        s = _read_layer(path, "scored")
         s = s[(s["claim_id"] == cid) | (claim_key(s["claim_id"]) == cid)]
         if not s.empty:
             rows.append(s.assign(run_date=rd))

@@ -53,7 +53,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from therapy_claims import nights, storage
+from therapy_claims import nights, schemas, storage
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.x12 import envelope
 
@@ -456,7 +456,7 @@ def opened(cfg_or_out: RunConfig | str, ledger: str | None = None) -> Iterator[S
 def _adopt(store: Store, out: str) -> None:
     found = nights.layer_files(out, "ledger", "ledger.parquet")
     for run_date, path in found:
-        rows = storage.read_parquet(path)
+        rows = storage.to_frame(schemas.read(path, "ledger"))
         n = store.import_rows(rows.assign(run_date=run_date), run_id="adopted")
         log.warning("ledger: took in %s claim(s) of night %s from %s", n, run_date, path)
 

@@ -73,6 +73,23 @@ def latest_before(out: str, run_date: str) -> tuple[str, dict] | None:
     return None
 
 
+def recent(out: str, run_date: str, n: int, *, including: bool = True) -> list[dict]:
+    """The manifests of the last ``n`` published nights up to ``run_date`` (``including`` it
+    or not), in date order. Only those ``n`` are read (the report's trends read a few nights
+    of an output that may hold years of them)."""
+    root = storage.join(out, MANIFESTS)
+    if n <= 0 or not (storage.exists(root) or storage.is_dir(root)):
+        return []
+    dates = sorted(
+        m.group(1)
+        for path in storage.list_files(root)
+        if (m := _MANIFEST_NAME.match(storage.name(path)))
+        and (m.group(1) < run_date or (including and m.group(1) == run_date))
+    )
+    found = (committed(out, rd) for rd in dates[-n:])
+    return [m for m in found if m is not None]
+
+
 def layer(manifest: dict, kind: str, run_date: str, out: str) -> str:
     """The folder of ``kind`` the manifest commits (old manifests: the plain folder)."""
     outputs = manifest.get("outputs") or {}

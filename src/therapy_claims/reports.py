@@ -1,14 +1,23 @@
 """What people read: the spreadsheet-safe exception CSV, the HTML run report and the biller
-summary printed at the end of a run."""
+summary printed at the end of a run (and by ``therapy-claims summary``).
+
+The report and the summary rank what a morning needs first (``morning``): the dollars held and
+the codes holding them (errors that hold claims above warnings that need no action), the open
+worklist split by clinic and payer, the oldest open claims, and trends over the last nights.
+Counts, codes, clinic and payer ids and dollars only: no patient data."""
 
 from __future__ import annotations
 
 import html
 import io
+import posixpath
+from dataclasses import dataclass
 
 import pandas as pd
 
-from therapy_claims.catalogue import CATALOGUE
+from therapy_claims import nights, storage
+from therapy_claims.catalogue import CATALOGUE, ERROR, INFO, WARNING
+from therapy_claims.config import RunError
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # the same test as a pattern on a cell's first character
@@ -232,15 +241,337 @@ def spreadsheet_safe_csv(data, *, money: tuple[str, ...] = ()) -> bytes:
     return b"".join([bom, _csv_lines(header), _csv_lines(fields)])
 
 
-def top_codes(exceptions_by_code: dict[str, int], n: int = 10) -> list[tuple[str, str, int]]:
-    items = sorted(exceptions_by_code.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    return [
-        (code, CATALOGUE[code].severity if code in CATALOGUE else "?", count)
-        for code, count in items
+# --------------------------------------------------------------------------- the morning
+
+
+SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+TREND_NIGHTS = 14  # nights of the trend charts, the night itself included
+OLDEST_OPEN = 10  # rows of the oldest open worklist claims
+_COLOURS = {ERROR: "#c0392b", WARNING: "#d68910", INFO: "#2e86c1"}
+
+
+def _money(values) -> pd.Series:
+    """Dollars as float64: the internal layers carry floats, the published ones decimals."""
+    s = pd.Series(values)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64")
+    return pd.to_numeric(s.astype(object).map(lambda v: None if pd.isna(v) else float(v)))
+
+
+def _day(values) -> pd.Series:
+    """Dates (timestamps, ``datetime.date`` or ISO text) as ``YYYY-MM-DD`` text, null as ''."""
+    return pd.to_datetime(pd.Series(values, dtype=object)).dt.strftime("%Y-%m-%d").fillna("")
+
+
+def _first(values) -> str:
+    """The first item of a list cell ('' for an empty or null one)."""
+    if values is None or (not hasattr(values, "__len__")) or len(values) == 0:
+        return ""
+    return str(values[0])
+
+
+def rank_codes(exc: pd.DataFrame | None, exceptions_by_code: dict[str, int]) -> pd.DataFrame:
+    """The night's codes, what matters first: codes holding claims by the held dollars of the
+    claims they hold, then by severity (error > warning > info), then by count.
+
+    Columns ``code, severity, findings, claims_held, held_dollars, owner, fix``. Dollars and
+    claims come from the exceptions' ``holds_claim`` and ``claim_charge``; a night written
+    before those columns (or without its exceptions) has them null and ranks by severity and
+    count. A claim held by two codes counts under each (the column does not add up)."""
+    if exc is not None and "code" in exc.columns and len(exc):
+        counts = exc["code"].astype("string").value_counts()
+        findings = {str(k): int(v) for k, v in counts.items()}
+    else:
+        findings = {str(k): int(v) for k, v in (exceptions_by_code or {}).items()}
+    claims: dict[str, int] = {}
+    dollars: dict[str, float] = {}
+    known = exc is not None and {"holds_claim", "claim_charge", "claim_id"} <= set(exc.columns)
+    if known:
+        holds = exc[pd.Series(exc["holds_claim"], dtype="boolean").fillna(False).to_numpy(bool)]
+        held = pd.DataFrame(
+            {
+                "code": holds["code"].astype("string").to_numpy(),
+                "claim_id": holds["claim_id"].astype("string").to_numpy(),
+                "charge": _money(holds["claim_charge"]).to_numpy(),
+            }
+        ).drop_duplicates(["code", "claim_id"])
+        by_code = held.groupby("code", sort=False).agg(n=("claim_id", "size"), d=("charge", "sum"))
+        claims = {str(k): int(v) for k, v in by_code["n"].items()}
+        dollars = {str(k): round(float(v), 2) for k, v in by_code["d"].items()}
+    rows = []
+    for code, count in findings.items():
+        spec = CATALOGUE.get(code)
+        rows.append(
+            {
+                "code": code,
+                "severity": spec.severity if spec else "?",
+                "findings": count,
+                "claims_held": claims.get(code, 0) if known else None,
+                "held_dollars": dollars.get(code, 0.0) if known else None,
+                "owner": spec.owner if spec else "",
+                "fix": spec.suggested_fix if spec else "",
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            0 if (r["claims_held"] or 0) > 0 else 1,
+            -(r["held_dollars"] or 0.0),
+            SEVERITY_ORDER.get(r["severity"], 3),
+            -r["findings"],
+            r["code"],
+        )
+    )
+    columns = ["code", "severity", "findings", "claims_held", "held_dollars", "owner", "fix"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def held_tonight_dollars(exc: pd.DataFrame | None) -> float | None:
+    """Charges of the claims held tonight (each held claim once), from the exceptions; None
+    for a night whose exceptions predate ``holds_claim`` / ``claim_charge``."""
+    if exc is None or not {"holds_claim", "claim_charge", "claim_id"} <= set(exc.columns):
+        return None
+    holds = exc[pd.Series(exc["holds_claim"], dtype="boolean").fillna(False).to_numpy(bool)]
+    per_claim = pd.DataFrame(
+        {
+            "claim_id": holds["claim_id"].astype("string").to_numpy(),
+            "c": _money(holds["claim_charge"]).to_numpy(),
+        }
+    ).drop_duplicates("claim_id")
+    return round(float(per_claim["c"].sum()), 2)
+
+
+def open_rows(worklist: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The worklist's open rows (the queue this morning), or None without a worklist."""
+    if worklist is None:
+        return None
+    return worklist[worklist["status"].astype("string").eq("open").fillna(False).to_numpy(bool)]
+
+
+def worklist_counts(worklist: pd.DataFrame, run_date: str) -> dict:
+    """The worklist's figures as the manifest's ``worklist`` key holds them."""
+    opened = open_rows(worklist)
+    resolved = worklist[
+        worklist["status"].astype("string").eq("resolved").fillna(False).to_numpy(bool)
     ]
+    return {
+        "open": len(opened),
+        "opened_tonight": int((_day(opened["first_held"]) == run_date).sum()),
+        "resolved_tonight": int((_day(resolved["resolved_on"]) == run_date).sum()),
+        "held_dollars_open": round(float(_money(opened["held_dollars"]).sum()), 2),
+        "oldest_open_days": int(pd.Series(opened["age_days"], dtype="Int64").max())
+        if len(opened)
+        else 0,
+    }
 
 
-def summary_text(manifest: dict) -> str:
+def split_open(worklist: pd.DataFrame | None, by: str) -> pd.DataFrame | None:
+    """The open worklist by ``by`` (``clinic_id`` or ``payer_id``): held dollars, held claims
+    (claim ids) and held lines, most dollars first."""
+    rows = open_rows(worklist)
+    if rows is None:
+        return None
+    frame = pd.DataFrame(
+        {
+            by: rows[by].astype("string").fillna("").to_numpy(),
+            "held_dollars": _money(rows["held_dollars"]).fillna(0.0).to_numpy(),
+            "held_claims": [
+                len(v) if v is not None and hasattr(v, "__len__") else 0 for v in rows["claim_ids"]
+            ],
+            "lines": pd.Series(rows["lines"], dtype="Int64").fillna(0).to_numpy("int64"),
+        }
+    )
+    out = frame.groupby(by, sort=False, as_index=False).sum()
+    out["held_dollars"] = out["held_dollars"].round(2)
+    return out.sort_values(
+        ["held_dollars", "held_claims", by], ascending=[False, False, True], ignore_index=True
+    )
+
+
+def oldest_open(worklist: pd.DataFrame | None, n: int = OLDEST_OPEN) -> pd.DataFrame | None:
+    """The ``n`` oldest open worklist claims (oldest first, then most dollars): key, clinic,
+    payer, held dollars, age, who acts and the first code holding it."""
+    rows = open_rows(worklist)
+    if rows is None:
+        return None
+    frame = pd.DataFrame(
+        {
+            "worklist_key": rows["worklist_key"].astype("string").to_numpy(),
+            "clinic_id": rows["clinic_id"].astype("string").fillna("").to_numpy(),
+            "payer_id": rows["payer_id"].astype("string").fillna("").to_numpy(),
+            "held_dollars": _money(rows["held_dollars"]).fillna(0.0).round(2).to_numpy(),
+            "age_days": pd.Series(rows["age_days"], dtype="Int64").fillna(0).to_numpy("int64"),
+            "owner": rows["owner"].astype("string").fillna("").to_numpy(),
+            "first_code": [_first(v) for v in rows["blocking_codes"]],
+        }
+    )
+    return frame.sort_values(
+        ["age_days", "held_dollars", "worklist_key"],
+        ascending=[False, False, True],
+        ignore_index=True,
+    ).head(n)
+
+
+def night_point(m: dict) -> dict:
+    """One night of the trends from its manifest: the clean-claim rate (claims billed / claims
+    billed + held; None when it scored no claim), the worklist's open held dollars (None for a
+    night before the worklist) and the lines read."""
+    billed, held = int(m.get("claims_billed") or 0), int(m.get("claims_held") or 0)
+    backlog = m.get("worklist") or {}
+    dollars = backlog.get("held_dollars_open")
+    return {
+        "run_date": m["run_date"],
+        "clean_claim_rate": billed / (billed + held) if billed + held else None,
+        "held_dollars": None if dollars is None else float(dollars),
+        "lines_read": int(m.get("rows_in") or 0),
+    }
+
+
+def trend_points(tonight: dict, history=(), n: int = TREND_NIGHTS) -> list[dict]:
+    """The last ``n`` nights up to ``tonight`` (manifest-like), in date order: ``history``'s
+    manifests before tonight, then tonight (which replaces a manifest of the same night)."""
+    rd = tonight["run_date"]
+    earlier = {m["run_date"]: m for m in history if m.get("run_date", "") < rd}
+    nights_ = [*(earlier[k] for k in sorted(earlier)), tonight][-n:]
+    return [night_point(m) for m in nights_]
+
+
+def relative_link(target: str, folder: str) -> str:
+    """``target`` as a link relative to ``folder`` (both under one output root, local or
+    s3://), with '/' separators, so the report's links work wherever the root is copied."""
+    a = str(target).replace("\\", "/")
+    b = str(folder).replace("\\", "/")
+    return posixpath.relpath(a, b)
+
+
+def file_links(
+    outputs: dict[str, str], files: list[dict], *, worklist: bool
+) -> list[tuple[str, str]]:
+    """``(label, relative href)`` of the night's Data Docs, exceptions CSV, worklist CSV (when
+    the night has one) and each claim file, from the report's folder (``outputs['reports']``)."""
+    here = outputs["reports"]
+    links = []
+    if "validation" in outputs:
+        docs = posixpath.join(
+            str(outputs["validation"]).replace("\\", "/"), "data_docs", "index.html"
+        )
+        links.append(("Data Docs (Great Expectations validation)", relative_link(docs, here)))
+    if "exceptions" in outputs:
+        csv = posixpath.join(str(outputs["exceptions"]).replace("\\", "/"), "exceptions.csv")
+        links.append(("exceptions.csv (every finding)", relative_link(csv, here)))
+    if worklist and "worklist" in outputs:
+        csv = posixpath.join(str(outputs["worklist"]).replace("\\", "/"), "worklist.csv")
+        links.append(("worklist.csv (the held claims to work)", relative_link(csv, here)))
+    for f in files:
+        links.append((f"claim file {storage.name(f['path'])}", relative_link(f["path"], here)))
+    return links
+
+
+@dataclass
+class Morning:
+    """What the summary and the report show, ranked: computed once, printed or drawn."""
+
+    run_date: str
+    codes: pd.DataFrame
+    claims_held: int
+    held_dollars: float | None  # tonight's held claims' charges (None: unknown for the night)
+    backlog: dict | None  # the manifest's ``worklist`` figures (None: no worklist)
+    by_clinic: pd.DataFrame | None
+    by_payer: pd.DataFrame | None
+    oldest: pd.DataFrame | None
+    trend: list[dict]
+
+
+def morning(tonight: dict, exc=None, worklist=None, history=()) -> Morning:
+    """The ranking of a night: ``tonight`` is its manifest (or the same keys: run_date,
+    rows_in, claims_billed, claims_held, exceptions_by_code), ``exc`` its exceptions,
+    ``worklist`` its worklist frame, ``history`` manifests of earlier nights (trends)."""
+    rd = tonight["run_date"]
+    backlog = worklist_counts(worklist, rd) if worklist is not None else tonight.get("worklist")
+    point = {**tonight, "worklist": backlog}
+    return Morning(
+        run_date=rd,
+        codes=rank_codes(exc, tonight.get("exceptions_by_code") or {}),
+        claims_held=int(tonight.get("claims_held") or 0),
+        held_dollars=held_tonight_dollars(exc),
+        backlog=backlog,
+        by_clinic=split_open(worklist, "clinic_id"),
+        by_payer=split_open(worklist, "payer_id"),
+        oldest=oldest_open(worklist),
+        trend=trend_points(point, history),
+    )
+
+
+def _usd(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"${value:,.2f}"
+
+
+def _rate(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _text_sections(mo: Morning, top: int = 15) -> list[str]:
+    """The ranked part of the summary, as text lines."""
+    dollars = "" if mo.held_dollars is None else f", {_usd(mo.held_dollars)}"
+    out = [f"Held tonight: {mo.claims_held} claim(s){dollars}"]
+    b = mo.backlog
+    if b:
+        out.append(
+            f"Worklist: {b['open']} open, {_usd(b['held_dollars_open'])} held; "
+            f"{b['opened_tonight']} opened tonight, {b['resolved_tonight']} resolved tonight; "
+            f"oldest open {b['oldest_open_days']} day(s)"
+        )
+    else:
+        out.append("Worklist: none for this night")
+    if len(mo.codes):
+        out.append("What holds claims (most held dollars first, then severity, then count):")
+        out.append(
+            f"  {'code':<26} {'severity':<8} {'findings':>8} {'claims':>7} {'held $':>13}  owner"
+        )
+        for r in mo.codes.head(top).itertuples():
+            claims = "-" if r.claims_held is None or pd.isna(r.claims_held) else int(r.claims_held)
+            out.append(
+                f"  {r.code:<26} {r.severity:<8} {r.findings:>8} {claims:>7} "
+                f"{_usd(r.held_dollars):>13}  {r.owner}"
+            )
+        if len(mo.codes) > top:
+            out.append(f"  ... and {len(mo.codes) - top} more code(s) (exceptions.csv)")
+    for title, frame, col in (
+        ("clinic", mo.by_clinic, "clinic_id"),
+        ("payer", mo.by_payer, "payer_id"),
+    ):
+        if frame is None or not len(frame):
+            continue
+        out.append(f"Open worklist by {title}:")
+        out.append(f"  {col:<14} {'held $':>13} {'claims':>7} {'lines':>7}")
+        for r in frame.itertuples():
+            out.append(
+                f"  {getattr(r, col):<14} {_usd(r.held_dollars):>13} {r.held_claims:>7} {r.lines:>7}"
+            )
+    if mo.oldest is not None and len(mo.oldest):
+        out.append(f"Oldest open claims (top {OLDEST_OPEN}):")
+        out.append(
+            f"  {'worklist_key':<28} {'clinic':<8} {'payer':<8} {'held $':>11} {'age':>4}  "
+            f"{'owner':<17} first code"
+        )
+        for r in mo.oldest.itertuples():
+            out.append(
+                f"  {r.worklist_key:<28} {r.clinic_id:<8} {r.payer_id:<8} "
+                f"{_usd(r.held_dollars):>11} {r.age_days:>4}  {r.owner:<17} {r.first_code}"
+            )
+    out.append(f"Trends (last {len(mo.trend)} night(s)):")
+    out.append(f"  {'night':<10} {'clean-claim rate':>16} {'held $ open':>14} {'lines read':>11}")
+    for p in mo.trend:
+        out.append(
+            f"  {p['run_date']:<10} {_rate(p['clean_claim_rate']):>16} "
+            f"{_usd(p['held_dollars']):>14} {p['lines_read']:>11}"
+        )
+    return out
+
+
+def summary_text(manifest: dict, *, exc=None, worklist=None, history=()) -> str:
+    """The biller's summary of a night: counts, then what matters ranked (``morning``), then
+    where the files are. ``exc``, ``worklist`` and ``history`` are optional: without them the
+    summary says less (a night before the worklist), never fails."""
     m = manifest
     lines = [
         f"Night {m['run_date']}: {m['rows_in']} service lines read from {len(m['inputs'])} file(s)",
@@ -251,16 +582,11 @@ def summary_text(manifest: dict) -> str:
         f"  quarantined {m['rows_quarantined']:>8}   "
         "(not scored: ROW_INVALID, DUPLICATE_LINE, DUPLICATE_CHARGE)",
     ]
-    rejected = [i for i in m["inputs"] if not i["accepted"]]
-    for i in rejected:
-        lines.append(f"  REJECTED FILE {i['path']}: {i['message']}")
+    for i in m["inputs"]:
+        if not i["accepted"]:
+            lines.append(f"  REJECTED FILE {i['path']}: {i['message']}")
     lines.append(f"  balanced: {'yes' if m['balanced'] else 'NO'}")
-    if m["exceptions_by_code"]:
-        lines.append("Top exception codes:")
-        for code, sev, count in top_codes(m["exceptions_by_code"]):
-            lines.append(
-                f"  {code:<26} {sev:<8} {count:>7}   {CATALOGUE[code].suggested_fix if code in CATALOGUE else ''}"
-            )
+    lines += _text_sections(morning(m, exc, worklist, history))
     lines.append("Outputs:")
     for kind, path in m["outputs"].items():
         lines.append(f"  {kind:<11} {path}")
@@ -271,67 +597,341 @@ def summary_text(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def _bar_rows(items: list[tuple[str, str, int]]) -> str:
-    if not items:
-        return "<p>No exceptions tonight.</p>"
-    top = max(c for _, _, c in items)
-    rows = []
-    for code, sev, count in items:
-        width = max(1, round(300 * count / top))
-        colour = {"error": "#c0392b", "warning": "#d68910", "info": "#2e86c1"}.get(sev, "#777")
-        rows.append(
-            f"<tr><td>{html.escape(code)}</td><td>{sev}</td><td style='text-align:right'>{count}</td>"
-            f"<td><svg width='{width}' height='14'><rect width='{width}' height='14' fill='{colour}'/></svg></td>"
-            f"<td>{html.escape(CATALOGUE[code].suggested_fix if code in CATALOGUE else '')}</td></tr>"
-        )
+def _read_layer(path: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
+    """A published Parquet file (only ``columns`` it has, if given), or None when absent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not storage.exists(path):
+        return None
+    data = storage.read_bytes(path)
+    with storage.guard("read", path):
+        try:
+            parquet = pq.ParquetFile(pa.BufferReader(data))
+            names = parquet.schema_arrow.names
+            table = parquet.read(
+                columns=None if columns is None else [c for c in columns if c in names]
+            )
+        except pa.ArrowInvalid as exc:
+            raise storage.StorageError("read", path, f"not a readable Parquet file: {exc}") from exc
+    return storage.to_frame(table)
+
+
+EXCEPTION_COLUMNS = ("code", "severity", "claim_id", "holds_claim", "claim_charge")
+
+
+def night_summary(out: str, run_date: str) -> str:
+    """``summary_text`` of a committed night, read through ``nights``: its manifest, its
+    exceptions, its worklist (nights before the worklist have none) and the trends' nights."""
+    m = nights.committed(out, run_date)
+    if m is None:
+        raise RunError(f"no manifest at {nights.manifest_path(out, run_date)}: has this night run?")
+    exc = _read_layer(
+        storage.join(nights.layer(m, "exceptions", run_date, out), "exceptions.parquet"),
+        EXCEPTION_COLUMNS,
+    )
+    worklist = None
+    if (m.get("outputs") or {}).get("worklist"):
+        worklist = _read_layer(storage.join(m["outputs"]["worklist"], "worklist.parquet"))
+    history = nights.recent(out, run_date, TREND_NIGHTS - 1, including=False)
+    return summary_text(m, exc=exc, worklist=worklist, history=history)
+
+
+# --------------------------------------------------------------------------- the HTML report
+# Charts are inline SVG drawn here: the page loads nothing (no script, font or image from
+# anywhere), so it opens from a file, an S3 download or an e-mail attachment alike. Every
+# chart is one <svg class="chart" data-chart=ID>, its data marks are class "bar" or "point"
+# (tests/test_report_browser.py counts them against the data).
+
+_W = 640  # chart width in px
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _svg(chart: str, height: int, body: str, label: str) -> str:
     return (
-        "<table><tr><th>code</th><th>severity</th><th>count</th><th></th><th>what to do</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        f"<svg class='chart' data-chart='{chart}' role='img' aria-label='{_esc(label)}' "
+        f"width='{_W}' height='{height}' viewBox='0 0 {_W} {height}' "
+        f"xmlns='http://www.w3.org/2000/svg'>{body}</svg>"
     )
 
 
-def html_report(
-    run_date: str, ingest: dict, score: dict, files: list[dict], exc: pd.DataFrame
-) -> str:
-    """A self-contained HTML page (no scripts, no PHI: counts and codes only)."""
-    status = [
-        ("billed", score["lines_billed"]),
-        ("held", score["lines_held"]),
-        ("not billed", score["lines_not_billed"]),
-        ("quarantined", ingest["rows_quarantined"]),
-    ]
-    total = max(1, sum(v for _, v in status))
+def _no_data(chart: str, label: str, why: str) -> str:
+    body = f"<text x='8' y='22' fill='#777' font-size='13'>{_esc(why)}</text>"
+    return _svg(chart, 34, body, label)
+
+
+def _status_chart(status: list[tuple[str, int]]) -> str:
+    """Tonight's lines by outcome, one stacked bar (a segment per outcome, even if empty)."""
     colours = {
         "billed": "#27ae60",
         "held": "#c0392b",
         "not billed": "#95a5a6",
         "quarantined": "#8e44ad",
     }
+    total = max(1, sum(v for _, v in status))
     x, segs = 0.0, []
     for name, v in status:
-        w = 600 * v / total
+        w = _W * v / total
         segs.append(
-            f"<rect x='{x:.1f}' width='{w:.1f}' height='24' fill='{colours[name]}'>"
+            f"<rect class='bar' x='{x:.1f}' width='{w:.1f}' height='24' fill='{colours[name]}'>"
             f"<title>{name}: {v}</title></rect>"
         )
         x += w
     legend = " &nbsp; ".join(
         f"<span style='color:{colours[n]}'>&#9632;</span> {n} {v}" for n, v in status
     )
-    file_rows = "".join(
-        f"<tr><td>{html.escape(f['path'].rsplit('/', 1)[-1])}</td><td>{f['receiver_id']}</td>"
-        f"<td>{f['claims']}</td><td>{f['lines']}</td><td>${f['charges']:,.2f}</td></tr>"
+    return _svg("status", 24, "".join(segs), "lines by outcome") + f"<p>{legend}</p>"
+
+
+def _bar_chart(chart: str, label: str, items: list[tuple[str, float, str]]) -> str:
+    """Horizontal bars: ``(name, value, value as text)``, longest for the largest value."""
+    if not items:
+        return _no_data(chart, label, "nothing to show")
+    top = max(v for _, v, _ in items) or 1.0
+    row, left, room = 22, 150, _W - 150 - 110
+    parts = []
+    for i, (name, value, shown) in enumerate(items):
+        y = i * row
+        w = max(1.0, room * value / top) if value > 0 else 0.0
+        parts.append(
+            f"<text x='{left - 6}' y='{y + 15}' text-anchor='end' font-size='12'>{_esc(name)}</text>"
+            f"<rect class='bar' x='{left}' y='{y + 3}' width='{w:.1f}' height='16' fill='#c0392b'>"
+            f"<title>{_esc(name)}: {_esc(shown)}</title></rect>"
+            f"<text x='{left + w + 6:.1f}' y='{y + 15}' font-size='12'>{_esc(shown)}</text>"
+        )
+    return _svg(chart, row * len(items) + 4, "".join(parts), label)
+
+
+def _line_chart(chart: str, label: str, points: list[tuple[str, float | None]], fmt) -> str:
+    """Values over nights: a point per night that has a value (a gap where it has none),
+    joined by a line; the axis runs from 0 to the largest value."""
+    known = [(i, v) for i, (_, v) in enumerate(points) if v is not None]
+    if not known:
+        return _no_data(chart, label, "no night with this figure yet")
+    h, top_pad, bottom, left, right = 170, 16, 34, 70, 20
+    plot_h = h - top_pad - bottom
+    top = max(v for _, v in known) or 1.0
+    step = (_W - left - right) / max(1, len(points) - 1)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (step * i if len(points) > 1 else (_W - left - right) / 2)
+        return x, top_pad + plot_h * (1 - v / top)
+
+    axis = (
+        f"<line x1='{left}' y1='{top_pad + plot_h}' x2='{_W - right}' y2='{top_pad + plot_h}' stroke='#999'/>"
+        f"<line x1='{left}' y1='{top_pad}' x2='{left}' y2='{top_pad + plot_h}' stroke='#999'/>"
+        f"<text x='{left - 6}' y='{top_pad + 4}' text-anchor='end' font-size='11'>{_esc(fmt(top))}</text>"
+        f"<text x='{left - 6}' y='{top_pad + plot_h}' text-anchor='end' font-size='11'>{_esc(fmt(0))}</text>"
+    )
+    ticks = "".join(
+        f"<text x='{xy(i, 0)[0]:.1f}' y='{h - 12}' text-anchor='middle' font-size='10'>{_esc(rd[5:])}</text>"
+        for i, (rd, _) in enumerate(points)
+    )
+    coords = [xy(i, v) for i, v in known]
+    # consecutive nights are joined; a night without a value breaks the line
+    runs: list[list[tuple[float, float]]] = []
+    for k, ((i, _), c) in enumerate(zip(known, coords, strict=True)):
+        if k and i == known[k - 1][0] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    line = "".join(
+        "<polyline fill='none' stroke='#2e86c1' stroke-width='2' points='{}'/>".format(
+            " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+        )
+        for run in runs
+        if len(run) > 1
+    )
+    dots = "".join(
+        f"<circle class='point' cx='{x:.1f}' cy='{y:.1f}' r='4' fill='#2e86c1'>"
+        f"<title>{_esc(points[i][0])}: {_esc(fmt(v))}</title></circle>"
+        for (x, y), (i, v) in zip(coords, known, strict=True)
+    )
+    return _svg(chart, h, axis + ticks + line + dots, label)
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    """An HTML table of escaped cells (columns in ``numeric`` right-aligned)."""
+
+    def cell(tag: str, i: int, v) -> str:
+        style = " class='num'" if i in numeric else ""
+        return f"<{tag}{style}>{_esc(v)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _codes_html(codes: pd.DataFrame, top: int = 40) -> str:
+    if not len(codes):
+        return "<p>No exceptions tonight.</p>"
+    rows = [
+        [
+            r.code,
+            r.severity,
+            r.findings,
+            "-" if r.claims_held is None or pd.isna(r.claims_held) else int(r.claims_held),
+            _usd(r.held_dollars),
+            r.owner,
+            r.fix,
+        ]
+        for r in codes.head(top).itertuples()
+    ]
+    more = (
+        f"<p>... and {len(codes) - top} more code(s): see exceptions.csv.</p>"
+        if len(codes) > top
+        else ""
+    )
+    header = ["code", "severity", "findings", "claims held", "held dollars", "owner", "what to do"]
+    return _table(header, rows, {2, 3, 4}) + more
+
+
+def _split_html(frame: pd.DataFrame | None, col: str, chart: str) -> str:
+    label = f"open worklist held dollars by {col}"
+    if frame is None:
+        return _no_data(chart, label, "no worklist for this night")
+    bars = _bar_chart(
+        chart,
+        label,
+        [
+            (str(v), float(d), _usd(d))
+            for v, d in zip(frame[col], frame["held_dollars"], strict=True)
+        ],
+    )
+    rows = [
+        [getattr(r, col), _usd(r.held_dollars), r.held_claims, r.lines] for r in frame.itertuples()
+    ]
+    return bars + _table([col, "held dollars", "held claims", "lines"], rows, {1, 2, 3})
+
+
+def _oldest_html(oldest: pd.DataFrame | None) -> str:
+    if oldest is None:
+        return "<p>No worklist for this night.</p>"
+    if not len(oldest):
+        return "<p>No open claims on the worklist.</p>"
+    rows = [
+        [
+            r.worklist_key,
+            r.clinic_id,
+            r.payer_id,
+            _usd(r.held_dollars),
+            r.age_days,
+            r.owner,
+            r.first_code,
+        ]
+        for r in oldest.itertuples()
+    ]
+    header = [
+        "worklist key",
+        "clinic",
+        "payer",
+        "held dollars",
+        "age (days)",
+        "owner",
+        "first blocking code",
+    ]
+    return _table(header, rows, {3, 4})
+
+
+def _trend_html(trend: list[dict]) -> str:
+    def series(key: str) -> list[tuple[str, float | None]]:
+        return [(p["run_date"], p[key]) for p in trend]
+
+    return (
+        "<h3>Clean-claim rate</h3>"
+        + _line_chart(
+            "trend-clean-claim-rate", "clean-claim rate by night", series("clean_claim_rate"), _rate
+        )
+        + "<h3>Held dollars open (worklist)</h3>"
+        + _line_chart(
+            "trend-held-dollars", "open held dollars by night", series("held_dollars"), _usd
+        )
+        + "<h3>Lines read</h3>"
+        + _line_chart(
+            "trend-lines-read", "lines read by night", series("lines_read"), lambda v: f"{v:,.0f}"
+        )
+    )
+
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:70em} td,th{padding:2px 8px;text-align:left;"
+    "vertical-align:top} .num{text-align:right} table{border-collapse:collapse;margin:.5em 0}"
+    " tbody tr:nth-child(odd){background:#f4f6f7} svg.chart{display:block;margin:.5em 0}"
+)
+
+
+def html_report(
+    run_date: str,
+    ingest: dict,
+    score: dict,
+    files: list[dict],
+    exc: pd.DataFrame,
+    *,
+    worklist: pd.DataFrame | None = None,
+    history=(),
+    links: dict[str, str] | None = None,
+) -> str:
+    """The night's report: one self-contained HTML page (no script, nothing loaded from
+    anywhere; counts, codes, clinic and payer ids and dollars only, no patient data).
+
+    ``worklist``: the night's worklist frame (None: the split and the oldest claims say there
+    is none); ``history``: manifests of earlier nights for the trends (tonight's point comes
+    from ``ingest``, ``score`` and ``worklist``); ``links``: the night's layer folders (as the
+    manifest's ``outputs``), to link the Data Docs, the CSVs and the claim files relative to
+    ``links['reports']``."""
+    tonight = {
+        "run_date": run_date,
+        "rows_in": ingest["rows_in"],
+        "claims_billed": score["claims_billed"],
+        "claims_held": score["claims_held"],
+        "exceptions_by_code": score["exceptions_by_code"],
+    }
+    mo = morning(tonight, exc, worklist, history)
+    status = [
+        ("billed", score["lines_billed"]),
+        ("held", score["lines_held"]),
+        ("not billed", score["lines_not_billed"]),
+        ("quarantined", ingest["rows_quarantined"]),
+    ]
+    b = mo.backlog
+    backlog = (
+        f"Worklist: {b['open']} open claim(s), {_usd(b['held_dollars_open'])} held; "
+        f"{b['opened_tonight']} opened tonight, {b['resolved_tonight']} resolved tonight; "
+        f"oldest open {b['oldest_open_days']} day(s)."
+        if b
+        else "No worklist for this night."
+    )
+    held = "" if mo.held_dollars is None else f" ({_usd(mo.held_dollars)})"
+    file_rows = [
+        [storage.name(f["path"]), f["receiver_id"], f["claims"], f["lines"], _usd(f["charges"])]
         for f in files
+    ]
+    link_items = "".join(
+        f"<li><a href='{_esc(href)}'>{_esc(text)}</a></li>"
+        for text, href in (file_links(links, files, worklist=worklist is not None) if links else [])
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>therapy-claims night {run_date}</title>
-<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:left}}</style></head>
-<body><h1>Night {run_date}</h1>
+<html lang="en"><head><meta charset="utf-8"><title>therapy-claims night {_esc(run_date)}</title>
+<style>{_STYLE}</style></head>
+<body><h1>Night {_esc(run_date)}</h1>
 <p>{ingest["rows_in"]} service lines from {ingest["files"]} file(s)
-({ingest["files_rejected"]} rejected). {score["claims_billed"]} claims billed, {score["claims_held"]} held.</p>
-<svg width="600" height="24">{"".join(segs)}</svg><p>{legend}</p>
-<h2>Exceptions by code</h2>{_bar_rows(top_codes(score["exceptions_by_code"], 40))}
-<h2>Claim files</h2><table><tr><th>file</th><th>receiver</th><th>claims</th><th>lines</th><th>charges</th></tr>
-{file_rows}</table></body></html>
+({ingest["files_rejected"]} rejected). {score["claims_billed"]} claims billed,
+{score["claims_held"]} held{held}. {backlog}</p>
+{_status_chart(status)}
+<h2>What holds claims</h2>
+<p>Codes holding claims first, by the held dollars of the claims they hold; then by severity
+(error, warning, info) and count.</p>
+{_codes_html(mo.codes)}
+<h2>Held by clinic</h2>{_split_html(mo.by_clinic, "clinic_id", "held-by-clinic")}
+<h2>Held by payer</h2>{_split_html(mo.by_payer, "payer_id", "held-by-payer")}
+<h2>Oldest open claims</h2>{_oldest_html(mo.oldest)}
+<h2>Trends (last {len(mo.trend)} night(s))</h2>{_trend_html(mo.trend)}
+<h2>Files</h2><ul>{link_items}</ul>
+{_table(["claim file", "receiver", "claims", "lines", "charges"], file_rows, {2, 3, 4})}
+</body></html>
 """

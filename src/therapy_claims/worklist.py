@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from therapy_claims import nights, schemas, storage
 from therapy_claims.catalogue import CATALOGUE
 
+LAYER = "worklist"
 FILE_NAME = "worklist.parquet"
 CSV_NAME = "worklist.csv"
 KEY_SEPARATOR = "|"
@@ -282,11 +283,9 @@ def csv_frame(worklist: pd.DataFrame) -> pd.DataFrame:
 
 
 def read(path: str) -> pd.DataFrame:
-    """A published worklist file in the internal types (whatever types it was published
-    with: they are cast by name to ``schemas.WORKLIST``)."""
-    table = storage.read_table(path)
-    table = table.select(schemas.WORKLIST.names).cast(schemas.WORKLIST)
-    return _frame(table)
+    """A published worklist file in the internal types (``schemas.read``)."""
+    table = schemas.read(path, LAYER)
+    return _frame(schemas.conform(table.select(schemas.WORKLIST.names), schemas.WORKLIST))
 
 
 def previous(out: str, run_date: date) -> pd.DataFrame | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from therapy_claims import findings, nights, storage, units
+from therapy_claims import findings, nights, schemas, storage, units
 from therapy_claims.reference import Reference
 from therapy_claims.rules import charges
 from therapy_claims.rules.engine import (
@@ -491,7 +491,7 @@ def kx_history(out: str, run_date: str, ref: Reference, lines: pd.DataFrame) -> 
     for rd, path in nights.layer_files(out, "scored", "scored.parquet"):
         if rd >= run_date or int(rd[:4]) < min(years):
             continue
-        df = storage.read_parquet(path, columns=_SCORED_COLUMNS)
+        df = storage.to_frame(schemas.read(path, "scored", _SCORED_COLUMNS))
         df = df[
             (df["status"] == "billed")
             & df["payer_id"].isin(medicare)

@@ -166,7 +166,7 @@ def _combine(
     started = plan["started_at"]
     with timing.record("combine"):
         got = extract.combine(parts, ingested_at=started)
-    table = schemas.conform(storage.to_table(got.raw), schemas.RAW)
+    table = schemas.conform(storage.to_table(got.raw), schemas.RAW, extra_text=True)
     if handover.in_memory and not storage.is_s3(cfg.out):
         write_arrow_file(table, cfg.staged(*RAW_ARROW))
     handover.write_table(table, cfg.staged(*RAW))

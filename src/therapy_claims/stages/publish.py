@@ -24,15 +24,17 @@ import pyarrow.compute as pc
 from therapy_claims import (
     ledger,
     ledger_store,
+    nights,
     reference,
     reports,
+    schemas,
     storage,
     timing,
     tuning,
     worklist,
     x12,
 )
-from therapy_claims.config import RunConfig, RunError
+from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
 from therapy_claims.handover import Handover
 from therapy_claims.stages import claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
@@ -171,28 +173,41 @@ def _finish(
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     with timing.record("reports"):
         exc = handover.read_frame(cfg.staged(*EXCEPTIONS))
-        storage.write_bytes(
-            cfg.staged("reports", "report.html"),
-            reports.html_report(cfg.rd, ingest_info, score_info, files, exc).encode("utf-8"),
-        )
     with timing.record("worklist"):
-        counts = write_worklist(cfg, wl_lines, exc, previous)
+        wl = write_worklist(cfg, wl_lines, exc, previous)
+    with timing.record("reports"):
+        # the trends' earlier nights (tonight's point is tonight's summaries)
+        history = nights.recent(cfg.out, cfg.rd, reports.TREND_NIGHTS - 1, including=False)
+        links = {kind: cfg.final(kind) for kind in PUBLISHED_DIRS}
+        page = reports.html_report(
+            cfg.rd,
+            ingest_info,
+            score_info,
+            files,
+            exc,
+            worklist=wl,
+            history=history,
+            links=links,
+        )
+        storage.write_bytes(cfg.staged("reports", "report.html"), page.encode("utf-8"))
     handover.flush()  # every file of the night is in this run's folders
-    return counts
+    return worklist.counts(wl, cfg.run_date)
 
 
 def write_worklist(
     cfg: RunConfig, lines: pa.Table, exc: pd.DataFrame, previous: pd.DataFrame | None
-) -> dict:
-    """Build the night's worklist (``therapy_claims.worklist``) and write it, Parquet and a
-    spreadsheet-safe CSV, into this run's ``worklist`` folder; returns its counts."""
+) -> pd.DataFrame:
+    """Build the night's worklist (``therapy_claims.worklist``) and write it, Parquet (its
+    published form, as every layer's file) and a spreadsheet-safe CSV, into this run's
+    ``worklist`` folder; returns it."""
     wl = worklist.build(lines, exc[worklist.EXCEPTION_COLUMNS], previous, cfg.run_date)
-    storage.write_table(worklist.to_table(wl), cfg.staged("worklist", worklist.FILE_NAME))
+    path = cfg.staged("worklist", worklist.FILE_NAME)
+    storage.write_table(schemas.published(worklist.to_table(wl), worklist.LAYER), path)
     storage.write_bytes(
         cfg.staged("worklist", worklist.CSV_NAME),
         reports.spreadsheet_safe_csv(worklist.csv_frame(wl), money=("held_dollars",)),
     )
-    return worklist.counts(wl, cfg.run_date)
+    return wl
 
 
 def control_numbers(cfg: RunConfig, built: list[dict]) -> list[int]:
