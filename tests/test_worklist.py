@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from factories import row, write_csv
 
-from therapy_claims import nights, pipeline, schemas, worklist
+from therapy_claims import nights, pipeline, schemas, storage, worklist
 from therapy_claims.catalogue import CATALOGUE
 
 N1, N2, N3 = date(2026, 11, 28), date(2026, 11, 29), date(2026, 11, 30)
@@ -86,8 +86,13 @@ def night_runs(tmp_path_factory) -> dict:
     return out
 
 
+def _layer(cfg, kind: str) -> pd.DataFrame:
+    """The night's layer file in its internal form (what the stages computed with)."""
+    return storage.to_frame(schemas.read(str(Path(cfg.final(kind)) / f"{kind}.parquet"), kind))
+
+
 def _worklist(cfg) -> pd.DataFrame:
-    return pd.read_parquet(Path(cfg.final("worklist")) / "worklist.parquet")
+    return _layer(cfg, "worklist")
 
 
 def _by_key(cfg) -> dict[str, dict]:
@@ -117,7 +122,7 @@ def test_a_payer_fix_resolves_the_row_under_the_same_key(night_runs):
     assert (a3["status"], a3["resolution"], a3["resolved_on"]) == ("resolved", "billed", _day(N3))
     assert a3["first_held"] == _day(N1) and a3["age_days"] == 2
     # billed tonight under another claim id (the payer is part of it)
-    s = pd.read_parquet(Path(cfg3.final("scored")) / "scored.parquet")
+    s = _layer(cfg3, "scored")
     billed = s[s["encounter_id"] == "EA"]
     assert billed["status"].tolist() == ["billed"] and billed["payer_id"].tolist() == ["MCR01"]
     assert billed["claim_id"].iloc[0] not in list(a3["claim_ids"])
@@ -141,7 +146,7 @@ def test_a_key_absent_from_tonight_stays_open_as_it_was(night_runs):
 
 def test_nothing_billable_left_resolves_as_not_billed_and_is_not_carried_again(night_runs):
     cfg2, _ = night_runs[N2]
-    s = pd.read_parquet(Path(cfg2.final("scored")) / "scored.parquet")
+    s = _layer(cfg2, "scored")
     assert s.loc[s["encounter_id"] == "EC", "status"].tolist() == ["not_billed"]
     c2 = _by_key(cfg2)["CLN01|EC"]
     assert (c2["status"], c2["resolution"], c2["resolved_on"]) == (
@@ -173,7 +178,7 @@ def test_every_night_has_exactly_the_rows_the_carrying_rules_give(night_runs):
 def test_a_visit_with_two_held_claims_is_one_row_under_its_larger_claim(night_runs):
     cfg, _ = night_runs[N1]
     m = _by_key(cfg)["CLN01|EM"]
-    s = pd.read_parquet(Path(cfg.final("scored")) / "scored.parquet")
+    s = _layer(cfg, "scored")
     claims = s[s["encounter_id"] == "EM"].groupby("claim_id")["payer_id"].first()
     assert sorted(claims) == ["NOPE", "NOPE2"]
     assert list(m["claim_ids"]) == sorted(claims.index)
@@ -199,7 +204,7 @@ def test_rows_are_ordered_open_first_then_dollars_age_and_key(night_runs):
 def test_blocking_codes_are_the_findings_that_hold_the_claim_in_catalogue_order(night_runs):
     rank = {c: i for i, c in enumerate(CATALOGUE)}
     for _rd, (cfg, _) in night_runs.items():
-        e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
+        e = _layer(cfg, "exceptions")
         held = e[e["holds_claim"]]
         wl = _worklist(cfg)
         for r in wl[wl["last_held"] == pd.Timestamp(cfg.run_date)].to_dict("records"):
@@ -233,7 +238,9 @@ def test_the_layer_has_its_schema_and_the_csv_is_spreadsheet_safe(night_runs):
     folder = Path(cfg.final("worklist"))
     import pyarrow.parquet as pq
 
-    assert pq.read_schema(folder / "worklist.parquet").equals(schemas.WORKLIST)
+    published = pq.read_schema(folder / "worklist.parquet")
+    assert published.remove_metadata().equals(schemas.PUBLISHED["worklist"].remove_metadata())
+    assert published.metadata[b"therapy_claims.layer"] == b"worklist"
     data = (folder / "worklist.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
     csv = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str, keep_default_na=False)
@@ -249,8 +256,8 @@ def test_the_layer_has_its_schema_and_the_csv_is_spreadsheet_safe(night_runs):
 
 def test_exceptions_have_where_whose_and_what_is_at_stake(night_runs):
     cfg, _ = night_runs[N1]
-    e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
-    s = pd.read_parquet(Path(cfg.final("scored")) / "scored.parquet").set_index("line_id")
+    e = _layer(cfg, "exceptions")
+    s = _layer(cfg, "scored").set_index("line_id")
     assert list(e.columns) == schemas.EXCEPTIONS.names
     line = s.loc[e["line_id"]]
     assert e["clinic_id"].tolist() == line["clinic_id"].tolist()
@@ -264,7 +271,7 @@ def test_exceptions_have_where_whose_and_what_is_at_stake(night_runs):
 
 def test_exceptions_rank_what_holds_a_claim_first(night_runs):
     cfg, _ = night_runs[N1]
-    e = pd.read_parquet(Path(cfg.final("exceptions")) / "exceptions.parquet")
+    e = _layer(cfg, "exceptions")
     sev = {"error": 0, "warning": 1, "info": 2}
     keys = [
         (
@@ -365,7 +372,7 @@ def test_a_claim_billed_under_a_release_resolves_as_released(tmp_path):
     n2 = _by_key(cfg2)["CLN01|EN"]
     assert (n2["status"], n2["resolution"], n2["resolved_on"]) == ("resolved", "released", _day(N2))
     assert m2["worklist"]["resolved_tonight"] == 1 and m2["worklist"]["open"] == 0
-    e = pd.read_parquet(Path(cfg2.final("exceptions")) / "exceptions.parquet")
+    e = _layer(cfg2, "exceptions")
     ncci = e[e["code"] == "NCCI_MODIFIER_MISSING"]
     assert len(ncci) == 1 and not ncci["holds_claim"].any()
     assert (e["code"] == "RELEASED").sum() == 1 and not e["holds_claim"].any()
