@@ -199,7 +199,14 @@ def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys
         (tmp_path / "demo" / "out" / "manifest" / "run_date=2026-11-28.json").read_text()
     )
     assert landed == expected == m["rows_in"] and m["balanced"]
-    assert "balanced: yes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "balanced: yes" in out
+    # and the morning's worklist, as the manifest counts it
+    wl = m["worklist"]
+    assert (
+        f"Worklist 2026-11-28: {wl['open']} open claim(s), ${wl['held_dollars_open']:,.2f} held"
+        in out
+    )
     # the night ran on the demo's reference: the samples plus the night's providers roster,
     # two assistants left out (their lines: PROVIDER_UNKNOWN)
     ref_dir = tmp_path / "demo" / "reference"

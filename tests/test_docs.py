@@ -55,8 +55,9 @@ def test_rules_page_lists_exactly_the_catalogue():
     codes = [r[0] for r in rows]
     assert len(codes) == len(set(codes)), "a code is listed twice"
     assert set(codes) == set(CATALOGUE)
-    for code, severity, *_ in rows:
+    for code, severity, *_, owner in rows:
         assert severity == CATALOGUE[code].severity, code
+        assert owner == CATALOGUE[code].owner, code
 
 
 def test_extract_page_lists_exactly_the_layout():
@@ -81,12 +82,13 @@ def test_outputs_page_matches_the_published_layers_and_columns():
         for c in r[0].split(",")
     ]
     assert set(findings.FINDING_COLUMNS) <= set(exceptions)
-    assert set(exceptions) - set(findings.FINDING_COLUMNS) == {
-        "run_date",
-        "claim_id",
-        "cpt_code",
-        "date_of_service",
-    }
+    assert exceptions == schemas.EXCEPTIONS.names
+    worklist = [
+        c.strip()
+        for r in _table_rows(_section(text, "worklist"), "column")
+        for c in r[0].split(",")
+    ]
+    assert worklist == schemas.WORKLIST.names
 
 
 OUTSIDE = re.compile(

@@ -98,6 +98,32 @@ def test_csv_bytes_are_what_the_csv_module_writes_for_the_defused_values():
     assert reports.spreadsheet_safe_csv(df) == b"\xef\xbb\xbf" + expected.getvalue().encode()
 
 
+def test_csv_of_an_arrow_table_is_the_csv_of_its_frame():
+    """The exception report is written from its Arrow table: the same bytes as from the
+    frame, flags and money included (money with two decimals, never a float's repr)."""
+    import pyarrow as pa
+
+    n = len(HOSTILE)
+    df = pd.DataFrame(
+        {
+            "message": pd.array(HOSTILE, dtype="string"),
+            "source_row": pd.array([None, *range(-3, n - 4)], dtype="Int64"),
+            "date_of_service": pd.to_datetime([None, *["2026-11-20"] * (n - 1)]),
+            "holds_claim": [True, False] * (n // 2),
+            "claim_charge": [None, 0.1 + 0.2, 1234.5, -3.0, 1e6, *[30.0] * (n - 5)],
+        }
+    )
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    got = reports.spreadsheet_safe_csv(table, money=("claim_charge",))
+    assert got == reports.spreadsheet_safe_csv(df, money=("claim_charge",))
+    back = pd.read_csv(io.BytesIO(got), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert back["claim_charge"].tolist()[:5] == ["", "0.30", "1234.50", "-3.00", "1000000.00"]
+    assert back["holds_claim"].tolist()[:2] == ["True", "False"]
+    assert back["message"].tolist()[:2] == ["'=1+1", "'+1"]
+    # a column the fast path does not know (a float that is not money) goes through pandas
+    assert reports.spreadsheet_safe_csv(table) == reports.spreadsheet_safe_csv(df)
+
+
 def test_csv_of_other_dtypes_and_shapes_round_trips():
     # floats, booleans and one-column frames go through pandas' own writer
     df = pd.DataFrame({"message": ["=x", "a,b"], "amount": [1.5, None], "ok": [True, False]})

@@ -26,6 +26,7 @@ FILES = {
     "scored": "scored.parquet",
     "exceptions": "exceptions.parquet",
     "ledger": "ledger.parquet",
+    "worklist": "worklist.parquet",
 }
 
 
@@ -149,7 +150,7 @@ def test_a_night_of_one_rejected_file_still_writes_typed_layers(tmp_path):
     )
     pipeline.run(cfg)
     got = _files(cfg)
-    assert {"scored", "exceptions", "ledger"} <= set(got)
+    assert {"scored", "exceptions", "ledger", "worklist"} <= set(got)
     for layer, path in got.items():
         _holds_published_schema(layer, path)
 

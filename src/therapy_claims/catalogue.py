@@ -27,7 +27,9 @@ class RuleSpec:
     severity: str
     fires_when: str
     suggested_fix: str
-    owner: str  # one of OWNERS; not written to any output
+    # one of OWNERS: who acts on a finding of this code (the exceptions' and the worklist's
+    # ``owner``)
+    owner: str
     # whether a reviewed release (``therapy_claims.releases``) may waive the code. Not for
     # what no review can make billable: the data could not be read or typed, a copy of a line
     # or charge, an encounter missing a line, a claim billed before, what the 837 cannot carry

@@ -227,9 +227,14 @@ def cmd_demo(args) -> int:
             f"DAG run finished; log in {log_path}"
             + (f" ({states[0].strip()[:120]})" if states else "")
         )
+    from therapy_claims import worklist
     from therapy_claims.reports import night_summary
 
     print(night_summary(cfg.out, cfg.rd))
+    # the morning's queue in short: what is held, for how much, who acts first, the oldest
+    manifest = storage.read_json(cfg.manifest_path)
+    path = storage.join(manifest["outputs"]["worklist"], worklist.FILE_NAME)
+    print("\n".join(worklist.summary_lines(worklist.read(path), rd)))
     return EXIT_OK
 
 

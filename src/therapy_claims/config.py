@@ -25,7 +25,16 @@ from datetime import UTC, date, datetime
 from therapy_claims import storage
 
 # the night's published folders, each ``<out>/<kind>/run_date=YYYY-MM-DD/``
-PUBLISHED_DIRS = ("raw", "scored", "exceptions", "claims", "ledger", "validation", "reports")
+PUBLISHED_DIRS = (
+    "raw",
+    "scored",
+    "exceptions",
+    "claims",
+    "ledger",
+    "validation",
+    "reports",
+    "worklist",
+)
 # the published folders holding names, addresses, member ids and dates of birth: under the
 # PHI root (``RunConfig.phi_out``) when the run has one
 PHI_DIRS = ("raw", "claims")

@@ -58,6 +58,25 @@ def all_committed(out: str) -> dict[str, dict]:
     return dict(sorted(nights.items()))
 
 
+def latest_before(out: str, run_date: str) -> tuple[str, dict] | None:
+    """``(run date, manifest)`` of the latest night committed before ``run_date`` (None:
+    there is none). Lists the manifests' names and reads one: an output of years of nights
+    has a manifest per night."""
+    root = storage.join(out, MANIFESTS)
+    if not (storage.exists(root) or storage.is_dir(root)):
+        return None
+    dates = sorted(
+        m.group(1)
+        for m in (_MANIFEST_NAME.match(storage.name(p)) for p in storage.list_files(root))
+        if m and m.group(1) < run_date
+    )
+    for rd in reversed(dates):  # (one replaced or removed meanwhile: the one before it)
+        manifest = committed(out, rd)
+        if manifest is not None:
+            return rd, manifest
+    return None
+
+
 def recent(out: str, run_date: str, n: int, *, including: bool = True) -> list[dict]:
     """The manifests of the last ``n`` published nights up to ``run_date`` (``including`` it
     or not), in date order. Only those ``n`` are read (the report's trends read a few nights

@@ -33,11 +33,14 @@ def _defuse(s: pd.Series) -> pd.Series:
     return s.where(~risky, "'" + s)
 
 
-def _pandas_csv(df: pd.DataFrame) -> bytes:
-    """The CSV as ``DataFrame.to_csv`` writes it, text defused and dates as YYYY-MM-DD."""
+def _pandas_csv(df: pd.DataFrame, money: tuple[str, ...] = ()) -> bytes:
+    """The CSV as ``DataFrame.to_csv`` writes it, text defused, dates as YYYY-MM-DD and the
+    ``money`` columns with two decimals."""
     out = df.copy()
     for c in out.columns:
-        if out[c].dtype == "string" or out[c].dtype == object:
+        if c in money:
+            out[c] = pd.array(_money_text(out[c]), dtype=object)
+        elif out[c].dtype == "string" or out[c].dtype == object:
             out[c] = _defuse(out[c].astype("string"))
         elif pd.api.types.is_datetime64_any_dtype(out[c]):
             out[c] = out[c].dt.strftime("%Y-%m-%d")
@@ -82,37 +85,104 @@ def _defused(text):
 
 
 def _kind(s: pd.Series) -> str | None:
-    """How ``_pandas_csv`` writes a column: as defused text, as a date, as an integer, or
-    (None) in a way of pandas' own (floats, booleans, categories, ...)."""
+    """How ``_pandas_csv`` writes a column: as defused text, as a date, as an integer, as a
+    flag (``True``/``False``), or (None) in a way of pandas' own (floats, categories, ...)."""
     if s.dtype == "string" or s.dtype == object:
         return "text"
     if pd.api.types.is_datetime64_any_dtype(s):
         return "date"
+    if pd.api.types.is_bool_dtype(s):
+        return "flag"
     if pd.api.types.is_signed_integer_dtype(s):
         return "integer"
     return None
 
 
-def _fields(s: pd.Series, kind: str):
-    """One column's CSV fields (Arrow ``large_string``) as ``_pandas_csv`` writes them. Text
-    and dates are formatted per distinct value: most columns repeat a few values."""
+def _money_text(values):
+    """Dollars (a float column, NaN or null missing) as text with two decimals (``1234.50``,
+    ``-3.00``; missing: null), as Arrow ``large_string``: a spreadsheet reads it as the
+    number, and it is not a float's repr (``1234.5``, ``0.30000000000000004``). Each distinct
+    amount is formatted once (a claim's charges repeat on each of its findings)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if kind == "integer":  # digits and '-': never quoted
-        text = pc.cast(pa.array(s.array, type=pa.int64()), pa.large_string())
-        return pc.fill_null(text, _large(""))
+    if isinstance(values, pd.Series):
+        values = values.to_numpy(dtype=float, na_value=np.nan)
+    else:  # an Arrow array (nulls as NaN)
+        values = pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+    at, distinct = pd.factorize(np.where(np.isfinite(values), values, np.nan))  # NaN: -1
+    return _cents_text(np.asarray(distinct, dtype=float)).take(pa.array(at, mask=at < 0))
+
+
+def _cents_text(values):
+    """``_money_text`` of distinct finite amounts, on integer cents."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cents = np.round(values * 100)
+    whole = np.abs(cents).astype(np.int64)
+    digits = pc.cast(pa.array(whole // 100), pa.large_string())
+    frac = pc.utf8_lpad(pc.cast(pa.array(whole % 100), pa.large_string()), 2, "0")
+    sign = pa.array(np.where(cents < 0, "-", ""), type=pa.large_string())
+    text = pc.binary_join_element_wise(sign, digits, _large(""))
+    return pc.binary_join_element_wise(text, frac, _large("."))
+
+
+def _arrow_column(s: pd.Series, kind: str):
+    """A frame's column as the Arrow array ``_fields`` formats (``kind``: ``_kind``'s)."""
+    import pyarrow as pa
+
+    if kind == "integer":
+        return pa.array(s.array, type=pa.int64())
+    if kind == "flag":
+        return pa.array(s.array, type=pa.bool_())
     if kind == "text":
-        text = pa.array(s.astype("string").array, type=pa.large_string())
-        encoded = pc.dictionary_encode(text)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        distinct, codes = _quoted(_defused(encoded.dictionary)), encoded.indices
-    else:
-        codes, dates = pd.factorize(s)
-        distinct = _quoted(pa.array(dates.strftime("%Y-%m-%d"), type=pa.large_string()))
-        codes = pa.array(codes, mask=codes < 0)
-    return pc.fill_null(distinct.take(codes), _large(""))
+        return pa.array(s.astype("string").array, type=pa.large_string())
+    if kind == "date":
+        return pa.array(s.array)
+    return s  # money: ``_money_text`` takes the Series
+
+
+def _arrow_kind(t) -> str | None:
+    """``_kind`` of an Arrow column's type."""
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "date"
+    if pa.types.is_boolean(t):
+        return "flag"
+    if pa.types.is_signed_integer(t):
+        return "integer"
+    return None
+
+
+def _fields(values, kind: str):
+    """One column's CSV fields (Arrow ``large_string``) as ``_pandas_csv`` writes them, from
+    its Arrow array (money: also a Series). Text and dates are formatted per distinct value:
+    most columns repeat a few values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if kind == "integer":  # digits and '-': never quoted
+        text = pc.cast(values.cast(pa.int64()), pa.large_string())
+        return pc.fill_null(text, _large(""))
+    if kind == "money":  # digits, '-' and '.': never quoted
+        return pc.fill_null(_money_text(values), _large(""))
+    if kind == "flag":  # as to_csv writes a bool: True / False (missing: empty)
+        text = pc.if_else(values, _large("True"), _large("False"))
+        return pc.fill_null(text, _large(""))
+    encoded = pc.dictionary_encode(values)
+    if kind == "text":
+        distinct = _quoted(_defused(encoded.dictionary.cast(pa.large_string())))
+    else:  # dates (never quoted)
+        distinct = pc.strftime(encoded.dictionary, format="%Y-%m-%d").cast(pa.large_string())
+    return pc.fill_null(distinct.take(encoded.indices), _large(""))
 
 
 def _csv_lines(fields: list):
@@ -130,25 +200,45 @@ def _csv_lines(fields: list):
     return rows.buffers()[2].slice(start, end - start)
 
 
-def spreadsheet_safe_csv(df: pd.DataFrame) -> bytes:
-    """The exception report as CSV for spreadsheets: UTF-8 with a BOM, CRLF line ends, text a
-    spreadsheet would run as a formula prefixed with a quote, dates as YYYY-MM-DD.
+def spreadsheet_safe_csv(data, *, money: tuple[str, ...] = ()) -> bytes:
+    """The exception report (or the worklist) as CSV for spreadsheets: UTF-8 with a BOM, CRLF
+    line ends, text a spreadsheet would run as a formula prefixed with a quote, dates as
+    YYYY-MM-DD, the ``money`` columns (dollars) with two decimals.
 
-    The fields are formatted and joined by Arrow, column by column (``to_csv`` formats them
-    one by one in Python), byte for byte as ``to_csv`` writes them. A frame with a column of
-    another dtype, with repeated names or with one column (the csv module quotes a row's only
-    field when it is empty) goes to ``to_csv``."""
+    ``data``: a DataFrame, or an Arrow table (what the layer's Parquet file holds: the
+    exception report is sorted and written as one, ~300k rows on a million-line night, with
+    no DataFrame in between). The fields are formatted and joined by Arrow, column by column
+    (``to_csv`` formats them one by one in Python), byte for byte as ``to_csv`` writes them
+    (money aside). A frame with a column of another dtype, with repeated names or with one
+    column (the csv module quotes a row's only field when it is empty) goes to ``to_csv``."""
     import pyarrow as pa
 
     # BOM so that spreadsheet programs read the file as UTF-8
     bom = b"\xef\xbb\xbf"
-    flat = df.columns.is_unique and not isinstance(df.columns, pd.MultiIndex)
-    kinds = [_kind(df.iloc[:, i]) for i in range(len(df.columns))] if flat else []
-    if len(kinds) < 2 or None in kinds:
-        return bom + _pandas_csv(df)
-    names = [_quoted(pa.array([str(c)], type=pa.large_string())) for c in df.columns]
-    fields = [_fields(df.iloc[:, i], kind) for i, kind in enumerate(kinds)]
-    return b"".join([bom, _csv_lines(names), _csv_lines(fields)])
+    if isinstance(data, pa.Table):
+        names = data.column_names
+        kinds = [
+            "money" if c in money else _arrow_kind(t)
+            for c, t in zip(names, data.schema.types, strict=True)
+        ]
+        if len(kinds) < 2 or None in kinds or len(set(names)) < len(names):
+            nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+            return spreadsheet_safe_csv(data.to_pandas(types_mapper=nullable), money=money)
+        columns = data.columns
+    else:
+        names = list(data.columns)
+        flat = data.columns.is_unique and not isinstance(data.columns, pd.MultiIndex)
+        kinds = (
+            ["money" if c in money else _kind(data.iloc[:, i]) for i, c in enumerate(names)]
+            if flat
+            else []
+        )
+        if len(kinds) < 2 or None in kinds:
+            return bom + _pandas_csv(data, money)
+        columns = [_arrow_column(data.iloc[:, i], k) for i, k in enumerate(kinds)]
+    header = [_quoted(pa.array([str(c)], type=pa.large_string())) for c in names]
+    fields = [_fields(column, kind) for column, kind in zip(columns, kinds, strict=True)]
+    return b"".join([bom, _csv_lines(header), _csv_lines(fields)])
 
 
 # --------------------------------------------------------------------------- the morning

@@ -2,7 +2,8 @@
 
 Each layer has two forms. The **internal** one (``LAYERS``) is what the stages compute with:
 text is ``large_string`` (what pandas' ``string`` columns become), dates are ``timestamp[us]``,
-counts ``int64``, money ``double`` (dollars) and the extract's lists ``;``-joined text. The
+counts ``int64``, flags ``bool``, money ``double`` (dollars) and the extract's lists
+``;``-joined text. The
 stage logic was written against these, so they stay. The **published** one (``PUBLISHED``) is
 what the Parquet files hold, for SQL engines (DuckDB, Athena, Trino): money ``decimal(12, 2)``,
 dates ``DATE``, ``ingested_at`` a UTC timestamp, every list of codes ``list<string>``, no
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from therapy_claims.layout import COLUMNS
 
 TEXT, DATE, INT, MONEY = pa.large_string(), pa.timestamp("us"), pa.int64(), pa.float64()
+BOOL = pa.bool_()
 TEXT_LIST = pa.list_(pa.string())
 
 _KIND = {"str": TEXT, "enum": TEXT, "list": TEXT, "time": TEXT, "date": DATE, "int": INT}
@@ -94,6 +96,39 @@ EXCEPTIONS = pa.schema(
         ("claim_id", TEXT),
         ("cpt_code", TEXT),
         ("date_of_service", DATE),
+        # for the people who work the findings: where, whose, and what is at stake
+        ("clinic_id", TEXT),
+        ("payer_id", TEXT),
+        ("owner", TEXT),
+        ("holds_claim", BOOL),
+        ("claim_charge", MONEY),
+    ]
+)
+
+# one row per worklist key (clinic + encounter): a held claim, carried across nights until it
+# is billed or has nothing left to bill (``therapy_claims.worklist``)
+WORKLIST = pa.schema(
+    [
+        ("worklist_key", TEXT),
+        ("clinic_id", TEXT),
+        ("encounter_id", TEXT),
+        ("patient_id", TEXT),
+        ("payer_id", TEXT),
+        ("claim_ids", TEXT_LIST),
+        ("first_date_of_service", DATE),
+        ("last_date_of_service", DATE),
+        ("lines", INT),
+        ("held_dollars", MONEY),
+        ("blocking_codes", TEXT_LIST),
+        ("fixes", TEXT_LIST),
+        ("owners", TEXT_LIST),
+        ("owner", TEXT),
+        ("first_held", DATE),
+        ("last_held", DATE),
+        ("age_days", INT),
+        ("status", TEXT),
+        ("resolved_on", DATE),
+        ("resolution", TEXT),
     ]
 )
 
@@ -119,7 +154,13 @@ LEDGER = pa.schema(
     ]
 )
 
-LAYERS = {"raw": RAW, "scored": SCORED, "exceptions": EXCEPTIONS, "ledger": LEDGER}
+LAYERS = {
+    "raw": RAW,
+    "scored": SCORED,
+    "exceptions": EXCEPTIONS,
+    "ledger": LEDGER,
+    "worklist": WORKLIST,
+}
 
 
 def conform(table: pa.Table, schema: pa.Schema, *, extra_text: bool = False) -> pa.Table:

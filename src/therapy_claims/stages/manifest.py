@@ -55,6 +55,7 @@ def manifest(cfg: RunConfig, handover: Handover) -> dict:
         "releases_applied": score_info.get("releases_applied", 0),
         "releases_unused": score_info.get("releases_unused", 0),
         "release_files": score_info.get("release_files", []),
+        "worklist": (stage_docs.get("publish") or {}).get("worklist"),
         "validation": validation["suites"] if validation else None,
         "outputs": {kind: cfg.final(kind) for kind in PUBLISHED_DIRS},
         "stage_seconds": {name: doc.get("seconds") for name, doc in stage_docs.items()},

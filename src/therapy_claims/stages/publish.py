@@ -27,9 +27,11 @@ from therapy_claims import (
     nights,
     reference,
     reports,
+    schemas,
     storage,
     timing,
     tuning,
+    worklist,
     x12,
 )
 from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
@@ -81,9 +83,16 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     handover.require(cfg.staged("work", "score.json"), "score")
     t0 = time.perf_counter()
     ref = reference.load(cfg.reference)
+    with timing.record("worklist"):
+        previous = worklist.previous(cfg.out, cfg.run_date)
+    columns = [*claim_files.PUBLISH_SCORED, "status"]
     scored = handover.read_table(
-        cfg.staged(*SCORED), [*claim_files.PUBLISH_SCORED, "status"], last=True
+        cfg.staged(*SCORED), list(dict.fromkeys([*columns, *worklist.LINE_COLUMNS])), last=True
     )
+    # the few lines the worklist reads, before the claim files' build lets go of the table
+    with timing.record("worklist"):
+        wl_lines = worklist.relevant_lines(scored, previous)
+    scored = scored.select(columns)
     is_billed = (
         storage.to_frame(scored, ["status"])["status"].eq("billed").fillna(False).to_numpy(bool)
     )
@@ -108,7 +117,7 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
             files, ledger_rows = _number_and_write(cfg, built)
         sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
         storage.write_json(cfg.staged("work", "claim_files.json"), files)
-        _finish(cfg, handover, files)
+        counts = _finish(cfg, handover, files, wl_lines, previous)
         with timing.record("reserve"):  # what the reservation adds to the wall
             reserving.result()
     _same_claims(keys, sent)
@@ -117,6 +126,7 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
         "claim_files": len(files),
         "claims": sum(f["claims"] for f in files),
         "lines": sum(f["lines"] for f in files),
+        "worklist": counts,
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": timing.merge({"claims": round(claims_seconds, 3)}, timing.take()),
     }
@@ -150,20 +160,54 @@ def _reserve(cfg: RunConfig, keys: pd.DataFrame) -> None:
         store.reserve(cfg.run_id, cfg.rd, keys)
 
 
-def _finish(cfg: RunConfig, handover: Handover, files: list[dict]) -> None:
-    """The run report, and every background write of the night done."""
+def _finish(
+    cfg: RunConfig,
+    handover: Handover,
+    files: list[dict],
+    wl_lines: pa.Table,
+    previous: pd.DataFrame | None,
+) -> dict:
+    """The run report and the worklist, and every background write of the night done.
+    Returns the worklist's counts (the manifest's ``worklist``)."""
     ingest_info = storage.read_json(cfg.staged("work", "ingest.json"))
     score_info = storage.read_json(cfg.staged("work", "score.json"))
     with timing.record("reports"):
         exc = handover.read_frame(cfg.staged(*EXCEPTIONS))
+    with timing.record("worklist"):
+        wl = write_worklist(cfg, wl_lines, exc, previous)
+    with timing.record("reports"):
         # the trends' earlier nights (tonight's point is tonight's summaries)
         history = nights.recent(cfg.out, cfg.rd, reports.TREND_NIGHTS - 1, including=False)
         links = {kind: cfg.final(kind) for kind in PUBLISHED_DIRS}
         page = reports.html_report(
-            cfg.rd, ingest_info, score_info, files, exc, history=history, links=links
+            cfg.rd,
+            ingest_info,
+            score_info,
+            files,
+            exc,
+            worklist=wl,
+            history=history,
+            links=links,
         )
         storage.write_bytes(cfg.staged("reports", "report.html"), page.encode("utf-8"))
     handover.flush()  # every file of the night is in this run's folders
+    return worklist.counts(wl, cfg.run_date)
+
+
+def write_worklist(
+    cfg: RunConfig, lines: pa.Table, exc: pd.DataFrame, previous: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Build the night's worklist (``therapy_claims.worklist``) and write it, Parquet (its
+    published form, as every layer's file) and a spreadsheet-safe CSV, into this run's
+    ``worklist`` folder; returns it."""
+    wl = worklist.build(lines, exc[worklist.EXCEPTION_COLUMNS], previous, cfg.run_date)
+    path = cfg.staged("worklist", worklist.FILE_NAME)
+    storage.write_table(schemas.published(worklist.to_table(wl), worklist.LAYER), path)
+    storage.write_bytes(
+        cfg.staged("worklist", worklist.CSV_NAME),
+        reports.spreadsheet_safe_csv(worklist.csv_frame(wl), money=("held_dollars",)),
+    )
+    return wl
 
 
 def control_numbers(cfg: RunConfig, built: list[dict]) -> list[int]:
