@@ -37,6 +37,7 @@ TABLE_KEYS = {
     "scored/scored.parquet": ["line_id"],
     "ledger/ledger.parquet": ["claim_id"],
     "exceptions/exceptions.parquet": None,  # no key: every column, in order
+    "worklist/worklist.parquet": ["worklist_key"],
 }
 VOLATILE_COLUMNS = {"ingested_at"}  # the wall-clock time the night started
 PATH_COLUMNS = ("source_file", "file", "path")
@@ -351,6 +352,7 @@ def digest(out: str, landing: str, rd: dt.date = RD) -> dict:
     result["manifest"] = {
         **{k: m[k] for k in keep},
         "balanced": m["balanced"],
+        "worklist": m.get("worklist"),
         "exceptions_by_code": m["exceptions_by_code"],
         "validation": m["validation"],
         "inputs": [

@@ -44,33 +44,7 @@ if TYPE_CHECKING:
 
 # --------------------------------------------------------------------------- the layers
 
-# The worklist's internal schema (docs: the issue 16 contract). schemas.WORKLIST owns it once
-# the worklist is published; until then this one place declares the same columns.
-_WORKLIST_FALLBACK = pa.schema(
-    [
-        ("worklist_key", schemas.TEXT),
-        ("clinic_id", schemas.TEXT),
-        ("encounter_id", schemas.TEXT),
-        ("patient_id", schemas.TEXT),
-        ("payer_id", schemas.TEXT),
-        ("claim_ids", schemas.TEXT_LIST),
-        ("first_date_of_service", schemas.DATE),
-        ("last_date_of_service", schemas.DATE),
-        ("lines", schemas.INT),
-        ("held_dollars", schemas.MONEY),
-        ("blocking_codes", schemas.TEXT_LIST),
-        ("fixes", schemas.TEXT_LIST),
-        ("owners", schemas.TEXT_LIST),
-        ("owner", schemas.TEXT),
-        ("first_held", schemas.DATE),
-        ("last_held", schemas.DATE),
-        ("age_days", schemas.INT),
-        ("status", schemas.TEXT),
-        ("resolved_on", schemas.DATE),
-        ("resolution", schemas.TEXT),
-    ]
-)
-WORKLIST = getattr(schemas, "WORKLIST", _WORKLIST_FALLBACK)
+WORKLIST = schemas.WORKLIST
 
 
 @dataclass(frozen=True)
