@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from factories import row, write_csv
 
-from therapy_claims.cli import main
+from therapy_claims.cli import main, worklist_summary
 from therapy_claims.layout import COLUMN_NAMES
 
 
@@ -338,3 +338,12 @@ def test_summary_reads_a_committed_night_by_date(tmp_path, capsys):
         f"therapy-claims: error: no manifest at {out}/manifest/run_date=2026-11-27.json: "
         "has this night run?\n"
     )
+
+
+def test_demo_worklist_summary_of_a_night_from_before_the_worklist():
+    """A demo folder kept from an older version holds a night whose manifest names no
+    worklist (the DAG does not run an unchanged night again): the demo says so instead of
+    failing."""
+    old = {"run_date": "2026-12-06", "outputs": {"scored": "/x/scored/run_date=2026-12-06"}}
+    (line,) = worklist_summary(old, "2026-12-06")
+    assert "published before the worklist existed" in line and "2026-12-06" in line

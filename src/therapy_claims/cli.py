@@ -227,15 +227,26 @@ def cmd_demo(args) -> int:
             f"DAG run finished; log in {log_path}"
             + (f" ({states[0].strip()[:120]})" if states else "")
         )
-    from therapy_claims import worklist
     from therapy_claims.reports import night_summary
 
     print(night_summary(cfg.out, cfg.rd))
-    # the morning's queue in short: what is held, for how much, who acts first, the oldest
-    manifest = storage.read_json(cfg.manifest_path)
-    path = storage.join(manifest["outputs"]["worklist"], worklist.FILE_NAME)
-    print("\n".join(worklist.summary_lines(worklist.read(path), rd)))
+    print("\n".join(worklist_summary(storage.read_json(cfg.manifest_path), rd)))
     return EXIT_OK
+
+
+def worklist_summary(manifest: dict, rd) -> list[str]:
+    """The morning's queue in short (what is held, for how much, who acts first, the oldest),
+    or why there is none: a night committed before the worklist existed is still a night
+    (e.g. a demo folder kept from an older version, whose night the DAG does not run again)."""
+    from therapy_claims import worklist
+
+    folder = (manifest.get("outputs") or {}).get("worklist")
+    if not folder:
+        return [
+            f"Worklist: night {manifest.get('run_date', rd)} was published before the worklist "
+            "existed; run it again (for the demo: remove the demo folder) to see one"
+        ]
+    return worklist.summary_lines(worklist.read(storage.join(folder, worklist.FILE_NAME)), rd)
 
 
 def build_parser() -> argparse.ArgumentParser:
