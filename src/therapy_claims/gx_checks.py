@@ -60,7 +60,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,15 +228,32 @@ def run_suites(
         if after_converting is not None:
             after_converting()
         run_id = _run_id(run_name or f"run_date={run_date}")
-        found, summary, results, errors = _validate_all(
-            definitions, frame, columns, converted, run_id
-        )
+        with _writing(store):  # GX stores each result as it validates
+            found, summary, results, errors = _validate_all(
+                definitions, frame, columns, converted, run_id
+            )
         for name, (result, failing) in results.items():
             _write_results(out_dir / f"{name}.json", name, run_date, result, failing, frame)
-        gx_project.build_docs(ctx, store, _stored_keys(ctx, results, run_id), out_dir / DOCS_DIR)
+        with _writing(store):  # the site's pages, then the night's copy of them
+            keys = _stored_keys(ctx, results, run_id)
+            gx_project.build_docs(ctx, store, keys, out_dir / DOCS_DIR)
     if errors:  # a check that could not run must not pass as "no findings"
         raise SuiteError("GX could not evaluate: " + "; ".join(errors) + f" (results in {out_dir})")
     return findings.concat(found), summary
+
+
+@contextmanager
+def _writing(folder: str):
+    """GX writes its stores and Data Docs with its own file code: a disk that is full or
+    read-only there is an infrastructure failure like any other write (one line naming the
+    file, else the folder), not an internal error."""
+    try:
+        yield
+    except storage.StorageError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise storage.StorageError("write", str(exc.filename or folder), reason) from exc
 
 
 def _definition(ctx, name: str, suite):
