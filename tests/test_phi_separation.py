@@ -469,15 +469,25 @@ def test_cli_and_dags_take_a_phi_root(tmp_path, monkeypatch):
     for command in (["run", "--input", "i", "--out", "o", "--run-date", "2026-11-27"], ["demo"]):
         assert parser.parse_args([*command, "--phi-out", "s3://phi/x"]).phi_out == "s3://phi/x"
         assert parser.parse_args(command).phi_out is None
-    # the S3 event DAG exists with a queue to watch (as in test_dags)
-    monkeypatch.setenv("THERAPY_CLAIMS_SQS_QUEUE", "http://127.0.0.1:1/123456789012/landing")
-    monkeypatch.setenv("THERAPY_CLAIMS_LANDING", str(tmp_path))
-    monkeypatch.delenv("THERAPY_CLAIMS_PHI_OUT", raising=False)
-    dags = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
-    assert dags.import_errors == {}
-    for dag_id in (
-        "therapy_claims_nightly",
-        "therapy_claims_s3_events",
-        "therapy_claims_landing_events",
-    ):
-        assert dags.dags[dag_id].params["phi_out"] == "", dag_id
+    # the S3 event DAG exists with a queue to watch (as in test_dags: dag_settings reads the
+    # environment on import, so it is read again here and once more after)
+    import importlib
+
+    from therapy_claims import dag_settings
+
+    try:
+        with monkeypatch.context() as env:
+            env.setenv("THERAPY_CLAIMS_SQS_QUEUE", "http://127.0.0.1:1/123456789012/landing")
+            env.setenv("THERAPY_CLAIMS_LANDING", str(tmp_path))
+            env.delenv("THERAPY_CLAIMS_PHI_OUT", raising=False)
+            importlib.reload(dag_settings)
+            dags = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+            assert dags.import_errors == {}
+            for dag_id in (
+                "therapy_claims_nightly",
+                "therapy_claims_s3_events",
+                "therapy_claims_landing_events",
+            ):
+                assert dags.dags[dag_id].params["phi_out"] == "", dag_id
+    finally:
+        importlib.reload(dag_settings)
