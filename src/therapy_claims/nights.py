@@ -58,20 +58,26 @@ def all_committed(out: str) -> dict[str, dict]:
     return dict(sorted(nights.items()))
 
 
-def latest_before(out: str, run_date: str) -> tuple[str, dict] | None:
-    """``(run date, manifest)`` of the latest night committed before ``run_date`` (None:
-    there is none). Lists the manifests' names and reads one: an output of years of nights
-    has a manifest per night."""
+def _dates(out: str, run_date: str, *, including: bool) -> list[str]:
+    """The run dates of the manifests up to ``run_date`` (``including`` it or not), in date
+    order, from the manifests' names alone: an output of years of nights has a manifest per
+    night, and its readers want the last few."""
     root = storage.join(out, MANIFESTS)
     if not (storage.exists(root) or storage.is_dir(root)):
-        return None
-    dates = sorted(
+        return []
+    return sorted(
         m.group(1)
-        for m in (_MANIFEST_NAME.match(storage.name(p)) for p in storage.list_files(root))
-        if m and m.group(1) < run_date
+        for path in storage.list_files(root)
+        if (m := _MANIFEST_NAME.match(storage.name(path)))
+        and (m.group(1) < run_date or (including and m.group(1) == run_date))
     )
-    for rd in reversed(dates):  # (one replaced or removed meanwhile: the one before it)
-        manifest = committed(out, rd)
+
+
+def latest_before(out: str, run_date: str) -> tuple[str, dict] | None:
+    """``(run date, manifest)`` of the latest night committed before ``run_date`` (None:
+    there is none)."""
+    for rd in reversed(_dates(out, run_date, including=False)):
+        manifest = committed(out, rd)  # (one replaced or removed meanwhile: the one before)
         if manifest is not None:
             return rd, manifest
     return None
@@ -81,16 +87,9 @@ def recent(out: str, run_date: str, n: int, *, including: bool = True) -> list[d
     """The manifests of the last ``n`` published nights up to ``run_date`` (``including`` it
     or not), in date order. Only those ``n`` are read (the report's trends read a few nights
     of an output that may hold years of them)."""
-    root = storage.join(out, MANIFESTS)
-    if n <= 0 or not (storage.exists(root) or storage.is_dir(root)):
+    if n <= 0:
         return []
-    dates = sorted(
-        m.group(1)
-        for path in storage.list_files(root)
-        if (m := _MANIFEST_NAME.match(storage.name(path)))
-        and (m.group(1) < run_date or (including and m.group(1) == run_date))
-    )
-    found = (committed(out, rd) for rd in dates[-n:])
+    found = (committed(out, rd) for rd in _dates(out, run_date, including=including)[-n:])
     return [m for m in found if m is not None]
 
 

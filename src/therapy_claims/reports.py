@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from therapy_claims import nights, storage
+from therapy_claims import nights, schemas, storage
 from therapy_claims.catalogue import CATALOGUE, ERROR, INFO, WARNING
 from therapy_claims.config import RunError
 
@@ -597,23 +597,17 @@ def summary_text(manifest: dict, *, exc=None, worklist=None, history=()) -> str:
     return "\n".join(lines)
 
 
-def _read_layer(path: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
-    """A published Parquet file (only ``columns`` it has, if given), or None when absent."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _read_layer(
+    path: str, layer: str, columns: tuple[str, ...] | None = None
+) -> pd.DataFrame | None:
+    """A published layer's file in the internal types (``schemas.read``), only the
+    ``columns`` it has if given (a night from before issue 16 lacks some), or None when
+    absent."""
     if not storage.exists(path):
         return None
-    data = storage.read_bytes(path)
-    with storage.guard("read", path):
-        try:
-            parquet = pq.ParquetFile(pa.BufferReader(data))
-            names = parquet.schema_arrow.names
-            table = parquet.read(
-                columns=None if columns is None else [c for c in columns if c in names]
-            )
-        except pa.ArrowInvalid as exc:
-            raise storage.StorageError("read", path, f"not a readable Parquet file: {exc}") from exc
+    table = schemas.read(path, layer)
+    if columns is not None:
+        table = table.select([c for c in columns if c in table.column_names])
     return storage.to_frame(table)
 
 
@@ -628,11 +622,14 @@ def night_summary(out: str, run_date: str) -> str:
         raise RunError(f"no manifest at {nights.manifest_path(out, run_date)}: has this night run?")
     exc = _read_layer(
         storage.join(nights.layer(m, "exceptions", run_date, out), "exceptions.parquet"),
+        "exceptions",
         EXCEPTION_COLUMNS,
     )
     worklist = None
     if (m.get("outputs") or {}).get("worklist"):
-        worklist = _read_layer(storage.join(m["outputs"]["worklist"], "worklist.parquet"))
+        worklist = _read_layer(
+            storage.join(m["outputs"]["worklist"], "worklist.parquet"), "worklist"
+        )
     history = nights.recent(out, run_date, TREND_NIGHTS - 1, including=False)
     return summary_text(m, exc=exc, worklist=worklist, history=history)
 
