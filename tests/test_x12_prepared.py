@@ -111,7 +111,7 @@ def build(lines, institutional: bool, ref, staged=None) -> tuple[str, dict, dict
     if staged is not None:
         kw["checked"] = prepared.Checked(
             lines[["claim_id", "clinic_id", "payer_id"]],
-            staged.columns(lines["checked_row"].to_numpy()),
+            staged.take(lines["checked_row"].to_numpy()),
             staged.pools,
             institutional=institutional,
             clinics=ref.clinics,
@@ -149,11 +149,11 @@ def test_a_claim_the_checks_found_unwritable_is_left_out_with_their_message():
         line(claim_id="PCN3", line_id="L3"),
     )
     batch = x12.checks.Batch(lines, False, ref.clinics, ref.payers, ref.providers)
-    columns, pools = prepared.export(batch)
+    exported = prepared.export(batch)
     part = prepared.Checked(
         lines[["claim_id", "clinic_id", "payer_id"]],
-        columns,
-        prepared.Pools(pools),
+        prepared.Held(exported),
+        prepared.Pools(exported.pools),
         institutional=False,
         clinics=ref.clinics,
         payers=ref.payers,
@@ -192,21 +192,24 @@ def test_publish_without_the_checked_columns_stops(tmp_path):
     assert not list(tmp_path.rglob("*.x12"))
 
 
-def test_texts_are_numbered_across_batches(tmp_path):
-    """A batch's codes count after the texts of the batches before it, per field."""
+def test_lines_claims_and_texts_are_numbered_across_batches(tmp_path):
+    """A batch's claims count after the claims of the batches before it, and its codes after
+    their texts, per field; a line is found by its row in the scored lines."""
     cfg = pipeline.RunConfig(inputs=[], out=str(tmp_path), run_date=RD)
     writer = checked.Writer(cfg)
-    for k, texts in enumerate((["A", "B"], ["C"])):
-        columns = {f: np.zeros(2, dtype=np.int32) for f in prepared.TEXT_FIELDS}
-        columns["member"] = np.array([len(texts) - 1, 0], dtype=np.int32)
-        columns |= {f: np.zeros(2, dtype=np.uint8) for f in prepared.FLAGS}
-        columns |= {f: np.zeros(2, dtype=np.int64) for f in prepared.NUMBERS}
+    for k, members in enumerate((["A", "B"], ["C"])):
+        lines = {f: np.zeros(2, dtype=np.int32) for f in prepared.LINE_FIELDS}
+        lines["claim"] = np.array([len(members) - 1, 0], dtype=np.int32)
+        claims = {f: np.zeros(len(members), dtype=np.int32) for f in prepared.CLAIM_FIELDS}
+        claims["member"] = np.arange(len(members), dtype=np.int32)
         pools = {f: pa.array([""], pa.large_string()) for f in prepared.TEXT_FIELDS}
-        pools["member"] = pa.array(texts, pa.large_string())
-        writer.add((columns, pools), np.array([2 * k, 2 * k + 1]))
+        pools["member"] = pa.array(members, pa.large_string())
+        writer.add(prepared.Exported(lines, claims, pools), np.array([2 * k + 1, 2 * k]))
     writer.close()
     night = checked.Night(cfg)
     rows = checked.rows_of(cfg, 5)
-    assert rows.tolist() == [0, 1, 2, 3, -1]
-    got = night.columns(np.array([3, 0, 2, 1]))["member"]
-    assert night.pools.objects("member")[got].tolist() == ["C", "B", "C", "A"]
+    assert rows.tolist() == [1, 0, 3, 2, -1]
+    # scored lines 3, 0, 2, 1: rows 2, 1, 3, 0 (claims 2, 0, 2, 1)
+    part = night.take(rows[[3, 0, 2, 1]])
+    got = part.claims(("member",), np.arange(4))["member"]
+    assert night.pools.objects("member")[got].tolist() == ["C", "A", "C", "B"]

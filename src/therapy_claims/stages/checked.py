@@ -44,29 +44,33 @@ class Writer:
         self.cfg = cfg
         storage.delete_tree(cfg.staged(*FOLDER))  # an earlier attempt's
         self.batches = 0
-        self.lines = 0
+        self.claims = 0
         self.texts = dict.fromkeys(prepared.TEXT_FIELDS, 0)
 
-    def add(self, exported: tuple[dict, dict], at: np.ndarray) -> None:
-        """One batch's ``x12.prepared.export`` of lines at the night's row positions ``at``
-        (the scored lines' order)."""
-        columns, pools = exported
-        for field in prepared.TEXT_FIELDS:
-            columns[field] = (columns[field] + self.texts[field]).astype(np.int32)
-            self.texts[field] += len(pools[field])
+    def add(self, exported: prepared.Exported, at: np.ndarray) -> None:
+        """One batch's ``x12.prepared.export``, of the lines at the night's row positions
+        ``at`` (the scored lines' order)."""
+        for field in prepared.TEXT_FIELDS:  # codes after the earlier batches' texts
+            for part in (exported.lines, exported.claims):
+                if field in part:
+                    part[field] = part[field] + np.int32(self.texts[field])
+            self.texts[field] += len(exported.pools[field])
         if max(self.texts.values()) >= 2**31:
             raise RunError("score: too many distinct texts in one night to hand over")
-        table = pa.table({"line": pa.array(at, pa.int64()), **columns})
-        _write(_path(self.cfg, self.batches, "lines"), table.schema, table.to_batches())
-        texts = [pa.record_batch([pools[f]], schema=TEXT) for f in prepared.TEXT_FIELDS]
+        exported.lines["claim"] = exported.lines["claim"] + np.int32(self.claims)
+        self.claims += len(exported.claims["bad"])
+        tables = {
+            "lines": pa.table({"line": pa.array(at, pa.int64()), **exported.lines}),
+            "claims": pa.table(exported.claims),
+        }
+        for kind, table in tables.items():
+            _write(_path(self.cfg, self.batches, kind), table.schema, table.to_batches())
+        texts = [pa.record_batch([exported.pools[f]], schema=TEXT) for f in prepared.TEXT_FIELDS]
         _write(_path(self.cfg, self.batches, "texts"), TEXT, texts)
         self.batches += 1
-        self.lines += len(at)
 
     def close(self) -> None:
-        storage.write_json(
-            self.cfg.staged(*FOLDER, INDEX), {"batches": self.batches, "lines": self.lines}
-        )
+        storage.write_json(self.cfg.staged(*FOLDER, INDEX), {"batches": self.batches})
 
 
 def _write(path: str, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
@@ -117,12 +121,13 @@ def rows_of(cfg: RunConfig, n_lines: int) -> np.ndarray:
 
 
 class Night:
-    """The checked columns score staged for the night: rows numbered across its batches."""
+    """The checked columns score staged for the night: lines and claims numbered across its
+    batches."""
 
     def __init__(self, cfg: RunConfig):
         n = _batches(cfg)
-        self.tables = [_open(_path(cfg, k, "lines")).read_all() for k in range(n)]
-        self.starts = np.cumsum([0, *(len(t) for t in self.tables)])
+        self.lines = [_open(_path(cfg, k, "lines")).read_all() for k in range(n)]
+        self.claims = [_open(_path(cfg, k, "claims")).read_all() for k in range(n)]
         texts: dict[str, list] = {f: [] for f in prepared.TEXT_FIELDS}
         for k in range(n):
             reader = _open(_path(cfg, k, "texts"))
@@ -134,34 +139,52 @@ class Night:
                 for f, t in texts.items()
             }
         )
-        self._views: dict[tuple[int, str], np.ndarray] = {}
+        self._views: dict[tuple[int, int, str], np.ndarray] = {}
 
-    def _view(self, table: pa.Table, field: str) -> np.ndarray:
-        column = table.column(field)
-        if column.num_chunks == 1:
-            return column.chunk(0).to_numpy()  # (mapped: no copy)
-        return column.to_numpy()
+    def take(self, rows: np.ndarray) -> prepared.Columns:
+        """``prepared.Columns`` of the lines at these ``rows`` (one claim file's)."""
+        return _Taken(self, np.asarray(rows, dtype=np.int64))
 
-    def columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Every exported column at these ``rows``, in their order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        batch = np.searchsorted(self.starts, rows, side="right") - 1
+    def gather(self, kind: int, rows: np.ndarray, fields: tuple[str, ...]) -> dict:
+        """The columns ``fields`` of the lines (``kind`` 0) or claims (1) at these ``rows``
+        (numbered across the batches), in their order."""
+        tables = (self.lines, self.claims)[kind]
+        starts = np.cumsum([0, *(len(t) for t in tables)])
+        batch = np.searchsorted(starts, rows, side="right") - 1
         picks = []
         for k in np.unique(batch).tolist():
             at = np.flatnonzero(batch == k)
-            picks.append((k, at, rows[at] - self.starts[k]))
+            picks.append((k, at, rows[at] - starts[k]))
         out = {}
-        for field in self.tables[0].column_names if self.tables else []:
-            if field == "line":
-                continue
+        for field in fields:
             values = None
             for k, at, local in picks:
-                key = (k, field)
+                key = (kind, k, field)
                 if key not in self._views:
-                    self._views[key] = self._view(self.tables[k], field)
+                    self._views[key] = _numpy(tables[k].column(field))
                 view = self._views[key]
                 if values is None:
                     values = np.empty(len(rows), dtype=view.dtype)
                 values[at] = view[local]
             out[field] = values
         return out
+
+
+class _Taken:
+    """``prepared.Columns`` of one claim file's lines: their ``rows`` in a ``Night``."""
+
+    def __init__(self, night: Night, rows: np.ndarray):
+        self.night, self.rows = night, rows
+
+    def lines(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        return self.night.gather(0, self.rows[at], fields)
+
+    def claims(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        claim = self.night.gather(0, self.rows[at], ("claim",))["claim"].astype(np.int64)
+        return self.night.gather(1, claim, fields)
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    if column.num_chunks == 1:
+        return column.chunk(0).to_numpy()  # (mapped: no copy)
+    return column.to_numpy()

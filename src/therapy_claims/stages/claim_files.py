@@ -314,7 +314,7 @@ def check_batch(
     ref: reference.Reference,
     *,
     export: bool = False,
-) -> tuple[dict[str, str], pd.DataFrame, Exported | None]:
+) -> tuple[dict[str, str], pd.DataFrame, prepared.Exported | None]:
     """``claim_checks(...)`` and, with ``export``, the checked columns the 837 writer builds
     these lines' claims from (``prepared.export``: per line, in the order given), so
     publish builds them without checking them again."""
@@ -338,16 +338,14 @@ def check_batch(
     return verdicts, cut, exported
 
 
-Exported = tuple[dict[str, np.ndarray], dict[str, pa.Array]]  # (columns, pools)
-
-
-def _export(frame: pd.DataFrame, batch: x12.checks.Batch, checks: dict) -> Exported:
+def _export(frame: pd.DataFrame, batch: x12.checks.Batch, checks: dict) -> prepared.Exported:
     """``prepared.export(batch)``; the few claims whose first line in ``frame`` is not the
-    one written first are checked again in the written order and exported from there."""
-    columns, pools = prepared.export(batch)
+    one written first are checked again in the written order and exported from there (as
+    claims after the batch's own)."""
+    out = prepared.export(batch)
     moved = prepared.moved_first_lines(frame, batch.lines)
     if not len(moved):
-        return columns, pools
+        return out
     claim_of_row = np.empty(len(frame), dtype=np.int64)
     claim_of_row[batch.lines.order] = batch.lines.line_claim
     rows = np.flatnonzero(np.isin(claim_of_row, moved))
@@ -355,14 +353,19 @@ def _export(frame: pd.DataFrame, batch: x12.checks.Batch, checks: dict) -> Expor
     order = some.sort_values(
         ["claim_id", "date_of_service", "line_id"], kind="mergesort", na_position="last"
     ).index.to_numpy()
-    again = x12.checks.Batch(some.iloc[order].reset_index(drop=True), **checks)
-    more, more_pools = prepared.export(again)
-    for field, texts in more_pools.items():  # their codes after the batch's own
-        more[field] = more[field] + len(pools[field])
-        pools[field] = pa.concat_arrays([pools[field], texts])
-    for field, values in more.items():
-        columns[field][rows[order]] = values
-    return columns, pools
+    again = prepared.export(x12.checks.Batch(some.iloc[order].reset_index(drop=True), **checks))
+    for field, texts in again.pools.items():  # their codes after the batch's own texts
+        shift = len(out.pools[field])
+        for part in (again.lines, again.claims):
+            if field in part:
+                part[field] = part[field] + np.int32(shift)
+        out.pools[field] = pa.concat_arrays([out.pools[field], texts])
+    again.lines["claim"] = again.lines["claim"] + np.int32(len(out.claims["bad"]))
+    for field, values in again.lines.items():
+        out.lines[field][rows[order]] = values
+    for field, values in again.claims.items():
+        out.claims[field] = np.concatenate([out.claims[field], values])
+    return out
 
 
 # --------------------------------------------------------------------------- building
@@ -434,10 +437,9 @@ def interchange_files(
 
     def build(part: pd.DataFrame, **kw) -> str:
         """One file's interchange, from its lines' checked columns."""
-        columns = night.columns(part["checked_row"].to_numpy())
         lines = prepared.Checked(
             part[["claim_id", "clinic_id", "payer_id"]],
-            columns,
+            night.take(part["checked_row"].to_numpy()),
             night.pools,
             institutional=kind == "837I",
             clinics=ref.clinics,

@@ -1,15 +1,14 @@
-"""Checked claims handed over: what a checked batch writes with, per line, so that building
-the same claims later needs no second check.
+"""Checked claims handed over: the columns a checked batch writes with, so that building the
+same claims later needs no second check.
 
 Score checks every billed claim (:class:`therapy_claims.x12.checks.Batch`: each value cleaned
 and checked once per distinct value) and publish then builds the same claims. :func:`export`
-gives, per line of a checked batch, codes into texts per field (a claim's values on each of
-its lines), its numbers and flags, and whether its claim can be written; :class:`Checked`
-rebuilds, from those columns for the lines of one claim file, the ``LineColumns`` /
-``ClaimColumns`` attributes the assembly reads, and ``build_837p`` / ``build_837i`` with
-``checked=`` write them: the
-same bytes as ``build_837p`` / ``build_837i`` of the lines themselves, with nothing cleaned or
-checked again (``tests/test_x12_prepared.py``).
+gives a checked batch's columns (per line, and per claim: codes into texts per field, numbers,
+flags, whether the claim can be written); :class:`Checked` rebuilds, from those columns for
+the lines of one claim file, the ``LineColumns`` / ``ClaimColumns`` attributes the assembly
+reads, and ``build_837p`` / ``build_837i`` with ``checked=`` write them: the same bytes as a
+build of the lines themselves, with nothing cleaned or checked again
+(``tests/test_x12_prepared.py``).
 
 A claim's values are its first line's, so a claim exported must have had its first written
 line (by date of service, then line_id) first in the batch (``moved_first_lines`` finds those
@@ -19,7 +18,9 @@ file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,34 +55,48 @@ LINE_TEXTS = ("svc_text", "ptr_text", "revenue_text")  # ``Texts`` (ptr 837P, re
 REFERRER = {"ref_last": "last", "ref_first": "first"}  # Person's (codes, texts) pairs
 # every field with texts, in the order their pools are kept
 TEXT_FIELDS = (*CLAIM_TEXTS, *REFERRER, "ref_npi", "problem", *LINE_CODES, *LINE_TEXTS)
-NUMBERS = ("cents", "units", "cause")  # int64
-FLAGS = (*CLAIM_FLAGS, "bad", "ref_usable", *DISCIPLINES, "line_renderer")  # uint8
+# the columns exported per line, and per claim (a claim's: its first line's values)
+LINE_FIELDS = (
+    "cents", "units", "line_renderer", "dos", "svc_text", "r_last", "r_first", "npi", "tax",
+    "revenue_text", "ptr_text", "place",
+)  # fmt: skip
+CLAIM_FIELDS = (
+    *CLAIM_TEXTS, *REFERRER, "ref_npi", "problem", *CLAIM_FLAGS, "bad", "ref_usable",
+    *DISCIPLINES, "cause",
+)  # fmt: skip
 NO_TEXTS = np.array([""], dtype=object)
 
 
-def export(batch: Batch) -> tuple[dict[str, np.ndarray], dict[str, pa.Array]]:
-    """``(columns, pools)`` of a checked batch, per line in the order of the batch's input
-    rows: ``columns[field]`` a code (int32) into ``pools[field]`` (pyarrow large strings) for
-    each field of ``TEXT_FIELDS``, the ``NUMBERS`` (int64) and ``FLAGS`` (uint8, 0/1); a
-    claim's value on each of its lines. ``problem`` is why a ``bad`` claim cannot be written
-    ('' for the others)."""
+@dataclass
+class Exported:
+    """A checked batch's columns: ``lines[f]`` per line (in the order of the batch's input
+    rows; ``LINE_FIELDS`` and ``claim``, its claim's row in ``claims``), ``claims[f]`` per
+    claim (``CLAIM_FIELDS``); a text field's values are codes (int32) into ``pools[f]``
+    (pyarrow large strings), numbers int64, flags uint8 (0/1)."""
+
+    lines: dict[str, np.ndarray]
+    claims: dict[str, np.ndarray]
+    pools: dict[str, pa.Array]
+
+
+def export(batch: Batch) -> Exported:
+    """The columns of a checked batch a build of its claims reads. ``problem`` is why a
+    ``bad`` claim cannot be written ('' for the others)."""
     lines, claims, verdict = batch.lines, batch.claims, batch.verdict
     order, n = lines.order, len(lines.order)
-    claim_of_row = np.empty(n, dtype=np.int64)
-    claim_of_row[order] = lines.line_claim
-    columns: dict[str, np.ndarray] = {}
-    pools: dict[str, pa.Array] = {}
+    out = Exported({}, {}, {})
 
-    def line_values(values: np.ndarray, dtype) -> np.ndarray:
-        out = np.empty(n, dtype=dtype)
-        out[order] = values
-        return out
+    def per_line(values: np.ndarray, dtype) -> np.ndarray:
+        at = np.empty(n, dtype=dtype)
+        at[order] = values
+        return at
 
     def put(field: str, codes: np.ndarray, texts, per_claim: bool) -> None:
-        codes = np.asarray(codes)
-        at = codes[claim_of_row] if per_claim else line_values(codes, np.int64)
-        columns[field] = at.astype(np.int32)
-        pools[field] = texts.arrow() if isinstance(texts, Texts) else large(texts)
+        if per_claim:
+            out.claims[field] = np.asarray(codes).astype(np.int32)
+        else:
+            out.lines[field] = per_line(codes, np.int32)
+        out.pools[field] = texts.arrow() if isinstance(texts, Texts) else large(texts)
 
     for field in CLAIM_TEXTS:
         texts = getattr(claims, field)
@@ -99,23 +114,24 @@ def export(batch: Batch) -> tuple[dict[str, np.ndarray], dict[str, pa.Array]]:
         if hasattr(lines, codes):
             put(field, getattr(lines, codes), getattr(lines, texts), per_claim=False)
         else:  # the other claim type's
-            put(field, np.zeros(n, dtype=np.int64), NO_TEXTS, per_claim=False)
+            out.lines[field], out.pools[field] = np.zeros(n, dtype=np.int32), large(NO_TEXTS)
     for field in LINE_TEXTS:
         texts = getattr(lines, field, None)
         if texts is None:
-            put(field, np.zeros(n, dtype=np.int64), NO_TEXTS, per_claim=False)
+            out.lines[field], out.pools[field] = np.zeros(n, dtype=np.int32), large(NO_TEXTS)
         else:
             put(field, texts.codes, texts, per_claim=False)
-    columns["cents"] = line_values(lines.cents, np.int64)
-    columns["units"] = line_values(lines.units, np.int64)
-    columns["cause"] = np.asarray(claims.cause, dtype=np.int64)[claim_of_row]
+    out.lines["cents"] = per_line(lines.cents, np.int64)
+    out.lines["units"] = per_line(lines.units, np.int64)
+    out.lines["line_renderer"] = per_line(lines.line_renderer, np.uint8)
+    out.lines["claim"] = per_line(lines.line_claim, np.int32)
+    out.claims["cause"] = np.asarray(claims.cause, dtype=np.int64)
     flags = {f: getattr(claims, f) for f in CLAIM_FLAGS} | {"bad": bad, "ref_usable": r.usable}
     for d, field in zip(OCCURRENCE_CODES, DISCIPLINES, strict=True):
         flags[field] = getattr(claims, "disciplines", {}).get(d, np.zeros(len(bad), dtype=bool))
     for field, values in flags.items():
-        columns[field] = np.asarray(values, dtype=np.uint8)[claim_of_row]
-    columns["line_renderer"] = line_values(lines.line_renderer, np.uint8)
-    return columns, pools
+        out.claims[field] = np.asarray(values, dtype=np.uint8)
+    return out
 
 
 def moved_first_lines(df: pd.DataFrame, lines: LineColumns) -> np.ndarray:
@@ -162,19 +178,45 @@ class Pools:
         return Texts(codes, objects, arrow=self._arrow[field])
 
 
-class CheckedLines(LineColumns):
-    """``LineColumns`` of exported columns (``columns[f][i]``: line i's, lines in any
-    order): only what the assembly reads."""
+class Columns(Protocol):
+    """Exported columns of one claim file's lines (``at``: positions among its lines)."""
 
-    def __init__(self, claim_ids: pd.Series, columns: dict, pools: Pools, institutional: bool):
+    def lines(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        """``LINE_FIELDS`` of the lines ``at``."""
+
+    def claims(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        """``CLAIM_FIELDS`` of the claims of the lines ``at``."""
+
+
+class Held:
+    """``Columns`` of an ``Exported`` at hand, for the lines at ``rows`` of it."""
+
+    def __init__(self, exported: Exported, rows: np.ndarray | None = None):
+        self.exported = exported
+        n = len(exported.lines["claim"])
+        self.rows = np.arange(n) if rows is None else np.asarray(rows)
+
+    def lines(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        return {f: self.exported.lines[f][self.rows[at]] for f in fields}
+
+    def claims(self, fields: tuple[str, ...], at: np.ndarray) -> dict[str, np.ndarray]:
+        claim = self.exported.lines["claim"][self.rows[at]]
+        return {f: self.exported.claims[f][claim] for f in fields}
+
+
+class CheckedLines(LineColumns):
+    """``LineColumns`` of exported columns (``take``: the file's), lines in any order: only
+    what the assembly reads."""
+
+    def __init__(self, claim_ids: pd.Series, take: Columns, pools: Pools, institutional: bool):
         self.institutional = institutional
-        order = self._group(pd.DataFrame({"claim_id": claim_ids}))
+        columns = take.lines(LINE_FIELDS, self._group(pd.DataFrame({"claim_id": claim_ids})))
 
         def codes(field: str) -> np.ndarray:
-            return columns[field][order].astype(np.int64)
+            return columns[field].astype(np.int64)
 
-        self.cents = columns["cents"][order]
-        self.units = columns["units"][order]
+        self.cents = columns["cents"]
+        self.units = columns["units"]
         self.dos = codes("dos")
         self.dos_str = pools.objects("dos")
         self.dates = pools.texts(self.dos, "dos", as_objects=True)
@@ -183,7 +225,7 @@ class CheckedLines(LineColumns):
             code_attr, texts_attr = LINE_CODES[field]
             setattr(self, code_attr, codes(field))
             setattr(self, texts_attr, pools.objects(field))
-        self.line_renderer = columns["line_renderer"][order].astype(bool)
+        self.line_renderer = columns["line_renderer"].astype(bool)
         if institutional:
             self.revenue_text = pools.texts(codes("revenue_text"), "revenue_text")
         else:
@@ -195,15 +237,16 @@ class CheckedLines(LineColumns):
 
 
 class CheckedClaims(ClaimColumns):
-    """``ClaimColumns`` of exported columns: each claim's values from its first line's row;
-    its clinic's and payer's rows checked again (few: the order of the file's claims depends
-    on them). ``refs``: the lines' ``clinic_id`` and ``payer_id`` (string columns)."""
+    """``ClaimColumns`` of exported columns (``take``): each claim's values from its first
+    line's row; its clinic's and payer's rows checked again (few: the order of the file's
+    claims depends on them). ``refs``: the lines' ``clinic_id`` and ``payer_id`` (string
+    columns)."""
 
     def __init__(
         self,
         refs: pd.DataFrame,
         lines: CheckedLines,
-        columns: dict,
+        take: Columns,
         pools: Pools,
         clinics: pd.DataFrame,
         payers: pd.DataFrame,
@@ -213,40 +256,41 @@ class CheckedClaims(ClaimColumns):
         self.problems = {}
         self._references(clinics, payers)
         del self._df, self._first
-        first = lines.first
+        columns = take.claims(CLAIM_FIELDS, lines.first)
 
         def codes(field: str) -> np.ndarray:
-            return columns[field][first].astype(np.int64)
+            return columns[field].astype(np.int64)
 
         for field in CLAIM_TEXTS:
             setattr(self, field, pools.texts(codes(field), field, field in CLAIM_OBJECTS))
         for field in CLAIM_FLAGS:
-            setattr(self, field, columns[field][first].astype(bool))
+            setattr(self, field, columns[field].astype(bool))
         self.cause = codes("cause")
         self.disciplines = {
-            d: columns[f][first].astype(bool)
-            for d, f in zip(OCCURRENCE_CODES, DISCIPLINES, strict=True)
+            d: columns[f].astype(bool) for d, f in zip(OCCURRENCE_CODES, DISCIPLINES, strict=True)
         }
         self.referrer = SimpleNamespace(
-            usable=columns["ref_usable"][first].astype(bool),
+            usable=columns["ref_usable"].astype(bool),
             last=(codes("ref_last"), pools.objects("ref_last")),
             first=(codes("ref_first"), pools.objects("ref_first")),
             npi_code=codes("ref_npi"),
             npi_texts=pools.objects("ref_npi"),
         )
-        self.id_texts = Texts(np.arange(len(first)), lines.ids)
+        self.id_texts = Texts(np.arange(len(lines.first)), lines.ids)
+        self.bad = columns["bad"].astype(bool)
+        self.messages = pools.objects("problem")[columns["problem"]]
 
 
 class Checked:
-    """The lines of one claim file as exported columns (``columns[f][i]``: line i's), with
-    their ``claim_id`` (CLM01), ``clinic_id`` and ``payer_id``: what a build with ``checked=``
-    writes. ``bad``: per claim (as numbered in ``lines``), the checks found it unwritable,
-    ``messages[k]`` why."""
+    """The lines of one claim file as exported columns (``take``), with their ``claim_id``
+    (CLM01), ``clinic_id`` and ``payer_id`` (``refs``, a row per line): what a build with
+    ``checked=`` writes. ``bad``: per claim (as numbered in ``lines``), the checks found it
+    unwritable, ``messages[k]`` why."""
 
     def __init__(
         self,
         refs: pd.DataFrame,
-        columns: dict[str, np.ndarray],
+        take: Columns,
         pools: Pools,
         *,
         institutional: bool,
@@ -254,8 +298,6 @@ class Checked:
         payers: pd.DataFrame,
     ):
         refs = refs.reset_index(drop=True)
-        self.lines = CheckedLines(refs["claim_id"], columns, pools, institutional)
-        self.claims = CheckedClaims(refs, self.lines, columns, pools, clinics, payers)
-        first = self.lines.first
-        self.bad = columns["bad"][first].astype(bool)
-        self.messages = pools.objects("problem")[columns["problem"][first]]
+        self.lines = CheckedLines(refs["claim_id"], take, pools, institutional)
+        self.claims = CheckedClaims(refs, self.lines, take, pools, clinics, payers)
+        self.bad, self.messages = self.claims.bad, self.claims.messages
