@@ -69,3 +69,25 @@ def _canon(df: pd.DataFrame) -> str:
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     return buf.getvalue()
+
+
+def writer_lines(cfg, lines: pd.DataFrame) -> pd.DataFrame:
+    """The lines of a build publish asked for (its ``lines``: publish builds the claims from
+    the columns score checked them with, and names the lines by ``line_id``) as the 837
+    writer takes lines themselves: every claim field, from the run's scored and raw layers,
+    in the same order."""
+    from therapy_claims import reference
+    from therapy_claims.handover import read_file
+    from therapy_claims.stages import claim_files
+    from therapy_claims.stages.ingest import RAW
+    from therapy_claims.stages.score import SCORED
+
+    # the layers in their internal form, as publish reads them
+    scored = read_file(cfg.staged(*SCORED))
+    raw = read_file(cfg.staged(*RAW))
+    ids = lines["line_id"].to_numpy(dtype=object)
+    at_s = pd.Index(scored.column("line_id").to_pandas()).get_indexer(ids)
+    at_r = pd.Index(raw.column("line_id").to_pandas()).get_indexer(ids)
+    assert (at_s >= 0).all() and (at_r >= 0).all()
+    submitters = reference.load(cfg.reference).clinics["submitter_id"]
+    return claim_files.lines_at(scored, raw, at_s, at_r, submitters)

@@ -14,7 +14,7 @@ import ast
 import datetime as dt
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +22,7 @@ import numpy as np
 import oracle_837
 import pandas as pd
 import pytest
+from nights import writer_lines
 from x12_validate import independent_checks, pyx12_validate
 
 from therapy_claims import generate, npi, pipeline, reference, x12
@@ -49,6 +50,7 @@ class WriterCall:
     institutional: bool
     lines: pd.DataFrame
     args: dict
+    text: str = ""  # what publish's build gave (from the columns score checked the lines with)
 
 
 PT_SUPERVISOR = npi.make_valid("171234567")
@@ -108,6 +110,9 @@ def nights(tmp_path_factory):
                     patch.setattr(x12, name_, _recording(getattr(x12, name_), institutional, calls))
                 pipeline.publish(cfg)
             assert calls, "publish no longer calls x12.build_837p / x12.build_837i"
+            # publish names the lines (it builds from score's checked columns): the lines
+            # themselves, as the writer takes them, from the run's layers
+            calls = [replace(c, lines=writer_lines(cfg, c.lines)) for c in calls]
             billed = sum(len(c.lines) for c in calls)
             cache[name] = calls, billed / len(extract)
         return cache[name]
@@ -121,9 +126,10 @@ def _recording(
     """``build``, recording a copy of each call's input in ``calls``."""
 
     def recorded(lines: pd.DataFrame, **kw) -> str:
-        args = {k: v for k, v in kw.items() if k not in ("rejected", "placed")}
-        calls.append(WriterCall(institutional, lines.copy(), args))
-        return build(lines, **kw)
+        args = {k: v for k, v in kw.items() if k not in ("rejected", "placed", "checked")}
+        text = build(lines, **kw)
+        calls.append(WriterCall(institutional, lines.copy(), args, text))
+        return text
 
     return recorded
 
@@ -220,6 +226,7 @@ def test_generated_nights_agree(nights, name):
     everything = ""
     for call in calls:
         text, rejected, placed = both(call.lines, call.institutional, **call.args)
+        assert call.text == text  # publish's build, from the checked columns: the same bytes
         everything += text
         # score held every claim with a problem: all the others go out
         lines = call.lines

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from nights import RD, write_night
+from nights import RD, write_night, writer_lines
 from test_x12 import CREATED, frame, line
 
 from therapy_claims import pipeline, reference, x12
@@ -44,7 +44,9 @@ def assert_same(lines: pd.DataFrame, institutional: bool, clinics, payers) -> di
 
 @pytest.fixture(scope="module")
 def night_frames(tmp_path_factory) -> list[tuple[pd.DataFrame, bool, dict]]:
-    """The writer's inputs (and keyword arguments) of a generated night, as publish built it."""
+    """The writer's inputs (and keyword arguments) of a generated night, as publish built it
+    (publish builds from the columns score checked: the lines as the writer takes them are
+    those of the run's layers, ``writer_lines``)."""
     root = tmp_path_factory.mktemp("night")
     write_night(str(root / "landing"))
     cfg = pipeline.RunConfig(inputs=[str(root / "landing")], out=str(root / "out"), run_date=RD)
@@ -63,7 +65,7 @@ def night_frames(tmp_path_factory) -> list[tuple[pd.DataFrame, bool, dict]]:
         mp.setattr(x12, "build_837i", capture(originals[1], True))
         pipeline.run(cfg, parallel=False)
     assert {i for _, i, _, _ in seen} == {False, True}, "the night built no 837P or no 837I"
-    return seen
+    return [(writer_lines(cfg, lines), *rest) for lines, *rest in seen]
 
 
 def test_generated_night_as_built(night_frames):

@@ -190,10 +190,10 @@ def _handed_over(cfg: RunConfig, scored, jobs: list[ClaimJob]) -> tuple[list[Cla
     at = np.concatenate([j[1] for j in jobs])
     ends = np.cumsum([len(j[1]) for j in jobs])
     rebased = [
-        (key, np.arange(end - len(at_s), end), at_r)
-        for (key, at_s, at_r), end in zip(jobs, ends, strict=True)
+        (key, np.arange(end - len(at_s), end), at_r, at_c)
+        for (key, at_s, at_r, at_c), end in zip(jobs, ends, strict=True)
     ]
-    table = scored.select(claim_files.PUBLISH_SCORED).take(pa.array(at))
+    table = scored.select(claim_files.BUILD_SCORED).take(pa.array(at))
     path = cfg.staged(*PUBLISH_INPUT)
     if storage.is_s3(path):
         return rebased, table

@@ -23,7 +23,9 @@ import pyarrow.compute as pc
 from therapy_claims import ledger, reference, storage, timing, x12
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover, mapped_table
+from therapy_claims.stages import checked
 from therapy_claims.stages.ingest import RAW, mapped_raw
+from therapy_claims.x12 import prepared
 from therapy_claims.x12.envelope import PROVISIONAL, content_digest
 
 log = logging.getLogger("therapy_claims")
@@ -89,12 +91,27 @@ CLAIM_FIELDS = [
     "employer_name",
 ]
 
+# what publish builds claim files from, besides the checked columns: the scored columns it
+# plans with and the claim ledger reads, and the raw layer's fields they read
+BUILD_SCORED = [
+    "line_id",
+    "claim_id",
+    "encounter_id",
+    "patient_id",
+    "charge_amount",
+    "receiver_id",
+    "claim_type",
+]
+BUILD_RAW = ["clinic_id", "payer_id", "date_of_service"]
+
 # one interchange per receiver, claim type and submitter; within it, claims in claim_id order
 # and a claim's lines by date of service and line_id
 INTERCHANGE_KEYS = ["receiver_id", "claim_type", "submitter_id"]
 CLAIM_FILE_ORDER = [*INTERCHANGE_KEYS, "claim_id", "date_of_service", "line_id"]
 
-ClaimJob = tuple[tuple, np.ndarray, np.ndarray]  # (interchange key, at_scored, at_raw)
+# (interchange key, at_scored, at_raw, at_checked): its lines' rows in the scored columns, the
+# raw layer and the checked columns score staged (``checked.Night``)
+ClaimJob = tuple[tuple, np.ndarray, np.ndarray, np.ndarray]
 Interchange = tuple[tuple, int, int]  # (interchange key, start, stop) in the planned order
 
 
@@ -287,6 +304,20 @@ def claim_checks(
     its problems is named first: the lines are checked in the order given, then the few
     claims that fail again in the order publish hands them to the writer (claim, date of
     service, line)."""
+    return check_batch(scored, raw, institutional, ref)[:2]
+
+
+def check_batch(
+    scored: pa.Table,
+    raw: pa.Table,
+    institutional: bool,
+    ref: reference.Reference,
+    *,
+    export: bool = False,
+) -> tuple[dict[str, str], pd.DataFrame, prepared.Exported | None]:
+    """``claim_checks(...)`` and, with ``export``, the checked columns the 837 writer builds
+    these lines' claims from (``prepared.export``: per line, in the order given), so
+    publish builds them without checking them again."""
     submitters = ref.clinics["submitter_id"]
     checks = {
         "institutional": institutional,
@@ -295,13 +326,46 @@ def claim_checks(
         "providers": ref.providers,
     }
     frame = writer_frame(scored, raw, submitters)
-    bad, cut = x12.checked_claims(frame, **checks)
+    bad, cut, batch = x12.truncation.checked_batch(frame, **checks)
+    exported = _export(frame, batch, checks) if export and batch is not None else None
+    del batch
     if not bad:
-        return {}, cut
+        return {}, cut, exported
     some = pa.array(np.flatnonzero(frame["claim_id"].isin(list(bad)).to_numpy()))
     scored, raw = scored.take(some), raw.take(some)
     at_s, at_r, _ = plan(scored, raw, np.ones(len(some), bool), submitters)
-    return x12.unwritable_claims(lines_at(scored, raw, at_s, at_r, submitters), **checks), cut
+    verdicts = x12.unwritable_claims(lines_at(scored, raw, at_s, at_r, submitters), **checks)
+    return verdicts, cut, exported
+
+
+def _export(frame: pd.DataFrame, batch: x12.checks.Batch, checks: dict) -> prepared.Exported:
+    """``prepared.export(batch)``; the few claims whose first line in ``frame`` is not the
+    one written first are checked again in the written order and exported from there (as
+    claims after the batch's own)."""
+    out = prepared.export(batch)
+    moved = prepared.moved_first_lines(frame, batch.lines)
+    if not len(moved):
+        return out
+    claim_of_row = np.empty(len(frame), dtype=np.int64)
+    claim_of_row[batch.lines.order] = batch.lines.line_claim
+    rows = np.flatnonzero(np.isin(claim_of_row, moved))
+    some = frame.iloc[rows].reset_index(drop=True)
+    order = some.sort_values(
+        ["claim_id", "date_of_service", "line_id"], kind="mergesort", na_position="last"
+    ).index.to_numpy()
+    again = prepared.export(x12.checks.Batch(some.iloc[order].reset_index(drop=True), **checks))
+    for field, texts in again.pools.items():  # their codes after the batch's own texts
+        shift = len(out.pools[field])
+        for part in (again.lines, again.claims):
+            if field in part:
+                part[field] = part[field] + np.int32(shift)
+        out.pools[field] = pa.concat_arrays([out.pools[field], texts])
+    again.lines["claim"] = again.lines["claim"] + np.int32(len(out.claims["bad"]))
+    for field, values in again.lines.items():
+        out.lines[field][rows[order]] = values
+    for field, values in again.claims.items():
+        out.claims[field] = np.concatenate([out.claims[field], values])
+    return out
 
 
 # --------------------------------------------------------------------------- building
@@ -312,10 +376,11 @@ def build_batch(
 ) -> tuple[list[list[dict]], dict]:
     """Build the claim files of some interchanges. Per job, its files in order, each built
     under the provisional control number with its content digest; publish numbers them and
-    renumbers the text. ``scored`` is the scored columns'
-    Arrow table, or the path of an Arrow file of them to map (a second process); without
-    ``raw`` the raw layer's claim fields are read from the staging area. Returns the files
-    with the timings recorded here."""
+    renumbers the text. ``scored`` is the scored columns' (``BUILD_SCORED``) Arrow table, or
+    the path of an Arrow file of them to map (a second process); without ``raw`` the raw
+    layer's fields are read from the staging area. The claims are built from the columns
+    score checked them with (``checked.Night``), not cleaned and checked again. Returns the
+    files with the timings recorded here."""
     if not jobs:
         return [], {}
     if ref is None:
@@ -324,36 +389,68 @@ def build_batch(
         scored = mapped_table(scored)
     if raw is None:
         raw = raw_claim_fields(cfg, Handover())
+    night = checked.Night(cfg)
     # one interchange's lines at a time: only its frame is held while its files are built
     built = [
-        interchange_files(
-            cfg, ref, key, lines_at(scored, raw, at_s, at_r, ref.clinics["submitter_id"])
-        )
-        for key, at_s, at_r in jobs
+        interchange_files(cfg, ref, key, build_lines(scored, raw, job), night) for key, *job in jobs
     ]
     return built, timing.take()
 
 
+def build_lines(scored: pa.Table, raw: pa.Table, job: list) -> pd.DataFrame:
+    """The lines of one job (``[at_scored, at_raw, at_checked]``) in claim-file order: their
+    ``BUILD_SCORED`` columns, ``BUILD_RAW`` fields and ``checked_row`` (their row in the
+    checked columns)."""
+    at_s, at_r, at_c = job
+    lines = pd.concat(
+        [
+            storage.to_frame(scored.select(BUILD_SCORED).take(pa.array(at_s))),
+            storage.to_frame(raw.select(BUILD_RAW).take(pa.array(at_r))),
+        ],
+        axis=1,
+    )
+    lines["checked_row"] = np.asarray(at_c, dtype=np.int64)
+    return lines
+
+
 def interchange_files(
-    cfg: RunConfig, ref: reference.Reference, key: tuple, group: pd.DataFrame
+    cfg: RunConfig,
+    ref: reference.Reference,
+    key: tuple,
+    group: pd.DataFrame,
+    night: checked.Night,
 ) -> list[dict]:
-    """The claim files of one interchange (``group``: its lines in claim-file order), under
-    the provisional control number, each with its ``submitter_id`` and ``content_sha256``
-    (what publish numbers it by). Every claim reaching here was checked by score: a claim the writer
-    still leaves out is a bug, and fails publish rather than going unbilled unseen."""
+    """The claim files of one interchange (``group``: its lines in claim-file order, see
+    ``build_lines``), under the provisional control number, each with its ``submitter_id``
+    and ``content_sha256`` (what publish numbers it by). Every claim reaching here was checked
+    by score: a claim the checks found unwritable is a bug, and fails publish rather than
+    going unbilled unseen."""
     receiver, claim_type, submitter = key
     kind = "837I" if claim_type == "institutional" else "837P"
     args = {
-        "clinics": ref.clinics,
-        "payers": ref.payers,
-        "providers": ref.providers,
         "receiver_id": receiver,
         "receiver_name": str(ref.payers.loc[group["payer_id"].iloc[0], "receiver_name"]),
         # ISA09/10 and BHT carry the run date (at 00:00), so a rerun gives identical bytes
         "created": datetime.combine(cfg.run_date, datetime.min.time()),
         "usage": cfg.usage,
     }
-    build = x12.build_837i if kind == "837I" else x12.build_837p
+
+    def build(part: pd.DataFrame, **kw) -> str:
+        """One file's interchange, from its lines' checked columns."""
+        lines = prepared.Checked(
+            part[["claim_id", "clinic_id", "payer_id"]],
+            night.take(part["checked_row"].to_numpy()),
+            night.pools,
+            institutional=kind == "837I",
+            clinics=ref.clinics,
+            payers=ref.payers,
+        )
+        writer = x12.build_837i if kind == "837I" else x12.build_837p
+        # (the reference frames the checked columns were made with: what a build of the lines
+        # themselves would take)
+        refs = {"clinics": ref.clinics, "payers": ref.payers, "providers": ref.providers}
+        return writer(part, checked=lines, **refs, **kw)
+
     out = []
     for chunk, text, placed, _seq in cut_files(build, group, args, cfg):
         data = text.encode("ascii")

@@ -36,7 +36,7 @@ from therapy_claims import (
 )
 from therapy_claims.config import PUBLISHED_DIRS, RunConfig, RunError
 from therapy_claims.handover import Handover
-from therapy_claims.stages import claim_files
+from therapy_claims.stages import checked, claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
 from therapy_claims.stages.score import EXCEPTIONS, SCORED
 
@@ -85,7 +85,7 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     ref = reference.load(cfg.reference)
     with timing.record("worklist"):
         previous = worklist.previous(cfg.out, cfg.run_date)
-    columns = [*claim_files.PUBLISH_SCORED, "status"]
+    columns = [*claim_files.BUILD_SCORED, "status"]
     scored = handover.read_table(
         cfg.staged(*SCORED), list(dict.fromkeys([*columns, *worklist.LINE_COLUMNS])), last=True
     )
@@ -110,7 +110,10 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
             at_scored, at_raw, interchanges = claim_files.plan(
                 scored, raw, is_billed, ref.clinics["submitter_id"]
             )
-            jobs = [(key, at_scored[a:b], at_raw[a:b]) for key, a, b in interchanges]
+            at_checked = _checked_rows(cfg, len(scored), at_scored)
+            jobs = [
+                (key, at_scored[a:b], at_raw[a:b], at_checked[a:b]) for key, a, b in interchanges
+            ]
             batch = Batch(cfg, jobs, interchanges, {"scored": scored, "raw": raw}, ref, handover)
             del scored, raw  # the batch lets go of them once they are built
             built = build(batch)
@@ -133,6 +136,18 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     storage.write_json(cfg.staged("work", "publish.json"), out)
     log.info("publish: %(claim_files)s claim file(s), %(claims)s claim(s), %(lines)s line(s)", out)
     return out
+
+
+def _checked_rows(cfg: RunConfig, n_lines: int, at_scored: np.ndarray) -> np.ndarray:
+    """The rows of the billed lines (``at_scored``) in the columns score checked them with:
+    every billed line was checked (score decided its claim can be written)."""
+    rows = checked.rows_of(cfg, n_lines)[at_scored]
+    if (rows < 0).any():
+        raise RunError(
+            f"publish: {int((rows < 0).sum())} billed line(s) were not checked by score: "
+            "nothing was published (a defect: please report it with the run id)"
+        )
+    return rows
 
 
 def _claim_keys(scored: pa.Table, is_billed: np.ndarray) -> pd.DataFrame:

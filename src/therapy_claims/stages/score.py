@@ -32,7 +32,7 @@ from therapy_claims import (
 from therapy_claims.catalogue import ERROR
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover
-from therapy_claims.stages import claim_files
+from therapy_claims.stages import checked, claim_files
 from therapy_claims.stages.ingest import INGEST_FINDINGS, RAW
 from therapy_claims.stages.validate import GX_FINDINGS
 
@@ -124,7 +124,7 @@ def score(
         )
         held = _claims_with_an_error(known, at_known, claim_of_line, len(claims), waived)
         billed = (status_of == _BILLED) & ~held[claim_of_line]
-        verdicts, cuts = _claim_verdicts(lines, claim_fields, billed, claim_of_line, ref)
+        verdicts, cuts = _claim_verdicts(cfg, lines, claim_fields, billed, claim_of_line, ref)
     del claim_fields
     if validated is not None:
         tuning.release_memory()  # what the checks let go of, while GX runs
@@ -412,6 +412,7 @@ def _claims_with_an_error(
 
 
 def _claim_verdicts(
+    cfg: RunConfig,
     lines: pd.DataFrame,
     raw: pa.Table,
     billed: np.ndarray,
@@ -421,14 +422,18 @@ def _claim_verdicts(
     """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
     lines under the CLM01s they would be sent with (a claim over the line limit in parts),
     checked a claim type and a share of the claims at a time; and the values the others are
-    written with cut (``x12.text_truncations``, ``row`` as the position in ``lines``)."""
+    written with cut (``x12.text_truncations``, ``row`` as the position in ``lines``). The
+    checked columns are staged for publish as each share is done (``checked.Writer``):
+    publish builds the claim files from them instead of checking every claim again."""
     # a line without a receiver or claim type goes into no file (its payer or clinic is
     # unknown: an error that holds its claim)
     billed = (
         billed & lines["receiver_id"].notna().to_numpy() & lines["claim_type"].notna().to_numpy()
     )
     cuts = [pd.DataFrame(columns=x12.truncation.COLUMNS)]
+    staged = checked.Writer(cfg)
     if not billed.any():
+        staged.close()
         return {}, cuts[0]
     status = _status_column(np.where(billed, _BILLED, _NOT_BILLED), lines.index)
     probe = lines[["claim_id", "claim_type", "date_of_service", "line_id"]].assign(status=status)
@@ -447,12 +452,17 @@ def _claim_verdicts(
             at = np.flatnonzero(billed & (institutional == inst) & (share == k))
             if len(at):
                 rows = pa.array(at)
-                bad, cut = claim_files.claim_checks(scored.take(rows), raw.take(rows), inst, ref)
+                bad, cut, exported = claim_files.check_batch(
+                    scored.take(rows), raw.take(rows), inst, ref, export=True
+                )
+                staged.add(exported, at)
+                del exported
                 verdicts |= bad
                 if len(cut):
                     line_row = cut["row"].to_numpy(np.int64)
                     cuts.append(cut.assign(row=np.where(line_row >= 0, at[line_row], -1)))
                 tuning.release_memory()  # the share's intermediates, while validate runs
+    staged.close()
     return verdicts, cuts[0] if len(cuts) == 1 else pd.concat(cuts[1:], ignore_index=True)
 
 

@@ -36,7 +36,10 @@ Modules
 * ``loops``, ``p837``, ``i837``: segment templates per loop (shared, 837P, 837I).
 * ``assembly``: transaction sets and the HL hierarchy.
 * ``envelope``: ISA/GS/ST/BHT/SE/GE/IEA, :func:`control_number`, :func:`renumber`.
-* ``build``: :func:`build_837p` and :func:`build_837i`.
+* ``build``: :func:`build_837p` and :func:`build_837i` (of lines, or of the columns they were
+  checked with before: ``checked``).
+* ``prepared``: a checked batch's columns, handed from score to publish so that the claims are
+  not cleaned and checked twice (:class:`prepared.Checked`).
 * ``reader``: a tokenizer for any X12 transaction and a per-claim view of an 837.
 """
 

@@ -9,7 +9,9 @@ of the claims that can be written (:mod:`therapy_claims.x12.assembly`, with the 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from therapy_claims.x12.assembly import transaction_sets
@@ -21,6 +23,9 @@ from therapy_claims.x12.envelope import (
     receiver,
     transaction_set_number,
 )
+
+if TYPE_CHECKING:
+    from therapy_claims.x12.prepared import Checked
 
 
 def build_837p(lines: pd.DataFrame, **kw) -> str:
@@ -57,6 +62,7 @@ def _build(
     rejected: dict[str, str] | None = None,
     placed: dict[str, str] | None = None,
     providers: pd.DataFrame | None = None,
+    checked: Checked | None = None,
 ) -> str:
     """Build one 837P (or, with ``institutional``, 837I) interchange (ISA..IEA) for ``lines``; returns ASCII text, ``~\\n`` per segment.
 
@@ -87,28 +93,81 @@ def _build(
     (NM103 60, NM104 35, N301 55, N401 30) rather than rejected.
     A line without a rendering NPI is taken as rendered by the claim's renderer; a claim
     whose first line has none, or whose renderer is the billing NPI, gets no 2310B.
+
+    With ``checked`` (:class:`therapy_claims.x12.prepared.Checked`: the columns these lines
+    were checked with before, e.g. by score), nothing is cleaned or checked again: the file
+    is built from those columns (the same bytes), ``lines`` is only counted, and a claim the
+    earlier check found unwritable is left out (or raises) with that check's message.
     """
     if lines is None or len(lines) == 0:
         raise ValueError("no service lines to bill")
-    version = VERSION_I if institutional else VERSION
-    if usage not in ("T", "P"):
-        raise ValueError(f"usage must be 'T' or 'P', not {usage!r}")
-    icn = checked_number(interchange_control_number)
-    rcv_id, rcv_name = receiver(receiver_id, receiver_name)
-
+    envelope = _envelope(
+        institutional, usage, interchange_control_number, receiver_id, receiver_name
+    )
+    if checked is not None:
+        return _build_checked(checked, rejected, placed, created, envelope)
     batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers)
     verdict, ids = batch.verdict, batch.lines.ids
     for k in verdict.failing():
         if rejected is None:
             raise ValueError(verdict.message(k))
         rejected[ids[k]] = verdict.message(k)
-    sets = transaction_sets(batch.lines, batch.claims, verdict.bad)
+    return assemble(
+        batch.lines, batch.claims, verdict.bad, placed=placed, created=created, **envelope
+    )
+
+
+def _build_checked(
+    part: Checked,
+    rejected: dict[str, str] | None,
+    placed: dict[str, str] | None,
+    created: datetime,
+    envelope: dict,
+) -> str:
+    """The build of lines checked before (``part``)."""
+    ids = part.lines.ids
+    for k in np.flatnonzero(part.bad).tolist():
+        if rejected is None:
+            raise ValueError(part.messages[k])
+        rejected[ids[k]] = part.messages[k]
+    return assemble(part.lines, part.claims, part.bad, placed=placed, created=created, **envelope)
+
+
+def _envelope(
+    institutional: bool, usage: str, interchange_control_number: int, receiver_id, receiver_name
+) -> dict:
+    """The envelope's checked values (raises ``ValueError`` as a build does, before any claim
+    is looked at)."""
+    if usage not in ("T", "P"):
+        raise ValueError(f"usage must be 'T' or 'P', not {usage!r}")
+    icn = checked_number(interchange_control_number)
+    rcv_id, rcv_name = receiver(receiver_id, receiver_name)
+    version = VERSION_I if institutional else VERSION
+    return {"version": version, "icn": icn, "usage": usage, "rcv_id": rcv_id, "rcv_name": rcv_name}
+
+
+def assemble(
+    lines,
+    claims,
+    bad: np.ndarray,
+    *,
+    version: str,
+    icn: int,
+    usage: str,
+    rcv_id: str,
+    rcv_name: str,
+    created: datetime,
+    placed: dict[str, str] | None = None,
+) -> str:
+    """The interchange of the claims of checked columns (``lines``, ``claims``: a batch's
+    ``LineColumns`` and ``ClaimColumns`` or their prepared equivalents) that are not ``bad``."""
+    ids = lines.ids
+    sets = transaction_sets(lines, claims, bad)
     if sets is None:
         return ""
     if placed is not None:
-        for n_set, claims in enumerate(sets.claims, 1):
-            placed.update(dict.fromkeys(ids[claims].tolist(), transaction_set_number(n_set)))
-    claims = batch.claims
+        for n_set, set_claims in enumerate(sets.claims, 1):
+            placed.update(dict.fromkeys(ids[set_claims].tolist(), transaction_set_number(n_set)))
     before, after = envelopes(
         sets.segments,
         version=version,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
 from therapy_claims.x12.constants import MAX_LINES_PER_CLAIM_I
@@ -160,7 +161,11 @@ def claim_total(lines: LineColumns, w: np.ndarray, rows: np.ndarray) -> Texts:
 
 def prior_authorisation(claims: ClaimColumns) -> list:
     """REF*G1 when the claim has an authorisation number."""
-    has_auth = np.not_equal(claims.auth.texts, "")[claims.auth.codes].astype(np.int64)
+    # on the pyarrow texts: a checked batch's (x12.prepared) are the whole night's, which as
+    # Python strings would cost more than the claims they are read for
+    auth = claims.auth
+    has_auth = pc.not_equal(auth.arrow(), "").fill_null(False).to_numpy(zero_copy_only=False)
+    has_auth = has_auth[auth.codes].astype(np.int64)
     return [
         Texts(has_auth, np.array(["", "REF*G1*"], dtype=object)),
         claims.auth,

@@ -80,12 +80,27 @@ def checked_claims(
 ) -> tuple[dict[str, str], pd.DataFrame]:
     """``(unwritable_claims(...), text_truncations(...))`` of the same arguments, checking the
     lines once (score asks both of every billed line)."""
+    return checked_batch(
+        lines, institutional=institutional, clinics=clinics, payers=payers, providers=providers
+    )[:2]
+
+
+def checked_batch(
+    lines: pd.DataFrame,
+    *,
+    institutional: bool,
+    clinics: pd.DataFrame,
+    payers: pd.DataFrame,
+    providers: pd.DataFrame | None = None,
+) -> tuple[dict[str, str], pd.DataFrame, Batch | None]:
+    """``checked_claims(...)`` and the checked batch itself (None for no lines), whose
+    columns a later build of the same claims can take (``x12.prepared.export``)."""
     if lines is None or len(lines) == 0:
-        return {}, pd.DataFrame(columns=COLUMNS)
+        return {}, pd.DataFrame(columns=COLUMNS), None
     batch = Batch(lines.reset_index(drop=True), institutional, clinics, payers, providers)
     verdict = batch.verdict
     bad = {verdict.ids[k]: verdict.message(k) for k in verdict.failing()}
-    return bad, truncations(batch, clinics, payers)
+    return bad, truncations(batch, clinics, payers), batch
 
 
 def truncations(batch: Batch, clinics: pd.DataFrame, payers: pd.DataFrame) -> pd.DataFrame:
