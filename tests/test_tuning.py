@@ -50,3 +50,60 @@ def test_every_stage_entry_point_tunes_the_process_first(entry, tmp_path, monkey
     with pytest.raises(pipeline.RunError):  # nothing staged: each stage refuses, tuned first
         getattr(pipeline, entry)(cfg)
     assert calls == [entry]
+
+
+# A process that frees a 16 MiB array (glibc then takes blocks up to that size from its heap),
+# then makes 100 arrays of 4 MiB with a small block kept between each two, and frees the
+# arrays: how much of the 400 MiB it still holds (MiB), as ``tuning`` leaves it.
+_FREED_SCRIPT = """
+import gc, sys
+import numpy as np
+from therapy_claims import tuning
+def rss():
+    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) // 1024
+if sys.argv[1] == 'tuned':
+    tuning.tune_process()
+big = np.ones(16 * 2**20 // 8)
+del big
+base = rss()
+arrays, kept = [], []
+for i in range(100):
+    arrays.append(np.ones(4 * 2**20 // 8))
+    kept.append(b'x' * 2000 + bytes([i]))
+del arrays
+gc.collect()
+held = rss() - base
+if sys.argv[2] == 'release':
+    tuning.release_memory()
+print(held, rss() - base)
+"""
+
+
+def _held_after_free(tuned: bool, release: bool) -> tuple[int, int]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FREED_SCRIPT,
+            "tuned" if tuned else "untuned",
+            "release" if release else "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    held, after_release = proc.stdout.split()
+    return int(held), int(after_release)
+
+
+def test_a_tuned_process_gives_freed_arrays_back_at_once():
+    # the same process untuned keeps the 400 MiB: the case the tuning is for
+    assert _held_after_free(tuned=False, release=False)[0] > 300
+    assert _held_after_free(tuned=True, release=False)[0] < 50
+
+
+def test_release_memory_gives_back_the_heap_pages_glibc_kept():
+    held, after = _held_after_free(tuned=False, release=True)
+    assert held > 300
+    assert after < 50

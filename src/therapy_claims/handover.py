@@ -141,7 +141,10 @@ class InMemoryHandover(Handover):
 def write_file(table: pa.Table, path: str) -> None:
     """``table`` as the Parquet file at ``path``: a layer's file in its published form."""
     layer = schemas.layer_of(path)
-    storage.write_table(schemas.published(table, layer) if layer else table, path)
+    if layer:
+        storage.write_tables(schemas.published_slices(table, layer), path)
+    else:
+        storage.write_table(table, path)
 
 
 def read_file(path: str, columns: list[str] | None = None) -> pa.Table:

@@ -463,14 +463,28 @@ def to_table(df):
 
 def write_table(table, path: str) -> None:
     """``table`` as a Parquet file (zstd); Arrow's own I/O errors fail as ``StorageError``."""
+    write_tables([table], path)
+
+
+def write_tables(tables, path: str) -> None:
+    """The Arrow ``tables`` (an iterable, read once; the first's schema, the others the same)
+    as one Parquet file (zstd), each a row group of its own or more: a caller can convert a
+    large table a slice at a time. Arrow's own I/O errors fail as ``StorageError``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with guard("write", path):
         sink = pa.BufferOutputStream()
-        # no pandas-specific metadata: any Parquet reader (DuckDB, pandas, Spark) sees plain
-        # Arrow types
-        pq.write_table(table, sink, compression="zstd")
+        writer = None
+        for table in tables:
+            if writer is None:
+                # no pandas-specific metadata: any Parquet reader (DuckDB, pandas, Spark)
+                # sees plain Arrow types
+                writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+            writer.write_table(table)
+        if writer is None:
+            raise ValueError("no table to write")
+        writer.close()
         write_bytes(path, sink.getvalue().to_pybytes())
 
 

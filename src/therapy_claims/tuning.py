@@ -11,6 +11,10 @@ import sys
 import threading
 
 HUGE_PAGES_SETTING = "THERAPY_CLAIMS_HUGE_PAGES"
+# glibc's malloc: an allocation at least this large gets pages of its own, given back when it
+# is freed (``mallopt``'s M_MMAP_THRESHOLD; a fixed value stops glibc raising it)
+MMAP_THRESHOLD = 128 * 2**10
+_M_MMAP_THRESHOLD = -3
 
 
 def tune_process() -> None:
@@ -21,8 +25,14 @@ def tune_process() -> None:
     every large array; the allocator then gives freed memory back 64 KiB at a time, which
     splits a huge page, and the next use faults in and zeroes a whole 2 MiB page again: ingest
     spent most of its time in the kernel (docs/performance.md). ``THERAPY_CLAIMS_HUGE_PAGES=1``
-    keeps the system's setting. Calling it again does nothing more."""
-    if sys.platform != "linux" or os.environ.get(HUGE_PAGES_SETTING) == "1":
+    keeps the system's setting.
+
+    glibc's malloc (NumPy's and pandas' arrays) gets a fixed mmap threshold (see
+    ``_malloc_gives_back``). Calling it again does nothing more."""
+    if sys.platform != "linux":
+        return
+    _malloc_gives_back()
+    if os.environ.get(HUGE_PAGES_SETTING) == "1":
         return
     import ctypes
 
@@ -31,6 +41,33 @@ def tune_process() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_thp_disable, 1, 0, 0, 0)
     except (OSError, AttributeError):  # no such call here: the system's setting stays
         pass
+
+
+def _malloc_gives_back() -> None:
+    """A freed array's memory goes back to the system at once. glibc raises its mmap
+    threshold to the size of the largest block freed (up to 32 MiB), so after the first
+    million-line column is freed every later one comes from the heap, where a few small
+    blocks still in use between them keep the freed ones resident: at a million lines the
+    run held 700-900 MiB of freed memory during score and publish, while the second
+    process filled up (docs/performance.md). A fixed threshold keeps every large array in
+    pages of its own. Where ``GLIBC_TUNABLES`` sets malloc's parameters, they are kept."""
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def _glibc():
+    """The C library, when it is glibc (``mallopt``, ``malloc_trim``); else None."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc's own: not musl's stubs
+        return libc
+    except (OSError, AttributeError):
+        return None
 
 
 def background_thread() -> None:
@@ -45,8 +82,12 @@ def background_thread() -> None:
 
 
 def release_memory() -> None:
-    """Give Arrow's freed memory back to the system (its allocator keeps it for a while): at
-    a million lines hundreds of MiB between stages, while another process fills up."""
+    """Give Arrow's freed memory back to the system (its allocator keeps it for a while), and
+    glibc's free heap pages: at a million lines hundreds of MiB between stages, while another
+    process fills up."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    libc = _glibc() if sys.platform == "linux" else None
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -87,6 +87,15 @@ def score(
         kx_history=rules.kx_history(cfg.out, cfg.rd, ref, lines),
     )
     found = rules.run_all(night)
+    lines["changes"] = night.change_lists()
+    # a line is billed when it has units and no rule left it off the claim (units > 0 and not
+    # excluded: Night.reported); a non-covered line is not_billed and its claim still goes out
+    status_of = np.where(night.reported(), _BILLED, _NOT_BILLED).astype(np.int8)
+    # the rules are done: what they alone read (the reference data's columns, times,
+    # providers, ...) goes, about 500 MiB at a million lines, while validate's process is at
+    # its largest. What follows reads only the scored layer's columns.
+    del night
+    lines = lines[[c for c in lines.columns if c in _KEPT_AFTER_RULES]]
 
     # a claim billed on another run date (claim ledger) is held, never sent twice
     found = findings.concat(
@@ -100,16 +109,12 @@ def score(
     earlier = handover.read_frame(cfg.staged(*INGEST_FINDINGS), last=True)
     # what does not depend on the validate stage's findings comes before waiting for them:
     # each finding's line as a row number, and each line's claim as a number
-    lines["changes"] = night.change_lists()
     lines["modifiers"] = _split_list(lines["modifiers"])
     ids = pd.Index(lines["line_id"])
     if not ids.is_unique:  # ingest quarantines every repeat of a line_id
         raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
     claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
-    # a line is billed when it has units and no rule left it off the claim (units > 0 and not
-    # excluded: Night.reported); a non-covered line is not_billed and its claim still goes out
-    status_of = np.where(night.reported(), _BILLED, _NOT_BILLED).astype(np.int8)
     # which claims the 837 cannot carry, over every line billed unless its claim is held (by
     # what is known before validate's findings): a claim that stays billed is checked on
     # exactly the lines it is sent with
@@ -195,6 +200,9 @@ def score(
 
 # of the finding's line, if it has one
 _LINE_COLUMNS = ("claim_id", "cpt_code", "date_of_service", "clinic_id", "payer_id")
+# the columns of the lines score reads after the rules: the scored layer's (the 837 checks,
+# holds, findings and exceptions read a subset of them)
+_KEPT_AFTER_RULES = frozenset(SCORED_COLUMNS)
 
 
 def _exceptions(
@@ -390,7 +398,7 @@ def _text_truncated(lines: pd.DataFrame, cuts: pd.DataFrame) -> pd.DataFrame:
 
 # the 837 checks take the lines of this many claims at a time: their intermediates are held
 # while the validate process is at its largest
-CHECK_CLAIMS = 100_000
+CHECK_CLAIMS = 50_000
 
 
 def _claims_with_an_error(
