@@ -52,8 +52,8 @@ def test_every_stage_entry_point_tunes_the_process_first(entry, tmp_path, monkey
     assert calls == [entry]
 
 
-# A process that frees a 16 MiB array (glibc then takes blocks up to that size from its heap),
-# then makes 100 arrays of 4 MiB with a small block kept between each two, and frees the
+# A process that frees a 24 MiB array (glibc then takes blocks up to that size from its heap),
+# then makes 50 arrays of 8 MiB with a small block kept between each two, and frees the
 # arrays: how much of the 400 MiB it still holds (MiB), as ``tuning`` leaves it.
 _FREED_SCRIPT = """
 import gc, sys
@@ -63,12 +63,12 @@ def rss():
     return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) // 1024
 if sys.argv[1] == 'tuned':
     tuning.tune_process()
-big = np.ones(16 * 2**20 // 8)
+big = np.ones(24 * 2**20 // 8)
 del big
 base = rss()
 arrays, kept = [], []
-for i in range(100):
-    arrays.append(np.ones(4 * 2**20 // 8))
+for i in range(50):
+    arrays.append(np.ones(8 * 2**20 // 8))
     kept.append(b'x' * 2000 + bytes([i]))
 del arrays
 gc.collect()

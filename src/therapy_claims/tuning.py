@@ -12,9 +12,12 @@ import threading
 
 HUGE_PAGES_SETTING = "THERAPY_CLAIMS_HUGE_PAGES"
 # glibc's malloc: an allocation at least this large gets pages of its own, given back when it
-# is freed (``mallopt``'s M_MMAP_THRESHOLD; a fixed value stops glibc raising it)
-MMAP_THRESHOLD = 128 * 2**10
-_M_MMAP_THRESHOLD = -3
+# is freed (``mallopt``'s M_MMAP_THRESHOLD; a fixed value stops glibc raising it). A column of
+# a million lines is 1-8 MiB; smaller blocks stay on the heap, which is given back when its
+# free top passes TRIM_THRESHOLD (and between stages)
+MMAP_THRESHOLD = 4 * 2**20
+TRIM_THRESHOLD = 64 * 2**20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def tune_process() -> None:
@@ -50,12 +53,15 @@ def _malloc_gives_back() -> None:
     blocks still in use between them keep the freed ones resident: at a million lines the
     run held 700-900 MiB of freed memory during score and publish, while the second
     process filled up (docs/performance.md). A fixed threshold keeps every large array in
-    pages of its own. Where ``GLIBC_TUNABLES`` sets malloc's parameters, they are kept."""
+    pages of its own; smaller ones (at 128 KiB the page faults of every small array cost
+    validate and the rules a second or two) stay on the heap. Where ``GLIBC_TUNABLES`` sets
+    malloc's parameters, they are kept."""
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return
     libc = _glibc()
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def _glibc():
