@@ -14,14 +14,14 @@ This package only reads; applying the rows to the ledger is the caller's busines
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from therapy_claims.responses.acks import read_277ca, read_999
 from therapy_claims.responses.check import MAX_BYTES, as_text, validate
 from therapy_claims.responses.era import read_835
 from therapy_claims.responses.fields import ResponseError
 from therapy_claims.responses.kinds import RESPONSE_KINDS, kind_of
 from therapy_claims.responses.tables import SCHEMAS, Responses, empty
-
-import pyarrow as pa
 
 __all__ = [
     "MAX_BYTES",
