@@ -44,6 +44,17 @@ def _rows(table: pa.Table) -> list[dict]:
     return table.to_pylist()
 
 
+def _recount(text: str) -> str:
+    """The same interchange with each SE01 recounted (for samples edited in a test)."""
+    out, count = [], 0
+    for seg in [s.strip() for s in text.split("~") if s.strip()]:
+        count = 1 if seg.startswith("ST*") else count + 1
+        if seg.startswith("SE*"):
+            seg = "SE*" + str(count) + "*" + seg.split("*")[2]
+        out.append(seg)
+    return "~\n".join(out) + "~\n"
+
+
 # ---------------------------------------------------------------- the samples themselves
 
 
@@ -196,7 +207,7 @@ def test_read_999_group_rejected_without_ak2_is_one_row():
     body = "AK1*HC*101*005010X222A1~\nAK9*R*2*2*0*2~\n"
     start = text.index("AK1")
     end = text.index("SE*")
-    text = text[:start] + body + text[end:].replace("SE*8*", "SE*4*")
+    text = _recount(text[:start] + body + text[end:])
     assert validate(text) == (True, "")
     rows = _rows(read(text, "x").acknowledgments)
     assert len(rows) == 1
@@ -247,7 +258,7 @@ def test_a_rejecting_stc_decides_even_after_an_accepting_one():
         "STC*A2:20:PR*20261121*WQ*185~",
         "STC*A2:20:PR*20261121*WQ*185~\nSTC*A7:454:PR*20261121*U*185~",
     )
-    text = text.replace("SE*38*", "SE*39*")
+    text = _recount(text)
     assert validate(text) == (True, "")
     row = _rows(read(text, "x").claim_statuses)[1]
     assert (row["claim_id"], row["category"], row["status"]) == ("C0000002-1", "A7", "454")
@@ -406,6 +417,18 @@ def test_an_unbalanced_835_is_refused_whole():
     total_off = _text("835_paid.x12").replace("BPR*I*370*", "BPR*I*371*")
     with pytest.raises(ResponseError, match="BPR02"):
         read(total_off, "x")
+
+
+def test_provider_level_adjustments_enter_the_payment_total():
+    """BPR02 = sum of CLP04 - PLB: a 10.00 overpayment recovery (WO) makes 370 a 360 payment."""
+    plb = "PLB*1234567893*20261231*WO:PCCN0001*10~\nSE*"
+    text = _recount(_text("835_paid.x12").replace("SE*", plb, 1))
+    assert validate(text) == (True, "")  # BPR02 still 370: pyx12 does not add amounts
+    assert validate(text.replace("BPR*I*370*", "BPR*I*360*")) == (True, "")
+    got = read(text.replace("BPR*I*370*", "BPR*I*360*"), "x")
+    assert sum((c["paid"] for c in _rows(got.payments)), D(0)) == D("370.00")
+    with pytest.raises(ResponseError, match="BPR02"):
+        read(text, "x")
 
 
 def test_overlong_values_are_refused_without_quoting_them():

@@ -26,7 +26,7 @@ def _element_label(at: At, segment_id: str, seps: Separators) -> str:
     parts = components(at.text(1, required=True, limit=9) or "", seps)
     if not all(p.isdigit() and len(p) <= 3 for p in parts[:2]):
         raise at.fail("is not an element position", 1)
-    label = f"{segment_id}{int(parts[0]):02d}"
+    label = f"{segment_id or '?'}{int(parts[0]):02d}"
     if len(parts) > 1 and parts[1]:
         label += f"-{int(parts[1])}"
     return f"{label}:{at.text(3, required=True, limit=3)}"
@@ -67,6 +67,7 @@ def read_999(text: str, source: str) -> list[dict]:
             )
             current["_at"] = at
             set_rows.append(current)
+            segment_id = ""
         elif at.id == "IK3" and current is not None:
             segment_id = at.text(1, required=True, limit=3) or ""
             place = f"{segment_id}@{at.text(2, limit=10) or ''}"
@@ -162,7 +163,7 @@ def read_277ca(text: str, source: str) -> list[dict]:
 
 def _status(at: At, seps: Separators) -> dict:
     parts = components(at.text(1, required=True, limit=40) or "", seps)
-    parts = [p[:12] for p in parts] + ["", "", ""]
+    parts = parts + ["", "", ""]
     return {
         "category": parts[0] or None,
         "status": parts[1] or None,

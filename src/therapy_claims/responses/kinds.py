@@ -37,7 +37,7 @@ def kind_of_group(gs: Segment, st: Segment) -> str | None:
 
 
 def kind_of(data: bytes | str) -> str | None:
-    """ "999", "277CA", "835" or "837" from the file's envelope, or None for anything else.
+    """The file's kind from its envelope: "999", "277CA", "835", "837", or None for the rest.
 
     Never raises: junk, binary, non-ASCII or a truncated header all give None."""
     try:
