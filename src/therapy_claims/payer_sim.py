@@ -338,7 +338,7 @@ def decide(
             out.status_277 = ":".join(ACCEPTED)
             out.payer_claim_control_number = _number(seed, 14, "pccn", claim.id)
             out.outcome, out.adjudication = adjudicate(claim, seed, deny_share)
-            if out.outcome == "denied":
+            if out.outcome == "denied" and claim.lines:
                 group, carc, _ = out.adjudication.adjustments[0][0]
                 out.carc = f"{group}-{carc}"
         outcomes.append(out)
@@ -403,7 +403,7 @@ def build_999(sub: Submission, set_errors: dict, seed: int, on: date) -> str:
     return _interchange(sub, "FA", "005010X231A1", control, on, [segs])
 
 
-def _counts(hl: str, outcomes: list[tuple[Claim, Outcome]], qty: tuple[str, str]) -> list[str]:
+def _counts(outcomes: list[tuple[Claim, Outcome]], qty: tuple[str, str]) -> list[str]:
     """QTY accepted / rejected and AMT YU / YY of a 277CA summary level (only non-zero)."""
     ok = [c.charge for c, o in outcomes if o.outcome != "rejected_277ca"]
     bad = [c.charge for c, o in outcomes if o.outcome == "rejected_277ca"]
@@ -459,7 +459,7 @@ def build_277ca(sub: Submission, outcomes: list[Outcome], seed: int, on: date) -
         _segment("NM1", "41", "2", sub.submitter[0], "", "", "", "", "46", sub.submitter[1]),
         _segment("TRN", "2", sub.bht03 or e(sub.gs, 6)),
         _segment("STC", "A1:19", day, "WQ", total),
-        *_counts("2", pairs, ("90", "AA")),
+        *_counts(pairs, ("90", "AA")),
     ]
     hl = 2
     for billing in dict.fromkeys(c.billing for c, _ in pairs):
@@ -471,7 +471,7 @@ def build_277ca(sub: Submission, outcomes: list[Outcome], seed: int, on: date) -
             _segment("NM1", "85", "2", billing[0], "", "", "", "", "XX", billing[1]),
             _segment("TRN", "1", "0"),
             _segment("STC", "A1:19:85", "", "WQ", money(sum((c.charge for c, _ in mine), ZERO))),
-            *_counts(provider_hl, mine, ("QA", "QC")),
+            *_counts(mine, ("QA", "QC")),
         ]
         for claim, out in mine:
             hl += 1
@@ -482,16 +482,10 @@ def build_277ca(sub: Submission, outcomes: list[Outcome], seed: int, on: date) -
 
 def _service_835(line: Line, paid: Decimal, adjustments: list, rarc: str) -> list[str]:
     """2110 of one line: SVC (echoing the 837's procedure), DTM*472, CAS, REF*6R, LQ*HE."""
-    segs = [
-        _segment(
-            "SVC",
-            ":".join(line.procedure),
-            money(line.charge),
-            money(paid),
-            line.revenue,
-            line.units,
-        )
-    ]
+    procedure, revenue = ":".join(line.procedure), line.revenue
+    if len(line.procedure) < 2 and revenue:  # an 837I line without HCPCS: its revenue code
+        procedure, revenue = f"NU:{revenue}", ""
+    segs = [_segment("SVC", procedure, money(line.charge), money(paid), revenue, line.units)]
     begin, _, end = line.served.partition("-")
     if begin and (not end or end == begin):
         segs.append(_segment("DTM", "472", begin))
