@@ -234,6 +234,45 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def cmd_simulate_payer(args) -> int:
+    """Answer a night's 837 files as a clearinghouse and payer would (999, 277CA, 835), for
+    the demo and tests; outcomes per claim in ``simulation.json`` (ids and amounts only)."""
+    from collections import Counter
+
+    from therapy_claims import payer_sim
+
+    on = pipeline.parse_run_date(args.date) if args.date else date.today()
+    try:
+        record = payer_sim.run(
+            args.claims,
+            args.out,
+            seed=args.seed,
+            reject_share=args.reject_share,
+            deny_share=args.deny_share,
+            set_reject_share=args.set_reject_share,
+            on=on,
+        )
+    except ValueError as exc:  # an 837 the simulator cannot read
+        raise pipeline.RunError(f"simulate-payer: {exc}") from exc
+    outcomes = Counter(c["outcome"] for c in record["claims"])
+    _progress(
+        f"answered {len(record['files'])} claim file(s), {len(record['claims'])} claims "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items())) or 'none'}) in {args.out}"
+    )
+    return EXIT_OK
+
+
+def _share(text: str) -> float:
+    """A share between 0 and 1 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return value
+
+
 def worklist_summary(manifest: dict, rd) -> list[str]:
     """The morning's queue in short (what is held, for how much, who acts first, the oldest),
     or why there is none: a night committed before the worklist existed is still a night
@@ -355,6 +394,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--out", required=True, metavar="PATH", help="output root")
     u.set_defaults(fn=cmd_unlock)
+
+    sp = sub.add_parser(
+        "simulate-payer",
+        help="answer a night's 837 files with simulated 999, 277CA and 835 files (demo, tests)",
+    )
+    sp.add_argument(
+        "--claims", required=True, metavar="DIR", help="folder of the 837 files (*.x12) sent"
+    )
+    sp.add_argument("--out", required=True, metavar="DIR", help="where the responses go")
+    sp.add_argument("--seed", type=int, default=0, help="same files and seed: same responses")
+    sp.add_argument(
+        "--reject-share",
+        type=_share,
+        default=0.1,
+        metavar="F",
+        help="share of claims the 277CA rejects (default 0.1)",
+    )
+    sp.add_argument(
+        "--deny-share",
+        type=_share,
+        default=0.1,
+        metavar="F",
+        help="share of the accepted claims the 835 denies (default 0.1)",
+    )
+    sp.add_argument(
+        "--set-reject-share",
+        type=_share,
+        default=0.0,
+        metavar="F",
+        help="share of transaction sets the 999 rejects (default 0)",
+    )
+    sp.add_argument("--date", metavar="YYYY-MM-DD", help="the responses' date (default today)")
+    sp.set_defaults(fn=cmd_simulate_payer)
 
     from therapy_claims.analytics import MEASURES
 
