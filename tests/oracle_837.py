@@ -84,6 +84,8 @@ _TRANSLIT = str.maketrans(
 )
 _NOT_BASIC = re.compile(r"[^A-Z0-9 !\"&'()+,\-./;?=]")
 _NOT_CODE = re.compile(r"[^A-Z0-9]")
+# REF02 of the 2400 REF*6R (line item control number): AN 1-50 in both guides (X222A1, X223A2)
+LINE_ITEM_CONTROL_MAX = 50
 
 
 def is_na(value: object) -> bool:
@@ -748,6 +750,26 @@ class ClaimWriter:
         return row["_cents"]
 
     @staticmethod
+    def line_item_control(row: dict, seen: set[str]) -> str:
+        """REF02 of the line's REF*6R: its line_id exactly as the extract has it (an 835
+        returns it to name the line), so an id cleaning would change, one too long, or one an
+        earlier line of the claim has, makes the claim unwritable."""
+        raw = row.get("line_id")
+        text = "" if is_na(raw) else str(raw)
+        if not text or clean_text(text, LINE_ITEM_CONTROL_MAX) != text:
+            raise Unwritable(
+                "line_id",
+                f"must be 1-{LINE_ITEM_CONTROL_MAX} characters of A-Z 0-9 and X12 basic "
+                "punctuation (REF*6R carries it as is)",
+            )
+        if text in seen:
+            raise Unwritable(
+                "line_id", "repeats another line's of the claim (REF*6R must be unique)"
+            )
+        seen.add(text)
+        return text
+
+    @staticmethod
     def provider(entity: str, r: Renderer) -> str:
         """NM1 of a line's renderer as rendering (82) or attending (71) provider."""
         last = required(r.last, r.fields[1], 60)
@@ -778,6 +800,7 @@ class ClaimWriter:
 
         lines: list[str] = []
         total = 0
+        seen: set[str] = set()
         for lx, (row, r) in enumerate(zip(claim.rows, providers, strict=True), start=1):
             service = service_code(row["cpt_code"], listish(row.get("modifiers")))
             amount = self.line_checks(row, service)
@@ -789,10 +812,12 @@ class ClaimWriter:
             if line_place is None:
                 raise Unwritable("place_of_service", "is not 2 digits")
             shown_place = line_place if line_place != claim_place else ""
+            control = self.line_item_control(row, seen)
             lines += [
                 f"LX*{lx}",
                 f"SV1*{service}*{money(amount)}*UN*{row['_units']}*{shown_place}**{ptr[0]}",
                 f"DTP*472*D8*{row['_dos']}",
+                f"REF*6R*{control}",
             ]
             self.supervisor_check(r)
             line_npi = clean_text(r.npi)
@@ -840,6 +865,7 @@ class ClaimWriter:
         referring = self.referring(first)
         lines: list[str] = []
         total = 0
+        seen: set[str] = set()
         for lx, (row, r) in enumerate(zip(claim.rows, providers, strict=True), start=1):
             service = service_code(row["cpt_code"], listish(row.get("modifiers")))
             amount = self.line_checks(row, service)
@@ -857,10 +883,12 @@ class ClaimWriter:
                 )
             if any(m in THERAPY_MODIFIERS and m != modifier for m in line_modifiers):
                 raise Unwritable("modifiers", f"carry a therapy modifier other than {modifier}")
+            control = self.line_item_control(row, seen)
             lines += [
                 f"LX*{lx}",
                 f"SV2*{revenue_code}*{service}*{money(amount)}*UN*{row['_units']}",
                 f"DTP*472*D8*{row['_dos']}",
+                f"REF*6R*{control}",
             ]
             self.supervisor_check(r)
             line_npi = clean_text(r.npi)

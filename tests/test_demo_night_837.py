@@ -21,6 +21,7 @@ from x12_content_check import check_837, duplicate_control_numbers
 from x12_validate import pyx12_validate
 
 from therapy_claims import generate, pipeline, reference, storage
+from therapy_claims.x12 import reader
 
 RUN_DATE = dt.date(2026, 11, 28)
 
@@ -110,3 +111,42 @@ def test_each_generated_content_problem_is_found(demo):
             assert code in set(got), (p["kind"], p["encounter_id"], sorted(set(got)))
     unknown = exceptions[exceptions["code"] == "PROVIDER_UNKNOWN"]
     assert len(unknown) and all(any(npi in m for npi in left_out) for m in unknown["message"])
+
+
+def test_every_service_line_carries_its_own_line_id_as_ref_6r(demo):
+    """Every 2400 loop of the night's 837P and 837I files has exactly one ``REF*6R``, and it is
+    the line_id of the scored line that loop bills (same claim, code, charge, units and date
+    of service), so an 835's SVC loop can be matched back to the line. (pyx12 passes these
+    files: ``test_the_night_balances_and_every_file_passes_pyx12``.)"""
+    _, _, _, _, _, texts, _, scored, _ = demo
+    billed = scored[scored["status"] == "billed"]
+    expected = {
+        (c, lid): (cpt, float(charge), int(units), pd.Timestamp(dos).strftime("%Y%m%d"))
+        for c, lid, cpt, charge, units, dos in zip(
+            billed["claim_id"], billed["line_id"], billed["cpt_code"], billed["charge_amount"],
+            billed["units"], billed["date_of_service"], strict=True,
+        )
+    }  # fmt: skip
+    sent, kinds = [], set()
+    for name, text in texts.items():
+        for view in reader.claims(text):
+            kinds.add("837I" if view.institutional else "837P")
+            for loop in view.lines:
+                refs = [s for s in loop if s[:2] == ["REF", "6R"]]
+                assert len(refs) == 1, (name, view.id, loop[0])
+                service = loop[
+                    1
+                ]  # SV1*HC:code:mods*charge*UN*units / SV2*rev*HC:...*charge*UN*units
+                at = 2 if service[0] == "SV2" else 1
+                dtp = next(s for s in loop if s[:2] == ["DTP", "472"])
+                key = (view.id, refs[0][2])
+                got = (
+                    service[at].split(":")[1],
+                    float(service[at + 1]),
+                    int(service[at + 3]),
+                    dtp[3],
+                )
+                assert expected.get(key) == got, (name, key)
+                sent.append(key)
+    assert kinds == {"837P", "837I"}
+    assert len(sent) == len(set(sent)) == len(expected)

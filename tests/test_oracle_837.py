@@ -356,6 +356,11 @@ SHARED_DEFECTS = [
     ("payer_id", "NOPE", "claim", "payer_id is not in payers.csv"),
     ("clinic_id", "NOPE", "claim", "clinic_id is not in clinics.csv"),
     ("prior_auth_number", "PA-1/2*3", "claim", "prior_auth_number contains characters"),
+    # REF*6R carries the line_id as is: lower case, too long, missing or repeated is held
+    ("line_id", "l-2", 2, "line_id must be 1-50 characters"),
+    ("line_id", "L" * 51, 1, "line_id must be 1-50 characters"),
+    ("line_id", pd.NA, 2, "line_id must be 1-50 characters"),
+    ("line_id", "SAME-ID", "claim", "line_id repeats another line's of the claim"),
 ]
 PROFESSIONAL_DEFECTS = [
     ("diagnosis_pointers", "9", 2, "diagnosis_pointers must be 1-4 positions"),
@@ -509,6 +514,10 @@ ODD_INPUTS = {
         claim_id=pd.Series(pd.factorize(df["claim_id"])[0] + 100, index=df.index, dtype=object)
     ),
     "unencodable_claim_id": lambda df: _on_claim(df, 0, "claim_id", "TC\ud800"),
+    "integer_line_ids": lambda df: df.assign(
+        line_id=pd.Series(np.arange(len(df)) + 7, index=df.index, dtype=object)
+    ),
+    "unencodable_line_id": lambda df: _on_claim(df, 1, "line_id", "L\ud800"),
     "non_ascii_zip_digits": lambda df: _on_claim(
         df, 2, "patient_zip", "\u0666\u0662\u0667\u0660\u0661"
     ),

@@ -277,14 +277,14 @@ def test_837p_medicare_assistant_line_goes_out_under_the_supervisor(ref):
     assert claim[2:4] == ["NM1*82*1*SMITH*ROBERT****XX*1245319599", "PRV*PE*PXC*225100000X"]
     line2 = claim[claim.index("LX*2") :]
     assert line2[1] == "SV1*HC:97112:GP:CQ*100*UN*4***1:2"
-    assert line2[3:5] == [f"NM1*82*1*SUPERV*PAULA****XX*{PT_SUPERVISOR}", "PRV*PE*PXC*225100000X"]
+    assert line2[4:6] == [f"NM1*82*1*SUPERV*PAULA****XX*{PT_SUPERVISOR}", "PRV*PE*PXC*225100000X"]
 
 
 def test_837p_assistant_renders_for_a_payer_that_allows_it(ref):
     text, _ = both_writers(ref, professional_claim("COM01", **PTA_LINE, **SUPERVISED))
     segs = segments(text)
     line2 = segs[segs.index("LX*2") :]
-    assert line2[3:5] == [f"NM1*82*1*ASST*ANDY****XX*{PTA_NPI}", "PRV*PE*PXC*225200000X"]
+    assert line2[4:6] == [f"NM1*82*1*ASST*ANDY****XX*{PTA_NPI}", "PRV*PE*PXC*225200000X"]
     assert PT_SUPERVISOR not in text
 
 
@@ -318,7 +318,7 @@ def test_837p_taxonomy_per_renderer(ref, credential, overrides, taxonomy):
     text, _ = both_writers(ref, professional_claim("COM01", **other))
     segs = segments(text)
     line2 = segs[segs.index("LX*2") :]
-    assert line2[3:5] == ["NM1*82*1*JONES*AMY****XX*1881234565", f"PRV*PE*PXC*{taxonomy}"]
+    assert line2[4:6] == ["NM1*82*1*JONES*AMY****XX*1881234565", f"PRV*PE*PXC*{taxonomy}"]
 
 
 def test_837p_taxonomy_and_supervisor_name_from_providers_csv(ref):
@@ -404,8 +404,9 @@ def test_837i_attending_is_the_supervisor_with_prv_at_and_referrer(ref):
         f"NM1*DN*1*REFERRER*RITA****XX*{REFERRER}",
     ]
     line2 = segs[segs.index("LX*2") :]
-    assert line2[3] == "NM1*82*1*JONES*ROBERT****XX*1881234565"  # 2420C: no PRV
-    assert not line2[4].startswith("PRV")
+    assert line2[3] == "REF*6R*L2"  # the line item control number, before 2420C
+    assert line2[4] == "NM1*82*1*JONES*ROBERT****XX*1881234565"  # 2420C: no PRV
+    assert not line2[5].startswith("PRV")
 
 
 def test_837i_assistant_without_a_supervisor_cannot_be_the_attending(ref):

@@ -415,7 +415,8 @@ def test_line_renderer_differs_gets_2420a(ref):
         "NM1*82*1*SMITH*ROBERT****XX*1245319599",
         "NM1*82*1*JONES*ROBERT****XX*1558598797",
     ]
-    assert segs[nm1_82[1] - 1] == "DTP*472*D8*20240110"  # 2420A follows the line's 2400 DTP
+    # 2420A follows the line's 2400 DTP*472 and REF*6R (its line_id)
+    assert segs[nm1_82[1] - 2 : nm1_82[1]] == ["DTP*472*D8*20240110", "REF*6R*L2"]
 
 
 def test_line_place_of_service_differs(ref):
@@ -619,9 +620,11 @@ def test_837i_claim_validates(ref):
         "DTP*472*D8*20240110",
         "DTP*472*D8*20240110",
     ]
+    assert [s for s in segs if s.startswith("REF*6R")] == [f"REF*6R*L{i}" for i in range(1, 5)]
     # 2420C only for the line whose clinician is not the attending one, right after its DTP
+    # and REF*6R
     j = segs.index("NM1*82*1*JONES*MARY****XX*1558598797")
-    assert segs[j - 1] == "DTP*472*D8*20240117"
+    assert segs[j - 2 : j] == ["DTP*472*D8*20240117", "REF*6R*L2"]
     assert sum(s.startswith("NM1*82") for s in segs) == 1
     assert not any(s.startswith(("SV1", "PRV*PE", "DTP*431")) for s in segs)
     assert "NM1*85*2*LAKEVIEW COMMUNITY HOSPITAL OUTPATIENT REHAB*****XX*1700890126" in segs
@@ -995,3 +998,85 @@ def test_claim_ids_that_cannot_be_sent_are_refused_even_unencodable_ones(ref):
     assert [s.split("*")[1] for s in segments(text) if s.startswith("CLM*")] == ["A"]
     assert list(rejected) == ["B\ud800", "c*1"]
     assert all("claim_id must be" in m for m in rejected.values())
+
+
+# ---- REF*6R: each line's line item control number (its line_id) ----------------------------
+
+LINE_ID_BAD = (
+    "line_id must be 1-50 characters of A-Z 0-9 and X12 basic punctuation (REF*6R carries it as is)"
+)
+LINE_ID_REPEATED = "line_id repeats another line's of the claim (REF*6R must be unique)"
+
+
+def ref_6r(text: str) -> list[str]:
+    return [s for s in segments(text) if s.startswith("REF*6R*")]
+
+
+def test_each_line_carries_its_line_id_as_ref_6r_after_its_dtp(ref):
+    longest = "L-" + "9" * 48  # REF02 is AN 1-50
+    df = frame(
+        line(line_id="A-1/2 (B)"),
+        line(line_id=longest, cpt_code="97112"),
+        line(claim_id="PCN0002", line_id="A-1/2 (B)"),  # unique within its claim is enough
+    )
+    text = build(ref, df)
+    assert_valid(text)
+    assert ref_6r(text) == ["REF*6R*A-1/2 (B)", f"REF*6R*{longest}", "REF*6R*A-1/2 (B)"]
+    segs = segments(text)
+    for at in (i for i, s in enumerate(segs) if s.startswith("REF*6R*")):
+        assert segs[at - 1].startswith("DTP*472*D8*") and segs[at - 3].startswith("LX*")
+    # SE01 counts them (ST to SE inclusive)
+    se = next(s for s in segs if s.startswith("SE*"))
+    assert int(se.split("*")[1]) == segs.index(se) - segs.index("ST*837*0001*005010X222A1") + 1
+
+
+def test_integer_line_ids_go_out_as_their_digits(ref):
+    df = frame(line(line_id=7), line(line_id=12, cpt_code="97112"))
+    assert df["line_id"].dtype.kind == "i"
+    text = build(ref, df)
+    assert_valid(text)
+    assert ref_6r(text) == ["REF*6R*7", "REF*6R*12"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (["L1", "l2"], LINE_ID_BAD),  # lower case: cleaning would change it
+        (["L1", "L" * 51], LINE_ID_BAD),  # longer than REF02's 50
+        (["L1*2", "L2"], LINE_ID_BAD),  # an element separator
+        (["L1", "L#2"], LINE_ID_BAD),  # outside the basic character set
+        (["L1", ""], LINE_ID_BAD),
+        (["L1", pd.NA], LINE_ID_BAD),
+        (["L1", "L1"], LINE_ID_REPEATED),  # an 835 line could not be told apart
+    ],
+)
+@pytest.mark.parametrize("institutional", [False, True])
+def test_a_line_id_ref_6r_cannot_carry_as_is_holds_its_claim(ref, ids, message, institutional):
+    make = inst_line if institutional else line
+    other = "ICN0002" if institutional else "PCN0002"
+    held = "ICN0001" if institutional else "PCN0001"
+    df = frame(
+        make(line_id=ids[0]),
+        make(line_id=ids[1], cpt_code="97112"),
+        make(claim_id=other, line_id="L9"),
+    )
+    rejected: dict[str, str] = {}
+    text = (build_i if institutional else build)(ref, df, rejected=rejected)
+    assert rejected == {held: f"claim {held}: {message}"}
+    # score holds the same claim for the same reason (CLAIM_DATA_INVALID)
+    checks = {"clinics": ref.clinics, "payers": ref.payers}
+    assert x12.unwritable_claims(df, institutional=institutional, **checks) == rejected
+    assert_valid(text)
+    assert ref_6r(text) == ["REF*6R*L9"] and held not in text
+
+
+def test_a_line_id_problem_comes_after_the_lines_earlier_checks(ref):
+    """The line's own SV1 values are met first (a writer going through the line), then its
+    REF*6R; an earlier line's REF*6R comes before a later line's charge."""
+    rejected: dict[str, str] = {}
+    build(ref, frame(line(line_id="l1", units=0), line(line_id="L2")), rejected=rejected)
+    assert rejected == {"PCN0001": "claim PCN0001: units is not a positive whole number"}
+    rejected = {}
+    df = frame(line(line_id="l1"), line(line_id="L2", charge_amount=-1.0))
+    build(ref, df, rejected=rejected)
+    assert rejected == {"PCN0001": f"claim PCN0001: {LINE_ID_BAD}"}

@@ -81,6 +81,11 @@ def test_claim_view_of_837p(ref):
     assert a1.claim[0][:3] == ["CLM", "A1", "150"]
     assert [ln[0][:2] for ln in a1.lines] == [["LX", "1"], ["LX", "2"]]
     assert a1.lines[1][1][1] == "HC:97112:GP"
+    # each line carries its line_id (REF*6R) after its DTP*472
+    assert [[s[:3] for s in ln[2:4]] for ln in a1.lines] == [
+        [["DTP", "472", "D8"], ["REF", "6R", "L1"]],
+        [["DTP", "472", "D8"], ["REF", "6R", "L2"]],
+    ]
     assert reader.find_claim(text, "C3") == c3
     assert reader.find_claim(text, "ZZ") is None
 
@@ -98,7 +103,8 @@ def test_claim_view_of_837i(ref):
     )
     (view,) = reader.claims(text)
     assert view.institutional and view.id == "I1"
-    assert [s[0] for s in view.lines[0]] == ["LX", "SV2", "DTP"]
+    assert [s[0] for s in view.lines[0]] == ["LX", "SV2", "DTP", "REF"]
+    assert view.lines[0][3] == ["REF", "6R", "L1"]  # the line item control number: line_id
 
 
 def test_control_number():

@@ -31,6 +31,7 @@ from therapy_claims.x12.constants import (
     CAUSE_BY_PAYER_CLASS,
     CMT_CODES,
     EMPLOYEE_PAT01,
+    MAX_LINE_ID,
     OCCURRENCE_CODES,
     RELATED_CAUSES,
     RELATIONSHIP_PAT01,
@@ -44,6 +45,7 @@ from therapy_claims.x12.fields import (
     clinic_entry,
     diagnoses,
     identifiers,
+    line_item_refs,
     payer_entry,
     place_of_service,
     pointer_composite,
@@ -79,6 +81,7 @@ class LineColumns:
         else:
             self._pointers_and_places(df, order)
         self._renderers(df, order)
+        self._line_refs(df, order)
 
     def _group(self, df: pd.DataFrame) -> np.ndarray:
         """Number the claims by first appearance; returns the rows in claim order."""
@@ -123,6 +126,15 @@ class LineColumns:
         self.svc_text = Texts(self.svc, objects((v or "" for v in svc_values), len(rep)))
         cmt = np.fromiter((clean_text(c) in CMT_CODES for c in cpt_keys), bool, len(cpt_keys))
         self.cmt = cmt[cpt_codes][order]  # a chiropractic manipulation (CMT) line
+
+    def _line_refs(self, df: pd.DataFrame, order: np.ndarray) -> None:
+        """REF*6R per line (``ref_text``): its line_id as is; ``ref_ok`` where it can go out
+        so, ``ref_repeated`` where it repeats an earlier line's of the same claim (an 835
+        line could not be told apart)."""
+        ids = df["line_id"] if "line_id" in df else np.full(len(df), None, dtype=object)
+        self.ref_text, self.ref_ok, same = line_item_refs(ids, MAX_LINE_ID, order)
+        key, _ = groups(self.line_claim, same)
+        self.ref_repeated = self.ref_ok & pd.Series(key).duplicated().to_numpy()
 
     def _disciplines(self, df: pd.DataFrame, order: np.ndarray) -> None:
         """837I: each line's discipline and so its revenue code."""

@@ -5,7 +5,8 @@ clinic, CLM01, line count, payer, the patient (relationship, name, member id, ad
 sex), group, the subscriber (dependants), the claim content by payer (related cause,
 accident date and state, P&C claim number, the date treatment started), diagnoses, authorisation, the claim's renderer, its
 lines in order (charge, units, code and modifiers, date, 837I therapy modifier / 837P
-pointers and place, a line renderer's name and NPI), then the 2310B / attending names. Every
+pointers and place, the line_id REF*6R carries as is and unique within the claim, a
+supervisor where one is needed, a line renderer's name and NPI), then the 2310B / attending names. Every
 check runs over whole columns (:mod:`therapy_claims.x12.batch`); the message names the claim,
 the field and the problem, never the value.
 
@@ -24,6 +25,7 @@ from therapy_claims.x12 import constants
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
 from therapy_claims.x12.constants import (
     MAX_DIAGNOSES,
+    MAX_LINE_ID,
     MAX_LINES_PER_CLAIM,
     MAX_LINES_PER_CLAIM_I,
     RELATED_CAUSES,
@@ -67,6 +69,12 @@ class FirstProblem:
 
 
 CLAIM_ID = Invalid("claim_id", "must be 1-20 characters of A-Z 0-9 and X12 basic punctuation")
+LINE_ID = Invalid(
+    "line_id",
+    f"must be 1-{MAX_LINE_ID} characters of A-Z 0-9 and X12 basic punctuation "
+    "(REF*6R carries it as is)",
+)
+LINE_ID_REPEATED = Invalid("line_id", "repeats another line's of the claim (REF*6R must be unique)")
 PATIENT = (
     "patient_last_name",
     "patient_first_name",
@@ -178,6 +186,9 @@ def line_problems(lines: LineColumns, n_dx: np.ndarray) -> np.ndarray:
             np.equal(lines.place_values, None)[lines.place],
             Invalid("place_of_service", "is not 2 digits"),
         )
+    # REF*6R: the line_id as is, unique within the claim (an 835 names the line by it)
+    p.note_mask(~lines.ref_ok, LINE_ID)
+    p.note_mask(lines.ref_repeated, LINE_ID_REPEATED)
     # an assistant's line billed under a supervisor that is not there
     p.note_mask(lines.subst & lines.npi_empty, SUPERVISOR_MISSING)
     # a line renderer that differs from the claim's: 2420A (837P) / 2420C (837I)

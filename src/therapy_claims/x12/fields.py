@@ -27,7 +27,7 @@ from therapy_claims.x12.constants import (
     REVENUE_CODES,
     THERAPY_MODIFIERS,
 )
-from therapy_claims.x12.joiner import Texts
+from therapy_claims.x12.joiner import Texts, objects
 from therapy_claims.x12.text import clean_text, digits_of, hi_codes, is_na
 
 _CPT = re.compile(r"[A-Z0-9]{5}")
@@ -416,3 +416,33 @@ def zips(values: Values, field: str) -> tuple[Texts, np.ndarray | None]:
         got = checked(zip_code, keys[i], field)
         results[i], problems[i] = ("", got) if isinstance(got, Invalid) else (got, None)
     return Texts(codes, results), by_row(codes, problems)
+
+
+def line_item_refs(
+    values: Values, max_len: int, rows: np.ndarray
+) -> tuple[Texts, np.ndarray, np.ndarray]:
+    """REF*6R (line item control number) of the lines ``rows``: each one's ``line_id`` as is,
+    or '' where the id cannot go out as is (missing, longer than ``max_len``, or anything
+    ``clean_text`` would change: lower case, characters outside the basic set). An 835 names
+    the line by this value (SVC's REF*6R), so it is never cleaned into another id: such a line
+    is held instead (``checks.line_problems``). Returns (texts, ok, same): ``same`` equal for
+    rows with equal texts (to find an id repeated within a claim)."""
+    codes, keys, strings = encode(values)
+    ok = is_clean(keys, max_len, strings)
+    for i in np.flatnonzero(~ok):  # non-string ids (ints...): as str, if that is clean
+        if is_na(keys[i]):
+            continue
+        text = str(keys[i])
+        ok[i] = text != "" and clean_text(text, max_len) == text
+    codes = codes[rows]
+    if strings is None:
+        texts = objects(
+            (str(k) if good else "" for k, good in zip(keys, ok, strict=True)), len(keys)
+        )
+        # distinct keys may give one text (5 and "5"), and non-strings are each their own key
+        same = pd.factorize(texts)[0][codes]
+        return Texts(codes, texts), ok[codes], same
+    texts = keys.copy()
+    bad = np.flatnonzero(~ok)
+    texts[bad] = ""
+    return Texts(codes, texts, strings, bad), ok[codes], codes  # (the keys are distinct)

@@ -1,7 +1,7 @@
 """837I (005010X223A2) outpatient therapy claim and service line templates: 2300 (CLM with
 the type of bill, DTP*434 statement period, CL1 with the clinic's point of origin, REF*G1,
 HI: diagnoses, then occurrence codes), 2310A (the attending provider:
-the first line's clinician), 2400 (LX, SV2 with the discipline's revenue code, DTP*472) and
+the first line's clinician), 2400 (LX, SV2 with the discipline's revenue code, DTP*472, REF*6R) and
 2420C (a line's rendering provider when it differs from the attending one)."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
 from therapy_claims.x12.constants import OCCURRENCE_CODES, RELATED_CAUSES
-from therapy_claims.x12.joiner import Texts, groups, join_distinct, objects
+from therapy_claims.x12.joiner import Texts, groups, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
     prior_authorisation,
     referring,
     renderers,
+    service_lines,
     written,
 )
 
@@ -83,9 +84,10 @@ def occurrence_codes(claims: ClaimColumns) -> Texts:
 
 
 def line_texts(lines: LineColumns, claims: ClaimColumns, rows: np.ndarray) -> pa.Array:
-    """The 2400 loops (with 2420C) of ``rows``, joined once per distinct service line."""
+    """The 2400 loops (with 2420C) of ``rows``: LX, SV2, DTP*472 joined once per distinct
+    service line, then each line's REF*6R and renderer."""
     lx, money, units, date, renderer = line_pieces(lines, claims, rows)
-    return join_distinct([
+    return service_lines([
         lx, "SV2*", lines.revenue_text, "*", lines.svc_text, "*", money, "*UN*", units,
-        "~\nDTP*472*D8*", date, "~\n", renderer,
-    ], rows)  # fmt: skip
+        "~\nDTP*472*D8*", date,
+    ], lines, rows, renderer)  # fmt: skip

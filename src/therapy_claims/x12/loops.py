@@ -1,7 +1,7 @@
 """Segment templates shared by the 837P and the 837I: the billing provider (2000A/2010AA),
 the subscriber and patient (2000B/2010BA/2010BB, 2000C/2010CA), rendering and attending
 providers (2310A/B, 2420A/C), the claim total and authorisation, and a service line's common
-pieces.
+pieces (and its REF*6R line item control number).
 
 A template is a list of pieces: constant strings and :class:`Texts` (a text per claim or per
 line, from few distinct texts), joined by pyarrow (:mod:`therapy_claims.x12.joiner`). ``w`` are
@@ -21,7 +21,9 @@ from therapy_claims.x12.joiner import (
     Texts,
     blank,
     groups,
+    join,
     join_columns,
+    join_distinct,
     large,
     money_texts,
     objects,
@@ -190,3 +192,11 @@ def line_pieces(
     renderer = np.zeros(len(lines.lx), dtype=np.int64)
     renderer[need], texts = renderers(lines, claims, need)
     return lx, money, units, date, texts.recode(renderer)
+
+
+def service_lines(head: list, lines: LineColumns, rows: np.ndarray, renderer: Texts) -> pa.Array:
+    """The 2400 loops of ``rows``: ``head`` (the pieces from LX up to the DTP*472 date) joined
+    once per distinct service line, then per line its ``REF*6R`` (the line_id: every line's
+    own, so it is not part of the distinct text) and the 2420 renderer, if any."""
+    distinct = join_distinct([*head, "~\nREF*6R*"], rows)
+    return join([distinct, lines.ref_text.take(rows), "~\n", renderer.take(rows)])

@@ -1,6 +1,6 @@
 """837P (005010X222A1) claim and service line templates: 2300 (CLM with CLM11 related causes,
 DTP*431 onset, DTP*454 initial treatment, DTP*439 accident, REF*G1, HI),
-2310B (the rendering provider, when not the billing one), 2400 (LX, SV1, DTP*472) and 2420A
+2310B (the rendering provider, when not the billing one), 2400 (LX, SV1, DTP*472, REF*6R) and 2420A
 (a line's rendering provider when it differs from the claim's)."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
 from therapy_claims.x12.constants import RELATED_CAUSES
-from therapy_claims.x12.joiner import Texts, groups, join_distinct, objects
+from therapy_claims.x12.joiner import Texts, groups, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
     prior_authorisation,
     referring,
     renderers,
+    service_lines,
     written,
 )
 
@@ -72,13 +73,14 @@ def clm11_and_dates(claims: ClaimColumns) -> Texts:
 
 
 def line_texts(lines: LineColumns, claims: ClaimColumns, rows: np.ndarray) -> pa.Array:
-    """The 2400 loops (with 2420A) of ``rows``, joined once per distinct service line. SV105
-    (place of service) only when it differs from the claim's."""
+    """The 2400 loops (with 2420A) of ``rows``: LX, SV1, DTP*472 joined once per distinct
+    service line, then each line's REF*6R and renderer. SV105 (place of service) only when it
+    differs from the claim's."""
     lx, money, units, date, renderer = line_pieces(lines, claims, rows)
     claim_place = lines.place[lines.starts[lines.line_claim]]
     same = lines.place_code[lines.place] == lines.place_code[claim_place]
     place = Texts(np.where(same, 0, lines.place + 1), np.array(["", *lines.place_texts]))
-    return join_distinct([
+    return service_lines([
         lx, "SV1*", lines.svc_text, "*", money, "*UN*", units, "*", place, "**",
-        lines.ptr_text, "~\nDTP*472*D8*", date, "~\n", renderer,
-    ], rows)  # fmt: skip
+        lines.ptr_text, "~\nDTP*472*D8*", date,
+    ], lines, rows, renderer)  # fmt: skip

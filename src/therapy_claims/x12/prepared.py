@@ -51,14 +51,15 @@ LINE_CODES = {
     "tax": ("tax_code", "tax_texts"),
     "place": ("place", "place_texts"),  # 837P
 }
-LINE_TEXTS = ("svc_text", "ptr_text", "revenue_text")  # ``Texts`` (ptr 837P, revenue 837I)
+# ``Texts`` (ptr 837P, revenue 837I; ref: REF*6R, the line_id, a text per line)
+LINE_TEXTS = ("svc_text", "ptr_text", "revenue_text", "ref_text")
 REFERRER = {"ref_last": "last", "ref_first": "first"}  # Person's (codes, texts) pairs
 # every field with texts, in the order their pools are kept
 TEXT_FIELDS = (*CLAIM_TEXTS, *REFERRER, "ref_npi", "problem", *LINE_CODES, *LINE_TEXTS)
 # the columns exported per line, and per claim (a claim's: its first line's values)
 LINE_FIELDS = (
     "cents", "units", "line_renderer", "dos", "svc_text", "r_last", "r_first", "npi", "tax",
-    "revenue_text", "ptr_text", "place",
+    "revenue_text", "ptr_text", "place", "ref_text",
 )  # fmt: skip
 CLAIM_FIELDS = (
     *CLAIM_TEXTS, *REFERRER, "ref_npi", "problem", *CLAIM_FLAGS, "bad", "ref_usable",
@@ -221,6 +222,7 @@ class CheckedLines(LineColumns):
         self.dos_str = pools.objects("dos")
         self.dates = pools.texts(self.dos, "dos", as_objects=True)
         self.svc_text = pools.texts(codes("svc_text"), "svc_text")
+        self.ref_text = pools.texts(codes("ref_text"), "ref_text")
         for field in ("r_last", "r_first", "npi", "tax"):
             code_attr, texts_attr = LINE_CODES[field]
             setattr(self, code_attr, codes(field))
