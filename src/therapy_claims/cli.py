@@ -262,6 +262,18 @@ def cmd_simulate_payer(args) -> int:
     return EXIT_OK
 
 
+def cmd_acks(args) -> int:
+    """Record the 999, 277CA and 835 files under ``--input`` in the ``responses`` layer
+    (``therapy_claims.acks``); exit 1 when a file was rejected, as ``run`` does for an input
+    file it rejects."""
+    from therapy_claims import acks
+
+    on = acks.parse_received_on(args.received_on) if args.received_on else None
+    result = acks.run(args.input, args.out, received_on=on)
+    print("\n".join(acks.summary_lines(result)))
+    return EXIT_REJECTED if result.rejected else EXIT_OK
+
+
 def _share(text: str) -> float:
     """A share between 0 and 1 (argparse type)."""
     try:
@@ -427,6 +439,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--date", metavar="YYYY-MM-DD", help="the responses' date (default today)")
     sp.set_defaults(fn=cmd_simulate_payer)
+
+    a = sub.add_parser(
+        "acks",
+        help="record returned 999, 277CA and 835 files in the responses layer "
+        "(told apart by content; each validated whole)",
+    )
+    a.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="response file or folder, local or s3://; repeatable (837s and other files are "
+        "skipped and reported)",
+    )
+    a.add_argument(
+        "--out", required=True, metavar="PATH", help="output root (local folder or s3://)"
+    )
+    a.add_argument(
+        "--received-on",
+        metavar="YYYY-MM-DD",
+        help="the date the files were received (the layer's partition; default today, UTC)",
+    )
+    a.set_defaults(fn=cmd_acks)
 
     from therapy_claims.analytics import MEASURES
 
