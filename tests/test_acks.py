@@ -329,3 +329,28 @@ def test_no_patient_name_or_member_id_in_stdout_or_the_layer(samples, tmp_path, 
         for column in table.columns:
             if pa.types.is_string(column.type):
                 assert not phi & set(column.to_pylist()), name
+
+
+# ---- the data contract in docs/outputs.md -----------------------------------------------------
+
+
+def test_outputs_page_lists_each_tables_columns():
+    text = (Path(__file__).parents[1] / "docs" / "outputs.md").read_text()
+    section = text[text.index("\n## responses\n") :]
+    section = section[: section.index("\n## ", 1)]
+    documented: dict[str, list[str]] = {}
+    current = None
+    for line in section.splitlines():
+        if line.startswith("`") and ".parquet`" in line.split(" ")[0]:
+            current = line.split("`")[1].removesuffix(".parquet")
+            documented[current] = []
+        elif current and line.startswith("| `"):
+            cell = line.split("|")[1]
+            documented[current] += [c.strip().strip("`") for c in cell.split(",")]
+    assert documented["files"] == acks.FILE_SCHEMA.names
+    for name in ("acknowledgments", "claim_statuses", "payments"):
+        assert documented[name] == responses.SCHEMAS[name].names, name
+    lines = responses.SCHEMAS["payment_lines"].names
+    after = lines.index("payer_claim_control_number") + 1
+    assert lines[:after] == responses.SCHEMAS["payments"].names[:after]
+    assert documented["payment_lines"] == lines[after:]
