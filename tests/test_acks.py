@@ -354,3 +354,34 @@ def test_outputs_page_lists_each_tables_columns():
     after = lines.index("payer_claim_control_number") + 1
     assert lines[:after] == responses.SCHEMAS["payments"].names[:after]
     assert documented["payment_lines"] == lines[after:]
+
+
+# ---- S3 -------------------------------------------------------------------------------------
+
+
+def test_acks_on_s3_input_and_output(bucket, capsys):
+    from therapy_claims import storage
+
+    for p in SAMPLES:
+        storage.write_bytes(f"s3://{bucket}/in/{p.name}", p.read_bytes())
+    storage.write_bytes(f"s3://{bucket}/in/notes.txt", b"not X12\n")
+    out = f"s3://{bucket}/out"
+    code, stdout, _ = run_cli(capsys, "--input", f"s3://{bucket}/in", "--out", out)
+    assert code == 0, stdout
+    runs = acks.committed_runs(out)
+    assert len(runs) == 1 and runs[0][2].startswith(f"{out}/responses/received_on=")
+    expected = Counter()
+    for p in SAMPLES:
+        expected.update(expected_rows(p))
+    for name in TABLES:
+        table = storage.read_table(storage.join(runs[0][2], f"{name}.parquet"))
+        assert table.num_rows == expected[name], name
+    files = storage.read_table(storage.join(runs[0][2], "files.parquet")).to_pylist()
+    assert Counter(f["status"] for f in files) == {"applied": len(SAMPLES), "skipped": 1}
+    assert not storage.list_files(f"{out}/responses/{acks.INCOMING}")  # moved, not left
+    code, stdout, _ = run_cli(capsys, "--input", f"s3://{bucket}/in", "--out", out)
+    assert code == 0 and "0 applied" in stdout
+    second = storage.read_table(storage.join(acks.committed_runs(out)[-1][2], "files.parquet"))
+    assert Counter(second.column("status").to_pylist()) == {"duplicate": len(SAMPLES), "skipped": 1}
+    code, _, err = run_cli(capsys, "--input", f"s3://{bucket}/nothing-here", "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nothing-here" in err
