@@ -1,7 +1,8 @@
-"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock | query | ddl``.
+"""Command line: ``therapy-claims run | generate | demo | summary | show | unlock | query | ddl |
+simulate-payer | acks``.
 
-Exit codes of ``run``: 0 every input file accepted; 1 the run completed but an input file was
-rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
+Exit codes of ``run`` (and ``acks``, for its response files): 0 every input file accepted; 1
+the run completed but an input file was rejected as a whole; 2 usage error, a run that could not start or could not go on: bad
 arguments or reference data, storage that failed (disk full, read-only, S3 unreachable, a
 missing bucket), or an internal error. Exit 2 always comes with one line on stderr saying
 what and where (``-v`` adds the traceback before it).
