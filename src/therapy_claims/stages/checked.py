@@ -10,7 +10,8 @@ they are read whole), in this process and in its second one, and builds each cla
 its lines' columns (``build_837p(..., checked=...)``) instead of cleaning and checking the
 same values again. They are files rather than a table in the ``Handover``: the in-memory
 handover would hold them through the rest of score, when the night's memory is at its
-largest.
+largest. They carry names and addresses (PHI), so they are staged under the PHI root
+(``RunConfig.phi_staged``), as the raw layer's work files are.
 
 Codes are numbered across the night per field (a batch's after the texts of the batches
 before it), so a field's texts are its batches' texts one after another.
@@ -33,7 +34,7 @@ TEXT = pa.schema([("text", pa.large_string())])
 
 
 def _path(cfg: RunConfig, n: int, kind: str) -> str:
-    return cfg.staged(*FOLDER, f"{n:04d}-{kind}.arrow")
+    return cfg.phi_staged(*FOLDER, f"{n:04d}-{kind}.arrow")
 
 
 class Writer:
@@ -42,7 +43,7 @@ class Writer:
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
-        storage.delete_tree(cfg.staged(*FOLDER))  # an earlier attempt's
+        storage.delete_tree(cfg.phi_staged(*FOLDER))  # an earlier attempt's
         self.batches = 0
         self.claims = 0
         self.texts = dict.fromkeys(prepared.TEXT_FIELDS, 0)
@@ -70,7 +71,7 @@ class Writer:
         self.batches += 1
 
     def close(self) -> None:
-        storage.write_json(self.cfg.staged(*FOLDER, INDEX), {"batches": self.batches})
+        storage.write_json(self.cfg.phi_staged(*FOLDER, INDEX), {"batches": self.batches})
 
 
 def _write(path: str, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
@@ -100,7 +101,7 @@ def _open(path: str) -> pa.ipc.RecordBatchFileReader:
 
 
 def _batches(cfg: RunConfig) -> int:
-    index = cfg.staged(*FOLDER, INDEX)
+    index = cfg.phi_staged(*FOLDER, INDEX)
     if not storage.exists(index):
         raise RunError(
             f"{index} is missing: run the 'score' stage again (it checks the claims publish builds)"
