@@ -26,7 +26,16 @@ night with the files the night was published with; a night more than
 `THERAPY_CLAIMS_REOPEN_DAYS` (default 7) days before the newest published night needs the
 param `reopen`.
 
+Files are told apart by content, not by name: extracts go to **plan**; the payer's 999,
+277CA and 835 files to **acks** (after the nights, whatever became of them), which records
+those not applied before in `<THERAPY_CLAIMS_OUT>/responses/` as `therapy-claims acks` does,
+under the output's lock; an 837 or anything else is ignored with a log line naming the file.
+
 **When it fails**
+- `acks` failing with "response file(s) rejected": the run is recorded (`files.parquet` names
+  the file and why) and the task is not retried; ask the clearinghouse to send the file again
+  and move the bad one out of the landing zone (the reconcile would reject it again).
+  "still locked after waiting": a night held the output; clear `acks` once it is done.
 - Nothing is registered until a night's manifest is written: fix the cause, then clear the
   failed task or trigger this DAG by hand (a run without events reconciles the folder).
 - `plan` failing with "no run date": rename the file with its night's date.

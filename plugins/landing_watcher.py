@@ -2,12 +2,14 @@
 production S3 -> SQS path): an ``AssetWatcher`` trigger that runs in the triggerer, so waiting
 for files holds no worker slot.
 
-It polls the folder (``poll_interval`` seconds), waits until a new or changed extract file has
-stopped changing (same size and mtime on two polls), then fires one event
-``{"paths": [...]}`` and ends; the triggerer starts it again for the next files. What it has
-already announced is kept in ``<folder>/.therapy_claims_watcher.json`` (hidden, so the pipeline
-never reads it), so a triggerer restart does not announce the same files again. A repeated
-announcement would be harmless anyway: the registry of processed files makes it a no-op.
+It polls the folder (``poll_interval`` seconds), waits until a new or changed file (an extract
+or an X12 file, by its name: ``EXTENSIONS``) has stopped changing (same size and mtime on two
+polls), then fires one event ``{"paths": [...]}`` and ends; the triggerer starts it again for
+the next files. What it has already announced is kept in
+``<folder>/.therapy_claims_watcher.json`` (hidden, so the pipeline never reads it), so a
+triggerer restart does not announce the same files again. A repeated announcement would be
+harmless anyway: the registry of processed files (and the applied responses' hashes) make it
+a no-op.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from pathlib import Path
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-EXTENSIONS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
+# extracts, and the names X12 files (the payer's 999, 277CA and 835) usually have; what a file
+# is, is decided by its content downstream (therapy_claims.events.route). A file under another
+# name is found by the DAG's nightly reconcile, which lists the whole folder.
+EXTENSIONS = (
+    *(".csv", ".parquet", ".jsonl", ".ndjson", ".json"),
+    *(".x12", ".edi", ".999", ".277", ".835"),
+)
 STATE = ".therapy_claims_watcher.json"
 
 
 def scan(folder: str) -> dict[str, list[int]]:
-    """Extract files under ``folder`` (hidden ones skipped) -> [size, mtime_ns]."""
+    """Files under ``folder`` named as in ``EXTENSIONS`` (hidden ones skipped) -> [size, mtime_ns]."""
     root = Path(folder)
     out = {}
     if not root.is_dir():

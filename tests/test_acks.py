@@ -5,9 +5,16 @@ package's reader); the round trip checks the layer against the payer simulator's
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from therapy_claims import acks, cli, generate, payer_sim, pipeline, responses, schemas
+from therapy_claims import acks, cli, generate, lock, payer_sim, pipeline, responses, schemas
 
 DATA = Path(__file__).parent / "data" / "responses"
 SAMPLES = sorted(DATA.glob("*.x12"))
@@ -354,6 +361,146 @@ def test_outputs_page_lists_each_tables_columns():
     after = lines.index("payer_claim_control_number") + 1
     assert lines[:after] == responses.SCHEMAS["payments"].names[:after]
     assert documented["payment_lines"] == lines[after:]
+
+
+# ---- (g) one writer per output: the output's lock ---------------------------------------------
+
+
+def applied_once(out: Path) -> Counter:
+    """How many times each file's content was applied, across every committed run."""
+    files = layer(out)["files"].to_pylist()
+    return Counter(f["sha256"] for f in files if f["status"] == "applied")
+
+
+def test_two_runs_at_once_apply_each_file_once(samples, tmp_path, monkeypatch):
+    """Two runs over one folder, started together in two threads with the real lock. Each run
+    waits (up to 1.5 s) after reading the applied hashes for the other to have read them too:
+    without the lock both read "nothing applied" and both apply every file; with it the
+    second reads only once the first has committed."""
+    out = tmp_path / "out"
+    both_read = threading.Barrier(2, timeout=1.5)
+    real = acks.applied_hashes
+
+    def applied_then_meet(root: str) -> dict[str, str]:
+        found = real(root)
+        try:
+            both_read.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other run is waiting for the lock
+        return found
+
+    monkeypatch.setattr(acks, "applied_hashes", applied_then_meet)
+
+    def one(run_id: str) -> acks.AcksResult:
+        return acks.apply(
+            [str(samples)], str(out), received_on=ON, run_id=run_id, wait=True, poll=0.05
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [f.result(timeout=120) for f in [pool.submit(one, r) for r in ("r1", "r2")]]
+    assert {r.run_id for r in results} == {"r1", "r2"}
+    assert len(acks.committed_runs(str(out))) == 2
+    assert applied_once(out) == {hashlib.sha256(p.read_bytes()).hexdigest(): 1 for p in SAMPLES}
+    statuses = sorted(Counter(f.status for f in r.files)["applied"] for r in results)
+    assert statuses == [0, len(SAMPLES)]  # one run applied all, the other none (duplicates)
+    assert lock.holder(str(out)) is None  # both let go
+
+
+def _holder_process(out: Path) -> subprocess.Popen:
+    """Another process (a night's ``run``, say) that takes the output's lock and stays."""
+    code = (
+        "import sys, time\n"
+        "from therapy_claims import lock\n"
+        "lock.acquire(sys.argv[1], run_id='night-1', run_date='2026-11-27',"
+        " command='therapy-claims run')\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ok"
+    return proc
+
+
+def test_a_lock_held_by_a_live_process_exits_2_naming_acks_and_the_output(
+    samples, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    holder = _holder_process(out)
+    try:
+        code, stdout, err = run_cli(capsys, "--input", str(samples), "--out", str(out))
+        assert code == 2 and stdout == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith(f"therapy-claims: error: acks: output {out} is locked by run ")
+        assert (
+            f"run night-1 (night 2026-11-27, pid {holder.pid} on host {socket.gethostname()}"
+            in lines[0]
+        )
+        assert lines[0].endswith(f"therapy-claims unlock --out {out}")
+        assert "--wait" not in lines[0]  # acks has no such option
+        assert acks.committed_runs(str(out)) == []
+        assert not (out / acks.LAYER).exists()  # nothing read or written
+        assert lock.holder(str(out))["run_id"] == "night-1"
+    finally:
+        holder.kill()
+        holder.wait()
+    # its process gone, the lock is taken over and the files applied
+    code, stdout, _ = run_cli(capsys, "--input", str(samples), "--out", str(out))
+    assert code == 0, stdout
+    assert sum(applied_once(out).values()) == len(SAMPLES)
+    assert lock.holder(str(out)) is None
+
+
+def test_waiting_for_a_dag_runs_lock_gives_up_after_the_timeout(samples, tmp_path):
+    out = tmp_path / "out"
+    lock.acquire(str(out), run_id="nightly-dag-run", run_date=RD, process_bound=False)
+    with pytest.raises(lock.LockHeld) as err:
+        acks.apply([str(samples)], str(out), wait=True, timeout=0.3, poll=0.05)
+    assert str(err.value).startswith(f"acks: output {out} is still locked after waiting 0.3 s,")
+    assert "by run nightly-dag-run (night 2026-11-27" in str(err.value)
+    assert acks.committed_runs(str(out)) == []
+    lock.release(str(out), "nightly-dag-run")
+    assert acks.apply([str(samples)], str(out), wait=True, timeout=0.3).rejected == []
+
+
+def test_after_runs_under_the_lock_once_the_run_is_committed(samples, tmp_path):
+    out = tmp_path / "out"
+    seen = []
+
+    def after(root: str) -> None:
+        h = lock.holder(root)
+        seen.append((root, h["run_id"], h["command"], len(acks.committed_runs(root))))
+
+    result = acks.apply([str(samples)], str(out), run_id="r9", after=after)
+    assert seen == [(str(out), "acks-r9", "therapy-claims acks", 1)]
+    assert result.run_id == "r9" and lock.holder(str(out)) is None
+
+    def broken(root: str) -> None:
+        raise RuntimeError("refresh failed")
+
+    with pytest.raises(RuntimeError, match="refresh failed"):
+        acks.apply([str(samples)], str(out), run_id="r10", after=broken)
+    assert lock.holder(str(out)) is None  # let go on errors too
+    assert {r for _, r, _ in acks.committed_runs(str(out))} == {"r9", "r10"}  # r10 committed
+
+
+def test_a_retried_run_id_never_writes_over_its_committed_run(samples, tmp_path):
+    """A DAG task retried after its first try committed (and then failed in ``after``) comes
+    back with the same run id: its files are duplicates now, and writing them over the first
+    folder would lose the rows applied there."""
+    out = tmp_path / "out"
+    first = acks.apply([str(samples)], str(out), received_on=ON, run_id="dag_run_1")
+    before = layer(out)
+    again = acks.apply([str(samples)], str(out), received_on=ON, run_id="dag_run_1")
+    assert first.run_id == "dag_run_1" and again.run_id != "dag_run_1"
+    assert {f.status for f in again.files} == {"duplicate"}
+    after = layer(out)
+    for name in TABLES:
+        assert after[name].equals(before[name]), name
+    assert sum(applied_once(out).values()) == len(SAMPLES)
 
 
 # ---- S3 -------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 EVENT_DAGS = ("therapy_claims_s3_events", "therapy_claims_landing_events")
+RESPONSES_DAG = "therapy_claims_responses"
+DATA = REPO / "tests" / "data" / "responses"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,8 @@ def out_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dagbag(airflow_db, tmp_path_factory, out_root):
-    """Every DAG, the SQS one included (it is defined only when a queue is configured)."""
+    """Every DAG, the SQS one and the responses one included (each is defined only when its
+    queue or folder is configured)."""
     from airflow.dag_processing.dagbag import DagBag
 
     from therapy_claims import dag_settings
@@ -34,6 +37,7 @@ def dagbag(airflow_db, tmp_path_factory, out_root):
         "THERAPY_CLAIMS_LANDING": str(tmp_path_factory.mktemp("landing")),
         "THERAPY_CLAIMS_OUT": str(out_root),
         "THERAPY_CLAIMS_PUBLISH_DEADLINE_HOURS": "4",
+        "THERAPY_CLAIMS_RESPONSES_LANDING": str(tmp_path_factory.mktemp("responses")),
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -46,7 +50,7 @@ def dagbag(airflow_db, tmp_path_factory, out_root):
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"therapy_claims_nightly", *EVENT_DAGS} <= set(dagbag.dags)
+    assert {"therapy_claims_nightly", *EVENT_DAGS, RESPONSES_DAG} <= set(dagbag.dags)
 
 
 def test_dag_policy(dagbag):
@@ -137,6 +141,10 @@ def test_event_dags_are_watched_and_reconcile_nightly(dagbag):
         assert dag.params["reopen"] is False
         (asset,) = dag.timetable.asset_condition.objects
         kinds[dag_id] = type(asset.watchers[0].trigger)
+        # the response files among the landed ones, after the nights, whatever became of them
+        acks = dag.get_task("acks")
+        assert acks.upstream_task_ids == {"process"} and acks.trigger_rule == "all_done"
+        assert acks.execution_timeout == timedelta(minutes=30)
     assert kinds["therapy_claims_s3_events"] is MessageQueueTrigger
     assert kinds["therapy_claims_landing_events"] is LandingFolderTrigger
 
@@ -254,3 +262,69 @@ def test_dag_test_run(dagbag, airflow_db, tmp_path, out_root):
     assert not (out / "manifest" / "run_date=2026-11-29.json").exists()
     # two committed nights, two events per layer: a skipped night updates no Asset
     assert len(_asset_events("therapy_claims_nightly")) == 2 * len(LAYERS)
+
+
+def test_responses_dag_shape_and_settings(dagbag, monkeypatch):
+    from therapy_claims import dag_settings
+
+    dag = dagbag.get_dag(RESPONSES_DAG)
+    assert [t.task_id for t in dag.tasks] == ["acks"]
+    assert dag.timetable.expression == "0 6 * * *"  # THERAPY_CLAIMS_RESPONSES_CRON default
+    assert dag.params["input"] == dag_settings.RESPONSES_LANDING != ""
+    assert {"input", "out", "received_on"} == set(dag.params.keys())
+    assert dag.get_task("acks").execution_timeout == timedelta(minutes=30)
+    # the lock wait fails before the task's timeout would
+    assert dag_settings.ACKS_LOCK_WAIT_MINUTES * 60 < dag.get_task("acks").execution_timeout.seconds
+    # defined only when its folder is configured
+    monkeypatch.delenv("THERAPY_CLAIMS_RESPONSES_LANDING")
+    importlib.reload(dag_settings)
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bare = DagBag(dag_folder=str(REPO / "dags" / "therapy_claims_responses.py"))
+        assert bare.import_errors == {} and RESPONSES_DAG not in bare.dags
+    finally:
+        monkeypatch.undo()
+        importlib.reload(dag_settings)
+
+
+def test_responses_dag_test_run(dagbag, airflow_db, tmp_path):
+    """Two runs: the folder's files recorded under the run's logical date; then a corrupted
+    file fails the task, once its run is written (the rejected file and the duplicates)."""
+    import shutil
+
+    from therapy_claims import acks, storage
+
+    folder = tmp_path / "responses"
+    folder.mkdir()
+    for name in ("999_accepted.x12", "277ca_accepted.x12", "835_paid.x12"):
+        shutil.copy(DATA / name, folder / name)
+    out = tmp_path / "out"
+    dag = dagbag.get_dag(RESPONSES_DAG)
+    dag.deadline = None  # dag.test() in Airflow 3.3.2 cannot handle deadline alerts (by id)
+    conf = {"input": str(folder), "out": str(out), "received_on": "2026-12-02"}
+    dr, states = _dag_test(dag, **conf)
+    assert dr.state == "success", states
+    ((day, run_id, first),) = acks.committed_runs(str(out))
+    assert day.isoformat() == "2026-12-02" and run_id == acks.safe_run_id(dr.run_id)
+    files = storage.read_table(storage.join(first, "files.parquet")).to_pylist()
+    assert sorted((Path(f["path"]).name, f["status"]) for f in files) == [
+        ("277ca_accepted.x12", "applied"),
+        ("835_paid.x12", "applied"),
+        ("999_accepted.x12", "applied"),
+    ]
+    assert not (out / ".lock" / "run.json").exists()  # let go
+
+    text = (DATA / "835_partial.x12").read_text()
+    (folder / "cut.x12").write_text(text[: len(text) // 2])  # no SE/GE/IEA: pyx12 refuses it
+    dr, states = _dag_test(dag, **conf)
+    assert states == {"acks": "failed"} and dr.state == "failed"
+    runs = acks.committed_runs(str(out))
+    assert len(runs) == 2  # written before the task failed; no retry wrote a third
+    files = storage.read_table(storage.join(runs[-1][2], "files.parquet")).to_pylist()
+    assert {Path(f["path"]).name: f["status"] for f in files} == {
+        "277ca_accepted.x12": "duplicate",
+        "835_paid.x12": "duplicate",
+        "999_accepted.x12": "duplicate",
+        "cut.x12": "rejected",
+    }

@@ -22,6 +22,10 @@ Why a layer of its own, and why like this:
 * **Idempotent by content.** A response file whose SHA-256 an earlier committed run applied
   (any ``received_on``) is a *duplicate*: recorded in ``files.parquet``, its rows not written
   again. The same file twice in one run is applied once.
+* **One writer per output.** ``apply`` takes the output's lock (``therapy_claims.lock``, the
+  one a night's run takes) around "read the applied hashes -> write -> move into place" and
+  whatever the caller does next (``after``): two acks runs at once, or an acks run while a
+  night publishes, would otherwise both read "not applied yet" and both apply one file.
 * **No PHI out.** The tables carry ids, codes, amounts and dates, never names or member ids;
   the summary printed is counts per kind and the rejected files' reasons.
 """
@@ -30,13 +34,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from therapy_claims import responses, schemas, storage
+from therapy_claims import lock, responses, schemas, storage
 from therapy_claims.config import RunError, new_run_id, safe_run_id
 
 LAYER = "responses"
@@ -44,6 +50,7 @@ TABLES = tuple(responses.SCHEMAS)  # acknowledgments, claim_statuses, payments, 
 FILES = "files"
 STATUSES = ("applied", "rejected", "skipped", "duplicate")
 INCOMING = ".incoming"  # hidden: storage.list_files and the layer's readers skip it
+COMMAND = "therapy-claims acks"  # how an acks run names itself in the output's lock
 
 FILE_SCHEMA = pa.schema(
     [
@@ -248,6 +255,67 @@ def run(
         if rows is not None:
             read.append(rows)
     result.rows = _write(out, result, read, folder)
+    return result
+
+
+def _lock_held(out: str, holder: dict, waited: float | None) -> lock.LockHeld:
+    """The refusal in one line naming the operation, the output and its holder."""
+    unlock = f"therapy-claims unlock --out {shlex.quote(str(out))}"
+    if waited is None:
+        state = f"is locked by {lock.describe(holder)}; run acks again once that run is done"
+    else:
+        state = f"is still locked after waiting {waited:g} s, by {lock.describe(holder)}"
+    message = f"acks: output {out} {state}; if that run crashed: {unlock}"
+    return lock.LockHeld(" ".join(message.splitlines()), out, holder)
+
+
+def apply(
+    inputs: list[str],
+    out: str,
+    *,
+    received_on: date | None = None,
+    run_id: str = "",
+    after: Callable[[str], object] | None = None,
+    wait: bool = False,
+    timeout: float | None = None,
+    poll: float = 2.0,
+) -> AcksResult:
+    """``run`` under the output's lock, then ``after(out)`` (e.g. a step that rebuilds what
+    reads the layer) still under it; returns the run's result.
+
+    Another live holder (a night, another acks run) raises ``lock.LockHeld`` (a ``RunError``:
+    the CLI's one line, exit 2) naming the operation and the output, at once or, with
+    ``wait``, after ``timeout`` seconds (None: wait for ever). The lock is bound to this
+    process: a crashed acks run's lock is taken over by the next run on this host. A
+    ``run_id`` that a committed run of this output already has (a retried DAG task whose
+    first try committed, then failed in ``after``) gets a new id: a run never writes over
+    another's folder, whose files the new one would only list as duplicates."""
+    received_on = received_on or datetime.now(UTC).date()
+    run_id = safe_run_id(run_id) if run_id else new_run_id()
+    # the lock's own id: an Airflow run id alone could equal a nightly DAG run's, which may
+    # take the lock again as its own
+    holder_id = f"acks-{run_id}"
+    entered = False
+    try:
+        with lock.held(
+            out,
+            run_id=holder_id,
+            run_date=received_on,
+            wait=wait,
+            timeout=timeout,
+            poll=poll,
+            command=COMMAND,
+        ):
+            entered = True
+            if any(r == run_id for _, r, _ in committed_runs(out)):
+                run_id = new_run_id()
+            result = run(inputs, out, received_on=received_on, run_id=run_id)
+            if after is not None:
+                after(out)
+    except lock.LockHeld as exc:
+        if entered:  # from ``after``: not this run's refusal
+            raise
+        raise _lock_held(out, exc.holder, timeout if wait else None) from None
     return result
 
 

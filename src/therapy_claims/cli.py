@@ -265,12 +265,13 @@ def cmd_simulate_payer(args) -> int:
 
 def cmd_acks(args) -> int:
     """Record the 999, 277CA and 835 files under ``--input`` in the ``responses`` layer
-    (``therapy_claims.acks``); exit 1 when a file was rejected, as ``run`` does for an input
-    file it rejects."""
+    (``therapy_claims.acks``) under the output's lock; exit 1 when a file was rejected, as
+    ``run`` does for an input file it rejects, and 2 (one line) when another run holds the
+    output."""
     from therapy_claims import acks
 
     on = acks.parse_received_on(args.received_on) if args.received_on else None
-    result = acks.run(args.input, args.out, received_on=on)
+    result = acks.apply(args.input, args.out, received_on=on)
     print("\n".join(acks.summary_lines(result)))
     return EXIT_REJECTED if result.rejected else EXIT_OK
 

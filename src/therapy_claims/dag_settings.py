@@ -20,6 +20,13 @@ AWS_CONN_ID = env("THERAPY_CLAIMS_AWS_CONN_ID", "aws_default")
 SQS_WAITER_DELAY = int(env("THERAPY_CLAIMS_SQS_WAITER_DELAY", "30"))
 WATCH_POLL_SECONDS = float(env("THERAPY_CLAIMS_WATCH_POLL_SECONDS", "5"))
 RECONCILE_CRON = env("THERAPY_CLAIMS_RECONCILE_CRON", "30 5 * * *")
+# the folder (local or s3://) the payer's 999, 277CA and 835 files land in, for the responses
+# DAG (defined only when it is set); the event DAGs take such files from their landing zone too
+RESPONSES_LANDING = env("THERAPY_CLAIMS_RESPONSES_LANDING")
+RESPONSES_CRON = env("THERAPY_CLAIMS_RESPONSES_CRON", "0 6 * * *")
+# how long an acks task waits for the output's lock (a night holds it while it runs) before it
+# fails naming the holder; shorter than the task's execution_timeout, so the wait is what fails
+ACKS_LOCK_WAIT_MINUTES = float(env("THERAPY_CLAIMS_ACKS_LOCK_WAIT_MINUTES", "20"))
 
 
 # Each task's execution_timeout, in minutes: generous next to a large night (docs/performance.md:
@@ -35,6 +42,7 @@ TIMEOUT_MINUTES = {
     "register": 15,
     "unlock": 10,
     "process": 180,  # an event DAG's whole night in one task
+    "acks": 30,  # response files into the responses layer, the lock wait included
 }
 
 # the layers a night publishes (config.PUBLISHED_DIRS) and the worklist: each an Asset that the
@@ -130,12 +138,13 @@ def deadline(reference: str = "queued"):
 
 def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str):
     """An event-driven nightly DAG: runs when ``asset``'s watcher fires, and reconciles at
-    ``RECONCILE_CRON`` without events. **plan** (the nights the events or the landing zone
-    hold, minus files already processed; event paths outside ``landing`` are ignored) ->
-    **process** (mapped, one per night). Shared by the S3/SQS and the local-folder DAG files,
-    which differ only in their asset."""
+    ``RECONCILE_CRON`` without events. **plan** (the nights of the extracts the events or the
+    landing zone hold, minus files already processed; event paths outside ``landing`` are
+    ignored; files told apart by content) -> **process** (mapped, one per night) -> **acks**
+    (the response files among them, whatever became of the nights). Shared by the S3/SQS and
+    the local-folder DAG files, which differ only in their asset."""
     import pendulum
-    from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context, task
+    from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, get_current_context, task
     from airflow.timetables.trigger import CronTriggerTimetable
 
     @dag(
@@ -189,6 +198,27 @@ def event_dag(*, dag_id: str, asset, landing: str, tags: list[str], doc_md: str)
             describe_events(ctx["outlet_events"], p["out"], done["run_date"])
             return done
 
-        process.expand(night=plan())
+        # after the nights (no wait for the lock a night of this run holds), run whatever
+        # became of them: response files do not depend on extracts
+        @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timeout("acks"))
+        def acks(*, triggering_asset_events=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from therapy_claims import events
+
+            ctx = get_current_context()
+            p = ctx["params"]
+            try:
+                return events.apply_landed_responses(
+                    triggering_asset_events,
+                    p["landing"],
+                    p["out"],
+                    run_id=ctx["run_id"],
+                    lock_wait=ACKS_LOCK_WAIT_MINUTES * 60,
+                )
+            except events.ResponsesRejected as exc:  # the same file would be rejected again
+                raise AirflowFailException(str(exc)) from exc
+
+        process.expand(night=plan()) >> acks()
 
     return event_night()

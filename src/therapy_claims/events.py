@@ -11,6 +11,15 @@ path: a ``run_date=YYYY-MM-DD`` folder, else the last ``YYYY-MM-DD`` or ``YYYYMM
 (e.g. ``encounters_CLN01_2026-11-27.csv``); a file whose path names no date gets the day after
 its latest ``date_of_service`` (extracts are dropped the night after the visits).
 
+**By content, not by name.** A landing zone holds extracts, the payer's 999, 277CA and 835
+files (named whatever the clearinghouse chose), our own 837s copied back, and notes. Each
+landed file is sorted by its first bytes (``file_kind``): an X12 envelope says 999, 277CA, 835
+or 837 (``responses.kind_of``); a file that is no X12 is an extract when it has an extract's
+extension or starts with a CSV header naming every required column (read as CSV, as the night
+reads such a file). Response files go to ``acks`` (``apply_landed_responses``: the event DAGs'
+``acks`` task), extracts to the nights, and an 837 or anything else is ignored with a log line
+naming the file only. The nightly DAG's listing (``nightly_inputs``) sorts the same way.
+
 **Landing zone only.** An event's path is run only when it lies inside the configured
 landing zone (``THERAPY_CLAIMS_LANDING`` / the DAG param ``landing``, a folder or
 ``s3://bucket/prefix``); any other path, or one with a ``.``/``..`` segment, is ignored with a
@@ -36,6 +45,7 @@ not registered for any night (``nightly_inputs``) and its last registers the nig
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -44,7 +54,8 @@ import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
-from therapy_claims import extract, pipeline, registry, storage
+from therapy_claims import acks, extract, pipeline, registry, responses, storage
+from therapy_claims.layout import REQUIRED_COLUMNS
 
 log = logging.getLogger("therapy_claims")
 
@@ -78,9 +89,10 @@ def _records(body) -> list[dict]:
 
 
 def paths_from_payload(payload: dict) -> list[str]:
-    """Extract paths named by one trigger event payload: SQS (``message_batch``) or the local
-    watcher (``paths``). S3 keys arrive URL-encoded; ``s3:TestEvent`` and deletions are ignored,
-    and so are files that are not extracts (by extension) or are hidden."""
+    """The paths named by one trigger event payload: SQS (``message_batch``) or the local
+    watcher (``paths``). S3 keys arrive URL-encoded; ``s3:TestEvent``, deletions and hidden
+    files are ignored. Every other file is kept whatever its name: ``route`` sorts them by
+    content."""
     out: list[str] = []
     for msg in payload.get("message_batch") or []:
         for rec in _records(msg.get("Body") if isinstance(msg, dict) else msg):
@@ -90,26 +102,110 @@ def paths_from_payload(payload: dict) -> list[str]:
             key = urllib.parse.unquote_plus(rec["s3"]["object"]["key"])
             out.append(f"s3://{bucket}/{key}")
     out += [str(p) for p in payload.get("paths") or []]
-    return sorted({p for p in out if _is_extract(p)})
+    return sorted({p for p in out if _visible(p)})
 
 
-def _is_extract(path: str) -> bool:
-    """An extract file by its extension, not hidden. ``.``/``..`` segments are not "hidden":
+def _visible(path: str) -> bool:
+    """Not hidden (no segment starting with ``.``). ``.``/``..`` segments are not "hidden":
     such a path is kept here so that the landing-zone check refuses it with a warning."""
     rest = path.split("://", 1)[-1]
     parts = rest.split("/")[1:] if path.startswith("s3://") else rest.split("/")
-    hidden = any(p.startswith(".") and p not in (".", "..") for p in parts)
-    return path.lower().endswith(extract.EXTENSIONS) and not hidden
+    return not any(p.startswith(".") and p not in (".", "..") for p in parts)
 
 
 def paths_from_asset_events(triggering_asset_events) -> list[str]:
-    """All extract paths named by a run's ``triggering_asset_events`` (Asset -> events)."""
+    """All paths named by a run's ``triggering_asset_events`` (Asset -> events)."""
     out: set[str] = set()
     for _asset, events in (triggering_asset_events or {}).items():
         for ev in events:
             extra = getattr(ev, "extra", None) or (ev.get("extra") if isinstance(ev, dict) else {})
             out.update(paths_from_payload((extra or {}).get("payload") or {}))
     return sorted(out)
+
+
+# --------------------------------------------------------------------------- what a file is
+
+EXTRACT = "extract"
+# the envelope (responses.kind_of reads the first 4 KiB) and an extract's header row (at most
+# extract.MAX_HEADER_BYTES): one ranged read, never a whole multi-GB extract
+_HEAD_BYTES = extract.MAX_HEADER_BYTES
+_BOM = b"\xef\xbb\xbf"
+_FIRST_LINE = re.compile(rb"\r\n|\r|\n")
+
+
+def _head(path: str) -> bytes:
+    """The file's first ``_HEAD_BYTES`` bytes (a ranged GET on S3); ``StorageNotFound``
+    (a ``FileNotFoundError``) when it is gone."""
+    with storage.guard("read", path):
+        if not storage.is_s3(path):
+            with open(path, "rb") as fh:
+                return fh.read(_HEAD_BYTES)
+        bucket, key = storage._split(path)
+        try:
+            got = storage._s3().get_object(
+                Bucket=bucket, Key=key, Range=f"bytes=0-{_HEAD_BYTES - 1}"
+            )
+        except Exception as exc:
+            error = (getattr(exc, "response", None) or {}).get("Error", {})
+            if error.get("Code") == "InvalidRange":  # an empty object has no byte 0
+                return b""
+            raise
+        return got["Body"].read()
+
+
+def _csv_extract_header(head: bytes) -> bool:
+    """Whether ``head`` starts with a CSV header row naming every required extract column."""
+    data = head[len(_BOM) :] if head.startswith(_BOM) else head
+    parts = _FIRST_LINE.split(data, maxsplit=1)
+    if len(parts) == 1 and len(head) >= _HEAD_BYTES:
+        return False  # a first line longer than an extract's header may be
+    try:
+        line = parts[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    names = {n.strip() for n in next(csv.reader([line]), [])}
+    return set(REQUIRED_COLUMNS) <= names
+
+
+def file_kind(path: str) -> str | None:
+    """What a landed file is, from its first bytes: ``"999"``, ``"277CA"``, ``"835"`` or
+    ``"837"`` (its X12 envelope), ``"extract"`` (no X12, and an extract's extension or a CSV
+    header naming every required column), else None. ``FileNotFoundError`` when it is gone."""
+    head = _head(path)
+    kind = responses.kind_of(head)
+    if kind is not None:
+        return kind
+    if head.lstrip(_BOM + b" \t\r\n").startswith(b"ISA"):
+        return None  # X12 of another kind (a 277, a lone TA1): no extract, whatever its name
+    if path.lower().endswith(extract.EXTENSIONS) or _csv_extract_header(head):
+        return EXTRACT
+    return None
+
+
+def route(paths: list[str]) -> dict[str, list[str]]:
+    """The paths sorted by content: ``{"extracts": [...], "responses": [...]}`` (999, 277CA,
+    835), each in the order given. An 837, a file of no kind we take, or one that is gone is
+    left out with a log line naming the file (its name only)."""
+    routed: dict[str, list[str]] = {"extracts": [], "responses": []}
+    for p in paths:
+        try:
+            kind = file_kind(p)
+        except FileNotFoundError:
+            log.warning("%s is gone; skipped", storage.name(p))
+            continue
+        if kind == EXTRACT:
+            routed["extracts"].append(p)
+        elif kind in responses.RESPONSE_KINDS:
+            routed["responses"].append(p)
+        elif kind == "837":
+            log.info(
+                "ignoring %s: an 837 claim file, not an extract or a response", storage.name(p)
+            )
+        else:
+            log.warning(
+                "ignoring %s: neither an extract nor a 999, 277CA or 835 file", storage.name(p)
+            )
+    return routed
 
 
 # --------------------------------------------------------------------------- run dates
@@ -186,13 +282,23 @@ def landing_paths(paths: list[str], landing: str) -> list[str]:
 
 
 def _list_landing(inputs: list[str]) -> list[str]:
-    """The extract files under the landing zone (local paths made absolute, so the nightly
-    DAG and the watcher name a file the same way in the registry)."""
-    try:
-        files = extract.discover(inputs)
-    except FileNotFoundError as exc:
-        raise pipeline.RunError(str(exc)) from exc
-    return [p if storage.is_s3(p) else os.path.abspath(p) for p in files]
+    """Every file under the landing zone, hidden ones left out, whatever its name (local
+    paths made absolute, so the nightly DAG and the watcher name a file the same way in the
+    registry); ``RunError`` for an input that is not there."""
+    files: list[str] = []
+    for p in inputs:
+        if storage.is_dir(p):
+            files += storage.list_files(p)
+        elif storage.exists(p):
+            files.append(str(p))
+        else:
+            raise pipeline.RunError(f"input {p} does not exist")
+    return [p if storage.is_s3(p) else os.path.abspath(p) for p in sorted(dict.fromkeys(files))]
+
+
+def _landing_extracts(inputs: list[str]) -> list[str]:
+    """The extract files under the landing zone (by content: ``route``)."""
+    return route(_list_landing(inputs))["extracts"]
 
 
 # --------------------------------------------------------------------------- published nights
@@ -387,8 +493,8 @@ def reconcile(
     reopen: bool = False,
     phi_out: str | None = None,
 ) -> list:
-    """List the landing zone and run every night with files the events missed."""
-    files = [p for p in _list_landing([landing]) if _is_extract(p)]
+    """List the landing zone and run every night with extracts the events missed."""
+    files = _landing_extracts([landing])
     nights = plan_nights(files, out, reopen=reopen)
     log.info("reconcile: %s file(s) in %s, %s night(s) to run", len(files), landing, len(nights))
     return [process_night(n, out, reference, run_id=run_id, phi_out=phi_out) for n in nights]
@@ -397,29 +503,127 @@ def reconcile(
 def plan_run(
     triggering_asset_events, landing: str, out: str, *, reopen: bool = False
 ) -> list[dict]:
-    """The nights an event-DAG run must process: those of the files its events name (only
-    those inside the landing zone ``landing``); a run without events (the nightly reconcile,
-    or triggered by hand) lists the landing zone."""
+    """The nights an event-DAG run must process: those of the extracts its events name (only
+    files inside the landing zone ``landing``, sorted by content: ``route``); a run without
+    events (the nightly reconcile, or triggered by hand) lists the landing zone."""
+    extracts = _landed(triggering_asset_events, landing, out)["extracts"]
+    log.info("%s extract file(s) for the nights: %s", len(extracts), extracts[:20])
+    return plan_nights(extracts, out, reopen=reopen) if extracts else []
+
+
+def _landed(triggering_asset_events, landing: str, out: str) -> dict[str, list[str]]:
+    """The files an event-DAG run handles, routed: those its events name inside the landing
+    zone, or without events (a reconcile) every file there."""
     if not out:
         raise pipeline.RunError("no output root (THERAPY_CLAIMS_OUT / param out)")
-    paths = paths_from_asset_events(triggering_asset_events)
     if triggering_asset_events:
+        paths = paths_from_asset_events(triggering_asset_events)
         if paths and not landing:
             raise pipeline.RunError(
                 "events name files but no landing zone is configured "
                 "(THERAPY_CLAIMS_LANDING / param landing): none is run"
             )
         paths = landing_paths(paths, landing)
-        log.info("events name %s extract file(s) in %s: %s", len(paths), landing, paths[:20])
-        return plan_nights(paths, out, reopen=reopen)
+        log.info("events name %s file(s) in %s", len(paths), landing)
+        return route(paths)
     if not landing:
         raise pipeline.RunError("no landing zone (THERAPY_CLAIMS_LANDING / param landing)")
     if not storage.exists(landing):
         log.warning("reconcile: landing zone %s is empty or missing: nothing to do", landing)
-        return []
-    files = [p for p in _list_landing([landing]) if _is_extract(p)]
+        return {"extracts": [], "responses": []}
+    files = _list_landing([landing])
     log.info("reconcile: %s file(s) in %s", len(files), landing)
-    return plan_nights(files, out, reopen=reopen)
+    return route(files)
+
+
+# --------------------------------------------------------------------------- response files
+
+
+class ResponsesRejected(pipeline.RunError):
+    """An acks run rejected a response file (after writing its record): a task fails on it,
+    and retrying does not help until the file is replaced."""
+
+
+def apply_responses(
+    inputs: list[str] | str,
+    out: str,
+    *,
+    received_on: date | str | None = None,
+    run_id: str = "",
+    lock_wait: float | None = None,
+    after=None,
+) -> dict:
+    """Record response files as a DAG task does (``acks.apply``): waits up to ``lock_wait``
+    seconds (None: for ever) for the output's lock, which a night holds while it runs, then
+    logs the run's summary (counts, codes and file names only). Returns the run in short.
+    ``ResponsesRejected`` when a file was rejected, after the run was written: the task fails
+    and its alert goes out, and the record of the files seen is kept."""
+    if not out:
+        raise pipeline.RunError("no output root (THERAPY_CLAIMS_OUT / param out)")
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not any(inputs):
+        raise pipeline.RunError("no response files folder given (param input)")
+    on = acks.parse_received_on(received_on) if isinstance(received_on, str) else received_on
+    result = acks.apply(
+        inputs,
+        out,
+        received_on=on or None,
+        run_id=run_id,
+        after=after,
+        wait=True,
+        timeout=lock_wait,
+    )
+    for line in acks.summary_lines(result):
+        log.info("%s", line)
+    statuses = {s: sum(f.status == s for f in result.files) for s in acks.STATUSES}
+    if result.rejected:
+        shown = "; ".join(f"{storage.name(f.path)}: {f.reason}" for f in result.rejected[:5])
+        more = len(result.rejected) - 5
+        raise ResponsesRejected(
+            f"{len(result.rejected)} response file(s) rejected (recorded in {result.folder}): "
+            f"{shown}" + (f"; and {more} more" if more > 0 else "")
+        )
+    return {
+        "run_id": result.run_id,
+        "received_on": result.received_on.isoformat(),
+        "folder": result.folder,
+        "files": statuses,
+        "rows": dict(result.rows),
+    }
+
+
+def apply_landed_responses(
+    triggering_asset_events,
+    landing: str,
+    out: str,
+    *,
+    run_id: str = "",
+    lock_wait: float | None = None,
+    after=None,
+) -> dict:
+    """The event DAGs' ``acks`` task: the response files (999, 277CA, 835 by content) its
+    events name inside the landing zone, or without events (a reconcile) every one there,
+    less those an acks run applied before (same SHA-256), recorded by ``apply_responses``.
+    ``{}`` when there is none: no acks run, no empty folder."""
+    found = _landed(triggering_asset_events, landing, out)["responses"]
+    if not found:
+        return {}
+    applied = acks.applied_hashes(out)
+    new = []
+    for p in found:
+        try:
+            sha = storage.sha256(p)
+        except FileNotFoundError:
+            log.warning("%s is gone; skipped", storage.name(p))
+            continue
+        if sha in applied:
+            log.info("%s was applied before (%s): no-op", storage.name(p), applied[sha])
+        else:
+            new.append(p)
+    log.info("%s new response file(s) of %s", len(new), len(found))
+    if not new:
+        return {}
+    return apply_responses(new, out, run_id=run_id, lock_wait=lock_wait, after=after)
 
 
 # --------------------------------------------------------------------------- the nightly DAG
@@ -433,7 +637,7 @@ def nightly_inputs(cfg: pipeline.RunConfig) -> list[str]:
     are not read again (they would all be held ALREADY_BILLED and nothing billed)."""
     if not cfg.inputs:
         raise pipeline.RunError("no input given (--input PATH)")
-    files = _list_landing(cfg.inputs)
+    files = _landing_extracts(cfg.inputs)
     done = registry.processed_any(cfg.out)
     new = [p for p in files if (p, storage.sha256(p)) not in done]
     if not new:

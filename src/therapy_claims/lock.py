@@ -229,6 +229,12 @@ def _one_line(text: str) -> str:
     return re.sub(r"[\r\n]+", " ", text)
 
 
+def describe(h: dict) -> str:
+    """The holder in one line ("run R (night D, pid P on host H, since T)"), for a command
+    that words its own refusal (``acks`` has no ``--wait`` to suggest)."""
+    return _one_line(_describe(h))
+
+
 def _held_message(out: str, h: dict, waited: float | None = None) -> str:
     unlock = f"therapy-claims unlock --out {shlex.quote(str(out))}"
     if waited is None:
