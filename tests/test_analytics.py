@@ -189,7 +189,14 @@ def test_the_measures_equal_hand_computed_values(out):
         assert upv[rd]["units_per_visit"] == round(int(b["units"].sum()) / visits, 4)
 
         assert fpr[rd]["claims_sent"] == claims[rd].num_rows
+        assert fpr[rd]["first_pass_known"] == 0  # no lifecycle: no response known
         assert fpr[rd]["first_pass_rate"] is None
+
+
+def test_claims_without_a_lifecycle_are_sent_on_their_night(out):
+    rows = _rows(out, "SELECT claim_id, status, status_on, paid, run_date FROM claims")
+    assert len(rows) == sum(t.num_rows for t in _layer(out, "claims").values())
+    assert all((r["status"], r["status_on"], r["paid"]) == ("sent", r["run_date"], 0) for r in rows)
 
 
 def test_list_names_every_view_and_measure(capsys):
@@ -399,7 +406,8 @@ def test_ddl_parses_and_names_every_published_column(s3_out, capsys, engine):
     creates = {
         p.this.this.name: p for p in parsed if isinstance(p, exp.Create) and p.kind == "TABLE"
     }
-    assert set(creates) == set(LAYERS)
+    after = {*analytics.RESPONSE_VIEWS, *analytics.LIFECYCLE_FILES}  # test_lifecycle_views.py
+    assert set(creates) == set(LAYERS) | {f"{v}_parquet" for v in after}
     for view, (kind, _name) in LAYERS.items():
         create = creates[view]
         assert create.this.this.args["db"].name == "tc_test"
@@ -474,5 +482,7 @@ def test_the_docs_show_each_measure_as_the_code_runs_it():
     for name, measure in analytics.MEASURES.items():
         assert f"`--measure {name}`" in text, name
         assert f"```sql\n{measure.sql}\n```" in text, name
+    for name in analytics.MEASURE_VIEWS:
+        assert f"```sql\n{analytics.DERIVED[name].sql}\n```" in text, name
     for view in analytics.VIEWS:
         assert f"| `{view}` |" in text, view

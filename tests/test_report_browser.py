@@ -27,6 +27,7 @@ HEADINGS = [
     "Held by payer",
     "Oldest open claims",
     "Trends (last 2 night(s))",
+    "Claims after sending",
     "Files",
 ]
 

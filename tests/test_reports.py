@@ -303,6 +303,8 @@ def test_summary_ranks_what_matters():
     assert "  2026-11-27            75.0%        $700.25          90" in text
     assert "  2026-11-26                -         $50.00         120" in text
     assert "P-SECRET" not in text  # patient ids stay in the worklist file
+    # no lifecycle: one line says so, before where the files are
+    assert text.index(reports.NO_RESPONSES + "\n") < text.index("Outputs:")
 
 
 def test_html_report_links_relative_and_no_patient_ids():
@@ -339,6 +341,7 @@ def test_html_report_links_relative_and_no_patient_ids():
         and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     )
     assert page.index("UNKNOWN_PAYER") < page.index("UNKNOWN_CLINIC") < page.index("ROW_INVALID")
+    assert "<h2>Claims after sending</h2><p>No responses yet" in page
     # hostile ids are escaped
     wl = worklist_frame()
     wl.loc[0, "clinic_id"] = "<b>x</b>"

@@ -165,3 +165,5 @@ def test_show_names_the_assistant_and_the_supervising_therapist(tmp_path, capsys
     text = capsys.readouterr().out
     assert f"Charted by     PT SMITH, ANN   NPI {RENDERING_NPI}\n" in text
     assert "supervised" not in text
+    # no responses recorded for this output: the claim's history says so in one line
+    assert text.endswith("\n  Lifecycle      none yet: no responses recorded for this output\n")

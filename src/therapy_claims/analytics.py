@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
 
-from therapy_claims import nights, schemas, storage
+from therapy_claims import acks, nights, payer_reasons, responses, schemas, storage
 from therapy_claims.config import RunError
 
 if TYPE_CHECKING:
@@ -87,6 +87,101 @@ LAYERS = {
 }
 
 
+# --------------------------------------------------------------------------- after sending
+# The responses layer (``therapy_claims.acks``: ``responses/received_on=D/run=R/<table>.parquet``,
+# every committed acks run counts) and the lifecycle (``<out>/lifecycle/``: three files
+# recomputed whole from the ledger and the responses). The lifecycle's columns are its
+# contract's (``therapy_claims.lifecycle.SCHEMAS``), declared here so the views have them
+# before the lifecycle is first computed.
+
+RESPONSE_VIEWS = tuple(
+    responses.SCHEMAS
+)  # acknowledgments, claim_statuses, payments, payment_lines
+LIFECYCLE = "lifecycle"
+_MONEY = pa.decimal128(12, 2)
+_CODES = pa.list_(pa.string())
+LIFECYCLE_CURRENT = pa.schema(
+    [
+        ("claim_id", pa.string()),
+        ("claim_key", pa.string()),
+        ("run_date", pa.date32()),
+        ("payer_id", pa.string()),
+        ("clinic_id", pa.string()),
+        ("encounter_id", pa.string()),
+        ("claim_type", pa.string()),
+        ("file", pa.string()),
+        ("charge", _MONEY),
+        ("status", pa.string()),
+        ("status_on", pa.date32()),
+        ("status_kind", pa.string()),
+        ("status_file", pa.string()),
+        ("reason_codes", _CODES),
+        ("remark_codes", _CODES),
+        ("payer_claim_control_number", pa.string()),
+        ("paid", _MONEY),
+        ("patient_responsibility", _MONEY),
+        ("paid_on", pa.date32()),
+        ("days_to_payment", pa.int32()),
+        ("first_pass_accepted", pa.bool_()),
+        ("steps", pa.int32()),
+    ]
+)
+LIFECYCLE_HISTORY = pa.schema(
+    [
+        ("claim_id", pa.string()),
+        ("step", pa.int32()),
+        ("status", pa.string()),
+        ("status_on", pa.date32()),
+        ("kind", pa.string()),
+        ("source_file", pa.string()),
+        ("received_on", pa.date32()),
+        ("acks_run_id", pa.string()),
+        ("reason_codes", _CODES),
+        ("payer_claim_control_number", pa.string()),
+        ("paid", _MONEY),
+    ]
+)
+LIFECYCLE_FINDINGS = pa.schema(
+    [
+        ("code", pa.string()),
+        ("severity", pa.string()),
+        ("claim_id", pa.string()),
+        ("kind", pa.string()),
+        ("source_file", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+# view -> (file under <out>/lifecycle/, its columns)
+LIFECYCLE_FILES = {
+    "claim_lifecycle": ("current.parquet", LIFECYCLE_CURRENT),
+    "claim_history": ("history.parquet", LIFECYCLE_HISTORY),
+    "lifecycle_findings": ("findings.parquet", LIFECYCLE_FINDINGS),
+}
+# the 835 outcomes: a claim in one of these is adjudicated
+ADJUDICATED = ("paid", "partially_paid", "denied")
+
+PAYER_REASON_RULES = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("reason", pa.string()),
+        ("rule_code", pa.string()),
+        ("meaning", pa.string()),
+    ]
+)
+
+
+def payer_reason_rules(reference: str | None = None) -> pa.Table:
+    """``payer_reasons``' mapping as rows: one per (kind, reason, rule code), in file order."""
+    mapping = payer_reasons.load(reference)
+    rows = [
+        {"kind": kind, "reason": reason, "rule_code": rule, "meaning": mapping.meanings[key]}
+        for key, rules in mapping.rules.items()
+        for kind, reason in [key]
+        for rule in rules
+    ]
+    return pa.Table.from_pylist(rows, schema=PAYER_REASON_RULES)
+
+
 def published_schema(layer: Layer) -> pa.Schema:
     """The layer's columns with the types its files are published with: the one conversion
     in ``schemas`` (``schemas.published_type``), without the file metadata."""
@@ -111,6 +206,8 @@ _SCALAR = {
     pa.date32(): ("DATE", "date", "date"),
 }
 ENGINES = ("duckdb", "athena", "trino")
+# field names DuckDB quotes in a STRUCT type (its reserved words among the names used here)
+_KEYWORDS = frozenset({"group", "order", "from", "select", "where", "to", "end"})
 
 
 def sql_type(t: pa.DataType, engine: str) -> str:
@@ -127,6 +224,14 @@ def sql_type(t: pa.DataType, engine: str) -> str:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = sql_type(t.value_type, engine)
         return (f"{inner}[]", f"array<{inner}>", f"array({inner})")[i]
+    if pa.types.is_struct(t):
+        fields = [(f.name, sql_type(f.type, engine)) for f in t]
+        if engine == "duckdb":  # as DuckDB writes it: only a keyword quoted
+            quoted = [(_ident(n) if n in _KEYWORDS else n, k) for n, k in fields]
+            return "STRUCT(" + ", ".join(f"{n} {k}" for n, k in quoted) + ")"
+        if engine == "athena":
+            return "struct<" + ",".join(f"`{n}`:{k}" for n, k in fields) + ">"
+        return "row(" + ", ".join(f"{_ident(n)} {k}" for n, k in fields) + ")"
     raise ValueError(f"no SQL type for Arrow type {t}")  # a new type: add it above
 
 
@@ -155,37 +260,93 @@ def _committed_files(out: str, manifests: dict[str, dict], layer: Layer) -> list
     return found
 
 
-def _select(columns: set[str] | None, schema: pa.Schema, source: str, run_date: str | None) -> str:
-    """One night's SELECT of a view: every published column cast to its SQL type (NULL for a
-    column the night's file lacks), then ``run_date``. ``columns`` None: the empty view."""
+def _select(
+    columns: set[str] | None,
+    schema: pa.Schema,
+    source: str,
+    extras: list[tuple[str, str, str | None]] = (),
+) -> str:
+    """One file's SELECT of a view: every declared column cast to its SQL type (NULL for a
+    column the file lacks), then the ``extras``: ``(name, SQL type, SQL literal)``, the
+    values the file's folder gives (``run_date`` of a night). ``columns`` None: the empty
+    view."""
     items = []
     for f in schema:
         t = sql_type(f.type, "duckdb")
         have = columns is not None and f.name in columns
         items.append(f"CAST({_ident(f.name) if have else 'NULL'} AS {t}) AS {_ident(f.name)}")
+    for name, t, value in extras:
+        literal = "NULL" if columns is None or value is None else value
+        items.append(f"CAST({literal} AS {t}) AS {_ident(name)}")
     if columns is None:
-        return "SELECT " + ", ".join(items) + ", CAST(NULL AS DATE) AS run_date WHERE false"
-    return "SELECT " + ", ".join(items) + f", DATE {_lit(run_date)} AS run_date FROM {source}"
+        return "SELECT " + ", ".join(items) + " WHERE false"
+    return "SELECT " + ", ".join(items) + f" FROM {source}"
 
 
-def _layer_view(con: duckdb.DuckDBPyConnection, out: str, manifests: dict, layer: Layer) -> None:
-    schema = published_schema(layer)
+def _union_view(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    schema: pa.Schema,
+    files: list[tuple[str, list[tuple[str, str, str | None]]]],
+    extras: list[tuple[str, str]] = (),
+) -> None:
+    """Create ``view`` as the UNION ALL of ``files`` (``(path, extras with their values)``),
+    each cast to ``schema``; no file: the empty view with the columns. A local file is read
+    by DuckDB where it is; an ``s3://`` one through ``storage`` into Arrow (module note)."""
     parts = []
-    for i, (rd, path) in enumerate(_committed_files(out, manifests, layer)):
+    for i, (path, values) in enumerate(files):
         if storage.is_s3(path):
             table = storage.read_table(path)
-            name = f"_{layer.view}_{i}"
+            name = f"_{view}_{i}"
             con.register(name, table)
-            parts.append(_select(set(table.column_names), schema, _ident(name), rd))
+            parts.append(_select(set(table.column_names), schema, _ident(name), values))
         else:
             import pyarrow.parquet as pq
 
             with storage.guard("read", path):
                 names = set(pq.read_schema(path).names)
             source = f"read_parquet({_lit(path)}, hive_partitioning = false)"
-            parts.append(_select(names, schema, source, rd))
-    body = "\nUNION ALL\n".join(parts) if parts else _select(None, schema, "", None)
-    con.execute(f"CREATE VIEW {_ident(layer.view)} AS\n{body}")
+            parts.append(_select(names, schema, source, values))
+    empty = [(name, t, None) for name, t in extras]
+    body = "\nUNION ALL\n".join(parts) if parts else _select(None, schema, "", empty)
+    con.execute(f"CREATE VIEW {_ident(view)} AS\n{body}")
+
+
+def _layer_view(
+    con: duckdb.DuckDBPyConnection, out: str, manifests: dict, layer: Layer, view: str
+) -> None:
+    files = [
+        (path, [("run_date", "DATE", f"DATE {_lit(rd)}")])
+        for rd, path in _committed_files(out, manifests, layer)
+    ]
+    _union_view(con, view, published_schema(layer), files, [("run_date", "DATE")])
+
+
+def _response_view(con: duckdb.DuckDBPyConnection, out: str | None, table: str) -> None:
+    """A responses table of every committed acks run, with the run's ``received_on`` and
+    ``acks_run_id`` (the folder's; the files carry none inside)."""
+    runs = acks.committed_runs(out) if out else []
+    files = [
+        (
+            storage.join(folder, f"{table}.parquet"),
+            [
+                ("received_on", "DATE", f"DATE {_lit(day.isoformat())}"),
+                ("acks_run_id", "VARCHAR", _lit(run_id)),
+            ],
+        )
+        for day, run_id, folder in runs
+    ]
+    extras = [("received_on", "DATE"), ("acks_run_id", "VARCHAR")]
+    _union_view(con, table, responses.SCHEMAS[table], files, extras)
+
+
+def _lifecycle_view(con: duckdb.DuckDBPyConnection, out: str | None, view: str) -> None:
+    """One of the lifecycle's files as it is (recomputed whole, no partitions); empty view
+    with its columns when the lifecycle has not been computed yet."""
+    name, schema = LIFECYCLE_FILES[view]
+    path = storage.join(out, LIFECYCLE, name) if out else None
+    files = [(path, [])] if path and storage.exists(path) else []
+    _union_view(con, view, schema, files)
 
 
 _NIGHT_COUNTS = (
@@ -267,40 +428,215 @@ def _nights_view(con: duckdb.DuckDBPyConnection, manifests: dict[str, dict]) -> 
     )
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A view defined in SQL over other views: what the analyst can read to see how."""
+
+    about: str
+    sql: str
+    needs: frozenset[str]
+
+
+_SCOPES = """\
+  SELECT 'payer' AS level, payer_id, {cols} FROM claim
+  UNION ALL
+  SELECT 'overall' AS level, CAST(NULL AS VARCHAR) AS payer_id, {cols} FROM claim"""
+
+
+def _scoped(cols: str) -> str:
+    return _SCOPES.format(cols=cols)
+
+
+DERIVED = {
+    "claims": Derived(
+        "one row per claim sent (ledger layer), with its lifecycle status, status date and "
+        "paid amount ('sent', its run date and 0.00 before any response is recorded)",
+        """\
+SELECT s.* EXCLUDE (run_date),
+       coalesce(l.status, 'sent') AS status,
+       coalesce(l.status_on, s.run_date) AS status_on,
+       CAST(coalesce(l.paid, 0) AS DECIMAL(12,2)) AS paid,
+       s.run_date
+FROM _claims_sent s
+LEFT JOIN (
+  SELECT claim_id, run_date, status, status_on, paid
+  FROM claim_lifecycle
+  QUALIFY row_number() OVER (PARTITION BY claim_id, run_date ORDER BY steps DESC) = 1
+) l ON l.claim_id = s.claim_id AND l.run_date = s.run_date""",
+        frozenset({"_claims_sent", "claim_lifecycle"}),
+    ),
+    "claim_measures": Derived(
+        "per payer and overall: claims with a first response, first-pass acceptance rate, "
+        "denial rate, days to payment (mean, median, p90), from the lifecycle",
+        f"""\
+WITH claim AS (
+  SELECT payer_id, status, status_kind, first_pass_accepted, days_to_payment
+  FROM claim_lifecycle
+), scoped AS (
+{_scoped("status, status_kind, first_pass_accepted, days_to_payment")}
+)
+SELECT level, payer_id,
+       count(*) AS claims_sent,
+       count(*) FILTER (WHERE status_kind <> '837') AS claims_with_response,
+       count(first_pass_accepted) AS first_pass_known,
+       count(*) FILTER (WHERE first_pass_accepted) AS first_pass_accepted,
+       round(CAST(count(*) FILTER (WHERE first_pass_accepted) AS DOUBLE)
+             / nullif(count(first_pass_accepted), 0), 4) AS first_pass_acceptance_rate,
+       count(*) FILTER (WHERE status IN ('paid', 'partially_paid', 'denied')) AS claims_adjudicated,
+       count(*) FILTER (WHERE status = 'denied') AS claims_denied,
+       round(CAST(count(*) FILTER (WHERE status = 'denied') AS DOUBLE)
+             / nullif(count(*) FILTER (WHERE status IN ('paid', 'partially_paid', 'denied')), 0),
+             4) AS denial_rate,
+       count(days_to_payment) AS claims_paid,
+       round(avg(days_to_payment), 2) AS days_to_payment_mean,
+       round(quantile_cont(CAST(days_to_payment AS DOUBLE), 0.5), 2) AS days_to_payment_median,
+       round(quantile_cont(CAST(days_to_payment AS DOUBLE), 0.9), 2) AS days_to_payment_p90
+FROM scoped
+GROUP BY level, payer_id
+ORDER BY level DESC, payer_id""",
+        frozenset({"claim_lifecycle"}),
+    ),
+    "denials_by_carc": Derived(
+        "per payer and overall and 835 reason (group-CARC): denied claims with it / claims "
+        "adjudicated",
+        f"""\
+WITH claim AS (
+  SELECT payer_id, status, reason_codes
+  FROM claim_lifecycle
+  WHERE status IN ('paid', 'partially_paid', 'denied')
+), scoped AS (
+{_scoped("status, reason_codes")}
+), counted AS (
+  SELECT level, payer_id, status, reason_codes,
+         count(*) OVER (PARTITION BY level, payer_id) AS claims_adjudicated
+  FROM scoped
+)
+SELECT level, payer_id, r.reason_code,
+       count(*) AS claims_denied,
+       claims_adjudicated,
+       round(CAST(count(*) AS DOUBLE) / claims_adjudicated, 4) AS denial_rate
+FROM counted CROSS JOIN UNNEST(reason_codes) AS r(reason_code)
+WHERE status = 'denied'
+GROUP BY level, payer_id, r.reason_code, claims_adjudicated
+ORDER BY level DESC, payer_id, claims_denied DESC, r.reason_code""",
+        frozenset({"claim_lifecycle"}),
+    ),
+    "denials_by_rule": Derived(
+        "per payer and overall and our rule code: denied claims with a reason that rule "
+        "would have caught (payer_reason_rules) / claims adjudicated",
+        f"""\
+WITH claim AS (
+  SELECT payer_id, claim_id, run_date, status, reason_codes
+  FROM claim_lifecycle
+  WHERE status IN ('paid', 'partially_paid', 'denied')
+), scoped AS (
+{_scoped("claim_id, run_date, status, reason_codes")}
+), counted AS (
+  SELECT level, payer_id, claim_id, run_date, status, reason_codes,
+         count(*) OVER (PARTITION BY level, payer_id) AS claims_adjudicated
+  FROM scoped
+)
+SELECT c.level, c.payer_id, m.rule_code,
+       count(DISTINCT c.claim_id || '|' || CAST(c.run_date AS VARCHAR)) AS claims_denied,
+       c.claims_adjudicated,
+       round(CAST(count(DISTINCT c.claim_id || '|' || CAST(c.run_date AS VARCHAR)) AS DOUBLE)
+             / c.claims_adjudicated, 4) AS denial_rate
+FROM counted c
+CROSS JOIN UNNEST(c.reason_codes) AS r(reason_code)
+JOIN payer_reason_rules m ON m.kind = '835' AND m.reason = r.reason_code
+WHERE c.status = 'denied'
+GROUP BY c.level, c.payer_id, m.rule_code, c.claims_adjudicated
+ORDER BY c.level DESC, c.payer_id, claims_denied DESC, m.rule_code""",
+        frozenset({"claim_lifecycle", "payer_reason_rules"}),
+    ),
+}
+MEASURE_VIEWS = ("claim_measures", "denials_by_carc", "denials_by_rule")
+
 VIEWS = {
     **{name: lay.about + f" ({lay.kind} layer)" for name, lay in LAYERS.items()},
+    "claims": DERIVED["claims"].about,
     "nights": "one row per committed night: its manifest's run id, counts and held dollars",
+    **{
+        t: f"one row per {what} (responses layer, every committed acks run)"
+        for t, what in (
+            ("acknowledgments", "999 transaction set acknowledged (AK2)"),
+            ("claim_statuses", "277CA claim status"),
+            ("payments", "835 claim payment (CLP)"),
+            ("payment_lines", "835 service line payment (SVC)"),
+        )
+    },
+    "claim_lifecycle": "one row per claim sent: its current lifecycle status (lifecycle layer)",
+    "claim_history": "one row per step of a claim's lifecycle (lifecycle layer)",
+    "lifecycle_findings": "one row per lifecycle finding: unknown claim, duplicate response, ...",
+    "payer_reason_rules": "one row per payer reason (835 group-CARC) and the rule code of ours "
+    "that would have prevented it (payer_reasons.csv)",
+    **{name: DERIVED[name].about for name in MEASURE_VIEWS},
 }
-_NEEDS = {"nights": {"lines"}}
+_NEEDS = {"nights": {"lines"}, **{name: set(d.needs) for name, d in DERIVED.items()}}
+
+
+def _needed(views: Iterable[str]) -> set[str]:
+    """``views`` and every view they read, transitively."""
+    wanted = set(views)
+    todo = list(wanted)
+    while todo:
+        for dep in _NEEDS.get(todo.pop(), ()):
+            if dep not in wanted:
+                wanted.add(dep)
+                todo.append(dep)
+    return wanted
 
 
 def views_named(sql: str) -> set[str]:
     """The views a query names (a word anywhere in it), with the views they read."""
-    named = {v for v in VIEWS if re.search(rf"\b{v}\b", sql, re.IGNORECASE)}
-    for v in list(named):
-        named |= _NEEDS.get(v, set())
-    return named
+    return _needed(v for v in VIEWS if re.search(rf"\b{v}\b", sql, re.IGNORECASE))
 
 
-def connect(out: str, views: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    out: str, views: Iterable[str] | None = None, *, reference: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views over every committed night of ``out``
     (``views``: only these and what they read; default all). No committed night is an error:
-    a mistyped output root would otherwise answer every query with nothing."""
-    import duckdb
-
+    a mistyped output root would otherwise answer every query with nothing. ``reference``:
+    the reference folder whose ``payer_reasons.csv`` ``payer_reason_rules`` reads (default:
+    the shipped one)."""
     manifests = nights.all_committed(out)
     if not manifests:
         raise RunError(f"no committed night under {out} (no manifest/run_date=D.json)")
-    wanted = set(VIEWS) if views is None else set(views)
-    for v in list(wanted):
-        wanted |= _NEEDS.get(v, set())
+    return _build(out, manifests, set(VIEWS) if views is None else set(views), reference)
+
+
+def empty_connection() -> duckdb.DuckDBPyConnection:
+    """Every view, with no data: their columns and types (the data dictionary's test)."""
+    return _build(None, {}, set(VIEWS), None)
+
+
+def _build(
+    out: str | None, manifests: dict, views: set[str], reference: str | None
+) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    wanted = _needed(views)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")  # the manifests' times print as recorded, on any host
     for name, layer in LAYERS.items():
-        if name in wanted:
-            _layer_view(con, out, manifests, layer)
+        view = "_claims_sent" if name == "claims" else name
+        if view in wanted:
+            _layer_view(con, out, manifests, layer, view)
     if "nights" in wanted:
         _nights_view(con, manifests)
+    for table in RESPONSE_VIEWS:
+        if table in wanted:
+            _response_view(con, out, table)
+    for view in LIFECYCLE_FILES:
+        if view in wanted:
+            _lifecycle_view(con, out, view)
+    if "payer_reason_rules" in wanted:
+        con.register("_payer_reason_rules", payer_reason_rules(reference))
+        con.execute("CREATE VIEW payer_reason_rules AS SELECT * FROM _payer_reason_rules")
+    for name, d in DERIVED.items():  # in dependency order (claims reads no measure)
+        if name in wanted:
+            con.execute(f"CREATE VIEW {_ident(name)} AS\n{d.sql}")
     return con
 
 
@@ -379,15 +715,25 @@ FROM nights n LEFT JOIN billed b ON b.run_date = n.run_date
 ORDER BY n.run_date""",
     ),
     "first_pass_rate": Measure(
-        "per night: claims accepted on first submission / claims sent; NULL until payer "
-        "acknowledgements are stored (issue 17)",
+        "per night that sent them: claims whose first 999 and first 277CA both accepted "
+        "them / claims with both known (claim_lifecycle; NULL before any response)",
         """\
-WITH sent AS (SELECT run_date, count(*) AS claims_sent FROM claims GROUP BY run_date)
+WITH sent AS (SELECT run_date, count(*) AS claims_sent FROM claims GROUP BY run_date),
+fp AS (
+  SELECT run_date,
+         count(first_pass_accepted) AS first_pass_known,
+         count(*) FILTER (WHERE first_pass_accepted) AS accepted_first_pass
+  FROM claim_lifecycle GROUP BY run_date
+)
 SELECT n.run_date,
        coalesce(s.claims_sent, 0) AS claims_sent,
-       CAST(NULL AS BIGINT) AS accepted_first_pass,
-       CAST(NULL AS DOUBLE) AS first_pass_rate
-FROM nights n LEFT JOIN sent s ON s.run_date = n.run_date
+       coalesce(f.first_pass_known, 0) AS first_pass_known,
+       coalesce(f.accepted_first_pass, 0) AS accepted_first_pass,
+       round(CAST(f.accepted_first_pass AS DOUBLE) / nullif(f.first_pass_known, 0), 4)
+         AS first_pass_rate
+FROM nights n
+LEFT JOIN sent s ON s.run_date = n.run_date
+LEFT JOIN fp f ON f.run_date = n.run_date
 ORDER BY n.run_date""",
     ),
 }
@@ -412,13 +758,13 @@ def _one_line(exc: Exception) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def query(out: str, sql: str, fmt: str, stream: TextIO) -> int:
+def query(out: str, sql: str, fmt: str, stream: TextIO, *, reference: str | None = None) -> int:
     """Run ``sql`` over ``out``'s views and write the result to ``stream`` as ``fmt``
     (table, csv or json); returns the number of rows. A query DuckDB refuses is a
-    ``RunError`` with its message on one line."""
+    ``RunError`` with its message on one line. ``reference``: as ``connect``'s."""
     import duckdb
 
-    con = connect(out, views_named(sql))
+    con = connect(out, views_named(sql), reference=reference)
     try:
         try:
             cur = con.execute(sql)
@@ -577,7 +923,86 @@ def ddl(out: str, engine: str, schema: str = "therapy_claims") -> list[str]:
         for rd, path in _committed_files(out, manifests, layer):
             folder = path[: -len(layer.file)]
             stmts += _partition(engine, schema, layer.view, rd, folder)
+    return stmts + _after_sending_ddl(out, engine, schema)
+
+
+def _after_sending_ddl(out: str, engine: str, schema: str) -> list[str]:
+    """The responses and lifecycle tables: a folder of theirs holds several tables' files
+    (``responses/received_on=D/run=R/`` the four tables and ``files.parquet``;
+    ``lifecycle/`` three files), and a Hive table reads every file of its folder. So each gets
+    a table ``<view>_parquet`` over the folders (Parquet columns are read by name: another
+    table's file gives NULLs) and a view ``<view>`` keeping its own file's rows (``"$path"``,
+    the file a row came from, in Athena and Trino). The responses tables are partitioned by
+    ``received_on`` and ``acks_run_id``, one partition per committed acks run; the lifecycle
+    is one unpartitioned folder, replaced whole."""
+    q = (lambda s: f"`{s}`") if engine == "athena" else _ident
+    stmts = []
+    sources = [
+        (t, responses.SCHEMAS[t], f"{t}.parquet", storage.join(out, acks.LAYER))
+        for t in RESPONSE_VIEWS
+    ] + [
+        (view, sch, name, storage.join(out, LIFECYCLE))
+        for view, (name, sch) in LIFECYCLE_FILES.items()
+    ]
+    runs = acks.committed_runs(out)
+    for view, sch, name, location in sources:
+        table = f"{q(schema)}.{q(view + '_parquet')}"
+        cols = [f"  {q(f.name)} {sql_type(f.type, engine)}" for f in sch]
+        partitioned = view in RESPONSE_VIEWS
+        keys = [
+            ("received_on", "date"),
+            ("acks_run_id", "string" if engine == "athena" else "varchar"),
+        ]
+        if engine == "athena":
+            by = f"PARTITIONED BY ({', '.join(f'`{k}` {t}' for k, t in keys)})\n"
+            stmts.append(
+                f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n"
+                + ",\n".join(cols)
+                + f"\n)\n{by if partitioned else ''}STORED AS PARQUET\n"
+                + f"LOCATION {_lit(location + '/')}"
+            )
+        else:
+            if partitioned:
+                cols += [f'  "{k}" {t}' for k, t in keys]
+            part = (
+                "  partitioned_by = ARRAY['received_on', 'acks_run_id'],\n" if partitioned else ""
+            )
+            stmts.append(
+                f"CREATE TABLE IF NOT EXISTS {table} (\n"
+                + ",\n".join(cols)
+                + "\n)\nWITH (\n  format = 'PARQUET',\n"
+                + part
+                + f"  external_location = {_lit(location + '/')}\n)"
+            )
+        names = [f.name for f in sch] + (["received_on", "acks_run_id"] if partitioned else [])
+        stmts.append(
+            f"CREATE OR REPLACE VIEW {_ident(schema)}.{_ident(view)} AS SELECT "
+            + ", ".join(_ident(c) for c in names)
+            + f" FROM {_ident(schema)}.{_ident(view + '_parquet')}"
+            + f' WHERE "$path" LIKE {_lit("%/" + name)}'
+        )
+        if partitioned:
+            for day, run_id, folder in runs:
+                stmts.append(_run_partition(engine, schema, view + "_parquet", day, run_id, folder))
     return stmts
+
+
+def _run_partition(engine: str, schema: str, table: str, day, run_id: str, folder: str) -> str:
+    """The statement that makes acks run ``run_id`` (received on ``day``) a partition of
+    ``table``. A run's folder never moves (a new run is a new folder): no SET LOCATION."""
+    rd = day.isoformat()
+    if engine == "athena":
+        return (
+            f"ALTER TABLE `{schema}`.`{table}` ADD IF NOT EXISTS PARTITION (received_on = "
+            f"{_lit(rd)}, acks_run_id = {_lit(run_id)}) LOCATION {_lit(folder + '/')}"
+        )
+    return (
+        "CALL system.register_partition("
+        f"schema_name => {_lit(schema)}, table_name => {_lit(table)}, "
+        "partition_columns => ARRAY['received_on', 'acks_run_id'], "
+        f"partition_values => ARRAY[{_lit(rd)}, {_lit(run_id)}], "
+        f"location => {_lit(folder + '/')})"
+    )
 
 
 def _partition(engine: str, schema: str, table: str, rd: str, folder: str) -> list[str]:
@@ -600,3 +1025,25 @@ def _partition(engine: str, schema: str, table: str, rd: str, folder: str) -> li
         f"partition_columns => ARRAY['run_date'], partition_values => ARRAY[{_lit(rd)}], "
         f"location => {_lit(folder)})"
     ]
+
+
+# --------------------------------------------------------------------------- for the report
+
+
+def lifecycle_measures(out: str, reference: str | None = None) -> dict[str, list[dict]] | None:
+    """The rows of each measure view (``MEASURE_VIEWS``) from the lifecycle files alone, or
+    None when the lifecycle has not been computed. No committed night is needed: the night's
+    report is written before its night commits."""
+    name, _ = LIFECYCLE_FILES["claim_lifecycle"]
+    if not storage.exists(storage.join(out, LIFECYCLE, name)):
+        return None
+    con = _build(out, {}, set(MEASURE_VIEWS), reference)
+    try:
+        found = {}
+        for view in MEASURE_VIEWS:
+            cur = con.execute(f"SELECT * FROM {view}")
+            cols = [d[0] for d in cur.description]
+            found[view] = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        return found
+    finally:
+        con.close()

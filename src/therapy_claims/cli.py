@@ -147,7 +147,7 @@ def cmd_query(args) -> int:
     if not args.out:
         raise pipeline.RunError("query needs --out PATH (the output root)")
     sql = args.sql if args.measure is None else analytics.MEASURES[args.measure].sql
-    analytics.query(args.out, sql, args.format, sys.stdout)
+    analytics.query(args.out, sql, args.format, sys.stdout, reference=args.reference)
     return EXIT_OK
 
 
@@ -469,14 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser(
         "query",
-        help="SQL over every committed night (DuckDB views lines, exceptions, claims, "
-        "worklist, nights)",
+        help="SQL over every committed night and the responses after (DuckDB views lines, "
+        "exceptions, claims, worklist, nights, claim_lifecycle, ...: query --list)",
     )
     q.add_argument("sql", nargs="?", metavar="SQL", help="the query (or --measure / --list)")
     q.add_argument("--out", metavar="PATH", help="output root (local folder or s3://bucket/prefix)")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.add_argument("--measure", choices=tuple(MEASURES), help="run a standard measure")
     q.add_argument("--list", action="store_true", help="list the views and the measures")
+    q.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="reference folder whose payer_reasons.csv the payer_reason_rules view reads "
+        "(default: the shipped one)",
+    )
     q.set_defaults(fn=cmd_query)
 
     dd = sub.add_parser(

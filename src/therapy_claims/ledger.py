@@ -713,7 +713,7 @@ def show(out: str, claim_id: str) -> str:
         if parsed is None:
             texts.append(f"Claim {entry['claim_id']}: not found in {entry['file']}.\n")
             continue
-        texts.append(format_claim(parsed, entry, _charted(out, entry)))
+        texts.append(format_claim(parsed, entry, _charted(out, entry)) + lifecycle_text(out, entry))
     if texts:
         return "\n".join(texts)
     return _not_billed(out, claim_id)
@@ -744,3 +744,70 @@ def _not_billed(out: str, claim_id: str) -> str:
                 f"{r['cpt_code']}  {r['status']:<10}  {codes}"
             )
     return "\n".join(out_lines) + "\n"
+
+
+# --------------------------------------------------------------------------- show: lifecycle
+
+LIFECYCLE_DIR = "lifecycle"  # <out>/lifecycle/: current.parquet, history.parquet (lifecycle)
+
+
+def lifecycle_text(out: str, entry: dict) -> str:
+    """What became of the claim after it was sent, from the lifecycle files: each step
+    (date, status, kind, file, paid, the payer's reasons with their meaning where
+    ``payer_reasons`` has one), then the current status. One line when there is no
+    lifecycle yet or it has no row of the claim. Ids, codes, amounts, dates and file names
+    only (the steps carry nothing else)."""
+    current_path = storage.join(out, LIFECYCLE_DIR, "current.parquet")
+    history_path = storage.join(out, LIFECYCLE_DIR, "history.parquet")
+    if not storage.exists(current_path):
+        return "\n  Lifecycle      none yet: no responses recorded for this output\n"
+    cid = str(entry.get("claim_id", ""))
+    current = [
+        r
+        for r in storage.read_table(current_path).filter(pc.field("claim_id") == cid).to_pylist()
+        if str(r.get("run_date") or "") in ("", str(entry.get("run_date", ""))[:10])
+    ]
+    if not current:
+        return "\n  Lifecycle      no row of this claim yet (sent after the last refresh)\n"
+    steps = []
+    if storage.exists(history_path):
+        table = storage.read_table(history_path).filter(pc.field("claim_id") == cid)
+        steps = sorted(table.to_pylist(), key=lambda r: r.get("step") or 0)
+    from therapy_claims import payer_reasons
+
+    meanings = payer_reasons.load().meanings
+    out_lines = [
+        "",
+        "  Lifecycle",
+        "   #  Date        Status                     Kind   Paid        File",
+    ]
+    for r in steps:
+        paid = "" if r.get("paid") is None else f"{r['paid']:.2f}"
+        out_lines.append(
+            f"  {r.get('step') or '':>2}  {_day(r.get('status_on'))}  "
+            f"{r.get('status') or '':<25}  {r.get('kind') or '':<5}  {paid:>10}  "
+            f"{r.get('source_file') or ''}"
+        )
+        out_lines += _reasons(r.get("kind") or "", r.get("reason_codes") or [], meanings)
+    c = current[-1]
+    paid = f"   paid {c['paid']:.2f}" if c.get("paid") else ""
+    out_lines.append(
+        f"  Current status {c.get('status') or ''}   since {_day(c.get('status_on'))}   "
+        f"({c.get('status_kind') or ''} {c.get('status_file') or ''}){paid}"
+    )
+    out_lines += _reasons(c.get("status_kind") or "", c.get("reason_codes") or [], meanings)
+    return "\n".join(out_lines) + "\n"
+
+
+def _day(value) -> str:
+    """A date as MM/DD/YYYY, as the claim above shows its dates ('' for none)."""
+    return value.strftime("%m/%d/%Y") if value is not None else "          "
+
+
+def _reasons(kind: str, codes: list[str], meanings: dict[tuple[str, str], str]) -> list[str]:
+    """One line per reason code, with its meaning where the mapping has one."""
+    lines = []
+    for code in codes:
+        meaning = meanings.get((kind, str(code)))
+        lines.append(f"        reason {code}" + (f": {meaning}" if meaning else ""))
+    return lines

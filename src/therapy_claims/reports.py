@@ -568,9 +568,143 @@ def _text_sections(mo: Morning, top: int = 15) -> list[str]:
     return out
 
 
-def summary_text(manifest: dict, *, exc=None, worklist=None, history=()) -> str:
+# --------------------------------------------------------------------------- after sending
+
+AFTER_TOP = 10  # rows of the denial reasons and rule codes shown
+
+
+@dataclass
+class AfterSending:
+    """The claims after sending, from the lifecycle (``analytics.MEASURE_VIEWS``'s rows):
+    ``overall`` and ``by_payer`` from ``claim_measures``, the overall rows of
+    ``denials_by_carc`` and ``denials_by_rule``. Ids, codes, counts and rates only."""
+
+    overall: dict
+    by_payer: list[dict]
+    carcs: list[dict]
+    rules: list[dict]
+
+
+def after_sending(out: str, reference: str | None = None) -> AfterSending | None:
+    """The measures of the claims sent so far, or None while there is no lifecycle (no
+    responses recorded yet)."""
+    from therapy_claims import analytics
+
+    rows = analytics.lifecycle_measures(out, reference)
+    if rows is None:
+        return None
+    measures = rows["claim_measures"]
+    overall = next((r for r in measures if r["level"] == "overall"), None)
+    if overall is None:  # a lifecycle of no claims
+        return None
+    return AfterSending(
+        overall=overall,
+        by_payer=[r for r in measures if r["level"] == "payer"],
+        carcs=[r for r in rows["denials_by_carc"] if r["level"] == "overall"],
+        rules=[r for r in rows["denials_by_rule"] if r["level"] == "overall"],
+    )
+
+
+NO_RESPONSES = "Claims after sending: no responses yet (no lifecycle computed for this output)"
+
+
+def _days(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _of(part: int, whole: int, rate) -> str:
+    return f"{_rate(rate)} ({part} of {whole})"
+
+
+def _after_text(after: AfterSending | None) -> list[str]:
+    """The "claims after sending" lines of the summary."""
+    if after is None:
+        return [NO_RESPONSES]
+    o = after.overall
+    out = [
+        f"Claims after sending: {o['claims_sent']} sent, {o['claims_with_response']} with a "
+        "response",
+        f"  first-pass acceptance {_of(o['first_pass_accepted'], o['first_pass_known'], o['first_pass_acceptance_rate'])}; "
+        f"denial rate {_of(o['claims_denied'], o['claims_adjudicated'], o['denial_rate'])}",
+        f"  days to payment: mean {_days(o['days_to_payment_mean'])}, median "
+        f"{_days(o['days_to_payment_median'])}, p90 {_days(o['days_to_payment_p90'])} "
+        f"({o['claims_paid']} paid)",
+        f"  {'payer':<10} {'sent':>6} {'responded':>9} {'first-pass':>10} {'denied':>8} "
+        f"{'days mean':>9} {'median':>7} {'p90':>6}",
+    ]
+    for r in after.by_payer:
+        out.append(
+            f"  {r['payer_id'] or '':<10} {r['claims_sent']:>6} {r['claims_with_response']:>9} "
+            f"{_rate(r['first_pass_acceptance_rate']):>10} {_rate(r['denial_rate']):>8} "
+            f"{_days(r['days_to_payment_mean']):>9} {_days(r['days_to_payment_median']):>7} "
+            f"{_days(r['days_to_payment_p90']):>6}"
+        )
+    for title, rows, key in (
+        ("Denials by payer reason", after.carcs, "reason_code"),
+        ("Denials by the rule of ours that would have caught them", after.rules, "rule_code"),
+    ):
+        if rows:
+            shown = ", ".join(
+                f"{r[key]} {r['claims_denied']} ({_rate(r['denial_rate'])})"
+                for r in rows[:AFTER_TOP]
+            )
+            out.append(f"  {title}: {shown}")
+    return out
+
+
+def _after_html(after: AfterSending | None) -> str:
+    if after is None:
+        return f"<p>{_esc(NO_RESPONSES.split(': ', 1)[1].capitalize())}.</p>"
+    o = after.overall
+    intro = (
+        f"<p>{o['claims_sent']} claims sent, {o['claims_with_response']} with a response. "
+        f"First-pass acceptance "
+        f"{_esc(_of(o['first_pass_accepted'], o['first_pass_known'], o['first_pass_acceptance_rate']))}; "
+        f"denial rate {_esc(_of(o['claims_denied'], o['claims_adjudicated'], o['denial_rate']))}; "
+        f"days to payment mean {_days(o['days_to_payment_mean'])}, median "
+        f"{_days(o['days_to_payment_median'])}, p90 {_days(o['days_to_payment_p90'])} "
+        f"({o['claims_paid']} paid).</p>"
+    )
+    payers = _table(
+        ["payer", "sent", "responded", "first-pass", "adjudicated", "denial rate", "days mean",
+         "median", "p90"],
+        [
+            [r["payer_id"] or "", r["claims_sent"], r["claims_with_response"],
+             _rate(r["first_pass_acceptance_rate"]), r["claims_adjudicated"],
+             _rate(r["denial_rate"]), _days(r["days_to_payment_mean"]),
+             _days(r["days_to_payment_median"]), _days(r["days_to_payment_p90"])]
+            for r in after.by_payer
+        ],
+        {1, 2, 3, 4, 5, 6, 7, 8},
+    )  # fmt: skip
+    parts = [intro, payers]
+    for title, rows, key, head in (
+        ("Denials by payer reason", after.carcs, "reason_code", "reason (CARC)"),
+        ("Denials by our rule code", after.rules, "rule_code", "rule code"),
+    ):
+        parts.append(f"<h3>{title}</h3>")
+        if not rows:
+            parts.append("<p>No denials.</p>")
+            continue
+        parts.append(
+            _table(
+                [head, "claims denied", "claims adjudicated", "denial rate"],
+                [
+                    [r[key], r["claims_denied"], r["claims_adjudicated"], _rate(r["denial_rate"])]
+                    for r in rows[:AFTER_TOP]
+                ],
+                {1, 2, 3},
+            )
+        )
+    return "".join(parts)
+
+
+def summary_text(
+    manifest: dict, *, exc=None, worklist=None, history=(), after: AfterSending | None = None
+) -> str:
     """The biller's summary of a night: counts, then what matters ranked (``morning``), then
-    where the files are. ``exc``, ``worklist`` and ``history`` are optional: without them the
+    the claims after sending (``after``: None says there are no responses yet), then where
+    the files are. ``exc``, ``worklist`` and ``history`` are optional: without them the
     summary says less (a night before the worklist), never fails."""
     m = manifest
     lines = [
@@ -587,6 +721,7 @@ def summary_text(manifest: dict, *, exc=None, worklist=None, history=()) -> str:
             lines.append(f"  REJECTED FILE {i['path']}: {i['message']}")
     lines.append(f"  balanced: {'yes' if m['balanced'] else 'NO'}")
     lines += _text_sections(morning(m, exc, worklist, history))
+    lines += _after_text(after)
     lines.append("Outputs:")
     for kind, path in m["outputs"].items():
         lines.append(f"  {kind:<11} {path}")
@@ -631,7 +766,8 @@ def night_summary(out: str, run_date: str) -> str:
             storage.join(m["outputs"]["worklist"], "worklist.parquet"), "worklist"
         )
     history = nights.recent(out, run_date, TREND_NIGHTS - 1, including=False)
-    return summary_text(m, exc=exc, worklist=worklist, history=history)
+    after = after_sending(out)
+    return summary_text(m, exc=exc, worklist=worklist, history=history, after=after)
 
 
 # --------------------------------------------------------------------------- the HTML report
@@ -872,6 +1008,7 @@ def html_report(
     worklist: pd.DataFrame | None = None,
     history=(),
     links: dict[str, str] | None = None,
+    after: AfterSending | None = None,
 ) -> str:
     """The night's report: one self-contained HTML page (no script, nothing loaded from
     anywhere; counts, codes, clinic and payer ids and dollars only, no patient data).
@@ -880,7 +1017,7 @@ def html_report(
     is none); ``history``: manifests of earlier nights for the trends (tonight's point comes
     from ``ingest``, ``score`` and ``worklist``); ``links``: the night's layer folders (as the
     manifest's ``outputs``), to link the Data Docs, the CSVs and the claim files relative to
-    ``links['reports']``."""
+    ``links['reports']``; ``after``: the claims after sending (None: no responses yet)."""
     tonight = {
         "run_date": run_date,
         "rows_in": ingest["rows_in"],
@@ -928,6 +1065,7 @@ def html_report(
 <h2>Held by payer</h2>{_split_html(mo.by_payer, "payer_id", "held-by-payer")}
 <h2>Oldest open claims</h2>{_oldest_html(mo.oldest)}
 <h2>Trends (last {len(mo.trend)} night(s))</h2>{_trend_html(mo.trend)}
+<h2>Claims after sending</h2>{_after_html(after)}
 <h2>Files</h2><ul>{link_items}</ul>
 {_table(["claim file", "receiver", "claims", "lines", "charges"], file_rows, {2, 3, 4})}
 </body></html>

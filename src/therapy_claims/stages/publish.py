@@ -203,6 +203,7 @@ def _finish(
             worklist=wl,
             history=history,
             links=links,
+            after=reports.after_sending(cfg.out, cfg.reference),
         )
         storage.write_bytes(cfg.staged("reports", "report.html"), page.encode("utf-8"))
     handover.flush()  # every file of the night is in this run's folders
