@@ -376,3 +376,28 @@ def test_a_worklist_file_from_before_issue_17_reads_as_scrubber_rows(tmp_path):
     back = worklist.read(str(path))
     assert back["source"].tolist() == ["scrubber"]
     assert [list(v) for v in back["prevented_by"]] == [[]]
+
+
+def test_a_payers_codes_are_hostile_text_cut_and_without_control_characters(tmp_path):
+    sent = {
+        "claim_id": "TCHOSTILE0000001",
+        "claim_key": "TCHOSTILE0000001",
+        "run_date": "2026-12-01",
+        "payer_id": "MCR01",
+        "clinic_id": "CLN01",
+        "encounter_id": "EX",
+        "charge": 30.0,
+    }
+    evil = '=HYPERLINK("http://x")\nCO-97' + "9" * 60
+    write_lifecycle(tmp_path, [lifecycle_row(sent, "denied", N1, "835", [evil, "CO-97"])])
+    claims = worklist.payer_claims(worklist.read_lifecycle(str(tmp_path)), N2, payer_reasons.load())
+    reasons = list(claims["reason_codes"].iloc[0])
+    assert reasons == ['=HYPERLINK("http://x") CO-97999999999999', "CO-97"]
+    assert len(reasons[0]) == 40 and list(claims["prevented_by"].iloc[0]) == CO97
+    wl = worklist.build(_no_lines(), _exceptions(), None, N2, claims=claims)
+    csv = worklist.csv_frame(wl)
+    assert csv["payer_reason_codes"].tolist() == ['=HYPERLINK("http://x") CO-97999999999999; CO-97']
+    from therapy_claims import reports
+
+    data = reports.spreadsheet_safe_csv(csv, money=("held_dollars",)).decode("utf-8-sig")
+    assert "'=HYPERLINK" in data  # a spreadsheet shows it as text, never runs it

@@ -106,6 +106,7 @@ PAYER_CODES = {
 }
 PAID_STATUSES = ("paid", "partially_paid")
 _MAX_REASON = 40  # characters kept of a payer's code: response files are hostile text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no line breaks or escapes into a report line
 
 # "rule order": the catalogue's (docs/rules.md lists the codes in it)
 _RANK = {code: i for i, code in enumerate(CATALOGUE)}
@@ -314,7 +315,9 @@ def payer_claims(
                 pd.Series(pc.cast(t.column("status_on"), pa.date32()).filter(at).to_pylist())
             ),
             "reason_codes": [
-                _distinct(str(r)[:_MAX_REASON] for r in (v or ()) if r is not None)
+                _distinct(
+                    _CONTROL.sub(" ", str(r))[:_MAX_REASON] for r in (v or ()) if r is not None
+                )
                 for v in t.column("reason_codes").filter(at).to_pylist()
             ],
         }
