@@ -555,6 +555,40 @@ _SPECS = (
         BILLER,
         releasable=False,
     ),
+    # issue 17: what the clearinghouse and the payers answered (``therapy_claims.lifecycle``):
+    # the morning worklist's rows for claims sent and then rejected or denied. Not findings of a
+    # night's lines, so nothing to release: the claim was sent; it is fixed and sent again
+    RuleSpec(
+        "CLEARINGHOUSE_REJECTED",
+        ERROR,
+        "the clearinghouse's 999 rejected the transaction set (or the group) that carried the "
+        "claim: it never reached the payer (claim id, status date, the 999's IK5/IK3/IK4 codes)",
+        "Fix what the 999's codes name in the 837 data (the writer, or the reference data the "
+        "claim was built from) and re-send the claim; the clearinghouse has nothing to correct.",
+        REFERENCE_DATA,
+        releasable=False,
+    ),
+    RuleSpec(
+        "PAYER_REJECTED",
+        ERROR,
+        "the payer's 277CA rejected the claim before adjudication (STC category A3, A6, A7 or "
+        "A8: claim id, status date, the STC01 category:status:entity codes)",
+        "Correct what the status and entity codes name (prevented_by: our edit for it) in the "
+        "practice-management system and re-send the claim as new; a rejection is not appealed.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "PAYER_DENIED",
+        ERROR,
+        "the payer's 835 denied the claim (CLP02 4, or nothing paid), or paid part of it and "
+        "denied a line for a reason one of our edits covers (claim id, status date, the CAS "
+        "group-reason codes)",
+        "Read the payer's reasons: fix what our edit for it names (prevented_by) and send a "
+        "corrected claim (frequency 7), or appeal with the documentation if the denial is wrong.",
+        BILLER,
+        releasable=False,
+    ),
 )
 
 CATALOGUE: dict[str, RuleSpec] = {s.code: s for s in _SPECS}

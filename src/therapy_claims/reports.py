@@ -18,6 +18,7 @@ import pandas as pd
 from therapy_claims import nights, schemas, storage
 from therapy_claims.catalogue import CATALOGUE, ERROR, INFO, WARNING
 from therapy_claims.config import RunError
+from therapy_claims.worklist import payer_message
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # the same test as a pattern on a cell's first character
@@ -411,6 +412,37 @@ def oldest_open(worklist: pd.DataFrame | None, n: int = OLDEST_OPEN) -> pd.DataF
     ).head(n)
 
 
+PAYER_SOURCES = ("payer", "both")  # worklist rows a payer's answer opened (issue 17)
+
+
+def payer_open(worklist: pd.DataFrame | None, n: int = OLDEST_OPEN) -> pd.DataFrame | None:
+    """The open worklist rows the clearinghouse or a payer opened (rejected or denied
+    claims), oldest first then most dollars, at most ``n``; None when there is none (a night
+    without the payers' answers shows nothing more). Ids, codes, dates and dollars only."""
+    rows = open_rows(worklist)
+    if rows is None or "source" not in rows.columns:
+        return None
+    rows = rows[rows["source"].astype("string").isin(PAYER_SOURCES).fillna(False).to_numpy(bool)]
+    if rows.empty:
+        return None
+    records = rows.to_dict("records")
+    frame = pd.DataFrame(
+        {
+            "worklist_key": rows["worklist_key"].astype("string").to_numpy(),
+            "payer_id": rows["payer_id"].astype("string").fillna("").to_numpy(),
+            "held_dollars": _money(rows["held_dollars"]).fillna(0.0).round(2).to_numpy(),
+            "age_days": pd.Series(rows["age_days"], dtype="Int64").fillna(0).to_numpy("int64"),
+            "owner": rows["owner"].astype("string").fillna("").to_numpy(),
+            "message": [payer_message(r) for r in records],
+        }
+    )
+    return frame.sort_values(
+        ["age_days", "held_dollars", "worklist_key"],
+        ascending=[False, False, True],
+        ignore_index=True,
+    ).head(n)
+
+
 def night_point(m: dict) -> dict:
     """One night of the trends from its manifest: the clean-claim rate (claims billed / claims
     billed + held; None when it scored no claim), the worklist's open held dollars (None for a
@@ -479,6 +511,7 @@ class Morning:
     by_payer: pd.DataFrame | None
     oldest: pd.DataFrame | None
     trend: list[dict]
+    payer: pd.DataFrame | None = None  # open rows rejected or denied by a payer (None: none)
 
 
 def morning(tonight: dict, exc=None, worklist=None, history=()) -> Morning:
@@ -498,6 +531,7 @@ def morning(tonight: dict, exc=None, worklist=None, history=()) -> Morning:
         by_payer=split_open(worklist, "payer_id"),
         oldest=oldest_open(worklist),
         trend=trend_points(point, history),
+        payer=payer_open(worklist),
     )
 
 
@@ -557,6 +591,13 @@ def _text_sections(mo: Morning, top: int = 15) -> list[str]:
             out.append(
                 f"  {r.worklist_key:<28} {r.clinic_id:<8} {r.payer_id:<8} "
                 f"{_usd(r.held_dollars):>11} {r.age_days:>4}  {r.owner:<17} {r.first_code}"
+            )
+    if mo.payer is not None:
+        out.append(f"Rejected and denied by the payers (top {OLDEST_OPEN}):")
+        for r in mo.payer.itertuples():
+            out.append(
+                f"  {r.worklist_key:<28} {r.payer_id:<8} {_usd(r.held_dollars):>11} "
+                f"{r.age_days:>4}  {r.message}"
             )
     out.append(f"Trends (last {len(mo.trend)} night(s)):")
     out.append(f"  {'night':<10} {'clean-claim rate':>16} {'held $ open':>14} {'lines read':>11}")
@@ -971,6 +1012,18 @@ def _oldest_html(oldest: pd.DataFrame | None) -> str:
     return _table(header, rows, {3, 4})
 
 
+def _payer_html(payer: pd.DataFrame | None) -> str:
+    """The open rows the payers opened, under the oldest claims (nothing when none)."""
+    if payer is None:
+        return ""
+    rows = [
+        [r.worklist_key, r.payer_id, _usd(r.held_dollars), r.age_days, r.owner, r.message]
+        for r in payer.itertuples()
+    ]
+    header = ["worklist key", "payer", "held dollars", "age (days)", "owner", "what the payer said"]
+    return "<h3>Rejected and denied by the payers</h3>" + _table(header, rows, {2, 3})
+
+
 def _trend_html(trend: list[dict]) -> str:
     def series(key: str) -> list[tuple[str, float | None]]:
         return [(p["run_date"], p[key]) for p in trend]
@@ -1064,6 +1117,7 @@ def html_report(
 <h2>Held by clinic</h2>{_split_html(mo.by_clinic, "clinic_id", "held-by-clinic")}
 <h2>Held by payer</h2>{_split_html(mo.by_payer, "payer_id", "held-by-payer")}
 <h2>Oldest open claims</h2>{_oldest_html(mo.oldest)}
+{_payer_html(mo.payer)}
 <h2>Trends (last {len(mo.trend)} night(s))</h2>{_trend_html(mo.trend)}
 <h2>Claims after sending</h2>{_after_html(after)}
 <h2>Files</h2><ul>{link_items}</ul>

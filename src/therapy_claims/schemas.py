@@ -106,8 +106,9 @@ EXCEPTIONS = pa.schema(
     ]
 )
 
-# one row per worklist key (clinic + encounter): a held claim, carried across nights until it
-# is billed or has nothing left to bill (``therapy_claims.worklist``)
+# one row per worklist key (clinic + encounter): a held claim, or a sent one the clearinghouse or
+# the payer rejected or denied, carried across nights until it resolves
+# (``therapy_claims.worklist``)
 WORKLIST = pa.schema(
     [
         ("worklist_key", TEXT),
@@ -130,6 +131,10 @@ WORKLIST = pa.schema(
         ("status", TEXT),
         ("resolved_on", DATE),
         ("resolution", TEXT),
+        # issue 17: a claim the clearinghouse or the payer rejected or denied is a row too
+        ("source", TEXT),
+        ("payer_reason_codes", TEXT_LIST),
+        ("prevented_by", TEXT_LIST),
     ]
 )
 

@@ -15,6 +15,16 @@ The worklist of night D is
   ``resolved`` on D, ``billed`` (a line of it billed), ``released`` (billed, with a release
   waiving a code on it: a ``RELEASED`` finding) or ``not_billed`` (no billable line left).
 
+Issue 17: a claim sent on an earlier night that the clearinghouse (999) or the payer (277CA,
+835) rejected or denied is work too. ``payer_claims`` reads what the lifecycle layer
+(``<out>/lifecycle/current.parquet``) says of each claim's latest send before D, and every key
+with such a claim open (not sent again, not paid) is an ``open`` row of source ``payer``: open
+since the payer's status date, blocked by ``CLEARINGHOUSE_REJECTED`` / ``PAYER_REJECTED`` /
+``PAYER_DENIED`` and by the rule codes the payer's reasons map to (``payer_reasons``). A key
+both held tonight (or carried held) and open with the payer is one row, source ``both``. A
+carried payer row resolves ``resent`` (its claim key sent again), ``paid`` or
+``payer_changed``. Without a lifecycle layer a night is built exactly as before it existed.
+
 Rows resolved on an earlier night are not carried. The functions here are pure (frames in,
 frames out) except the two readers at the end; publish writes the layer
 (``worklist/run_date=D/run=R/``) and the manifest its ``counts``. Everything is column-wise:
@@ -24,6 +34,8 @@ times as many.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import date
 
 import numpy as np
@@ -33,6 +45,9 @@ import pyarrow.compute as pc
 
 from therapy_claims import nights, schemas, storage
 from therapy_claims.catalogue import CATALOGUE
+from therapy_claims.config import RunError
+from therapy_claims.ledger import PART_SUFFIX
+from therapy_claims.payer_reasons import Mapping
 
 LAYER = "worklist"
 FILE_NAME = "worklist.parquet"
@@ -54,7 +69,44 @@ LINE_COLUMNS = [
     "status",
 ]
 EXCEPTION_COLUMNS = ["clinic_id", "encounter_id", "code", "holds_claim"]
-LIST_COLUMNS = ("claim_ids", "blocking_codes", "fixes", "owners")
+LIST_COLUMNS = (
+    "claim_ids",
+    "blocking_codes",
+    "fixes",
+    "owners",
+    "payer_reason_codes",
+    "prevented_by",
+)
+
+# where a row comes from: lines held by our edits, a claim the payer answered, or both
+SCRUBBER, PAYER, BOTH = "scrubber", "payer", "both"
+RESENT, PAID, PAYER_CHANGED = "resent", "paid", "payer_changed"
+# the lifecycle layer (``therapy_claims.lifecycle``, docs/outputs.md) and what is read of it
+LIFECYCLE_FILE = ("lifecycle", "current.parquet")
+LIFECYCLE_COLUMNS = [
+    "claim_id",
+    "claim_key",
+    "run_date",
+    "payer_id",
+    "clinic_id",
+    "encounter_id",
+    "charge",
+    "status",
+    "status_on",
+    "status_kind",
+    "reason_codes",
+]
+# a claim's lifecycle status -> the code of its worklist row (partially paid: only with a
+# reason one of our edits covers; the rest is contractual adjustment and patient share)
+PAYER_CODES = {
+    "rejected_by_clearinghouse": "CLEARINGHOUSE_REJECTED",
+    "rejected_by_payer": "PAYER_REJECTED",
+    "denied": "PAYER_DENIED",
+    "partially_paid": "PAYER_DENIED",
+}
+PAID_STATUSES = ("paid", "partially_paid")
+_MAX_REASON = 40  # characters kept of a payer's code: response files are hostile text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no line breaks or escapes into a report line
 
 # "rule order": the catalogue's (docs/rules.md lists the codes in it)
 _RANK = {code: i for i, code in enumerate(CATALOGUE)}
@@ -83,11 +135,18 @@ def build(
     exceptions: pd.DataFrame,
     previous: pd.DataFrame | None,
     run_date: date,
+    *,
+    claims: pd.DataFrame | None = None,
+    sent_keys: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Night ``run_date``'s worklist (``schemas.WORKLIST`` columns, in its row order: open
     first, then held dollars, age, key) from the night's scored lines (``LINE_COLUMNS``; all
     of them or ``relevant_lines``), its exceptions (``EXCEPTION_COLUMNS``) and ``previous``,
-    the worklist of the latest committed night before it (None: there is none)."""
+    the worklist of the latest committed night before it (None: there is none).
+
+    ``claims``: what the payers answered (``payer_claims``; None: no lifecycle layer, so no
+    payer row opens and none resolves by a payer's answer); ``sent_keys``: the claim keys the
+    night sends (a payer row of one of them resolves ``resent``)."""
     night = pd.Timestamp(run_date)
     lines = _frame(relevant_lines(lines, previous))
     lines["worklist_key"] = _keys(lines)
@@ -101,15 +160,24 @@ def build(
     tonight["first_held"] = pd.Series(before, index=tonight.index).fillna(night)
     tonight["last_held"] = night
     tonight["status"] = OPEN
+    tonight["source"] = SCRUBBER
+    if claims is not None:  # a visit billed tonight is sent again, whatever its payer now
+        billed = lines.loc[lines["status"].eq("billed").fillna(False), "worklist_key"]
+        claims = claims.assign(open=claims["open"] & ~_isin(claims["worklist_key"], billed))
+    payer = _payer_rows(claims, night)
+    if len(payer):
+        tonight = _with_payer_rows(tonight, payer, carried, lines, night)
     carried = carried[~_isin(carried["worklist_key"], tonight["worklist_key"])].copy()
     resolution = _resolutions(lines, exceptions, carried["worklist_key"])
+    answered = _payer_resolutions(carried, claims, sent_keys)
+    resolution = answered.where(answered.notna(), resolution)
     gone = resolution.notna().to_numpy(bool)
     carried["status"] = np.where(gone, RESOLVED, OPEN)
     carried["resolved_on"] = pd.Series(night, index=carried.index).where(gone)
     carried["resolution"] = resolution.to_numpy(dtype=object)
     rows = pd.concat([_empty(), _typed(tonight), _typed(carried)], ignore_index=True)
     rows["age_days"] = (night - rows["first_held"]).dt.days.astype("Int64")
-    return _typed(rows.take(_order(rows))).reset_index(drop=True)
+    return _defaults(_typed(rows.take(_order(rows))).reset_index(drop=True))
 
 
 def _held_tonight(held: pd.DataFrame, blocking: pd.DataFrame) -> pd.DataFrame:
@@ -186,6 +254,295 @@ def _resolutions(lines: pd.DataFrame, exceptions: pd.DataFrame, keys: pd.Series)
         [billed & released, billed, present], [RELEASED, BILLED, NOT_BILLED], default=None
     )
     return pd.Series(pd.array(how, dtype="string"), index=keys.index)
+
+
+# --------------------------------------------------------------------------- the payers' answers
+
+
+def read_lifecycle(out: str) -> pa.Table | None:
+    """The lifecycle layer's ``current`` table (``LIFECYCLE_COLUMNS``), or None when ``out``
+    has none (no responses were ever read: the night is built as before issue 17)."""
+    path = storage.join(out, *LIFECYCLE_FILE)
+    if not storage.exists(path):
+        return None
+    table = storage.read_table(path)
+    missing = [c for c in LIFECYCLE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise RunError(f"{path}: not a lifecycle layer: no column(s) {', '.join(missing)}")
+    return table.select(LIFECYCLE_COLUMNS)
+
+
+def payer_claims(
+    lifecycle: pa.Table | None,
+    run_date: date,
+    mapping: Mapping,
+    *,
+    previous: pd.DataFrame | None = None,
+    sent_keys: Iterable[str] = (),
+) -> pd.DataFrame | None:
+    """What the payers last answered of each claim, as night ``run_date`` sees it: per claim
+    key the rows of its latest send before that night (a claim sent in parts is one key),
+    those whose status may open a worklist row (``PAYER_CODES``) and those of the claim keys
+    of ``previous``'s open payer rows (whatever their status: it says how they resolved).
+    None without a lifecycle layer.
+
+    Per row: ``code`` (``PAYER_CODES``), ``prevented_by`` (our rule codes for its reasons),
+    ``resent`` (its key is in ``sent_keys``, the night's own claims) and ``open`` (it makes a
+    worklist row tonight: a code, not resent, and a partially paid claim only with a reason
+    our edits cover)."""
+    if lifecycle is None:
+        return None
+    t = lifecycle.select(LIFECYCLE_COLUMNS)
+    text = {c: _string(t.column(c)) for c in LIFECYCLE_COLUMNS if c not in _NOT_TEXT}
+    sent_on = pc.cast(t.column("run_date"), pa.date32())
+    key = pc.coalesce(text["claim_key"], text["claim_id"])
+    before = pc.fill_null(pc.less(sent_on, pa.scalar(run_date, pa.date32())), False)
+    sends = pa.table({"k": key, "d": sent_on}).filter(before)
+    latest = sends.group_by("k").aggregate([("d", "max")])
+    keep = pc.fill_null(
+        pc.is_in(_tagged(key, sent_on), value_set=_tagged(latest["k"], latest["d_max"])), False
+    )
+    wanted = pc.is_in(text["status"], value_set=pa.array(list(PAYER_CODES), pa.string()))
+    wanted = pc.or_(pc.fill_null(wanted, False), _isin_array(key, _payer_claim_keys(previous)))
+    at = pc.and_(pc.and_(before, keep), wanted)
+    frame = pd.DataFrame(
+        {
+            **{c: pd.array(v.filter(at).to_pylist(), dtype="string") for c, v in text.items()},
+            "claim_key": pd.array(key.filter(at).to_pylist(), dtype="string"),
+            "run_date": pd.to_datetime(pd.Series(sent_on.filter(at).to_pylist(), dtype=object)),
+            "charge": pc.cast(t.column("charge").filter(at), pa.float64()).to_numpy(),
+            "status_on": pd.to_datetime(
+                pd.Series(pc.cast(t.column("status_on"), pa.date32()).filter(at).to_pylist())
+            ),
+            "reason_codes": [
+                _distinct(
+                    _CONTROL.sub(" ", str(r))[:_MAX_REASON] for r in (v or ()) if r is not None
+                )
+                for v in t.column("reason_codes").filter(at).to_pylist()
+            ],
+        }
+    )
+    frame["worklist_key"] = _keys(frame)
+    frame["code"] = frame["status"].map(PAYER_CODES).astype("string")
+    frame["prevented_by"] = [
+        prevented_by(mapping, k, r)
+        for k, r in zip(frame["status_kind"], frame["reason_codes"], strict=True)
+    ]
+    frame["resent"] = _isin(frame["claim_key"], pd.Series(list(sent_keys), dtype="string"))
+    covered = frame["prevented_by"].map(len).to_numpy() > 0
+    partly = frame["status"].eq("partially_paid").fillna(False).to_numpy(bool)
+    frame["open"] = frame["code"].notna().to_numpy(bool) & ~frame["resent"] & (~partly | covered)
+    return frame.sort_values(["worklist_key", "claim_id"], kind="mergesort", ignore_index=True)
+
+
+_NOT_TEXT = ("run_date", "charge", "status_on", "reason_codes")
+
+
+def prevented_by(mapping: Mapping, kind, reasons: list[str]) -> list[str]:
+    """Our rule codes for a response's reasons (``payer_reasons``): an 835's CAS
+    group-reason codes as they are (``CO-97``); a 277CA's STC01 composite
+    (``A7:562:85``) whole, as category-status (``A7-562``) and as its status code alone
+    (``562``), so a mapping row can name any of the three; a 999's codes map to nothing."""
+    if kind == "835":
+        return mapping.rule_codes("835", list(reasons))
+    if kind != "277CA":
+        return []
+    asked: list[str] = []
+    for reason in reasons:
+        parts = str(reason).split(":")
+        asked.append(str(reason))
+        if len(parts) >= 2 and parts[1]:
+            asked += [f"{parts[0]}-{parts[1]}", parts[1]]
+    return mapping.rule_codes("277CA", asked)
+
+
+def payer_message(row: dict) -> str:
+    """What the payer said of a row (source ``payer`` or ``both``) in one line: its payer
+    code(s), claim ids, the status date (``first_held``), the payer's codes and the rule
+    codes they map to. Ids, codes and dates only."""
+    codes = [c for c in _as_list(row.get("blocking_codes")) if c in _PAYER_WORDS]
+    since = pd.Timestamp(row["first_held"]).date().isoformat()
+    said = " / ".join(f"{c} ({_PAYER_WORDS[c]})" for c in codes) or "answered by the payer"
+    reasons = ", ".join(_as_list(row.get("payer_reason_codes"))) or "none given"
+    ours = ", ".join(_as_list(row.get("prevented_by"))) or "none of ours"
+    ids = ", ".join(_as_list(row.get("claim_ids")))
+    return f"{said}: claim {ids} since {since}; the payer's codes {reasons}; prevented by {ours}"
+
+
+_PAYER_WORDS = {
+    "CLEARINGHOUSE_REJECTED": "999 rejected",
+    "PAYER_REJECTED": "277CA rejected",
+    "PAYER_DENIED": "835 denied",
+}
+
+
+def _payer_rows(claims: pd.DataFrame | None, night: pd.Timestamp) -> pd.DataFrame:
+    """One open row per key with an open payer claim (``payer_claims``'s ``open``): who
+    (the claim of the largest charge), its claims and their charges, open since the
+    earliest status date, its codes (the payer codes and the rule codes the reasons map
+    to, in rule order) and the payer's own codes."""
+    if claims is None or not claims["open"].any():
+        return _empty()
+    rows = []
+    for key, g in claims[claims["open"].to_numpy(bool)].groupby("worklist_key", sort=True):
+        main = g.sort_values(["charge", "claim_id"], ascending=[False, True], kind="mergesort")
+        main = main.iloc[0]
+        ours = _distinct(c for v in g["prevented_by"] for c in v)
+        codes = _ranked([*g["code"], *ours])
+        since = g["status_on"].min()
+        rows.append(
+            {
+                "worklist_key": key,
+                "clinic_id": main["clinic_id"],
+                "encounter_id": main["encounter_id"],
+                "payer_id": main["payer_id"],
+                "claim_ids": sorted(set(g["claim_id"].dropna())),
+                "held_dollars": round(float(np.nansum(g["charge"].to_numpy(float))), 2),
+                **_code_lists(codes),
+                "first_held": night if pd.isna(since) else since,
+                "last_held": night,
+                "status": OPEN,
+                "source": PAYER,
+                "payer_reason_codes": _distinct(r for v in g["reason_codes"] for r in v),
+                "prevented_by": ours,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _with_payer_rows(
+    tonight: pd.DataFrame,
+    payer: pd.DataFrame,
+    carried: pd.DataFrame,
+    lines: pd.DataFrame,
+    night: pd.Timestamp,
+) -> pd.DataFrame:
+    """Tonight's held rows and payer rows as one row per key. A payer row keeps the first
+    night of the key's open row before (if earlier). A key held tonight, or open and held
+    before with no line tonight (carried as it was), that also has a payer row is one row of
+    source ``both``: the held row's columns, the payer's claim ids and codes added."""
+    before = carried.set_index("worklist_key")["first_held"]
+    before = before.reindex(pd.Index(payer["worklist_key"])).to_numpy()
+    since = pd.to_datetime(payer["first_held"])
+    payer["first_held"] = since.where(~(pd.Series(before, index=payer.index) < since), before)
+    held_before = carried[
+        carried["source"].isin([SCRUBBER, BOTH]).fillna(True).to_numpy(bool)
+        & ~_isin(carried["worklist_key"], lines["worklist_key"])
+        & _isin(carried["worklist_key"], payer["worklist_key"])
+    ]
+    held = pd.concat([_typed(tonight), _typed(held_before)], ignore_index=True)
+    payer = _typed(payer)
+    shared = _isin(held["worklist_key"], payer["worklist_key"])
+    theirs = payer.set_index("worklist_key")
+    merged = []
+    for row in held[shared].to_dict("records"):
+        p = theirs.loc[row["worklist_key"]]
+        codes = _ranked([*_as_list(row["blocking_codes"]), *_as_list(p["blocking_codes"])])
+        merged.append(
+            {
+                **row,
+                "claim_ids": sorted({*_as_list(row["claim_ids"]), *_as_list(p["claim_ids"])}),
+                **_code_lists(codes),
+                "first_held": min(row["first_held"], p["first_held"]),
+                "last_held": night,
+                "status": OPEN,
+                "resolved_on": None,
+                "resolution": None,
+                "source": BOTH,
+                "payer_reason_codes": _as_list(p["payer_reason_codes"]),
+                "prevented_by": _as_list(p["prevented_by"]),
+            }
+        )
+    rest = payer[~_isin(payer["worklist_key"], held["worklist_key"])]
+    parts = [held[~shared & ~_isin(held["worklist_key"], held_before["worklist_key"])], rest]
+    return pd.concat(
+        [_typed(p) for p in parts] + ([_typed(pd.DataFrame(merged))] if merged else []),
+        ignore_index=True,
+    )
+
+
+def _payer_resolutions(
+    carried: pd.DataFrame, claims: pd.DataFrame | None, sent_keys: Iterable[str]
+) -> pd.Series:
+    """For each carried open row of source ``payer`` or ``both`` (its key has no payer claim
+    open tonight): ``resent`` (a claim key of it is sent tonight, or was sent after it
+    opened), ``paid`` (paid or partially paid), ``payer_changed`` (another status, e.g.
+    accepted after a reversal) or missing (nothing known: it stays open)."""
+    how = pd.Series(pd.array([None] * len(carried), dtype="string"), index=carried.index)
+    mine = carried["source"].isin([PAYER, BOTH]).fillna(False).to_numpy(bool)
+    if not mine.any():
+        return how
+    sent = set(sent_keys)
+    latest: dict[str, list[tuple[pd.Timestamp, str]]] = {}
+    if claims is not None:
+        for k, d, st in zip(claims["claim_key"], claims["run_date"], claims["status"], strict=True):
+            latest.setdefault(str(k), []).append((d, str(st)))
+    for i, row in carried[mine].iterrows():
+        keys = {_claim_key(c) for c in _as_list(row["claim_ids"])}
+        found = [x for k in keys for x in latest.get(k, [])]
+        if keys & sent or any(d > row["first_held"] for d, _ in found):
+            how[i] = RESENT
+        elif any(st in PAID_STATUSES for _, st in found):
+            how[i] = PAID
+        elif found:
+            how[i] = PAYER_CHANGED
+    return how
+
+
+def _payer_claim_keys(previous: pd.DataFrame | None) -> pa.Array:
+    """The claim keys of ``previous``'s open rows of source ``payer`` or ``both``."""
+    rows = _open(previous)
+    rows = rows[rows["source"].isin([PAYER, BOTH]).fillna(False).to_numpy(bool)]
+    keys = {_claim_key(c) for v in rows["claim_ids"] for c in _as_list(v)}
+    return pa.array(sorted(keys), type=pa.string())
+
+
+def _claim_key(claim_id) -> str:
+    """The claim a (possibly split) CLM01 belongs to (``ledger.claim_key``)."""
+    return re.sub(PART_SUFFIX, "", str(claim_id))
+
+
+def _isin_array(values: pa.Array, among: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.is_in(values, value_set=among), False)
+
+
+def _tagged(keys, days) -> pa.Array:
+    """``<key>|<date>`` of each (key, date) pair, to find rows by both in one ``is_in``."""
+    return pc.binary_join_element_wise(_string(keys), _string(days), "|")
+
+
+def _string(column) -> pa.Array:
+    """An Arrow column (chunked or not, any text or date type) as one ``string`` array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return pc.cast(column, pa.string())
+
+
+def _ranked(codes) -> list[str]:
+    """``codes`` distinct, in rule order (an unknown code last)."""
+    return sorted(_distinct(codes), key=lambda c: _RANK.get(c, len(_RANK)))
+
+
+def _code_lists(codes: list[str]) -> dict:
+    """``blocking_codes`` and, per code, its fix and owner; ``owner``: the first code's."""
+    owners = [CATALOGUE[c].owner if c in CATALOGUE else None for c in codes]
+    return {
+        "blocking_codes": codes,
+        "fixes": [CATALOGUE[c].suggested_fix if c in CATALOGUE else None for c in codes],
+        "owners": owners,
+        "owner": owners[0] if owners else None,
+    }
+
+
+def _distinct(values) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v is not None and v == v))
+
+
+def _as_list(value) -> list:
+    """A list cell as a Python list (missing: empty)."""
+    if value is None or value is pd.NA or isinstance(value, float):
+        return []
+    return list(value)
 
 
 def _order(rows: pd.DataFrame) -> np.ndarray:
@@ -283,9 +640,15 @@ def csv_frame(worklist: pd.DataFrame) -> pd.DataFrame:
 
 
 def read(path: str) -> pd.DataFrame:
-    """A published worklist file in the internal types (``schemas.read``)."""
+    """A published worklist file in the internal types (``schemas.read``). A file from before
+    issue 17 lacks ``source``, ``payer_reason_codes`` and ``prevented_by``: its rows are the
+    scrubber's."""
     table = schemas.read(path, LAYER)
-    return _frame(schemas.conform(table.select(schemas.WORKLIST.names), schemas.WORKLIST))
+    for f in schemas.WORKLIST:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(len(table), f.type))
+    table = schemas.conform(table.select(schemas.WORKLIST.names), schemas.WORKLIST)
+    return _defaults(_frame(table))
 
 
 def previous(out: str, run_date: date) -> pd.DataFrame | None:
@@ -357,6 +720,17 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a frame: text as ``string``, counts as ``Int64``, lists as Arrow
     lists (so that tonight's rows and the previous night's concatenate as they are)."""
     return table.to_pandas(types_mapper=_MAPPING.get, ignore_metadata=True)
+
+
+def _defaults(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a missing ``source`` as ``scrubber`` and missing payer lists empty."""
+    rows = rows.copy()
+    rows["source"] = rows["source"].fillna(SCRUBBER)
+    for name in ("payer_reason_codes", "prevented_by"):
+        col = pa.array(rows[name].array, type=schemas.TEXT_LIST)
+        col = pc.if_else(pc.is_null(col), pa.scalar([], type=schemas.TEXT_LIST), col)
+        rows[name] = pd.arrays.ArrowExtensionArray(col)
+    return rows
 
 
 def _empty() -> pd.DataFrame:

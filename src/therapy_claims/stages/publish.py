@@ -25,6 +25,7 @@ from therapy_claims import (
     ledger,
     ledger_store,
     nights,
+    payer_reasons,
     reference,
     reports,
     schemas,
@@ -120,7 +121,7 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
             files, ledger_rows = _number_and_write(cfg, built)
         sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
         storage.write_json(cfg.staged("work", "claim_files.json"), files)
-        counts = _finish(cfg, handover, files, wl_lines, previous)
+        counts = _finish(cfg, handover, files, wl_lines, previous, sent["claim_key"])
         with timing.record("reserve"):  # what the reservation adds to the wall
             reserving.result()
     _same_claims(keys, sent)
@@ -181,6 +182,7 @@ def _finish(
     files: list[dict],
     wl_lines: pa.Table,
     previous: pd.DataFrame | None,
+    sent_keys: pd.Series,
 ) -> dict:
     """The run report and the worklist, and every background write of the night done.
     Returns the worklist's counts (the manifest's ``worklist``)."""
@@ -189,7 +191,7 @@ def _finish(
     with timing.record("reports"):
         exc = handover.read_frame(cfg.staged(*EXCEPTIONS))
     with timing.record("worklist"):
-        wl = write_worklist(cfg, wl_lines, exc, previous)
+        wl = write_worklist(cfg, wl_lines, exc, previous, sent_keys)
     with timing.record("reports"):
         # the trends' earlier nights (tonight's point is tonight's summaries)
         history = nights.recent(cfg.out, cfg.rd, reports.TREND_NIGHTS - 1, including=False)
@@ -211,12 +213,33 @@ def _finish(
 
 
 def write_worklist(
-    cfg: RunConfig, lines: pa.Table, exc: pd.DataFrame, previous: pd.DataFrame | None
+    cfg: RunConfig,
+    lines: pa.Table,
+    exc: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    sent_keys: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Build the night's worklist (``therapy_claims.worklist``) and write it, Parquet (its
     published form, as every layer's file) and a spreadsheet-safe CSV, into this run's
-    ``worklist`` folder; returns it."""
-    wl = worklist.build(lines, exc[worklist.EXCEPTION_COLUMNS], previous, cfg.run_date)
+    ``worklist`` folder; returns it. With a lifecycle layer under the output (the payers'
+    answers, issue 17) its rejected and denied claims are rows too; ``sent_keys``: the claim
+    keys the night sends (a rejected or denied one is sent again)."""
+    sent = [] if sent_keys is None else sent_keys.dropna().astype(str).unique().tolist()
+    claims = None
+    lifecycle = worklist.read_lifecycle(cfg.out)
+    if lifecycle is not None:
+        mapping = payer_reasons.load(cfg.reference)
+        claims = worklist.payer_claims(
+            lifecycle, cfg.run_date, mapping, previous=previous, sent_keys=sent
+        )
+    wl = worklist.build(
+        lines,
+        exc[worklist.EXCEPTION_COLUMNS],
+        previous,
+        cfg.run_date,
+        claims=claims,
+        sent_keys=sent,
+    )
     path = cfg.staged("worklist", worklist.FILE_NAME)
     storage.write_table(schemas.published(worklist.to_table(wl), worklist.LAYER), path)
     storage.write_bytes(
