@@ -173,6 +173,8 @@ def test_read_999_accepted():
         assert r["interchange_control_number"] == "000000901"
         assert r["transaction_set_control_number"] == "0001"
         assert r["response_date"] == date(2026, 11, 20)
+        # the envelope's parties, without ISA06/ISA08's padding to 15 characters
+        assert (r["sender_id"], r["receiver_id"]) == ("RECEIVER01", "SUBMITTER01")
         assert r["sent_group_control_number"] == "101"
         assert r["sent_version"] == "005010X222A1"
         assert r["sent_set_type"] == "837"
@@ -194,6 +196,7 @@ def test_read_999_rejected_names_segment_and_element():
     assert two["error_elements"] == "NM109:7; SV101-2:7"
     assert {r["group_status"] for r in rows} == {"P"}
     assert {r["sent_group_control_number"] for r in rows} == {"102"}
+    assert {(r["sender_id"], r["receiver_id"]) for r in rows} == {("RECEIVER01", "SUBMITTER01")}
 
 
 def test_read_999_group_rejected_without_ak2_is_one_row():
@@ -208,6 +211,31 @@ def test_read_999_group_rejected_without_ak2_is_one_row():
     assert rows[0]["sent_set_control_number"] is None
     assert (rows[0]["set_status"], rows[0]["accepted"]) == ("R", False)
     assert rows[0]["set_error_codes"] == ["2"]
+    assert rows[0]["receiver_id"] == "SUBMITTER01"
+
+
+def test_read_999_each_set_names_the_parties_of_its_own_interchange():
+    """Two interchanges in one file, to two submitters: each row names its own ISA08."""
+    first = _text("999_accepted.x12")
+    second = (
+        _text("999_rejected.x12")
+        .replace("*ZZ*SUBMITTER01    *", "*ZZ*OTHERSUB       *")
+        .replace("GS*FA*RECEIVER01*SUBMITTER01*", "GS*FA*RECEIVER01*OTHERSUB*")
+    )
+    assert "OTHERSUB       *" in second
+    rows = _rows(read(first + second, "two.x12").acknowledgments)
+    by = [
+        (r["receiver_id"], r["sent_group_control_number"], r["sent_set_control_number"])
+        for r in rows
+    ]
+    assert by == [
+        ("SUBMITTER01", "101", "0001"),
+        ("SUBMITTER01", "101", "0002"),
+        ("OTHERSUB", "102", "0001"),
+        ("OTHERSUB", "102", "0002"),
+        ("OTHERSUB", "102", "0003"),
+    ]
+    assert {r["sender_id"] for r in rows} == {"RECEIVER01"}
 
 
 # ---------------------------------------------------------------- read: 277CA

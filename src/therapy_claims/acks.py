@@ -292,31 +292,62 @@ def apply(
     another's folder, whose files the new one would only list as duplicates."""
     received_on = received_on or datetime.now(UTC).date()
     run_id = safe_run_id(run_id) if run_id else new_run_id()
+    done: list[AcksResult] = []
+
+    def step(_: str) -> None:
+        nonlocal run_id
+        if any(r == run_id for _, r, _ in committed_runs(out)):
+            run_id = new_run_id()
+        done.append(run(inputs, out, received_on=received_on, run_id=run_id))
+        if after is not None:
+            after(out)
+
     # the lock's own id: an Airflow run id alone could equal a nightly DAG run's, which may
     # take the lock again as its own
-    holder_id = f"acks-{run_id}"
+    locked(
+        out,
+        step,
+        holder_id=f"acks-{run_id}",
+        on=received_on,
+        wait=wait,
+        timeout=timeout,
+        poll=poll,
+    )
+    return done[0]
+
+
+def locked(
+    out: str,
+    step: Callable[[str], object],
+    *,
+    holder_id: str = "",
+    on: date | None = None,
+    command: str = COMMAND,
+    wait: bool = False,
+    timeout: float | None = None,
+    poll: float = 2.0,
+) -> None:
+    """``step(out)`` under the output's lock (the one a night takes): the acks run and what
+    reads its layer (the lifecycle) change the output one writer at a time. Another live
+    holder raises ``lock.LockHeld`` naming the operation and the output (see ``apply``)."""
+    holder_id = holder_id or f"acks-{new_run_id()}"
     entered = False
     try:
         with lock.held(
             out,
             run_id=holder_id,
-            run_date=received_on,
+            run_date=on or datetime.now(UTC).date(),
             wait=wait,
             timeout=timeout,
             poll=poll,
-            command=COMMAND,
+            command=command,
         ):
             entered = True
-            if any(r == run_id for _, r, _ in committed_runs(out)):
-                run_id = new_run_id()
-            result = run(inputs, out, received_on=received_on, run_id=run_id)
-            if after is not None:
-                after(out)
+            step(out)
     except lock.LockHeld as exc:
-        if entered:  # from ``after``: not this run's refusal
+        if entered:  # from the step: not this run's refusal
             raise
         raise _lock_held(out, exc.holder, timeout if wait else None) from None
-    return result
 
 
 def summary_lines(result: AcksResult) -> list[str]:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
 
-from therapy_claims import acks, nights, payer_reasons, responses, schemas, storage
+from therapy_claims import acks, lifecycle, nights, payer_reasons, responses, schemas, storage
 from therapy_claims.config import RunError
 
 if TYPE_CHECKING:
@@ -100,58 +100,10 @@ RESPONSE_VIEWS = tuple(
 LIFECYCLE = "lifecycle"
 _MONEY = pa.decimal128(12, 2)
 _CODES = pa.list_(pa.string())
-LIFECYCLE_CURRENT = pa.schema(
-    [
-        ("claim_id", pa.string()),
-        ("claim_key", pa.string()),
-        ("run_date", pa.date32()),
-        ("payer_id", pa.string()),
-        ("clinic_id", pa.string()),
-        ("encounter_id", pa.string()),
-        ("claim_type", pa.string()),
-        ("file", pa.string()),
-        ("charge", _MONEY),
-        ("status", pa.string()),
-        ("status_on", pa.date32()),
-        ("status_kind", pa.string()),
-        ("status_file", pa.string()),
-        ("reason_codes", _CODES),
-        ("remark_codes", _CODES),
-        ("payer_claim_control_number", pa.string()),
-        ("paid", _MONEY),
-        ("patient_responsibility", _MONEY),
-        ("paid_on", pa.date32()),
-        ("days_to_payment", pa.int32()),
-        ("first_pass_accepted", pa.bool_()),
-        ("steps", pa.int32()),
-    ]
-)
-LIFECYCLE_HISTORY = pa.schema(
-    [
-        ("claim_id", pa.string()),
-        ("step", pa.int32()),
-        ("status", pa.string()),
-        ("status_on", pa.date32()),
-        ("kind", pa.string()),
-        ("source_file", pa.string()),
-        ("received_on", pa.date32()),
-        ("acks_run_id", pa.string()),
-        ("reason_codes", _CODES),
-        ("payer_claim_control_number", pa.string()),
-        ("paid", _MONEY),
-    ]
-)
-LIFECYCLE_FINDINGS = pa.schema(
-    [
-        ("code", pa.string()),
-        ("severity", pa.string()),
-        ("claim_id", pa.string()),
-        ("kind", pa.string()),
-        ("source_file", pa.string()),
-        ("message", pa.string()),
-    ]
-)
-# view -> (file under <out>/lifecycle/, its columns)
+# the lifecycle layer's own schemas (``therapy_claims.lifecycle``, which writes the files)
+LIFECYCLE_CURRENT = lifecycle.SCHEMAS["current"]
+LIFECYCLE_HISTORY = lifecycle.SCHEMAS["history"]
+LIFECYCLE_FINDINGS = lifecycle.SCHEMAS["findings"]
 LIFECYCLE_FILES = {
     "claim_lifecycle": ("current.parquet", LIFECYCLE_CURRENT),
     "claim_history": ("history.parquet", LIFECYCLE_HISTORY),

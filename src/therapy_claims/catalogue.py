@@ -591,6 +591,41 @@ _SPECS = (
     ),
 )
 
+_SPECS += (
+    # issue 17: the claims' lifecycle from the 999, 277CA and 835 responses
+    # (therapy_claims.lifecycle); findings of the lifecycle layer, on no line: not releasable
+    RuleSpec(
+        "RESPONSE_UNKNOWN_CLAIM",
+        WARNING,
+        "a 277CA or 835 names a claim id no published night sent, or a 999 answers a set (or "
+        "group) no claim sent was in (submitter, GS06, ST02); nothing is applied",
+        "Check with the clearinghouse whose claim it is (another submitter's, or a file of a "
+        "night that was re-run and replaced); if it is ours, find the night that sent it.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "RESPONSE_DUPLICATE",
+        WARNING,
+        "a response row for a claim came again in another file: same kind, claim, control "
+        "number or trace and content; the step is counted once",
+        "No action on the claim; if the clearinghouse resends whole files, ask it to stop or "
+        "drop the copies before the acks run.",
+        REFERENCE_DATA,
+        releasable=False,
+    ),
+    RuleSpec(
+        "RESPONSE_CLAIM_SENT_TWICE",
+        WARNING,
+        "a 277CA or 835 names a claim id that two ledger rows carry (sent by two nights); it "
+        "is applied to the latest sending",
+        "Check with the payer which submission it answered; void the copy the payer should "
+        "not adjudicate (frequency 8) and check that the claim was not paid twice.",
+        BILLER,
+        releasable=False,
+    ),
+)
+
 CATALOGUE: dict[str, RuleSpec] = {s.code: s for s in _SPECS}
 
 

@@ -265,15 +265,42 @@ def cmd_simulate_payer(args) -> int:
 
 def cmd_acks(args) -> int:
     """Record the 999, 277CA and 835 files under ``--input`` in the ``responses`` layer
-    (``therapy_claims.acks``) under the output's lock; exit 1 when a file was rejected, as
-    ``run`` does for an input file it rejects, and 2 (one line) when another run holds the
-    output."""
-    from therapy_claims import acks
+    (``therapy_claims.acks``) under the output's lock, then recompute every sent claim's
+    status (``therapy_claims.lifecycle``) under the same lock; exit 1 when a file was
+    rejected, as ``run`` does for an input file it rejects, and 2 (one line) when another run
+    holds the output."""
+    from therapy_claims import acks, lifecycle
 
     on = acks.parse_received_on(args.received_on) if args.received_on else None
-    result = acks.apply(args.input, args.out, received_on=on)
+    computed = []
+    result = acks.apply(
+        args.input,
+        args.out,
+        received_on=on,
+        after=lambda out: computed.append(lifecycle.refresh(out, ledger=args.ledger)),
+    )
     print("\n".join(acks.summary_lines(result)))
+    for state in computed:
+        print("\n".join(lifecycle.summary_lines(state)))
     return EXIT_REJECTED if result.rejected else EXIT_OK
+
+
+def cmd_lifecycle(args) -> int:
+    """Recompute every sent claim's status from the ledger and the responses recorded, under
+    the output's lock (as an acks run does after recording): after a night sent claims, its
+    claims show as ``sent`` without waiting for the next responses."""
+    from therapy_claims import acks, lifecycle
+    from therapy_claims.config import new_run_id
+
+    computed = []
+    acks.locked(
+        args.out,
+        lambda out: computed.append(lifecycle.refresh(out, ledger=args.ledger)),
+        holder_id=f"lifecycle-{new_run_id()}",
+        command="therapy-claims lifecycle",
+    )
+    print("\n".join(lifecycle.summary_lines(computed[0])))
+    return EXIT_OK
 
 
 def _share(text: str) -> float:
@@ -463,7 +490,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="the date the files were received (the layer's partition; default today, UTC)",
     )
+    a.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="the ledger database the claims' statuses are computed against (as run's; "
+        "needed for an s3:// output)",
+    )
     a.set_defaults(fn=cmd_acks)
+
+    lc = sub.add_parser(
+        "lifecycle",
+        help="recompute every sent claim's status (sent ... paid, denied) from the ledger and "
+        "the responses recorded; prints the balance",
+    )
+    lc.add_argument(
+        "--out", required=True, metavar="PATH", help="output root (local folder or s3://)"
+    )
+    lc.add_argument("--ledger", metavar="URL", help="the ledger database (as run's)")
+    lc.set_defaults(fn=cmd_lifecycle)
 
     from therapy_claims.analytics import MEASURES
 

@@ -54,7 +54,7 @@ import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
-from therapy_claims import acks, extract, pipeline, registry, responses, storage
+from therapy_claims import acks, extract, lifecycle, pipeline, registry, responses, storage
 from therapy_claims.layout import REQUIRED_COLUMNS
 
 log = logging.getLogger("therapy_claims")
@@ -569,7 +569,7 @@ def apply_responses(
         out,
         received_on=on or None,
         run_id=run_id,
-        after=after,
+        after=after or lifecycle.refresh,
         wait=True,
         timeout=lock_wait,
     )

@@ -13,9 +13,11 @@ rejected whole.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from therapy_claims.responses.envelope import walk
 from therapy_claims.responses.fields import At
-from therapy_claims.x12.reader import Separators, components
+from therapy_claims.x12.reader import Separators, components, tokenize
 
 ACCEPTED_SETS = {"A", "E"}  # accepted, or accepted with errors: forwarded either way
 ACCEPTED_CATEGORIES = {"A1", "A2"}
@@ -32,6 +34,27 @@ def _element_label(at: At, segment_id: str, seps: Separators) -> str:
     return f"{label}:{at.text(3, required=True, limit=3)}"
 
 
+def _parties(text: str) -> tuple[list[int], list[tuple[str | None, str | None]]]:
+    """Each ISA's segment number and its (ISA06, ISA08) without the padding, in file order.
+
+    The 999 answers a group by its GS06 alone, and our GS06 counts per submitter: which
+    submitter's group it is, the 999 says only in its envelope (ISA08 = the submitter, our
+    837's ISA06). The envelope walk hands the readers no ISA, so they are found here by
+    position (``At.number`` counts the same segments)."""
+    numbers: list[int] = []
+    parties: list[tuple[str | None, str | None]] = []
+    for number, seg in enumerate(tokenize(text), start=1):
+        if seg[0] == "ISA":
+            at = At(number, seg)
+            numbers.append(number)
+            parties.append(tuple(_isa_id(at, p) for p in (6, 8)))
+    return numbers, parties
+
+
+def _isa_id(at: At, position: int) -> str | None:
+    return (at.text(position, required=True, limit=15) or "").strip() or None
+
+
 def read_999(text: str, source: str) -> list[dict]:
     """One row per AK2; a group answered without any AK2 gives one row for the whole group."""
     rows: list[dict] = []
@@ -39,10 +62,13 @@ def read_999(text: str, source: str) -> list[dict]:
     group: dict = {}
     current: dict | None = None
     segment_id = ""
+    isa_at, parties = _parties(text)
+    sender = receiver = None
     for event, at, lineage in walk(text, source, "999"):
         seps = lineage.separators
         if event == "ST":
             set_rows, group, current = [], {}, None
+            sender, receiver = parties[bisect_right(isa_at, at.number) - 1]
         elif event == "SE":
             if not set_rows and group:  # AK9 only: the verdict is the group's
                 set_rows.append(_row(lineage.row(), group))
@@ -52,7 +78,11 @@ def read_999(text: str, source: str) -> list[dict]:
                     set_error_codes=group.get("_group_codes", []),
                 )
             for row in set_rows:
-                row["group_status"] = group.get("group_status")
+                row.update(
+                    group_status=group.get("group_status"),
+                    sender_id=sender,
+                    receiver_id=receiver,
+                )
             rows += set_rows
         elif at.id == "AK1":
             group = {

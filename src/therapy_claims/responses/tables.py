@@ -29,10 +29,14 @@ _LINEAGE = [
 ]
 
 # 999: one row per AK2 (per 837 transaction set we sent); a group answered without any AK2
-# (rejected whole at AK9) is one row with the sent_set_* columns null.
+# (rejected whole at AK9) is one row with the sent_set_* columns null. Our GS06 counts per
+# submitter (two clinics' files can both be group 1), so the interchange's parties are kept:
+# the sent set is (receiver_id, sent_group_control_number, sent_set_control_number).
 ACKNOWLEDGMENTS = pa.schema(
     _LINEAGE
     + [
+        ("sender_id", TEXT),  # ISA06 without its padding: the clearinghouse that answers
+        ("receiver_id", TEXT),  # ISA08 without its padding: our submitter (our 837's ISA06)
         ("sent_group_control_number", TEXT),  # AK102 = our GS06
         ("sent_version", TEXT),  # AK103 = our GS08 (005010X222A1 / 005010X223A2)
         ("sent_set_type", TEXT),  # AK201 (837)
