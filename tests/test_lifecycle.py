@@ -715,3 +715,44 @@ def test_refresh_on_s3(bucket):
     found = storage.read_table(f"{out}/{lifecycle.LAYER}/findings.parquet")
     assert found.replace_schema_metadata(None).equals(lc.findings)
     assert lifecycle.read_current(out).equals(lc.current)
+
+
+def test_the_acks_command_recomputes_the_statuses_and_prints_the_balance(night, output, capsys):
+    """`acks` records the files and recomputes the lifecycle under the same lock; a second
+    acks of the same files is all duplicates and leaves the statuses as they were;
+    `lifecycle` recomputes alone."""
+    from therapy_claims import cli
+
+    _, answers, record = night
+    assert cli.main(["acks", "--input", str(answers), "--out", str(output)]) == 0
+    printed = capsys.readouterr().out
+    current = lifecycle.read_current(str(output))
+    assert current.num_rows == len(record["claims"])
+    counts = Counter(current.column("status").to_pylist())
+    want = Counter(EXPECTED[c["outcome"]] for c in record["claims"])
+    # a "partially paid" claim the simulator paid nothing on is a denial (contract)
+    zero = sum(
+        1 for c in record["claims"] if c["outcome"] == "partially_paid" and D(c["paid"]) == 0
+    )
+    want["partially_paid"] -= zero
+    want["denied"] += zero
+    assert counts == +want
+    balance = next(line for line in printed.splitlines() if line.startswith("lifecycle:"))
+    assert balance.endswith("(balanced)")
+    assert f"lifecycle: {len(record['claims'])} claim(s) sent: " in balance
+    for status, n in counts.items():
+        assert f"{n} {status}" in balance
+    before = (output / "lifecycle" / "current.parquet").read_bytes()
+
+    assert cli.main(["acks", "--input", str(answers), "--out", str(output)]) == 0
+    again = capsys.readouterr().out
+    assert "0 applied" in again and "duplicate" in again
+    assert (output / "lifecycle" / "current.parquet").read_bytes() == before
+
+    (output / "lifecycle" / "current.parquet").unlink()
+    assert cli.main(["lifecycle", "--out", str(output)]) == 0
+    assert (
+        lifecycle.read_current(str(output)).column("status").to_pylist()
+        == current.column("status").to_pylist()
+    )
+    assert capsys.readouterr().out.strip().endswith("(balanced)")
