@@ -8,14 +8,19 @@ pyx12 in an 837P and an 837I.
 
 from __future__ import annotations
 
-from datetime import datetime
+import sqlite3
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import factories
 import oracle_837
 import pandas as pd
+import pyarrow as pa
 import pytest
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import reference, x12
+from therapy_claims import ledger, ledger_store, nights, pipeline, reference, storage, x12
 from therapy_claims.x12 import prepared
 from therapy_claims.x12.checks import Batch
 
@@ -242,3 +247,241 @@ def test_the_prepared_path_writes_the_same_bytes(ref, institutional):
         list(rejected) == ["TC0002-R1"] and "original_reference is missing" in rejected["TC0002-R1"]
     )
     assert set(clm_and_f8(text)) == {"TC0001", "TC0003-R1"}
+
+
+# ---- the round trip: nights, the lifecycle, the ledger -------------------------------------
+
+RD1, RD2, RD3 = date(2026, 11, 28), date(2026, 11, 29), date(2026, 11, 30)
+_SLOTS: dict[str, int] = {}
+
+
+def visit(enc: str, n: int, *, patient: str, charge: str = "30.00") -> list[dict]:
+    """``n`` clean 97110 lines (15 min, 1 unit) of one Medicare encounter at CLN01."""
+    slot = _SLOTS.setdefault(enc, len(_SLOTS))
+    start = 7 * 60 + 20 * slot
+    times = {
+        "start_time": f"{start // 60:02d}:{start % 60:02d}",
+        "end_time": f"{(start + 15) // 60:02d}:{(start + 15) % 60:02d}",
+    }
+    return [
+        factories.row(
+            line_id=f"{enc}-L{i}",
+            encounter_id=enc,
+            patient_id=patient,
+            date_of_service=(date(2026, 6, 1) + timedelta(days=i)).isoformat(),
+            minutes="15",
+            units_charted="1",
+            charge_amount=charge,
+            **times,
+        )
+        for i in range(n)
+    ]
+
+
+NIGHT1 = (
+    visit("EDEN", 2, patient="P1") + visit("EREJ", 1, patient="P2") + visit("EFLY", 1, patient="P3")
+)
+# night 2: EDEN's lines changed (a third line), the others as sent
+NIGHT2 = (
+    visit("EDEN", 3, patient="P1") + visit("EREJ", 1, patient="P2") + visit("EFLY", 1, patient="P3")
+)
+
+
+def config(tmp_path: Path, rows: list[dict], rd: date, name: str = "x") -> pipeline.RunConfig:
+    inp = factories.write_csv(tmp_path / f"landing-{rd}-{name}" / "extract.csv", rows)
+    return pipeline.RunConfig(inputs=[str(inp)], out=str(tmp_path / "out"), run_date=rd)
+
+
+def night_files(out: str, rd: date) -> dict[str, str]:
+    m = nights.committed(out, rd.isoformat())
+    return {
+        Path(f["path"]).name: storage.read_bytes(f["path"]).decode("ascii")
+        for f in m["claim_files"]
+    }
+
+
+def sent_claims(out: str, rd: date) -> dict[str, tuple[str, str | None]]:
+    """CLM01 -> (CLM05, REF*F8) over a committed night's claim files."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for text in night_files(out, rd).values():
+        for clm01, value in clm_and_f8(text.replace("~", "~\n").replace("\n\n", "\n")).items():
+            assert clm01 not in found
+            found[clm01] = value
+    return found
+
+
+LIFECYCLE_SCHEMA = pa.schema(
+    [
+        ("claim_id", pa.string()),
+        ("claim_key", pa.string()),
+        ("run_date", pa.date32()),
+        ("payer_id", pa.string()),
+        ("clinic_id", pa.string()),
+        ("encounter_id", pa.string()),
+        ("claim_type", pa.string()),
+        ("file", pa.string()),
+        ("charge", pa.decimal128(12, 2)),
+        ("status", pa.string()),
+        ("status_on", pa.date32()),
+        ("status_kind", pa.string()),
+        ("status_file", pa.string()),
+        ("reason_codes", pa.list_(pa.string())),
+        ("remark_codes", pa.list_(pa.string())),
+        ("payer_claim_control_number", pa.string()),
+        ("paid", pa.decimal128(12, 2)),
+        ("patient_responsibility", pa.decimal128(12, 2)),
+        ("paid_on", pa.date32()),
+        ("days_to_payment", pa.int32()),
+        ("first_pass_accepted", pa.bool_()),
+        ("steps", pa.int32()),
+    ]
+)
+
+
+def write_lifecycle(out: str, statuses: dict[str, tuple[str, str | None]]) -> None:
+    """``<out>/lifecycle/current.parquet`` as the lifecycle contract has it: one row per
+    ledger row, ``statuses`` by encounter (status, payer claim control number); others sent."""
+    sent = ledger.read(out)
+    rows = []
+    for r in sent.to_dict("records"):
+        status, ccn = statuses.get(r["encounter_id"], ("sent", None))
+        rows.append(
+            {
+                "claim_id": r["claim_id"],
+                "claim_key": r["claim_key"],
+                "run_date": date.fromisoformat(r["run_date"]),
+                "payer_id": r["payer_id"],
+                "clinic_id": r["clinic_id"],
+                "encounter_id": r["encounter_id"],
+                "claim_type": r["claim_type"],
+                "file": r["file"],
+                "charge": Decimal(f"{r['charge']:.2f}"),
+                "status": status,
+                "status_on": date(2026, 11, 30)
+                if status != "sent"
+                else date.fromisoformat(r["run_date"]),
+                "status_kind": {"sent": "837", "rejected_by_payer": "277CA"}.get(status, "835"),
+                "status_file": "resp.x12",
+                "reason_codes": ["CO-16"] if status == "denied" else [],
+                "remark_codes": [],
+                "payer_claim_control_number": ccn,
+                "paid": Decimal("0.00"),
+                "patient_responsibility": Decimal("0.00"),
+                "paid_on": None,
+                "days_to_payment": None,
+                "first_pass_accepted": None,
+                "steps": 2 if status != "sent" else 1,
+            }
+        )
+    table = pa.Table.from_pylist(rows, schema=LIFECYCLE_SCHEMA)
+    storage.write_table(table, storage.join(out, "lifecycle", "current.parquet"))
+
+
+def exceptions(out: str, rd: date) -> pd.DataFrame:
+    m = nights.committed(out, rd.isoformat())
+    folder = nights.layer(m, "exceptions", rd.isoformat(), out)
+    return pd.read_parquet(storage.join(folder, "exceptions.parquet"))
+
+
+def versions_table(out: str) -> list[tuple]:
+    with sqlite3.connect(Path(out) / ".ledger" / "ledger.sqlite") as conn:
+        return conn.execute(
+            "SELECT v.claim_key, v.version, v.run_date, v.frequency_code, v.original_claim_id, "
+            "r.state FROM claim_versions v JOIN runs r ON r.run_id = v.first_run_id "
+            "ORDER BY v.claim_key, v.version"
+        ).fetchall()
+
+
+@pytest.fixture
+def night1(tmp_path):
+    """Night 1 sent; the lifecycle says EDEN was denied (control number PCN-77881), EREJ
+    rejected by the payer, EFLY is still just sent."""
+    cfg = config(tmp_path, NIGHT1, RD1)
+    m = pipeline.run(cfg)
+    assert m["claims_billed"] == 3
+    first = ledger.read(cfg.out).set_index("encounter_id")["claim_id"].to_dict()
+    write_lifecycle(cfg.out, {"EDEN": ("denied", "PCN-77881"), "EREJ": ("rejected_by_payer", None)})
+    return cfg.out, first
+
+
+def assert_night2(out: str, first: dict[str, str]) -> dict[str, str]:
+    """Night 2 as decided: EDEN replaced, EREJ resubmitted, EFLY held; returns the CLM01s."""
+    key = {enc: ledger_store.KEY_ID.match(cid)["hash"] for enc, cid in first.items()}
+    eden, erej = f"R1{key['EDEN']}", f"R1{key['EREJ']}"
+    assert sent_claims(out, RD2) == {eden: ("11:B:7", "PCN-77881"), erej: ("11:B:1", None)}
+    for name, text in night_files(out, RD2).items():
+        ok, report = pyx12_validate(text)
+        assert ok, (name, report)
+        assert independent_checks(text) == []
+    led = ledger.read(out)
+    two = led[led["run_date"] == RD2.isoformat()].set_index("encounter_id")
+    assert set(two.index) == {"EDEN", "EREJ"}
+    assert two.loc["EDEN", "claim_id"] == eden and two.loc["EDEN", "claim_key"] == first["EDEN"]
+    assert two.loc["EDEN", "frequency_code"] == "7"
+    assert two.loc["EDEN", "original_claim_id"] == first["EDEN"]
+    assert two.loc["EDEN", "original_reference"] == "PCN-77881"
+    assert two.loc["EDEN", "lines"] == 3
+    assert two.loc["EREJ", "claim_id"] == erej and two.loc["EREJ", "claim_key"] == first["EREJ"]
+    assert two.loc["EREJ", "frequency_code"] == "1"
+    assert two.loc["EREJ", "original_claim_id"] == first["EREJ"]
+    assert pd.isna(two.loc["EREJ", "original_reference"])
+    assert two["lines_sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    assert versions_table(out) == sorted(
+        [
+            (first["EDEN"], 1, RD2.isoformat(), "7", first["EDEN"], "committed"),
+            (first["EREJ"], 1, RD2.isoformat(), "1", first["EREJ"], "committed"),
+        ]
+    )
+    exc = exceptions(out, RD2)
+    by_code = {c: part for c, part in exc.groupby("code")}
+    held = by_code["ALREADY_BILLED"]
+    assert set(held["encounter_id"]) == {"EFLY"}
+    assert (
+        held["message"]
+        .str.contains("its status is sent since 2026-11-28: still in flight", regex=False)
+        .all()
+    )
+    assert held["message"].str.contains(first["EFLY"], regex=False).all()
+    replaced = by_code["CLAIM_REPLACEMENT"]
+    assert set(replaced["encounter_id"]) == {"EDEN"} and len(replaced) == 3
+    assert (
+        replaced["message"]
+        .str.contains(f"{first['EDEN']} (2026-11-28) is denied since 2026-11-30", regex=False)
+        .all()
+    )
+    assert (
+        not replaced["message"].str.contains("PCN-77881", regex=False).any()
+    )  # payer text stays out
+    resubmitted = by_code["CLAIM_RESUBMITTED"]
+    assert set(resubmitted["encounter_id"]) == {"EREJ"}
+    assert (
+        resubmitted["message"].str.contains("rejected_by_payer since 2026-11-30", regex=False).all()
+    )
+    assert not exc["holds_claim"][
+        exc["code"].isin(["CLAIM_REPLACEMENT", "CLAIM_RESUBMITTED"])
+    ].any()
+    return {"EDEN": eden, "EREJ": erej}
+
+
+def test_a_replacement_round_trip(night1, tmp_path):
+    out, first = night1
+    m2 = pipeline.run(config(tmp_path, NIGHT2, RD2))
+    assert m2["claims_billed"] == 2 and m2["claims_held"] == 1
+    ids = assert_night2(out, first)
+    files = night_files(out, RD2)
+    # a rerun of night 2 sends nothing new: the same versions, CLM01s and bytes
+    pipeline.run(config(tmp_path, NIGHT2, RD2, "again"))
+    assert night_files(out, RD2) == files
+    assert assert_night2(out, first) == ids
+    # night 3 bills the same again: the versions night 2 sent have no response yet
+    m3 = pipeline.run(config(tmp_path, NIGHT2, RD3))
+    assert m3["claims_billed"] == 0 and m3["exceptions_by_code"]["ALREADY_BILLED"] == 5
+    assert len(versions_table(out)) == 2
+    exc = exceptions(out, RD3)
+    eden = exc[(exc["code"] == "ALREADY_BILLED") & (exc["encounter_id"] == "EDEN")]
+    assert (
+        eden["message"]
+        .str.contains(f"already billed on 2026-11-29 as {ids['EDEN']}", regex=False)
+        .all()
+    )
+    assert eden["message"].str.contains("no response to it is known yet", regex=False).all()

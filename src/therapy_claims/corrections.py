@@ -1,0 +1,427 @@
+"""Corrected, resubmitted and voided claims (issue 17): what score does with a claim that
+another night sent.
+
+A claim (one encounter for one payer at one clinic: its ``claim_key``) is sent once as an
+original. When tonight's extract bills it again, the earlier sending's lifecycle status
+(``<out>/lifecycle/current.parquet``, the ``lifecycle`` module's layer: the latest sending of
+the claim by another night) decides:
+
+- rejected by the clearinghouse or the payer: the payer never adjudicated it, so it goes out
+  again as a new original (frequency 1) under a new CLM01 (``CLAIM_RESUBMITTED``);
+- accepted, paid, partially paid or denied by the payer, with the payer's claim control
+  number known, and tonight's billed lines differ from those sent (``lines_sha256``): a
+  replacement (frequency 7, REF*F8 the control number) under a new CLM01
+  (``CLAIM_REPLACEMENT``);
+- anything else (still in flight, lines unchanged, no control number, no digest recorded for
+  the earlier sending, sent in parts, no lifecycle layer): held ``ALREADY_BILLED``, the message
+  saying which.
+
+A later sending is the claim's version n >= 1, its CLM01 ``ledger_store.versioned_id``
+(``R<n>`` + the key's hash), recorded in the ledger database's ``claim_versions`` with the
+night that owns it: a rerun of the night keeps its version (and CLM01), and two nights
+deciding the same version cannot both send it (the second to reserve fails). Score stages
+what it decided per claim (``STAGED``): publish writes the frequency and reference into the
+837 and the ledger layer, and reserves the versions.
+
+Everything read from the lifecycle layer came from payers' files: a control number is sent
+only if the 837 can carry it unchanged, and no message repeats it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from therapy_claims import findings, ledger, ledger_store, storage
+from therapy_claims.config import RunConfig, RunError
+from therapy_claims.x12.constants import MAX_ORIGINAL_REFERENCE, ORIGINAL, REPLACEMENT
+from therapy_claims.x12.fields import Invalid, ident
+
+LIFECYCLE = ("lifecycle", "current.parquet")
+# what score decided per claim billed tonight (CLM01 before any split), for publish
+STAGED = ("work", "corrections.parquet")
+STAGED_SCHEMA = pa.schema(
+    [
+        ("claim_id", pa.string()),  # tonight's CLM01 (a version's, if one), before any split
+        ("claim_key", pa.string()),
+        ("version", pa.int32()),
+        ("frequency_code", pa.string()),
+        ("original_claim_id", pa.string()),
+        ("original_reference", pa.string()),
+        ("lines_sha256", pa.string()),
+    ]
+)
+# the lifecycle layer's columns read here (lifecycle-contract: current.parquet)
+LIFECYCLE_COLUMNS = ["claim_id", "run_date", "status", "status_on", "payer_claim_control_number"]
+RESEND = ("rejected_by_clearinghouse", "rejected_by_payer")
+ADJUDICATED = ("accepted_by_payer", "paid", "partially_paid", "denied")
+EVIDENCE = "claim ledger; lifecycle current.parquet"
+# what the content digest covers, per billed line (sorted by line_id within the claim)
+DIGEST_COLUMNS = (
+    "line_id",
+    "cpt_code",
+    "modifiers",
+    "units",
+    "charge_amount",
+    "date_of_service",
+    "diagnosis_pointers",
+    "diagnosis_codes",
+)
+
+
+# --------------------------------------------------------------------------- content digest
+
+
+def content_digests(lines: pd.DataFrame, billed: np.ndarray) -> pd.Series:
+    """Per claim (``claim_id``, the key before any split) with a billed line: the SHA-256 of
+    its billed lines, sorted by line_id, each as line_id, code, modifiers, units, charge in
+    cents, date of service, diagnosis pointers and codes (unit- and record-separated text).
+    The same lines give the same digest on any night; any change to what the claim bills
+    gives another. Column-wise but for one hash per claim."""
+    at = np.flatnonzero(billed)
+    if not len(at):
+        return pd.Series(dtype="string")
+    some = lines.iloc[at]
+    claim, ids = pd.factorize(some["claim_id"].astype("string"), sort=True)
+    cents = np.round(pd.to_numeric(some["charge_amount"]).to_numpy(dtype=float) * 100)
+    days = pd.to_datetime(some["date_of_service"]).dt.strftime("%Y-%m-%d")
+    texts = {
+        "line_id": some["line_id"],
+        "cpt_code": some["cpt_code"],
+        "modifiers": _listish_text(some["modifiers"]),
+        "units": pd.to_numeric(some["units"]).astype("Int64").astype("string"),
+        "charge_amount": pd.Series(cents, index=some.index).astype("Int64").astype("string"),
+        "date_of_service": days,
+        "diagnosis_pointers": _listish_text(some.get("diagnosis_pointers")),
+        "diagnosis_codes": _listish_text(some.get("diagnosis_codes")),
+    }
+    columns = [
+        pc.fill_null(storage.text_array(texts[c].reindex(some.index).astype("string")), "")
+        for c in DIGEST_COLUMNS
+    ]
+    text = pc.binary_join_element_wise(*columns, "\x1f")
+    order = np.lexsort((some["line_id"].astype(str).to_numpy(), claim))
+    sizes = np.bincount(claim, minlength=len(ids))
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    per_claim = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array(offsets), text.take(pa.array(order))), "\x1e"
+    )
+    blobs = pc.cast(per_claim, pa.binary()).to_pylist()
+    sha256 = hashlib.sha256
+    return pd.Series([sha256(b).hexdigest() for b in blobs], index=ids, dtype="string")
+
+
+def _listish_text(values: pd.Series | None) -> pd.Series:
+    """A list column as ``;``-joined text (it is that text already before score splits it)."""
+    if values is None:
+        return pd.Series(dtype="string")
+    if values.dtype == object and values.map(lambda v: isinstance(v, list | tuple)).any():
+        return values.map(lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple) else v)
+    return values.astype("string")
+
+
+# --------------------------------------------------------------------------- the lifecycle
+
+
+def read_lifecycle(out: str) -> pd.DataFrame:
+    """The lifecycle layer's current statuses (``LIFECYCLE_COLUMNS``), or none when there is
+    no layer yet. A layer without those columns is not the contract's: ``RunError``."""
+    path = storage.join(out, *LIFECYCLE)
+    if not storage.exists(path):
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in LIFECYCLE_COLUMNS})
+    table = storage.read_table(path)
+    missing = [c for c in LIFECYCLE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise RunError(f"{path} lacks the lifecycle columns {missing}: refresh the lifecycle layer")
+    frame = table.select(LIFECYCLE_COLUMNS).to_pandas()
+    for c in LIFECYCLE_COLUMNS:
+        frame[c] = frame[c].astype("string")
+    return frame
+
+
+# --------------------------------------------------------------------------- the decision
+
+
+@dataclass
+class Decision:
+    """What score does with the night's claims that another night sent: ``findings`` (on
+    their lines), the CLM01 each line goes out under (``claim_ids``, same index as the
+    lines: a version's for a resubmission or replacement), and per claim billed tonight the
+    row publish reads (``claims``, ``STAGED_SCHEMA``)."""
+
+    findings: pd.DataFrame
+    claim_ids: pd.Series
+    claims: pd.DataFrame
+
+    @property
+    def corrects(self) -> bool:
+        """Whether any claim goes out as other than a plain original."""
+        return bool((self.claims["version"] > 0).any())
+
+
+def decide(cfg: RunConfig, lines: pd.DataFrame, billed: np.ndarray) -> Decision:
+    """The decision for the night's ``lines`` (enriched, ``claim_id`` the key) whose
+    ``billed`` lines would go out: see the module's docstring."""
+    digests = content_digests(lines, billed)
+    keys = lines["claim_id"].dropna().astype(str).unique().tolist()
+    with ledger_store.opened(cfg.out, cfg.ledger) as store:
+        owned = store.owned_elsewhere(keys, cfg.rd)
+        versions = store.versions(owned["claim_key"].tolist()) if len(owned) else None
+    claims = pd.DataFrame({"claim_key": pd.Series(digests.index, dtype="string")})
+    claims["claim_id"] = claims["claim_key"]
+    claims["version"] = 0
+    claims["frequency_code"] = ORIGINAL
+    claims["original_claim_id"] = pd.NA
+    claims["original_reference"] = pd.NA
+    claims["lines_sha256"] = digests.to_numpy()
+    if owned.empty:
+        return Decision(findings.empty(), lines["claim_id"], _staged(claims))
+    verdicts = _verdicts(cfg, owned, versions, digests)
+    return _apply(lines, claims, verdicts)
+
+
+def _verdicts(
+    cfg: RunConfig, owned: pd.DataFrame, versions: pd.DataFrame, digests: pd.Series
+) -> pd.DataFrame:
+    """One row per claim key another night sent: ``action`` (``hold``, ``resubmit``,
+    ``replace``), ``version``, ``sent_id`` (tonight's CLM01), the earlier sending (``basis_id``,
+    ``basis_night``, ``file``, ``icn``), ``status``, ``status_on``, ``reference``, ``why``."""
+    basis = _basis(owned, versions, cfg.rd)
+    # how each basis was sent, from its night's ledger layer
+    wanted = basis[["claim_key", "basis_night"]].rename(columns={"basis_night": "run_date"})
+    rows = ledger._layer_rows(cfg.out, wanted)
+    if len(rows):
+        rows = rows.assign(version=rows["claim_id"].astype(str).map(ledger_store.version_of))
+    sent = {}
+    for key, part in rows.groupby("claim_key") if len(rows) else []:
+        sent[str(key)] = part
+    life = read_lifecycle(cfg.out)
+    life = life.drop_duplicates(["claim_id", "run_date"], keep="last")
+    status = life.set_index(["claim_id", "run_date"])
+    out = []
+    for b in basis.itertuples(index=False):
+        v = _verdict(b, sent.get(b.claim_key), status, digests.get(b.claim_key))
+        out.append(v)
+    return pd.DataFrame(out)
+
+
+def _basis(owned: pd.DataFrame, versions: pd.DataFrame, run_date: str) -> pd.DataFrame:
+    """Per claim key another night sent: the version tonight sends if it corrects it
+    (``version``: the one this night already owns, else one more than the latest sent) and
+    the sending it is decided on (``basis_version``, ``basis_night``: the latest sent
+    version below it, by another night)."""
+    rows = []
+    for o in owned.itertuples(index=False):
+        mine = versions[(versions["claim_key"] == o.claim_key) & (versions["run_date"] == run_date)]
+        sent = versions[
+            (versions["claim_key"] == o.claim_key)
+            & (versions["run_date"] != run_date)
+            & (versions["state"] == "committed")
+        ]
+        if len(mine):
+            version = int(mine["version"].iloc[0])
+            sent = sent[sent["version"] < version]
+        else:
+            version = int(sent["version"].max()) + 1 if len(sent) else 1
+        if len(sent):
+            last = sent.sort_values("version").iloc[-1]
+            basis_version, night = int(last["version"]), str(last["run_date"])
+        else:
+            basis_version, night = 0, str(o.run_date)
+        rows.append(
+            {
+                "claim_key": o.claim_key,
+                "version": version,
+                "basis_version": basis_version,
+                "basis_night": night,
+                "original_night": str(o.run_date),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _verdict(b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> dict:
+    """One claim's verdict (``_verdicts``)."""
+    basis_id = ledger_store.versioned_id(b.claim_key, b.basis_version) or b.claim_key
+    v = {
+        "claim_key": b.claim_key,
+        "version": b.version,
+        "sent_id": ledger_store.versioned_id(b.claim_key, b.version),
+        "basis_id": basis_id,
+        "basis_night": b.basis_night,
+        "file": pd.NA,
+        "icn": pd.NA,
+        "status": pd.NA,
+        "status_on": pd.NA,
+        "reference": pd.NA,
+        "action": "hold",
+        "why": "",
+    }
+    rows = None if sent is None else sent[sent["version"] == b.basis_version]
+    if rows is None or rows.empty:
+        v["why"] = "its earlier sending's ledger row is no longer published"
+        return v
+    first = rows.sort_values("claim_id").iloc[0]
+    v["basis_id"], v["file"] = str(first["claim_id"]), first["file"]
+    v["icn"] = first["interchange_control_number"]
+    if len(rows) > 1:
+        v["why"] = "it was sent in parts (a corrected claim in parts is not made automatically)"
+        return v
+    key = (v["basis_id"], b.basis_night)
+    if key not in status.index:
+        v["why"] = "no response to it is known yet (no lifecycle status)"
+        return v
+    now = status.loc[key]
+    v["status"], v["status_on"] = str(now["status"]), now["status_on"]
+    seen = f"its status is {v['status']} since {_text(now['status_on'])}"
+    if v["sent_id"] is None:
+        v["why"] = f"{seen}, but the claim has no CLM01 version left"
+    elif v["status"] in RESEND:
+        v["action"] = "resubmit"
+    elif v["status"] in ADJUDICATED:
+        reference = now["payer_claim_control_number"]
+        recorded = first.get("lines_sha256")
+        if pd.isna(reference) or not str(reference).strip():
+            v["why"] = f"{seen} and no payer claim control number is known for it"
+        elif not _sendable(str(reference)):
+            v["why"] = f"{seen} and its payer claim control number cannot be sent in REF*F8"
+        elif pd.isna(recorded):
+            v["why"] = f"{seen}; it was sent before line digests were recorded"
+        elif pd.isna(digest) or str(recorded) == str(digest):
+            v["why"] = f"{seen} and its lines are unchanged"
+        else:
+            v["action"], v["reference"] = "replace", str(reference).strip()
+    else:
+        v["why"] = f"{seen}: still in flight"
+    return v
+
+
+def _sendable(reference: str) -> bool:
+    """The 837 carries the control number as it is (REF02: 1-50 of the basic characters)."""
+    try:
+        return ident(reference, "original_reference", MAX_ORIGINAL_REFERENCE, 1) == reference
+    except Invalid:
+        return False
+
+
+def _text(value) -> str:
+    return "an unknown date" if pd.isna(value) else str(value)[:10]
+
+
+def _apply(lines: pd.DataFrame, claims: pd.DataFrame, verdicts: pd.DataFrame) -> Decision:
+    """The findings, CLM01s and staged rows of the verdicts."""
+    held = verdicts[verdicts["action"] == "hold"].set_index("claim_key")
+    going = verdicts[verdicts["action"] != "hold"].set_index("claim_key")
+    ids = lines["claim_id"].astype("string")
+    frames = []
+    hit = lines[ids.isin(held.index)]
+    if len(hit):
+        v = held.loc[hit["claim_id"].astype(str)]
+        message = (
+            "claim " + hit["claim_id"].astype(str) + " (encounter "
+            + hit["encounter_id"].astype(str) + ", payer " + hit["payer_id"].astype(str)
+            + ") was already billed on " + v["basis_night"].to_numpy() + " as "
+            + v["basis_id"].to_numpy() + " in "
+            + v["file"].fillna("a file no longer published").astype(str).to_numpy()
+            + " (ISA13 " + v["icn"].fillna("unknown").astype(str).to_numpy() + "): not sent "
+            "again: " + v["why"].to_numpy()
+        )  # fmt: skip
+        frames.append(findings.make("ALREADY_BILLED", hit, message, evidence="claim ledger"))
+    for action, code in (("resubmit", "CLAIM_RESUBMITTED"), ("replace", "CLAIM_REPLACEMENT")):
+        mine = going[going["action"] == action]
+        hit = lines[ids.isin(mine.index)]
+        if not len(hit):
+            continue
+        v = mine.loc[hit["claim_id"].astype(str)]
+        what = (
+            "; sent again as a new original (frequency 1) under CLM01 "
+            if action == "resubmit"
+            else "; its lines changed since, so a replacement (frequency 7, REF*F8 the payer's "
+            "claim control number) goes out under CLM01 "
+        )
+        message = (
+            "claim " + hit["claim_id"].astype(str) + ": its earlier sending "
+            + v["basis_id"].to_numpy() + " (" + v["basis_night"].to_numpy() + ") is "
+            + v["status"].astype(str).to_numpy() + " since "
+            + v["status_on"].map(_text).to_numpy() + what + v["sent_id"].astype(str).to_numpy()
+        )  # fmt: skip
+        frames.append(findings.make(code, hit, message, evidence=EVIDENCE))
+    sent_ids = ids.copy()
+    if len(going):
+        renamed = ids.map(going["sent_id"])
+        sent_ids = renamed.fillna(ids).astype("string")
+        at = claims["claim_key"].isin(going.index)
+        g = going.loc[claims.loc[at, "claim_key"].astype(str)]
+        claims.loc[at, "claim_id"] = g["sent_id"].to_numpy()
+        claims.loc[at, "version"] = g["version"].to_numpy()
+        claims.loc[at, "frequency_code"] = np.where(
+            g["action"].to_numpy() == "replace", REPLACEMENT, ORIGINAL
+        )
+        claims.loc[at, "original_claim_id"] = g["basis_id"].to_numpy()
+        claims.loc[at, "original_reference"] = g["reference"].to_numpy()
+    return Decision(findings.concat(frames), sent_ids, _staged(claims))
+
+
+def _staged(claims: pd.DataFrame) -> pd.DataFrame:
+    out = claims.reindex(columns=STAGED_SCHEMA.names)
+    for c in STAGED_SCHEMA.names:
+        out[c] = out[c].astype("int32" if c == "version" else "string")
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- handing over
+
+
+def stage(cfg: RunConfig, claims: pd.DataFrame) -> None:
+    """Stage the decision's rows of the claims that stay billed (``claims``) for publish."""
+    table = pa.Table.from_pandas(_staged(claims), schema=STAGED_SCHEMA, preserve_index=False)
+    storage.write_table(table, cfg.staged(*STAGED))
+
+
+def read_staged(cfg: RunConfig) -> pd.DataFrame:
+    """What score decided (``stage``); a night staged before issue 17 (none): originals."""
+    path = cfg.staged(*STAGED)
+    if not storage.exists(path):
+        return _staged(pd.DataFrame(columns=STAGED_SCHEMA.names))
+    return _staged(storage.read_table(path).to_pandas())
+
+
+def corrected(staged: pd.DataFrame) -> pd.DataFrame:
+    """Of the staged rows, the claims sent as other than a plain original, by claim key."""
+    return staged[staged["version"] > 0].set_index("claim_key")
+
+
+def writer_columns(claim_ids: pd.Series, staged: pd.DataFrame) -> pd.DataFrame | None:
+    """``claim_frequency`` and ``original_reference`` per line (``claim_ids``: the lines'
+    CLM01s, split parts too) for the 837 writer; None when no claim is corrected (the
+    writer's originals, byte for byte)."""
+    fixed = corrected(staged)
+    if fixed.empty:
+        return None
+    keys = ledger.claim_key(claim_ids)
+    return pd.DataFrame(
+        {
+            "claim_frequency": keys.map(fixed["frequency_code"]).astype("string"),
+            "original_reference": keys.map(fixed["original_reference"]).astype("string"),
+        },
+        index=claim_ids.index,
+    )
+
+
+def ledger_columns(rows: pd.DataFrame, staged: pd.DataFrame) -> pd.DataFrame:
+    """Ledger rows with how each claim was sent (``frequency_code``, ``original_claim_id``,
+    ``original_reference``, ``lines_sha256``) from score's decision, by claim key."""
+    if rows.empty:
+        return rows
+    by_key = staged.drop_duplicates("claim_key").set_index("claim_key")
+    keys = rows["claim_key"].astype("string")
+    out = rows.copy()
+    for c in ("frequency_code", "original_claim_id", "original_reference", "lines_sha256"):
+        out[c] = keys.map(by_key[c]).astype("string")
+    out["frequency_code"] = out["frequency_code"].fillna(ORIGINAL)
+    return out
