@@ -8,19 +8,34 @@ pyx12 in an 837P and an 837I.
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
+import signal
 import sqlite3
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import factories
+import numpy as np
 import oracle_837
 import pandas as pd
 import pyarrow as pa
 import pytest
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import ledger, ledger_store, nights, pipeline, reference, storage, x12
+from therapy_claims import (
+    corrections,
+    ledger,
+    ledger_store,
+    nights,
+    pipeline,
+    reference,
+    storage,
+    x12,
+)
+from therapy_claims.config import RunError
 from therapy_claims.x12 import prepared
 from therapy_claims.x12.checks import Batch
 
@@ -485,3 +500,172 @@ def test_a_replacement_round_trip(night1, tmp_path):
         .all()
     )
     assert eden["message"].str.contains("no response to it is known yet", regex=False).all()
+
+
+def _crashing_night(inputs: list[str], out: str, rd: date, where: str) -> None:
+    """Run the night in this (forked) process and SIGKILL it at ``where``: ``manifest`` as
+    the manifest is about to be written (the claims reserved, nothing committed) or
+    ``mark_sent`` (committed, not yet marked sent)."""
+    cfg = pipeline.RunConfig(inputs=inputs, out=out, run_date=rd)
+    if where == "manifest":
+        write_bytes = storage.write_bytes
+
+        def write(path, data):
+            if "/manifest/" in str(path):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return write_bytes(path, data)
+
+        storage.write_bytes = write
+    else:
+
+        def mark_sent(self, run_id):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        ledger_store.Store.mark_sent = mark_sent
+    pipeline.run(cfg, parallel=False)
+    os._exit(0)
+
+
+@pytest.mark.parametrize("where", ["manifest", "mark_sent"])
+def test_a_crash_between_reserve_and_mark_sent_leaves_no_version_sendable_twice(
+    night1, tmp_path, where
+):
+    out, first = night1
+    cfg = config(tmp_path, NIGHT2, RD2)
+    child = multiprocessing.get_context("fork").Process(
+        target=_crashing_night, args=(cfg.inputs, out, RD2, where)
+    )
+    child.start()
+    child.join(300)
+    assert child.exitcode == -signal.SIGKILL
+    with sqlite3.connect(Path(out) / ".ledger" / "ledger.sqlite") as conn:
+        left = conn.execute("SELECT count(*) FROM claim_versions").fetchone()[0]
+    assert left == 2  # reserved by the crashed run, not yet settled
+    committed_before = nights.committed(out, RD2.isoformat())
+    assert (committed_before is not None) == (where == "mark_sent")
+    # the next run settles the crashed one and converges on the same versions
+    pipeline.run(config(tmp_path, NIGHT2, RD2, "after"))
+    ids = assert_night2(out, first)
+    with sqlite3.connect(Path(out) / ".ledger" / "ledger.sqlite") as conn:
+        states = conn.execute("SELECT state, count(*) FROM runs GROUP BY state").fetchall()
+    assert "reserved" not in dict(states)
+    # each version went out in one committed night only, once
+    everywhere = [c for rd in (RD1, RD2) for c in sent_claims(out, rd)]
+    assert sorted(c for c in everywhere if c in ids.values()) == sorted(ids.values())
+
+
+def test_two_nights_racing_for_one_replacement_one_wins(night1, tmp_path):
+    """Nights 2 and 3 both decide EDEN's replacement (version 1) before either publishes:
+    the first to reserve sends it; the other publishes nothing and, run again, holds it."""
+    out, first = night1
+    cfg2 = config(tmp_path, NIGHT2, RD2)
+    cfg3 = config(tmp_path, NIGHT2, RD3)
+    for cfg in (cfg2, cfg3):
+        pipeline.ingest(cfg)
+        pipeline.score(cfg)
+        pipeline.release(cfg)
+    pipeline.publish(cfg2)
+    pipeline.manifest(cfg2)
+    with pytest.raises(RunError, match="version 1 of claim .* conflicts with version 1 of night"):
+        pipeline.publish(cfg3)
+    pipeline.release(cfg3)
+    assert nights.committed(out, RD3.isoformat()) is None
+    assert_night2(out, first)
+    m3 = pipeline.run(config(tmp_path, NIGHT2, RD3, "again"))
+    assert m3["claims_billed"] == 0 and len(versions_table(out)) == 2
+
+
+def test_each_reason_to_hold_or_send_again(tmp_path):
+    """One night per case of the decision, all in one second night: the message says which."""
+    cases = {  # encounter: (lifecycle status, control number, lines changed on night 2)
+        "EUNCH": ("denied", "PCN1", False),
+        "ENOCN": ("paid", None, True),
+        "EBAD": ("denied", "PCN*1:X", True),
+        "ECLR": ("accepted_by_clearinghouse", None, True),
+        "EREJC": ("rejected_by_clearinghouse", None, False),
+        "EPART": ("partially_paid", "PCN 2", True),
+    }
+    patients = {enc: f"P{k}" for k, enc in enumerate(cases)}
+    one = [r for enc in cases for r in visit(enc, 1, patient=patients[enc])]
+    two = [
+        r
+        for enc, (_, _, changed) in cases.items()
+        for r in visit(enc, 1, patient=patients[enc], charge="31.00" if changed else "30.00")
+    ]
+    cfg1 = config(tmp_path, one, RD1)
+    pipeline.run(cfg1)
+    first = ledger.read(cfg1.out).set_index("encounter_id")["claim_id"].to_dict()
+    write_lifecycle(cfg1.out, {enc: (s, ccn) for enc, (s, ccn, _) in cases.items()})
+    pipeline.run(config(tmp_path, two, RD2))
+    exc = exceptions(cfg1.out, RD2).set_index("encounter_id")
+    why = {
+        "EUNCH": "its status is denied since 2026-11-30 and its lines are unchanged",
+        "ENOCN": "its status is paid since 2026-11-30 and no payer claim control number is known",
+        "EBAD": "its payer claim control number cannot be sent in REF*F8",
+        "ECLR": "its status is accepted_by_clearinghouse since 2026-11-30: still in flight",
+    }
+    for enc, text in why.items():
+        assert exc.loc[enc, "code"] == "ALREADY_BILLED", enc
+        assert text in exc.loc[enc, "message"], exc.loc[enc, "message"]
+        assert "PCN" not in exc.loc[enc, "message"]
+    assert exc.loc["EREJC", "code"] == "CLAIM_RESUBMITTED"
+    assert exc.loc["EPART", "code"] == "CLAIM_REPLACEMENT"
+    key = {enc: ledger_store.KEY_ID.match(cid)["hash"] for enc, cid in first.items()}
+    assert sent_claims(cfg1.out, RD2) == {
+        f"R1{key['EREJC']}": ("11:B:1", None),
+        f"R1{key['EPART']}": ("11:B:7", "PCN 2"),
+    }
+    for text in night_files(cfg1.out, RD2).values():
+        assert pyx12_validate(text)[0]
+
+
+def test_the_line_digest_by_hand():
+    """SHA-256 over the claim's billed lines sorted by line_id, fields unit-separated, lines
+    record-separated; a line that is not billed does not count."""
+    lines = pd.DataFrame(
+        {
+            "claim_id": ["TCA", "TCA", "TCB", "TCA"],
+            "line_id": ["L2", "L1", "L9", "L3"],
+            "cpt_code": ["97140", "97110", "97110", "97530"],
+            "modifiers": ["GP;59", "GP", "GP", "GP"],
+            "units": [2, 1, 1, 1],
+            "charge_amount": [60.0, 30.5, 30.0, 40.0],
+            "date_of_service": pd.to_datetime(
+                ["2026-06-02", "2026-06-01", "2026-06-01", "2026-06-03"]
+            ),
+            "diagnosis_pointers": ["1;2", "1", "1", "1"],
+            "diagnosis_codes": ["M54.50;M62.81"] * 4,
+        }
+    )
+    got = corrections.content_digests(lines, np.array([True, True, True, False]))
+    a = (
+        "L1\x1f97110\x1fGP\x1f1\x1f3050\x1f2026-06-01\x1f1\x1fM54.50;M62.81\x1e"
+        "L2\x1f97140\x1fGP;59\x1f2\x1f6000\x1f2026-06-02\x1f1;2\x1fM54.50;M62.81"
+    )
+    b = "L9\x1f97110\x1fGP\x1f1\x1f3000\x1f2026-06-01\x1f1\x1fM54.50;M62.81"
+    assert got.to_dict() == {
+        "TCA": hashlib.sha256(a.encode()).hexdigest(),
+        "TCB": hashlib.sha256(b.encode()).hexdigest(),
+    }
+
+
+def test_version_ids_keep_within_20_characters_and_map_back_to_their_key():
+    key = "TC0123456789ABCDE"
+    assert ledger_store.versioned_id(key, 0) == key
+    assert ledger_store.versioned_id(key, 1) == "R10123456789ABCDE"
+    assert ledger_store.versioned_id(key, 35) == "RZ0123456789ABCDE"
+    assert ledger_store.versioned_id(key, 36) is None
+    assert ledger_store.versioned_id("PCN0001", 1) is None
+    ids = pd.Series([key, "R10123456789ABCDE", "RZ0123456789ABCDE-12", f"{key}-3", "RX-1"])
+    assert ledger.claim_key(ids).tolist() == [key, key, key, key, "RX"]
+    assert [ledger_store.version_of(c) for c in ids] == [0, 1, 35, 0, 0]
+    assert len("RZ0123456789ABCDE-99") == 20
+
+
+def test_no_lifecycle_layer_means_no_status_known(tmp_path):
+    assert corrections.read_lifecycle(str(tmp_path)).empty
+    storage.write_table(
+        pa.table({"claim_id": ["X"]}), str(tmp_path / "lifecycle" / "current.parquet")
+    )
+    with pytest.raises(RunError, match="lacks the lifecycle columns"):
+        corrections.read_lifecycle(str(tmp_path))
