@@ -151,7 +151,9 @@ def _checked_rows(cfg: RunConfig, n_lines: int, at_scored: np.ndarray) -> np.nda
     return rows
 
 
-def _claim_keys(scored: pa.Table, is_billed: np.ndarray, staged: pd.DataFrame) -> pd.DataFrame:
+def _claim_keys(
+    scored: pa.Table, is_billed: np.ndarray, staged: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The claims the night bills (``claim_key``: a claim sent in parts, or as a later
     version, is one claim) and, for a later version (``corrections``), its ``version``,
     ``frequency_code`` and ``original_claim_id``: what the ledger database reserves."""
@@ -160,7 +162,7 @@ def _claim_keys(scored: pa.Table, is_billed: np.ndarray, staged: pd.DataFrame) -
         ids = ids.combine_chunks()
     keys = pc.unique(ledger.claim_keys(ids))
     out = pd.DataFrame({"claim_key": pd.array(keys.to_numpy(zero_copy_only=False), "string")})
-    fixed = corrections.corrected(staged)
+    fixed = corrections.corrected(staged) if staged is not None else ()
     if len(fixed):
         for c in ("version", "frequency_code", "original_claim_id"):
             out[c] = out["claim_key"].map(fixed[c])
