@@ -669,3 +669,78 @@ def test_no_lifecycle_layer_means_no_status_known(tmp_path):
     )
     with pytest.raises(RunError, match="lacks the lifecycle columns"):
         corrections.read_lifecycle(str(tmp_path))
+
+
+def test_a_void_asked_by_a_release_row(night1, tmp_path):
+    """A VOID release row voids a claim the payer adjudicated (tonight's lines, frequency 8,
+    REF*F8); rows naming a claim in flight, a rejected one or one not sent void nothing and
+    say why; once voided, the claim is never voided again."""
+    out, first = night1
+    write_lifecycle(out, {"EDEN": ("paid", "PCN-5"), "EREJ": ("rejected_by_payer", None)})
+    rows = [
+        f",,{first['EDEN']},,VOID,duplicate visit,A. Chen,2026-11-29,",
+        f",,{first['EFLY']},,void,wrong payer,A. Chen,2026-11-29,",
+        f",,{first['EREJ']},,VOID,wrong payer,A. Chen,2026-11-29,",
+        ",,TCFFFFFFFFFFFFFFF,,VOID,typo,A. Chen,2026-11-29,",
+        "CLN01,EDEN,,,VOID,a void names a claim,A. Chen,2026-11-29,",
+    ]
+    header = (
+        "clinic_id,encounter_id,claim_id,line_id,code,reason,released_by,released_on,expires_on"
+    )
+    (Path(out) / "releases").mkdir()
+    (Path(out) / "releases" / "voids.csv").write_text("\n".join([header, *rows]) + "\n")
+    m2 = pipeline.run(config(tmp_path, NIGHT1, RD2))
+    key = {enc: ledger_store.KEY_ID.match(cid)["hash"] for enc, cid in first.items()}
+    assert m2["claims_billed"] == 1
+    assert sent_claims(out, RD2) == {f"R1{key['EDEN']}": ("11:B:8", "PCN-5")}
+    for text in night_files(out, RD2).values():
+        ok, report = pyx12_validate(text)
+        assert ok, report
+    exc = exceptions(out, RD2)
+    void = exc[exc["code"] == "CLAIM_VOID"]
+    assert set(void["encounter_id"]) == {"EDEN"} and len(void) == 2
+    assert void["message"].str.contains(f"goes out under CLM01 R1{key['EDEN']}", regex=False).all()
+    unused = exc[(exc["code"] == "RELEASE_UNUSED")].sort_values("source_row")
+    assert unused["message"].tolist() == [
+        f"release VOID (claim {first['EFLY']}) not applied: its status is sent since "
+        "2026-11-28: still in flight",
+        f"release VOID (claim {first['EREJ']}) not applied: its status is rejected_by_payer "
+        "since 2026-11-30: the payer adjudicated nothing to void",
+        "release VOID (claim TCFFFFFFFFFFFFFFF) not applied: the claim has no lines tonight "
+        "(a void is built from its lines)",
+    ]
+    assert not exc["message"].str.contains("wrong payer|duplicate visit").any()  # free text
+    invalid = exc[exc["code"] == "RELEASE_INVALID"]
+    assert len(invalid) == 1 and "a VOID names the claim to void" in invalid["message"].iloc[0]
+    held = (
+        exc[exc["code"] == "ALREADY_BILLED"]
+        .drop_duplicates("encounter_id")
+        .set_index("encounter_id")
+    )
+    assert set(held.index) == {"EFLY", "EREJ"}  # the rejected one is not resubmitted either
+    assert (
+        "a VOID release names it, and its status is rejected_by_payer"
+        in held.loc["EREJ", "message"]
+    )
+    led = ledger.read(out)
+    row = led[led["run_date"] == RD2.isoformat()].iloc[0]
+    assert (row["claim_id"], row["frequency_code"], row["original_claim_id"]) == (
+        f"R1{key['EDEN']}",
+        "8",
+        first["EDEN"],
+    )
+    assert row["original_reference"] == "PCN-5"
+    assert versions_table(out) == [
+        (first["EDEN"], 1, RD2.isoformat(), "8", first["EDEN"], "committed")
+    ]
+    # night 3, the release still there: the claim was voided, never again
+    pipeline.run(config(tmp_path, NIGHT1, RD3))
+    exc3 = exceptions(out, RD3)
+    eden = exc3[exc3["encounter_id"] == "EDEN"]
+    assert set(eden["code"]) == {"ALREADY_BILLED"}
+    assert (
+        eden["message"]
+        .str.contains(f"it was voided (as R1{key['EDEN']} on 2026-11-29)", regex=False)
+        .all()
+    )
+    assert len(versions_table(out)) == 1

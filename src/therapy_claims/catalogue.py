@@ -324,7 +324,8 @@ _SPECS = (
         "the claim (encounter, payer, clinic) was already sent by another night and its "
         "latest sending calls for no resubmission or replacement: still in flight (sent, "
         "accepted by the clearinghouse), lines unchanged, no payer claim control number, no "
-        "lifecycle status or line digest for it, or sent in parts (the message says which)",
+        "lifecycle status or line digest for it, sent in parts, or voided (the message says "
+        "which)",
         "Do not resend: wait for the payer's answer to the earlier claim (the next night "
         "decides again); if its lines changed and the payer adjudicated it without a control "
         "number known, or it went out in parts, send a corrected (frequency 7) or void (8) "
@@ -351,6 +352,18 @@ _SPECS = (
         "sent: a replacement (frequency 7, REF*F8 the payer's claim control number) goes out "
         "under a new CLM01",
         "No action; the payer replaces its claim with this one. Follow its answer in the "
+        "lifecycle layer.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "CLAIM_VOID",
+        INFO,
+        "a reviewed release row (code VOID, claim_id) asks for a void of a claim another night "
+        "sent and the payer adjudicated with a claim control number: tonight's billed lines of "
+        "the claim go out as a void (frequency 8, REF*F8 the payer's claim control number) "
+        "under a new CLM01",
+        "Remove the VOID release row once the night is sent; follow the payer's answer in the "
         "lifecycle layer.",
         BILLER,
         releasable=False,

@@ -13,8 +13,15 @@ the claim by another night) decides:
   replacement (frequency 7, REF*F8 the control number) under a new CLM01
   (``CLAIM_REPLACEMENT``);
 - anything else (still in flight, lines unchanged, no control number, no digest recorded for
-  the earlier sending, sent in parts, no lifecycle layer): held ``ALREADY_BILLED``, the message
-  saying which.
+  the earlier sending, sent in parts, voided, no lifecycle layer): held ``ALREADY_BILLED``, the
+  message saying which.
+
+A reviewed release row with the code ``VOID`` and a ``claim_id`` (``releases.VOID``) asks for
+a void of the claim: when the payer adjudicated its latest sending and its control number is
+known, tonight's billed lines of the claim go out as a void (frequency 8, REF*F8) under a new
+CLM01 (``CLAIM_VOID``); otherwise (no lines of it tonight, never sent by another night,
+rejected, in flight, no control number, voided already, expired) nothing is voided and the row
+gets ``RELEASE_UNUSED`` saying why, and the claim is held as above.
 
 A later sending is the claim's version n >= 1, its CLM01 ``ledger_store.versioned_id``
 (``R<n>`` + the key's hash), recorded in the ledger database's ``claim_versions`` with the
@@ -37,9 +44,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from therapy_claims import findings, ledger, ledger_store, storage
+from therapy_claims import findings, ledger, ledger_store, releases, storage
 from therapy_claims.config import RunConfig, RunError
-from therapy_claims.x12.constants import MAX_ORIGINAL_REFERENCE, ORIGINAL, REPLACEMENT
+from therapy_claims.x12.constants import MAX_ORIGINAL_REFERENCE, ORIGINAL, REPLACEMENT, VOID
 from therapy_claims.x12.fields import Invalid, ident
 
 LIFECYCLE = ("lifecycle", "current.parquet")
@@ -164,9 +171,13 @@ class Decision:
         return bool((self.claims["version"] > 0).any())
 
 
-def decide(cfg: RunConfig, lines: pd.DataFrame, billed: np.ndarray) -> Decision:
+def decide(
+    cfg: RunConfig, lines: pd.DataFrame, billed: np.ndarray, voids: pd.DataFrame | None = None
+) -> Decision:
     """The decision for the night's ``lines`` (enriched, ``claim_id`` the key) whose
-    ``billed`` lines would go out: see the module's docstring."""
+    ``billed`` lines would go out, and the release rows asking for voids (``voids``:
+    ``releases.Releases.voids``): see the module's docstring."""
+    voids = voids if voids is not None and len(voids) else None
     digests = content_digests(lines, billed)
     keys = lines["claim_id"].dropna().astype(str).unique().tolist()
     with ledger_store.opened(cfg.out, cfg.ledger) as store:
@@ -179,10 +190,15 @@ def decide(cfg: RunConfig, lines: pd.DataFrame, billed: np.ndarray) -> Decision:
     claims["original_claim_id"] = pd.NA
     claims["original_reference"] = pd.NA
     claims["lines_sha256"] = digests.to_numpy()
-    if owned.empty:
-        return Decision(findings.empty(), lines["claim_id"], _staged(claims))
-    verdicts = _verdicts(cfg, owned, versions, digests)
-    return _apply(lines, claims, verdicts)
+    verdicts = _verdicts(cfg, owned, versions, digests) if len(owned) else None
+    unused = findings.empty()
+    if voids is not None:
+        verdicts, unused = _voids(cfg, voids, verdicts, set(keys), digests)
+    if verdicts is None or verdicts.empty:
+        return Decision(unused, lines["claim_id"], _staged(claims))
+    decision = _apply(lines, claims, verdicts)
+    decision.findings = findings.concat([decision.findings, unused])
+    return decision
 
 
 def _verdicts(
@@ -231,14 +247,16 @@ def _basis(owned: pd.DataFrame, versions: pd.DataFrame, run_date: str) -> pd.Dat
         if len(sent):
             last = sent.sort_values("version").iloc[-1]
             basis_version, night = int(last["version"]), str(last["run_date"])
+            frequency = str(last["frequency_code"])
         else:
-            basis_version, night = 0, str(o.run_date)
+            basis_version, night, frequency = 0, str(o.run_date), ORIGINAL
         rows.append(
             {
                 "claim_key": o.claim_key,
                 "version": version,
                 "basis_version": basis_version,
                 "basis_night": night,
+                "basis_frequency": frequency,
                 "original_night": str(o.run_date),
             }
         )
@@ -246,7 +264,8 @@ def _basis(owned: pd.DataFrame, versions: pd.DataFrame, run_date: str) -> pd.Dat
 
 
 def _verdict(b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> dict:
-    """One claim's verdict (``_verdicts``)."""
+    """One claim's verdict (``_verdicts``), with whether a void could be made of it
+    (``void_why``: '' when it could, ``ccn`` its REF*F8)."""
     basis_id = ledger_store.versioned_id(b.claim_key, b.basis_version) or b.claim_key
     v = {
         "claim_key": b.claim_key,
@@ -259,46 +278,56 @@ def _verdict(b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> dict
         "status": pd.NA,
         "status_on": pd.NA,
         "reference": pd.NA,
+        "ccn": pd.NA,
         "action": "hold",
         "why": "",
+        "void_why": "",
     }
+    v["why"] = _why(v, b, sent, status, digest)
+    v["void_why"] = v.pop("_void_why", v["why"])
+    return v
+
+
+def _why(v: dict, b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> str:
+    """Fills ``v`` (``_verdict``); returns why the claim is held ('' when it is not)."""
     rows = None if sent is None else sent[sent["version"] == b.basis_version]
     if rows is None or rows.empty:
-        v["why"] = "its earlier sending's ledger row is no longer published"
-        return v
+        return "its earlier sending's ledger row is no longer published"
     first = rows.sort_values("claim_id").iloc[0]
     v["basis_id"], v["file"] = str(first["claim_id"]), first["file"]
     v["icn"] = first["interchange_control_number"]
+    if b.basis_frequency == VOID:
+        return f"it was voided (as {v['basis_id']} on {b.basis_night})"
     if len(rows) > 1:
-        v["why"] = "it was sent in parts (a corrected claim in parts is not made automatically)"
-        return v
+        return "it was sent in parts (a corrected claim in parts is not made automatically)"
     key = (v["basis_id"], b.basis_night)
     if key not in status.index:
-        v["why"] = "no response to it is known yet (no lifecycle status)"
-        return v
+        return "no response to it is known yet (no lifecycle status)"
     now = status.loc[key]
     v["status"], v["status_on"] = str(now["status"]), now["status_on"]
     seen = f"its status is {v['status']} since {_text(now['status_on'])}"
     if v["sent_id"] is None:
-        v["why"] = f"{seen}, but the claim has no CLM01 version left"
-    elif v["status"] in RESEND:
+        return f"{seen}, but the claim has no CLM01 version left"
+    if v["status"] in RESEND:
         v["action"] = "resubmit"
-    elif v["status"] in ADJUDICATED:
-        reference = now["payer_claim_control_number"]
-        recorded = first.get("lines_sha256")
-        if pd.isna(reference) or not str(reference).strip():
-            v["why"] = f"{seen} and no payer claim control number is known for it"
-        elif not _sendable(str(reference)):
-            v["why"] = f"{seen} and its payer claim control number cannot be sent in REF*F8"
-        elif pd.isna(recorded):
-            v["why"] = f"{seen}; it was sent before line digests were recorded"
-        elif pd.isna(digest) or str(recorded) == str(digest):
-            v["why"] = f"{seen} and its lines are unchanged"
-        else:
-            v["action"], v["reference"] = "replace", str(reference).strip()
-    else:
-        v["why"] = f"{seen}: still in flight"
-    return v
+        v["_void_why"] = f"{seen}: the payer adjudicated nothing to void"
+        return ""
+    if v["status"] not in ADJUDICATED:
+        return f"{seen}: still in flight"
+    reference = now["payer_claim_control_number"]
+    if pd.isna(reference) or not str(reference).strip():
+        return f"{seen} and no payer claim control number is known for it"
+    if not _sendable(str(reference)):
+        return f"{seen} and its payer claim control number cannot be sent in REF*F8"
+    v["ccn"] = str(reference)
+    v["_void_why"] = ""
+    recorded = first.get("lines_sha256")
+    if pd.isna(recorded):
+        return f"{seen}; it was sent before line digests were recorded"
+    if pd.isna(digest) or str(recorded) == str(digest):
+        return f"{seen} and its lines are unchanged"
+    v["action"], v["reference"] = "replace", str(reference)
+    return ""
 
 
 def _sendable(reference: str) -> bool:
@@ -311,6 +340,51 @@ def _sendable(reference: str) -> bool:
 
 def _text(value) -> str:
     return "an unknown date" if pd.isna(value) else str(value)[:10]
+
+
+def _voids(
+    cfg: RunConfig,
+    voids: pd.DataFrame,
+    verdicts: pd.DataFrame | None,
+    tonight: set[str],
+    digests: pd.Series,
+) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """The verdicts with each claim a VOID release row names made a ``void`` where one can
+    be made (else held, whatever else it would have been), and ``RELEASE_UNUSED`` for the
+    rows that void nothing."""
+    by_key = None if verdicts is None else verdicts.set_index("claim_key", drop=False)
+    unused_rows, why = [], []
+    done: set[str] = set()
+    for k, r in voids.iterrows():
+        key = "" if pd.isna(r["claim_id"]) else str(r["claim_id"])
+        expires = r["expires_on"]
+        reason = ""
+        if expires is not None and not pd.isna(expires) and expires < cfg.run_date:
+            reason = f"expired on {expires.isoformat()}"
+        elif key in done:
+            reason = "an earlier VOID row names the claim"
+        elif key not in tonight:
+            reason = "the claim has no lines tonight (a void is built from its lines)"
+        elif by_key is None or key not in by_key.index:
+            reason = "the claim was not sent by another night: nothing to void"
+        elif pd.isna(digests.get(key)):
+            reason = "no line of the claim is billed tonight"
+        else:
+            v = by_key.loc[key]
+            if v["void_why"]:
+                reason = str(v["void_why"])
+                held = f"a VOID release names it, and {reason}"
+                by_key.loc[key, ["action", "reference"]] = ["hold", pd.NA]
+                by_key.loc[key, "why"] = v["why"] or held
+            else:
+                by_key.loc[key, ["action", "reference"]] = ["void", v["ccn"]]
+                done.add(key)
+                continue
+        done.add(key)
+        unused_rows.append(k)
+        why.append(reason)
+    unused = releases.void_unused(voids.loc[unused_rows], why)
+    return (None if by_key is None else by_key.reset_index(drop=True)), unused
 
 
 def _apply(lines: pd.DataFrame, claims: pd.DataFrame, verdicts: pd.DataFrame) -> Decision:
@@ -332,18 +406,23 @@ def _apply(lines: pd.DataFrame, claims: pd.DataFrame, verdicts: pd.DataFrame) ->
             "again: " + v["why"].to_numpy()
         )  # fmt: skip
         frames.append(findings.make("ALREADY_BILLED", hit, message, evidence="claim ledger"))
-    for action, code in (("resubmit", "CLAIM_RESUBMITTED"), ("replace", "CLAIM_REPLACEMENT")):
+    for action, code in (
+        ("resubmit", "CLAIM_RESUBMITTED"),
+        ("replace", "CLAIM_REPLACEMENT"),
+        ("void", "CLAIM_VOID"),
+    ):
         mine = going[going["action"] == action]
         hit = lines[ids.isin(mine.index)]
         if not len(hit):
             continue
         v = mine.loc[hit["claim_id"].astype(str)]
-        what = (
-            "; sent again as a new original (frequency 1) under CLM01 "
-            if action == "resubmit"
-            else "; its lines changed since, so a replacement (frequency 7, REF*F8 the payer's "
-            "claim control number) goes out under CLM01 "
-        )
+        what = {
+            "resubmit": "; sent again as a new original (frequency 1) under CLM01 ",
+            "replace": "; its lines changed since, so a replacement (frequency 7, REF*F8 the "
+            "payer's claim control number) goes out under CLM01 ",
+            "void": "; a reviewed VOID release names it, so a void (frequency 8, REF*F8 the "
+            "payer's claim control number) of tonight's lines goes out under CLM01 ",
+        }[action]
         message = (
             "claim " + hit["claim_id"].astype(str) + ": its earlier sending "
             + v["basis_id"].to_numpy() + " (" + v["basis_night"].to_numpy() + ") is "
@@ -359,9 +438,8 @@ def _apply(lines: pd.DataFrame, claims: pd.DataFrame, verdicts: pd.DataFrame) ->
         g = going.loc[claims.loc[at, "claim_key"].astype(str)]
         claims.loc[at, "claim_id"] = g["sent_id"].to_numpy()
         claims.loc[at, "version"] = g["version"].to_numpy()
-        claims.loc[at, "frequency_code"] = np.where(
-            g["action"].to_numpy() == "replace", REPLACEMENT, ORIGINAL
-        )
+        frequency = {"resubmit": ORIGINAL, "replace": REPLACEMENT, "void": VOID}
+        claims.loc[at, "frequency_code"] = g["action"].map(frequency).to_numpy()
         claims.loc[at, "original_claim_id"] = g["basis_id"].to_numpy()
         claims.loc[at, "original_reference"] = g["reference"].to_numpy()
     return Decision(findings.concat(frames), sent_ids, _staged(claims))

@@ -93,8 +93,10 @@ def score(
     # excluded: Night.reported); a non-covered line is not_billed and its claim still goes out
     status_of = np.where(night.reported(), _BILLED, _NOT_BILLED).astype(np.int8)
     # a claim another night sent (claim ledger): held ALREADY_BILLED, never sent twice, unless
-    # the payer's answer to it calls for a resubmission or a replacement (under a new CLM01)
-    decision = corrections.decide(cfg, lines, status_of == _BILLED)
+    # the payer's answer to it calls for a resubmission or a replacement, or a reviewed
+    # release asks for a void (each under a new CLM01)
+    voids = None if rel is None else rel.voids  # reviewed release rows asking for a void
+    decision = corrections.decide(cfg, lines, status_of == _BILLED, voids)
     # the rules are done: what they alone read (the reference data's columns, times,
     # providers, ...) goes, about 500 MiB at a million lines, while validate's process is at
     # its largest. What follows reads only the scored layer's columns.
