@@ -440,7 +440,7 @@ def assert_night2(out: str, first: dict[str, str]) -> dict[str, str]:
     assert two.loc["EREJ", "frequency_code"] == "1"
     assert two.loc["EREJ", "original_claim_id"] == first["EREJ"]
     assert pd.isna(two.loc["EREJ", "original_reference"])
-    assert two["lines_sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    assert two["lines_digest"].str.fullmatch("[0-9a-f]{32}").all()
     assert versions_table(out) == sorted(
         [
             (first["EDEN"], 1, RD2.isoformat(), "7", first["EDEN"], "committed"),
@@ -619,34 +619,82 @@ def test_each_reason_to_hold_or_send_again(tmp_path):
         assert pyx12_validate(text)[0]
 
 
-def test_the_line_digest_by_hand():
-    """SHA-256 over the claim's billed lines sorted by line_id, fields unit-separated, lines
-    record-separated; a line that is not billed does not count."""
-    lines = pd.DataFrame(
-        {
-            "claim_id": ["TCA", "TCA", "TCB", "TCA"],
-            "line_id": ["L2", "L1", "L9", "L3"],
-            "cpt_code": ["97140", "97110", "97110", "97530"],
-            "modifiers": ["GP;59", "GP", "GP", "GP"],
-            "units": [2, 1, 1, 1],
-            "charge_amount": [60.0, 30.5, 30.0, 40.0],
-            "date_of_service": pd.to_datetime(
-                ["2026-06-02", "2026-06-01", "2026-06-01", "2026-06-03"]
-            ),
-            "diagnosis_pointers": ["1;2", "1", "1", "1"],
-            "diagnosis_codes": ["M54.50;M62.81"] * 4,
-        }
+def plain_digest(rows: list[dict]) -> str:
+    """The line digest of one claim's billed lines, claim by claim in plain Python integers:
+    the oracle of ``corrections.content_digests`` (column-wise, NumPy)."""
+    mask = 2**64 - 1
+    fields = (
+        "cpt_code", "modifiers", "units", "charge_amount", "date_of_service",
+        "diagnosis_pointers", "diagnosis_codes",
+    )  # fmt: skip
+    mults = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F)
+    per_line = []
+    for row in rows:
+        lanes = [len(fields), len(fields)]
+        for f in fields:
+            value = row[f]
+            text = {
+                "charge_amount": lambda v: str(round(v * 100)),
+                "date_of_service": lambda v: v.strftime("%Y-%m-%d"),
+                "units": lambda v: str(int(v)),
+            }.get(f, str)(value)
+            h = hashlib.blake2b(text.encode(), digest_size=16, key=f.encode()).digest()
+            for k in (0, 1):
+                word = int.from_bytes(h[8 * k : 8 * k + 8], "little")
+                mixed = ((lanes[k] ^ word) * mults[k]) & mask
+                lanes[k] = mixed ^ (mixed >> 29)
+        per_line.append(tuple(lanes))
+    out = []
+    for k in (0, 1):
+        total = sum(lane[k] for lane in per_line)
+        out.append(((total & mask) ^ len(rows)).to_bytes(8, "big").hex())
+    return "".join(out)
+
+
+def test_the_line_digest_against_a_plain_loop_and_what_changes_it():
+    rows = [
+        ("TCA", "L2", "97140", "GP;59", 2, 60.0, "2026-06-02", "1;2"),
+        ("TCA", "L1", "97110", "GP", 1, 30.5, "2026-06-01", "1"),
+        ("TCB", "L9", "97110", "GP", 1, 30.0, "2026-06-01", "1"),
+        ("TCA", "L3", "97530", "GP", 1, 40.0, "2026-06-03", "1"),
+    ]
+    columns = [
+        "claim_id", "line_id", "cpt_code", "modifiers", "units", "charge_amount",
+        "date_of_service", "diagnosis_pointers",
+    ]  # fmt: skip
+    lines = pd.DataFrame(rows, columns=columns).astype(
+        {c: "string" for c in ("claim_id", "line_id", "cpt_code", "modifiers")}
     )
-    got = corrections.content_digests(lines, np.array([True, True, True, False]))
-    a = (
-        "L1\x1f97110\x1fGP\x1f1\x1f3050\x1f2026-06-01\x1f1\x1fM54.50;M62.81\x1e"
-        "L2\x1f97140\x1fGP;59\x1f2\x1f6000\x1f2026-06-02\x1f1;2\x1fM54.50;M62.81"
-    )
-    b = "L9\x1f97110\x1fGP\x1f1\x1f3000\x1f2026-06-01\x1f1\x1fM54.50;M62.81"
+    lines["date_of_service"] = pd.to_datetime(lines["date_of_service"])
+    lines["diagnosis_codes"] = "M54.50;M62.81"
+    billed = np.array([True, True, True, False])  # L3 is not billed: it does not count
+    got = corrections.content_digests(lines, billed)
+    records = lines.to_dict("records")
     assert got.to_dict() == {
-        "TCA": hashlib.sha256(a.encode()).hexdigest(),
-        "TCB": hashlib.sha256(b.encode()).hexdigest(),
+        "TCA": plain_digest([records[1], records[0]]),
+        "TCB": plain_digest([records[2]]),
     }
+    # the lines' order and ids do not count; anything billed does
+    shuffled = lines.iloc[[1, 2, 0, 3]].assign(line_id=["X1", "X2", "X3", "X4"])
+    same = corrections.content_digests(shuffled, billed[[1, 2, 0, 3]])
+    assert same.to_dict() == got.to_dict()
+    changes = {
+        "cpt_code": "97112",
+        "modifiers": "GP;KX",
+        "units": 3,
+        "charge_amount": 60.01,
+        "date_of_service": pd.Timestamp("2026-06-04"),
+        "diagnosis_pointers": "2",
+        "diagnosis_codes": "M54.50",
+    }
+    for column, value in changes.items():
+        changed = lines.copy()
+        changed.loc[0, column] = value
+        other = corrections.content_digests(changed, billed)
+        assert other["TCA"] != got["TCA"], column
+        assert other["TCB"] == got["TCB"], column
+    one_more = corrections.content_digests(lines, np.array([True, True, True, True]))
+    assert one_more["TCA"] != got["TCA"] and len(got["TCA"]) == 32
 
 
 def test_version_ids_keep_within_20_characters_and_map_back_to_their_key():

@@ -9,7 +9,7 @@ the claim by another night) decides:
 - rejected by the clearinghouse or the payer: the payer never adjudicated it, so it goes out
   again as a new original (frequency 1) under a new CLM01 (``CLAIM_RESUBMITTED``);
 - accepted, paid, partially paid or denied by the payer, with the payer's claim control
-  number known, and tonight's billed lines differ from those sent (``lines_sha256``): a
+  number known, and tonight's billed lines differ from those sent (``lines_digest``): a
   replacement (frequency 7, REF*F8 the control number) under a new CLM01
   (``CLAIM_REPLACEMENT``);
 - anything else (still in flight, lines unchanged, no control number, no digest recorded for
@@ -37,6 +37,7 @@ only if the 837 can carry it unchanged, and no message repeats it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,17 +61,18 @@ STAGED_SCHEMA = pa.schema(
         ("frequency_code", pa.string()),
         ("original_claim_id", pa.string()),
         ("original_reference", pa.string()),
-        ("lines_sha256", pa.string()),
+        ("lines_digest", pa.string()),
     ]
 )
 # the lifecycle layer's columns read here (lifecycle-contract: current.parquet)
 LIFECYCLE_COLUMNS = ["claim_id", "run_date", "status", "status_on", "payer_claim_control_number"]
 RESEND = ("rejected_by_clearinghouse", "rejected_by_payer")
 ADJUDICATED = ("accepted_by_payer", "paid", "partially_paid", "denied")
+STATUSES = ("sent", "accepted_by_clearinghouse", *RESEND, *ADJUDICATED)
 EVIDENCE = "claim ledger; lifecycle current.parquet"
-# what the content digest covers, per billed line (sorted by line_id within the claim)
+# what the content digest covers, per billed line: what the claim bills and how (the line ids
+# are not part of it: an extract that re-keys the same services changes nothing the payer has)
 DIGEST_COLUMNS = (
-    "line_id",
     "cpt_code",
     "modifiers",
     "units",
@@ -79,57 +81,115 @@ DIGEST_COLUMNS = (
     "diagnosis_pointers",
     "diagnosis_codes",
 )
+# two 64-bit lanes mixed per line (odd multipliers: each step a bijection mod 2^64)
+_LANES = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 
 
 # --------------------------------------------------------------------------- content digest
 
 
-def content_digests(lines: pd.DataFrame, billed: np.ndarray) -> pd.Series:
-    """Per claim (``claim_id``, the key before any split) with a billed line: the SHA-256 of
-    its billed lines, sorted by line_id, each as line_id, code, modifiers, units, charge in
-    cents, date of service, diagnosis pointers and codes (unit- and record-separated text).
-    The same lines give the same digest on any night; any change to what the claim bills
-    gives another. Column-wise but for one hash per claim."""
-    at = np.flatnonzero(billed)
+def content_digests(
+    lines: pd.DataFrame, billed: np.ndarray, claims: tuple[np.ndarray, pd.Index] | None = None
+) -> pd.Series:
+    """Per claim (``claim_id``, the key before any split) with a billed line: a 128-bit
+    digest (32 hex digits) of its billed lines as a multiset, each line its code, modifiers,
+    units, charge in cents, date of service, diagnosis pointers and codes. The same lines
+    give the same digest on any night, in any order; a change to what the claim bills gives
+    another. Each distinct value of a column is hashed once (BLAKE2b-128, keyed by the
+    column), each line's values are mixed into two 64-bit lanes, and a claim's digest is the
+    sum of its lines' lanes (mod 2^64) with its line count: NumPy over whole columns, no
+    Python per line or claim. ``claims``: each line's claim as ``pd.factorize`` of
+    ``claim_id`` gives it, when the caller has it (else it is worked out here)."""
+    at = np.flatnonzero(billed & lines["claim_id"].notna().to_numpy())
     if not len(at):
         return pd.Series(dtype="string")
-    some = lines.iloc[at]
-    claim, ids = pd.factorize(some["claim_id"].astype("string"), sort=True)
-    cents = np.round(pd.to_numeric(some["charge_amount"]).to_numpy(dtype=float) * 100)
-    days = pd.to_datetime(some["date_of_service"]).dt.strftime("%Y-%m-%d")
-    texts = {
-        "line_id": some["line_id"],
-        "cpt_code": some["cpt_code"],
-        "modifiers": _listish_text(some["modifiers"]),
-        "units": pd.to_numeric(some["units"]).astype("Int64").astype("string"),
-        "charge_amount": pd.Series(cents, index=some.index).astype("Int64").astype("string"),
-        "date_of_service": days,
-        "diagnosis_pointers": _listish_text(some.get("diagnosis_pointers")),
-        "diagnosis_codes": _listish_text(some.get("diagnosis_codes")),
-    }
-    columns = [
-        pc.fill_null(storage.text_array(texts[c].reindex(some.index).astype("string")), "")
-        for c in DIGEST_COLUMNS
-    ]
-    text = pc.binary_join_element_wise(*columns, "\x1f")
-    order = np.lexsort((some["line_id"].astype(str).to_numpy(), claim))
-    sizes = np.bincount(claim, minlength=len(ids))
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-    per_claim = pc.binary_join(
-        pa.ListArray.from_arrays(pa.array(offsets), text.take(pa.array(order))), "\x1e"
+    taken = pa.array(at)
+    if claims is None:
+        claim, ids = _codes(storage.text_array(lines["claim_id"]).take(taken))
+    else:
+        claim, ids = claims[0][at].astype(np.int64), list(claims[1])
+    lanes = [np.full(len(at), np.uint64(len(DIGEST_COLUMNS)), dtype=np.uint64) for _ in _LANES]
+    with np.errstate(over="ignore"):
+        for column in DIGEST_COLUMNS:
+            codes, texts = _distinct_texts(lines, column, at, taken)
+            hashed = _value_hashes(column, texts)
+            for lane, (h, mult) in enumerate(zip(hashed, _LANES, strict=True)):
+                mixed = (lanes[lane] ^ h[codes]) * mult
+                lanes[lane] = mixed ^ (mixed >> np.uint64(29))
+        order = np.argsort(claim, kind="stable")
+        sizes = np.bincount(claim, minlength=len(ids))
+        present = np.flatnonzero(sizes)  # the claims with a billed line, in code order
+        starts = (np.cumsum(sizes) - sizes)[present]
+        folded = [
+            np.add.reduceat(lane[order], starts) ^ sizes[present].astype(np.uint64)
+            for lane in lanes
+        ]
+    pairs = np.stack(folded, axis=1).astype(">u8").tobytes().hex()
+    digests = [pairs[32 * k : 32 * k + 32] for k in range(len(present))]
+    index = pd.Index(np.asarray(ids, dtype=object)[present], dtype="string")
+    return pd.Series(digests, index=index, dtype="string")
+
+
+def _codes(values: pa.Array) -> tuple[np.ndarray, list]:
+    """Per row a code into the distinct values (a missing value: the last code, None)."""
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    n = len(encoded.dictionary)
+    codes = pc.fill_null(encoded.indices, n).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, [*encoded.dictionary.to_pylist(), None]
+
+
+def _distinct_texts(
+    lines: pd.DataFrame, column: str, at: np.ndarray, taken: pa.Array
+) -> tuple[np.ndarray, list[str]]:
+    """A digest column's codes at the rows ``at`` and its distinct values as text."""
+    if column not in lines:
+        return np.zeros(len(at), dtype=np.int64), [""]
+    values = lines[column]
+    if column == "charge_amount":
+        cents = np.round(pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)[at] * 100)
+        codes, uniques = pd.factorize(cents, use_na_sentinel=False)
+    elif column == "date_of_service":
+        days = pd.to_datetime(values).to_numpy().astype("datetime64[D]")[at]
+        codes, uniques = pd.factorize(days, use_na_sentinel=False)
+    elif column == "units":
+        units = pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)[at]
+        codes, uniques = pd.factorize(units, use_na_sentinel=False)
+    elif isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        try:
+            codes, uniques = _codes(storage.text_array(values).take(taken))
+        except (pa.ArrowException, TypeError):  # lists (after score splits them)
+            codes, uniques = pd.factorize(values.iloc[at].map(_text_of_list), use_na_sentinel=False)
+    else:
+        codes, uniques = pd.factorize(values.iloc[at], use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.int64), [_text_of(column, v) for v in uniques]
+
+
+def _text_of_list(value) -> object:
+    return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
+
+
+def _text_of(column: str, value) -> str:
+    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
+        return ""
+    if column == "date_of_service":
+        return str(np.datetime64(value, "D"))
+    if column in ("charge_amount", "units"):
+        return str(int(value))
+    if isinstance(value, list | tuple):
+        return ";".join(map(str, value))
+    return str(value)
+
+
+def _value_hashes(column: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit hashes of each text (BLAKE2b-128 keyed by the column's name)."""
+    key = column.encode("ascii")
+    raw = b"".join(
+        hashlib.blake2b(t.encode("utf-8"), digest_size=16, key=key).digest() for t in texts
     )
-    blobs = pc.cast(per_claim, pa.binary()).to_pylist()
-    sha256 = hashlib.sha256
-    return pd.Series([sha256(b).hexdigest() for b in blobs], index=ids, dtype="string")
-
-
-def _listish_text(values: pd.Series | None) -> pd.Series:
-    """A list column as ``;``-joined text (it is that text already before score splits it)."""
-    if values is None:
-        return pd.Series(dtype="string")
-    if values.dtype == object and values.map(lambda v: isinstance(v, list | tuple)).any():
-        return values.map(lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple) else v)
-    return values.astype("string")
+    words = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
+    return words[:, 0].copy(), words[:, 1].copy()
 
 
 # --------------------------------------------------------------------------- the lifecycle
@@ -172,13 +232,18 @@ class Decision:
 
 
 def decide(
-    cfg: RunConfig, lines: pd.DataFrame, billed: np.ndarray, voids: pd.DataFrame | None = None
+    cfg: RunConfig,
+    lines: pd.DataFrame,
+    billed: np.ndarray,
+    voids: pd.DataFrame | None = None,
+    claims: tuple[np.ndarray, pd.Index] | None = None,
 ) -> Decision:
     """The decision for the night's ``lines`` (enriched, ``claim_id`` the key) whose
     ``billed`` lines would go out, and the release rows asking for voids (``voids``:
-    ``releases.Releases.voids``): see the module's docstring."""
+    ``releases.Releases.voids``): see the module's docstring. ``claims``: the lines' claims
+    factorised, if at hand."""
     voids = voids if voids is not None and len(voids) else None
-    digests = content_digests(lines, billed)
+    digests = content_digests(lines, billed, claims)
     keys = lines["claim_id"].dropna().astype(str).unique().tolist()
     with ledger_store.opened(cfg.out, cfg.ledger) as store:
         owned = store.owned_elsewhere(keys, cfg.rd)
@@ -189,7 +254,7 @@ def decide(
     claims["frequency_code"] = ORIGINAL
     claims["original_claim_id"] = pd.NA
     claims["original_reference"] = pd.NA
-    claims["lines_sha256"] = digests.to_numpy()
+    claims["lines_digest"] = digests.to_numpy()
     verdicts = _verdicts(cfg, owned, versions, digests) if len(owned) else None
     unused = findings.empty()
     if voids is not None:
@@ -304,6 +369,8 @@ def _why(v: dict, b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) ->
     if key not in status.index:
         return "no response to it is known yet (no lifecycle status)"
     now = status.loc[key]
+    if now["status"] not in STATUSES:  # the layer is a file: only its known codes are shown
+        return "its lifecycle status is not one the lifecycle contract names"
     v["status"], v["status_on"] = str(now["status"]), now["status_on"]
     seen = f"its status is {v['status']} since {_text(now['status_on'])}"
     if v["sent_id"] is None:
@@ -321,7 +388,7 @@ def _why(v: dict, b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) ->
         return f"{seen} and its payer claim control number cannot be sent in REF*F8"
     v["ccn"] = str(reference)
     v["_void_why"] = ""
-    recorded = first.get("lines_sha256")
+    recorded = first.get("lines_digest")
     if pd.isna(recorded):
         return f"{seen}; it was sent before line digests were recorded"
     if pd.isna(digest) or str(recorded) == str(digest):
@@ -339,7 +406,9 @@ def _sendable(reference: str) -> bool:
 
 
 def _text(value) -> str:
-    return "an unknown date" if pd.isna(value) else str(value)[:10]
+    """A lifecycle date as YYYY-MM-DD (anything else: unknown)."""
+    text = "" if pd.isna(value) else str(value)[:10]
+    return text if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else "an unknown date"
 
 
 def _voids(
@@ -493,13 +562,13 @@ def writer_columns(claim_ids: pd.Series, staged: pd.DataFrame) -> pd.DataFrame |
 
 def ledger_columns(rows: pd.DataFrame, staged: pd.DataFrame) -> pd.DataFrame:
     """Ledger rows with how each claim was sent (``frequency_code``, ``original_claim_id``,
-    ``original_reference``, ``lines_sha256``) from score's decision, by claim key."""
+    ``original_reference``, ``lines_digest``) from score's decision, by claim key."""
     if rows.empty:
         return rows
     by_key = staged.drop_duplicates("claim_key").set_index("claim_key")
     keys = rows["claim_key"].astype("string")
     out = rows.copy()
-    for c in ("frequency_code", "original_claim_id", "original_reference", "lines_sha256"):
+    for c in ("frequency_code", "original_claim_id", "original_reference", "lines_digest"):
         out[c] = keys.map(by_key[c]).astype("string")
     out["frequency_code"] = out["frequency_code"].fillna(ORIGINAL)
     return out

@@ -12,8 +12,8 @@ claim before any split into parts of at most 50 lines and any later version: one
 one payer at one clinic), payer, clinic, patient, encounter, first/last date of service, lines,
 charge, the file and its control numbers (ISA13, GS06, ST02), and how it was sent (issue 17):
 ``frequency_code`` (CLM05-3), ``original_claim_id`` (the CLM01 it resubmits, replaces or
-voids), ``original_reference`` (the REF*F8 sent) and ``lines_sha256`` (the digest of its billed
-lines, ``therapy_claims.corrections``). No names or addresses (those stay in ``raw``).
+voids), ``original_reference`` (the REF*F8 sent) and ``lines_digest`` (the digest of its billed
+lines, ``corrections.content_digests``). No names or addresses (those stay in ``raw``).
 
 Score reads the database (``therapy_claims.corrections``): a claim sent on another night is
 held with ``ALREADY_BILLED`` instead of reaching the payer twice, unless the payer's answer to
@@ -61,7 +61,7 @@ COLUMNS = [
     "frequency_code",
     "original_claim_id",
     "original_reference",
-    "lines_sha256",
+    "lines_digest",
 ]
 
 

@@ -156,7 +156,7 @@ LEDGER = pa.schema(
         ("frequency_code", TEXT),
         ("original_claim_id", TEXT),
         ("original_reference", TEXT),
-        ("lines_sha256", TEXT),
+        ("lines_digest", TEXT),
     ]
 )
 

@@ -96,7 +96,12 @@ def score(
     # the payer's answer to it calls for a resubmission or a replacement, or a reviewed
     # release asks for a void (each under a new CLM01)
     voids = None if rel is None else rel.voids  # reviewed release rows asking for a void
-    decision = corrections.decide(cfg, lines, status_of == _BILLED, voids)
+    # each line's claim as a number (a later version's CLM01 is one claim as its key was)
+    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
+    with timing.record("corrections"):  # the line digests, the ledger, the lifecycle
+        decision = corrections.decide(
+            cfg, lines, status_of == _BILLED, voids, (claim_of_line, claims)
+        )
     # the rules are done: what they alone read (the reference data's columns, times,
     # providers, ...) goes, about 500 MiB at a million lines, while validate's process is at
     # its largest. What follows reads only the scored layer's columns.
@@ -113,7 +118,6 @@ def score(
     if not ids.is_unique:  # ingest quarantines every repeat of a line_id
         raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
-    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
     # which claims the 837 cannot carry, over every line billed unless its claim is held (by
     # what is known before validate's findings): a claim that stays billed is checked on
     # exactly the lines it is sent with
