@@ -792,3 +792,15 @@ def test_a_void_asked_by_a_release_row(night1, tmp_path):
         .all()
     )
     assert len(versions_table(out)) == 1
+
+
+def test_show_names_what_a_replacement_corrects(night1, tmp_path):
+    out, first = night1
+    pipeline.run(config(tmp_path, NIGHT2, RD2))
+    eden = "R1" + ledger_store.KEY_ID.match(first["EDEN"])["hash"]
+    text = ledger.show(out, eden)
+    assert f"Claim {eden}  [CMS-1500 (837P)]  billed 2026-11-29" in text
+    assert "frequency 7" in text and "Corrects       payer claim # PCN-77881" in text
+    # the key shows every sending of the claim: the original and its replacement
+    both = ledger.show(out, first["EDEN"])
+    assert both.count("Claim ") >= 2 and "frequency 1" in both and "frequency 7" in both

@@ -457,6 +457,8 @@ def _claim(view: reader.ClaimView) -> dict:
             claim["initial" if _el(seg, 1) == "454" else "accident"] = _el(seg, 3)
         elif sid == "REF" and _el(seg, 1) == "G1":
             claim["prior_auth"] = _el(seg, 2)
+        elif sid == "REF" and _el(seg, 1) == "F8":
+            claim["original_reference"] = _el(seg, 2)
         elif sid == "DTP" and _el(seg, 1) == "434":
             claim["statement"] = _el(seg, 3)
         elif sid == "DTP" and _el(seg, 1) == "431":
@@ -545,6 +547,8 @@ def format_claim(parsed: dict, entry: dict, charted: list[str] | None = None) ->
     out += _episode_and_accident(c, sub)
     if c.get("prior_auth"):
         out.append(f"  Prior auth     {c['prior_auth']}")
+    if c.get("original_reference"):  # a replacement (7) or void (8): the claim it corrects
+        out.append(f"  Corrects       payer claim # {c['original_reference']}")
     dx = "   ".join(f"{chr(65 + i)}. {d}" for i, d in enumerate(c["dx"]))
     out += [f"  Diagnoses      {dx}", ""]
     if inst:
