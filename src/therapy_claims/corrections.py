@@ -271,64 +271,69 @@ def _verdicts(
 ) -> pd.DataFrame:
     """One row per claim key another night sent: ``action`` (``hold``, ``resubmit``,
     ``replace``), ``version``, ``sent_id`` (tonight's CLM01), the earlier sending (``basis_id``,
-    ``basis_night``, ``file``, ``icn``), ``status``, ``status_on``, ``reference``, ``why``."""
+    ``basis_night``, ``file``, ``icn``), ``status``, ``status_on``, ``reference``, ``why``,
+    and whether a void could be made of it (``void_why``, ``ccn``)."""
     basis = _basis(owned, versions, cfg.rd)
-    # how each basis was sent, from its night's ledger layer
+    # how each basis was sent, from its night's ledger layer: per claim key, its rows (dicts)
     wanted = basis[["claim_key", "basis_night"]].rename(columns={"basis_night": "run_date"})
     rows = ledger._layer_rows(cfg.out, wanted)
+    sent: dict[str, list[dict]] = {}
+    ids: set[str] = set()
     if len(rows):
-        rows = rows.assign(version=rows["claim_id"].astype(str).map(ledger_store.version_of))
-    sent = {}
-    for key, part in rows.groupby("claim_key") if len(rows) else []:
-        sent[str(key)] = part
+        rows = rows.reindex(columns=ledger.COLUMNS).sort_values("claim_id", kind="stable")
+        rows["version"] = rows["claim_id"].astype(str).map(ledger_store.version_of)
+        ids = set(rows["claim_id"].astype(str))
+        for record in rows.to_dict("records"):
+            sent.setdefault(str(record["claim_key"]), []).append(record)
+    # the lifecycle's status of each CLM01 sent on a night (the latest row if one repeats)
     life = read_lifecycle(cfg.out)
-    life = life.drop_duplicates(["claim_id", "run_date"], keep="last")
-    status = life.set_index(["claim_id", "run_date"])
-    out = []
-    for b in basis.itertuples(index=False):
-        v = _verdict(b, sent.get(b.claim_key), status, digests.get(b.claim_key))
-        out.append(v)
+    life = life[life["claim_id"].isin(ids)]
+    status = {
+        (c, d): (st, on, ccn)
+        for c, d, st, on, ccn in zip(
+            life["claim_id"], life["run_date"], life["status"], life["status_on"],
+            life["payer_claim_control_number"], strict=True,
+        )
+    }  # fmt: skip
+    out = [
+        _verdict(b, sent.get(b.claim_key, []), status, digests.get(b.claim_key))
+        for b in basis.itertuples(index=False)
+    ]
     return pd.DataFrame(out)
 
 
 def _basis(owned: pd.DataFrame, versions: pd.DataFrame, run_date: str) -> pd.DataFrame:
     """Per claim key another night sent: the version tonight sends if it corrects it
     (``version``: the one this night already owns, else one more than the latest sent) and
-    the sending it is decided on (``basis_version``, ``basis_night``: the latest sent
-    version below it, by another night)."""
+    the sending it is decided on (``basis_version``, ``basis_night``, ``basis_frequency``: the
+    latest sent version below it, by another night). Plain tuples: a night billing many
+    claims again walks each once."""
+    by_key: dict[str, list[tuple]] = {}
+    for key, version, night, state, frequency in zip(
+        versions["claim_key"], versions["version"], versions["run_date"], versions["state"],
+        versions["frequency_code"], strict=True,
+    ):  # fmt: skip
+        by_key.setdefault(str(key), []).append((int(version), str(night), str(state), frequency))
     rows = []
-    for o in owned.itertuples(index=False):
-        mine = versions[(versions["claim_key"] == o.claim_key) & (versions["run_date"] == run_date)]
-        sent = versions[
-            (versions["claim_key"] == o.claim_key)
-            & (versions["run_date"] != run_date)
-            & (versions["state"] == "committed")
-        ]
-        if len(mine):
-            version = int(mine["version"].iloc[0])
-            sent = sent[sent["version"] < version]
+    for key, original_night in zip(owned["claim_key"], owned["run_date"], strict=True):
+        known = by_key.get(str(key), [])
+        mine = [k[0] for k in known if k[1] == run_date]
+        sent = [k for k in known if k[1] != run_date and k[2] == "committed"]
+        if mine:
+            version = mine[0]
+            sent = [k for k in sent if k[0] < version]
         else:
-            version = int(sent["version"].max()) + 1 if len(sent) else 1
-        if len(sent):
-            last = sent.sort_values("version").iloc[-1]
-            basis_version, night = int(last["version"]), str(last["run_date"])
-            frequency = str(last["frequency_code"])
+            version = max((k[0] for k in sent), default=0) + 1
+        if sent:
+            basis_version, night, _, frequency = max(sent)
         else:
-            basis_version, night, frequency = 0, str(o.run_date), ORIGINAL
-        rows.append(
-            {
-                "claim_key": o.claim_key,
-                "version": version,
-                "basis_version": basis_version,
-                "basis_night": night,
-                "basis_frequency": frequency,
-                "original_night": str(o.run_date),
-            }
-        )
-    return pd.DataFrame(rows)
+            basis_version, night, frequency = 0, str(original_night), ORIGINAL
+        rows.append((str(key), version, basis_version, night, str(frequency)))
+    columns = ["claim_key", "version", "basis_version", "basis_night", "basis_frequency"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _verdict(b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> dict:
+def _verdict(b, sent: list[dict], status: dict, digest) -> dict:
     """One claim's verdict (``_verdicts``), with whether a void could be made of it
     (``void_why``: '' when it could, ``ccn`` its REF*F8)."""
     basis_id = ledger_store.versioned_id(b.claim_key, b.basis_version) or b.claim_key
@@ -353,26 +358,26 @@ def _verdict(b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> dict
     return v
 
 
-def _why(v: dict, b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) -> str:
+def _why(v: dict, b, sent: list[dict], status: dict, digest) -> str:
     """Fills ``v`` (``_verdict``); returns why the claim is held ('' when it is not)."""
-    rows = None if sent is None else sent[sent["version"] == b.basis_version]
-    if rows is None or rows.empty:
+    rows = [r for r in sent if r["version"] == b.basis_version]
+    if not rows:
         return "its earlier sending's ledger row is no longer published"
-    first = rows.sort_values("claim_id").iloc[0]
+    first = rows[0]
     v["basis_id"], v["file"] = str(first["claim_id"]), first["file"]
     v["icn"] = first["interchange_control_number"]
     if b.basis_frequency == VOID:
         return f"it was voided (as {v['basis_id']} on {b.basis_night})"
     if len(rows) > 1:
         return "it was sent in parts (a corrected claim in parts is not made automatically)"
-    key = (v["basis_id"], b.basis_night)
-    if key not in status.index:
+    now = status.get((v["basis_id"], b.basis_night))
+    if now is None:
         return "no response to it is known yet (no lifecycle status)"
-    now = status.loc[key]
-    if now["status"] not in STATUSES:  # the layer is a file: only its known codes are shown
+    state, on, reference = now
+    if state not in STATUSES:  # the layer is a file: only its known codes are shown
         return "its lifecycle status is not one the lifecycle contract names"
-    v["status"], v["status_on"] = str(now["status"]), now["status_on"]
-    seen = f"its status is {v['status']} since {_text(now['status_on'])}"
+    v["status"], v["status_on"] = str(state), on
+    seen = f"its status is {v['status']} since {_text(on)}"
     if v["sent_id"] is None:
         return f"{seen}, but the claim has no CLM01 version left"
     if v["status"] in RESEND:
@@ -381,7 +386,6 @@ def _why(v: dict, b, sent: pd.DataFrame | None, status: pd.DataFrame, digest) ->
         return ""
     if v["status"] not in ADJUDICATED:
         return f"{seen}: still in flight"
-    reference = now["payer_claim_control_number"]
     if pd.isna(reference) or not str(reference).strip():
         return f"{seen} and no payer claim control number is known for it"
     if not _sendable(str(reference)):
