@@ -535,16 +535,25 @@ def stage(cfg: RunConfig, claims: pd.DataFrame) -> None:
 
 
 def read_staged(cfg: RunConfig) -> pd.DataFrame:
-    """What score decided (``stage``); a night staged before issue 17 (none): originals."""
+    """What score decided (``stage``), indexed by claim key (``by_key``); a night staged
+    before issue 17 (none): originals."""
     path = cfg.staged(*STAGED)
     if not storage.exists(path):
-        return _staged(pd.DataFrame(columns=STAGED_SCHEMA.names))
-    return _staged(storage.read_table(path).to_pandas())
+        return by_key(_staged(pd.DataFrame(columns=STAGED_SCHEMA.names)))
+    return by_key(_staged(storage.read_table(path).to_pandas()))
+
+
+def by_key(staged: pd.DataFrame) -> pd.DataFrame:
+    """The staged rows indexed by claim key (once: each claim file's lookups reuse it)."""
+    if staged.index.name == "claim_key":
+        return staged
+    return staged.drop_duplicates("claim_key").set_index("claim_key", drop=False)
 
 
 def corrected(staged: pd.DataFrame) -> pd.DataFrame:
     """Of the staged rows, the claims sent as other than a plain original, by claim key."""
-    return staged[staged["version"] > 0].set_index("claim_key")
+    indexed = by_key(staged)
+    return indexed[indexed["version"] > 0]
 
 
 def writer_columns(claim_ids: pd.Series, staged: pd.DataFrame) -> pd.DataFrame | None:
@@ -569,10 +578,10 @@ def ledger_columns(rows: pd.DataFrame, staged: pd.DataFrame) -> pd.DataFrame:
     ``original_reference``, ``lines_digest``) from score's decision, by claim key."""
     if rows.empty:
         return rows
-    by_key = staged.drop_duplicates("claim_key").set_index("claim_key")
+    indexed = by_key(staged)
     keys = rows["claim_key"].astype("string")
     out = rows.copy()
     for c in ("frequency_code", "original_claim_id", "original_reference", "lines_digest"):
-        out[c] = keys.map(by_key[c]).astype("string")
+        out[c] = keys.map(indexed[c]).astype("string")
     out["frequency_code"] = out["frequency_code"].fillna(ORIGINAL)
     return out
