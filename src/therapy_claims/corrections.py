@@ -37,6 +37,7 @@ only if the 837 can carry it unchanged, and no message repeats it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 
@@ -49,6 +50,8 @@ from therapy_claims import findings, ledger, ledger_store, releases, storage
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.x12.constants import MAX_ORIGINAL_REFERENCE, ORIGINAL, REPLACEMENT, VOID
 from therapy_claims.x12.fields import Invalid, ident
+
+log = logging.getLogger("therapy_claims")
 
 LIFECYCLE = ("lifecycle", "current.parquet")
 # what score decided per claim billed tonight (CLM01 before any split), for publish
@@ -263,6 +266,12 @@ def decide(
         return Decision(unused, lines["claim_id"], _staged(claims))
     decision = _apply(lines, claims, verdicts)
     decision.findings = findings.concat([decision.findings, unused])
+    counts = verdicts["action"].value_counts()
+    log.info(
+        "score: %s claim(s) sent by another night: %s held, %s resubmitted, %s replaced, %s voided",
+        len(verdicts),
+        *(int(counts.get(a, 0)) for a in ("hold", "resubmit", "replace", "void")),
+    )
     return decision
 
 
