@@ -258,6 +258,26 @@ def identifier(value: object, field: str, max_len: int, min_len: int = 0) -> str
     return text
 
 
+def claim_frequency(first: dict) -> tuple[str, str]:
+    """(CLM05-3, REF*F8's control number or '') of a claim: ``claim_frequency`` 1 (also when
+    not given), 7 or 8, then ``original_reference`` as an identifier of at most 50; a
+    replacement or void needs one, an original takes none."""
+    raw = first.get("claim_frequency")
+    frequency = "" if is_na(raw) else str(raw).strip()
+    frequency = frequency or "1"
+    if frequency not in ("1", "7", "8"):
+        raise Unwritable("claim_frequency", "is not 1 (original), 7 (replacement) or 8 (void)")
+    reference = identifier(first.get("original_reference"), "original_reference", 50)
+    if frequency != "1" and not reference:
+        raise Unwritable(
+            "original_reference",
+            "is missing (a replacement or void names the payer's claim control number)",
+        )
+    if frequency == "1" and reference:
+        raise Unwritable("original_reference", "is given for an original claim (frequency 1)")
+    return frequency, reference
+
+
 def zip_code(value: object, field: str, nine: bool = False) -> str:
     """A ZIP of 5 or 9 digits (the billing provider's must have 9)."""
     z = digits(value)
@@ -603,6 +623,7 @@ class ClaimWriter:
         if len(dx) > limit:
             raise Unwritable("diagnosis_codes", f"has more than {limit} codes")
         auth = identifier(first.get("prior_auth_number"), "prior_auth_number", 50)
+        content["frequency"], content["f8"] = claim_frequency(first)
         render = payer_flag(self.payers, first.get("payer_id"), "assistants_may_render")
         providers = [renderer(row, render, clinic, self.providers) for row in claim.rows]
         if self.institutional:
@@ -786,8 +807,8 @@ class ClaimWriter:
         content: dict,
         providers: list[Renderer],
     ) -> list[str]:
-        """837P 2300 (CLM with CLM11, DTP*431, DTP*454, DTP*439, REF*G1, HI, 2310A, 2310B) and
-        the 2400 lines."""
+        """837P 2300 (CLM with CLM05-3 and CLM11, DTP*431, DTP*454, DTP*439, REF*G1, REF*F8, HI,
+        2310A, 2310B) and the 2400 lines."""
         first = claim.first
         claim_place = place_code(first["place_of_service"])
         claim_npi = clean_text(providers[0].npi)
@@ -824,7 +845,7 @@ class ClaimWriter:
             if line_npi and line_npi != claim_npi:  # 2420A: the line's renderer differs
                 lines += rendering(r)
 
-        clm = f"CLM*{clm01}*{money(total)}***{claim_place}:B:1*Y*A*Y*Y"
+        clm = f"CLM*{clm01}*{money(total)}***{claim_place}:B:{content['frequency']}*Y*A*Y*Y"
         cause = content["cause"]
         if cause:
             code = CAUSES[cause][0]
@@ -838,6 +859,8 @@ class ClaimWriter:
             segments.append(f"DTP*439*D8*{content['accident']}")
         if auth:
             segments.append(f"REF*G1*{auth}")
+        if content["f8"]:
+            segments.append(f"REF*F8*{content['f8']}")
         segments.append("HI*ABK:" + dx[0] + "".join("*ABF:" + d for d in dx[1:]))
         segments += referring
         if claim_npi and claim_npi != clinic["npi"]:  # 2310B only when it is not the billing NPI
@@ -854,7 +877,7 @@ class ClaimWriter:
         content: dict,
         providers: list[Renderer],
     ) -> list[str]:
-        """837I 2300 (CLM, DTP*434, CL1, REF*G1, HI: diagnoses then occurrence codes,
+        """837I 2300 (CLM, DTP*434, CL1, REF*G1, REF*F8, HI: diagnoses then occurrence codes,
         attending NM1*71 + PRV*AT, referring NM1*DN) and the 2400 lines."""
         first, claim_renderer = claim.first, providers[0]
         if not clean_text(claim_renderer.npi):
@@ -896,13 +919,16 @@ class ClaimWriter:
                 lines.append(self.provider("82", r))
         dates = [row["_dos"] for row in claim.rows]
         tob = clinic["type_of_bill"]
+        frequency = tob[2:] if content["frequency"] == "1" else content["frequency"]
         segments = [
-            f"CLM*{clm01}*{money(total)}***{tob[:2]}:A:{tob[2:]}**A*Y*Y",
+            f"CLM*{clm01}*{money(total)}***{tob[:2]}:A:{frequency}**A*Y*Y",
             f"DTP*434*RD8*{min(dates)}-{max(dates)}",
             f"CL1*3*{clinic['point_of_origin']}*01",
         ]
         if auth:
             segments.append(f"REF*G1*{auth}")
+        if content["f8"]:
+            segments.append(f"REF*F8*{content['f8']}")
         segments.append(f"HI*ABK:{dx[0]}")
         for at in range(1, len(dx), 12):  # the other diagnoses, 12 per HI
             segments.append("HI*" + "*".join("ABF:" + d for d in dx[at : at + 12]))

@@ -321,9 +321,50 @@ _SPECS = (
     RuleSpec(
         "ALREADY_BILLED",
         ERROR,
-        "the claim (encounter, payer, clinic) was already billed on an earlier run date",
-        "Do not resend: check the earlier claim's status with the payer; send a corrected "
-        "(frequency 7) or void (8) claim by hand if the charges changed.",
+        "the claim (encounter, payer, clinic) was already sent by another night and its "
+        "latest sending calls for no resubmission or replacement: still in flight (sent, "
+        "accepted by the clearinghouse), lines unchanged, no payer claim control number, no "
+        "lifecycle status or line digest for it, sent in parts, or voided (the message says "
+        "which)",
+        "Do not resend: wait for the payer's answer to the earlier claim (the next night "
+        "decides again); if its lines changed and the payer adjudicated it without a control "
+        "number known, or it went out in parts, send a corrected (frequency 7) or void (8) "
+        "claim by hand.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "CLAIM_RESUBMITTED",
+        INFO,
+        "the claim's earlier sending was rejected by the clearinghouse or the payer (never "
+        "adjudicated): it goes out again as a new original (frequency 1) under a new CLM01; "
+        "the message names the earlier CLM01, its status and date",
+        "No action; check the reason of the earlier rejection was fixed (the lifecycle layer's "
+        "reason codes) before the payer answers again.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "CLAIM_REPLACEMENT",
+        INFO,
+        "the payer adjudicated the claim's earlier sending (accepted, paid, partially paid or "
+        "denied, with a claim control number) and tonight's billed lines differ from those "
+        "sent: a replacement (frequency 7, REF*F8 the payer's claim control number) goes out "
+        "under a new CLM01",
+        "No action; the payer replaces its claim with this one. Follow its answer in the "
+        "lifecycle layer.",
+        BILLER,
+        releasable=False,
+    ),
+    RuleSpec(
+        "CLAIM_VOID",
+        INFO,
+        "a reviewed release row (code VOID, claim_id) asks for a void of a claim another night "
+        "sent and the payer adjudicated with a claim control number: tonight's billed lines of "
+        "the claim go out as a void (frequency 8, REF*F8 the payer's claim control number) "
+        "under a new CLM01",
+        "Remove the VOID release row once the night is sent; follow the payer's answer in the "
+        "lifecycle layer.",
         BILLER,
         releasable=False,
     ),

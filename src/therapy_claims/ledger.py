@@ -8,12 +8,16 @@ for analysts, in its versioned folder::
     ledger/run_date=YYYY-MM-DD/run=RUN_ID/ledger.parquet
 
 One row per claim written to a claim file: ``claim_id`` (the CLM01 sent), ``claim_key`` (the
-claim before any split into parts of at most 50 lines: one encounter for one payer at one
-clinic), payer, clinic, patient, encounter, first/last date of service, lines, charge, the file
-and its control numbers (ISA13, GS06, ST02). No names or addresses (those stay in ``raw``).
+claim before any split into parts of at most 50 lines and any later version: one encounter for
+one payer at one clinic), payer, clinic, patient, encounter, first/last date of service, lines,
+charge, the file and its control numbers (ISA13, GS06, ST02), and how it was sent (issue 17):
+``frequency_code`` (CLM05-3), ``original_claim_id`` (the CLM01 it resubmits, replaces or
+voids), ``original_reference`` (the REF*F8 sent) and ``lines_digest`` (the digest of its billed
+lines, ``corrections.content_digests``). No names or addresses (those stay in ``raw``).
 
-``already_billed`` reads the database: a claim sent on another night is held with
-``ALREADY_BILLED`` instead of reaching the payer twice; a rerun of a night is not a duplicate.
+Score reads the database (``therapy_claims.corrections``): a claim sent on another night is
+held with ``ALREADY_BILLED`` instead of reaching the payer twice, unless the payer's answer to
+it calls for a resubmission or a replacement; a rerun of a night is not a duplicate.
 
 ``show`` prints one claim the way a biller reads a CMS-1500 / UB-04, parsed back from the
 837 file it was sent in (so it shows exactly what the payer received).
@@ -54,6 +58,10 @@ COLUMNS = [
     "interchange_control_number",
     "group_control_number",
     "transaction_set_control_number",
+    "frequency_code",
+    "original_claim_id",
+    "original_reference",
+    "lines_digest",
 ]
 
 
@@ -62,8 +70,18 @@ PART_SUFFIX = r"-\d{1,2}$"
 
 
 def claim_key(claim_id: pd.Series) -> pd.Series:
-    """The claim a (possibly split) CLM01 belongs to: ``TC...-2`` -> ``TC...``."""
-    return claim_id.astype("string").str.replace(PART_SUFFIX, "", regex=True)
+    """The claim a (possibly split, possibly later version's) CLM01 belongs to: ``TC...-2``
+    -> ``TC...``, ``R1...`` -> ``TC...`` (``ledger_store.versioned_id``)."""
+    ids = storage.text_array(claim_id.astype("string"))
+    return pd.Series(pd.array(claim_keys(ids), dtype="string"), index=claim_id.index)
+
+
+def claim_keys(ids: pa.Array) -> pa.Array:
+    """``claim_key`` of an Arrow array of CLM01s."""
+    ids = pc.replace_substring_regex(
+        ids, pattern=ledger_store.VERSION_PATTERN, replacement=ledger_store.VERSION_TO_KEY
+    )
+    return pc.replace_substring_regex(ids, pattern=PART_SUFFIX, replacement="")
 
 
 # --------------------------------------------------------------------------- splitting
@@ -183,51 +201,6 @@ def empty() -> pd.DataFrame:
     df["lines"] = pd.Series(dtype="Int64")
     df["charge"] = pd.Series(dtype="float64")
     return df
-
-
-def already_billed(
-    out: str, run_date: str, lines: pd.DataFrame, evidence: str, ledger: str | None = None
-) -> pd.DataFrame:
-    """``ALREADY_BILLED`` findings for every line of a claim billed on another run date.
-
-    ``lines`` are the night's enriched lines (claim_id before any split). The claim is matched
-    on its key (clinic, encounter, payer), so a split claim matches too. Re-running the same
-    run date is not a duplicate (its own partition is left out).
-    """
-    if lines.empty:
-        return findings.empty()
-    keys = lines["claim_id"].dropna().astype(str).unique().tolist()
-    with ledger_store.opened(out, ledger) as store:
-        owned = store.owned_elsewhere(keys, run_date)
-    if owned.empty:
-        return findings.empty()
-    # how each was sent (CLM01, file, ISA13), from its night's ledger layer where it is there
-    sent = _layer_rows(out, owned).sort_values(["claim_id"], kind="mergesort")
-    sent = sent.drop_duplicates("claim_key").set_index("claim_key")
-    first = owned.set_index("claim_key").join(sent.drop(columns="run_date"), how="left")
-    hit = lines[lines["claim_id"].isin(list(first.index))]
-    prev = first.loc[hit["claim_id"].astype(str)]
-    how = (
-        " as "
-        + np.where(prev["claim_id"].isna(), prev.index, prev["claim_id"].astype(object))
-        + " in "
-        + prev["file"].fillna("a file no longer published").astype(str).to_numpy()
-        + " (ISA13 "
-        + prev["interchange_control_number"].fillna("unknown").astype(str).to_numpy()
-        + ")"
-    )
-    message = (
-        "claim "
-        + hit["claim_id"].astype(str)
-        + " (encounter "
-        + hit["encounter_id"].astype(str)
-        + ", payer "
-        + hit["payer_id"].astype(str)
-        + ") was already billed on "
-        + prev["run_date"].astype(str).to_numpy()
-        + how
-    )
-    return findings.make("ALREADY_BILLED", hit, message, evidence=evidence)
 
 
 # --------------------------------------------------------------------------- writing
@@ -484,6 +457,8 @@ def _claim(view: reader.ClaimView) -> dict:
             claim["initial" if _el(seg, 1) == "454" else "accident"] = _el(seg, 3)
         elif sid == "REF" and _el(seg, 1) == "G1":
             claim["prior_auth"] = _el(seg, 2)
+        elif sid == "REF" and _el(seg, 1) == "F8":
+            claim["original_reference"] = _el(seg, 2)
         elif sid == "DTP" and _el(seg, 1) == "434":
             claim["statement"] = _el(seg, 3)
         elif sid == "DTP" and _el(seg, 1) == "431":
@@ -572,6 +547,8 @@ def format_claim(parsed: dict, entry: dict, charted: list[str] | None = None) ->
     out += _episode_and_accident(c, sub)
     if c.get("prior_auth"):
         out.append(f"  Prior auth     {c['prior_auth']}")
+    if c.get("original_reference"):  # a replacement (7) or void (8): the claim it corrects
+        out.append(f"  Corrects       payer claim # {c['original_reference']}")
     dx = "   ".join(f"{chr(65 + i)}. {d}" for i, d in enumerate(c["dx"]))
     out += [f"  Diagnoses      {dx}", ""]
     if inst:

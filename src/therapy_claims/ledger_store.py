@@ -13,6 +13,14 @@ Tables:
   that owns it and the run that first reserved it. The primary key makes two nights unable to
   own one claim. A claim is **sent** once that run is committed; a sent claim's row is never
   deleted, so a rerun of its night never forgets it.
+- ``claim_versions``: every later sending of a claim (issue 17): version n >= 1 of a claim key
+  (the original, version 0, is its ``claim_keys`` row), with the night that owns it, the run
+  that first reserved it, its frequency (CLM05-3: 1 a resubmission of a claim the payer never
+  adjudicated, 7 a replacement, 8 a void) and the CLM01 it corrects (version n-1's). The
+  primary key (claim_key, version) makes each version sendable by one night only (two nights
+  deciding the same replacement: the second to reserve fails), and a unique index (claim_key,
+  run_date) gives a night at most one version of a claim, which a rerun of the night keeps.
+  Reserved, marked sent and released with the run, exactly as ``claim_keys``.
 - ``runs``: each run that reserved claims: ``reserved``, ``committed`` or ``abandoned``.
 - ``control_numbers``: every interchange control number (ISA13/GS06) ever given to a file, per
   submitter (ISA06), with the receiver and the SHA-256 of the content it carried
@@ -46,6 +54,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,6 +79,17 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS claim_keys_run ON claim_keys (first_run_id)",
     "CREATE INDEX IF NOT EXISTS claim_keys_night ON claim_keys (run_date)",
+    """CREATE TABLE IF NOT EXISTS claim_versions (
+        claim_key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        run_date TEXT NOT NULL,
+        first_run_id TEXT NOT NULL,
+        frequency_code TEXT NOT NULL,
+        original_claim_id TEXT NOT NULL,
+        PRIMARY KEY (claim_key, version)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS claim_versions_night ON claim_versions (claim_key, run_date)",
+    "CREATE INDEX IF NOT EXISTS claim_versions_run ON claim_versions (first_run_id)",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY,
         run_date TEXT NOT NULL,
@@ -96,6 +116,36 @@ SCHEMA = [
     )""",
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
 ]
+# The CLM01 of version n >= 1 of a claim: ``R`` + n in base 36 (1-9, A-Z: 35 versions) + the
+# 15 hex digits of the claim's key (``TC`` + 15 hex, ``ledger.claim_ids``): 17 characters
+# like the original's, so a split suffix (``-1`` .. ``-99``) still fits X12's 20, and the key
+# is the CLM01 with ``R<n>`` read back as ``TC``.
+VERSION_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_VERSION = len(VERSION_DIGITS) - 1
+KEY_ID = re.compile(r"^TC(?P<hash>[0-9A-F]{15})$")
+VERSION_ID = re.compile(r"^R(?P<version>[1-9A-Z])(?P<hash>[0-9A-F]{15})(?P<part>-\d{1,2})?$")
+# as a pattern and replacement (pandas and Arrow alike): a version's CLM01 to its key's
+VERSION_PATTERN = r"^R[1-9A-Z]([0-9A-F]{15}(?:-\d{1,2})?)$"
+VERSION_TO_KEY = r"TC\1"
+
+
+def versioned_id(claim_key: str, version: int) -> str | None:
+    """CLM01 of ``version`` of a claim (its key for version 0); None when the key is not of
+    the pipeline's form or the versions are spent."""
+    if version == 0:
+        return claim_key
+    found = KEY_ID.match(claim_key)
+    if not found or not 0 < version <= MAX_VERSION:
+        return None
+    return f"R{VERSION_DIGITS[version]}{found['hash']}"
+
+
+def version_of(claim_id: str) -> int:
+    """The version a CLM01 (possibly a split part) sends: 0 for an original."""
+    found = VERSION_ID.match(claim_id or "")
+    return VERSION_DIGITS.index(found["version"]) if found else 0
+
+
 # settings: where a new submitter's counter starts (its first number is one more)
 FLOOR = "control_number_floor"
 # the claims a night owns and that are sent: their key's first run is committed
@@ -216,12 +266,16 @@ class Store:
     def reserve(
         self, run_id: str, run_date: str, rows: pd.DataFrame, *, adopting: bool = False
     ) -> None:
-        """Reserve a run's claims (``rows``: its ledger rows; their ``claim_key``) in one
-        transaction, or change nothing and raise ``RunError`` if another night owns any of
-        them (``adopting`` history written before this database: the earlier night keeps the
-        claim). A claim this night already owns (an earlier run of it) stays its own."""
+        """Reserve a run's claims (``rows``: its ledger rows; their ``claim_key`` and, for a
+        later sending of a claim, ``version`` > 0 with ``frequency_code`` and
+        ``original_claim_id``) in one transaction, or change nothing and raise ``RunError``
+        if another night owns any of them (``adopting`` history written before this
+        database: the earlier night keeps the claim). A claim or version this night already
+        owns (an earlier run of it) stays its own."""
         now = _now()
-        keys = json.dumps(sorted(rows["claim_key"].dropna().astype(str).unique().tolist()))
+        versions = _versions(rows)
+        originals = rows if versions.empty else rows[_version_column(rows) == 0]
+        keys = json.dumps(sorted(originals["claim_key"].dropna().astype(str).unique().tolist()))
         with self.transaction():
             self._exec(
                 "INSERT INTO runs (run_id, run_date, state, reserved_at) VALUES (?, ?, ?, ?) "
@@ -247,6 +301,53 @@ class Store:
                 "ON CONFLICT (claim_key) DO NOTHING",
                 (run_date, run_id, keys),
             )
+            self._reserve_versions(run_id, run_date, versions, adopting)
+
+    def _reserve_versions(
+        self, run_id: str, run_date: str, versions: pd.DataFrame, adopting: bool
+    ) -> None:
+        """Within ``reserve``'s transaction: each version, unless another night owns it (or
+        this night another version of the claim). Few rows a night: one statement each."""
+        for key, version, frequency, original in versions.itertuples(index=False):
+            owners = self.query(
+                "SELECT version, run_date FROM claim_versions WHERE claim_key = ? "
+                "AND ((version = ? AND run_date <> ?) OR (version <> ? AND run_date = ?))",
+                (key, version, run_date, version, run_date),
+            )
+            if owners and adopting:
+                continue
+            if owners:
+                other, night = owners[0]
+                raise RunError(
+                    f"version {version} of claim {key} (night {run_date}) conflicts with "
+                    f"version {other} of night {night} in the ledger: nothing was published; "
+                    "run the night again (score decides again what the claim needs)"
+                )
+            self._exec(
+                "INSERT INTO claim_versions (claim_key, version, run_date, first_run_id, "
+                "frequency_code, original_claim_id) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (claim_key, version) DO NOTHING",
+                (key, version, run_date, run_id, frequency, original),
+            )
+
+    def versions(self, keys: list[str]) -> pd.DataFrame:
+        """The later sendings of these claim keys, sent or still reserved: ``claim_key``,
+        ``version``, ``run_date``, ``run_id`` (the run that first reserved it),
+        ``frequency_code``, ``original_claim_id``, ``state`` (of that run)."""
+        rows = self.query(
+            "SELECT v.claim_key, v.version, v.run_date, v.first_run_id, v.frequency_code, "
+            f"v.original_claim_id, r.state FROM {self._values('?')} "
+            "JOIN claim_versions v ON v.claim_key = j.value "
+            "JOIN runs r ON r.run_id = v.first_run_id ORDER BY v.claim_key, v.version",
+            (json.dumps(keys),),
+        )
+        columns = [
+            "claim_key", "version", "run_date", "run_id", "frequency_code",
+            "original_claim_id", "state",
+        ]  # fmt: skip
+        out = pd.DataFrame(rows, columns=columns)
+        out["version"] = out["version"].astype("int64")
+        return out
 
     def owned_elsewhere(self, keys: list[str], run_date: str) -> pd.DataFrame:
         """Of these claim keys, those another night sent: ``claim_key``, ``run_date``,
@@ -261,14 +362,17 @@ class Store:
         return pd.DataFrame(rows, columns=["claim_key", "run_date", "run_id"])
 
     def sent_keys(self, *, run_date: str | None = None) -> pd.DataFrame:
-        """The sent claims (of one night): ``claim_key``, ``run_date``, ``run_id``."""
+        """The sent claims (of one night): ``claim_key``, ``run_date``, ``run_id``; a claim
+        the night sent a later version of counts as the night's too."""
         where, params = "", []
         if run_date:
             where, params = " AND k.run_date = ?", [run_date]
         rows = self.query(
             f"SELECT k.claim_key, k.run_date, k.first_run_id {SENT_KEYS}{where} "
-            "ORDER BY k.run_date, k.claim_key",
-            params,
+            "UNION SELECT k.claim_key, k.run_date, k.first_run_id "
+            f"{SENT_KEYS.replace('claim_keys', 'claim_versions')}{where} "
+            "ORDER BY 2, 1",
+            params * 2,
         )
         return pd.DataFrame(rows, columns=["claim_key", "run_date", "run_id"])
 
@@ -280,15 +384,21 @@ class Store:
                 "UPDATE runs SET state = 'committed', settled_at = ? WHERE run_id = ?",
                 (_now(), run_id),
             )
-            (n,) = self.query("SELECT count(*) FROM claim_keys WHERE first_run_id = ?", (run_id,))[
-                0
-            ]
-        return int(n)
+            n = sum(
+                int(
+                    self.query(f"SELECT count(*) FROM {table} WHERE first_run_id = ?", (run_id,))[
+                        0
+                    ][0]
+                )
+                for table in ("claim_keys", "claim_versions")
+            )
+        return n
 
     def release(self, run_id: str) -> int:
         """The run was never committed: the claims it reserved are free again."""
         with self.transaction():
             n = self._exec("DELETE FROM claim_keys WHERE first_run_id = ?", (run_id,)).rowcount
+            n += self._exec("DELETE FROM claim_versions WHERE first_run_id = ?", (run_id,)).rowcount
             self._exec(
                 "UPDATE runs SET state = 'abandoned', settled_at = ? WHERE run_id = ?",
                 (_now(), run_id),
@@ -421,6 +531,31 @@ class Store:
             self.reserve(f"{run_id}-{run_date}", str(run_date), part, adopting=True)
             self.mark_sent(f"{run_id}-{run_date}")
         return len(rows)
+
+
+def _version_column(rows: pd.DataFrame) -> pd.Series:
+    """Each ledger row's version: its ``version`` column, else read from its CLM01."""
+    if "version" in rows:
+        return pd.to_numeric(rows["version"]).fillna(0).astype("int64")
+    if "claim_id" in rows:
+        return rows["claim_id"].astype(object).map(lambda c: version_of(str(c))).astype("int64")
+    return pd.Series(0, index=rows.index, dtype="int64")
+
+
+def _versions(rows: pd.DataFrame) -> pd.DataFrame:
+    """The later sendings among a run's rows, one per (claim_key, version): ``claim_key``,
+    ``version``, ``frequency_code`` and ``original_claim_id``."""
+    columns = ["claim_key", "version", "frequency_code", "original_claim_id"]
+    version = _version_column(rows)
+    if not (version > 0).any():
+        return pd.DataFrame(columns=columns)
+    some = rows[version > 0].assign(version=version[version > 0])
+    some = some.reindex(columns=columns).drop_duplicates(["claim_key", "version"])
+    some["frequency_code"] = some["frequency_code"].fillna("1").astype(str)
+    some["original_claim_id"] = some["original_claim_id"].fillna("").astype(str)
+    some["claim_key"] = some["claim_key"].astype(str)
+    some["version"] = some["version"].astype(int)
+    return some.sort_values(["claim_key", "version"]).reset_index(drop=True)
 
 
 def _first_line(exc: BaseException) -> str:

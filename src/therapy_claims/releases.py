@@ -17,6 +17,10 @@ release says what it did, as a finding:
   catalogue's ``releasable``: duplicates, rows that failed typing, a claim billed before, the
   837 checks ...) or that holds nothing (a warning or info code).
 
+A row whose ``code`` is ``VOID`` (with a ``claim_id``) waives nothing: it asks for a void of a
+claim another night sent, which score decides with the claim's other sendings
+(``therapy_claims.corrections``: ``CLAIM_VOID``, or ``RELEASE_UNUSED`` saying why not).
+
 The files are written by people: every value is hostile text. ``reason`` and ``released_by``
 are never logged and never put in a message; they are written only to ``after``, with control
 characters removed and cut short. Logs get counts only.
@@ -65,6 +69,8 @@ ROW_COLUMNS = (
     "expires_on",
 )
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# a row's action instead of a code to waive: void the claim it names (``corrections``)
+VOID = "VOID"
 
 
 class ReleaseError(RuntimeError):
@@ -79,6 +85,11 @@ class Releases:
     rows: pd.DataFrame
     invalid: pd.DataFrame = field(default_factory=findings.empty)
     files: list[dict] = field(default_factory=list)
+
+    @property
+    def voids(self) -> pd.DataFrame:
+        """The rows asking for a void (``VOID``, each naming a claim key)."""
+        return self.rows[self.rows["code"] == VOID].reset_index(drop=True)
 
 
 @dataclass
@@ -223,7 +234,7 @@ def _row(path: str, number: int, cells: dict[str, str]) -> tuple[dict, list[dict
     code = cells.get("code", "").upper()
     if not code:
         problem("code", "required value missing")
-    elif code not in CATALOGUE:
+    elif code not in CATALOGUE and code != VOID:
         problem("code", "not a code of the rule catalogue")
     reason = clean(cells.get("reason", ""), REASON_MAX)
     if not reason:
@@ -242,6 +253,8 @@ def _row(path: str, number: int, cells: dict[str, str]) -> tuple[dict, list[dict
     elif expires_on is not None and released_on is not None and expires_on < released_on:
         problem("expires_on", f"before released_on {released_on.isoformat()}")
     form = _form(cells, problem)
+    if code == VOID and form and form != "claim":
+        problem("claim_id", "a VOID names the claim to void by its claim_id (and nothing else)")
     if bad:
         return {}, bad
     row = {
@@ -340,7 +353,7 @@ def apply(
     is not applied past ``expires_on`` or for a code that cannot be released."""
     n = len(found)
     waived = np.zeros(n, dtype=bool)
-    r = rel.rows.reset_index(drop=True)
+    r = rel.rows[rel.rows["code"] != VOID].reset_index(drop=True)  # voids waive nothing
     if r.empty:
         return Applied(waived, rel.invalid.copy(), 0, 0)
     specs = r["code"].map(CATALOGUE)
@@ -519,6 +532,27 @@ def _refused(
             )  # fmt: skip
         )
     return findings.concat(frames)
+
+
+def void_unused(voids: pd.DataFrame, why: list[str]) -> pd.DataFrame:
+    """RELEASE_UNUSED for ``VOID`` rows (of ``Releases.voids``) that voided nothing tonight,
+    each with why (``why``: ids and statuses only, never the row's reason)."""
+    if voids.empty:
+        return findings.empty()
+    rel = voids.reset_index(drop=True)
+    rows = pd.DataFrame(
+        {
+            "encounter_id": _cleaned(rel["encounter_id"]),
+            "source_file": rel["file"],
+            "source_row": rel["row"],
+        }
+    )
+    return findings.make(
+        "RELEASE_UNUSED",
+        rows,
+        "release VOID (" + _named(rel) + ") not applied: " + pd.Series(why, dtype="string"),
+        evidence=_where(rel),
+    )
 
 
 def _unused(

@@ -157,6 +157,11 @@ LEDGER = pa.schema(
         ("interchange_control_number", TEXT),
         ("group_control_number", TEXT),
         ("transaction_set_control_number", TEXT),
+        # how the claim was sent (issue 17: corrected, resubmitted and voided claims)
+        ("frequency_code", TEXT),
+        ("original_claim_id", TEXT),
+        ("original_reference", TEXT),
+        ("lines_digest", TEXT),
     ]
 )
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from therapy_claims import ledger, reference, storage, timing, x12
+from therapy_claims import corrections, ledger, reference, storage, timing, x12
 from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover, mapped_table
 from therapy_claims.stages import checked
@@ -103,6 +103,8 @@ BUILD_SCORED = [
     "claim_type",
 ]
 BUILD_RAW = ["clinic_id", "payer_id", "date_of_service"]
+# a corrected claim's (issue 17): in the writer's frame when score decided any
+CORRECTION_FIELDS = ["claim_frequency", "original_reference"]
 
 # one interchange per receiver, claim type and submitter; within it, claims in claim_id order
 # and a claim's lines by date of service and line_id
@@ -266,6 +268,9 @@ def writer_frame(scored: pa.Table, raw: pa.Table, submitters: pd.Series) -> pd.D
     lines["modifiers"] = pd.Series(
         pd.arrays.ArrowExtensionArray(scored.column("modifiers")), index=lines.index
     )
+    for c in CORRECTION_FIELDS:  # a corrected claim's frequency and REF*F8, when given
+        if c in scored.column_names:
+            lines[c] = storage.to_frame(scored.select([c]))[c].to_numpy()
     lines["submitter_id"] = _submitter_ids(raw.column("clinic_id"), submitters)
     # list fields stay as the extract's ";"-joined text: the writer splits them per claim
     lines["diagnosis_pointers"] = lines["diagnosis_pointers"].fillna("1")
@@ -390,9 +395,11 @@ def build_batch(
     if raw is None:
         raw = raw_claim_fields(cfg, Handover())
     night = checked.Night(cfg)
+    staged = corrections.read_staged(cfg)
     # one interchange's lines at a time: only its frame is held while its files are built
     built = [
-        interchange_files(cfg, ref, key, build_lines(scored, raw, job), night) for key, *job in jobs
+        interchange_files(cfg, ref, key, build_lines(scored, raw, job), night, staged)
+        for key, *job in jobs
     ]
     return built, timing.take()
 
@@ -419,12 +426,19 @@ def interchange_files(
     key: tuple,
     group: pd.DataFrame,
     night: checked.Night,
+    staged: pd.DataFrame | None = None,
 ) -> list[dict]:
     """The claim files of one interchange (``group``: its lines in claim-file order, see
     ``build_lines``), under the provisional control number, each with its ``submitter_id``
     and ``content_sha256`` (what publish numbers it by). Every claim reaching here was checked
     by score: a claim the checks found unwritable is a bug, and fails publish rather than
-    going unbilled unseen."""
+    going unbilled unseen. ``staged``: score's decision per claim (``corrections.STAGED``):
+    a corrected claim's frequency and REF*F8 for the 837, how each was sent for the ledger."""
+    if staged is None:
+        staged = corrections.read_staged(cfg)
+    extra = corrections.writer_columns(group["claim_id"], staged)
+    if extra is not None:
+        group = group.join(extra)
     receiver, claim_type, submitter = key
     kind = "837I" if claim_type == "institutional" else "837P"
     args = {
@@ -437,8 +451,9 @@ def interchange_files(
 
     def build(part: pd.DataFrame, **kw) -> str:
         """One file's interchange, from its lines' checked columns."""
+        refs = ["claim_id", "clinic_id", "payer_id"]
         lines = prepared.Checked(
-            part[["claim_id", "clinic_id", "payer_id"]],
+            part[refs + [c for c in CORRECTION_FIELDS if c in part]],
             night.take(part["checked_row"].to_numpy()),
             night.pools,
             institutional=kind == "837I",
@@ -464,14 +479,17 @@ def interchange_files(
                 "claims": int(chunk["claim_id"].nunique()),
                 "lines": len(chunk),
                 "charges": round(float(chunk["charge_amount"].sum()), 2),
-                "ledger": ledger.entries(
-                    chunk,
-                    run_date=cfg.rd,
-                    file="",
-                    claim_type=kind,
-                    receiver_id=receiver,
-                    icn=PROVISIONAL,
-                    placed=placed,
+                "ledger": corrections.ledger_columns(
+                    ledger.entries(
+                        chunk,
+                        run_date=cfg.rd,
+                        file="",
+                        claim_type=kind,
+                        receiver_id=receiver,
+                        icn=PROVISIONAL,
+                        placed=placed,
+                    ),
+                    staged,
                 ),
             }
         )

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from therapy_claims import (
+    corrections,
     ledger,
     ledger_store,
     nights,
@@ -103,7 +104,7 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     # the night (and marked sent after). The claims are known before their files are built,
     # so the reservation runs on a thread while they are built and written: the database
     # works outside the GIL
-    keys = _claim_keys(scored, is_billed)
+    keys = _claim_keys(scored, is_billed, corrections.read_staged(cfg))
     with ThreadPoolExecutor(1, thread_name_prefix="tc-ledger") as pool:
         reserving = pool.submit(_reserve, cfg, keys)
         if is_billed.any():
@@ -151,11 +152,23 @@ def _checked_rows(cfg: RunConfig, n_lines: int, at_scored: np.ndarray) -> np.nda
     return rows
 
 
-def _claim_keys(scored: pa.Table, is_billed: np.ndarray) -> pd.DataFrame:
-    """The claims the night bills (``claim_key``: a claim sent in parts is one claim)."""
+def _claim_keys(
+    scored: pa.Table, is_billed: np.ndarray, staged: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The claims the night bills (``claim_key``: a claim sent in parts, or as a later
+    version, is one claim) and, for a later version (``corrections``), its ``version``,
+    ``frequency_code`` and ``original_claim_id``: what the ledger database reserves."""
     ids = pc.unique(scored.column("claim_id").filter(pa.array(is_billed)).drop_null())
-    keys = pc.unique(pc.replace_substring_regex(ids, pattern=ledger.PART_SUFFIX, replacement=""))
-    return pd.DataFrame({"claim_key": pd.array(keys.to_numpy(zero_copy_only=False), "string")})
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    keys = pc.unique(ledger.claim_keys(ids))
+    out = pd.DataFrame({"claim_key": pd.array(keys.to_numpy(zero_copy_only=False), "string")})
+    fixed = corrections.corrected(staged) if staged is not None else ()
+    if len(fixed):
+        for c in ("version", "frequency_code", "original_claim_id"):
+            out[c] = out["claim_key"].map(fixed[c])
+        out["version"] = out["version"].fillna(0).astype("int64")
+    return out
 
 
 def _same_claims(reserved: pd.DataFrame, sent: pd.DataFrame) -> None:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from therapy_claims import (
+    corrections,
     findings,
     layout,
     ledger,
@@ -91,21 +92,24 @@ def score(
     # a line is billed when it has units and no rule left it off the claim (units > 0 and not
     # excluded: Night.reported); a non-covered line is not_billed and its claim still goes out
     status_of = np.where(night.reported(), _BILLED, _NOT_BILLED).astype(np.int8)
+    # a claim another night sent (claim ledger): held ALREADY_BILLED, never sent twice, unless
+    # the payer's answer to it calls for a resubmission or a replacement, or a reviewed
+    # release asks for a void (each under a new CLM01)
+    voids = None if rel is None else rel.voids  # reviewed release rows asking for a void
+    # each line's claim as a number (a later version's CLM01 is one claim as its key was)
+    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
+    with timing.record("corrections"):  # the line digests, the ledger, the lifecycle
+        decision = corrections.decide(
+            cfg, lines, status_of == _BILLED, voids, (claim_of_line, claims)
+        )
     # the rules are done: what they alone read (the reference data's columns, times,
     # providers, ...) goes, about 500 MiB at a million lines, while validate's process is at
     # its largest. What follows reads only the scored layer's columns.
     del night
     lines = lines[[c for c in lines.columns if c in _KEPT_AFTER_RULES]]
 
-    # a claim billed on another run date (claim ledger) is held, never sent twice
-    found = findings.concat(
-        [
-            found,
-            ledger.already_billed(
-                cfg.out, cfg.rd, lines, evidence="claim ledger", ledger=cfg.ledger
-            ),
-        ]
-    )
+    found = findings.concat([found, decision.findings])
+    lines["claim_id"] = decision.claim_ids
     earlier = handover.read_frame(cfg.staged(*INGEST_FINDINGS), last=True)
     # what does not depend on the validate stage's findings comes before waiting for them:
     # each finding's line as a row number, and each line's claim as a number
@@ -114,7 +118,6 @@ def score(
     if not ids.is_unique:  # ingest quarantines every repeat of a line_id
         raise RunError("the accepted lines repeat a line_id; re-run ingest for this night")
     at_earlier, at_found = ids.get_indexer(earlier["line_id"]), ids.get_indexer(found["line_id"])
-    claim_of_line, claims = pd.factorize(lines["claim_id"], use_na_sentinel=False)
     # which claims the 837 cannot carry, over every line billed unless its claim is held (by
     # what is known before validate's findings): a claim that stays billed is checked on
     # exactly the lines it is sent with
@@ -129,7 +132,9 @@ def score(
         )
         held = _claims_with_an_error(known, at_known, claim_of_line, len(claims), waived)
         billed = (status_of == _BILLED) & ~held[claim_of_line]
-        verdicts, cuts = _claim_verdicts(cfg, lines, claim_fields, billed, claim_of_line, ref)
+        verdicts, cuts = _claim_verdicts(
+            cfg, lines, claim_fields, billed, claim_of_line, ref, decision
+        )
     del claim_fields
     if validated is not None:
         tuning.release_memory()  # what the checks let go of, while GX runs
@@ -180,6 +185,7 @@ def score(
         np.bincount(pos, minlength=len(lines)), codes[order], lines.index
     )
 
+    corrections.stage(cfg, decision.claims)
     exc = _exceptions(cfg, all_found, lines, at, status_of, claim_of_line, waived)
     summary = _finish(
         cfg,
@@ -426,13 +432,15 @@ def _claim_verdicts(
     billed: np.ndarray,
     claim_of_line: np.ndarray,
     ref: reference.Reference,
+    decision: corrections.Decision,
 ) -> tuple[dict[str, str], pd.DataFrame]:
     """``{CLM01: reason}`` of the claims the 837 writer would leave out, over the ``billed``
     lines under the CLM01s they would be sent with (a claim over the line limit in parts),
     checked a claim type and a share of the claims at a time; and the values the others are
     written with cut (``x12.text_truncations``, ``row`` as the position in ``lines``). The
     checked columns are staged for publish as each share is done (``checked.Writer``):
-    publish builds the claim files from them instead of checking every claim again."""
+    publish builds the claim files from them instead of checking every claim again. A claim
+    ``decision`` corrects is checked with its frequency and REF*F8 too."""
     # a line without a receiver or claim type goes into no file (its payer or clinic is
     # unknown: an error that holds its claim)
     billed = (
@@ -447,7 +455,10 @@ def _claim_verdicts(
     probe = lines[["claim_id", "claim_type", "date_of_service", "line_id"]].assign(status=status)
     claim_ids = ledger.split_claims(probe, x12.LINE_LIMITS, claims=claim_of_line)
     columns = [c for c in claim_files.PUBLISH_SCORED if c != "claim_id"]
-    scored = storage.to_table(lines[columns].assign(claim_id=claim_ids))
+    probe = lines[columns].assign(claim_id=claim_ids)
+    if decision.corrects:  # a replacement's frequency and REF*F8, checked with the claim
+        probe = probe.join(corrections.writer_columns(claim_ids, decision.claims))
+    scored = storage.to_table(probe)
     institutional = lines["claim_type"].eq("institutional").fillna(False).to_numpy(bool)
     n_claims = int(claim_of_line.max(initial=0)) + 1
     shares = max(1, -(-n_claims // CHECK_CLAIMS))

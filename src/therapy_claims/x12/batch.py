@@ -32,7 +32,9 @@ from therapy_claims.x12.constants import (
     CMT_CODES,
     EMPLOYEE_PAT01,
     MAX_LINE_ID,
+    MAX_ORIGINAL_REFERENCE,
     OCCURRENCE_CODES,
+    ORIGINAL,
     RELATED_CAUSES,
     RELATIONSHIP_PAT01,
     REVENUE_CODES,
@@ -44,6 +46,7 @@ from therapy_claims.x12.fields import (
     checked_values,
     clinic_entry,
     diagnoses,
+    frequency_code,
     identifiers,
     line_item_refs,
     payer_entry,
@@ -203,6 +206,7 @@ class ClaimColumns:
         self._patient()
         self._subscriber()
         self._diagnoses()
+        self._frequency()
         self._content(lines)
         effective_renderers(df, lines, self, payers, providers)
         referrers(self._values, payers, self, providers)
@@ -323,6 +327,25 @@ class ClaimColumns:
         self.auth, found["prior_auth_number"] = identifiers(
             values("prior_auth_number"), "prior_auth_number", 50
         )
+
+    def _frequency(self) -> None:
+        """CLM05-3 (``frequency``: ``claim_frequency``, 1 when not given) and the payer's
+        claim control number of the claim a replacement or void corrects (``f8``:
+        ``original_reference``, sent as REF*F8 as is: an identifier cleaning would change is a
+        problem). A frame without those columns writes originals, byte for byte as before."""
+        values, found = self._values, self.problems
+        codes, keys = distinct(values("claim_frequency"))
+        given, problem = split_results(
+            objects((checked(frequency_code, v) for v in keys), len(keys))
+        )
+        found["claim_frequency"] = by_row(codes, problem)
+        given = np.where(np.equal(given, ""), ORIGINAL, given).astype(object)
+        self.frequency = Texts(codes, given)
+        self.correcting = np.not_equal(given, ORIGINAL)[codes]
+        self.f8, found["original_reference"] = identifiers(
+            values("original_reference"), "original_reference", MAX_ORIGINAL_REFERENCE
+        )
+        self.has_f8 = np.not_equal(self.f8.texts, "")[self.f8.codes]
 
     def _dates(self, name: str) -> Texts:
         """CCYYMMDD of a date column on each claim's first line ('' when missing, and for

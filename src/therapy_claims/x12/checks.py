@@ -3,7 +3,8 @@
 A claim is held for its first problem, in the order a claim-by-claim writer meets them:
 clinic, CLM01, line count, payer, the patient (relationship, name, member id, address, DOB,
 sex), group, the subscriber (dependants), the claim content by payer (related cause,
-accident date and state, P&C claim number, the date treatment started), diagnoses, authorisation, the claim's renderer, its
+accident date and state, P&C claim number, the date treatment started), diagnoses, authorisation,
+the claim frequency and the payer claim control number it corrects, the claim's renderer, its
 lines in order (charge, units, code and modifiers, date, 837I therapy modifier / 837P
 pointers and place, the line_id REF*6R carries as is and unique within the claim, a
 supervisor where one is needed, a line renderer's name and NPI), then the 2310B / attending names. Every
@@ -115,6 +116,7 @@ def claim_problems(lines: LineColumns, claims: ClaimColumns) -> FirstProblem:
     content_problems(p, claims)
     p.note(found["diagnosis_codes"])
     p.note(found["prior_auth_number"])
+    correction_problems(p, claims)
     # the claim's renderer (its first line's; an assistant's supervisor where the payer does
     # not let assistants render), its referrer, its lines, then the 2310B / attending names
     if lines.institutional:
@@ -152,6 +154,23 @@ def content_problems(p: FirstProblem, claims: ClaimColumns) -> None:
     p.note(found["pc_claim_number"], where=related)
     started = claims.started
     p.note_mask(claims.needs_start & (started.texts == "")[started.codes], START_DATE)
+
+
+F8_MISSING = Invalid(
+    "original_reference",
+    "is missing (a replacement or void names the payer's claim control number)",
+)
+F8_UNEXPECTED = Invalid("original_reference", "is given for an original claim (frequency 1)")
+
+
+def correction_problems(p: FirstProblem, claims: ClaimColumns) -> None:
+    """The claim frequency (CLM05-3), then the payer's claim control number it corrects
+    (REF*F8): a replacement or void needs one, an original carries none."""
+    found = claims.problems
+    p.note(found["claim_frequency"])
+    p.note(found["original_reference"])
+    p.note_mask(claims.correcting & ~claims.has_f8, F8_MISSING)
+    p.note_mask(~claims.correcting & claims.has_f8, F8_UNEXPECTED)
 
 
 def line_problems(lines: LineColumns, n_dx: np.ndarray) -> np.ndarray:

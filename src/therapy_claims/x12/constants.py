@@ -10,6 +10,10 @@ MAX_LINES_PER_CLAIM = 50  # 837P 2400 loop repeat
 MAX_LINES_PER_CLAIM_I = 999  # 837I 2400 loop repeat
 MAX_DIAGNOSES = 12  # 837P: HI01..HI12
 MAX_LINE_ID = 50  # REF02 of 2400 REF*6R (line item control number): AN 1-50
+# CLM05-3, the claim frequency: an original claim, a replacement of a sent one, a void of it
+ORIGINAL, REPLACEMENT, VOID = "1", "7", "8"
+FREQUENCY_CODES = (ORIGINAL, REPLACEMENT, VOID)
+MAX_ORIGINAL_REFERENCE = 50  # REF02 of 2300 REF*F8 (payer claim control number): AN 1-50
 MAX_DIAGNOSES_I = 25  # 837I: the principal (HI*ABK) and 24 others (two HI*ABF of 12)
 LINE_LIMITS = {"professional": MAX_LINES_PER_CLAIM, "institutional": MAX_LINES_PER_CLAIM_I}
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from therapy_claims import npi as npi_check
 from therapy_claims.x12.columns import Values, cleaned, encode, is_clean, matching
 from therapy_claims.x12.constants import (
+    FREQUENCY_CODES,
     MAX_DIAGNOSES,
     MAX_DIAGNOSES_I,
     RELATED_CAUSES,
@@ -215,6 +216,16 @@ def checked(fn, *args) -> object:
         return fn(*args)
     except Invalid as exc:
         return exc.with_traceback(None)
+
+
+def frequency_code(value: object) -> str:
+    """CLM05-3 of a claim: ``1`` (original) when not given, else 1, 7 or 8 as given."""
+    text = "" if is_na(value) else str(value).strip()
+    if not text:
+        return FREQUENCY_CODES[0]
+    if text not in FREQUENCY_CODES:
+        raise Invalid("claim_frequency", "is not 1 (original), 7 (replacement) or 8 (void)")
+    return text
 
 
 def relationship(value: object) -> str:

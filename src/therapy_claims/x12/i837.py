@@ -1,6 +1,7 @@
 """837I (005010X223A2) outpatient therapy claim and service line templates: 2300 (CLM with
-the type of bill, DTP*434 statement period, CL1 with the clinic's point of origin, REF*G1,
-HI: diagnoses, then occurrence codes), 2310A (the attending provider:
+the type of bill, its frequency digit the claim's for a replacement or void, DTP*434 statement
+period, CL1 with the clinic's point of origin, REF*G1, REF*F8, HI: diagnoses, then occurrence
+codes), 2310A (the attending provider:
 the first line's clinician), 2400 (LX, SV2 with the discipline's revenue code, DTP*472, REF*6R) and
 2420C (a line's rendering provider when it differs from the attending one)."""
 
@@ -10,11 +11,12 @@ import numpy as np
 import pyarrow as pa
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
-from therapy_claims.x12.constants import OCCURRENCE_CODES, RELATED_CAUSES
+from therapy_claims.x12.constants import OCCURRENCE_CODES, ORIGINAL, RELATED_CAUSES
 from therapy_claims.x12.joiner import Texts, groups, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
+    payer_claim_reference,
     prior_authorisation,
     referring,
     renderers,
@@ -26,7 +28,6 @@ from therapy_claims.x12.loops import (
 def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: np.ndarray) -> list:
     """Pieces of the 2300 loop (CLM up to the first LX) of claims ``w`` (lines ``rows``)."""
     n_claims = len(lines.ids)
-    clm05 = claims.entry_values(claims.clinic_entries, "clm05")
     # the statement period: the first and last date of service of each claim
     by_date = np.argsort(lines.dos_str, kind="stable")
     date_rank = np.empty(len(by_date), dtype=np.int64)
@@ -40,13 +41,30 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
     key, attending = renderers(lines, claims, lines.starts[w], "71")
     return [
         "CLM*", claims.id_texts, "*", claim_total(lines, w, rows), "***",
-        Texts(claims.clinic_rank, clm05), "**A*Y*Y~\nDTP*434*RD8*",
+        facility_code(claims), "**A*Y*Y~\nDTP*434*RD8*",
         written(n_claims, w, first_date, lines.dates), "-",
         written(n_claims, w, last_date, lines.dates), "~\nCL1*3*",
-        Texts(claims.clinic_rank, origin), "*01~\n", *prior_authorisation(claims), claims.hi,
+        Texts(claims.clinic_rank, origin), "*01~\n", *prior_authorisation(claims),
+        *payer_claim_reference(claims), claims.hi,
         occurrence_codes(claims), written(n_claims, w, key, attending),
         referring(claims),
     ]  # fmt: skip
+
+
+def facility_code(claims: ClaimColumns) -> Texts:
+    """CLM05 per claim: the clinic's type of bill (``131`` -> ``13:A:1``), whose last digit,
+    the frequency, is the claim's own for a replacement (7) or void (8)."""
+    clm05 = claims.entry_values(claims.clinic_entries, "clm05")
+    if not claims.correcting.any():
+        return Texts(claims.clinic_rank, clm05)
+    freq = claims.frequency
+    key, rep = groups(claims.clinic_rank, freq.codes)
+
+    def text(r: int) -> str:
+        base, f = clm05[claims.clinic_rank[r]], freq.texts[freq.codes[r]]
+        return base if f == ORIGINAL or not base else f"{base.rsplit(':', 1)[0]}:{f}"
+
+    return Texts(key, objects(map(text, rep.tolist()), len(rep)))
 
 
 def occurrence_codes(claims: ClaimColumns) -> Texts:

@@ -1,6 +1,7 @@
 """Segment templates shared by the 837P and the 837I: the billing provider (2000A/2010AA),
 the subscriber and patient (2000B/2010BA/2010BB, 2000C/2010CA), rendering and attending
-providers (2310A/B, 2420A/C), the claim total and authorisation, and a service line's common
+providers (2310A/B, 2420A/C), the claim total, authorisation and the payer claim control number
+a replacement or void corrects (REF*F8), and a service line's common
 pieces (and its REF*6R line item control number).
 
 A template is a list of pieces: constant strings and :class:`Texts` (a text per claim or per
@@ -173,6 +174,12 @@ def prior_authorisation(claims: ClaimColumns) -> list:
         claims.auth,
         Texts(has_auth, np.array(["", "~\n"], dtype=object)),
     ]
+
+
+def payer_claim_reference(claims: ClaimColumns) -> list:
+    """REF*F8, the payer's claim control number of the claim a replacement or void corrects
+    (2300, after REF*G1 in the guide's REF order), when the claim has one."""
+    return optional_segment("REF*F8*", claims.f8, claims.has_f8)
 
 
 def line_pieces(

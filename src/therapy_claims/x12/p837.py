@@ -1,5 +1,6 @@
-"""837P (005010X222A1) claim and service line templates: 2300 (CLM with CLM11 related causes,
-DTP*431 onset, DTP*454 initial treatment, DTP*439 accident, REF*G1, HI),
+"""837P (005010X222A1) claim and service line templates: 2300 (CLM with the claim frequency in
+CLM05-3 and CLM11 related causes, DTP*431 onset, DTP*454 initial treatment, DTP*439 accident,
+REF*G1, REF*F8, HI),
 2310B (the rendering provider, when not the billing one), 2400 (LX, SV1, DTP*472, REF*6R) and 2420A
 (a line's rendering provider when it differs from the claim's)."""
 
@@ -14,6 +15,7 @@ from therapy_claims.x12.joiner import Texts, groups, objects
 from therapy_claims.x12.loops import (
     claim_total,
     line_pieces,
+    payer_claim_reference,
     prior_authorisation,
     referring,
     renderers,
@@ -30,7 +32,8 @@ def claim_items(lines: LineColumns, claims: ClaimColumns, w: np.ndarray, rows: n
     rendering[need], texts = renderers(lines, claims, lines.starts[w][need])
     return [
         "CLM*", claims.id_texts, "*", claim_total(lines, w, rows), "***", claim_pos,
-        ":B:1*Y*A*Y*Y", clm11_and_dates(claims), *prior_authorisation(claims), claims.hi,
+        ":B:", claims.frequency, "*Y*A*Y*Y", clm11_and_dates(claims),
+        *prior_authorisation(claims), *payer_claim_reference(claims), claims.hi,
         referring(claims),
         written(len(lines.ids), w, rendering, texts),
     ]  # fmt: skip

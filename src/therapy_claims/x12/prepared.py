@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from therapy_claims.x12.batch import ClaimColumns, LineColumns
-from therapy_claims.x12.checks import Batch
+from therapy_claims.x12.checks import Batch, FirstProblem, correction_problems
 from therapy_claims.x12.constants import OCCURRENCE_CODES
 from therapy_claims.x12.joiner import Texts, large
 
@@ -242,7 +242,8 @@ class CheckedClaims(ClaimColumns):
     """``ClaimColumns`` of exported columns (``take``): each claim's values from its first
     line's row; its clinic's and payer's rows checked again (few: the order of the file's
     claims depends on them). ``refs``: the lines' ``clinic_id`` and ``payer_id`` (string
-    columns)."""
+    columns) and, for corrected claims, ``claim_frequency`` and ``original_reference``
+    (decided after the lines were checked: checked here, a claim failing them is bad)."""
 
     def __init__(
         self,
@@ -257,6 +258,7 @@ class CheckedClaims(ClaimColumns):
         self.institutional = lines.institutional
         self.problems = {}
         self._references(clinics, payers)
+        self._frequency()
         del self._df, self._first
         columns = take.claims(CLAIM_FIELDS, lines.first)
 
@@ -281,6 +283,11 @@ class CheckedClaims(ClaimColumns):
         self.id_texts = Texts(np.arange(len(lines.first)), lines.ids)
         self.bad = columns["bad"].astype(bool)
         self.messages = pools.objects("problem")[columns["problem"]]
+        corrections = FirstProblem(len(self.bad))
+        correction_problems(corrections, self)
+        for k in np.flatnonzero(corrections.bad & ~self.bad).tolist():
+            self.messages[k] = f"claim {lines.ids[k]}: {corrections.problem[k]}"
+        self.bad |= corrections.bad
 
 
 class Checked:
