@@ -18,7 +18,9 @@ responses folder `THERAPY_CLAIMS_RESPONSES_LANDING` (param `input`, local or `s3
 `THERAPY_CLAIMS_RESPONSES_CRON` (06:00 UTC). Each file is told apart by its content (999,
 277CA, 835; an 837 or anything else is listed as skipped), validated whole and applied once:
 a file an earlier run applied is listed as a duplicate, its rows not written again. `D` is the
-run's logical date (param `received_on` to set another). The run takes the output's lock, the
+run's logical date (param `received_on` to set another). Then it recomputes every sent claim's
+status (`sent` ... `paid`, `denied`) in `<THERAPY_CLAIMS_OUT>/lifecycle/`, which the next
+night's worklist and corrections read. The run takes the output's lock, the
 one a night takes, so it never writes while a night publishes: it waits for it up to
 `THERAPY_CLAIMS_ACKS_LOCK_WAIT_MINUTES` (20). Response files that land in the extracts'
 landing zone are also recorded by the event DAGs' `acks` task as they land.

@@ -167,57 +167,76 @@ def test_run_turns_transparent_huge_pages_off_for_itself_and_its_children(tmp_pa
     assert proc.stdout.split() == [expected, expected]
 
 
-def test_demo_without_airflow_accounts_for_every_generated_line(tmp_path, capsys):
-    rc = main(
-        [
-            "demo",
-            "--dir",
-            str(tmp_path / "demo"),
-            "--encounters",
-            "60",
-            "--no-airflow",
-            "--run-date",
-            "2026-11-28",
-        ]
-    )
-    assert rc == 0
+def test_demo_without_airflow_runs_two_nights_and_sends_a_replacement(tmp_path, capsys):
+    """The demo's two nights: night 1 (the day before) is the generated night; the payer's
+    answers are recorded; night 2 is a new generated night plus the corrected visits, and it
+    sends the denied claim as a replacement (CLM05-3 7, REF*F8 the payer's control number)
+    and the rejected one again as a new claim. Every generated line is accounted for."""
     import json
+    from datetime import date
 
     import pandas as pd
 
-    from therapy_claims import generate
+    from therapy_claims import demo, generate, ledger, lifecycle
 
-    expected = len(
-        generate.generate(
-            60, seed=7, run_date=__import__("datetime").date(2026, 11, 28), problem_rate=0.1
-        )
-    )
+    rc = main(
+        ["demo", "--dir", str(tmp_path / "demo"), "--encounters", "60", "--no-airflow",
+         "--run-date", "2026-11-28"]
+    )  # fmt: skip
+    assert rc == 0
+    out = tmp_path / "demo" / "out"
+    df1 = generate.generate(60, seed=7, run_date=date(2026, 11, 27), problem_rate=0.1)
+    df2 = generate.generate(60, seed=8, run_date=date(2026, 11, 28), problem_rate=0.1)
+    m1 = json.loads((out / "manifest" / "run_date=2026-11-27.json").read_text())
+    m2 = json.loads((out / "manifest" / "run_date=2026-11-28.json").read_text())
     landed = sum(
         len(pd.read_csv(p, dtype=str)) for p in (tmp_path / "demo" / "landing").glob("*.csv")
     )
-    m = json.loads(
-        (tmp_path / "demo" / "out" / "manifest" / "run_date=2026-11-28.json").read_text()
-    )
-    assert landed == expected == m["rows_in"] and m["balanced"]
-    out = capsys.readouterr().out
-    assert "balanced: yes" in out
-    # and the morning's worklist, as the manifest counts it
-    wl = m["worklist"]
+    assert m1["rows_in"] == len(df1) and m1["balanced"]
+    assert m2["rows_in"] == landed > len(df2) and m2["balanced"]  # night 2 + the corrections
+    printed = capsys.readouterr().out
+    assert "balanced: yes" in printed
+    wl = m2["worklist"]
     assert (
         f"Worklist 2026-11-28: {wl['open']} open claim(s), ${wl['held_dollars_open']:,.2f} held"
-        in out
+        in printed
     )
-    # the night ran on the demo's reference: the samples plus the night's providers roster,
-    # two assistants left out (their lines: PROVIDER_UNKNOWN)
+
+    # every claim of both nights has a status (night 2's: sent), and they balance
+    state = lifecycle.read_current(str(out)).to_pandas()
+    sent = ledger.read(str(out))
+    assert len(state) == len(sent) and set(state["claim_id"]) == set(sent["claim_id"])
+    night2 = state[state["run_date"].astype(str) == "2026-11-28"]
+    assert len(night2) and set(night2["status"]) == {"sent"}
+    assert "(balanced)" in printed
+    # what the team corrected between the nights, recomputed from night 1 and its statuses
+    _, replaced, resent = demo.corrections(df1, str(out))
+    assert replaced and resent
+    assert state.set_index("claim_id").loc[replaced, "status"] in demo.REPLACE_FROM
+    assert state.set_index("claim_id").loc[resent, "status"] in demo.RESEND_FROM
+    sent2 = sent[sent["run_date"].astype(str) == "2026-11-28"].set_index("original_claim_id")
+    pccn = state.set_index("claim_id").loc[replaced, "payer_claim_control_number"]
+    assert sent2.loc[replaced, "frequency_code"] == "7"
+    assert sent2.loc[replaced, "original_reference"] == pccn
+    assert sent2.loc[resent, "frequency_code"] == "1"
+    assert sent2.loc[replaced, "claim_id"] != replaced and sent2.loc[resent, "claim_id"] != resent
+    # the replacement's 837: CLM05-3 = 7 and REF*F8 = the control number, as the payer reads it
+    text = Path(sent2.loc[replaced, "file"]).read_text()
+    segments = [s.strip() for s in text.split("~")]
+    clm = next(s for s in segments if s.startswith(f"CLM*{sent2.loc[replaced, 'claim_id']}*"))
+    assert clm.split("*")[5].split(":")[2] == "7"
+    assert f"REF*F8*{pccn}" in text
+    from x12_validate import pyx12_validate
+
+    ok, report = pyx12_validate(text)
+    assert ok, report[-2000:]
+    assert f"{sent2.loc[replaced, 'claim_id']}: replacement (CLM05-3 7) of {replaced}" in printed
+    # the demo's reference: the samples plus both nights' providers roster, two left out
     ref_dir = tmp_path / "demo" / "reference"
-    paths = {Path(f["path"]).name: Path(f["path"]) for f in m["reference_files"]}
+    paths = {Path(f["path"]).name: Path(f["path"]) for f in m2["reference_files"]}
     assert paths["providers.csv"] == ref_dir / "providers.csv"
-    assert paths["payers.csv"].parent == ref_dir
     roster = pd.read_csv(ref_dir / "providers.csv", dtype=str)
-    df = generate.generate(
-        60, seed=7, run_date=__import__("datetime").date(2026, 11, 28), problem_rate=0.1
-    )
-    full = generate.providers_roster(df)
+    full = generate.providers_roster(pd.concat([df1, df2]))
     assert len(roster) == len(full) - 2 and set(roster["npi"]) < set(full["npi"])
 
 

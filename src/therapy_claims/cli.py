@@ -11,10 +11,8 @@ what and where (``-v`` adds the traceback before it).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -161,77 +159,44 @@ def cmd_ddl(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Generate a demo night and run it through the real Airflow DAG (``airflow dags test``)."""
-    from therapy_claims import generate
+    """Two demo nights through the real Airflow DAGs (``airflow dags test``), the simulated
+    payer's answers recorded in between (``therapy_claims.demo``): the second night sends a
+    corrected claim as a replacement. Prints the second night's summary, its worklist and what
+    it sent again."""
+    from therapy_claims import demo, lifecycle
+    from therapy_claims.reports import night_summary
 
     root = Path(args.dir).resolve()
-    landing, out = root / "landing", root / "out"
     # the raw layer and the claim files apart (a folder or s3://); the DAG's tasks may run
     # elsewhere than here, so a folder is named absolutely
     phi_out = args.phi_out or None
     if phi_out and not storage.is_s3(phi_out):
         phi_out = str(Path(phi_out).resolve())
     rd = pipeline.parse_run_date(args.run_date) if args.run_date else date.today()
-    df = generate.generate(
-        args.encounters, seed=args.seed, run_date=rd, problem_rate=args.problem_rate
+    done = demo.run(
+        root,
+        rd,
+        encounters=args.encounters,
+        seed=args.seed,
+        problem_rate=args.problem_rate,
+        phi_out=phi_out,
+        airflow=not args.no_airflow,
+        progress=_progress,
     )
-    landing.mkdir(parents=True, exist_ok=True)
-    for old in landing.glob("*"):
-        old.unlink()
-    # the sample reference plus a roster of the night's clinicians, two of them left out so
-    # that their lines show PROVIDER_UNKNOWN
-    ref_dir = root / "reference"
-    left_out = generate.write_reference(df, str(ref_dir), leave_out=2)
-    _progress(f"demo reference in {ref_dir}: providers.csv without {len(left_out)} clinician(s)")
-    # two clinics' files, as practice-management systems drop them
-    known = df["clinic_id"].where(df["clinic_id"].isin(["CLN01", "CLN02"]), "misc")
-    for name, part in df.groupby(known, sort=True):
-        generate.write(part, str(landing / f"encounters_{name}_{rd.isoformat()}.csv"))
-    written = sum(1 for _ in landing.glob("*.csv"))
-    _progress(f"demo night {rd}: {len(df)} service lines in {written} file(s) in {landing}")
-    if args.no_airflow:
-        cfg = pipeline.RunConfig(
-            inputs=[str(landing)],
-            out=str(out),
-            run_date=rd,
-            reference=str(ref_dir),
-            phi_out=phi_out,
-        )
-        pipeline.run(cfg, progress=_progress)
-    else:
-        conf = json.dumps(
-            {
-                "input": str(landing),
-                "out": str(out),
-                "run_date": rd.isoformat(),
-                "reference": str(ref_dir),
-                **({"phi_out": phi_out} if phi_out else {}),
-            }
-        )
-        airflow = Path(sys.executable).with_name("airflow")
-        cmd = [str(airflow), "dags", "test", "therapy_claims_nightly", rd.isoformat(), "-c", conf]
-        _progress(
-            "running the Airflow DAG: airflow dags test therapy_claims_nightly " + rd.isoformat()
-        )
-        proc = subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True)
-        log_path = root / "airflow-dags-test.log"
-        log_path.write_text(proc.stdout + proc.stderr)
-        cfg = pipeline.RunConfig(inputs=[], out=str(out), run_date=rd)
-        if proc.returncode != 0 or not storage.exists(cfg.manifest_path):
-            raise pipeline.RunError(
-                f"the DAG run failed (exit {proc.returncode}); its log is in {log_path}"
-            )
-        states = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "state=" in ln.lower()][
-            -1:
-        ]
-        _progress(
-            f"DAG run finished; log in {log_path}"
-            + (f" ({states[0].strip()[:120]})" if states else "")
-        )
-    from therapy_claims.reports import night_summary
-
+    cfg = pipeline.RunConfig(inputs=[], out=done.out, run_date=rd)
     print(night_summary(cfg.out, cfg.rd))
     print("\n".join(worklist_summary(storage.read_json(cfg.manifest_path), rd)))
+    again = demo.sent_again(cfg.out, rd)
+    print(f"Sent again on {rd} ({len(again)}):" if again else f"Sent again on {rd}: none")
+    print("\n".join(again))
+    print("\n".join(lifecycle.summary_lines(lifecycle.read(cfg.out))))
+    print(
+        "Next: therapy-claims show CLAIM_ID --out "
+        + done.out
+        + " (a claim's lines and its history); therapy-claims query --out "
+        + done.out
+        + ' "SELECT * FROM claim_measures"'
+    )
     return EXIT_OK
 
 
@@ -398,7 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reference", metavar="DIR")
     g.set_defaults(fn=cmd_generate)
 
-    d = sub.add_parser("demo", help="generate a demo night and run it through the Airflow DAG")
+    d = sub.add_parser(
+        "demo",
+        help="two synthetic nights through the Airflow DAGs, the simulated payer's answers "
+        "recorded in between (the second night sends a corrected claim)",
+    )
     d.add_argument("--dir", default="demo-data", help="where the demo landing zone and outputs go")
     d.add_argument("--encounters", type=int, default=300)
     d.add_argument("--seed", type=int, default=7)

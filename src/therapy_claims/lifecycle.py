@@ -1129,6 +1129,20 @@ def read_current(out: str) -> pa.Table:
     return storage.read_table(path).replace_schema_metadata(None).cast(CURRENT)
 
 
+def read(out: str) -> Lifecycle:
+    """The layer as the last refresh wrote it (empty tables before the first): what a reader
+    that did not compute it (the demo after the responses DAG, ``show``) summarises."""
+    tables = {}
+    for name, schema in SCHEMAS.items():
+        path = storage.join(out, LAYER, f"{name}.parquet")
+        tables[name] = (
+            storage.read_table(path).replace_schema_metadata(None).cast(schema)
+            if storage.exists(path)
+            else schema.empty_table()
+        )
+    return Lifecycle(**tables)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
