@@ -169,3 +169,54 @@ def test_an_s3_output_must_name_its_ledger(monkeypatch):
     with pytest.raises(RunError, match="--ledger"):
         ledger_store.location("s3://bucket/out")
     assert ledger_store.location("/data/out") == "/data/out/.ledger/ledger.sqlite"
+
+
+def _version_rows(key: str, version: int, run_date: str, frequency: str) -> pd.DataFrame:
+    """The ledger rows of a later sending of claim ``key`` (a replacement, void or resend)."""
+    rows = _rows([key], run_date)
+    rows["claim_id"] = ledger_store.versioned_id(key, version)
+    rows["version"] = version
+    rows["frequency_code"] = frequency
+    rows["original_claim_id"] = key
+    return rows
+
+
+def test_each_version_of_a_claim_is_sent_once_on_either_database(url):
+    """Issue 17's corrections on SQLite and PostgreSQL alike: a replacement is version 1 of
+    the claim, reserved with its run and sent when the run commits; another night cannot
+    take the same version; a crashed run's version is free again after reconcile; a rerun of
+    the night keeps its version."""
+    key = "TC0123456789ABCDEF"[:17]
+    store = ledger_store.Store(url)
+    store.reserve("n1", "2026-11-28", _rows([key], "2026-11-28"))
+    store.mark_sent("n1")
+    v1 = _version_rows(key, 1, "2026-11-30", "7")
+    assert v1["claim_id"].iloc[0] != key and ledger_store.version_of(v1["claim_id"].iloc[0]) == 1
+    store.reserve("n2", "2026-11-30", v1)
+    assert store.versions([key])[["version", "run_date", "state"]].to_dict("records") == [
+        {"version": 1, "run_date": "2026-11-30", "state": "reserved"}
+    ]
+    assert store.mark_sent("n2") == 1
+    # another night deciding the same version: refused whole, nothing of it recorded
+    with pytest.raises(RunError, match=r"version 1 of claim .* conflicts with version 1"):
+        store.reserve("n3", "2026-12-01", _version_rows(key, 1, "2026-12-01", "8"))
+    assert store.query("SELECT count(*) FROM runs WHERE run_id = 'n3'") == [(0,)]
+    # a rerun of night 11-30 keeps its version; night 12-01 may send version 2 (a void)
+    store.reserve("n2b", "2026-11-30", v1)
+    store.mark_sent("n2b")
+    store.reserve("crash", "2026-12-01", _version_rows(key, 2, "2026-12-01", "8"))
+    assert store.reconcile({}) == {"sent": 0, "released": 1}  # its night never committed
+    assert store.versions([key])["version"].tolist() == [1]
+    store.reserve("n4", "2026-12-01", _version_rows(key, 2, "2026-12-01", "8"))
+    store.mark_sent("n4")
+    got = store.versions([key])
+    assert got[["version", "run_date", "run_id", "frequency_code", "state"]].to_dict(
+        "records"
+    ) == [
+        {"version": 1, "run_date": "2026-11-30", "run_id": "n2", "frequency_code": "7",
+         "state": "committed"},
+        {"version": 2, "run_date": "2026-12-01", "run_id": "n4", "frequency_code": "8",
+         "state": "committed"},
+    ]  # fmt: skip
+    assert set(store.sent_keys()["run_date"]) == {"2026-11-28", "2026-11-30", "2026-12-01"}
+    store.close()
