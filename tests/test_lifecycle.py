@@ -319,6 +319,38 @@ def test_history_lists_every_step_in_receiving_order():
     assert {r["claim_id"]: r["steps"] for r in lc.current.to_pylist()} == dict(per_claim)
 
 
+def test_one_acks_run_lists_a_claim_s_steps_kind_by_kind_whatever_the_file_order():
+    """A clearinghouse folder lists the 835 before the 999 by name (``x.835`` < ``x.999``):
+    within one acks run the steps still read 999, 277CA, 835, as they happened."""
+    sent = sent_table()
+    listed = ["835_paid.x12", "277ca_accepted.x12", "999_accepted.x12"]
+    lc = lifecycle.statuses(sent, received(*listed))
+    steps = [r for r in lc.history.to_pylist() if r["claim_id"] == "C0000001"]
+    assert [(r["step"], r["kind"], r["status"]) for r in steps] == [
+        (1, "837", "sent"),
+        (2, "999", "accepted_by_clearinghouse"),
+        (3, "277CA", "accepted_by_payer"),
+        (4, "835", "paid"),
+    ]
+    assert by_claim(lc.current)["C0000001"]["status"] == "paid"
+    # across runs, receiving order still rules: a 999 received a day after the 835 is listed
+    # after it (and does not move the status back)
+    late = lifecycle.statuses(
+        sent,
+        {
+            name: pa.concat_tables([a, b])
+            for (name, a), b in zip(
+                received("277ca_accepted.x12", "835_paid.x12").items(),
+                received("999_accepted.x12", on=RECEIVED + timedelta(days=1), run="r2").values(),
+                strict=True,
+            )
+        },
+    )
+    steps = [r for r in late.history.to_pylist() if r["claim_id"] == "C0000001"]
+    assert [r["kind"] for r in steps] == ["837", "277CA", "835", "999"]
+    assert by_claim(late.current)["C0000001"]["status"] == "paid"
+
+
 def test_a_reversal_without_a_new_payment_goes_back_to_accepted_by_payer():
     sent = sent_table()
     rec = received(*ORDER[:5], "835_reversal.x12")

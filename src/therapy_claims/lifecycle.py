@@ -387,7 +387,8 @@ def _sent_frame(sent: pa.Table) -> pd.DataFrame:
 
 
 def _sequence(tables: Mapping[str, pa.Table]) -> dict[str, np.ndarray]:
-    """Per kind, each row's position in receiving order over all kinds (``ORDER``)."""
+    """Per kind, each row's position in receiving order over all kinds (``ORDER``; within
+    one acks run, kind by kind)."""
     frames = []
     for kind, name in (
         ("999", "acknowledgments"),
@@ -399,8 +400,11 @@ def _sequence(tables: Mapping[str, pa.Table]) -> dict[str, np.ndarray]:
         f["row"] = np.arange(len(f))
         frames.append(f)
     every = pd.concat(frames, ignore_index=True)
+    # within one acks run the kinds in the order they happen (999, 277CA, 835), whatever order
+    # the files were listed in: a run that takes all three for a claim lists its steps so
+    every["rank"] = every["kind"].map(_RANK)
     every = every.sort_values(
-        ["received_on", "acks_run_id", "file_position", "row_position", "kind"], kind="mergesort"
+        ["received_on", "acks_run_id", "rank", "file_position", "row_position"], kind="mergesort"
     )
     every["seq"] = np.arange(len(every), dtype=np.int64)
     return {
