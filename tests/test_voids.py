@@ -11,20 +11,23 @@ import factories
 import pandas as pd
 import pytest
 from test_corrections import (
+    CREATED,
     NIGHT1,
     RD1,
     RD2,
     RD3,
+    args,
     config,
     exceptions,
+    three_claims,
     versions_table,
     visit,
     write_lifecycle,
 )
 from x12_validate import independent_checks, pyx12_validate
 
-from therapy_claims import ledger, ledger_store, nights, pipeline, storage
-from therapy_claims.x12 import reader
+from therapy_claims import ledger, ledger_store, nights, pipeline, reference, storage, x12
+from therapy_claims.x12 import reader, voids
 
 HEADER = "clinic_id,encounter_id,claim_id,line_id,code,reason,released_by,released_on,expires_on"
 # night 2: EDEN (the claim voided) is gone from the extract; a new visit is billed
@@ -75,9 +78,9 @@ def test_a_void_of_a_claim_with_no_lines_tonight(tmp_path, phi):
     m2 = pipeline.run(phi_config(tmp_path, NIGHT2, RD2, phi=phi))
     assert m2["balanced"] and m2["claims_billed"] == 1  # ENEW; EREJ, EFLY in flight: held
     files = files_of(out, RD2)
-    voids = {n: f for n, f in files.items() if f.get("voids")}
-    assert len(voids) == 1 and len(files) == 2
-    ((name, entry),) = voids.items()
+    void_files = {n: f for n, f in files.items() if f.get("voids")}
+    assert len(void_files) == 1 and len(files) == 2
+    ((name, entry),) = void_files.items()
     # a void carries no line of tonight: the night's claims and lines are the billed ones
     assert (entry["voids"], entry["claims"], entry["lines"], entry["charges"]) == (1, 0, 0, 0.0)
     assert sum(f["claims"] for f in m2["claim_files"]) == m2["claims_billed"]
@@ -200,3 +203,63 @@ def test_a_void_is_not_made_of_a_claim_in_flight_or_without_a_control_number(tmp
     assert not exc["code"].isin(["CLAIM_VOID", "ALREADY_BILLED"]).any()
     assert versions_table(out) == []
     assert pd.Series(exc["message"]).str.contains("~", regex=False).sum() == 0
+
+
+# ---- the copy itself, 837P and 837I: what the writer would write for a void of those lines
+
+
+@pytest.fixture(scope="module")
+def ref() -> reference.Reference:
+    return reference.load()
+
+
+def _two_part(text: str) -> list[list[str]]:
+    return [s.split("*") for s in text.split("~\n") if s]
+
+
+@pytest.mark.parametrize("institutional", [False, True], ids=["837P", "837I"])
+def test_a_copied_void_is_what_the_writer_writes_for_a_void(ref, institutional):
+    """An original (REF*G1, no REF*F8) and a replacement (REF*F8 of the claim it replaced)
+    copied as voids into one file: each claim's 2300 and 2400 are what the 837 writer itself
+    writes for a void (frequency 8, the new REF*F8) of the same lines under the new CLM01,
+    the HL numbers run 1..4 in the file, and the file passes pyx12."""
+    lines = three_claims(institutional)
+    sent = x12.build_837i if institutional else x12.build_837p
+    text = sent(lines, **args(ref))
+    views = {c.id: c for c in reader.claims(text)}
+    wanted = [
+        voids.VoidClaim(views["TC0001"], "R1ORIGINAL", "PCN-A1"),
+        voids.VoidClaim(views["TC0002-R1"], "R2REPLACED", "PCN-B2"),
+    ]
+    made, placed = voids.build_void_file(wanted, created=CREATED, usage="T")
+    assert placed == ["0001", "0001"]
+    ok, report = pyx12_validate(made)
+    assert ok, report
+    assert independent_checks(made) == []
+    # the writer's own void of the same lines (the other claim left out)
+    expected_lines = lines[lines["claim_id"].isin(["TC0001", "TC0002-R1"])].copy()
+    expected_lines["claim_id"] = expected_lines["claim_id"].map(
+        {"TC0001": "R1ORIGINAL", "TC0002-R1": "R2REPLACED"}
+    )
+    expected_lines["claim_frequency"] = pd.array(["8", "8", "8"], "string")
+    expected_lines["original_reference"] = pd.array(["PCN-A1", "PCN-B2", "PCN-B2"], "string")
+    expected = {c.id: c for c in reader.claims(sent(expected_lines, **args(ref)))}
+    got = {c.id: c for c in reader.claims(made)}
+    assert list(got) == ["R1ORIGINAL", "R2REPLACED"]
+    for cid, claim in got.items():
+        assert claim.claim == expected[cid].claim and claim.lines == expected[cid].lines
+        assert [s for s in claim.claim if s[:2] == ["REF", "F8"]] == [
+            ["REF", "F8", {"R1ORIGINAL": "PCN-A1", "R2REPLACED": "PCN-B2"}[cid]]
+        ]
+        assert claim.claim[0][5].endswith(":8")
+    segs = _two_part(made)
+    hls = [s[1:] for s in segs if s[0] == "HL"]
+    assert hls == [["1", "", "20", "1"], ["2", "1", "22", "0"], ["3", "", "20", "1"],
+                   ["4", "3", "22", "0"]]  # fmt: skip
+    assert [s[0] for s in segs][:2] == ["ISA", "GS"]
+    st = [s[0] for s in segs].index("ST")
+    se = [s[0] for s in segs].index("SE")
+    assert segs[se] == ["SE", str(se - st + 1), "0001"]
+    # numbered afterwards like every claim file: only the control numbers change
+    renumbered = x12.renumber(made, 42)
+    assert renumbered.count("000000042") == 2 and "*42*X*" in renumbered
