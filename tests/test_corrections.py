@@ -730,8 +730,8 @@ def test_a_void_asked_by_a_release_row(night1, tmp_path):
         "2026-11-28: still in flight",
         f"release VOID (claim {first['EREJ']}) not applied: its status is rejected_by_payer "
         "since 2026-11-30: the payer adjudicated nothing to void",
-        "release VOID (claim TCFFFFFFFFFFFFFFF) not applied: the claim has no lines tonight "
-        "(a void is built from its lines)",
+        "release VOID (claim TCFFFFFFFFFFFFFFF) not applied: the claim was not sent by another "
+        "night: nothing to void",
     ]
     assert not exc["message"].str.contains("wrong payer|duplicate visit").any()  # free text
     invalid = exc[exc["code"] == "RELEASE_INVALID"]

@@ -360,9 +360,10 @@ _SPECS = (
         "CLAIM_VOID",
         INFO,
         "a reviewed release row (code VOID, claim_id) asks for a void of a claim another night "
-        "sent and the payer adjudicated with a claim control number: tonight's billed lines of "
-        "the claim go out as a void (frequency 8, REF*F8 the payer's claim control number) "
-        "under a new CLM01",
+        "sent and the payer adjudicated with a claim control number: the claim goes out as a "
+        "void (frequency 8, REF*F8 the payer's claim control number) under a new CLM01, of "
+        "tonight's billed lines, or, with no line of it tonight, of the claim as it was sent "
+        "(copied from its 837 file into a void file)",
         "Remove the VOID release row once the night is sent; follow the payer's answer in the "
         "lifecycle layer.",
         BILLER,

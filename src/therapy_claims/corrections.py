@@ -18,10 +18,13 @@ the claim by another night) decides:
 
 A reviewed release row with the code ``VOID`` and a ``claim_id`` (``releases.VOID``) asks for
 a void of the claim: when the payer adjudicated its latest sending and its control number is
-known, tonight's billed lines of the claim go out as a void (frequency 8, REF*F8) under a new
-CLM01 (``CLAIM_VOID``); otherwise (no lines of it tonight, never sent by another night,
-rejected, in flight, no control number, voided already, expired) nothing is voided and the row
-gets ``RELEASE_UNUSED`` saying why, and the claim is held as above.
+known, the claim goes out as a void (frequency 8, REF*F8) under a new CLM01 (``CLAIM_VOID``):
+of tonight's billed lines when the extract bills it again, else (a claim that should never
+have gone out, whose lines do not come again) of the claim as it was sent, which publish
+copies from the original's 837 file (``x12.voids``; staged with its ``original_run_date``).
+Otherwise (never sent by another night, rejected, in flight, no control number, voided
+already, sent in parts, expired) nothing is voided and the row gets ``RELEASE_UNUSED`` saying
+why, and the claim (if billed tonight) is held as above.
 
 A later sending is the claim's version n >= 1, its CLM01 ``ledger_store.versioned_id``
 (``R<n>`` + the key's hash), recorded in the ledger database's ``claim_versions`` with the
@@ -65,6 +68,9 @@ STAGED_SCHEMA = pa.schema(
         ("original_claim_id", pa.string()),
         ("original_reference", pa.string()),
         ("lines_digest", pa.string()),
+        # a void of a claim with no lines tonight: the night of the sending it copies (the
+        # ledger row and 837 file publish builds it from); null for every other claim
+        ("original_run_date", pa.string()),
     ]
 )
 # the lifecycle layer's columns read here (lifecycle-contract: current.parquet)
@@ -248,8 +254,12 @@ def decide(
     voids = voids if voids is not None and len(voids) else None
     digests = content_digests(lines, billed, claims)
     keys = lines["claim_id"].dropna().astype(str).unique().tolist()
+    # the claims a VOID row names that have no line tonight: voided from their sent file
+    absent = (
+        [] if voids is None else sorted(set(voids["claim_id"].dropna().astype(str)) - set(keys))
+    )
     with ledger_store.opened(cfg.out, cfg.ledger) as store:
-        owned = store.owned_elsewhere(keys, cfg.rd)
+        owned = store.owned_elsewhere(keys + absent, cfg.rd)
         versions = store.versions(owned["claim_key"].tolist()) if len(owned) else None
     claims = pd.DataFrame({"claim_key": pd.Series(digests.index, dtype="string")})
     claims["claim_id"] = claims["claim_key"]
@@ -258,10 +268,17 @@ def decide(
     claims["original_claim_id"] = pd.NA
     claims["original_reference"] = pd.NA
     claims["lines_digest"] = digests.to_numpy()
+    claims["original_run_date"] = pd.NA
     verdicts = _verdicts(cfg, owned, versions, digests) if len(owned) else None
     unused = findings.empty()
     if voids is not None:
         verdicts, unused = _voids(cfg, voids, verdicts, set(keys), digests)
+    if verdicts is not None and absent:
+        verdicts, void_rows, void_found = _absent_voids(voids, verdicts, set(absent))
+        if len(void_rows):
+            claims = pd.concat([claims, void_rows], ignore_index=True)
+            log.info("score: %s claim(s) voided as sent (no line tonight)", len(void_rows))
+        unused = findings.concat([void_found, unused])
     if verdicts is None or verdicts.empty:
         return Decision(unused, lines["claim_id"], _staged(claims))
     decision = _apply(lines, claims, verdicts)
@@ -361,6 +378,7 @@ def _verdict(b, sent: list[dict], status: dict, digest) -> dict:
         "action": "hold",
         "why": "",
         "void_why": "",
+        "basis_digest": pd.NA,
     }
     v["why"] = _why(v, b, sent, status, digest)
     v["void_why"] = v.pop("_void_why", v["why"])
@@ -374,6 +392,7 @@ def _why(v: dict, b, sent: list[dict], status: dict, digest) -> str:
         return "its earlier sending's ledger row is no longer published"
     first = rows[0]
     v["basis_id"], v["file"] = str(first["claim_id"]), first["file"]
+    v["basis_digest"] = first.get("lines_digest")
     v["icn"] = first["interchange_control_number"]
     if b.basis_frequency == VOID:
         return f"it was voided (as {v['basis_id']} on {b.basis_night})"
@@ -445,11 +464,9 @@ def _voids(
             reason = f"expired on {expires.isoformat()}"
         elif key in done:
             reason = "an earlier VOID row names the claim"
-        elif key not in tonight:
-            reason = "the claim has no lines tonight (a void is built from its lines)"
         elif by_key is None or key not in by_key.index:
             reason = "the claim was not sent by another night: nothing to void"
-        elif pd.isna(digests.get(key)):
+        elif key in tonight and pd.isna(digests.get(key)):
             reason = "no line of the claim is billed tonight"
         else:
             v = by_key.loc[key]
@@ -467,6 +484,53 @@ def _voids(
         why.append(reason)
     unused = releases.void_unused(voids.loc[unused_rows], why)
     return (None if by_key is None else by_key.reset_index(drop=True)), unused
+
+
+def _absent_voids(
+    voids: pd.DataFrame, verdicts: pd.DataFrame, absent: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The voids of claims with no line tonight (``absent``), taken out of ``verdicts``:
+    their staged rows (``STAGED_SCHEMA``, ``original_run_date`` the night whose file publish
+    copies) and their ``CLAIM_VOID`` findings, on the release row (no line of tonight). Such
+    a claim that is not voided was only looked up for its VOID row: it has no verdict."""
+    mine = verdicts["claim_key"].isin(absent)
+    rest = verdicts[~mine].reset_index(drop=True)
+    going = verdicts[mine & (verdicts["action"] == "void")]
+    if going.empty:
+        return rest, pd.DataFrame(columns=STAGED_SCHEMA.names), findings.empty()
+    rows = pd.DataFrame(
+        {
+            "claim_id": going["sent_id"].to_numpy(),
+            "claim_key": going["claim_key"].to_numpy(),
+            "version": going["version"].to_numpy(),
+            "frequency_code": VOID,
+            "original_claim_id": going["basis_id"].to_numpy(),
+            "original_reference": going["ccn"].to_numpy(),
+            "lines_digest": going["basis_digest"].to_numpy(),
+            "original_run_date": going["basis_night"].to_numpy(),
+        }
+    )
+    # the VOID row that asked (the first naming each claim: later ones are RELEASE_UNUSED)
+    asked = voids.assign(claim_id=voids["claim_id"].astype("string"))
+    asked = asked.drop_duplicates("claim_id").set_index("claim_id")
+    g = going.set_index("claim_key")
+    at = asked.loc[g.index]
+    where = pd.DataFrame(
+        {"source_file": at["file"].to_numpy(), "source_row": at["row"].to_numpy()},
+        index=pd.RangeIndex(len(g)),
+    )
+    message = (
+        "claim " + pd.Series(g.index, dtype="string") + ": its earlier sending "
+        + pd.Series(g["basis_id"].to_numpy(), dtype="string") + " ("
+        + pd.Series(g["basis_night"].to_numpy(), dtype="string") + ") is "
+        + pd.Series(g["status"].astype(str).to_numpy(), dtype="string") + " since "
+        + pd.Series(g["status_on"].map(_text).to_numpy(), dtype="string")
+        + "; a reviewed VOID release names it and no line of it is billed tonight, so a void "
+        "(frequency 8, REF*F8 the payer's claim control number) of the claim as that sending "
+        "carried it goes out under CLM01 " + pd.Series(g["sent_id"].to_numpy(), dtype="string")
+    )  # fmt: skip
+    found = findings.make("CLAIM_VOID", where, message, evidence=EVIDENCE + "; releases")
+    return rest, rows, found
 
 
 def _apply(lines: pd.DataFrame, claims: pd.DataFrame, verdicts: pd.DataFrame) -> Decision:

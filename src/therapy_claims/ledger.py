@@ -295,17 +295,25 @@ def write(out_path: str, rows: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def not_sent_again(
-    out: str, run_date: str, lines: pd.DataFrame, ledger: str | None = None
+    out: str,
+    run_date: str,
+    lines: pd.DataFrame,
+    ledger: str | None = None,
+    voided: set[str] | None = None,
 ) -> pd.DataFrame:
     """``CLAIM_NOT_RESENT`` findings: claims an earlier run of this night sent that this run
-    does not bill (``lines``: the night's scored lines, statuses settled). They stay sent in
-    the ledger; the payer has them, so each may need a void or a corrected claim."""
+    does not bill (``lines``: the night's scored lines, statuses settled) nor void (``voided``:
+    the keys of claims this run voids with no line tonight, sent again as they were). They
+    stay sent in the ledger; the payer has them, so each may need a void or a corrected
+    claim."""
     with ledger_store.opened(out, ledger) as store:
         owned = store.sent_keys(run_date=run_date)
     if owned.empty:
         return findings.empty()
     billed = lines["claim_id"][lines["status"] == "billed"]
     gone = owned[~owned["claim_key"].isin(claim_key(billed))]
+    if voided:
+        gone = gone[~gone["claim_key"].isin(voided)]
     if gone.empty:
         return findings.empty()
     # where the night's published run sent it, if that run still lists it

@@ -25,7 +25,8 @@ from therapy_claims.config import RunConfig, RunError
 from therapy_claims.handover import Handover, mapped_table
 from therapy_claims.stages import checked
 from therapy_claims.stages.ingest import RAW, mapped_raw
-from therapy_claims.x12 import prepared
+from therapy_claims.x12 import prepared, reader, voids
+from therapy_claims.x12.constants import VOID
 from therapy_claims.x12.envelope import PROVISIONAL, content_digest
 
 log = logging.getLogger("therapy_claims")
@@ -559,3 +560,91 @@ def cut_files(
         yield part, text, placed, seq
         bytes_per_line = max(len(text) / len(part), 1.0)
         u += take
+
+
+# --------------------------------------------------------------------------- voids
+
+
+def build_voids(cfg: RunConfig, staged: pd.DataFrame) -> list[dict]:
+    """The void files of the claims score voided with no line tonight (``staged`` rows with
+    an ``original_run_date``, ``corrections._absent_voids``): each claim copied from the 837
+    file its sending was in (its ledger row's ``file``, under the PHI root when there is one)
+    as ``x12.voids`` does, one file per (receiver, claim type, submitter), under the
+    provisional control number like every claim file. Each file's ``ledger`` rows are the
+    sendings' rows as the void carries them; ``claims``, ``lines`` and ``charges`` are 0 (none
+    of tonight's billed lines: the night's balance is untouched), ``voids`` the claims voided.
+    A sending that cannot be found or read is ``RunError``: nothing is published."""
+    asked = staged[staged["original_run_date"].notna()] if len(staged) else staged
+    if asked.empty:
+        return []
+    wanted = pd.DataFrame(
+        {
+            "claim_key": asked["claim_key"].astype(str).to_numpy(),
+            "run_date": asked["original_run_date"].astype(str).to_numpy(),
+        }
+    )
+    rows = ledger._layer_rows(cfg.out, wanted)
+    rows = rows.set_index(rows["claim_id"].astype(str), drop=False) if len(rows) else rows
+    texts: dict[str, str] = {}
+    groups: dict[tuple, list[tuple[voids.VoidClaim, dict]]] = {}
+    for a in asked.sort_values("claim_id", kind="stable").itertuples(index=False):
+        original = str(a.original_claim_id)
+        if not len(rows) or original not in rows.index:
+            raise RunError(
+                f"publish: the sending {original} a void copies has no ledger row on "
+                f"{a.original_run_date}: nothing was published"
+            )
+        row = rows.loc[original].to_dict()
+        path = str(row["file"])
+        try:
+            if path not in texts:
+                texts[path] = storage.read_bytes(path).decode("ascii")
+            view = reader.find_claim(texts[path], original)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise RunError(
+                f"publish: the 837 file of {original} (a void copies it) cannot be read: "
+                f"{type(exc).__name__}: nothing was published"
+            ) from None
+        if view is None:
+            raise RunError(
+                f"publish: {original} is not in its 837 file {path}: nothing was published"
+            )
+        submitter = next((s[9] for s in view.header if s[0] == "NM1" and s[1] == "41"), "")
+        key = (str(row["receiver_id"]), str(row["claim_type"]), submitter)
+        void = voids.VoidClaim(view, str(a.claim_id), str(a.original_reference))
+        entry = {
+            **row,
+            "claim_id": str(a.claim_id),
+            "run_date": cfg.rd,
+            "frequency_code": VOID,
+            "original_claim_id": original,
+            "original_reference": str(a.original_reference),
+        }
+        groups.setdefault(key, []).append((void, entry))
+    created = datetime.combine(cfg.run_date, datetime.min.time())
+    out = []
+    for (receiver, kind, submitter), claims in sorted(groups.items()):
+        try:
+            text, placed = voids.build_void_file(
+                [c for c, _ in claims], created=created, usage=cfg.usage
+            )
+        except ValueError as exc:
+            raise RunError(f"publish: a void cannot be copied from its sending: {exc}") from None
+        entries = pd.DataFrame([e for _, e in claims])
+        entries["transaction_set_control_number"] = placed
+        data = text.encode("ascii")
+        out.append(
+            {
+                "data": data,
+                "content_sha256": content_digest(data),
+                "submitter_id": submitter,
+                "receiver_id": receiver,
+                "claim_type": kind,
+                "claims": 0,
+                "lines": 0,
+                "charges": 0.0,
+                "voids": len(claims),
+                "ledger": ledger.stamp(ledger.normalise(entries), file="", icn=PROVISIONAL),
+            }
+        )
+    return out

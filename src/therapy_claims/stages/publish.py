@@ -41,6 +41,7 @@ from therapy_claims.handover import Handover
 from therapy_claims.stages import checked, claim_files
 from therapy_claims.stages.claim_files import ClaimJob, Interchange
 from therapy_claims.stages.score import EXCEPTIONS, SCORED
+from therapy_claims.x12.constants import VOID
 
 log = logging.getLogger("therapy_claims")
 
@@ -104,9 +105,14 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
     # the night (and marked sent after). The claims are known before their files are built,
     # so the reservation runs on a thread while they are built and written: the database
     # works outside the GIL
-    keys = _claim_keys(scored, is_billed, corrections.read_staged(cfg))
+    staged = corrections.read_staged(cfg)
+    keys = _claim_keys(scored, is_billed, staged)
+    # the voids of claims with no line tonight (score decided them): reserved with the night's
+    # claims, built from their sendings' files
+    voided = _void_keys(staged)
     with ThreadPoolExecutor(1, thread_name_prefix="tc-ledger") as pool:
-        reserving = pool.submit(_reserve, cfg, keys)
+        reserving = pool.submit(_reserve, cfg, _with_voids(keys, voided))
+        built: list[list[dict]] = []
         if is_billed.any():
             raw = claim_files.raw_claim_fields(cfg, handover)
             at_scored, at_raw, interchanges = claim_files.plan(
@@ -118,14 +124,18 @@ def publish(cfg: RunConfig, handover: Handover, *, build: BuildFn = build_here) 
             ]
             batch = Batch(cfg, jobs, interchanges, {"scored": scored, "raw": raw}, ref, handover)
             del scored, raw  # the batch lets go of them once they are built
-            built = build(batch)
+            built = list(build(batch))
+        if len(voided):
+            with timing.record("voids"):
+                built.append(claim_files.build_voids(cfg, staged))
+        if built:
             files, ledger_rows = _number_and_write(cfg, built)
         sent = ledger.write(cfg.staged(ledger.LEDGER, ledger.FILE_NAME), ledger_rows)
         storage.write_json(cfg.staged("work", "claim_files.json"), files)
         counts = _finish(cfg, handover, files, wl_lines, previous, sent["claim_key"])
         with timing.record("reserve"):  # what the reservation adds to the wall
             reserving.result()
-    _same_claims(keys, sent)
+    _same_claims(keys, voided, sent, files)
     claims_seconds = time.perf_counter() - t0
     out = {
         "claim_files": len(files),
@@ -171,9 +181,50 @@ def _claim_keys(
     return out
 
 
-def _same_claims(reserved: pd.DataFrame, sent: pd.DataFrame) -> None:
+def _void_keys(staged: pd.DataFrame) -> pd.DataFrame:
+    """The staged voids of claims with no line tonight (an ``original_run_date``): what the
+    ledger database reserves of them (``claim_key``, ``version``, ``frequency_code``,
+    ``original_claim_id``)."""
+    columns = ["claim_key", "version", "frequency_code", "original_claim_id"]
+    if not len(staged):
+        return pd.DataFrame(columns=columns)
+    voided = staged[staged["original_run_date"].notna()]
+    out = voided[columns].reset_index(drop=True)
+    out["version"] = out["version"].astype("int64")
+    return out
+
+
+def _with_voids(keys: pd.DataFrame, voided: pd.DataFrame) -> pd.DataFrame:
+    """The night's claims to reserve: the billed ones and the voids of absent ones."""
+    if voided.empty:
+        return keys
+    out = pd.concat([keys, voided], ignore_index=True)
+    out["version"] = out["version"].fillna(0).astype("int64")
+    return out
+
+
+def _same_claims(
+    reserved: pd.DataFrame, voided: pd.DataFrame, sent: pd.DataFrame, files: list[dict]
+) -> None:
     """The claims reserved are the claims the ledger layer records as sent: every billed
-    claim is in a file (score held those the writer cannot carry)."""
+    claim is in a file (score held those the writer cannot carry), and every void of a
+    claim with no line tonight is in a void file (and is no billed claim: its key is not
+    among tonight's, the void files carry no line of tonight)."""
+    absent = set(voided["claim_key"].astype(str))
+    is_void = sent["claim_key"].astype("string").isin(absent).to_numpy(bool)
+    in_files = sum(int(f.get("voids", 0)) for f in files)
+    if (
+        absent & set(reserved["claim_key"].astype(str))
+        or int(is_void.sum()) != len(absent)
+        or in_files != len(absent)
+        or not sent.loc[is_void, "frequency_code"].eq(VOID).all()
+    ):
+        raise RunError(
+            f"publish: {len(absent)} void(s) of claims with no line tonight reserved but "
+            f"{int(is_void.sum())} in the ledger and {in_files} in the void files: nothing "
+            "was published (a defect: please report it with the run id)"
+        )
+    sent = sent[~is_void]
     a = storage.text_array(reserved["claim_key"])
     b = pc.unique(storage.text_array(sent["claim_key"]).drop_null())
     # (``all`` of no values is null, not true: a night that bills nothing has nothing to check)
@@ -307,6 +358,7 @@ def _number_and_write(
                     "claim_type": f["claim_type"],
                     "interchange_control_number": f"{icn:09d}",
                     "charges": f["charges"],
+                    **({"voids": f["voids"]} if "voids" in f else {}),
                 }
             )
             ledger_rows.append(ledger.stamp(f["ledger"], file=path, icn=icn))

@@ -173,7 +173,8 @@ def score(
         at = np.concatenate([at, truncated["at"].to_numpy()])
         on_line = at >= 0
     # a claim an earlier run of this night sent and this run does not bill is flagged
-    resent = ledger.not_sent_again(cfg.out, cfg.rd, lines, cfg.ledger)
+    voided = decision.claims["claim_key"][decision.claims["original_run_date"].notna()]
+    resent = ledger.not_sent_again(cfg.out, cfg.rd, lines, cfg.ledger, set(voided.astype(str)))
     if len(resent):
         all_found = findings.concat([all_found, resent])
         at = np.concatenate([at, np.full(len(resent), -1)])
