@@ -205,6 +205,30 @@ def test_a_void_is_not_made_of_a_claim_in_flight_or_without_a_control_number(tmp
     assert pd.Series(exc["message"]).str.contains("~", regex=False).sum() == 0
 
 
+def test_a_void_whose_sent_file_is_gone_is_held_not_a_failed_night(tmp_path):
+    """The claim file a void would be copied from was removed (retention, by hand): the
+    void is not made, the row says why, and the rest of the night goes out."""
+    cfg1 = config(tmp_path, NIGHT1, RD1)
+    pipeline.run(cfg1)
+    out = cfg1.out
+    sent = ledger.read(out).set_index("encounter_id")
+    write_lifecycle(out, {"EDEN": ("paid", "PCN0001")})
+    Path(sent.loc["EDEN", "file"]).unlink()
+    folder = Path(out) / "releases"
+    folder.mkdir()
+    row = f",,{sent.loc['EDEN', 'claim_id']},,VOID,x,A. Chen,2026-11-29,"
+    (folder / "voids.csv").write_text("\n".join([HEADER, row]) + "\n")
+    night2 = [factories.row(line_id="N-1", encounter_id="ENEW", patient_id="P9")]
+    m2 = pipeline.run(config(tmp_path, night2, RD2))
+    assert m2["balanced"] and m2["claims_billed"] == 1
+    assert not any(f.get("voids") for f in m2["claim_files"])
+    exc = exceptions(out, RD2)
+    unused = exc[exc["code"] == "RELEASE_UNUSED"]["message"].tolist()
+    assert len(unused) == 1 and "the claim file it was sent in is no longer there" in unused[0]
+    assert not exc["code"].isin(["CLAIM_VOID"]).any()
+    assert versions_table(out) == []
+
+
 # ---- the copy itself, 837P and 837I: what the writer would write for a void of those lines
 
 

@@ -470,6 +470,14 @@ def _voids(
             reason = "no line of the claim is billed tonight"
         else:
             v = by_key.loc[key]
+            if not v["void_why"] and key not in tonight and not _sent_file_there(v["file"]):
+                # a void of a claim with no line tonight is copied from that file: without it
+                # the void is held here rather than failing the whole night in publish
+                v = v.copy()
+                v["void_why"] = (
+                    "the claim file it was sent in is no longer there (a void without lines "
+                    "tonight is copied from it)"
+                )
             if v["void_why"]:
                 reason = str(v["void_why"])
                 held = f"a VOID release names it, and {reason}"
@@ -484,6 +492,10 @@ def _voids(
         why.append(reason)
     unused = releases.void_unused(voids.loc[unused_rows], why)
     return (None if by_key is None else by_key.reset_index(drop=True)), unused
+
+
+def _sent_file_there(path) -> bool:
+    return isinstance(path, str) and bool(path) and storage.exists(path)
 
 
 def _absent_voids(
